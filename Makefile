@@ -1,0 +1,53 @@
+# One entry point for every chore. `make demo` and `make test` each do all set-up on a fresh Debian machine.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ENCLAVE_HOME ?= $(CURDIR)/var
+export ENCLAVE_HOME
+
+# Debian packages: build tools for the venv, htslib's command-line tools as the benchmark baseline.
+DEBIAN_PACKAGES := python3-venv python3-dev build-essential bcftools tabix
+
+.PHONY: demo test check format bench lock system-packages clean docs-check
+
+demo: $(STAMP)
+	$(BIN)/enclave demo
+
+test: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP) system-packages
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Installs Debian packages when run as root and something is missing; otherwise says what is missing.
+system-packages:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "Debian packages missing:$$missing (run 'sudo make system-packages')" >&2; fi; \
+	fi
+
+$(STAMP): requirements.lock requirements-bootstrap.lock pyproject.toml | system-packages
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-bootstrap.lock
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+# Re-resolve the lock files (needs the package registry; commit the result).
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

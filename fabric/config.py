@@ -1,0 +1,50 @@
+"""Where Enclave keeps its state: one home folder, overridable by environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def default_home() -> Path:
+    """`ENCLAVE_HOME`, else `/var/lib/enclave` for root, else `~/.local/share/enclave`."""
+    if env := os.environ.get("ENCLAVE_HOME"):
+        return Path(env).expanduser().resolve()
+    if os.geteuid() == 0:
+        return Path("/var/lib/enclave")
+    return Path.home() / ".local" / "share" / "enclave"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The layout of one Enclave installation (docs/reference/data-layout.md)."""
+
+    home: Path
+
+    @classmethod
+    def from_env(cls) -> Paths:
+        return cls(default_home())
+
+    @property
+    def database_url(self) -> str:
+        return os.environ.get("ENCLAVE_DATABASE_URL") or f"sqlite:///{self.home / 'registry.sqlite'}"
+
+    @property
+    def secrets(self) -> Path:
+        return self.home / "secrets"
+
+    @property
+    def sites(self) -> Path:
+        return self.home / "sites"
+
+    @property
+    def projects(self) -> Path:
+        return self.home / "projects"
+
+    def project_dir(self, project: str) -> Path:
+        return self.projects / project
+
+    def project_data(self, project: str) -> Path:
+        """The published view of a project: a symlink to its current build."""
+        return self.project_dir(project) / "data"

@@ -1,0 +1,26 @@
+"""Errors the fabric raises for bad input: each names the file or object and the problem, never an identifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class FabricError(Exception):
+    """A problem the user can act on; the CLI prints its message and exits non-zero, without a traceback."""
+
+
+class InvalidInputError(FabricError):
+    """A file could not be read as what it claims to be."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class NotFoundError(FabricError):
+    """A site, dataset, project or patient that the registry does not hold."""
+
+
+class SpecError(FabricError):
+    """A project spec or site manifest that fails validation."""

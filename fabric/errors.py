@@ -17,6 +17,9 @@ class InvalidInputError(FabricError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self):  # raised in worker processes: must survive pickling back to the parent
+        return (type(self), (self.path, self.problem))
+
 
 class NotFoundError(FabricError):
     """A site, dataset, project or patient that the registry does not hold."""

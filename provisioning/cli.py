@@ -1,2 +1,405 @@
-def main():
-    pass
+"""The `enclave` command line: thin commands over fabric/ and provisioning/steps.py. Errors the user can act on
+print one line and exit 1; nothing here prints an identifier or a secret."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import os
+import sys
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+from sqlalchemy import func, select
+
+from fabric import audit
+from fabric.catalogue import DatasetSpec, add_site, find_patient, get_site, register_dataset
+from fabric.config import Paths
+from fabric.consent import import_consent, state_in_force, withdraw
+from fabric.db import Registry
+from fabric.errors import FabricError
+from fabric.models import Dataset, PatientRecord, Project, Site
+from fabric.projects import ProjectSpec, add_member, create_project, get_project
+from provisioning import steps
+
+
+def actor() -> str:
+    """Who is acting: the invoking user (through sudo too)."""
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+class Context:
+    def __init__(self, home: Path | None) -> None:
+        self.paths = Paths(home.resolve()) if home else Paths.from_env()
+        self._registry: Registry | None = None
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self.paths.home.mkdir(parents=True, exist_ok=True)
+            self._registry = Registry(self.paths.database_url)
+        return self._registry
+
+
+def friendly(fn: Callable) -> Callable:
+    """Turn FabricError into one line on stderr and exit 1; other failures into a short notice (the traceback
+    only with ENCLAVE_DEBUG=1, since library messages may quote file contents)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FabricError as exc:
+            click.echo(f"enclave: error: {exc}", err=True)
+            sys.exit(1)
+        except ValidationError as exc:
+            click.echo(f"enclave: error: {exc.errors()[0]['msg']}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("enclave: interrupted; nothing was published", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            if os.environ.get("ENCLAVE_DEBUG"):
+                raise
+            click.echo(
+                f"enclave: internal error ({type(exc).__name__}); rerun with ENCLAVE_DEBUG=1 for details", err=True
+            )
+            sys.exit(3)
+
+    return wrapper
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(path_type=Path), help="Enclave state folder (default: $ENCLAVE_HOME).")
+@click.pass_context
+def main(ctx: click.Context, home: Path | None) -> None:
+    """Enclave: a trusted research environment for multimodal cardiovascular research."""
+    ctx.obj = Context(home)
+
+
+# ------------------------------------------------------------------------------------------------ demo
+
+
+@main.command("demo-data")
+@click.option("--patients", default=2000, show_default=True, type=click.IntRange(min=1))
+@click.option("--sites", default=5, show_default=True, type=click.IntRange(1, 26))
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--out", type=click.Path(path_type=Path), help="Sites folder (default: $ENCLAVE_HOME/sites).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@pass_ctx
+@friendly
+def demo_data(ctx: Context, patients: int, sites: int, seed: int, out: Path | None, quiet: bool) -> None:
+    """Generate the synthetic multimodal cardiac cohort (clinical, DICOM, VCF/BAM, consent) for SITES sites."""
+    from fabric.synthetic import generate_cohort
+
+    summary = generate_cohort(out or ctx.paths.sites, patients=patients, sites=sites, seed=seed, progress=not quiet)
+    click.echo(f"generated {summary.patients} patients across {summary.sites} sites in {out or ctx.paths.sites}")
+
+
+@main.command()
+@click.option("--patients", default=2000, show_default=True, type=click.IntRange(min=1))
+@click.option("--sites", default=5, show_default=True, type=click.IntRange(1, 26))
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@pass_ctx
+@friendly
+def demo(ctx: Context, patients: int, sites: int, seed: int, quiet: bool) -> None:
+    """Generate the synthetic cohort, register it, and provision and materialise the demo project."""
+    who = actor()
+    registry, result = steps.ensure_registry(ctx.paths)
+    done = [result]
+    done.append(steps.ensure_cohort(ctx.paths, patients=patients, sites=sites, seed=seed, progress=not quiet))
+    done.append(steps.ensure_sites(registry, ctx.paths, actor=who))
+    done.append(steps.ensure_consent(registry, ctx.paths, actor=who))
+    project, result = steps.ensure_project(registry, steps.DEMO_SPEC, actor=who)
+    done.append(result)
+    summary, result = steps.ensure_materialised(registry, ctx.paths, project, actor=who, progress=not quiet)
+    done.append(result)
+    click.echo(f"\nEnclave demo ready in {ctx.paths.home}")
+    for step in done:
+        click.echo(f"  {step.step:<12} {step.detail}")
+    click.echo(f"\nProject view: {ctx.paths.project_data(project)} (build {summary.build_id})")
+    click.echo("Read it from Python:  from fabric.readers import open_project; view = open_project('cardio-risk')")
+    click.echo("The hub and workspaces arrive with the JupyterHub issue; this demo stops after provisioning.")
+
+
+# ------------------------------------------------------------------------------------------------ sites
+
+
+@main.group()
+def site() -> None:
+    """Hospital sites and their exports."""
+
+
+@site.command("add")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@pass_ctx
+@friendly
+def site_add(ctx: Context, folder: Path) -> None:
+    """Register the site exported in FOLDER (with its site.yaml) and index its patients."""
+    with ctx.registry.session() as session:
+        added, summaries = add_site(session, folder, actor=actor())
+        click.echo(f"site {added.id}: {len(summaries)} datasets")
+        for s in summaries:
+            extra = f", {s.unlinked} unlinked" if s.unlinked else ""
+            extra += f", {s.invalid_nhs_numbers} invalid NHS numbers" if s.invalid_nhs_numbers else ""
+            click.echo(f"  {s.dataset:<24} {s.linked} records linked ({s.new_patients} new patients{extra})")
+
+
+@site.command("list")
+@pass_ctx
+@friendly
+def site_list(ctx: Context) -> None:
+    """List registered sites."""
+    with ctx.registry.session() as session:
+        for s in session.scalars(select(Site).order_by(Site.id)):
+            click.echo(f"{s.id:<12} {s.clinical_format:<12} {len(s.datasets)} datasets  {s.name}")
+
+
+# ------------------------------------------------------------------------------------------------ datasets
+
+
+@main.group()
+def dataset() -> None:
+    """Datasets held by sites."""
+
+
+@dataset.command("register")
+@click.option("--site", "site_id", required=True)
+@click.option("--id", "dataset_id", required=True)
+@click.option("--modality", required=True, type=click.Choice(["clinical", "imaging", "genomics"]))
+@click.option("--format", "fmt", required=True)
+@click.option("--path", "rel_path", required=True, help="Relative to the site folder.")
+@click.option("--samples", default="genomics/samples.csv", show_default=True, help="Lab sample manifest (genomics).")
+@pass_ctx
+@friendly
+def dataset_register(
+    ctx: Context, site_id: str, dataset_id: str, modality: str, fmt: str, rel_path: str, samples: str
+) -> None:
+    """Register (or re-verify) one dataset of a registered site."""
+    spec = DatasetSpec(id=dataset_id, modality=modality, format=fmt, path=rel_path, samples=samples)
+    with ctx.registry.session() as session:
+        s = register_dataset(session, get_site(session, site_id), spec, actor=actor())
+        click.echo(f"{s.dataset}: {s.linked} records linked ({s.new_patients} new patients, {s.unlinked} unlinked)")
+
+
+@dataset.command("list")
+@pass_ctx
+@friendly
+def dataset_list(ctx: Context) -> None:
+    """List datasets with their patient counts and checksums."""
+    with ctx.registry.session() as session:
+        counts = dict(
+            session.execute(select(PatientRecord.dataset_id, func.count()).group_by(PatientRecord.dataset_id)).all()
+        )
+        for d in session.scalars(select(Dataset).order_by(Dataset.id)):
+            click.echo(
+                f"{d.id:<22} {d.modality:<9} {d.format:<12} {counts.get(d.id, 0):>7} patients "
+                f"{d.files:>7} files {d.bytes / 1e6:>9.1f} MB  sha256:{d.checksum[:12]}"
+            )
+
+
+# ------------------------------------------------------------------------------------------------ consent
+
+
+@main.group()
+def consent() -> None:
+    """The consent registry."""
+
+
+@consent.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--site", "site_id", required=True, help="The site the consent records come from.")
+@pass_ctx
+@friendly
+def consent_import(ctx: Context, file: Path, site_id: str) -> None:
+    """Import consent events (NDJSON) from a site; re-importing is a no-op."""
+    with ctx.registry.session() as session:
+        get_site(session, site_id)
+        s = import_consent(session, file, source=site_id, actor=actor())
+    click.echo(
+        f"{s.recorded} consent events recorded, {s.already_present} already present, "
+        f"{s.unknown_patients} for patients not in the index"
+    )
+
+
+@consent.command("withdraw")
+@click.argument("patient")
+@click.option("--on", "on", type=click.DateTime(formats=["%Y-%m-%d"]), help="Effective date (default today).")
+@click.option("--rematerialise", is_flag=True, help="Rebuild every affected project's view now.")
+@click.option("--quiet", is_flag=True)
+@pass_ctx
+@friendly
+def consent_withdraw(ctx: Context, patient: str, on: Any, rematerialise: bool, quiet: bool) -> None:
+    """Record that PATIENT (enclave id or NHS number) withdrew consent for every purpose."""
+    from fabric.materialise.view import materialise_project
+
+    with ctx.registry.session() as session:
+        p = find_patient(session, patient)
+        patient_id = p.id
+        withdraw(session, p, on=on.date() if on else None, actor=actor())
+        dataset_ids = {r.dataset_id for r in p.records}
+        affected = [
+            proj.name
+            for proj in session.scalars(select(Project).order_by(Project.name))
+            if proj.builds and (proj.spec["datasets"] == ["*"] or dataset_ids & set(proj.spec["datasets"]))
+        ]
+    click.echo(f"withdrawal recorded for {patient_id}; projects affected: {', '.join(affected) or 'none'}")
+    if rematerialise:
+        for name in affected:
+            summary = materialise_project(ctx.registry, ctx.paths, name, actor=actor(), progress=not quiet)
+            click.echo(f"  {name}: rebuilt as {summary.build_id} ({summary.patients} patients)")
+    elif affected:
+        click.echo("run 'enclave project materialise' for each (or pass --rematerialise) to apply it")
+
+
+@consent.command("show")
+@click.argument("patient")
+@pass_ctx
+@friendly
+def consent_show(ctx: Context, patient: str) -> None:
+    """Consent history of PATIENT and which projects it covers today."""
+    with ctx.registry.session() as session:
+        p = find_patient(session, patient)
+        click.echo(f"patient {p.id}")
+        for e in p.consent_events:
+            mods = f" [{', '.join(e.modifiers)}]" if e.modifiers else ""
+            click.echo(f"  {e.date}  {e.action:<8} {', '.join(e.purposes) or '-'}{mods}  (from {e.source})")
+        state = state_in_force(p.consent_events, date.today())
+        for proj in session.scalars(select(Project).order_by(Project.name)):
+            ok = state is not None and state.covers(proj.purpose, commercial=proj.commercial)
+            click.echo(f"  project {proj.name} ({proj.purpose}): {'covered' if ok else 'not covered'}")
+
+
+# ------------------------------------------------------------------------------------------------ projects
+
+
+@main.group()
+def project() -> None:
+    """Research projects."""
+
+
+@project.command("create")
+@click.option("-f", "spec_file", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--replace", is_flag=True, help="Update an existing project to match the spec.")
+@pass_ctx
+@friendly
+def project_create(ctx: Context, spec_file: Path, replace: bool) -> None:
+    """Create a project from a YAML spec (see docs/reference/project-spec.md)."""
+    spec = ProjectSpec.load(spec_file)
+    with ctx.registry.session() as session:
+        create_project(session, spec, actor=actor(), replace=replace)
+    click.echo(
+        f"project {spec.name} {'updated' if replace else 'created'}; next: enclave project materialise {spec.name}"
+    )
+
+
+@project.command("list")
+@pass_ctx
+@friendly
+def project_list(ctx: Context) -> None:
+    """List projects with their current build."""
+    with ctx.registry.session() as session:
+        for p in session.scalars(select(Project).order_by(Project.name)):
+            build = p.builds[-1] if p.builds else None
+            current = f"{build.id} ({build.patients} patients)" if build else "not materialised"
+            click.echo(f"{p.name:<20} {p.purpose:<8} {len(p.members)} members  {current}")
+
+
+@project.command("show")
+@click.argument("name")
+@pass_ctx
+@friendly
+def project_show(ctx: Context, name: str) -> None:
+    """A project's purpose, members, datasets and builds."""
+    with ctx.registry.session() as session:
+        p = get_project(session, name)
+        click.echo(f"{p.name}: {p.title}\n  purpose {p.purpose}{' (commercial)' if p.commercial else ''}")
+        for m in p.members:
+            click.echo(f"  member {m.username} ({m.role})")
+        click.echo(f"  datasets {', '.join(p.spec['datasets'])}")
+        for b in p.builds:
+            click.echo(f"  build {b.id}: {b.patients} patients, {b.files} files, manifest {b.manifest_sha256[:12]}")
+        click.echo(f"  view {ctx.paths.project_data(name)}")
+
+
+@project.command("add-member")
+@click.argument("name")
+@click.argument("user")
+@click.argument("role", type=click.Choice(["researcher", "output_checker"]))
+@pass_ctx
+@friendly
+def project_add_member(ctx: Context, name: str, user: str, role: str) -> None:
+    """Add USER to project NAME with ROLE."""
+    with ctx.registry.session() as session:
+        add_member(session, name, user, role, actor=actor())
+    click.echo(f"{user} is a {role} on {name}")
+
+
+@project.command("materialise")
+@click.argument("name")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: all cores).")
+@pass_ctx
+@friendly
+def project_materialise(ctx: Context, name: str, quiet: bool, workers: int | None) -> None:
+    """Build and atomically publish project NAME's consented, pseudonymised view."""
+    from fabric.materialise.view import materialise_project
+
+    s = materialise_project(ctx.registry, ctx.paths, name, actor=actor(), progress=not quiet, workers=workers)
+    click.echo(
+        f"{name}: build {s.build_id} published: {s.patients} patients ({s.excluded} excluded by consent), "
+        f"{s.files} files, {s.bytes / 1e6:.1f} MB; modalities {s.modalities}"
+    )
+
+
+@project.command("verify")
+@click.argument("name")
+@pass_ctx
+@friendly
+def project_verify(ctx: Context, name: str) -> None:
+    """Check project NAME's published view against its manifest (SHA-256 of every file)."""
+    from fabric.materialise.view import verify_view
+
+    view = ctx.paths.project_data(name)
+    if not view.exists():
+        raise FabricError(f"project {name} has no published view (run 'enclave project materialise {name}')")
+    problems = verify_view(view.resolve())
+    for p in problems:
+        click.echo(p)
+    if problems:
+        sys.exit(1)
+    click.echo(f"{name}: every file matches the manifest")
+
+
+# ------------------------------------------------------------------------------------------------ audit
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The hash-chained audit log."""
+
+
+@audit_group.command("verify")
+@pass_ctx
+@friendly
+def audit_verify(ctx: Context) -> None:
+    """Check the audit log's hash chain; exit 1 and say where if any entry was edited, deleted or reordered."""
+    with ctx.registry.session() as session:
+        problems = audit.verify(session)
+    for p in problems:
+        click.echo(f"entry {p.seq}: {p.problem}")
+    if problems:
+        sys.exit(1)
+    click.echo("audit log intact")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""The consent registry: GA4GH Data Use Ontology purposes as data, consent history per patient, and the one
+rule deciding whether a patient's consent in force covers a project's purpose."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fabric import audit
+from fabric.errors import FabricError, InvalidInputError
+from fabric.models import ConsentEvent, Patient
+
+# DUO primary categories, each with the broader purpose that contains it (None: the root). A consent for a purpose
+# covers projects whose purpose is that purpose or any narrower one. Add a disease-specific code here to enable it.
+PURPOSE_PARENT: dict[str, str | None] = {
+    "GRU": None,  # DUO:0000042 general research use
+    "HMB": "GRU",  # DUO:0000006 health or medical or biomedical research
+    "DS-CVD": "HMB",  # DUO:0000007 disease specific: cardiovascular disease
+    "POA": "GRU",  # DUO:0000011 population origins or ancestry research only
+}
+
+# DUO modifiers Enclave can enforce, and what each requires of a project. A consent carrying a modifier not listed
+# here covers nothing: deny unless the rule is known.
+MODIFIER_RULES: dict[str, str] = {
+    "NPU": "non-commercial",  # DUO:0000045 not-for-profit use only
+    "NCU": "non-commercial",  # DUO:0000046 non-commercial use only
+    "PUB": "publication",  # DUO:0000019 publication required (an obligation, not a gate)
+}
+
+
+class ConsentAction(StrEnum):
+    GRANT = "grant"
+    NARROW = "narrow"
+    WITHDRAW = "withdraw"
+
+
+def purpose_chain(purpose: str) -> list[str]:
+    """`purpose` and every broader purpose containing it, narrowest first."""
+    if purpose not in PURPOSE_PARENT:
+        raise FabricError(f"unknown purpose code {purpose!r}; known: {', '.join(PURPOSE_PARENT)}")
+    chain = [purpose]
+    while (parent := PURPOSE_PARENT[chain[-1]]) is not None:
+        chain.append(parent)
+    return chain
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    action: ConsentAction
+    purposes: tuple[str, ...]
+    modifiers: tuple[str, ...]
+    since: date
+
+    def covers(self, purpose: str, *, commercial: bool) -> bool:
+        """Deny unless allowed: withdrawn covers nothing; an unknown modifier covers nothing."""
+        if self.action is ConsentAction.WITHDRAW:
+            return False
+        for modifier in self.modifiers:
+            rule = MODIFIER_RULES.get(modifier)
+            if rule is None or (rule == "non-commercial" and commercial):
+                return False
+        return bool(set(purpose_chain(purpose)) & set(self.purposes))
+
+
+def state_in_force(events: Iterable[ConsentEvent], on: date | None = None) -> ConsentState | None:
+    """The latest event on or before `on` (default today); None when the patient never consented."""
+    on = on or date.today()
+    current = None
+    for event in sorted(events, key=lambda e: (e.date, e.id or 0)):
+        if event.date <= on:
+            current = event
+    if current is None:
+        return None
+    return ConsentState(ConsentAction(current.action), tuple(current.purposes), tuple(current.modifiers), current.date)
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    """One consent event as a site exports it (docs/reference/data-layout.md)."""
+
+    nhs_number: str
+    date: date
+    action: ConsentAction
+    purposes: tuple[str, ...]
+    modifiers: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, raw: dict, where: str) -> ConsentRecord:
+        try:
+            action = ConsentAction(raw["action"])
+            when = date.fromisoformat(raw["date"])
+            purposes = tuple(raw.get("purposes") or ())
+            modifiers = tuple(raw.get("modifiers") or ())
+            nhs = str(raw["nhs_number"]).replace(" ", "")
+        except KeyError as exc:
+            raise FabricError(f"{where}: missing field {exc.args[0]!r}") from None
+        except (ValueError, TypeError) as exc:
+            raise FabricError(f"{where}: {exc}") from None
+        for code in purposes:
+            if code not in PURPOSE_PARENT:
+                raise FabricError(f"{where}: unknown purpose code {code!r}; known: {', '.join(PURPOSE_PARENT)}")
+        if action is not ConsentAction.WITHDRAW and not purposes:
+            raise FabricError(f"{where}: a {action} event must name at least one purpose")
+        if not (nhs.isdigit() and len(nhs) == 10):
+            raise FabricError(f"{where}: NHS number is not 10 digits")
+        return cls(nhs, when, action, purposes, modifiers)
+
+
+def read_consent_file(path: Path) -> Iterator[ConsentRecord]:
+    """Parse a consent.ndjson export, naming the line of any problem."""
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInputError(path, f"cannot open: {exc.strerror}") from None
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInputError(path, f"line {number} is not JSON ({exc.msg})") from None
+            if not isinstance(raw, dict):
+                raise InvalidInputError(path, f"line {number} is not a JSON object")
+            yield ConsentRecord.parse(raw, f"{path.name} line {number}")
+
+
+@dataclass
+class ImportSummary:
+    recorded: int = 0
+    already_present: int = 0
+    unknown_patients: int = 0
+
+
+def import_consent(session: Session, path: Path, *, source: str, actor: str) -> ImportSummary:
+    """Record a site's consent events; re-importing the same file is a no-op. Events for patients the index does
+    not know are counted, not stored (they have no data to govern)."""
+    by_nhs = dict(session.execute(select(Patient.nhs_number, Patient.id)).all())
+    existing = {
+        (pid, d, a)
+        for pid, d, a in session.execute(
+            select(ConsentEvent.patient_id, ConsentEvent.date, ConsentEvent.action).where(ConsentEvent.source == source)
+        ).all()
+    }
+    summary = ImportSummary()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    for rec in read_consent_file(path):
+        patient_id = by_nhs.get(rec.nhs_number)
+        if patient_id is None:
+            summary.unknown_patients += 1
+            continue
+        if (patient_id, rec.date, rec.action.value) in existing:
+            summary.already_present += 1
+            continue
+        existing.add((patient_id, rec.date, rec.action.value))
+        session.add(
+            ConsentEvent(
+                patient_id=patient_id,
+                date=rec.date,
+                action=rec.action.value,
+                purposes=list(rec.purposes),
+                modifiers=list(rec.modifiers),
+                source=source,
+                recorded_at=now,
+            )
+        )
+        summary.recorded += 1
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="consent.import",
+        target=source,
+        recorded=summary.recorded,
+        already_present=summary.already_present,
+        unknown_patients=summary.unknown_patients,
+    )
+    return summary
+
+
+def withdraw(session: Session, patient: Patient, *, on: date | None, actor: str, source: str = "enclave") -> None:
+    """Record a withdrawal (effective `on`, default today) for every purpose."""
+    when = on or date.today()
+    session.add(
+        ConsentEvent(
+            patient_id=patient.id,
+            date=when,
+            action=ConsentAction.WITHDRAW.value,
+            purposes=[],
+            modifiers=[],
+            source=source,
+            recorded_at=datetime.now(UTC).replace(tzinfo=None),
+        )
+    )
+    try:
+        session.flush()
+    except IntegrityError:
+        raise FabricError("a withdrawal on that date is already recorded for this patient") from None
+    audit.record(session, actor=actor, action="consent.withdraw", target=patient.id, effective=when.isoformat())

@@ -1,0 +1,423 @@
+"""Materialising a project's view: the consent filter, pseudonym assignment, per-modality de-identified copies,
+the manifest, and the atomic publish that swaps the project's `data` link to a complete new build.
+
+A build is written into a staging folder and only renamed into place and linked once every file is written and
+hashed; any failure removes the staging folder and leaves the published view as it was.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import select
+from tqdm import tqdm
+
+from fabric import audit
+from fabric.clinical import open_site_clinical
+from fabric.clinical.schema import DRUG_CLASSES, IDENTIFYING, VIEW_SCHEMAS
+from fabric.config import Paths
+from fabric.consent import state_in_force
+from fabric.db import Registry
+from fabric.errors import FabricError
+from fabric.materialise.files import sha256_file
+from fabric.materialise.genomics import materialise_bam, materialise_vcf
+from fabric.materialise.imaging import deidentify_dicom_many
+from fabric.models import ConsentEvent, Dataset, PatientRecord, ProjectBuild
+from fabric.projects import get_project, project_spec, resolve_datasets
+from fabric.pseudonyms import load_or_create_key, pseudonym, rekey_uid
+
+MANIFEST = "MANIFEST.json"
+# Owner and the project's Unix group may list and read; nobody may write. The group is the project's (provisioning).
+VIEW_DIR_MODE = stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP
+IMAGING_BATCH = 4  # studies per worker task: large enough to amortise task overhead, small for a smooth bar
+
+
+@dataclass(frozen=True)
+class DatasetPlan:
+    """What to copy from one dataset: its patients' local ids mapped to (enclave patient id, pseudonym)."""
+
+    id: str
+    site: str
+    modality: str
+    format: str
+    location: Path
+    checksum: str
+    members: dict[str, tuple[str, str]]
+
+
+@dataclass
+class BuildPlan:
+    project: str
+    purpose: str
+    commercial: bool
+    compute: dict
+    datasets: list[DatasetPlan]
+    eligible: int
+    excluded: int
+
+    def pseudonyms(self) -> set[str]:
+        return {pseudo for d in self.datasets for _pid, pseudo in d.members.values()}
+
+
+@dataclass
+class BuildSummary:
+    project: str
+    build_id: str
+    path: Path
+    patients: int
+    excluded: int
+    files: int
+    bytes: int
+    modalities: dict[str, int] = field(default_factory=dict)
+
+
+def plan_build(registry: Registry, paths: Paths, name: str, *, on: datetime | None = None) -> BuildPlan:
+    """Decide who and what goes into the view: patients in the project's datasets whose consent in force covers
+    the project's purpose, each with the project's pseudonym."""
+    with registry.session() as session:
+        project = get_project(session, name)
+        spec = project_spec(project)
+        dataset_ids = resolve_datasets(session, spec)
+        datasets = session.scalars(select(Dataset).where(Dataset.id.in_(dataset_ids)).order_by(Dataset.id)).all()
+        records = session.execute(
+            select(PatientRecord.dataset_id, PatientRecord.local_id, PatientRecord.patient_id).where(
+                PatientRecord.dataset_id.in_(dataset_ids)
+            )
+        ).all()
+        by_dataset: dict[str, list[tuple[str, str]]] = {}
+        patient_ids: set[str] = set()
+        for dataset_id, local_id, patient_id in records:
+            by_dataset.setdefault(dataset_id, []).append((local_id, patient_id))
+            patient_ids.add(patient_id)
+        events: dict[str, list[ConsentEvent]] = {}
+        for event in session.scalars(select(ConsentEvent).where(ConsentEvent.patient_id.in_(patient_ids))):
+            events.setdefault(event.patient_id, []).append(event)
+        day = (on or datetime.now(UTC)).date()
+        eligible = {
+            pid
+            for pid in patient_ids
+            if (state := state_in_force(events.get(pid, []), day)) is not None
+            and state.covers(spec.purpose, commercial=spec.commercial)
+        }
+        key = load_or_create_key(paths.secrets / f"project-{name}.key")
+        names = {pid: pseudonym(key, pid) for pid in eligible}
+        plans = [
+            DatasetPlan(
+                id=d.id,
+                site=d.site_id,
+                modality=d.modality,
+                format=d.format,
+                location=Path(d.location),
+                checksum=d.checksum,
+                members={
+                    local: (pid, names[pid]) for local, pid in sorted(by_dataset.get(d.id, [])) if pid in eligible
+                },
+            )
+            for d in datasets
+        ]
+        return BuildPlan(
+            project=name,
+            purpose=spec.purpose,
+            commercial=spec.commercial,
+            compute=spec.compute.model_dump(),
+            datasets=plans,
+            eligible=len(eligible),
+            excluded=len(patient_ids) - len(eligible),
+        )
+
+
+# ------------------------------------------------------------------------------------------------ clinical
+
+
+def _view_frame(table: str, chunk, plan: DatasetPlan) -> pa.Table:
+    """One source chunk -> rows of the view table: consented patients only, pseudonymised, identifiers dropped."""
+    mapping = {local: pseudo for local, (_pid, pseudo) in plan.members.items()}
+    chunk = chunk[chunk["mrn"].isin(mapping.keys())].copy()
+    chunk.insert(0, "pseudonym", chunk["mrn"].map(mapping))
+    chunk.insert(1, "site", plan.site)
+    if table == "patients":
+        chunk["year_of_birth"] = [d.year if d is not None else None for d in chunk["birth_date"]]
+    if table == "medications":
+        chunk["drug_class"] = chunk["drug"].map(DRUG_CLASSES).fillna("unclassified")
+    chunk = chunk.drop(columns=[c for c in chunk.columns if c in IDENTIFYING])
+    schema = VIEW_SCHEMAS[table]
+    return pa.Table.from_pandas(chunk[schema.names], schema=schema, preserve_index=False)
+
+
+def write_clinical(out: Path, plans: list[DatasetPlan]) -> None:
+    """Harmonise every clinical dataset into one Parquet file per table, streaming chunk by chunk."""
+    out.mkdir(parents=True)
+    clinical = [p for p in plans if p.modality == "clinical"]
+    for table, schema in VIEW_SCHEMAS.items():
+        with pq.ParquetWriter(out / f"{table}.parquet", schema, compression="zstd") as writer:
+            for plan in clinical:
+                reader = open_site_clinical(plan.location, plan.format, plan.site)
+                for chunk in reader.iter_table(table):
+                    writer.write_table(_view_frame(table, chunk, plan))
+
+
+# ------------------------------------------------------------------------------------------------ workers
+
+
+def _redacted(error: Exception, members: dict[str, tuple[str, str]]) -> FabricError:
+    """The error with every site-local id (MRN, sample id) replaced by the enclave patient id."""
+    message = str(error)
+    for local, (pid, _pseudo) in members.items():
+        message = message.replace(local, pid)
+    return FabricError(message)
+
+
+def _imaging_task(batch: list[tuple[list[tuple[Path, Path]], str]], key: bytes) -> int:
+    for pairs, pseudo in batch:
+        deidentify_dicom_many(pairs, pseudonym=pseudo, key=key)
+    return sum(len(pairs) for pairs, _ in batch)
+
+
+def _imaging_batches(plan: DatasetPlan, out: Path, key: bytes) -> Iterator[list[tuple[list[tuple[Path, Path]], str]]]:
+    """Studies of consented patients, in batches; destination folders named by re-keyed study and series UIDs."""
+    batch: list[tuple[list[tuple[Path, Path]], str]] = []
+    for mrn, (_pid, pseudo) in plan.members.items():
+        for study in sorted(p for p in (plan.location / mrn).iterdir() if p.is_dir()):
+            pairs = []
+            for series in sorted(p for p in study.iterdir() if p.is_dir()):
+                target = out / pseudo / rekey_uid(key, study.name) / rekey_uid(key, series.name)
+                target.mkdir(parents=True, exist_ok=True)
+                pairs += [(f, target / f.name) for f in sorted(series.iterdir()) if f.is_file()]
+            batch.append((pairs, pseudo))
+            if len(batch) >= IMAGING_BATCH:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+@contextmanager
+def _project_lock(project_dir: Path) -> Iterator[None]:
+    project_dir.mkdir(parents=True, exist_ok=True)
+    with (project_dir / ".materialise.lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FabricError(f"project {project_dir.name} is already being materialised") from None
+        yield
+
+
+def _make_writable(path: Path) -> None:
+    for root, dirs, _files in os.walk(path):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o700)
+    os.chmod(path, 0o700)
+
+
+def _remove_tree(path: Path) -> None:
+    if path.exists():
+        _make_writable(path)
+        shutil.rmtree(path)
+
+
+def _seal(path: Path) -> None:
+    """Read-only, for the owner and the project's group only: the view is an input, never a scratch space."""
+    for root, dirs, files in os.walk(path):
+        for f in files:
+            os.chmod(os.path.join(root, f), stat.S_IRUSR | stat.S_IRGRP)
+        for d in dirs:
+            os.chmod(os.path.join(root, d), VIEW_DIR_MODE)
+    os.chmod(path, VIEW_DIR_MODE)
+
+
+def write_manifest(staging: Path, plan: BuildPlan, build_id: str, built_at: datetime) -> tuple[int, int, str]:
+    files = sorted(p for p in staging.rglob("*") if p.is_file())
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        digests = list(pool.map(sha256_file, files))
+    entries = [
+        {"path": f.relative_to(staging).as_posix(), "sha256": d, "bytes": f.stat().st_size}
+        for f, d in zip(files, digests, strict=True)
+    ]
+    pseudonyms = plan.pseudonyms()
+    manifest = {
+        "project": plan.project,
+        "build_id": build_id,
+        "built_at": built_at.isoformat(timespec="seconds") + "Z",
+        "purpose": plan.purpose,
+        "commercial": plan.commercial,
+        "compute": plan.compute,
+        "patients": len(pseudonyms),
+        "modalities": {
+            m: len({pseudo for d in plan.datasets if d.modality == m for _pid, pseudo in d.members.values()})
+            for m in ("clinical", "imaging", "genomics")
+        },
+        "datasets": [
+            {"id": d.id, "site": d.site, "modality": d.modality, "format": d.format, "source_sha256": d.checksum}
+            for d in plan.datasets
+        ],
+        "files": entries,
+    }
+    body = json.dumps(manifest, indent=1, sort_keys=False).encode()
+    (staging / MANIFEST).write_bytes(body)
+    return len(entries), sum(e["bytes"] for e in entries), hashlib.sha256(body).hexdigest()
+
+
+def publish(project_dir: Path, staging: Path, build_id: str) -> Path:
+    """Rename the finished build into place and swap the `data` link to it in one atomic rename; then remove
+    older builds (a withdrawn patient must not linger in them)."""
+    views = project_dir / "views"
+    final = views / build_id
+    os.rename(staging, final)
+    link_tmp = project_dir / f".data-{build_id}"
+    os.symlink(os.path.relpath(final, project_dir), link_tmp)
+    os.replace(link_tmp, project_dir / "data")
+    fd = os.open(project_dir, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    for old in views.iterdir():
+        if old.name != build_id:
+            _remove_tree(old)
+    return final
+
+
+def materialise_project(
+    registry: Registry,
+    paths: Paths,
+    name: str,
+    *,
+    actor: str,
+    progress: bool = True,
+    workers: int | None = None,
+) -> BuildSummary:
+    """Build and publish project `name`'s view from the registry's current state."""
+    project_dir = paths.project_dir(name)
+    with _project_lock(project_dir):
+        plan = plan_build(registry, paths, name)
+        key = load_or_create_key(paths.secrets / f"project-{name}.key")
+        built_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        build_id = built_at.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+        staging = project_dir / "views" / f".staging-{build_id}"
+        staging.mkdir(parents=True)
+        try:
+            _build(plan, staging, key, progress=progress, workers=workers)
+            files, size, manifest_sha = write_manifest(staging, plan, build_id, built_at)
+            _seal(staging)
+            final = publish(project_dir, staging, build_id)
+        except BaseException:
+            _remove_tree(staging)
+            raise
+        summary = BuildSummary(
+            project=name,
+            build_id=build_id,
+            path=final,
+            patients=len(plan.pseudonyms()),
+            excluded=plan.excluded,
+            files=files,
+            bytes=size,
+            modalities=json.loads((final / MANIFEST).read_text())["modalities"],
+        )
+        with registry.session() as session:
+            session.add(
+                ProjectBuild(
+                    id=build_id,
+                    project_name=name,
+                    built_at=built_at,
+                    patients=summary.patients,
+                    files=files,
+                    bytes=size,
+                    manifest_sha256=manifest_sha,
+                )
+            )
+            audit.record(
+                session,
+                actor=actor,
+                action="project.materialise",
+                target=name,
+                build=build_id,
+                patients=summary.patients,
+                excluded=plan.excluded,
+                files=files,
+                manifest_sha256=manifest_sha,
+            )
+        return summary
+
+
+def _build(plan: BuildPlan, staging: Path, key: bytes, *, progress: bool, workers: int | None) -> None:
+    """Write every modality into `staging`: clinical in this process while workers copy images and genomes."""
+    genomics = staging / "genomics"
+    imaging = staging / "imaging"
+    workers = workers or os.cpu_count() or 2
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        jobs: dict[Future, tuple[DatasetPlan, int]] = {}
+
+        def submit(fn: Callable, plan_: DatasetPlan, weight: int, *args) -> None:
+            jobs[pool.submit(fn, *args)] = (plan_, weight)
+
+        vcf_names: set[str] = set()
+        bam_targets: set[Path] = set()
+        for d in plan.datasets:
+            if not d.members:
+                continue
+            if d.modality == "genomics" and d.format == "vcf":
+                genomics.mkdir(exist_ok=True)
+                stem = d.site if d.site not in vcf_names else d.id
+                vcf_names.add(stem)
+                samples = {local: pseudo for local, (_pid, pseudo) in d.members.items()}
+                submit(materialise_vcf, d, 1, d.location, genomics / f"{stem}.vcf.gz", samples)
+            elif d.modality == "genomics" and d.format == "bam":
+                (genomics / "bam").mkdir(parents=True, exist_ok=True)
+                for sample, (_pid, pseudo) in d.members.items():
+                    target = genomics / "bam" / f"{pseudo}.bam"
+                    n = 2
+                    while target in bam_targets:  # a patient with BAMs from several labs or runs
+                        target = genomics / "bam" / f"{pseudo}-{n}.bam"
+                        n += 1
+                    bam_targets.add(target)
+                    submit(materialise_bam, d, 1, d.location / f"{sample}.bam", target, pseudo)
+            elif d.modality == "imaging":
+                for batch in _imaging_batches(d, imaging, key):
+                    submit(_imaging_task, d, len(batch), batch, key)
+        total = sum(w for _p, w in jobs.values())
+        with tqdm(total=total, desc=f"materialise {plan.project}", unit="item", disable=not progress) as bar:
+            write_clinical(staging / "clinical", plan.datasets)
+            pending = set(jobs)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    d, weight = jobs[future]
+                    error = future.exception()
+                    if error is not None:
+                        for other in pending:
+                            other.cancel()
+                        raise _redacted(error, d.members) from None
+                    bar.update(weight)
+
+
+def verify_view(view: Path) -> list[str]:
+    """Every difference between a published view and its manifest: changed, missing or unlisted files."""
+    try:
+        manifest = json.loads((view / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        return [f"{MANIFEST}: unreadable ({type(exc).__name__})"]
+    problems = []
+    listed = {e["path"]: e for e in manifest.get("files", [])}
+    present = {p.relative_to(view).as_posix() for p in view.rglob("*") if p.is_file() and p.name != MANIFEST}
+    for path in sorted(present - listed.keys()):
+        problems.append(f"{path}: not in the manifest")
+    for path, entry in sorted(listed.items()):
+        if path not in present:
+            problems.append(f"{path}: listed in the manifest but missing")
+        elif sha256_file(view / path) != entry["sha256"]:
+            problems.append(f"{path}: content differs from the manifest")
+    return problems

@@ -1,0 +1,168 @@
+"""Research projects: the YAML spec (purpose, members and roles, datasets, compute limits, airlock overrides),
+its validation, and the registry operations that create projects and change membership."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fabric import audit
+from fabric.catalogue import _describe
+from fabric.consent import PURPOSE_PARENT
+from fabric.errors import FabricError, InvalidInputError, NotFoundError, SpecError
+from fabric.models import Dataset, Project, ProjectMember
+
+PROJECT_NAME = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
+USERNAME = r"^[a-z_][a-z0-9_-]{0,31}$"
+
+
+class ProjectRole(StrEnum):
+    RESEARCHER = "researcher"
+    OUTPUT_CHECKER = "output_checker"
+
+
+class Member(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(pattern=USERNAME)
+    role: ProjectRole
+
+
+class ComputeLimits(BaseModel):
+    """What one workspace of the project may use; Dask's LocalCluster is sized from these."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpus: float = Field(default=2, gt=0, le=256)
+    memory: str = Field(default="8GiB", pattern=r"^\d+(\.\d+)?\s*(MiB|GiB|TiB|MB|GB|TB)$")
+    dask_workers: int = Field(default=2, ge=1, le=256)
+    threads_per_worker: int = Field(default=1, ge=1, le=64)
+    max_processes: int = Field(default=512, ge=16, le=65536)
+
+
+class AirlockOverrides(BaseModel):
+    """Per-project release policy; anything unset takes the platform default (docs/reference/policy.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_cell_count: int | None = Field(default=None, ge=1)
+    reviews_required: int | None = Field(default=None, ge=1, le=5)
+    max_file_mb: float | None = Field(default=None, gt=0)
+    max_table_rows: int | None = Field(default=None, ge=1)
+    rounding_base: int | None = Field(default=None, ge=1)
+
+
+class ProjectSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=PROJECT_NAME, description="lower case, digits and '-', 3-32 characters")
+    title: str = Field(min_length=1, max_length=200)
+    purpose: str
+    commercial: bool = False
+    members: list[Member] = Field(default_factory=list)
+    datasets: list[str] = Field(min_length=1, description="dataset ids, or ['*'] for every registered dataset")
+    compute: ComputeLimits = Field(default_factory=ComputeLimits)
+    airlock: AirlockOverrides = Field(default_factory=AirlockOverrides)
+
+    @field_validator("purpose")
+    @classmethod
+    def _known_purpose(cls, value: str) -> str:
+        if value not in PURPOSE_PARENT:
+            raise ValueError(f"unknown purpose {value!r}; use a Data Use Ontology code: {', '.join(PURPOSE_PARENT)}")
+        return value
+
+    @model_validator(mode="after")
+    def _unique(self) -> ProjectSpec:
+        seen = set()
+        for member in self.members:
+            if (member.user, member.role) in seen:
+                raise ValueError(f"member {member.user} is listed twice as {member.role}")
+            seen.add((member.user, member.role))
+        if len(set(self.datasets)) != len(self.datasets):
+            raise ValueError("datasets are listed more than once")
+        return self
+
+    @classmethod
+    def load(cls, path: Path) -> ProjectSpec:
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InvalidInputError(path, "project spec not found") from None
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(path, f"not valid YAML ({type(exc).__name__})") from None
+        if not isinstance(raw, dict):
+            raise SpecError(f"{path}: a project spec is a YAML mapping (name, title, purpose, ...)")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise SpecError(f"{path}: {_describe(exc)}") from None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def resolve_datasets(session: Session, spec: ProjectSpec) -> list[str]:
+    registered = set(session.scalars(select(Dataset.id)))
+    if spec.datasets == ["*"]:
+        return sorted(registered)
+    unknown = [d for d in spec.datasets if d not in registered]
+    if unknown:
+        raise SpecError(f"project {spec.name}: unknown dataset(s) {', '.join(unknown)} (see 'enclave dataset list')")
+    return list(spec.datasets)
+
+
+def create_project(session: Session, spec: ProjectSpec, *, actor: str, replace: bool = False) -> Project:
+    """Create a project from a validated spec; with `replace`, update an existing one to match the spec."""
+    resolve_datasets(session, spec)
+    project = session.get(Project, spec.name)
+    if project is not None and not replace:
+        raise FabricError(f"project {spec.name} already exists (use --replace to update it from the spec)")
+    if project is None:
+        project = Project(name=spec.name, created_at=_now())
+        session.add(project)
+    project.title, project.purpose, project.commercial = spec.title, spec.purpose, spec.commercial
+    project.spec = spec.model_dump(mode="json")
+    project.members = [ProjectMember(username=m.user, role=m.role.value) for m in spec.members]
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="project.update" if replace else "project.create",
+        target=spec.name,
+        purpose=spec.purpose,
+        datasets=spec.datasets,
+        members=[f"{m.user}:{m.role.value}" for m in spec.members],
+    )
+    return project
+
+
+def get_project(session: Session, name: str) -> Project:
+    project = session.get(Project, name)
+    if project is None:
+        raise NotFoundError(f"no project {name!r} (see 'enclave project list')")
+    return project
+
+
+def project_spec(project: Project) -> ProjectSpec:
+    return ProjectSpec.model_validate(project.spec)
+
+
+def add_member(session: Session, name: str, user: str, role: str, *, actor: str) -> None:
+    project = get_project(session, name)
+    member = Member(user=user, role=role)  # validates both
+    if any(m.username == member.user and m.role == member.role.value for m in project.members):
+        return
+    project.members.append(ProjectMember(username=member.user, role=member.role.value))
+    spec: dict[str, Any] = dict(project.spec)
+    spec["members"] = [*spec.get("members", []), {"user": member.user, "role": member.role.value}]
+    project.spec = spec
+    session.flush()
+    audit.record(session, actor=actor, action="project.add_member", target=name, user=user, role=member.role.value)

@@ -1,0 +1,93 @@
+"""Idempotent provisioning steps, each safe to run again: `ensure_*` brings one thing to its desired state and
+says what it did. `enclave demo` reads as a checklist of them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from fabric.catalogue import add_site
+from fabric.config import Paths
+from fabric.consent import import_consent
+from fabric.db import Registry
+from fabric.errors import FabricError
+from fabric.materialise.view import BuildSummary, materialise_project
+from fabric.models import Project
+from fabric.projects import ProjectSpec, create_project
+from fabric.synthetic import generate_cohort
+
+DEMO_SPEC = Path(__file__).with_name("demo") / "cardio-risk.yaml"
+COHORT_MARKER = ".cohort.json"
+
+
+@dataclass
+class StepResult:
+    step: str
+    detail: str
+
+
+def ensure_registry(paths: Paths) -> tuple[Registry, StepResult]:
+    paths.home.mkdir(parents=True, exist_ok=True)
+    registry = Registry(paths.database_url)
+    return registry, StepResult("registry", "schema up to date")
+
+
+def ensure_cohort(paths: Paths, *, patients: int, sites: int, seed: int, progress: bool) -> StepResult:
+    """Generate the synthetic cohort unless one with the same parameters is already there."""
+    wanted = {"patients": patients, "sites": sites, "seed": seed}
+    marker = paths.sites / COHORT_MARKER
+    if marker.exists() and json.loads(marker.read_text()) == wanted:
+        return StepResult("cohort", f"already generated ({patients} patients, {sites} sites, seed {seed})")
+    if paths.sites.exists() and any(paths.sites.iterdir()):
+        raise FabricError(
+            f"{paths.sites} holds another cohort; remove it (make clean) or pass the parameters it was made with"
+        )
+    summary = generate_cohort(paths.sites, patients=patients, sites=sites, seed=seed, progress=progress)
+    marker.write_text(json.dumps(wanted))
+    return StepResult("cohort", f"generated {summary.patients} patients across {summary.sites} sites")
+
+
+def site_folders(paths: Paths) -> list[Path]:
+    return sorted(p for p in paths.sites.iterdir() if (p / "site.yaml").is_file())
+
+
+def ensure_sites(registry: Registry, paths: Paths, *, actor: str) -> StepResult:
+    linked = 0
+    folders = site_folders(paths)
+    for folder in folders:
+        with registry.session() as session:
+            _site, summaries = add_site(session, folder, actor=actor)
+            linked += sum(s.linked for s in summaries)
+    return StepResult("sites", f"{len(folders)} sites registered, {linked} patient records linked")
+
+
+def ensure_consent(registry: Registry, paths: Paths, *, actor: str) -> StepResult:
+    recorded = 0
+    for folder in site_folders(paths):
+        consent = folder / "consent.ndjson"
+        if consent.exists():
+            with registry.session() as session:
+                recorded += import_consent(session, consent, source=folder.name, actor=actor).recorded
+    return StepResult("consent", f"{recorded} new consent events recorded")
+
+
+def ensure_project(registry: Registry, spec_path: Path, *, actor: str) -> tuple[str, StepResult]:
+    spec = ProjectSpec.load(spec_path)
+    with registry.session() as session:
+        existing = session.get(Project, spec.name)
+        if existing is not None and existing.spec == spec.model_dump(mode="json"):
+            return spec.name, StepResult("project", f"{spec.name} up to date")
+        create_project(session, spec, actor=actor, replace=existing is not None)
+    return spec.name, StepResult("project", f"{spec.name} {'updated' if existing else 'created'}")
+
+
+def ensure_materialised(
+    registry: Registry, paths: Paths, project: str, *, actor: str, progress: bool
+) -> tuple[BuildSummary, StepResult]:
+    summary = materialise_project(registry, paths, project, actor=actor, progress=progress)
+    return summary, StepResult(
+        "materialise",
+        f"{project}: {summary.patients} consented patients ({summary.excluded} excluded by consent), "
+        f"{summary.files} files, {summary.bytes / 1e6:.0f} MB",
+    )

@@ -1,0 +1,39 @@
+"""Shared fixtures: a small synthetic cohort generated once per session, and Enclave homes provisioned from it
+through the real code paths (registry, consent import, projects, materialisation)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.provisioned import Enclave, provision
+
+COHORT = {"patients": 240, "sites": 3, "seed": 11}
+
+
+@pytest.fixture(scope="session")
+def cohort(tmp_path_factory) -> Path:
+    """A 240-patient, 3-site cohort (csv-local and FHIR sites, DICOM, VCF, BAM, consent); read-only by convention."""
+    from fabric.synthetic import generate_cohort
+
+    out = tmp_path_factory.mktemp("cohort") / "sites"
+    generate_cohort(out, progress=False, **COHORT)
+    return out
+
+
+@pytest.fixture(scope="module")
+def enclave(tmp_path_factory, cohort) -> Enclave:
+    """Two projects over the shared cohort: cardiovascular (DS-CVD) and general biomedical (HMB). Do not mutate."""
+    env = provision(tmp_path_factory.mktemp("home"), cohort, {"cvd-risk": "DS-CVD", "biomed": "HMB"})
+    yield env
+    env.registry.close()
+
+
+@pytest.fixture
+def own_cohort(tmp_path, cohort) -> Path:
+    """A private copy of the cohort that a test may damage."""
+    target = tmp_path / "sites"
+    shutil.copytree(cohort, target, symlinks=True)
+    return target

@@ -3,6 +3,7 @@ its validation, and the registry operations that create projects and change memb
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -35,6 +36,9 @@ class Member(BaseModel):
     role: ProjectRole
 
 
+MEMORY_UNITS = {"MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+
+
 class ComputeLimits(BaseModel):
     """What one workspace of the project may use; Dask's LocalCluster is sized from these."""
 
@@ -45,6 +49,14 @@ class ComputeLimits(BaseModel):
     dask_workers: int = Field(default=2, ge=1, le=256)
     threads_per_worker: int = Field(default=1, ge=1, le=64)
     max_processes: int = Field(default=512, ge=16, le=65536)
+
+    def memory_bytes(self) -> int:
+        number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(\w+)", self.memory).groups()
+        return int(float(number) * MEMORY_UNITS[unit])
+
+    def for_view(self) -> dict[str, Any]:
+        """What a view's manifest carries for its readers: the limits, plus each Dask worker's share of memory."""
+        return {**self.model_dump(), "memory_limit": self.memory_bytes() // self.dask_workers}
 
 
 class AirlockOverrides(BaseModel):

@@ -133,7 +133,7 @@ def plan_build(registry: Registry, paths: Paths, name: str, *, on: datetime | No
             project=name,
             purpose=spec.purpose,
             commercial=spec.commercial,
-            compute=spec.compute.model_dump(),
+            compute=spec.compute.for_view(),
             datasets=plans,
             eligible=len(eligible),
             excluded=len(patient_ids) - len(eligible),

@@ -161,7 +161,7 @@ def test_pydicom_bundled_files(tmp_path: Path) -> None:
     out = tmp_path / "out"
     done = 0
     # the files shipped inside the wheel: get_testdata_files() would also try to download pydicom's extra data
-    for name in sorted((Path(pydicom.data.__file__).parent / "test_files").rglob("*.dcm")):
+    for name in sorted((Path(pydicom.data.__file__).parent / "test_files").rglob("*")):
         src = Path(name)
         if not src.is_file():
             continue

@@ -70,3 +70,10 @@ def test_unreadable_specs(tmp_path):
         ProjectSpec.load(write(tmp_path, "name: [unclosed"))
     with pytest.raises(SpecError, match="YAML mapping"):
         ProjectSpec.load(write(tmp_path, "- a list"))
+
+
+def test_view_compute_limits_split_memory_between_dask_workers(tmp_path):
+    spec = ProjectSpec.load(write(tmp_path, VALID))
+    limits = spec.compute.for_view()
+    assert limits["memory_limit"] == 16 * 2**30 // 4
+    assert limits["dask_workers"] == 4

@@ -1,0 +1,235 @@
+"""`make bench`: Enclave against named baselines, side by side in one run, reported as ratios.
+
+  materialise        a 10,000-patient, 5-site cohort's project view   vs  cp -r of the site exports
+  allele_frequencies 500 samples x 50,000 variants, 2 Dask workers    vs  bcftools +fill-tags -t AF, one core
+  dicom_index        DICOM header index over 2,000 files, 2 workers   vs  cat of the same files
+
+Each candidate also runs at a smaller size, and its peak memory (whole process tree) is reported at both sizes.
+Inputs are generated (deterministically) under var/bench/ and reused; results go to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from bench.measure import Run, run
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def median_run(command: list[str], repeats: int) -> tuple[Run, list[Run]]:
+    runs = [run(command, cwd=ROOT) for _ in range(repeats)]
+    return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2], runs
+
+
+def task(name: str, *args: str) -> list[str]:
+    return [PYTHON, "-m", "bench.tasks", name, *args]
+
+
+def write_view_manifest(view: Path, workers: int = 2) -> None:
+    files = sorted(p for p in view.rglob("*") if p.is_file() and p.name != "MANIFEST.json")
+    manifest = {
+        "project": "bench",
+        "compute": {"dask_workers": workers, "threads_per_worker": 1, "memory_limit": 4 * 2**30},
+        "files": [{"path": p.relative_to(view).as_posix(), "bytes": p.stat().st_size} for p in files],
+    }
+    (view / "MANIFEST.json").write_text(json.dumps(manifest))
+
+
+# ------------------------------------------------------------------------------------------------ materialise
+
+
+def provisioned_cohort(work: Path, patients: int) -> Path:
+    from fabric.config import Paths
+    from provisioning import steps
+
+    home = work / f"cohort-{patients}"
+    paths = Paths(home)
+    if not (home / ".ready").exists():
+        shutil.rmtree(home, ignore_errors=True)
+        log(f"generating a {patients}-patient, 5-site cohort in {home} …")
+        steps.ensure_cohort(paths, patients=patients, sites=5, seed=42, progress=True)
+        registry, _ = steps.ensure_registry(paths)
+        steps.ensure_sites(registry, paths, actor="bench")
+        steps.ensure_consent(registry, paths, actor="bench")
+        steps.ensure_project(registry, steps.DEMO_SPEC, actor="bench")
+        registry.close()
+        (home / ".ready").touch()
+    return home
+
+
+def bench_materialise(work: Path, sizes: list[int], repeats: int) -> dict:
+    out = {}
+    for patients in sizes:
+        home = provisioned_cohort(work, patients)
+        sites = home / "sites"
+        source_bytes = sum(p.stat().st_size for p in sites.rglob("*") if p.is_file())
+        copy = work / "cp-target"
+        cp_runs, ours_runs = [], []
+        for _ in range(repeats):
+            shutil.rmtree(copy, ignore_errors=True)
+            cp_runs.append(run(["cp", "-r", str(sites), str(copy)]))
+            shutil.rmtree(copy, ignore_errors=True)
+            ours_runs.append(run(task("materialise", str(home), "cardio-risk"), cwd=ROOT))
+        cp = statistics.median(r.seconds for r in cp_runs)
+        ours = statistics.median(json.loads(r.stdout)["compute"] for r in ours_runs)
+        detail = json.loads(ours_runs[-1].stdout)
+        out[patients] = {
+            "baseline": "cp -r of the site exports",
+            "baseline_s": cp,
+            "enclave_s": ours,
+            "ratio": ours / cp,
+            "source_bytes": source_bytes,
+            "view_bytes": detail["bytes"],
+            "patients_in_view": detail["patients"],
+            "peak_rss_bytes": max(r.peak_rss for r in ours_runs),
+        }
+        log(f"materialise {patients}: cp {cp:.1f}s, enclave {ours:.1f}s, ratio {ours / cp:.1f}x")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ allele frequency
+
+
+def af_view(work: Path, variants: int, samples: int = 500) -> Path:
+    from fabric.synthetic.genomics import background_genotypes, synthetic_panel, write_vcf
+
+    view = work / f"af-{samples}x{variants}"
+    vcf = view / "genomics" / "bench.vcf.gz"
+    if not (view / "MANIFEST.json").exists():
+        shutil.rmtree(view, ignore_errors=True)
+        vcf.parent.mkdir(parents=True)
+        rng = np.random.default_rng(7)
+        panel = synthetic_panel(variants, seed=7)
+        af = rng.beta(0.4, 2.0, size=len(panel))
+        genotypes = background_genotypes(rng, af, samples)
+        names = [f"P-{i:016d}" for i in range(samples)]
+        write_vcf(vcf, names, panel, genotypes)
+        write_view_manifest(view)
+    return view
+
+
+def bench_allele_frequencies(work: Path, sizes: list[int], repeats: int) -> dict:
+    bcftools = shutil.which("bcftools")
+    if bcftools is None:
+        raise SystemExit("bcftools is not installed (make system-packages, as root)")
+    out = {}
+    for variants in sizes:
+        view = af_view(work, variants)
+        vcf = str(view / "genomics" / "bench.vcf.gz")
+        base, _ = median_run([bcftools, "+fill-tags", vcf, "-Ou", "-o", "/dev/null", "--", "-t", "AF"], repeats)
+        ours_runs = [run(task("allele_frequencies", str(view), "2"), cwd=ROOT) for _ in range(repeats)]
+        compute = statistics.median(json.loads(r.stdout)["compute"] for r in ours_runs)
+        start = statistics.median(json.loads(r.stdout)["cluster_start"] for r in ours_runs)
+        whole = statistics.median(r.seconds for r in ours_runs)
+        out[variants] = {
+            "baseline": "bcftools +fill-tags -t AF, one core, BCF to /dev/null",
+            "baseline_s": base.seconds,
+            "enclave_s": compute,
+            "ratio": compute / base.seconds,
+            "cluster_start_s": start,
+            "enclave_whole_process_s": whole,
+            "whole_process_ratio": whole / base.seconds,
+            "peak_rss_bytes": max(r.peak_rss for r in ours_runs),
+            "baseline_peak_rss_bytes": base.peak_rss,
+        }
+        log(f"allele frequencies {variants}: bcftools {base.seconds:.2f}s, enclave {compute:.2f}s")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ DICOM index
+
+
+def dicom_view(work: Path, files: int) -> Path:
+    view = work / f"dicom-{files}"
+    if (view / "MANIFEST.json").exists():
+        return view
+    home = provisioned_cohort(work, 2000)
+    source = home / "projects" / "cardio-risk" / "data"
+    if not source.exists():
+        run(task("materialise", str(home), "cardio-risk"), cwd=ROOT)
+    chosen = sorted((source.resolve() / "imaging").rglob("*.dcm"))[:files]
+    if len(chosen) < files:
+        raise SystemExit(f"the 2,000-patient view holds only {len(chosen)} DICOM files")
+    shutil.rmtree(view, ignore_errors=True)
+    for src in chosen:
+        dst = view / src.relative_to(source.resolve())
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+    write_view_manifest(view)
+    return view
+
+
+def bench_dicom_index(work: Path, sizes: list[int], repeats: int) -> dict:
+    out = {}
+    for files in sizes:
+        view = dicom_view(work, files)
+        listing = work / f"dicom-{files}.list"
+        listing.write_text("\n".join(str(p) for p in sorted((view / "imaging").rglob("*.dcm"))) + "\n")
+        base, _ = median_run(["sh", "-c", f"xargs cat < {listing} > /dev/null"], repeats)
+        ours_runs = [run(task("dicom_index", str(view), "2"), cwd=ROOT) for _ in range(repeats)]
+        compute = statistics.median(json.loads(r.stdout)["compute"] for r in ours_runs)
+        out[files] = {
+            "baseline": "cat of the same files (xargs cat > /dev/null)",
+            "baseline_s": base.seconds,
+            "enclave_s": compute,
+            "ratio": compute / base.seconds,
+            "enclave_whole_process_s": statistics.median(r.seconds for r in ours_runs),
+            "peak_rss_bytes": max(r.peak_rss for r in ours_runs),
+        }
+        log(f"dicom index {files}: cat {base.seconds:.3f}s, enclave {compute:.3f}s")
+    return out
+
+
+BENCHMARKS = {
+    "materialise": (bench_materialise, [2000, 10000], 1),
+    "allele_frequencies": (bench_allele_frequencies, [25000, 50000], 3),
+    "dicom_index": (bench_dicom_index, [1000, 2000], 5),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=list(BENCHMARKS), action="append", help="run only these (repeatable)")
+    parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench", help="where inputs are generated")
+    parser.add_argument("--repeats", type=int, help="override the repeats per measurement")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("ENCLAVE_HOME", str(args.work / "home"))
+    results: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count()}
+    for name in args.only or list(BENCHMARKS):
+        fn, sizes, repeats = BENCHMARKS[name]
+        results[name] = fn(args.work, sizes, args.repeats or repeats)
+    report(results)
+    target = ROOT / "bench" / "results"
+    target.mkdir(exist_ok=True)
+    (target / "latest.json").write_text(json.dumps(results, indent=2, default=str))
+
+
+def report(results: dict) -> None:
+    print(f"\n{'benchmark':<20} {'size':>8} {'baseline s':>11} {'enclave s':>10} {'ratio':>7} {'peak RSS':>10}")
+    for name in BENCHMARKS:
+        for size, r in results.get(name, {}).items():
+            print(
+                f"{name:<20} {size:>8} {r['baseline_s']:>11.3f} {r['enclave_s']:>10.3f} {r['ratio']:>6.2f}x "
+                f"{r['peak_rss_bytes'] / 2**20:>8.0f}Mi"
+            )
+    print("\nbaselines: " + "; ".join(sorted({r["baseline"] for n in BENCHMARKS for r in results.get(n, {}).values()})))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""The installed `enclave` command end to end: registration, consent, projects, materialisation and its errors.
+Runs the console entry point in subprocesses, as an admin would."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ENCLAVE = shutil.which("enclave", path=str(Path(sys.executable).parent)) or "enclave"
+
+
+def enclave(home: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [ENCLAVE, "--home", str(home), *args], capture_output=True, text=True, timeout=300, check=False
+    )
+    if ok:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, cohort) -> Path:
+    home = tmp_path_factory.mktemp("cli-home")
+    for site in sorted(p for p in cohort.iterdir() if (p / "site.yaml").exists()):
+        out = enclave(home, "site", "add", str(site)).stdout
+        assert f"site {site.name}:" in out
+        enclave(home, "consent", "import", str(site / "consent.ndjson"), "--site", site.name)
+    return home
+
+
+def test_registration_lists_sites_and_datasets(home):
+    assert len(enclave(home, "site", "list").stdout.splitlines()) == 3
+    datasets = enclave(home, "dataset", "list").stdout
+    for modality in ("clinical", "imaging", "genomics"):
+        assert modality in datasets
+
+
+def test_reimport_is_a_no_op(home, cohort):
+    site = sorted(p for p in cohort.iterdir() if (p / "site.yaml").exists())[0]
+    out = enclave(home, "consent", "import", str(site / "consent.ndjson"), "--site", site.name).stdout
+    assert out.startswith("0 consent events recorded")
+
+
+def test_project_lifecycle_and_withdrawal(home, tmp_path, cohort):
+    spec = tmp_path / "p.yaml"
+    spec.write_text("name: cli-proj\ntitle: t\npurpose: DS-CVD\ndatasets: ['*']\n")
+    enclave(home, "project", "create", "-f", str(spec))
+    again = enclave(home, "project", "create", "-f", str(spec), ok=False)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    enclave(home, "project", "add-member", "cli-proj", "erin", "researcher")
+    out = enclave(home, "project", "materialise", "cli-proj", "--quiet").stdout
+    assert "build" in out and "published" in out
+    assert "every file matches" in enclave(home, "project", "verify", "cli-proj").stdout
+    shown = enclave(home, "project", "show", "cli-proj").stdout
+    assert "erin (researcher)" in shown
+
+    nhs = json.loads((next(cohort.glob("*/consent.ndjson"))).read_text().splitlines()[0])["nhs_number"]
+    consent = enclave(home, "consent", "show", nhs).stdout
+    assert nhs not in consent and "patient EP-" in consent
+    out = enclave(home, "consent", "withdraw", nhs, "--rematerialise", "--quiet").stdout
+    assert nhs not in out and "cli-proj" in out
+    assert "not covered" in enclave(home, "consent", "show", nhs).stdout
+    assert "audit log intact" in enclave(home, "audit", "verify").stdout
+
+
+def test_errors_are_one_clear_line_without_identifiers(home, tmp_path):
+    result = enclave(home, "consent", "show", "9999999999", ok=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "enclave: error: no patient in the index matches that identifier"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ntitle: t\npurpose: NOPE\ndatasets: [nope]\n")
+    result = enclave(home, "project", "create", "-f", str(bad), ok=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "unknown purpose 'NOPE'" in result.stderr and "name:" in result.stderr
+    result = enclave(home, "project", "materialise", "no-such-project", ok=False)
+    assert result.returncode == 1 and "no project 'no-such-project'" in result.stderr
+    result = enclave(home, "site", "add", str(tmp_path), ok=False)
+    assert result.returncode == 1 and "site manifest not found" in result.stderr
+
+
+def test_tampering_with_a_view_is_detected(home, tmp_path):
+    spec = tmp_path / "t.yaml"
+    spec.write_text("name: tamper\ntitle: t\npurpose: HMB\ndatasets: ['*']\n")
+    enclave(home, "project", "create", "-f", str(spec))
+    enclave(home, "project", "materialise", "tamper", "--quiet")
+    view = (home / "projects" / "tamper" / "data").resolve()
+    target = view / "clinical" / "patients.parquet"
+    target.chmod(0o600)
+    target.write_bytes(target.read_bytes() + b"x")
+    result = enclave(home, "project", "verify", "tamper", ok=False)
+    assert result.returncode == 1 and "clinical/patients.parquet: content differs" in result.stdout

@@ -6,6 +6,7 @@ The readers themselves build ordinary Dask collections and never look for a clus
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from distributed import Client
@@ -53,3 +54,13 @@ def start_client(
         set_as_default=True,
         **cluster_kwargs,
     )
+
+
+def worker_threads() -> int:
+    """Threads across the workers of the current distributed client, or this machine's cores without one."""
+    try:
+        from distributed import get_client
+
+        return max(1, sum(get_client().nthreads().values()))
+    except ValueError:  # no client: dask's local scheduler uses the cores
+        return os.cpu_count() or 1

@@ -29,8 +29,8 @@ from fabric.readers.regions import Region, parse_regions, plan_chunks
 
 ENV_VIEW = "ENCLAVE_PROJECT_DATA"
 MANIFEST = "MANIFEST.json"
-CHUNK_BYTES = 2 << 20  # compressed VCF bytes per task (~5k records x 500 samples)
-IMAGING_BATCH = 250  # DICOM files per index task
+CHUNK_BYTES = 512 << 10  # compressed VCF bytes per task: ~2.5k records x 500 samples; measured in bench/
+IMAGING_BATCH = (250, 2000)  # DICOM files per index task: two tasks per worker thread, within these bounds
 PIXEL_BATCH = 32  # images per pixel-stack task
 
 RegionArg = str | Region | Sequence[str | Region] | None
@@ -204,12 +204,16 @@ class ProjectView:
 
     # ---- imaging ---------------------------------------------------------------------------------------------
 
-    def imaging_index(self, batch_size: int = IMAGING_BATCH) -> dd.DataFrame:
+    def imaging_index(self, batch_size: int | None = None) -> dd.DataFrame:
         """One row per DICOM file under imaging/ with its header fields (see imaging.INDEX_COLUMNS)."""
         files = imaging.list_dicom_files(self.root / "imaging")
         meta = imaging.index_frame([])
         if not files:
             return dd.from_pandas(meta, npartitions=1)
+        if batch_size is None:
+            # Reading a header is ~60 us, so per-task overhead matters: aim for two tasks per worker thread.
+            low, high = IMAGING_BATCH
+            batch_size = min(high, max(low, -(-len(files) // (2 * cluster.worker_threads()))))
         batches = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
         return dd.from_map(imaging.index_task, batches, meta=meta, enforce_metadata=False, label="dicom-index")
 

@@ -126,7 +126,10 @@ def demo(ctx: Context, patients: int, sites: int, seed: int, quiet: bool) -> Non
     for step in done:
         click.echo(f"  {step.step:<12} {step.detail}")
     click.echo(f"\nProject view: {ctx.paths.project_data(project)} (build {summary.build_id})")
-    click.echo("Read it from Python:  from fabric.readers import open_project; view = open_project('cardio-risk')")
+    click.echo(
+        f"Read it from Python:  ENCLAVE_HOME={ctx.paths.home} .venv/bin/python\n"
+        f"  >>> from fabric.readers import open_project\n  >>> view = open_project({project!r}); view.tables"
+    )
     click.echo("The hub and workspaces arrive with the JupyterHub issue; this demo stops after provisioning.")
 
 

@@ -26,7 +26,7 @@ import struct
 import tempfile
 import zlib
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
@@ -183,10 +183,26 @@ def _rewrite_info(info: bytes, an: int | None, acs: list[int] | None) -> bytes:
     return b";".join(out) or b"."
 
 
+Site = tuple[bytes, bytes, bytes, bytes]  # CHROM, POS, REF, ALT as written
+
+
+class _Discard:
+    def write(self, data: bytes) -> None:
+        pass
+
+
 def _select_columns(
-    src: Path, lines: Iterable[bytes], samples: dict[str, str], out: _BgzfWriter, keep_unobserved: bool
+    src: Path,
+    lines: Iterable[bytes],
+    samples: dict[str, str],
+    out: _BgzfWriter | _Discard,
+    keep_unobserved: bool,
+    keep_sites: Collection[Site] = (),
+    observed: set[Site] | None = None,
 ) -> tuple[int, int]:
-    """Stream header and records into `out`; returns (records written, highest POS written)."""
+    """Stream header and records into `out`; returns (records written, highest POS written). Records that no kept
+    sample carries are dropped unless `keep_unobserved` or listed in `keep_sites`; `observed` collects the sites
+    the kept samples do carry."""
     records = 0
     max_pos = 0
     pick: Any = None
@@ -238,7 +254,11 @@ def _select_columns(
             n_alleles = 1 if alt == b"." else alt.count(b",") + 2
             joined = b"\t".join(kept)
             an, acs = _allele_counts(joined if fmt == b"GT" else _AFTER_GT.sub(b"", joined), n_alleles)
-            if alt != b"." and not keep_unobserved and not any(acs):
+            site = (cols[0], cols[1], cols[3], alt)
+            if any(acs):
+                if observed is not None:
+                    observed.add(site)
+            elif alt != b"." and not keep_unobserved and site not in keep_sites:
                 continue
         cols[7] = _rewrite_info(cols[7], an, acs)
         out.write(b"\t".join([*cols[:9], *kept]) + b"\n")
@@ -257,12 +277,37 @@ def _remove_quietly(*paths: Path) -> None:
             path.unlink()
 
 
-def materialise_vcf(src: Path, dst: Path, samples: dict[str, str], *, keep_unobserved: bool = False) -> int:
+def observed_sites(src: Path, samples: dict[str, str]) -> set[Site]:
+    """The sites (CHROM, POS, REF, ALT) at which any of `samples` carries an ALT allele: the first pass of a
+    multi-site build, so that a variant observed at one site keeps its (hom-ref) record at every other site and
+    allele frequencies across sites stay right."""
+    src = Path(src)
+    if not src.is_file():
+        raise InvalidInputError(src, "no such file")
+    found: set[Site] = set()
+    try:
+        _select_columns(src, _text_lines(src), samples, _Discard(), False, observed=found)
+    except InvalidInputError:
+        raise
+    except (OSError, ValueError, UnicodeError) as exc:
+        raise InvalidInputError(src, f"unreadable VCF ({type(exc).__name__}: {_problem(exc)})") from None
+    return found
+
+
+def materialise_vcf(
+    src: Path,
+    dst: Path,
+    samples: dict[str, str],
+    *,
+    keep_unobserved: bool = False,
+    keep_sites: Collection[Site] = (),
+) -> int:
     """Copy a VCF keeping only `samples` (site sample id -> pseudonym), in that dict's order, renamed.
 
     Input may be plain, bgzipped or BCF; output is bgzipped VCF at `dst` with a tabix index beside it
     (`dst.tbi`, or `dst.csi` when a position is beyond TBI's 2^29 limit). Returns the number of records written.
-    Sites whose ALT alleles none of the kept samples carries are dropped unless `keep_unobserved`. An empty
+    Sites whose ALT alleles none of the kept samples carries are dropped unless `keep_unobserved` or the site is
+    in `keep_sites` (sites observed in the project's other VCFs: see `observed_sites`). An empty
     `samples` is rejected (ValueError): a sites-only copy would still publish every non-consented patient's
     variants as bare site lines.
     """
@@ -281,7 +326,7 @@ def materialise_vcf(src: Path, dst: Path, samples: dict[str, str], *, keep_unobs
         with os.fdopen(fd, "wb") as fh:
             writer = _BgzfWriter(fh)
             try:
-                records, max_pos = _select_columns(src, _text_lines(src), samples, writer, keep_unobserved)
+                records, max_pos = _select_columns(src, _text_lines(src), samples, writer, keep_unobserved, keep_sites)
             finally:
                 writer.close()
         csi = max_pos > _TBI_MAX_POS

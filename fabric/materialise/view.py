@@ -34,7 +34,7 @@ from fabric.consent import state_in_force
 from fabric.db import Registry
 from fabric.errors import FabricError
 from fabric.materialise.files import sha256_file
-from fabric.materialise.genomics import materialise_bam, materialise_vcf
+from fabric.materialise.genomics import materialise_bam, materialise_vcf, observed_sites
 from fabric.materialise.imaging import deidentify_dicom_many
 from fabric.models import ConsentEvent, Dataset, PatientRecord, ProjectBuild
 from fabric.projects import get_project, project_spec, resolve_datasets
@@ -361,20 +361,25 @@ def _build(plan: BuildPlan, staging: Path, key: bytes, *, progress: bool, worker
     with ProcessPoolExecutor(max_workers=workers) as pool:
         jobs: dict[Future, tuple[DatasetPlan, int]] = {}
 
-        def submit(fn: Callable, plan_: DatasetPlan, weight: int, *args) -> None:
-            jobs[pool.submit(fn, *args)] = (plan_, weight)
+        def submit(fn: Callable, plan_: DatasetPlan, weight: int, *args, **kwargs) -> Future:
+            future = pool.submit(fn, *args, **kwargs)
+            jobs[future] = (plan_, weight)
+            return future
 
-        vcf_names: set[str] = set()
+        # VCFs take two passes: which sites the included patients carry, in every file, then each file copied
+        # keeping those sites, so a variant seen at one site keeps its hom-ref record at the others.
+        vcf_copies: list[tuple[DatasetPlan, Path, dict[str, str]]] = []
+        observing: set[Future] = set()
         bam_targets: set[Path] = set()
         for d in plan.datasets:
             if not d.members:
                 continue
             if d.modality == "genomics" and d.format == "vcf":
                 genomics.mkdir(exist_ok=True)
-                stem = d.site if d.site not in vcf_names else d.id
-                vcf_names.add(stem)
+                stem = d.site if not any(t.name == f"{d.site}.vcf.gz" for _d, t, _s in vcf_copies) else d.id
                 samples = {local: pseudo for local, (_pid, pseudo) in d.members.items()}
-                submit(materialise_vcf, d, 1, d.location, genomics / f"{stem}.vcf.gz", samples)
+                vcf_copies.append((d, genomics / f"{stem}.vcf.gz", samples))
+                observing.add(submit(observed_sites, d, 1, d.location, samples))
             elif d.modality == "genomics" and d.format == "bam":
                 (genomics / "bam").mkdir(parents=True, exist_ok=True)
                 for sample, (_pid, pseudo) in d.members.items():
@@ -388,20 +393,33 @@ def _build(plan: BuildPlan, staging: Path, key: bytes, *, progress: bool, worker
             elif d.modality == "imaging":
                 for batch in _imaging_batches(d, imaging, key):
                     submit(_imaging_task, d, len(batch), batch, key)
-        total = sum(w for _p, w in jobs.values())
-        with tqdm(total=total, desc=f"materialise {plan.project}", unit="item", disable=not progress) as bar:
-            write_clinical(staging / "clinical", plan.datasets)
-            pending = set(jobs)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for future in done:
-                    d, weight = jobs[future]
-                    error = future.exception()
-                    if error is not None:
-                        for other in pending:
-                            other.cancel()
-                        raise _redacted(error, d.members) from None
-                    bar.update(weight)
+        clinical = [d for d in plan.datasets if d.modality == "clinical"]
+        with ThreadPoolExecutor(max_workers=1) as local:  # Parquet writing releases the GIL; the bar keeps moving
+            everyone = {k: v for d in clinical for k, v in d.members.items()}
+            label = DatasetPlan("clinical", "*", "clinical", "*", staging, "", everyone)
+            jobs[local.submit(write_clinical, staging / "clinical", plan.datasets)] = (label, len(clinical))
+            total = sum(w for _p, w in jobs.values()) + len(vcf_copies)
+            carried: set = set()
+            with tqdm(total=total, desc=f"materialise {plan.project}", unit="item", disable=not progress) as bar:
+                pending = set(jobs)
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    for future in done:
+                        d, weight = jobs[future]
+                        error = future.exception()
+                        if error is not None:
+                            for other in pending:
+                                other.cancel()
+                            raise _redacted(error, d.members) from None
+                        bar.update(weight)
+                        if future in observing:
+                            carried |= future.result()
+                            observing.discard(future)
+                            if not observing:
+                                pending |= {
+                                    submit(materialise_vcf, vd, 1, vd.location, target, samples, keep_sites=carried)
+                                    for vd, target, samples in vcf_copies
+                                }
 
 
 def verify_view(view: Path) -> list[str]:

@@ -236,3 +236,21 @@ def test_planted_genetic_effect_is_visible_in_the_view(enclave):
     other_ldl = ldl[ldl.index.isin(genotyped - carriers)]
     assert not carrier_ldl.empty and not other_ldl.empty
     assert np.mean(carrier_ldl) > np.mean(other_ldl) + 1.0
+
+
+def sites_in(vcf: Path) -> set[tuple]:
+    with pysam.VariantFile(str(vcf)) as fh:
+        return {(r.chrom, r.pos, r.ref, r.alts) for r in fh}
+
+
+def test_a_variant_carried_at_one_site_keeps_its_record_at_every_site(enclave, cohort):
+    """Allele frequencies across sites need every site's hom-ref calls: a site is dropped only when no included
+    patient at any site carries it (so a withdrawn patient's private variant still disappears)."""
+    view = enclave.view("cvd-risk")
+    per_file = {p.name: sites_in(p) for p in (view / "genomics").glob("*.vcf.gz")}
+    raw = {p.name: sites_in(p) for p in cohort.glob("*/genomics/*.vcf.gz") if p.name in per_file}
+    assert len(per_file) == 3
+    carried = set().union(*per_file.values())
+    for name, kept in per_file.items():
+        assert kept == carried & raw[name]
+    assert carried < set().union(*raw.values())

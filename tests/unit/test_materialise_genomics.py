@@ -10,7 +10,7 @@ import pytest
 
 from fabric.errors import InvalidInputError
 from fabric.materialise.files import sha256_file
-from fabric.materialise.genomics import materialise_bam, materialise_vcf
+from fabric.materialise.genomics import materialise_bam, materialise_vcf, observed_sites
 
 pytestmark = pytest.mark.unit
 
@@ -91,6 +91,16 @@ def test_header_keeps_schema_only(tmp_path: Path) -> None:
 def test_unobserved_sites_kept_on_request(tmp_path: Path) -> None:
     src = write_vcf(tmp_path / "site.vcf.gz")
     assert materialise_vcf(src, tmp_path / "v.vcf.gz", SAMPLES, keep_unobserved=True) == 4
+
+
+def test_sites_observed_elsewhere_are_kept_with_hom_ref_calls(tmp_path: Path) -> None:
+    src = write_vcf(tmp_path / "site.vcf.gz")
+    observed = observed_sites(src, SAMPLES)
+    assert observed == {(b"1", b"100", b"A", b"G"), (b"1", b"300", b"G", b"A,C")}  # rs2 is carried by LAB003 only
+    assert materialise_vcf(src, tmp_path / "a.vcf.gz", SAMPLES) == 3
+    n = materialise_vcf(src, tmp_path / "b.vcf.gz", SAMPLES, keep_sites={(b"1", b"200", b"C", b"T")})
+    assert n == 4
+    assert "1\t200\trs2\tC\tT\t50\tPASS\tAC=0;AN=4;AF=0;DP=30" in read_text(tmp_path / "b.vcf.gz")
 
 
 def test_plain_text_and_bcf_inputs(tmp_path: Path) -> None:

@@ -22,10 +22,11 @@ from test_materialise_genomics import SAMPLES, make_bam, write_vcf
 from fabric.errors import InvalidInputError
 from fabric.materialise.genomics import materialise_bam, materialise_vcf
 from fabric.materialise.imaging import deidentify_dicom
+from tests.third_party import HTSLIB
 
 pytestmark = pytest.mark.robustness
 
-HTSLIB = Path(os.environ.get("ENCLAVE_SHARED", "/work/shared")) / "testdata" / "third_party" / "htslib"
+
 KEY = b"k" * 32
 
 
@@ -45,10 +46,7 @@ def first_sample(path: Path) -> dict[str, str]:
     return {names[0]: "P-XXXXXXXXXXXXXXXX"} if names else {"X": "P-XXXXXXXXXXXXXXXX"}
 
 
-@pytest.mark.skipif(not HTSLIB.is_dir(), reason="third-party htslib test files not present")
-@pytest.mark.parametrize(
-    "name", sorted(p.name for p in HTSLIB.glob("*") if "vcf" in p.name or p.suffix == ".bcf") if HTSLIB.is_dir() else []
-)
+@pytest.mark.parametrize("name", sorted(p.name for p in HTSLIB.glob("*") if "vcf" in p.name or p.suffix == ".bcf"))
 def test_htslib_vcf_edge_cases(name: str, tmp_path: Path) -> None:
     src = HTSLIB / name
     out = tmp_path / "out"
@@ -63,10 +61,7 @@ def test_htslib_vcf_edge_cases(name: str, tmp_path: Path) -> None:
     assert_clean(out)
 
 
-@pytest.mark.skipif(not HTSLIB.is_dir(), reason="third-party htslib test files not present")
-@pytest.mark.parametrize(
-    "name", sorted(p.name for p in HTSLIB.glob("*") if p.suffix in (".sam", ".bam")) if HTSLIB.is_dir() else []
-)
+@pytest.mark.parametrize("name", sorted(p.name for p in HTSLIB.glob("*") if p.suffix in (".sam", ".bam")))
 def test_htslib_alignment_edge_cases(name: str, tmp_path: Path) -> None:
     src = HTSLIB / name
     out = tmp_path / "out"

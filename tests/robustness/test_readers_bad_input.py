@@ -22,10 +22,9 @@ from readers_fixtures import build_view, pseudonym, pysam_frequencies, write_dic
 from fabric.errors import FabricError, InvalidInputError
 from fabric.readers import ProjectView, open_project
 from fabric.readers.imaging import _pydicom_header, _scan, _Unhandled, read_header
+from tests.third_party import HTSLIB
 
 pytestmark = pytest.mark.robustness
-
-HTSLIB = Path("/work/shared/testdata/third_party/htslib")
 
 
 @pytest.fixture(scope="module")

@@ -218,7 +218,7 @@ def test_hand_built_files_taken(label: str, tmp_path: Path) -> None:
 
 
 def test_encapsulated_pixel_data_taken(tmp_path: Path) -> None:
-    elements = [*image(PixelData=None), fragments(b"\xff\xd8\xff\xd9", b"\xff\xd8\x00\x01\xff\xd9\x00")]
+    elements = [*image(PixelData=None), fragments(b"\xff\xd8\xff\xd9", b"\xff\xd8\x00\x01\xff\xd9")]
     assert oracle(write(tmp_path, "jpeg.dcm", part10(elements, syntax=JPEG_BASELINE)), tmp_path)
     out = pydicom.dcmread(tmp_path / "fast" / "out.dcm")
     assert out.file_meta.TransferSyntaxUID == JPEG_BASELINE.rstrip(b"\0").decode()
@@ -275,6 +275,7 @@ def test_encapsulated_damage_declined(tmp_path: Path) -> None:
         ("no delimiter", fragments(b"\xff\xd8\xff\xd9")[:-8]),
         ("not last", fragments(b"\xff\xd8\xff\xd9") + element(0xFFFCFFFC, b"OB", b"\0\0")),
         ("no fragments", fragments()[:8]),
+        ("odd fragment", fragments(b"\xff\xd8\x00\xff\xd9")),  # pydicom pads the value, not the fragment
     ):
         src = write(tmp_path, f"{label}.dcm", part10([*image(PixelData=None), pixels], syntax=JPEG_BASELINE))
         assert not oracle(src, tmp_path), label

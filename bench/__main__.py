@@ -203,7 +203,7 @@ def bench_dicom_index(work: Path, sizes: list[int], repeats: int) -> dict:
 
 
 BENCHMARKS = {
-    "materialise": (bench_materialise, [2000, 10000], 1),
+    "materialise": (bench_materialise, [2000, 10000], 2),
     "allele_frequencies": (bench_allele_frequencies, [25000, 50000], 3),
     "dicom_index": (bench_dicom_index, [1000, 2000], 5),
 }

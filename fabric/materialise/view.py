@@ -181,10 +181,13 @@ def _redacted(error: Exception, members: dict[str, tuple[str, str]]) -> FabricEr
     return FabricError(message)
 
 
-def _imaging_task(batch: list[tuple[list[tuple[Path, Path]], str]], key: bytes) -> int:
+def _imaging_task(batch: list[tuple[list[tuple[Path, Path]], str]], key: bytes) -> dict[str, tuple[str, int]]:
+    """De-identify a batch of studies; the SHA-256 and size of each file written, for the manifest."""
+    written = {}
     for pairs, pseudo in batch:
-        deidentify_dicom_many(pairs, pseudonym=pseudo, key=key)
-    return sum(len(pairs) for pairs, _ in batch)
+        digests = deidentify_dicom_many(pairs, pseudonym=pseudo, key=key, atomic=False)  # staging is private
+        written.update((str(dst), digest) for (_src, dst), digest in zip(pairs, digests, strict=True))
+    return written
 
 
 def _imaging_batches(plan: DatasetPlan, out: Path, key: bytes) -> Iterator[list[tuple[list[tuple[Path, Path]], str]]]:
@@ -239,14 +242,20 @@ def _seal(path: Path) -> None:
     os.chmod(path, VIEW_DIR_MODE)
 
 
-def write_manifest(staging: Path, plan: BuildPlan, build_id: str, built_at: datetime) -> tuple[int, int, str]:
+def write_manifest(
+    staging: Path, plan: BuildPlan, build_id: str, built_at: datetime, known: dict[str, tuple[str, int]] | None = None
+) -> tuple[int, int, str]:
+    """Write MANIFEST.json listing every file with its SHA-256 and size; `known` holds those already computed while
+    the files were written (path -> (sha256, bytes)), the rest are read and hashed here."""
+    known = known or {}
     files = sorted(p for p in staging.rglob("*") if p.is_file())
+    unknown = [f for f in files if str(f) not in known]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        digests = list(pool.map(sha256_file, files))
-    entries = [
-        {"path": f.relative_to(staging).as_posix(), "sha256": d, "bytes": f.stat().st_size}
-        for f, d in zip(files, digests, strict=True)
-    ]
+        hashed = dict(zip(unknown, pool.map(sha256_file, unknown), strict=True))
+    entries = []
+    for f in files:
+        digest, size = known.get(str(f)) or (hashed[f], f.stat().st_size)
+        entries.append({"path": f.relative_to(staging).as_posix(), "sha256": digest, "bytes": size})
     pseudonyms = plan.pseudonyms()
     manifest = {
         "project": plan.project,
@@ -310,8 +319,8 @@ def materialise_project(
         staging = project_dir / "views" / f".staging-{build_id}"
         staging.mkdir(parents=True)
         try:
-            _build(plan, staging, key, progress=progress, workers=workers)
-            files, size, manifest_sha = write_manifest(staging, plan, build_id, built_at)
+            written = _build(plan, staging, key, progress=progress, workers=workers)
+            files, size, manifest_sha = write_manifest(staging, plan, build_id, built_at, written)
             _seal(staging)
             final = publish(project_dir, staging, build_id)
         except BaseException:
@@ -353,8 +362,12 @@ def materialise_project(
         return summary
 
 
-def _build(plan: BuildPlan, staging: Path, key: bytes, *, progress: bool, workers: int | None) -> None:
-    """Write every modality into `staging`: clinical in this process while workers copy images and genomes."""
+def _build(
+    plan: BuildPlan, staging: Path, key: bytes, *, progress: bool, workers: int | None
+) -> dict[str, tuple[str, int]]:
+    """Write every modality into `staging`: clinical in this process while workers copy images and genomes.
+    Returns the SHA-256 and size of the files whose writers hashed them on the way out."""
+    written: dict[str, tuple[str, int]] = {}
     genomics = staging / "genomics"
     imaging = staging / "imaging"
     workers = workers or os.cpu_count() or 2
@@ -412,6 +425,8 @@ def _build(plan: BuildPlan, staging: Path, key: bytes, *, progress: bool, worker
                                 other.cancel()
                             raise _redacted(error, d.members) from None
                         bar.update(weight)
+                        if d.modality == "imaging":
+                            written.update(future.result())
                         if future in observing:
                             carried |= future.result()
                             observing.discard(future)
@@ -420,6 +435,7 @@ def _build(plan: BuildPlan, staging: Path, key: bytes, *, progress: bool, worker
                                     submit(materialise_vcf, vd, 1, vd.location, target, samples, keep_sites=carried)
                                     for vd, target, samples in vcf_copies
                                 }
+        return written
 
 
 def verify_view(view: Path) -> list[str]:

@@ -210,3 +210,13 @@ def test_pydicom_test_files_keep_pixel_bytes(tmp_path: Path) -> None:
         assert after.PixelData == before.PixelData, name
         assert after.file_meta.TransferSyntaxUID == before.file_meta.TransferSyntaxUID
         assert after.PatientID == PSEUDONYM
+
+
+def test_returned_digest_is_that_of_the_written_file(tmp_path: Path) -> None:
+    import hashlib
+
+    for name in ("MR_small.dcm", "CT_small.dcm"):
+        src = Path(pydicom.data.get_testdata_file(name, download=False))
+        dst = tmp_path / name
+        digest, size = deidentify_dicom(src, dst, pseudonym="P-XXXXXXXXXXXXXXXX", key=b"k" * 32)
+        assert (digest, size) == (hashlib.sha256(dst.read_bytes()).hexdigest(), dst.stat().st_size)

@@ -6,6 +6,7 @@ path rejects the file, the fast path must have declined it and written nothing.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from pathlib import Path
 
@@ -43,9 +44,10 @@ def oracle(src: Path, work: Path) -> bool:
             return False
     if taken:
         assert fast.read_bytes() == slow.read_bytes(), f"{src.name}: fast path output differs"
+        assert taken == (hashlib.sha256(fast.read_bytes()).hexdigest(), fast.stat().st_size)
     else:
         assert not fast.exists()
-    return taken
+    return taken is not None
 
 
 def element(tag: int, vr: bytes, value: bytes, *, length: int | None = None, reserved: int = 0) -> bytes:

@@ -220,3 +220,14 @@ def test_returned_digest_is_that_of_the_written_file(tmp_path: Path) -> None:
         dst = tmp_path / name
         digest, size = deidentify_dicom(src, dst, pseudonym="P-XXXXXXXXXXXXXXXX", key=b"k" * 32)
         assert (digest, size) == (hashlib.sha256(dst.read_bytes()).hexdigest(), dst.stat().st_size)
+
+
+def test_direct_write_removes_its_partial_output_on_failure(tmp_path: Path) -> None:
+    from fabric.errors import InvalidInputError
+
+    src = tmp_path / "cut.dcm"
+    src.write_bytes(Path(pydicom.data.get_testdata_file("MR_small.dcm", download=False)).read_bytes()[:-500])
+    dst = tmp_path / "staging" / "out.dcm"
+    with pytest.raises(InvalidInputError):
+        deidentify_dicom(src, dst, pseudonym="P-XXXXXXXXXXXXXXXX", key=b"k" * 32, atomic=False)
+    assert not dst.exists() and list(dst.parent.iterdir()) == []

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Literal
 
 import pysam
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fabric import audit
 from fabric.clinical import FORMATS, open_site_clinical
-from fabric.errors import FabricError, InvalidInputError, NotFoundError, SpecError
+from fabric.documents import load_yaml_model
+from fabric.errors import FabricError, InvalidInputError, NotFoundError
 from fabric.materialise.files import sha256_file
 from fabric.models import Dataset, Patient, PatientRecord, Site
 
@@ -75,24 +75,7 @@ class SiteManifest(BaseModel):
 
     @classmethod
     def load(cls, path: Path) -> SiteManifest:
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InvalidInputError(path, "site manifest not found") from None
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise InvalidInputError(path, f"not valid YAML ({type(exc).__name__})") from None
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            raise SpecError(f"{path}: {_describe(exc)}") from None
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
+        return load_yaml_model(cls, path, "site manifest")
 
 
 # ------------------------------------------------------------------------------------------------ checksums

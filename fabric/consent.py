@@ -3,7 +3,6 @@ rule deciding whether a patient's consent in force covers a project's purpose.""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -15,7 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fabric import audit
-from fabric.errors import FabricError, InvalidInputError
+from fabric.documents import iter_ndjson
+from fabric.errors import FabricError
 from fabric.models import ConsentEvent, Patient
 
 # DUO primary categories, each with the broader purpose that contains it (None: the root). A consent for a purpose
@@ -116,21 +116,8 @@ class ConsentRecord:
 
 def read_consent_file(path: Path) -> Iterator[ConsentRecord]:
     """Parse a consent.ndjson export, naming the line of any problem."""
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInputError(path, f"cannot open: {exc.strerror}") from None
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInputError(path, f"line {number} is not JSON ({exc.msg})") from None
-            if not isinstance(raw, dict):
-                raise InvalidInputError(path, f"line {number} is not a JSON object")
-            yield ConsentRecord.parse(raw, f"{path.name} line {number}")
+    for number, raw in iter_ndjson(path):
+        yield ConsentRecord.parse(raw, f"{path.name} line {number}")
 
 
 @dataclass

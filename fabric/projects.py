@@ -9,15 +9,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fabric import audit
-from fabric.catalogue import _describe
 from fabric.consent import PURPOSE_PARENT
-from fabric.errors import FabricError, InvalidInputError, NotFoundError, SpecError
+from fabric.documents import load_yaml_model
+from fabric.errors import FabricError, NotFoundError, SpecError
 from fabric.models import Dataset, Project, ProjectMember
 
 PROJECT_NAME = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
@@ -103,18 +102,7 @@ class ProjectSpec(BaseModel):
 
     @classmethod
     def load(cls, path: Path) -> ProjectSpec:
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InvalidInputError(path, "project spec not found") from None
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise InvalidInputError(path, f"not valid YAML ({type(exc).__name__})") from None
-        if not isinstance(raw, dict):
-            raise SpecError(f"{path}: a project spec is a YAML mapping (name, title, purpose, ...)")
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            raise SpecError(f"{path}: {_describe(exc)}") from None
+        return load_yaml_model(cls, path, "project spec")
 
 
 def _now() -> datetime:

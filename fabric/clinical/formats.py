@@ -3,7 +3,6 @@ tables of fabric/clinical/schema.py in bounded chunks, with local codes and unit
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
@@ -11,6 +10,7 @@ from typing import Protocol
 import pandas as pd
 
 from fabric.clinical.schema import MEASURE_UNITS, SOURCE_COLUMNS
+from fabric.documents import iter_ndjson
 from fabric.errors import FabricError, InvalidInputError
 
 CHUNK_ROWS = 100_000
@@ -231,20 +231,10 @@ class FhirNdjsonReader:
         path = self.root / f"{resource_type}.ndjson"
         if not path.is_file():
             raise InvalidInputError(path, "missing from the site's FHIR export")
-        with path.open(encoding="utf-8", errors="strict") as handle:
-            try:
-                for number, line in enumerate(handle, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        resource = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise InvalidInputError(path, f"line {number} is not JSON ({exc.msg})") from None
-                    if not isinstance(resource, dict) or resource.get("resourceType") != resource_type:
-                        raise InvalidInputError(path, f"line {number} is not a {resource_type} resource")
-                    yield path, number, resource
-            except UnicodeDecodeError:
-                raise InvalidInputError(path, "not UTF-8 text") from None
+        for number, resource in iter_ndjson(path):
+            if resource.get("resourceType") != resource_type:
+                raise InvalidInputError(path, f"line {number} is not a {resource_type} resource")
+            yield path, number, resource
 
     def _chunked(self, rows: Iterator[dict], table: str) -> Iterator[pd.DataFrame]:
         batch: list[dict] = []

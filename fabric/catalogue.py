@@ -18,6 +18,7 @@ import pysam
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from tqdm import tqdm
 
 from fabric import audit
 from fabric.clinical import FORMATS, open_site_clinical
@@ -87,13 +88,15 @@ def _files_under(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def dataset_checksum(path: Path) -> tuple[str, int, int]:
+def dataset_checksum(path: Path, *, progress: bool = False) -> tuple[str, int, int]:
     """(sha256, files, bytes) of a file, or of a folder as the hash of its sorted (relative path, sha256) list."""
     if path.is_file():
         return sha256_file(path), 1, path.stat().st_size
     files = _files_under(path)
     with ThreadPoolExecutor(max_workers=4) as pool:  # hashlib releases the GIL; I/O overlaps too
-        digests = list(pool.map(sha256_file, files))
+        hashing = pool.map(sha256_file, files)
+        bar = tqdm(hashing, total=len(files), desc=f"checksum {path.name}", unit="file", disable=not progress)
+        digests = list(bar)
     tree = hashlib.sha256()
     for file, digest in zip(files, digests, strict=True):
         tree.update(f"{file.relative_to(path).as_posix()}\0{digest}\n".encode())
@@ -193,13 +196,15 @@ def _local_ids(site: Site, spec: DatasetSpec, root: Path, clinical_mrns: dict[st
             yield bam.stem, manifest.get(bam.stem, "")
 
 
-def register_dataset(session: Session, site: Site, spec: DatasetSpec, *, actor: str) -> IndexSummary:
+def register_dataset(
+    session: Session, site: Site, spec: DatasetSpec, *, actor: str, progress: bool = False
+) -> IndexSummary:
     """Record (or refresh) one dataset and index its patients; idempotent for unchanged data."""
     root = Path(site.root)
     location = root / spec.path
     if not location.exists():
         raise InvalidInputError(location, f"dataset {spec.id} not found")
-    checksum, files, size = dataset_checksum(location)
+    checksum, files, size = dataset_checksum(location, progress=progress)
     now = datetime.now(UTC).replace(tzinfo=None)
     dataset = session.get(Dataset, spec.id)
     if dataset is not None and dataset.site_id != site.id:
@@ -253,7 +258,9 @@ def register_dataset(session: Session, site: Site, spec: DatasetSpec, *, actor: 
     return summary
 
 
-def add_site(session: Session, site_dir: Path, *, actor: str) -> tuple[Site, list[IndexSummary]]:
+def add_site(
+    session: Session, site_dir: Path, *, actor: str, progress: bool = False
+) -> tuple[Site, list[IndexSummary]]:
     """Register a site from its folder's site.yaml, with every dataset it lists (clinical first, so imaging MRNs
     resolve). Re-adding an unchanged site changes nothing."""
     site_dir = site_dir.resolve()
@@ -269,7 +276,7 @@ def add_site(session: Session, site_dir: Path, *, actor: str) -> tuple[Site, lis
     order = {"clinical": 0, "genomics": 1, "imaging": 2}
     summaries = []
     for spec in sorted(manifest.datasets, key=lambda d: order[d.modality]):
-        summaries.append(register_dataset(session, site, spec, actor=actor))
+        summaries.append(register_dataset(session, site, spec, actor=actor, progress=progress))
         session.refresh(site)
     return site, summaries
 

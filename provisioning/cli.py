@@ -116,7 +116,7 @@ def demo(ctx: Context, patients: int, sites: int, seed: int, quiet: bool) -> Non
     registry, result = steps.ensure_registry(ctx.paths)
     done = [result]
     done.append(steps.ensure_cohort(ctx.paths, patients=patients, sites=sites, seed=seed, progress=not quiet))
-    done.append(steps.ensure_sites(registry, ctx.paths, actor=who))
+    done.append(steps.ensure_sites(registry, ctx.paths, actor=who, progress=not quiet))
     done.append(steps.ensure_consent(registry, ctx.paths, actor=who))
     project, result = steps.ensure_project(registry, steps.DEMO_SPEC, actor=who)
     done.append(result)
@@ -143,12 +143,13 @@ def site() -> None:
 
 @site.command("add")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 @pass_ctx
 @friendly
-def site_add(ctx: Context, folder: Path) -> None:
+def site_add(ctx: Context, folder: Path, quiet: bool) -> None:
     """Register the site exported in FOLDER (with its site.yaml) and index its patients."""
     with ctx.registry.session() as session:
-        added, summaries = add_site(session, folder, actor=actor())
+        added, summaries = add_site(session, folder, actor=actor(), progress=not quiet)
         click.echo(f"site {added.id}: {len(summaries)} datasets")
         for s in summaries:
             extra = f", {s.unlinked} unlinked" if s.unlinked else ""

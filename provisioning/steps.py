@@ -52,12 +52,12 @@ def site_folders(paths: Paths) -> list[Path]:
     return sorted(p for p in paths.sites.iterdir() if (p / "site.yaml").is_file())
 
 
-def ensure_sites(registry: Registry, paths: Paths, *, actor: str) -> StepResult:
+def ensure_sites(registry: Registry, paths: Paths, *, actor: str, progress: bool = False) -> StepResult:
     linked = 0
     folders = site_folders(paths)
     for folder in folders:
         with registry.session() as session:
-            _site, summaries = add_site(session, folder, actor=actor)
+            _site, summaries = add_site(session, folder, actor=actor, progress=progress)
             linked += sum(s.linked for s in summaries)
     return StepResult("sites", f"{len(folders)} sites registered, {linked} patient records linked")
 

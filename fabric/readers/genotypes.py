@@ -55,7 +55,30 @@ def parse_alleles(formats: list[str], sample_texts: list[str], n_samples: int) -
     return first, second
 
 
+def _parse_fixed_width(texts: list[str], n_samples: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The common case, GT-only diploid calls with one-digit alleles (`0/1`, `1|1`, `./.`): every sample field is
+    three bytes plus a separator, so the block reshapes to (records, samples, 4) with no search for separators.
+    None when any record does not have that shape."""
+    width = 4 * n_samples - 1
+    if any(len(t) != width for t in texts):
+        return None
+    raw = np.frombuffer(("\t".join(texts) + "\t").encode(), dtype=np.uint8)
+    if len(raw) != 4 * n_samples * len(texts):  # a non-ASCII character changed the byte length
+        return None
+    cells = raw.reshape(len(texts), n_samples, 4)
+    c0, c1, c2, c3 = cells[..., 0], cells[..., 1], cells[..., 2], cells[..., 3]
+    digit0, digit2 = (c0 >= _ZERO) & (c0 <= _NINE), (c2 >= _ZERO) & (c2 <= _NINE)
+    shaped = (digit0 | (c0 == _DOT)) & ((c1 == _SLASH) | (c1 == _PIPE)) & (digit2 | (c2 == _DOT)) & (c3 == _TAB)
+    if not shaped.all():
+        return None
+    first = np.where(digit0, c0.astype(np.int16) - _ZERO, MISSING).astype(np.int16)
+    second = np.where(digit2, c2.astype(np.int16) - _ZERO, MISSING).astype(np.int16)
+    return first, second
+
+
 def _parse_gt_first(texts: list[str], rows: np.ndarray, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    if (fixed := _parse_fixed_width(texts, n_samples)) is not None:
+        return fixed
     buf = ("\n".join(texts) + "\n").encode()
     raw = np.frombuffer(buf, dtype=np.uint8)
     seps = np.flatnonzero((raw == _TAB) | (raw == _NL))

@@ -211,3 +211,16 @@ def test_client_is_sized_from_manifest(view: ProjectView) -> None:
         assert len(info["workers"]) == 2
         assert {w["nthreads"] for w in info["workers"].values()} == {1}
         assert view.allele_frequencies("chrX").compute()["an"].max() <= 14
+
+
+def test_fixed_width_genotypes_parse_like_the_general_path() -> None:
+    from fabric.readers import genotypes
+
+    rng = np.random.default_rng(5)
+    calls = np.array(["0/0", "0/1", "1/1", "./.", "0|1", "1|0", "2/1", "./1"])
+    texts = ["\t".join(rng.choice(calls, size=7)) for _ in range(50)]
+    fixed = genotypes._parse_fixed_width(texts, 7)
+    assert fixed is not None
+    general = genotypes._parse_gt_first([*texts, "0/1\t" * 6 + "0"], np.arange(51), 7)  # haploid: general path
+    assert np.array_equal(fixed[0], general[0][:50]) and np.array_equal(fixed[1], general[1][:50])
+    assert genotypes._parse_fixed_width([*texts, "0/10\t" + "0/0\t" * 5 + "0/"], 7) is None

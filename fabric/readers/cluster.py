@@ -56,11 +56,19 @@ def start_client(
     )
 
 
-def worker_threads() -> int:
-    """Threads across the workers of the current distributed client, or this machine's cores without one."""
+def current_client() -> Client | None:
+    """The distributed client this process is using, if any."""
     try:
         from distributed import get_client
 
-        return max(1, sum(get_client().nthreads().values()))
-    except ValueError:  # no client: dask's local scheduler uses the cores
+        return get_client()
+    except ValueError:
+        return None
+
+
+def worker_threads(client: Client | None = None) -> int:
+    """Threads across the workers of `client` (default: the current one), or this machine's cores without one."""
+    client = client or current_client()
+    if client is None:  # dask's local scheduler uses the cores
         return os.cpu_count() or 1
+    return max(1, sum(client.nthreads().values()))

@@ -30,7 +30,7 @@ from fabric.readers.regions import Region, parse_regions, plan_chunks
 ENV_VIEW = "ENCLAVE_PROJECT_DATA"
 MANIFEST = "MANIFEST.json"
 CHUNK_BYTES = 512 << 10  # compressed VCF bytes per task: ~2.5k records x 500 samples; measured in bench/
-IMAGING_BATCH = (250, 2000)  # DICOM files per index task: two tasks per worker thread, within these bounds
+IMAGING_BATCH = (250, 2000)  # DICOM files per index task: one task per worker thread, within these bounds
 PIXEL_BATCH = 32  # images per pixel-stack task
 
 RegionArg = str | Region | Sequence[str | Region] | None
@@ -205,16 +205,25 @@ class ProjectView:
     # ---- imaging ---------------------------------------------------------------------------------------------
 
     def imaging_index(self, batch_size: int | None = None) -> dd.DataFrame:
-        """One row per DICOM file under imaging/ with its header fields (see imaging.INDEX_COLUMNS)."""
+        """One row per DICOM file under imaging/ with its header fields (see imaging.INDEX_COLUMNS).
+
+        With a distributed client current, the index (a small table) starts building on the cluster at once and
+        the frame is backed by those futures, as if persisted; without one it is lazy.
+        """
         files = imaging.list_dicom_files(self.root / "imaging")
         meta = imaging.index_frame([])
         if not files:
             return dd.from_pandas(meta, npartitions=1)
+        client = cluster.current_client()
         if batch_size is None:
-            # Reading a header is ~60 us, so per-task overhead matters: aim for two tasks per worker thread.
+            # Reading a header is ~60 us, so per-task overhead matters: one task per worker thread (measured in bench/).
             low, high = IMAGING_BATCH
-            batch_size = min(high, max(low, -(-len(files) // (2 * cluster.worker_threads()))))
+            batch_size = min(high, max(low, -(-len(files) // cluster.worker_threads(client))))
         batches = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
+        if client is not None:
+            # pure=False: files can change between calls (a rebuilt view), so results are never reused by key
+            futures = client.map(imaging.index_task, batches, pure=False)
+            return dd.from_delayed(futures, meta=meta, verify_meta=False)
         return dd.from_map(imaging.index_task, batches, meta=meta, enforce_metadata=False, label="dicom-index")
 
     def pixels(self, index: pd.DataFrame | dd.DataFrame, batch_size: int = PIXEL_BATCH) -> da.Array:

@@ -42,6 +42,10 @@ class Paths:
     def projects(self) -> Path:
         return self.home / "projects"
 
+    def project_key(self, project: str) -> Path:
+        """The project's pseudonym key (fabric/pseudonyms.py); never inside a project folder."""
+        return self.secrets / f"project-{project}.key"
+
     def project_dir(self, project: str) -> Path:
         return self.projects / project
 

@@ -113,7 +113,7 @@ def plan_build(registry: Registry, paths: Paths, name: str, *, on: datetime | No
             if (state := state_in_force(events.get(pid, []), day)) is not None
             and state.covers(spec.purpose, commercial=spec.commercial)
         }
-        key = load_or_create_key(paths.secrets / f"project-{name}.key")
+        key = load_or_create_key(paths.project_key(name))
         names = {pid: pseudonym(key, pid) for pid in eligible}
         plans = [
             DatasetPlan(
@@ -313,7 +313,7 @@ def materialise_project(
     project_dir = paths.project_dir(name)
     with _project_lock(project_dir):
         plan = plan_build(registry, paths, name)
-        key = load_or_create_key(paths.secrets / f"project-{name}.key")
+        key = load_or_create_key(paths.project_key(name))
         built_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
         build_id = built_at.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
         staging = project_dir / "views" / f".staging-{build_id}"

@@ -46,7 +46,7 @@ def covers_cvd(event: dict | None) -> bool:
 
 
 def pseudonyms_by_nhs(env: Enclave, project: str) -> dict[str, str]:
-    key = load_or_create_key(env.paths.secrets / f"project-{project}.key")
+    key = load_or_create_key(env.paths.project_key(project))
     with env.registry.session() as session:
         return {nhs: pseudonym(key, pid) for pid, nhs in session.execute(select(Patient.id, Patient.nhs_number))}
 

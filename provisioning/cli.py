@@ -405,5 +405,10 @@ def audit_verify(ctx: Context) -> None:
     click.echo("audit log intact")
 
 
+from output_checks.cli import airlock  # noqa: E402  (the airlock's commands live with the airlock)
+
+main.add_command(airlock)
+
+
 if __name__ == "__main__":
     main()

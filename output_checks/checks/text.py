@@ -1,0 +1,67 @@
+"""Free text (plain, markdown, HTML, XML, JSON that is not a table): every line screened for identifiers, streamed
+so memory stays flat in file size. Tables inside HTML are also checked as tables."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from itertools import islice
+from typing import ClassVar
+
+from output_checks.checks.base import Context, Subject, finding
+from output_checks.extract import html_text, json_strings
+from output_checks.screening.text import Segment
+from output_checks.sniff import open_text
+from output_checks.verdicts import Finding, Verdict
+
+LINES_PER_SEGMENT = 40
+MAX_IN_MEMORY = 64 * 2**20  # HTML and JSON are parsed whole up to this size; beyond it they are read as lines
+
+
+def line_segments(subject: Subject) -> Iterator[Segment]:
+    with open_text(subject.path) as fh:
+        number = 0
+        while chunk := list(islice(fh, LINES_PER_SEGMENT)):
+            first = number + 1
+            number += len(chunk)
+            yield Segment(f"lines {first}-{number}" if number > first else f"line {first}", "".join(chunk))
+
+
+class TextCheck:
+    name: ClassVar[str] = "text"
+    kinds: ClassVar[frozenset[str] | None] = frozenset({"text", "markdown", "html", "xml", "json"})
+
+    def run(self, subject: Subject, ctx: Context) -> Iterator[Finding]:
+        if subject.kind == "html" and subject.size <= MAX_IN_MEMORY:
+            with open_text(subject.path) as fh:
+                text, tables = html_text(fh.read())
+            yield from ctx.screen((Segment(s.location, s.text) for s in _split_lines(text)), "identifiers")
+            if tables and "tables" in ctx.policy.checks:
+                from output_checks.checks.tables import check_rows
+
+                for number, rows in enumerate(tables, start=1):
+                    yield from check_rows(rows, f"HTML table {number}", ctx)
+            return
+        if subject.kind == "json" and subject.size <= MAX_IN_MEMORY:
+            with open_text(subject.path) as fh:
+                try:
+                    data = json.load(fh)
+                except ValueError as exc:
+                    yield finding(self.name, Verdict.REVIEW, f"not valid JSON ({exc.msg} at line {exc.lineno})")
+                    yield from ctx.screen(line_segments(subject), "identifiers")
+                    return
+            from output_checks.checks.tables import json_records
+
+            if json_records(data) is not None:
+                return  # a table: the tables check owns it
+            yield from ctx.screen((Segment(w, t) for w, t in json_strings(data)), "identifiers")
+            return
+        yield from ctx.screen(line_segments(subject), "identifiers")
+
+
+def _split_lines(text: str) -> Iterator[Segment]:
+    lines = text.splitlines(keepends=True)
+    for start in range(0, len(lines), LINES_PER_SEGMENT):
+        chunk = "".join(lines[start : start + LINES_PER_SEGMENT])
+        if chunk.strip():
+            yield Segment(f"text lines {start + 1}-{start + len(lines[start : start + LINES_PER_SEGMENT])}", chunk)

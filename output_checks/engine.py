@@ -1,0 +1,191 @@
+"""The checks engine: walks the paths, sniffs each file's real type, runs the checks the policy enables for that
+type, and combines their findings into one verdict per file (the worst finding; a file nothing could read is
+review, never pass). Files are checked on every core; each worker builds its Presidio engine once."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+from output_checks.checks import Context, Subject, load_checks
+from output_checks.policy import Policy, load_policy
+from output_checks.screening.known import KnownIdentifiers
+from output_checks.screening.text import Screener
+from output_checks.sniff import refine, sniff
+from output_checks.verdicts import FileReport, Finding, Report, Verdict
+
+MAX_FINDINGS = 50  # per file; the rest are summarised (the verdict still counts them all)
+PARALLEL_BYTES = 4 * 2**20  # below this in total, one process is faster than starting workers
+
+
+@dataclass(frozen=True)
+class Target:
+    """A file to check: where it is, and the path it is reported under."""
+
+    path: Path
+    report_as: str
+
+
+def targets(paths: Sequence[Path]) -> Iterator[Target | tuple[str, str]]:
+    """Files under `paths` (directories walked recursively, sorted, links never followed); a link or special file
+    yields (report_as, reason) instead."""
+    for root in paths:
+        if root.is_symlink():
+            yield str(root), "a symbolic link: not followed"
+        elif root.is_dir():
+            for folder, dirs, files in os.walk(root, followlinks=False):
+                dirs.sort()
+                for name in sorted(files + [d for d in dirs if (Path(folder) / d).is_symlink()]):
+                    path = Path(folder) / name
+                    rel = path.relative_to(root).as_posix()
+                    if path.is_symlink():
+                        yield rel, "a symbolic link: not followed"
+                    elif path.is_file():
+                        yield Target(path, rel)
+                    else:
+                        yield rel, "not a regular file"
+        elif root.is_file():
+            yield Target(root, str(root))
+        else:
+            yield str(root), "not a regular file"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_checks(subject: Subject, ctx: Context) -> list[Finding]:
+    findings: list[Finding] = []
+    for check in load_checks(ctx.policy.checks):
+        if check.kinds is not None and subject.kind not in check.kinds:
+            continue
+        try:
+            findings.extend(f for f in check.run(subject, ctx) if f is not None)
+        except Exception as exc:  # any reader failure is a review, never a crash or a pass
+            findings.append(
+                Finding(
+                    check.name,
+                    Verdict.REVIEW,
+                    f"could not be read as {subject.kind} ({type(exc).__name__}): a reviewer must open it",
+                )
+            )
+    return findings
+
+
+def _cap(findings: list[Finding]) -> list[Finding]:
+    if len(findings) <= MAX_FINDINGS:
+        return findings
+    ordered = sorted(findings, key=lambda f: -f.verdict.rank)
+    kept, rest = ordered[: MAX_FINDINGS - 1], ordered[MAX_FINDINGS - 1 :]
+    worst = Verdict.worst(f.verdict for f in rest)
+    kept.append(Finding("engine", worst, f"and {len(rest)} more finding(s) like these"))
+    return kept
+
+
+def check_file(target: Target, ctx: Context) -> FileReport:
+    path = target.path
+    try:
+        digest = sha256_of(path)
+        kind = refine(path, sniff(path))
+        size = path.stat().st_size
+    except OSError as exc:
+        return FileReport(
+            target.report_as,
+            "",
+            "unreadable",
+            [Finding("engine", Verdict.REVIEW, f"cannot read the file ({exc.strerror})")],
+        )
+    subject = Subject(target.report_as, path, kind, size)
+    findings = run_checks(subject, ctx)
+    return FileReport(target.report_as, digest, kind, _cap(findings))
+
+
+def make_context(policy: Policy, known: KnownIdentifiers | None, workdir: Path | None) -> Context:
+    ctx = Context(policy=policy, screener_factory=lambda: Screener(policy), known=known, workdir=workdir)
+    ctx.check_member = lambda member: run_checks(member, ctx)
+    return ctx
+
+
+_WORKER: Context | None = None
+
+
+def _init_worker(policy: Policy, known: KnownIdentifiers | None, workdir: Path | None) -> None:
+    global _WORKER
+    _WORKER = make_context(policy, known, workdir)
+
+
+def _work(target: Target) -> FileReport:
+    assert _WORKER is not None
+    return check_file(target, _WORKER)
+
+
+def check_paths(
+    paths: Sequence[Path],
+    policy: Policy | None = None,
+    known: KnownIdentifiers | None = None,
+    *,
+    workers: int | None = None,
+    progress: bool = False,
+) -> Report:
+    """Check every file under `paths`; the report lists them in walk order."""
+    policy = policy or load_policy()
+    items = list(targets(paths))
+    files = [t for t in items if isinstance(t, Target)]
+    total = sum(t.path.stat().st_size for t in files)
+    workers = workers or min(len(os.sched_getaffinity(0)), len(files)) or 1
+    if total < PARALLEL_BYTES:
+        workers = 1
+    results: dict[str, FileReport] = {}
+    bar = _bar(len(files), progress)
+    with tempfile.TemporaryDirectory(prefix="enclave-airlock-") as scratch:
+        workdir = Path(scratch)
+        if workers <= 1:
+            ctx = make_context(policy, known, workdir)
+            for target in files:
+                results[target.report_as] = check_file(target, ctx)
+                bar.update()
+        else:
+            # Largest first, so that one big file does not finish last on a single core.
+            ordered = sorted(files, key=lambda t: -t.path.stat().st_size)
+            with ProcessPoolExecutor(
+                workers, mp_context=get_context("forkserver"), initializer=_init_worker,
+                initargs=(policy, known, workdir),
+            ) as pool:  # fmt: skip
+                for report in pool.map(_work, ordered, chunksize=1):
+                    results[report.path] = report
+                    bar.update()
+    bar.close()
+    report = Report()
+    for item in items:
+        if isinstance(item, Target):
+            report.files.append(results[item.report_as])
+        else:
+            where, why = item
+            report.files.append(FileReport(where, "", "link", [Finding("engine", Verdict.REVIEW, why)]))
+    return report
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(total: int, progress: bool):
+    if not progress:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="file", desc="airlock check", leave=False)

@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 ENCLAVE_HOME ?= $(CURDIR)/var
 export ENCLAVE_HOME
 
-# Debian packages: build tools for the venv, htslib's command-line tools as the benchmark baseline.
-DEBIAN_PACKAGES := python3-venv python3-dev build-essential bcftools tabix
+# Debian packages: build tools for the venv, htslib's command-line tools as the benchmark baseline, Tesseract
+# for the airlock's OCR of figures.
+DEBIAN_PACKAGES := python3-venv python3-dev build-essential bcftools tabix tesseract-ocr tesseract-ocr-eng
 
 .PHONY: demo test check format bench lock system-packages clean docs-check
 

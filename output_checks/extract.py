@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+MEDIA_TAGS = ("img", "svg", "canvas", "object", "embed", "iframe", "video", "audio", "picture")
 TEXT_ATTRIBUTES = ("title", "alt", "aria-label", "value", "placeholder", "content")
 
 
@@ -20,10 +22,13 @@ class _HtmlText(HTMLParser):
         self._row: list[str] | None = None
         self._cell: list[str] | None = None
         self._skip = 0
+        self.media: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in ("script", "style"):
             self._skip += 1
+        if tag in MEDIA_TAGS:
+            self.media.append(tag)
         for name, value in attrs:
             if name in TEXT_ATTRIBUTES and value:
                 self.parts.append(value)
@@ -54,12 +59,18 @@ class _HtmlText(HTMLParser):
             self._cell.append(data)
 
 
-def html_text(html: str) -> tuple[str, list[list[list[str]]]]:
-    """Visible text (plus title/alt attributes) and every <table> as rows of cell strings."""
+@dataclass
+class HtmlContent:
+    text: str  # visible text plus title/alt attributes
+    tables: list[list[list[str]]]  # every <table>, as rows of cell strings
+    media: list[str]  # embedded images, canvases, frames: things only a human can judge
+
+
+def html_content(html: str) -> HtmlContent:
     parser = _HtmlText()
     parser.feed(html)
     parser.close()
-    return "".join(parser.parts), [t for t in parser.tables if t]
+    return HtmlContent("".join(parser.parts), [t for t in parser.tables if t], parser.media)
 
 
 def json_strings(value: Any, path: str = "$") -> Iterator[tuple[str, str]]:

@@ -134,7 +134,8 @@ def _json(text: str, complete: bool) -> str:
         try:
             data = json.loads(text)
         except ValueError:
-            return "text"
+            # Malformed JSON is still JSON (reviewed as unreadable), and a notebook by its keys.
+            return "ipynb" if '"nbformat"' in text or '"cell_type"' in text else "json"
         if isinstance(data, dict) and "nbformat" in data:
             return "ipynb"
         return "json"
@@ -253,7 +254,35 @@ def sniff(path: Path) -> str:
         return "ipynb"
     if kind == "json" and not complete:
         return _json_whole(path)
+    if kind == "binary" and _dicom_by_parse(path):
+        return "dicom"
     return kind
+
+
+def _dicom_by_parse(path: Path) -> bool:
+    """A DICOM data set without preamble or meta header (any transfer syntax): pydicom reads standard elements
+    from it. Only element headers are parsed (pixel data and long values are skipped)."""
+    import logging
+    import warnings
+
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dataset = pydicom.dcmread(path, force=True, stop_before_pixels=True, defer_size=256)
+            known = 0
+            for element in dataset:
+                known += bool(element.keyword) and element.tag.group in (0x0008, 0x0010, 0x0018, 0x0020, 0x0028)
+                if known >= 3:
+                    return True
+    except (InvalidDicomError, ValueError, TypeError, KeyError, EOFError, OSError, OverflowError, NotImplementedError):
+        return False
+    except Exception:  # pydicom on arbitrary bytes can fail in many ways: then it is not DICOM
+        return False
+    return False
 
 
 def _json_whole(path: Path) -> str:
@@ -291,6 +320,7 @@ def refine(path: Path, kind: str) -> str:
         try:
             import pysam
 
+            pysam.set_verbosity(0)  # htslib's own warnings (missing index) are not findings
             with pysam.VariantFile(str(path)) as vf:
                 return "bcf-sites" if len(vf.header.samples) == 0 else "bcf"
         except (OSError, ValueError):

@@ -146,6 +146,7 @@ class ArchiveCheck:
                     yield finding(f.check, f.verdict, f.message, f"{where}: {f.location}" if f.location else where)
                 path.unlink(missing_ok=True)
         except LimitExceeded as exc:
+            members = -1
             yield finding(self.name, Verdict.BLOCK, f"archive refused: {exc}")
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, lzma.LZMAError, ValueError) as exc:
             yield finding(self.name, Verdict.REVIEW, f"archive is damaged or unreadable ({type(exc).__name__})")

@@ -59,7 +59,8 @@ def svg_segments(subject: Subject) -> Iterator[Segment]:
     from defusedxml.ElementTree import iterparse  # refuses entity expansion and external entities
 
     texts: list[str] = []
-    for _event, element in iterparse(subject.path, events=("end",), forbid_dtd=True):
+    # matplotlib writes a DOCTYPE; entity declarations and external references stay forbidden.
+    for _event, element in iterparse(subject.path, events=("end",), forbid_dtd=False):
         tag = element.tag.rsplit("}", 1)[-1]
         if tag in ("text", "tspan", "title", "desc", "textPath", "metadata") and element.text and element.text.strip():
             texts.append(element.text.strip())

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from output_checks.checks.base import Context, Subject, finding
-from output_checks.extract import html_text, json_strings, strip_ansi
+from output_checks.extract import html_content, json_strings, strip_ansi
 from output_checks.screening.text import Segment
 from output_checks.sniff import open_text
 from output_checks.verdicts import Finding, Verdict
@@ -110,11 +110,12 @@ class NotebookCheck:
             if mime in IMAGE_TYPES or mime in ("png", "jpeg", "svg"):
                 images.append(f"{where} {mime}")
                 if "svg" in mime:
-                    segments.append(Segment(f"{where} svg text", html_text(_text(value))[0]))
+                    segments.append(Segment(f"{where} svg text", html_content(_text(value)).text))
             elif mime in ("text/html", "html"):
-                text, found = html_text(_text(value))
-                segments.append(Segment(f"{where} html", text))
-                tables.extend((f"{where} html table {i}", rows) for i, rows in enumerate(found, start=1))
+                html = html_content(_text(value))
+                segments.append(Segment(f"{where} html", html.text))
+                tables.extend((f"{where} html table {i}", rows) for i, rows in enumerate(html.tables, start=1))
+                images.extend(f"{where} html {tag}" for tag in html.media)
             elif mime.endswith("json") or mime.startswith("application/vnd"):
                 segments.extend(Segment(f"{where} {mime} {w}", t) for w, t in json_strings(value))
             elif mime != "text/plain" or otype != "stream":

@@ -36,6 +36,7 @@ INTEGER = re.compile(r"^\s*\+?\d+(\.0+)?\s*$")
 SMALL_MARKER = re.compile(r"^\s*(<|≤|<=)\s*\d+\s*$")
 DATE = re.compile(r"^\s*(\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{4})([ T]\d{2}:\d{2}(:\d{2})?)?\s*$")
 PSEUDONYM = re.compile(r"P-[A-Z2-7]{16}")
+LONG_INTEGER = re.compile(r"^\s*\+?\d{9,19}\s*$")  # could be an id or a phone number; decimals cannot
 NHS_SHAPE = re.compile(r"^\s*\d{3}[ -]?\d{3}[ -]?\d{4}\s*$")
 VARIANT = re.compile(r"^(rs\d+|(chr)?[0-9XYM]{1,2}[:_]\d+([:_][ACGTN]+[:_/>][ACGTN]+)?)$", re.IGNORECASE)
 
@@ -402,7 +403,7 @@ def _screen_values(state: TableState, new: dict[str, list[tuple[int, str]]]) -> 
         kind = profile.kind
         if kind in ("integer", "number"):
             # Numbers are identifiers only in identifier shapes (NHS numbers, phone numbers, long ids).
-            values = [(r, v) for r, v in values if NHS_SHAPE.match(v) or len(v.strip()) >= 9]
+            values = [(r, v) for r, v in values if NHS_SHAPE.match(v) or LONG_INTEGER.match(v)]
         if not values:
             continue
         segments = (Segment(state.where(column, row), value) for row, value in values)
@@ -425,12 +426,12 @@ def _count_columns(state: TableState, frame: pd.DataFrame) -> list[str]:
     named = []
     for c in integer_cols:
         words = set(_words(str(c)))
-        if words & NOT_COUNT_WORDS:
+        if words & NOT_COUNT_WORDS or TOTAL_LABEL.match(str(c)):
             continue
         if words & COUNT_WORDS or str(c).strip().lower() in ("n", "k"):
             named.append(c)
     if named:
-        return named
+        return named + [c for c in integer_cols if TOTAL_LABEL.match(str(c))]
     labels = [c for c in frame.columns if profiles[str(c)].kind == "text"]
     numbers = [c for c in frame.columns if profiles[str(c)].kind in ("integer", "number")]
     candidates = [c for c in integer_cols if not set(_words(str(c))) & NOT_COUNT_WORDS]

@@ -9,7 +9,7 @@ from itertools import islice
 from typing import ClassVar
 
 from output_checks.checks.base import Context, Subject, finding
-from output_checks.extract import html_text, json_strings
+from output_checks.extract import html_content, json_strings
 from output_checks.screening.text import Segment
 from output_checks.sniff import open_text
 from output_checks.verdicts import Finding, Verdict
@@ -34,13 +34,16 @@ class TextCheck:
     def run(self, subject: Subject, ctx: Context) -> Iterator[Finding]:
         if subject.kind == "html" and subject.size <= MAX_IN_MEMORY:
             with open_text(subject.path) as fh:
-                text, tables = html_text(fh.read())
-            yield from ctx.screen((Segment(s.location, s.text) for s in _split_lines(text)), "identifiers")
-            if tables and "tables" in ctx.policy.checks:
+                html = html_content(fh.read())
+            yield from ctx.screen(_split_lines(html.text), "identifiers")
+            if html.tables and "tables" in ctx.policy.checks:
                 from output_checks.checks.tables import check_rows
 
-                for number, rows in enumerate(tables, start=1):
+                for number, rows in enumerate(html.tables, start=1):
                     yield from check_rows(rows, f"HTML table {number}", ctx)
+            if html.media:
+                kinds = ", ".join(sorted(set(html.media)))
+                yield finding(self.name, Verdict.REVIEW, f"{len(html.media)} embedded image(s) or frame(s) ({kinds})")
             return
         if subject.kind == "json" and subject.size <= MAX_IN_MEMORY:
             with open_text(subject.path) as fh:

@@ -46,6 +46,7 @@ LABELS = {
     "IBAN_CODE": "a bank account (IBAN)",
     "CREDIT_CARD": "a card number",
     "IP_ADDRESS": "an IP address",
+    "ENCLAVE_PSEUDONYM": "a pseudonym-shaped patient id: individual-level data",
 }
 # What a segment must contain for an entity to be possible at all (the cheap prefilter).
 NEEDS_DIGIT = {"UK_NHS", "MRN", "PHONE_NUMBER", "UK_POSTCODE", "ADDRESS", "UK_NINO", "IBAN_CODE", "CREDIT_CARD",
@@ -58,6 +59,22 @@ CAPITALISED = re.compile(r"\b[A-Z][a-z'\u00C0-\u024F]+\b")
 BIRTH_WORD = re.compile(r"(?i)\b(born|birth|d\.?o\.?b)")
 TITLE_BEFORE = re.compile(r"(?i)\b(mr|mrs|ms|miss|mx|dr|prof|sir|dame|patient|mother|father|son|daughter)\.?\s*$")
 AUTHOR_LIST = re.compile(r"^\s*(\[?\d+[\].]\s*)?([A-Z][A-Za-z'\-]+ [A-Z]{1,3}[,.]\s*){2,}")
+
+
+NAME_PARTICLES = {"van", "von", "der", "den", "de", "la", "le", "du", "di", "da", "del", "della", "bin", "bint", "al",
+                  "el",
+                  "ter", "ten", "y", "e", "dos", "das"}  # fmt: skip
+
+
+def _public_ip(value: str) -> bool:
+    """Loopback, private and documentation addresses (127.0.0.1 in a kernel banner) identify no one."""
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        return True
+    return address.is_global
 
 
 @dataclass(frozen=True)
@@ -92,7 +109,11 @@ class Screener:
         config = yaml.safe_load((HERE / RECOGNIZERS).read_text())
         self.min_scores: dict[str, float] = config.get("min_scores", {})
         vocabulary = yaml.safe_load((HERE / VOCABULARY).read_text())
-        self.not_names = {w.lower() for key in ("drugs", "genes", "eponyms") for w in vocabulary[key]}
+        self.not_names = {
+            w.lower() for key in ("drugs", "genes", "eponyms", "organisations", "clinical") for w in vocabulary[key]
+        }
+        self.organisations = {w.lower() for w in vocabulary["organisations"]}
+        self.staff_context = [w.lower() for w in vocabulary["staff_context"]]
         self.reference_markers = [m.lower() for m in vocabulary["reference_markers"]]
         self.floor = min([policy.identifier_min_score, *self.min_scores.values()])
 
@@ -150,11 +171,14 @@ class Screener:
             return False
         if all(w.isupper() for w in words) and len(span) <= 10:  # gene symbols, acronyms
             return False
-        if not any(w[0].isupper() for w in words):
-            return False
+        if not all(w[0].isupper() or w.lower() in NAME_PARTICLES for w in words):
+            return False  # names are written capitalised ("Sed volutpat" is Latin, not a person)
         low = line.lower()
         if any(marker in low for marker in self.reference_markers) or AUTHOR_LIST.match(line):
             return False
+        following = re.match(r"[\s,]*([A-Za-z]+)", text[result.end : result.end + 30])
+        if following and following[1].lower() in self.organisations:
+            return False  # "Queen Elizabeth" in "Queen Elizabeth Hospital"
         before = text[max(0, result.start - 12) : result.start]
         # A lone capitalised word is not a name without a title in front of it.
         return len(words) > 1 or TITLE_BEFORE.search(before) is not None
@@ -162,6 +186,16 @@ class Screener:
     def _accept(self, text: str, result: RecognizerResult) -> bool:
         if result.score < self.min_scores.get(result.entity_type, self.policy.identifier_min_score):
             return False
+        if result.entity_type in NEEDS_DIGIT and result.entity_type not in ("ADDRESS", "UK_POSTCODE"):
+            before = text[max(0, result.start - 2) : result.start]
+            after = text[result.end : result.end + 2]
+            if before.endswith(".") or re.match(r"\d?\.$", before) or re.match(r"\.\d|[eE][-+]?\d", after):
+                return False  # digits of a decimal number (a p-value, a coefficient), not an identifier
+        if result.entity_type == "IP_ADDRESS":
+            around = text[max(0, result.start - 1) : result.start] + text[result.end : result.end + 2]
+            if re.search(r"^[\d.]|^.?\.\d", around):
+                return False  # part of a longer dotted number: a DICOM UID or a version, not an address
+            return _public_ip(text[result.start : result.end])
         if result.entity_type == "PERSON":
             line_start = text.rfind("\n", 0, result.start) + 1
             line_end = text.find("\n", result.end)
@@ -180,6 +214,7 @@ class Screener:
             yield from self._screen_batch(batch, check, known)
 
     def _screen_batch(self, batch: list[Segment], check: str, known: KnownIdentifiers | None) -> Iterator[Finding]:
+        analyzer = self.analyzer  # built first: a policy's extra recognisers add entities
         wanted = [self._possible(s.text) for s in batch]
         todo = [(s, w) for s, w in zip(batch, wanted, strict=True) if w]
         if known is not None:
@@ -187,7 +222,6 @@ class Screener:
                 yield from known.findings(segment, check="known_identifiers")
         if not todo or "identifiers" not in self.policy.checks:
             return
-        analyzer = self.analyzer
         artifacts = analyzer.nlp_engine.artifacts([s.text for s, _ in todo], [("PERSON" in w) for _, w in todo])
         for (segment, entities), nlp_artifacts in zip(todo, artifacts, strict=True):
             results = analyzer.analyze(
@@ -203,9 +237,18 @@ class Screener:
                     continue
                 seen.add(key)
                 label = LABELS.get(result.entity_type, result.entity_type.replace("_", " ").lower())
+                verdict = Verdict.BLOCK
+                if result.entity_type == "PERSON" and self._staff_line(segment.text, result.start):
+                    verdict, label = Verdict.REVIEW, "a name where staff are listed (authors, acknowledgements)"
                 yield Finding(
                     check=check,
-                    verdict=Verdict.BLOCK,
+                    verdict=verdict,
                     message=f"{label} ({mask(value)}; {result.entity_type}, score {result.score:.2f})",
                     location=segment.location,
                 )
+
+    def _staff_line(self, text: str, at: int) -> bool:
+        start = text.rfind("\n", 0, at) + 1
+        end = text.find("\n", at)
+        line = text[start : end if end >= 0 else len(text)].lower()
+        return any(word in line for word in self.staff_context)

@@ -107,8 +107,10 @@ class KnownIdentifiers:
         value = str(value).strip()
         if kind in ("nhs",):
             value = re.sub(r"\D", "", value)
-        elif kind in ("id", "pseudonym"):
+        elif kind == "id":
             value = re.sub(r"[\s-]", "", value).upper()
+        elif kind == "pseudonym":
+            value = value.upper()
         elif kind == "postcode":
             value = re.sub(r"\s", "", value).upper()
         elif kind == "name":

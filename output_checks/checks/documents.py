@@ -28,13 +28,14 @@ def ocr_text(subject: Subject) -> str:
             raise ValueError(f"{image.width}x{image.height} pixels: too large to read safely")
         image.load()
         frame = image.convert("L")
-    # Upscale small renders: Tesseract reads 10-pt text poorly at 72 dpi.
-    if frame.width < 2000:
-        factor = min(3, max(1, 2000 // max(frame.width, 1)))
-        frame = frame.resize((frame.width * factor, frame.height * factor))
     import pytesseract
 
-    return pytesseract.image_to_string(frame, lang="eng", timeout=OCR_TIMEOUT)
+    text = pytesseract.image_to_string(frame, lang="eng", timeout=OCR_TIMEOUT)
+    if not text.strip() and frame.width < 1000:
+        # Small renders (10-pt text at 72 dpi) read better enlarged; large text reads worse, so only as a retry.
+        frame = frame.resize((frame.width * 2, frame.height * 2))
+        text = pytesseract.image_to_string(frame, lang="eng", timeout=OCR_TIMEOUT)
+    return text
 
 
 def pdf_segments(subject: Subject) -> Iterator[Segment]:

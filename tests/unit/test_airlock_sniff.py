@@ -56,7 +56,10 @@ def _npy() -> bytes:
     return buffer.getvalue()
 
 
-VCF = b"##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n1\t10\t.\tA\tG\t.\t.\t.\tGT\t0/1\n"
+VCF = (
+    b"##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n"
+    b"1\t10\t.\tA\tG\t.\t.\t.\tGT\t0/1\n"
+)
 SITES = b"##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n1\t10\trs1\tA\tG\t.\t.\tAF=0.2\n"
 
 CASES = [

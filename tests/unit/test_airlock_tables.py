@@ -91,7 +91,9 @@ def test_one_row_per_person_blocks_without_any_identifier(tmp_path):
 
 
 def test_pseudonym_column_blocks(tmp_path):
-    rows = "\n".join(f"P-{''.join(random.Random(i).choices('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', k=16))},{i % 90}" for i in range(50))
+    rows = "\n".join(
+        f"P-{''.join(random.Random(i).choices('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', k=16))},{i % 90}" for i in range(50)
+    )
     report = check_one(write(tmp_path, "ids.csv", "pid,age\n" + rows + "\n"))
     assert report.verdict is Verdict.BLOCK
     assert "pseudonym" in messages(report)
@@ -162,7 +164,7 @@ def test_hidden_excel_sheet_is_checked(tmp_path):
 def test_gwas_summary_statistics_pass(tmp_path):
     rng = random.Random(2)
     lines = ["rsid,chr,pos,effect_allele,beta,se,p"]
-    for i in range(800):
+    for _ in range(800):
         lines.append(f"rs{rng.randint(10**5, 10**8)},{rng.randint(1, 22)},{rng.randint(10**5, 2 * 10**8)},A,"
                      f"{rng.gauss(0, 0.05):.4f},{rng.uniform(0.01, 0.03):.4f},{rng.random():.3g}")  # fmt: skip
     path = write(tmp_path, "gwas.csv", "\n".join(lines) + "\n")

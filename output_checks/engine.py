@@ -70,7 +70,17 @@ def run_checks(subject: Subject, ctx: Context) -> list[Finding]:
         if check.kinds is not None and subject.kind not in check.kinds:
             continue
         try:
-            findings.extend(f for f in check.run(subject, ctx) if f is not None)
+            blocking = 0
+            results = iter(check.run(subject, ctx))
+            for f in results:
+                findings.append(f)
+                blocking += f.verdict is Verdict.BLOCK
+                if blocking >= MAX_FINDINGS:
+                    # The file cannot leave; reading further would only lengthen a report nobody needs longer.
+                    results.close()
+                    stop = f"stopped after {MAX_FINDINGS} blocking findings"
+                    findings.append(Finding(check.name, Verdict.BLOCK, stop))
+                    break
         except Exception as exc:  # any reader failure is a review, never a crash or a pass
             findings.append(
                 Finding(

@@ -126,6 +126,9 @@ def _delimited(text: str) -> str | None:
     widths = {len(r) for r in rows}
     if min(widths) < 2 or len(widths) > 2:
         return None
+    words = sorted(len(field.split()) for row in rows for field in row)
+    if words[len(words) // 2] > 3:
+        return None  # prose with commas in it, not a table: most fields would be sentences
     return "tsv" if dialect.delimiter == "\t" else "csv"
 
 

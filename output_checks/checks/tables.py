@@ -341,8 +341,15 @@ class TableState:
     head_rows: int = 0
     findings: list[Finding] = field(default_factory=list)
 
+    header_flagged: bool = False  # the header itself holds an identifier: name columns by number only
+
     def where(self, column: str | None = None, row: int | None = None) -> str:
-        parts = [p for p in (self.location, f"column {column!r}" if column is not None else "") if p]
+        label = ""
+        if column is not None:
+            number = list(self.profiles).index(column) + 1 if column in self.profiles else 0
+            short = column if len(column) <= 40 else column[:37] + "..."
+            label = f"column {number}" if self.header_flagged else f"column {short!r}"
+        parts = [p for p in (self.location, label) if p]
         if row is not None:
             parts.append(f"row {row}")
         return ", ".join(parts)
@@ -614,7 +621,9 @@ def check_table(source: TableSource, location: str, ctx: Context, acro: str | No
         # Headers are text too: a column named after a patient is a finding.
         if state.rows == 0:
             header = " | ".join(str(c) for c in chunk.columns)
-            state.findings.extend(ctx.screen([Segment(state.where() or "header", header)], "identifiers"))
+            flagged = list(ctx.screen([Segment(state.where() or "header", header)], "identifiers"))
+            state.header_flagged = bool(flagged)
+            state.findings.extend(flagged)
         _profile_chunk(state, chunk, new)
         _screen_values(state, new)
         yield from state.findings

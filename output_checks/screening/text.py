@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,7 +29,8 @@ if TYPE_CHECKING:
 HERE = Path(__file__).parent
 RECOGNIZERS = "recognizers.yaml"
 VOCABULARY = "vocabulary.yaml"
-BATCH = 256
+BATCH = 256  # segments per spaCy batch (table cells are short) ...
+BATCH_CHARS = 64_000  # ... or this much text, so that a file with findings stops early
 MAX_SEGMENT = 20_000  # characters: longer text is cut at line ends so that spaCy's memory stays small
 
 LABELS = {
@@ -210,7 +210,15 @@ class Screener:
     ) -> Iterator[Finding]:
         """Findings (all block) for every identifier in `segments`, in order."""
         pieces = (piece for segment in segments for piece in split_long(segment))
-        while batch := list(islice(pieces, BATCH)):
+        batch: list[Segment] = []
+        size = 0
+        for piece in pieces:
+            batch.append(piece)
+            size += len(piece.text)
+            if len(batch) >= BATCH or size >= BATCH_CHARS:
+                yield from self._screen_batch(batch, check, known)
+                batch, size = [], 0
+        if batch:
             yield from self._screen_batch(batch, check, known)
 
     def _screen_batch(self, batch: list[Segment], check: str, known: KnownIdentifiers | None) -> Iterator[Finding]:

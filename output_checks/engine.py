@@ -21,7 +21,7 @@ from output_checks.sniff import refine, sniff
 from output_checks.verdicts import FileReport, Finding, Report, Verdict
 
 MAX_FINDINGS = 50  # per file; the rest are summarised (the verdict still counts them all)
-PARALLEL_BYTES = 4 * 2**20  # below this in total, one process is faster than starting workers
+PARALLEL_BYTES = 2**20  # below this in total, one process is faster than starting workers
 
 
 @dataclass(frozen=True)
@@ -106,18 +106,34 @@ def check_file(target: Target, ctx: Context) -> FileReport:
     path = target.path
     try:
         digest = sha256_of(path)
-        kind = refine(path, sniff(path))
         size = path.stat().st_size
     except OSError as exc:
-        return FileReport(
-            target.report_as,
-            "",
-            "unreadable",
-            [Finding("engine", Verdict.REVIEW, f"cannot read the file ({exc.strerror})")],
-        )
+        unreadable = Finding("engine", Verdict.REVIEW, f"cannot read the file ({exc.strerror})")
+        return FileReport(target.report_as, "", "unreadable", [unreadable])
+    try:
+        kind = refine(path, sniff(path))
+    except Exception as exc:  # a damaged container can fail while its type is read: review, never a crash
+        why = f"the file is damaged: its type could not be read ({type(exc).__name__})"
+        return FileReport(target.report_as, digest, "damaged", [Finding("engine", Verdict.REVIEW, why)])
     subject = Subject(target.report_as, path, kind, size)
     findings = run_checks(subject, ctx)
-    return FileReport(target.report_as, digest, kind, _cap(findings))
+    return FileReport(target.report_as, digest, kind, _cap(mask_echoes(findings, ctx)))
+
+
+def mask_echoes(findings: list[Finding], ctx: Context) -> list[Finding]:
+    """Backstop for the rule that a report never repeats an identifier: names a file controls (sheet titles, JSON
+    keys, archive members, column headers) end up in locations and messages, so those are screened too and any
+    identifier in them is masked."""
+    texts = sorted({t for f in findings for t in (f.location, f.message) if t and any(c.isalnum() for c in t)})
+    if not texts or ("identifiers" not in ctx.policy.checks and ctx.known is None):
+        return findings
+    masked = ctx.screener.mask_identifiers(texts, known=ctx.known)
+    if not masked:
+        return findings
+    return [
+        Finding(f.check, f.verdict, masked.get(f.message, f.message), masked.get(f.location, f.location))
+        for f in findings
+    ]
 
 
 def make_context(policy: Policy, known: KnownIdentifiers | None, workdir: Path | None) -> Context:
@@ -155,30 +171,36 @@ def check_paths(
     workers = workers or min(len(os.sched_getaffinity(0)), len(files)) or 1
     if total < PARALLEL_BYTES:
         workers = 1
-    results: dict[str, FileReport] = {}
+    # Keyed by position: two directory arguments may hold files with the same relative path.
+    results: dict[int, FileReport] = {}
     bar = _bar(len(files), progress)
     with tempfile.TemporaryDirectory(prefix="enclave-airlock-") as scratch:
         workdir = Path(scratch)
         if workers <= 1:
             ctx = make_context(policy, known, workdir)
-            for target in files:
-                results[target.report_as] = check_file(target, ctx)
+            for index, target in enumerate(files):
+                results[index] = check_file(target, ctx)
                 bar.update()
         else:
             # Largest first, so that one big file does not finish last on a single core.
-            ordered = sorted(files, key=lambda t: -t.path.stat().st_size)
+            ordered = sorted(range(len(files)), key=lambda i: -files[i].path.stat().st_size)
+            # forkserver, not fork: the parent may hold library threads (Arrow, BLAS) that fork would copy
+            # mid-flight. The server preloads the heavy imports once, so workers start in a fraction of a second.
+            mp = get_context("forkserver")
+            mp.set_forkserver_preload(["output_checks.engine", "output_checks.screening.nlp", "presidio_analyzer"])
             with ProcessPoolExecutor(
-                workers, mp_context=get_context("forkserver"), initializer=_init_worker,
-                initargs=(policy, known, workdir),
-            ) as pool:  # fmt: skip
-                for report in pool.map(_work, ordered, chunksize=1):
-                    results[report.path] = report
+                workers, mp_context=mp, initializer=_init_worker, initargs=(policy, known, workdir)
+            ) as pool:
+                reports = pool.map(_work, [files[i] for i in ordered], chunksize=1)
+                for index, report in zip(ordered, reports, strict=True):
+                    results[index] = report
                     bar.update()
     bar.close()
     report = Report()
+    position = iter(range(len(files)))
     for item in items:
         if isinstance(item, Target):
-            report.files.append(results[item.report_as])
+            report.files.append(results[next(position)])
         else:
             where, why = item
             report.files.append(FileReport(where, "", "link", [Finding("engine", Verdict.REVIEW, why)]))

@@ -23,10 +23,13 @@ class _HtmlText(HTMLParser):
         self._cell: list[str] | None = None
         self._skip = 0
         self.media: list[str] = []
+        self.scripts: list[str] = []
+        self._in_script = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in ("script", "style"):
             self._skip += 1
+            self._in_script = tag == "script"
         if tag in MEDIA_TAGS:
             self.media.append(tag)
         for name, value in attrs:
@@ -45,6 +48,7 @@ class _HtmlText(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag in ("script", "style") and self._skip:
             self._skip -= 1
+            self._in_script = False
         if tag in ("td", "th") and self._cell is not None and self._row is not None:
             self._row.append(" ".join("".join(self._cell).split()))
             self._cell = None
@@ -53,7 +57,10 @@ class _HtmlText(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if self._skip:
-            return  # script and style bodies are code, screened as text elsewhere if at all
+            # Style bodies are CSS; script bodies are code, but plotting libraries put their data there.
+            if self._in_script and data.strip():
+                self.scripts.append(data)
+            return
         self.parts.append(data)
         if self._cell is not None:
             self._cell.append(data)
@@ -64,13 +71,14 @@ class HtmlContent:
     text: str  # visible text plus title/alt attributes
     tables: list[list[list[str]]]  # every <table>, as rows of cell strings
     media: list[str]  # embedded images, canvases, frames: things only a human can judge
+    scripts: list[str]  # script bodies (never run): plotting libraries embed their data, hover text included
 
 
 def html_content(html: str) -> HtmlContent:
     parser = _HtmlText()
     parser.feed(html)
     parser.close()
-    return HtmlContent("".join(parser.parts), [t for t in parser.tables if t], parser.media)
+    return HtmlContent("".join(parser.parts), [t for t in parser.tables if t], parser.media, parser.scripts)
 
 
 def json_strings(value: Any, path: str = "$") -> Iterator[tuple[str, str]]:
@@ -82,7 +90,8 @@ def json_strings(value: Any, path: str = "$") -> Iterator[tuple[str, str]]:
             keys = " ".join(str(k) for k in item)
             if keys:
                 yield where, keys
-            stack.extend((f"{where}.{k}", v) for k, v in reversed(list(item.items())))
+            named = [(_key_label(k, i), v) for i, (k, v) in enumerate(item.items(), start=1)]
+            stack.extend((f"{where}.{label}", v) for label, v in reversed(named))
         elif isinstance(item, list):
             scalars = [str(v) for v in item if isinstance(v, int | float) and not isinstance(v, bool)]
             if scalars:
@@ -94,6 +103,16 @@ def json_strings(value: Any, path: str = "$") -> Iterator[tuple[str, str]]:
             yield where, item
         elif isinstance(item, int | float) and not isinstance(item, bool):
             yield where, str(item)
+
+
+SAFE_KEY = re.compile(r"^[A-Za-z_][A-Za-z_-]{0,40}$")
+
+
+def _key_label(key: object, position: int) -> str:
+    """A key as it may appear in a location: plain words as they are, anything else (digits, spaces — where a
+    name or a number could hide) by position, since keys are data the file controls."""
+    text = str(key)
+    return text if SAFE_KEY.match(text) and " " not in text else f"<key {position}>"
 
 
 def strip_ansi(text: str) -> str:

@@ -112,24 +112,39 @@ def text_encoding(data: bytes) -> str:
         return "utf-8" if exc.start >= len(data) - 4 else "latin-1"
 
 
+def _majority_delimiter(lines: list[str]) -> str | None:
+    """The delimiter that splits most lines into the same number of fields (the Sniffer gives up on ragged rows)."""
+    best: tuple[float, str] | None = None
+    for delimiter in ",;\t|":
+        counts = [line.count(delimiter) for line in lines]
+        mode = max(set(counts), key=counts.count)
+        share = counts.count(mode) / len(counts)
+        if mode > 0 and share >= 0.6 and (best is None or share > best[0]):
+            best = (share, delimiter)
+    return best[1] if best else None
+
+
 def _delimited(text: str) -> str | None:
     lines = [line for line in text.splitlines()[:50] if line.strip()]
+    if len(text) >= HEAD or not text.endswith(("\n", "\r")):
+        lines = lines[:-1]  # a cut or unterminated last line says nothing about the dialect
     if len(lines) < 2:
         return None
-    if len(text) >= HEAD:
-        lines = lines[:-1]  # the head may cut the last line
     try:
-        dialect = csv.Sniffer().sniff("\n".join(lines[:20]), delimiters=",;\t|")
+        delimiter = csv.Sniffer().sniff("\n".join(lines[:20]), delimiters=",;\t|").delimiter
     except csv.Error:
-        return None
-    rows = list(csv.reader(lines, dialect))
-    widths = {len(r) for r in rows}
-    if min(widths) < 2 or len(widths) > 2:
-        return None
+        delimiter = _majority_delimiter(lines)
+        if delimiter is None:
+            return None
+    rows = list(csv.reader(lines, delimiter=delimiter))
+    widths = [len(r) for r in rows]
+    mode = max(set(widths), key=widths.count)
+    if mode < 2 or widths.count(mode) < len(widths) * 0.6:
+        return None  # ragged beyond a few bad rows: the table reader will say what is wrong
     words = sorted(len(field.split()) for row in rows for field in row)
     if words[len(words) // 2] > 3:
         return None  # prose with commas in it, not a table: most fields would be sentences
-    return "tsv" if dialect.delimiter == "\t" else "csv"
+    return "tsv" if delimiter == "\t" else "csv"
 
 
 def _json(text: str, complete: bool) -> str:
@@ -233,9 +248,24 @@ def sniff_bytes(head: bytes, complete: bool) -> str:
             if kind == "riff":
                 return "webp" if head[8:12] == b"WEBP" else "riff"
             return kind
-    if PICKLE.match(head):
+    if PICKLE.match(head) or _old_pickle(head):
         return "pickle"
     return _textual(head, complete)
+
+
+def _old_pickle(head: bytes) -> bool:
+    """Protocol 0/1 pickles look like text; pickletools parses the opcodes (never executes them) up to STOP."""
+    if not head[:1] or head[:1] not in b"(cI]}lVSFNdpLKJGTU\x80" or b"." not in head[-4:]:
+        return False
+    import pickletools
+
+    try:
+        for opcode, _arg, _pos in pickletools.genops(head):
+            if opcode.name == "STOP":
+                return True
+    except Exception:  # not a pickle stream
+        return False
+    return False
 
 
 def _textual(head: bytes, complete: bool) -> str:
@@ -318,7 +348,10 @@ def vcf_samples(path: Path) -> int | None:
 def refine(path: Path, kind: str) -> str:
     """Split types whose release depends on content: a VCF/BCF without samples is a sites table."""
     if kind == "vcf":
-        return "vcf-sites" if vcf_samples(path) == 0 else "vcf"
+        try:
+            return "vcf-sites" if vcf_samples(path) == 0 else "vcf"
+        except (EOFError, OSError, zlib.error, UnicodeError):
+            return "vcf"  # damaged: cannot show it has no samples, so it is treated as raw genomic data
     if kind == "bcf":
         try:
             import pysam

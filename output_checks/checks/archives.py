@@ -143,12 +143,16 @@ class ArchiveCheck:
                 kind = refine(path, sniff(path))
                 member = Subject(where, path, kind, path.stat().st_size, subject.depth + 1)
                 for f in ctx.check_member(member):
-                    yield finding(f.check, f.verdict, f.message, f"{where}: {f.location}" if f.location else where)
+                    if f.location.startswith(f"{where}!"):
+                        yield f  # already placed by a nested archive
+                    else:
+                        yield finding(f.check, f.verdict, f.message, f"{where}: {f.location}" if f.location else where)
                 path.unlink(missing_ok=True)
         except LimitExceeded as exc:
             members = -1
             yield finding(self.name, Verdict.BLOCK, f"archive refused: {exc}")
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, lzma.LZMAError, ValueError) as exc:
+            members = -1
             yield finding(self.name, Verdict.REVIEW, f"archive is damaged or unreadable ({type(exc).__name__})")
         finally:
             shutil.rmtree(folder, ignore_errors=True)

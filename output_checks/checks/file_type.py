@@ -8,6 +8,17 @@ from typing import ClassVar
 from output_checks.checks.base import Context, Subject, finding
 from output_checks.verdicts import Finding, Verdict
 
+# What a name claims; when the content is plain text or bytes instead, the file cannot pass unread.
+CLAIMS = {
+    ".csv": {"csv", "tsv"},
+    ".tsv": {"tsv", "csv"},
+    ".parquet": {"parquet"},
+    ".xlsx": {"xlsx"},
+    ".ipynb": {"ipynb"},
+    ".pdf": {"pdf"},
+    ".png": {"png"},
+    ".zip": {"zip"},
+}
 ARCHIVES = frozenset({"zip", "tar", "gzip", "bzip2", "xz"})
 WHY = {
     "empty": "the file is empty: nothing to release, or a failed export",
@@ -37,6 +48,11 @@ class FileTypeCheck:
                 f"{subject.size / 2**20:.1f} MB: larger than the policy's {policy.max_file_mb:g} MB per file",
             )
         kind = subject.kind
+        claimed = CLAIMS.get(subject.path.suffix.lower())  # archive members keep their suffix when unpacked
+        if claimed and kind not in claimed and kind in ("text", "markdown", "binary", "json"):
+            named = "/".join(sorted(claimed))
+            why = f"named as {named} but its content could not be read as one: a reviewer must open it"
+            yield finding(self.name, Verdict.REVIEW, why)
         if kind in policy.allowed_types or kind in policy.blocked_types or kind in ARCHIVES:
             return
         why = WHY.get(kind, f"{kind} files are not on the policy's list of releasable types")

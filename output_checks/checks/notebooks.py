@@ -114,6 +114,7 @@ class NotebookCheck:
             elif mime in ("text/html", "html"):
                 html = html_content(_text(value))
                 segments.append(Segment(f"{where} html", html.text))
+                segments.extend(Segment(f"{where} html script {n}", s) for n, s in enumerate(html.scripts, start=1))
                 tables.extend((f"{where} html table {i}", rows) for i, rows in enumerate(html.tables, start=1))
                 images.extend(f"{where} html {tag}" for tag in html.media)
             elif mime.endswith("json") or mime.startswith("application/vnd"):

@@ -30,7 +30,8 @@ from output_checks.sniff import HEAD, decode_text, text_encoding
 from output_checks.verdicts import Finding, Verdict
 
 CHUNK_ROWS = 50_000
-DISTINCT_CAP = 2_000_000  # distinct values remembered per column; past it values are screened without dedup
+DISTINCT_CAP = 200_000  # distinct values remembered per column (memory stays flat); past it, values are screened
+# chunk by chunk without cross-chunk dedup, and the column counts as high-cardinality
 NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*%?\s*$")
 INTEGER = re.compile(r"^\s*\+?\d+(\.0+)?\s*$")
 SMALL_MARKER = re.compile(r"^\s*(<|≤|<=)\s*\d+\s*$")
@@ -302,6 +303,7 @@ class ColumnProfile:
     full_postcodes: int = 0
     distinct: set[str] = field(default_factory=set)
     distinct_overflow: bool = False
+    examples: list[str] = field(default_factory=list)  # the first distinct values, for shape tests
     blocked: bool = False
     first_row: dict[str, int] = field(default_factory=dict)
 
@@ -322,6 +324,8 @@ class ColumnProfile:
 
     @property
     def distinct_ratio(self) -> float:
+        if self.distinct_overflow:
+            return 1.0
         return len(self.distinct) / self.filled if self.filled else 0.0
 
 
@@ -384,10 +388,13 @@ def _profile_chunk(state: TableState, chunk: pd.DataFrame, screen_new: dict[str,
             continue
         uniques = pd.unique(real.to_numpy())
         new = [u for u in uniques if u not in profile.distinct]
+        if len(profile.examples) < 200:
+            profile.examples.extend(new[: 200 - len(profile.examples)])
         if new:
             if not profile.distinct_overflow:
                 if len(profile.distinct) + len(new) > DISTINCT_CAP:
                     profile.distinct_overflow = True
+                    profile.distinct.clear()
                 else:
                     profile.distinct.update(new)
             positions = real.index
@@ -589,7 +596,7 @@ def _individual(state: TableState) -> Iterator[Finding]:
 
 
 def _id_like(p: ColumnProfile) -> bool:
-    sample = list(p.distinct)[:200]
+    sample = p.examples
     return bool(sample) and sum(1 for v in sample if re.search(r"\d", v) and " " not in v.strip()) >= len(sample) * 0.8
 
 
@@ -609,6 +616,8 @@ def _limits(state: TableState) -> Iterator[Finding]:
 
 def check_table(source: TableSource, location: str, ctx: Context, acro: str | None = None) -> Iterator[Finding]:
     state = TableState(source.name, location, ctx)
+    if source.name:  # a sheet title is text the file controls
+        state.findings.extend(ctx.screen([Segment(location, source.name)], "identifiers"))
     if source.note:
         state.findings.append(finding("tables", Verdict.REVIEW, source.note, location))
     keep = ctx.policy.max_table_rows + 1

@@ -35,7 +35,8 @@ class TextCheck:
         if subject.kind == "html" and subject.size <= MAX_IN_MEMORY:
             with open_text(subject.path) as fh:
                 html = html_content(fh.read())
-            yield from ctx.screen(_split_lines(html.text), "identifiers")
+            scripts = (Segment(f"script {n}", body) for n, body in enumerate(html.scripts, start=1))
+            yield from ctx.screen(_chain(_split_lines(html.text), scripts), "identifiers")
             if html.tables and "tables" in ctx.policy.checks:
                 from output_checks.checks.tables import check_rows
 
@@ -60,6 +61,11 @@ class TextCheck:
             yield from ctx.screen((Segment(w, t) for w, t in json_strings(data)), "identifiers")
             return
         yield from ctx.screen(line_segments(subject), "identifiers")
+
+
+def _chain(*parts: Iterator[Segment]) -> Iterator[Segment]:
+    for part in parts:
+        yield from part
 
 
 def _split_lines(text: str) -> Iterator[Segment]:

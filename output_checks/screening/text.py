@@ -255,6 +255,31 @@ class Screener:
                     location=segment.location,
                 )
 
+    def mask_identifiers(self, texts: list[str], known: KnownIdentifiers | None = None) -> dict[str, str]:
+        """{text: text with every identifier in it masked} for the texts that hold one (report backstop)."""
+        analyzer = self.analyzer
+        out: dict[str, str] = {}
+        for text in texts:
+            spans: list[tuple[int, int]] = []
+            entities = self._possible(text)
+            if entities and "identifiers" in self.policy.checks:
+                artifacts = analyzer.nlp_engine.artifacts([text], ["PERSON" in entities])[0]
+                results = analyzer.analyze(
+                    text, language="en", entities=entities, nlp_artifacts=artifacts, score_threshold=self.floor
+                )
+                spans += [(r.start, r.end) for r in results if self._accept(text, r)]
+            if known is not None:
+                for match in known.matches(text):
+                    start = text.find(match.text)
+                    if start >= 0:
+                        spans.append((start, start + len(match.text)))
+            if spans:
+                masked = text
+                for start, end in sorted(spans, reverse=True):
+                    masked = masked[:start] + mask(masked[start:end]) + masked[end:]
+                out[text] = masked
+        return out
+
     def _staff_line(self, text: str, at: int) -> bool:
         start = text.rfind("\n", 0, at) + 1
         end = text.find("\n", at)

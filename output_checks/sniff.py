@@ -51,6 +51,7 @@ PICKLE = re.compile(rb"^\x80[\x02-\x05]")
 FASTQ_RECORD = re.compile(r"^@[^\n]*\n[A-Za-z.*\-]+\n\+[^\n]*\n[^\n]+", re.MULTILINE)
 SAM_LINE = re.compile(r"^[^\t\n]+\t\d+\t[^\t\n]+\t\d+\t\d+\t(\*|[0-9MIDNSHP=X]+)\t", re.MULTILINE)
 HTML = re.compile(r"<(!doctype html|html|head|body|table|div|p|h[1-6])[\s>]", re.IGNORECASE)
+MARKDOWN_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*\|", re.MULTILINE)
 MARKDOWN = re.compile(r"^(#{1,6} |\* |- |\d+\. |\|.*\||```)", re.MULTILINE)
 
 
@@ -185,6 +186,8 @@ def _text_kind(text: str, complete: bool) -> str:
             return "xml"
     if stripped.startswith("#CHROM\t"):
         return "vcf"
+    if MARKDOWN_TABLE_RULE.search(stripped[:HEAD]) or re.match(r"#{1,6} \S", stripped):
+        return "markdown"  # a heading first, or a pipe table's rule line: a document, even if pipes abound
     kind = _delimited(stripped)
     if kind:
         return kind

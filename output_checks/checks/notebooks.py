@@ -73,10 +73,18 @@ class NotebookCheck:
             segments.extend(Segment(f"widget state {w}", t) for w, t in json_strings(widgets))
         yield from ctx.screen(segments, "identifiers")
         if "tables" in ctx.policy.checks:
+            from output_checks.checks.disclosure import pipe_tables, prose_counts, whitespace_table
             from output_checks.checks.tables import check_rows
 
             for where, rows in tables:
                 yield from check_rows(rows, where, ctx)
+            prose = [s for s in segments if "source" not in s.location or "(markdown)" in s.location]
+            yield from prose_counts(prose, ctx)
+            for segment in prose:
+                for line, rows in pipe_tables(segment.text):
+                    yield from check_rows(rows, f"{segment.location}, table at line {line}", ctx)
+                if "(markdown)" not in segment.location and (printed := whitespace_table(segment.text)):
+                    yield from check_rows(printed, f"{segment.location}, printed table", ctx, infer_crosstab=False)
         if images:
             yield finding(
                 self.name,

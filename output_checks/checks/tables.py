@@ -32,8 +32,10 @@ from output_checks.verdicts import Finding, Verdict
 CHUNK_ROWS = 50_000
 DISTINCT_CAP = 200_000  # distinct values remembered per column (memory stays flat); past it, values are screened
 # chunk by chunk without cross-chunk dedup, and the column counts as high-cardinality
-NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*%?\s*$")
-INTEGER = re.compile(r"^\s*\+?\d+(\.0+)?\s*$")
+NUMBER = re.compile(r"^\s*[-+]?(\d{1,3}(,\d{3})+(\.\d*)?|\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*%?\s*$")
+INTEGER = re.compile(r"^\s*\+?(\d{1,3}(,\d{3})+|\d+)(\.0+)?\s*$")
+# "Table 1" cells: a count with its percentage, "245 (59.5%)", "12/345 (3.5%)", "1,204 (61%)".
+COUNT_PERCENT = re.compile(r"^\s*(\d{1,3}(?:,\d{3})+|\d+)\s*(?:/\s*[\d,]+\s*)?[\[(]\s*[\d.]+\s*%\s*[\])]\s*$")
 SMALL_MARKER = re.compile(r"^\s*(<|≤|<=)\s*\d+\s*$")
 DATE = re.compile(r"^\s*(\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{4})([ T]\d{2}:\d{2}(:\d{2})?)?\s*$")
 PSEUDONYM = re.compile(r"P-[A-Z2-7]{16}")
@@ -299,6 +301,7 @@ class ColumnProfile:
     suppressed: int = 0
     dates: int = 0
     pseudonyms: int = 0
+    count_percent: int = 0
     variants: int = 0
     full_postcodes: int = 0
     distinct: set[str] = field(default_factory=set)
@@ -318,6 +321,8 @@ class ColumnProfile:
             return "empty"
         if self.numeric == real:
             return "integer" if self.integer == real else "number"
+        if self.count_percent + self.numeric >= real * 0.5 and self.count_percent:  # Table 1: n (%) and mean (SD)
+            return "count-percent"
         if self.dates >= real * 0.9:
             return "date"
         return "text"
@@ -345,6 +350,7 @@ class TableState:
     head_rows: int = 0
     findings: list[Finding] = field(default_factory=list)
 
+    infer_crosstab: bool = True  # off for tables recovered from printed text, whose index looks like counts
     header_flagged: bool = False  # the header itself holds an identifier: name columns by number only
 
     def where(self, column: str | None = None, row: int | None = None) -> str:
@@ -380,6 +386,7 @@ def _profile_chunk(state: TableState, chunk: pd.DataFrame, screen_new: dict[str,
         profile.integer += int(real[numeric].str.match(INTEGER).sum())
         nonnum = real[~numeric]
         if not nonnum.empty:
+            profile.count_percent += int(nonnum.str.match(COUNT_PERCENT).sum())
             profile.dates += int(nonnum.str.match(DATE).sum())
             profile.pseudonyms += int(nonnum.str.contains(PSEUDONYM).sum())
             profile.variants += int(nonnum.str.match(VARIANT).sum())
@@ -437,6 +444,9 @@ def _count_columns(state: TableState, frame: pd.DataFrame) -> list[str]:
     integer_cols = [
         c for c in frame.columns if profiles[str(c)].kind in ("integer", "empty") and profiles[str(c)].filled
     ]
+    with_percent = [c for c in frame.columns if profiles[str(c)].kind == "count-percent"]
+    if with_percent:
+        return with_percent + [c for c in integer_cols if set(_words(str(c))) & COUNT_WORDS]
     named = []
     for c in integer_cols:
         words = set(_words(str(c)))
@@ -446,6 +456,8 @@ def _count_columns(state: TableState, frame: pd.DataFrame) -> list[str]:
             named.append(c)
     if named:
         return named + [c for c in integer_cols if TOTAL_LABEL.match(str(c))]
+    if not state.infer_crosstab:
+        return []
     labels = [c for c in frame.columns if profiles[str(c)].kind == "text"]
     numbers = [c for c in frame.columns if profiles[str(c)].kind in ("integer", "number")]
     candidates = [c for c in integer_cols if not set(_words(str(c))) & NOT_COUNT_WORDS]
@@ -461,13 +473,28 @@ def _looks_like_years(values: pd.Series) -> bool:
     return len(v) > 0 and bool(((v >= 1900) & (v <= 2100)).all())
 
 
+def count_value(cell: object) -> float:
+    """The count in a cell ("12", "1,234", "245 (59.5%)"), or NaN for anything else (suppressed, text, empty)."""
+    text = str(cell).strip()
+    match = COUNT_PERCENT.match(text)
+    if match:
+        text = match[1]
+    text = text.replace(",", "")
+    if text.endswith("%"):
+        return float("nan")
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
 def _sdc(state: TableState, frame: pd.DataFrame, acro: str | None) -> Iterator[Finding]:
     policy = state.ctx.policy
     counts = _count_columns(state, frame)
     if not counts:
         return
     base = policy.rounding_base
-    numeric = {c: pd.to_numeric(frame[c].str.strip(), errors="coerce") for c in counts}
+    numeric = {c: frame[c].map(count_value) for c in counts}
     rounded = base is not None and all(((s.dropna() % base) == 0).all() for s in numeric.values())
     label_col = next((c for c in frame.columns if state.profiles[str(c)].kind == "text"), None)
     small: list[str] = []
@@ -614,8 +641,10 @@ def _limits(state: TableState) -> Iterator[Finding]:
 # ------------------------------------------------------------------------------------------------ driver
 
 
-def check_table(source: TableSource, location: str, ctx: Context, acro: str | None = None) -> Iterator[Finding]:
-    state = TableState(source.name, location, ctx)
+def check_table(
+    source: TableSource, location: str, ctx: Context, acro: str | None = None, *, infer_crosstab: bool = True
+) -> Iterator[Finding]:
+    state = TableState(source.name, location, ctx, infer_crosstab=infer_crosstab)
     if source.name:  # a sheet title is text the file controls
         state.findings.extend(ctx.screen([Segment(location, source.name)], "identifiers"))
     if source.note:
@@ -644,9 +673,9 @@ def check_table(source: TableSource, location: str, ctx: Context, acro: str | No
         yield from _sdc(state, frame, acro)
 
 
-def check_rows(rows: list[list[str]], location: str, ctx: Context) -> Iterator[Finding]:
-    """A table held as rows of strings (from HTML or a notebook output)."""
-    yield from check_table(TableSource("", _rows_to_chunks(rows)), location, ctx)
+def check_rows(rows: list[list[str]], location: str, ctx: Context, *, infer_crosstab: bool = True) -> Iterator[Finding]:
+    """A table held as rows of strings (from HTML, markdown or a notebook output)."""
+    yield from check_table(TableSource("", _rows_to_chunks(rows)), location, ctx, infer_crosstab=infer_crosstab)
 
 
 def acro_evidence(path: Path, sha256: str) -> str | None:

@@ -60,7 +60,32 @@ class TextCheck:
                 return  # a table: the tables check owns it
             yield from ctx.screen((Segment(w, t) for w, t in json_strings(data)), "identifiers")
             return
-        yield from ctx.screen(line_segments(subject), "identifiers")
+        segments = _Recorder(line_segments(subject), keep=subject.kind in ("text", "markdown"))
+        yield from ctx.screen(segments, "identifiers")
+        if "tables" in ctx.policy.checks and segments.kept:
+            from output_checks.checks.disclosure import pipe_tables, prose_counts
+            from output_checks.checks.tables import check_rows
+
+            yield from prose_counts(segments.kept, ctx)
+            text = "".join(s.text for s in segments.kept)
+            for line, rows in pipe_tables(text):
+                yield from check_rows(rows, f"table at line {line}", ctx)
+
+
+class _Recorder:
+    """Passes segments through and keeps them (up to a bound) for the disclosure checks that need the text."""
+
+    LIMIT = 32 * 2**20
+
+    def __init__(self, segments: Iterator[Segment], keep: bool) -> None:
+        self.segments, self.keep, self.kept, self.size = segments, keep, [], 0
+
+    def __iter__(self) -> Iterator[Segment]:
+        for segment in self.segments:
+            if self.keep and self.size < self.LIMIT:
+                self.kept.append(segment)
+                self.size += len(segment.text)
+            yield segment
 
 
 def _chain(*parts: Iterator[Segment]) -> Iterator[Segment]:

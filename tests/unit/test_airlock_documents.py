@@ -140,3 +140,14 @@ def test_figures_review_and_block_on_text(tmp_path, fmt):
     named = write(tmp_path, f"named.{fmt}", _figure(fmt, "Margaret Thompson NHS 943 476 5919"))
     report = check_one(named)
     assert report.verdict is Verdict.BLOCK, messages(report)
+
+
+def test_printed_pandas_tables_in_outputs_are_checked(tmp_path):
+    series = "site\nA    120\nB      3\ndtype: int64"
+    cell = new_code_cell(
+        "df.groupby('site').size()", outputs=[new_output("execute_result", {"text/plain": series}, execution_count=1)]
+    )
+    assert check_one(notebook(tmp_path, cell)).verdict is Verdict.BLOCK
+    means = "   site  mean_ldl\n0     A       3.1\n1     B       3.3\n2     C       2.9"
+    cell = new_code_cell("df", outputs=[new_output("execute_result", {"text/plain": means}, execution_count=1)])
+    assert check_one(notebook(tmp_path, cell)).verdict is Verdict.PASS  # the index is not a count

@@ -196,3 +196,28 @@ def test_acro_results_are_evidence(tmp_path):
     # An edited table no longer matches ACRO's checksum: the evidence is ignored, Enclave's own rules still apply.
     table.write_text(table.read_text().replace("d,", "e,"))
     assert "ACRO" not in messages(check_one(table))
+
+
+def test_table_one_counts_with_percentages(tmp_path):
+    table = (
+        "characteristic,cases,controls\nMale sex,245 (59.5%),702 (58.3%)\nCurrent smoker,88 (21.4%),190 (15.8%)\n"
+        "Age (mean SD),67.2 (10.1),64.8 (11.0)\n"
+    )
+    assert verdict(write(tmp_path, "t1.csv", table)) is Verdict.PASS
+    small = table.replace("88 (21.4%)", "3 (0.7%)")
+    report = check_one(write(tmp_path, "t1b.csv", small))
+    assert report.verdict is Verdict.BLOCK and "column 'cases', row 2" in messages(report)
+
+
+def test_thousands_separators_are_counts(tmp_path):
+    assert verdict(write(tmp_path, "t.csv", 'site,n\nA,"1,204"\nB,"12,880"\n')) is Verdict.PASS
+    assert verdict(write(tmp_path, "u.csv", 'site,n\nA,"1,204"\nB,4\n')) is Verdict.BLOCK
+
+
+def test_markdown_tables_and_prose_counts(tmp_path):
+    report = check_one(write(tmp_path, "r.md", "# Results\n\n| site | n |\n|---|--:|\n| A | 120 |\n| B | 3 |\n"))
+    assert report.verdict is Verdict.BLOCK and "table at line 3" in messages(report)
+    prose = check_one(write(tmp_path, "p.md", "# Outcomes\n\nOf the 1,204 patients, 3 patients died (n = 3).\n"))
+    assert prose.verdict is Verdict.REVIEW
+    fine = check_one(write(tmp_path, "f.md", "# Outcomes\n\nOf the 1,204 patients, 212 died across 5 sites.\n"))
+    assert fine.verdict is Verdict.PASS, messages(fine)

@@ -11,7 +11,7 @@ export ENCLAVE_HOME
 # for the airlock's OCR of figures.
 DEBIAN_PACKAGES := python3-venv python3-dev build-essential bcftools tabix tesseract-ocr tesseract-ocr-eng
 
-.PHONY: demo test check format bench lock system-packages clean docs-check
+.PHONY: demo test check format bench lock system-packages clean
 
 demo: $(STAMP)
 	$(BIN)/enclave demo

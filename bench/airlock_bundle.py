@@ -1296,9 +1296,9 @@ def labelled_items(seed: int = SEED) -> list[Item]:
                 )
             ),
         )
-    for _ in range(10):  # pseudonyms (not direct identifiers)
+    for _ in range(10):  # a pseudonym in an output is individual-level data (issue 3): it must not leave
         pid = pseudonyms(rng, 1)[0]
-        add(False, "pseudonym", f"Excluded {pid} after the QC step (duplicate ECG).")
+        add(True, "pseudonym", f"Excluded {pid} after the QC step (duplicate ECG).")
     for _ in range(10):  # code
         add(False, "code", r.choice(CODE))
     for _ in range(15):  # lab values and measurements with long numbers

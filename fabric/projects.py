@@ -67,7 +67,7 @@ class AirlockOverrides(BaseModel):
     reviews_required: int | None = Field(default=None, ge=1, le=5)
     max_file_mb: float | None = Field(default=None, gt=0)
     max_table_rows: int | None = Field(default=None, ge=1)
-    rounding_base: int | None = Field(default=None, ge=1)
+    rounding_base: int | None = Field(default=None, ge=5)  # as the airlock policy: smaller bases hide nothing
 
 
 class ProjectSpec(BaseModel):

@@ -66,9 +66,11 @@ def sha256_of(path: Path) -> str:
 
 def run_checks(subject: Subject, ctx: Context) -> list[Finding]:
     findings: list[Finding] = []
+    read = False
     for check in load_checks(ctx.policy.checks):
         if check.kinds is not None and subject.kind not in check.kinds:
             continue
+        read = read or check.kinds is not None
         try:
             blocking = 0
             results = iter(check.run(subject, ctx))
@@ -89,6 +91,9 @@ def run_checks(subject: Subject, ctx: Context) -> list[Finding]:
                     f"could not be read as {subject.kind} ({type(exc).__name__}): a reviewer must open it",
                 )
             )
+    if not read and not findings:
+        # Deny unless allowed: a file no enabled check could read has not been checked.
+        findings.append(Finding("engine", Verdict.REVIEW, f"no enabled check reads {subject.kind} files"))
     return findings
 
 
@@ -142,12 +147,7 @@ def make_context(policy: Policy, known: KnownIdentifiers | None, workdir: Path |
     return ctx
 
 
-_WORKER: Context | None = None
-
-
-def _init_worker(policy: Policy, known: KnownIdentifiers | None, workdir: Path | None) -> None:
-    global _WORKER
-    _WORKER = make_context(policy, known, workdir)
+_WORKER: Context | None = None  # the context forked workers inherit
 
 
 def _work(target: Target) -> FileReport:
@@ -184,14 +184,16 @@ def check_paths(
         else:
             # Largest first, so that one big file does not finish last on a single core.
             ordered = sorted(range(len(files)), key=lambda i: -files[i].path.stat().st_size)
-            # forkserver, not fork: the parent may hold library threads (Arrow, BLAS) that fork would copy
-            # mid-flight. The server preloads the heavy imports once, so workers start in a fraction of a second.
-            mp = get_context("forkserver")
-            mp.set_forkserver_preload(["output_checks.engine", "output_checks.screening.nlp", "presidio_analyzer"])
-            with ProcessPoolExecutor(
-                workers, mp_context=mp, initializer=_init_worker, initargs=(policy, known, workdir)
-            ) as pool:
-                reports = pool.map(_work, [files[i] for i in ordered], chunksize=1)
+            # The parent loads the NLP model and the recognisers once, before any file is read (no reader
+            # threads are running yet), then forks: workers share the loaded model copy-on-write instead of
+            # each spending seconds loading their own.
+            global _WORKER
+            _WORKER = make_context(policy, known, workdir)
+            if {"identifiers", "known_identifiers"} & set(policy.checks):
+                _WORKER.screener.warm()
+            chunk = max(1, len(files) // (workers * 16))
+            with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+                reports = pool.map(_work, [files[i] for i in ordered], chunksize=chunk)
                 for index, report in zip(ordered, reports, strict=True):
                     results[index] = report
                     bar.update()

@@ -19,7 +19,7 @@ class Policy(BaseModel):
 
     min_cell_count: int = Field(ge=1)
     zeros: Literal["review", "block", "pass"]
-    rounding_base: int | None = Field(default=None, ge=2)
+    rounding_base: int | None = Field(default=None, ge=5)  # smaller bases do not hide small counts
     p_ratio: float = Field(ge=0, le=1)
     nk_n: int = Field(ge=1)
     nk_k: float = Field(gt=0, le=1)
@@ -66,6 +66,21 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
+def _check_recognizers_file(path: Path) -> None:
+    """Fail at load, with a usage error, rather than when screening starts (Presidio prints its own errors)."""
+    data = _read(path)
+    recognizers = data.get("recognizers")
+    if not isinstance(recognizers, list) or not recognizers:
+        raise SpecError(f"{path}: a recognisers file has a 'recognizers:' list (Presidio's registry format)")
+    for number, item in enumerate(recognizers, start=1):
+        if (
+            not isinstance(item, dict)
+            or not item.get("supported_entity")
+            or not item.get("patterns", item.get("deny_list"))
+        ):
+            raise SpecError(f"{path}: recogniser {number} needs supported_entity and patterns (or deny_list)")
+
+
 def load_policy(path: Path | None = None, project_overrides: dict[str, Any] | None = None) -> Policy:
     """Defaults, then the policy file, then the project's overrides (keys set to null are ignored)."""
     values = default_values()
@@ -85,6 +100,8 @@ def load_policy(path: Path | None = None, project_overrides: dict[str, Any] | No
         where = path or "policy defaults"
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise SpecError(f"{where}: {problems}") from None
+    if policy.recognizers_file is not None:
+        _check_recognizers_file(policy.recognizers_file)
     from output_checks.checks import CHECKS  # late: the registry imports the policy module
 
     unknown_checks = sorted(set(policy.checks) - set(CHECKS))

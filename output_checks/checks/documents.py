@@ -38,6 +38,12 @@ def ocr_text(subject: Subject) -> str:
     return text
 
 
+class PageLimit(Exception):
+    def __init__(self, pages: int) -> None:
+        super().__init__(pages)
+        self.pages = pages
+
+
 def pdf_segments(subject: Subject) -> Iterator[Segment]:
     from pypdf import PdfReader
 
@@ -46,7 +52,7 @@ def pdf_segments(subject: Subject) -> Iterator[Segment]:
         raise ValueError("the PDF is encrypted")
     for number, page in enumerate(reader.pages, start=1):
         if number > MAX_PDF_PAGES:
-            break
+            raise PageLimit(len(reader.pages))
         text = page.extract_text() or ""
         if text.strip():
             yield Segment(f"page {number}", text)
@@ -92,5 +98,8 @@ class DocumentCheck:
                 text = ocr_text(subject)
                 if text.strip():
                     yield from ctx.screen([Segment("text read by OCR", text)], "identifiers")
+        except PageLimit as exc:
+            why = f"only the first {MAX_PDF_PAGES} of {exc.pages} pages were read: a reviewer must check the rest"
+            yield finding(self.name, Verdict.REVIEW, why)
         except (subprocess.TimeoutExpired, RuntimeError) as exc:
             yield finding(self.name, Verdict.REVIEW, f"text could not be read ({type(exc).__name__})")

@@ -490,6 +490,9 @@ def count_value(cell: object) -> float:
 
 def _sdc(state: TableState, frame: pd.DataFrame, acro: str | None) -> Iterator[Finding]:
     policy = state.ctx.policy
+    if acro:
+        yield finding("tables", Verdict.REVIEW if acro == "review" else Verdict.BLOCK, f"ACRO marked this table {acro}")
+    yield from _dominance(state, frame)
     counts = _count_columns(state, frame)
     if not counts:
         return
@@ -524,8 +527,44 @@ def _sdc(state: TableState, frame: pd.DataFrame, acro: str | None) -> Iterator[F
             "; ".join(zeros[:10]),
         )
     yield from _recoverable(state, frame, counts, label_col)
-    if acro:
-        yield finding("tables", Verdict.REVIEW if acro == "review" else Verdict.BLOCK, f"ACRO marked this table {acro}")
+
+
+MAGNITUDE_TOTAL = re.compile(r"^(sum|total)([ _-]|$)|([ _-])(sum|total)$", re.IGNORECASE)
+LARGEST = re.compile(r"^(max|largest|top|max1|largest1)([ _-]|$)|([ _-])(max|largest)$", re.IGNORECASE)
+SECOND = re.compile(r"^(max2|second|second[ _-]largest|largest2)([ _-]|$)", re.IGNORECASE)
+
+
+def _dominance(state: TableState, frame: pd.DataFrame) -> Iterator[Finding]:
+    """ACRO's magnitude rules, where a table carries what they need: a cell's total and its largest (and second
+    largest) contributions. N-K: the largest n contributors may not hold more than k of the total. P-ratio: what
+    is left after the two largest must be at least p of the largest, or the largest can be estimated."""
+    policy = state.ctx.policy
+    columns = [str(c) for c in frame.columns]
+    total = next((c for c in columns if MAGNITUDE_TOTAL.search(c)), None)
+    largest = next((c for c in columns if LARGEST.search(c)), None)
+    if total is None or largest is None:
+        return
+    second = next((c for c in columns if SECOND.search(c)), None)
+    values = {c: frame[c].map(count_value) for c in (total, largest, second) if c}
+    dominated: list[str] = []
+    for idx in frame.index:
+        t, first = values[total][idx], values[largest][idx]
+        two = values[second][idx] if second else float("nan")
+        if pd.isna(t) or pd.isna(first) or t <= 0:
+            continue
+        top = first + (two if not pd.isna(two) and policy.nk_n >= 2 else 0)
+        nk_fails = top > policy.nk_k * t
+        p_fails = not pd.isna(two) and (t - first - two) < policy.p_ratio * first
+        if nk_fails or p_fails:
+            dominated.append(state.where(total, int(idx) + 1))
+    if dominated:
+        yield finding(
+            "tables",
+            Verdict.BLOCK,
+            f"{len(dominated)} cell(s) dominated by their largest contributor(s) (ACRO N-K {policy.nk_n},"
+            f"{policy.nk_k:g} / p-ratio {policy.p_ratio:g})",
+            "; ".join(dominated[:10]),
+        )
 
 
 def _recoverable(state: TableState, frame: pd.DataFrame, counts: list[str], label_col: str | None) -> Iterator[Finding]:
@@ -551,11 +590,12 @@ def _recoverable(state: TableState, frame: pd.DataFrame, counts: list[str], labe
                 if len(suppressed) == 1 and not hidden[c][t]:
                     found.append(state.where(str(c), int(suppressed[0]) + 1))
     if found:
+        cells = sorted(set(found))
         yield finding(
             "tables",
             Verdict.REVIEW,
-            f"{len(found)} suppressed cell(s) can be recovered by subtraction from a total: suppress a second cell",
-            "; ".join(sorted(set(found))[:10]),
+            f"{len(cells)} suppressed cell(s) can be recovered by subtraction from a total: suppress a second cell",
+            "; ".join(cells[:10]),
         )
 
 
@@ -612,7 +652,7 @@ def _individual(state: TableState) -> Iterator[Finding]:
             state.where(ids[0]),
         )  # fmt: skip
         return
-    if measures and exact_quasi:
+    if measures and exact_quasi and _unique_share(state, exact_quasi + measures) >= policy.unique_row_fraction:
         yield finding(
             "tables",
             Verdict.BLOCK,
@@ -620,6 +660,17 @@ def _individual(state: TableState) -> Iterator[Finding]:
             "looks like one row per person",
             state.location,
         )
+
+
+def _unique_share(state: TableState, columns: list[str]) -> float:
+    """Share of rows (in the first rows kept in memory) whose values in `columns` no other row has."""
+    if not state.head:
+        return 0.0
+    frame = pd.concat(state.head, ignore_index=True)
+    present = [c for c in columns if c in frame.columns]
+    if not present:
+        return 0.0
+    return float((~frame.duplicated(subset=present, keep=False)).mean())
 
 
 def _id_like(p: ColumnProfile) -> bool:

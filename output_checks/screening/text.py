@@ -51,19 +51,28 @@ LABELS = {
 # What a segment must contain for an entity to be possible at all (the cheap prefilter).
 NEEDS_DIGIT = {"UK_NHS", "MRN", "PHONE_NUMBER", "UK_POSTCODE", "ADDRESS", "UK_NINO", "IBAN_CODE", "CREDIT_CARD",
                "IP_ADDRESS", "ES_NIF", "ES_NIE", "IT_FISCAL_CODE", "PL_PESEL", "FI_PERSONAL_IDENTITY_CODE",
-               "SE_PERSONNUMMER", "DE_TAX_ID", "FR_INSEE"}  # fmt: skip
+               "SE_PERSONNUMMER", "DE_TAX_ID", "FR_INSEE", "IE_PPS", "BE_NATIONAL_NUMBER", "NL_BSN"}  # fmt: skip
 NEEDS_AT = {"EMAIL_ADDRESS"}
 NEEDS_CAPITAL = {"PERSON"}
 DIGIT = re.compile(r"\d")
 CAPITALISED = re.compile(r"\b[A-Z][a-z'\u00C0-\u024F]+\b")
 BIRTH_WORD = re.compile(r"(?i)\b(born|birth|d\.?o\.?b)")
 TITLE_BEFORE = re.compile(r"(?i)\b(mr|mrs|ms|miss|mx|dr|prof|sir|dame|patient|mother|father|son|daughter)\.?\s*$")
+CITATION = re.compile(r"\bet al\b|\bdoi\s*:|doi\.org|\bpmid\b|\bisbn\b")
+YEAR_CITED = re.compile(r"\b(19|20)\d{2}\b\s*[;:,.)]|\(\s*(19|20)\d{2}\s*\)")
 AUTHOR_LIST = re.compile(r"^\s*(\[?\d+[\].]\s*)?([A-Z][A-Za-z'\-]+ [A-Z]{1,3}[,.]\s*){2,}")
 
 
 NAME_PARTICLES = {"van", "von", "der", "den", "de", "la", "le", "du", "di", "da", "del", "della", "bin", "bint", "al",
                   "el",
                   "ter", "ten", "y", "e", "dos", "das"}  # fmt: skip
+
+
+def _uk_phone_length(value: str) -> bool:
+    digits = re.sub(r"\D", "", value)
+    if digits.startswith("44"):
+        digits = "0" + digits[2:].removeprefix("0")
+    return digits.startswith("0") and len(digits) in (10, 11)
 
 
 def _public_ip(value: str) -> bool:
@@ -141,6 +150,10 @@ class Screener:
         registry.add_recognizer(SpacyRecognizer(supported_entities=["PERSON"]))
         return AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"])
 
+    def warm(self) -> None:
+        """Load the model and recognisers now and run them once (first calls compile regexes lazily)."""
+        list(self.screen_segments([Segment("warm-up", "Dr Ann Example, 0113 496 0000, ann@example.org")], check="-"))
+
     # ---------------------------------------------------------------------------------------------- prefilter
 
     def _possible(self, text: str) -> list[str]:
@@ -173,15 +186,22 @@ class Screener:
             return False
         if not all(w[0].isupper() or w.lower() in NAME_PARTICLES for w in words):
             return False  # names are written capitalised ("Sed volutpat" is Latin, not a person)
-        low = line.lower()
-        if any(marker in low for marker in self.reference_markers) or AUTHOR_LIST.match(line):
+        if self._reference_line(line):
             return False
-        following = re.match(r"[\s,]*([A-Za-z]+)", text[result.end : result.end + 30])
+        following = re.match(r" +([A-Za-z]+)", text[result.end : result.end + 30])
         if following and following[1].lower() in self.organisations:
             return False  # "Queen Elizabeth" in "Queen Elizabeth Hospital"
         before = text[max(0, result.start - 12) : result.start]
         # A lone capitalised word is not a name without a title in front of it.
         return len(words) > 1 or TITLE_BEFORE.search(before) is not None
+
+    def _reference_line(self, line: str) -> bool:
+        """A line of a reference list: author names there are authors, not patients."""
+        low = line.lower()
+        if CITATION.search(low) or AUTHOR_LIST.match(line):
+            return True
+        journal = any(re.search(rf"\b{re.escape(m)}\b", low) for m in self.reference_markers)
+        return journal and YEAR_CITED.search(low) is not None
 
     def _accept(self, text: str, result: RecognizerResult) -> bool:
         if result.score < self.min_scores.get(result.entity_type, self.policy.identifier_min_score):
@@ -191,6 +211,8 @@ class Screener:
             after = text[result.end : result.end + 2]
             if before.endswith(".") or re.match(r"\d?\.$", before) or re.match(r"\.\d|[eE][-+]?\d", after):
                 return False  # digits of a decimal number (a p-value, a coefficient), not an identifier
+        if result.entity_type == "PHONE_NUMBER" and not _uk_phone_length(text[result.start : result.end]):
+            return False
         if result.entity_type == "IP_ADDRESS":
             around = text[max(0, result.start - 1) : result.start] + text[result.end : result.end + 2]
             if re.search(r"^[\d.]|^.?\.\d", around):

@@ -66,3 +66,32 @@ def test_check_registry_is_complete():
     covered = set().union(*(c.kinds or set() for c in load_checks(policy.checks)))
     # Every type a policy can allow or block is read by some check beyond the file-type rules.
     assert (set(policy.allowed_types) | set(policy.blocked_types)) - covered == set()
+
+
+def test_bad_recognisers_file_is_refused_at_load(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("recognizers_file: missing.yaml\n")
+    with pytest.raises(SpecError, match="cannot read"):
+        load_policy(policy)
+    (tmp_path / "r.yaml").write_text("recognizers: [{name: x}]\n")
+    policy.write_text("recognizers_file: r.yaml\n")
+    with pytest.raises(SpecError, match="supported_entity"):
+        load_policy(policy)
+
+
+def test_a_rounding_base_below_five_is_refused(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("rounding_base: 2\n")
+    with pytest.raises(SpecError, match="rounding_base"):
+        load_policy(policy)
+
+
+def test_disabling_checks_never_lets_a_file_through_unread(tmp_path):
+    from output_checks.engine import check_paths
+
+    (tmp_path / "model.pkl").write_bytes(__import__("pickle").dumps([1]))
+    (tmp_path / "scan.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\2\0\0\0UL\4\0\0\0\0\0")
+    policy = tmp_path / "p.yaml"
+    policy.write_text("checks: [tables, text]\n")
+    report = check_paths([tmp_path / "model.pkl", tmp_path / "scan.dcm"], load_policy(policy), workers=1)
+    assert [f.verdict.value for f in report.files] == ["review", "review"]

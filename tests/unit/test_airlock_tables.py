@@ -221,3 +221,27 @@ def test_markdown_tables_and_prose_counts(tmp_path):
     assert prose.verdict is Verdict.REVIEW
     fine = check_one(write(tmp_path, "f.md", "# Outcomes\n\nOf the 1,204 patients, 212 died across 5 sites.\n"))
     assert fine.verdict is Verdict.PASS, messages(fine)
+
+
+def test_dominance_rules_where_contributions_are_shown(tmp_path):
+    table = "site,n,total_cost,max_cost,second_cost\nA,40,1000,100,90\nB,25,1000,950,20\nC,30,1000,500,480\n"
+    report = check_one(write(tmp_path, "cost.csv", table))
+    assert report.verdict is Verdict.BLOCK
+    assert "dominated" in messages(report) and "row 2" in messages(report) and "row 3" in messages(report)
+    assert "row 1" not in messages(report)
+
+
+def test_acro_fail_is_kept_for_tables_without_counts(tmp_path):
+    from output_checks.checks.tables import acro_evidence
+
+    table = write(tmp_path, "means.csv", "site,mean_ldl\na,3.1\nb,3.4\n")
+    import hashlib
+
+    digest = hashlib.sha256(table.read_bytes()).hexdigest()
+    (tmp_path / "checksums").mkdir()
+    (tmp_path / "checksums" / "means.csv.txt").write_text(digest)
+    (tmp_path / "results.json").write_text(
+        json.dumps({"results": {"output_0": {"status": "fail", "files": [{"name": "means.csv"}]}}})
+    )
+    assert acro_evidence(table, digest) == "fail"
+    assert "ACRO marked this table fail" in messages(check_one(table))

@@ -68,6 +68,15 @@ NAME_PARTICLES = {"van", "von", "der", "den", "de", "la", "le", "du", "di", "da"
                   "ter", "ten", "y", "e", "dos", "das"}  # fmt: skip
 
 
+def _elfproef(value: str) -> bool:
+    """The Dutch citizen service number's 11-check (weights 9..2, then -1)."""
+    digits = [int(d) for d in re.sub(r"\D", "", value)]
+    if len(digits) != 9:
+        return False
+    total = sum(w * d for w, d in zip(range(9, 1, -1), digits[:8], strict=True)) - digits[8]
+    return total % 11 == 0 and total != 0
+
+
 def _uk_phone_length(value: str) -> bool:
     digits = re.sub(r"\D", "", value)
     if digits.startswith("44"):
@@ -212,6 +221,8 @@ class Screener:
             if before.endswith(".") or re.match(r"\d?\.$", before) or re.match(r"\.\d|[eE][-+]?\d", after):
                 return False  # digits of a decimal number (a p-value, a coefficient), not an identifier
         if result.entity_type == "PHONE_NUMBER" and not _uk_phone_length(text[result.start : result.end]):
+            return False
+        if result.entity_type == "NL_BSN" and not _elfproef(text[result.start : result.end]):
             return False
         if result.entity_type == "IP_ADDRESS":
             around = text[max(0, result.start - 1) : result.start] + text[result.end : result.end + 2]

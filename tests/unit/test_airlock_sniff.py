@@ -68,6 +68,7 @@ CASES = [
     ("sites.txt", lambda: SITES, "vcf-sites"),
     ("calls.vcf.gz", lambda: gzip.compress(VCF), "vcf"),
     ("reads.txt", lambda: b"@r1\nACGT\n+\nIIII\n@r2\nACGA\n+\nIIII\n", "fastq"),
+    ("aligned.bin", lambda: b"CRAM\x03\x01" + b"\x00" * 20 + bytes(range(200)), "cram"),
     ("reads.csv", lambda: b"@HD\tVN:1.6\nr1\t0\tchr1\t100\t60\t4M\t*\t0\t0\tACGT\tIIII\n", "sam"),
     ("data.csv", lambda: b"site;n\nA;12\nB;30\n", "csv"),
     ("data.txt", lambda: b"site\tn\nA\t12\nB\t30\n", "tsv"),

@@ -47,6 +47,24 @@ def record(session: Session, *, actor: str, action: str, target: str, **detail: 
     return event
 
 
+def events(
+    session: Session, *, project: str | None = None, request: str | None = None, actor: str | None = None,
+    limit: int = 200,
+) -> list[AuditEvent]:  # fmt: skip
+    """The latest `limit` events matching every filter given, oldest first."""
+    query = select(AuditEvent)
+    if actor:
+        query = query.where(AuditEvent.actor == actor)
+    if request:
+        query = query.where(AuditEvent.target == f"request:{request}")
+    if project:
+        query = query.where(
+            (AuditEvent.target == project) | (AuditEvent.detail["project"].as_string() == project)
+        )
+    rows = list(session.scalars(query.order_by(AuditEvent.seq.desc()).limit(limit)))
+    return rows[::-1]
+
+
 @dataclass(frozen=True)
 class ChainProblem:
     seq: int

@@ -52,3 +52,12 @@ class Paths:
     def project_data(self, project: str) -> Path:
         """The published view of a project: a symlink to its current build."""
         return self.project_dir(project) / "data"
+
+    def project_outputs(self, project: str) -> Path:
+        """Where a project's researchers put what they want released; the only place a request takes files from."""
+        return self.project_dir(project) / "outputs"
+
+    @property
+    def airlock(self) -> Path:
+        """The airlock's stores: immutable request snapshots and the egress store (never inside a project)."""
+        return self.home / "airlock"

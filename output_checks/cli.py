@@ -85,3 +85,231 @@ def _print(report: Report) -> None:
             click.echo(f"          {finding.verdict}: {finding.message}{where}")
     s = report.summary
     click.echo(f"\n{len(report.files)} file(s): {s['pass']} pass, {s['review']} review, {s['block']} block")
+
+
+# ------------------------------------------------------------------------------------------------ release workflow
+
+
+def _user() -> str:
+    """Who is acting: the Unix user. Root (an admin on the host, tests) may act as ENCLAVE_USER."""
+    import getpass
+
+    if os.geteuid() == 0 and os.environ.get("ENCLAVE_USER"):
+        return os.environ["ENCLAVE_USER"]
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def _airlock(ctx: click.Context):
+    from fabric.config import Paths
+    from fabric.db import Registry
+    from output_checks.release.service import Airlock
+
+    paths = getattr(ctx.find_root().obj, "paths", None) or Paths.from_env()
+    paths.home.mkdir(parents=True, exist_ok=True)
+    return Airlock(Registry(paths.database_url), paths)
+
+
+def _fail(exc: Exception) -> None:
+    click.echo(f"enclave: error: {exc}", err=True)
+    sys.exit(1)
+
+
+def workflow_command(fn):
+    """Run a workflow verb; its refusals (not allowed, wrong state, not found) are one line on stderr, exit 1."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FabricError as exc:
+            _fail(exc)
+
+    return wrapper
+
+
+@airlock.command("submit")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--project", required=True)
+@click.option("--title", required=True, help="What the outputs are, for the reviewers.")
+@click.option("--justify", "justifications", multiple=True, metavar="FILE=TEXT", help="Why FILE should be released.")
+@click.option("--wait", is_flag=True, help="Run the checks now and wait for them (default: in the background).")
+@click.pass_context
+@workflow_command
+def submit_cmd(ctx, files, project, title, justifications, wait) -> None:
+    """Request release of FILES from the project's outputs folder (paths relative to it)."""
+    from output_checks.release import workflow
+
+    app, user = _airlock(ctx), _user()
+    why = dict(j.split("=", 1) for j in justifications if "=" in j)
+
+    def create(session):
+        request_id = workflow.create_request(session, project=project, author=user, title=title)
+        for path in files:
+            workflow.add_file(session, app.paths, app.store, request_id, user, path, why.get(path, ""))
+        workflow.submit(session, request_id, user)
+        return request_id
+
+    request_id = app.tx(create)
+    if wait:
+        app.check_request(request_id)
+    else:
+        from output_checks.release.service import detach_check
+
+        detach_check(app.paths, request_id)
+    click.echo(request_id)
+
+
+@airlock.command("run-checks")
+@click.argument("request_id", required=False)
+@click.option("--pending", is_flag=True, help="Check every request left in 'checking' (after a restart).")
+@click.pass_context
+@workflow_command
+def run_checks_cmd(ctx, request_id, pending) -> None:
+    """Run the automated checks of a submitted request (the background step of submit)."""
+    app = _airlock(ctx)
+    if pending or not request_id:
+        for done in app.resume():
+            click.echo(done)
+    else:
+        app.check_request(request_id)
+
+
+@airlock.command("list")
+@click.option("--to-review", is_flag=True, help="Requests waiting for your review instead of your own.")
+@click.pass_context
+@workflow_command
+def list_cmd(ctx, to_review) -> None:
+    """Your requests, or those waiting for your review."""
+    from output_checks.release import workflow
+
+    app, user = _airlock(ctx), _user()
+
+    def rows(session):
+        requests = workflow.review_queue(session, user) if to_review else workflow.my_requests(session, user)
+        return [(r.id, r.project, r.state, r.author, r.title) for r in requests]
+
+    for request_id, project, state, author, title in app.tx(rows):
+        click.echo(f"{request_id}  {project}  {state:<9}  {author}  {title}")
+
+
+@airlock.command("show")
+@click.argument("request_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@workflow_command
+def show_cmd(ctx, request_id, as_json) -> None:
+    """A request: its files, the checks' findings, the reviews you may see."""
+    from output_checks.release.views import request_view
+
+    app, user = _airlock(ctx), _user()
+    view = app.tx(lambda s: request_view(s, request_id, user))
+    if as_json:
+        click.echo(json.dumps(view, indent=1, default=str))
+        return
+    click.echo(f"{view['id']}  {view['project']}  {view['state']}  by {view['author']}: {view['title']}")
+    for f in view["files"]:
+        flag = " (withdrawn)" if f["withdrawn"] else ""
+        click.echo(f"  {f['verdict'] or '…':<7} {f['path']} v{f['version']} {f['sha256'][:12]}{flag}")
+        for finding in f["findings"] or []:
+            click.echo(f"          {finding['verdict']}: {finding['message']} [{finding.get('location', '')}]")
+        if f["justification"]:
+            click.echo(f"          justification: {f['justification']}")
+    for v in view["votes"]:
+        click.echo(f"  vote: {v['reviewer']} {v['decision']} {v['path']} {v['comment']}")
+
+
+@airlock.command("review")
+@click.argument("request_id")
+@click.option("--file", "path", help="The file to decide.")
+@click.option("--decision", type=click.Choice(["approve", "reject", "needs_changes"]))
+@click.option("--comment", default="")
+@click.option("--override-reason", default="", help="Required to approve a file the checks blocked.")
+@click.option("--submit", "finish", is_flag=True, help="Submit your review (after deciding every file).")
+@click.pass_context
+@workflow_command
+def review_cmd(ctx, request_id, path, decision, comment, override_reason, finish) -> None:
+    """Decide files of a request in review, then submit the review."""
+    from output_checks.release import workflow
+
+    app, user = _airlock(ctx), _user()
+    if path and decision:
+        app.tx(lambda s: workflow.vote(s, request_id, user, path, decision, comment, override_reason))
+    elif path or decision:
+        raise click.UsageError("--file and --decision go together")
+    if finish:
+        app.tx(lambda s: workflow.submit_review(s, request_id, user))
+    click.echo(app.tx(lambda s: workflow.get_request(s, request_id, user).state))
+
+
+@airlock.command("release")
+@click.argument("request_id")
+@click.pass_context
+@workflow_command
+def release_cmd(ctx, request_id) -> None:
+    """Copy an approved request's approved files to the egress store (hashes verified)."""
+    for path in _airlock(ctx).release(request_id, _user()):
+        click.echo(f"released {path}")
+
+
+@airlock.command("download")
+@click.argument("request_id")
+@click.argument("path")
+@click.option("--to", "folder", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
+@click.pass_context
+@workflow_command
+def download_cmd(ctx, request_id, path, folder) -> None:
+    """Copy a file released to you out of the egress store."""
+    import shutil
+
+    from output_checks.release import workflow
+
+    app, user = _airlock(ctx), _user()
+    source = app.tx(lambda s: workflow.download(s, app.store, request_id, user, path))
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / Path(path).name
+    shutil.copyfile(source, target)
+    click.echo(str(target))
+
+
+@airlock.command("withdraw")
+@click.argument("request_id")
+@click.option("--file", "path", help="Withdraw one file instead of the whole request.")
+@click.pass_context
+@workflow_command
+def withdraw_cmd(ctx, request_id, path) -> None:
+    from output_checks.release import workflow
+
+    app, user = _airlock(ctx), _user()
+    if path:
+        app.tx(lambda s: workflow.withdraw_file(s, request_id, user, path))
+    else:
+        app.tx(lambda s: workflow.withdraw(s, request_id, user))
+    click.echo("withdrawn")
+
+
+@airlock.command("resubmit")
+@click.argument("request_id")
+@click.option("--revise", "revised", multiple=True, metavar="FILE", help="Take a new version of FILE first.")
+@click.option("--wait", is_flag=True)
+@click.pass_context
+@workflow_command
+def resubmit_cmd(ctx, request_id, revised, wait) -> None:
+    """Send a returned request back for checks and review, with revised files."""
+    from output_checks.release import workflow
+
+    app, user = _airlock(ctx), _user()
+
+    def run(session):
+        for path in revised:
+            workflow.revise_file(session, app.paths, app.store, request_id, user, path)
+        workflow.submit(session, request_id, user)
+
+    app.tx(run)
+    if wait:
+        app.check_request(request_id)
+    else:
+        from output_checks.release.service import detach_check
+
+        detach_check(app.paths, request_id)
+    click.echo(request_id)

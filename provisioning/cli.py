@@ -391,6 +391,22 @@ def audit_group() -> None:
     """The hash-chained audit log."""
 
 
+@audit_group.command("show")
+@click.option("--project", help="Only events of this project.")
+@click.option("--request", "request_id", help="Only events of this release request.")
+@click.option("--user", help="Only events by this user.")
+@click.option("--limit", default=200, show_default=True, type=click.IntRange(min=1))
+@pass_ctx
+@friendly
+def audit_show(ctx: Context, project: str | None, request_id: str | None, user: str | None, limit: int) -> None:
+    """The audit log, newest last, filtered by project, request or user."""
+    with ctx.registry.session() as session:
+        events = audit.events(session, project=project, request=request_id, actor=user, limit=limit)
+    for e in events:
+        detail = " ".join(f"{k}={v}" for k, v in sorted(e.detail.items()) if k not in ("files",))
+        click.echo(f"{e.seq:>6}  {e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<16} {e.action:<24} {e.target}  {detail}")
+
+
 @audit_group.command("verify")
 @pass_ctx
 @friendly

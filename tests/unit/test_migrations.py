@@ -6,6 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
+import fabric.models  # noqa: F401  (every table the migrations must build)
+import output_checks.release.models  # noqa: F401
 from fabric.db import Base, alembic_config, make_engine, upgrade
 
 pytestmark = pytest.mark.unit

@@ -1,0 +1,134 @@
+"""The airlock as a service: the workflow over a registry and the stores, with a transaction per call (retried
+when two people act at once), and the background check runner.
+
+Checks never block the caller: `submit` returns at once and a runner (a thread in the web app, a detached
+`enclave airlock run-checks` process from the CLI) checks the snapshots. A crashed run is retried; requests left
+in `checking` by a restart are picked up again by `resume`.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from fabric.config import Paths
+from fabric.db import Registry
+from output_checks.release import workflow
+from output_checks.release.storage import AirlockStore, IntegrityError
+
+log = logging.getLogger("enclave.airlock")
+T = TypeVar("T")
+RETRIES = 5
+
+
+class Airlock:
+    def __init__(self, registry: Registry, paths: Paths) -> None:
+        self.registry = registry
+        self.paths = paths
+        self.store = AirlockStore(paths.airlock)
+
+    def tx(self, fn: Callable[[Session], T]) -> T:
+        """Run `fn` in one transaction; retry when a concurrent writer took the same audit sequence number."""
+        for attempt in range(RETRIES):
+            try:
+                with self.registry.session() as session:
+                    return fn(session)
+            except (DBIntegrityError, OperationalError) as exc:
+                if attempt == RETRIES - 1 or not _conflict(exc):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    # The thin verbs used by the CLI and the web app.
+    def release(self, request_id: str, user: str) -> list[str]:
+        try:
+            return self.tx(lambda s: workflow.release(s, self.store, request_id, user))
+        except IntegrityError as exc:
+            problem = str(exc)
+            self.tx(lambda s: workflow.release_aborted(s, request_id, user, problem))
+            raise
+
+    def check_request(self, request_id: str) -> None:
+        """Run the automated checks on one request's snapshots and record the results (or the failure)."""
+        from output_checks.release.checks import run_checks_on_snapshots
+
+        try:
+            results = run_checks_on_snapshots(self, request_id)
+        except Exception as exc:  # any failure is recorded and retried, never left hanging
+            problem = type(exc).__name__
+            log.warning("checks for %s failed (%s)", request_id, problem)
+            retry = self.tx(lambda s: workflow.checks_failed(s, request_id, problem))
+            if retry:
+                self.check_request(request_id)
+            return
+        self.tx(lambda s: workflow.record_checks(s, request_id, results))
+
+    def resume(self) -> list[str]:
+        """Requests a restart left in `checking`: check them now."""
+        pending = self.tx(workflow.pending_checks)
+        for request_id in pending:
+            self.check_request(request_id)
+        return pending
+
+
+def _conflict(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "unique" in text or "locked" in text or "busy" in text or "duplicate" in text
+
+
+class CheckRunner:
+    """A background thread that checks submitted requests one at a time (the engine uses every core itself)."""
+
+    def __init__(self, airlock: Airlock) -> None:
+        self.airlock = airlock
+        self.queue: queue.Queue[str] = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="airlock-checks", daemon=True)
+        self.idle = threading.Event()
+        self.idle.set()
+
+    def start(self) -> CheckRunner:
+        self.thread.start()
+        for request_id in self.airlock.tx(workflow.pending_checks):
+            self.submit(request_id)
+        return self
+
+    def submit(self, request_id: str) -> None:
+        self.idle.clear()
+        self.queue.put(request_id)
+
+    def _run(self) -> None:
+        while True:
+            request_id = self.queue.get()
+            try:
+                self.airlock.check_request(request_id)
+            except Exception:  # the runner must outlive any one request
+                log.exception("check runner: request %s", request_id)
+            finally:
+                self.queue.task_done()
+                if self.queue.empty():
+                    self.idle.set()
+
+
+def detach_check(paths: Paths, request_id: str) -> None:
+    """Start `enclave airlock run-checks REQUEST` in its own session so the caller returns at once."""
+    import os
+    import subprocess
+    import sys
+
+    log_dir = paths.airlock / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with (log_dir / f"{request_id}.log").open("ab") as out:
+        subprocess.Popen(
+            [sys.executable, "-m", "provisioning.cli", "--home", str(paths.home), "airlock", "run-checks", request_id],
+            stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, "ENCLAVE_HOME": str(paths.home)}, cwd=str(Path(__file__).resolve().parents[2]),
+        )  # fmt: skip

@@ -1,0 +1,108 @@
+"""The request state machine as data: states, the moves between them, and who may act in each state.
+
+`TRANSITIONS` is the only list of allowed moves; `workflow.move` checks it before any side effect. `OWNERS` says
+whose turn it is in each state (a test checks every state has an entry, and only terminal states have no owner).
+The state diagram in docs/explanation/airlock-workflow.md is generated from these tables (`diagram()`), and a test
+fails if the committed one differs.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RequestState(StrEnum):
+    DRAFT = "draft"  # the author is adding files and justifications
+    CHECKING = "checking"  # the automated checks run on the snapshot
+    IN_REVIEW = "in_review"  # checks done; independent reviews under way
+    RETURNED = "returned"  # a reviewer asked for changes; the author may revise files and resubmit
+    APPROVED = "approved"  # every review in, at least one file approved
+    REJECTED = "rejected"  # every review in, no file approved
+    RELEASED = "released"  # approved files copied to the egress store
+    WITHDRAWN = "withdrawn"  # the author withdrew the request
+
+
+class Action(StrEnum):
+    SUBMIT = "submit"
+    CHECKS_DONE = "checks_done"
+    RETURN = "return"
+    APPROVE = "approve"
+    REJECT = "reject"
+    RESUBMIT = "resubmit"
+    RELEASE = "release"
+    WITHDRAW = "withdraw"
+
+
+class Actor(StrEnum):
+    AUTHOR = "author"  # the researcher who made the request
+    CHECKER = "checker"  # an output checker of the project who is not the author
+    SYSTEM = "system"  # the check runner and the vote tally
+
+
+S, A = RequestState, Action
+# (from state, action) -> to state
+TRANSITIONS: dict[tuple[RequestState, Action], RequestState] = {
+    (S.DRAFT, A.SUBMIT): S.CHECKING,
+    (S.DRAFT, A.WITHDRAW): S.WITHDRAWN,
+    (S.CHECKING, A.CHECKS_DONE): S.IN_REVIEW,
+    (S.CHECKING, A.WITHDRAW): S.WITHDRAWN,
+    (S.IN_REVIEW, A.RETURN): S.RETURNED,
+    (S.IN_REVIEW, A.APPROVE): S.APPROVED,
+    (S.IN_REVIEW, A.REJECT): S.REJECTED,
+    (S.IN_REVIEW, A.WITHDRAW): S.WITHDRAWN,
+    (S.RETURNED, A.RESUBMIT): S.CHECKING,
+    (S.RETURNED, A.WITHDRAW): S.WITHDRAWN,
+    (S.APPROVED, A.RELEASE): S.RELEASED,
+    (S.APPROVED, A.WITHDRAW): S.WITHDRAWN,
+}
+
+# Who may take each action (the state decides which actions exist).
+ACTION_ACTORS: dict[Action, frozenset[Actor]] = {
+    A.SUBMIT: frozenset({Actor.AUTHOR}),
+    A.RESUBMIT: frozenset({Actor.AUTHOR}),
+    A.WITHDRAW: frozenset({Actor.AUTHOR}),
+    A.CHECKS_DONE: frozenset({Actor.SYSTEM}),
+    # The outcome of the reviews is decided by the tally of independent votes, never by one person.
+    A.RETURN: frozenset({Actor.SYSTEM}),
+    A.APPROVE: frozenset({Actor.SYSTEM}),
+    A.REJECT: frozenset({Actor.SYSTEM}),
+    A.RELEASE: frozenset({Actor.CHECKER}),
+}
+
+# Whose turn it is in each state: who is expected to act next (reviewing is the checkers' turn in IN_REVIEW).
+OWNERS: dict[RequestState, frozenset[Actor]] = {
+    S.DRAFT: frozenset({Actor.AUTHOR}),
+    S.CHECKING: frozenset({Actor.SYSTEM}),
+    S.IN_REVIEW: frozenset({Actor.CHECKER}),
+    S.RETURNED: frozenset({Actor.AUTHOR}),
+    S.APPROVED: frozenset({Actor.CHECKER}),
+    S.REJECTED: frozenset(),
+    S.RELEASED: frozenset({Actor.AUTHOR}),  # downloads
+    S.WITHDRAWN: frozenset(),
+}
+TERMINAL = frozenset({S.REJECTED, S.WITHDRAWN})
+# States in which the author may still change the request's files.
+EDITABLE = frozenset({S.DRAFT, S.RETURNED})
+
+
+class Decision(StrEnum):
+    """A reviewer's decision on one file."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    NEEDS_CHANGES = "needs_changes"
+
+
+def allowed(state: RequestState, action: Action, actor: Actor) -> bool:
+    return (state, action) in TRANSITIONS and actor in ACTION_ACTORS[action]
+
+
+def diagram() -> str:
+    """The state diagram as Mermaid, generated from TRANSITIONS (docs embed it; a test checks for drift)."""
+    lines = ["stateDiagram-v2", f"    [*] --> {S.DRAFT.value}"]
+    for (source, action), target in TRANSITIONS.items():
+        who = "/".join(sorted(a.value for a in ACTION_ACTORS[action]))
+        lines.append(f"    {source.value} --> {target.value}: {action.value} ({who})")
+    for state in sorted(TERMINAL | {S.RELEASED}, key=list(S).index):
+        lines.append(f"    {state.value} --> [*]")
+    return "\n".join(lines) + "\n"

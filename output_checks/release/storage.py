@@ -1,0 +1,101 @@
+"""Immutable request snapshots and the egress store, on disk under `Paths.airlock`.
+
+A snapshot is copied once, hashed while it is copied, and made read-only; what is reviewed is the snapshot, and
+what is released must hash to the same SHA-256 (checked again when it is copied out)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from fabric.errors import FabricError
+
+BLOCK = 1 << 20
+
+
+class IntegrityError(FabricError):
+    """A snapshot no longer matches the hash it was reviewed under."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    relative: str
+    sha256: str
+    size: int
+
+
+def _copy_hashing(source: Path, target: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".part")
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(source, flags)
+    with os.fdopen(fd, "rb") as src, tmp.open("wb") as out:
+        if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+            raise FabricError(f"{source.name}: not a regular file")
+        while block := src.read(BLOCK):
+            digest.update(block)
+            size += len(block)
+            out.write(block)
+        out.flush()
+        os.fsync(out.fileno())
+    os.chmod(tmp, 0o440)
+    tmp.replace(target)
+    return digest.hexdigest(), size
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class AirlockStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.snapshots = root / "snapshots"
+        self.egress = root / "egress"
+
+    def snapshot(self, request_id: str, file_id: int, version: int, source: Path) -> Snapshot:
+        relative = f"{request_id}/{file_id:06d}-v{version}"
+        sha, size = _copy_hashing(source, self.snapshots / relative)
+        return Snapshot(relative, sha, size)
+
+    def snapshot_path(self, relative: str) -> Path:
+        return self.snapshots / relative
+
+    def verify(self, relative: str, sha256: str) -> Path:
+        path = self.snapshot_path(relative)
+        if not path.is_file() or sha256_file(path) != sha256:
+            raise IntegrityError(f"snapshot {relative} does not match the SHA-256 it was reviewed under")
+        return path
+
+    def release(self, project: str, request_id: str, path: str, relative: str, sha256: str) -> Path:
+        """Copy a reviewed snapshot to the egress store, checking the hash before and after."""
+        source = self.verify(relative, sha256)
+        target = self.egress / project / request_id / path
+        if target.exists():
+            os.chmod(target, 0o640)
+            target.unlink()
+        copied, _ = _copy_hashing(source, target)
+        if copied != sha256:
+            target.unlink(missing_ok=True)
+            raise IntegrityError(f"the egress copy of {path} does not match the reviewed snapshot")
+        return target
+
+    def egress_path(self, project: str, request_id: str, path: str) -> Path:
+        return self.egress / project / request_id / path
+
+    def remove_request(self, request_id: str) -> None:
+        folder = self.snapshots / request_id
+        if folder.exists():
+            for p in folder.rglob("*"):
+                os.chmod(p, 0o640)
+            shutil.rmtree(folder)

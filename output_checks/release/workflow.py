@@ -1,0 +1,523 @@
+"""The release workflow's rules, in one layer: who may do what to a request, in which state, and what each step
+records. The CLI and the web app call these functions and turn their exceptions into exit codes or HTTP errors.
+
+Every function takes the caller's session (one transaction) and writes its audit event in it, so a change and its
+audit entry commit together or not at all. Moves between states go through `_move`, which checks the transition
+table (states.py) before any side effect.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from fabric import audit
+from fabric.config import Paths
+from fabric.errors import FabricError, NotFoundError
+from fabric.models import ProjectMember
+from fabric.projects import ProjectRole, get_project, project_spec
+from output_checks.release.models import Release, ReleaseRequest, RequestFile, Review, Vote
+from output_checks.release.states import (
+    EDITABLE,
+    Action,
+    Actor,
+    Decision,
+    RequestState,
+    allowed,
+)
+from output_checks.release.storage import AirlockStore, IntegrityError
+
+SYSTEM = "airlock-checks"
+DEFAULT_REVIEWS = 2
+MAX_CHECK_ATTEMPTS = 3
+
+
+class NotAllowed(FabricError):
+    """The actor may not do this (HTTP 403)."""
+
+
+class InvalidRequest(FabricError):
+    """The request is not in a state, or the input not in a shape, for this (HTTP 409/400)."""
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+# ------------------------------------------------------------------------------------------------ who is who
+
+
+def project_roles(session: Session, project: str, user: str) -> set[str]:
+    rows = session.scalars(
+        select(ProjectMember.role).where(ProjectMember.project_name == project, ProjectMember.username == user)
+    )
+    return set(rows)
+
+
+def actor_for(session: Session, request: ReleaseRequest, user: str) -> Actor | None:
+    """The author is always the author, even if also a checker on the project: never their own reviewer."""
+    if user == request.author:
+        return Actor.AUTHOR
+    if ProjectRole.OUTPUT_CHECKER in project_roles(session, request.project, user):
+        return Actor.CHECKER
+    return None
+
+
+def can_view(session: Session, request: ReleaseRequest, user: str) -> bool:
+    return actor_for(session, request, user) is not None
+
+
+def get_request(session: Session, request_id: str, user: str) -> ReleaseRequest:
+    """The request, if `user` may see it; a request of another project is 'not found', not 'forbidden'."""
+    request = session.get(ReleaseRequest, request_id)
+    if request is None or not can_view(session, request, user):
+        raise NotFoundError(f"no release request {request_id!r} that you can see")
+    return request
+
+
+def _move(session: Session, request: ReleaseRequest, action: Action, actor: Actor, user: str, **detail: Any) -> None:
+    state = RequestState(request.state)
+    if not allowed(state, action, actor):
+        raise NotAllowed(f"{actor.value} cannot {action.value} a request that is {state.value}")
+    from output_checks.release.states import TRANSITIONS
+
+    target = TRANSITIONS[(state, action)]
+    request.state = target.value
+    request.updated_at = now()
+    audit.record(
+        session,
+        actor=user,
+        action=f"airlock.{action.value}",
+        target=f"request:{request.id}",
+        project=request.project,
+        state_from=state.value,
+        state_to=target.value,
+        **detail,
+    )
+
+
+def _require(session: Session, request: ReleaseRequest, user: str, wanted: Actor) -> None:
+    actor = actor_for(session, request, user)
+    if actor is not wanted:
+        if wanted is Actor.CHECKER and user == request.author:
+            raise NotAllowed("authors can never review or release their own request")
+        raise NotAllowed(f"only the request's {wanted.value} may do this")
+
+
+# ------------------------------------------------------------------------------------------------ files
+
+
+def current_files(request: ReleaseRequest, *, include_withdrawn: bool = False) -> list[RequestFile]:
+    return [f for f in request.files if f.current and (include_withdrawn or not f.withdrawn)]
+
+
+def _file(request: ReleaseRequest, path: str) -> RequestFile:
+    for f in current_files(request, include_withdrawn=True):
+        if f.path == path:
+            return f
+    raise NotFoundError(f"request {request.id} has no file {path!r}")
+
+
+def _output_path(paths: Paths, project: str, path: str) -> tuple[Path, str]:
+    """A file inside the project's outputs folder (resolved: no link or '..' may lead out of it)."""
+    outputs = paths.project_outputs(project).resolve()
+    candidate = Path(path)
+    full = (candidate if candidate.is_absolute() else outputs / candidate).resolve()
+    if not full.is_relative_to(outputs):
+        raise NotAllowed(f"{path}: only files in the project's outputs folder can be requested")
+    if not full.is_file():
+        raise InvalidRequest(f"{path}: no such file in the project's outputs folder")
+    return full, full.relative_to(outputs).as_posix()
+
+
+def previously_released(session: Session, project: str, sha256: str) -> list[str]:
+    return list(session.scalars(select(Release.request_id).where(Release.project == project, Release.sha256 == sha256)))
+
+
+# ------------------------------------------------------------------------------------------------ author
+
+
+def create_request(session: Session, *, project: str, author: str, title: str, reviews: int | None = None) -> str:
+    get_project(session, project)
+    if ProjectRole.RESEARCHER not in project_roles(session, project, author):
+        raise NotAllowed(f"{author} is not a researcher on project {project}")
+    if not title.strip():
+        raise InvalidRequest("a request needs a title")
+    spec = project_spec(get_project(session, project))
+    required = reviews or (spec.airlock.reviews_required if spec.airlock else None) or DEFAULT_REVIEWS
+    request_id = f"r-{now():%Y%m%d}-{secrets.token_hex(4)}"
+    at = now()
+    session.add(
+        ReleaseRequest(
+            id=request_id, project=project, author=author, title=title.strip()[:200], state=RequestState.DRAFT.value,
+            round=1, reviews_required=required, check_attempts=0, created_at=at, updated_at=at,
+        )
+    )  # fmt: skip
+    session.flush()
+    audit.record(session, actor=author, action="airlock.create", target=f"request:{request_id}", project=project)
+    return request_id
+
+
+def add_file(
+    session: Session, paths: Paths, store: AirlockStore, request_id: str, user: str, path: str, justification: str = ""
+) -> RequestFile:
+    request = get_request(session, request_id, user)
+    _require(session, request, user, Actor.AUTHOR)
+    if RequestState(request.state) not in EDITABLE:
+        raise InvalidRequest(f"files can be added only while the request is a draft or returned ({request.state})")
+    full, relative = _output_path(paths, request.project, path)
+    if any(f.path == relative for f in current_files(request, include_withdrawn=True)):
+        raise InvalidRequest(f"{relative} is already in the request (revise it instead)")
+    return _snapshot(session, store, request, user, full, relative, 1, justification)
+
+
+def _snapshot(
+    session: Session, store: AirlockStore, request: ReleaseRequest, user: str, full: Path, relative: str,
+    version: int, justification: str,
+) -> RequestFile:  # fmt: skip
+    record = RequestFile(
+        request_id=request.id, path=relative, version=version, current=True, withdrawn=False, sha256="", size=0,
+        snapshot="", justification=justification, released=False,
+    )  # fmt: skip
+    session.add(record)
+    session.flush()
+    snap = store.snapshot(request.id, record.id, version, full)
+    record.sha256, record.size, record.snapshot = snap.sha256, snap.size, snap.relative
+    request.files.append(record) if record not in request.files else None
+    audit.record(
+        session, actor=user, action="airlock.add_file", target=f"request:{request.id}", project=request.project,
+        path=relative, version=version, sha256=snap.sha256, size=snap.size,
+        previously_released=previously_released(session, request.project, snap.sha256),
+    )  # fmt: skip
+    return record
+
+
+def justify(session: Session, request_id: str, user: str, path: str, text: str) -> None:
+    request = get_request(session, request_id, user)
+    _require(session, request, user, Actor.AUTHOR)
+    if RequestState(request.state) not in EDITABLE:
+        raise InvalidRequest(
+            f"justifications can be changed only while the request is a draft or returned ({request.state})"
+        )
+    record = _file(request, path)
+    record.justification = text
+    audit.record(session, actor=user, action="airlock.justify", target=f"request:{request.id}", path=path)
+
+
+def revise_file(
+    session: Session, paths: Paths, store: AirlockStore, request_id: str, user: str, path: str
+) -> RequestFile:
+    """A new version of a file from the outputs folder; its earlier reviews no longer count (a new round starts)."""
+    request = get_request(session, request_id, user)
+    _require(session, request, user, Actor.AUTHOR)
+    if RequestState(request.state) not in EDITABLE:
+        raise InvalidRequest(f"files can be revised only while the request is a draft or returned ({request.state})")
+    old = _file(request, path)
+    full, relative = _output_path(paths, request.project, path)
+    old.current = False
+    session.flush()
+    return _snapshot(session, store, request, user, full, relative, old.version + 1, old.justification)
+
+
+def withdraw_file(session: Session, request_id: str, user: str, path: str) -> None:
+    request = get_request(session, request_id, user)
+    _require(session, request, user, Actor.AUTHOR)
+    if RequestState(request.state) not in (*EDITABLE, RequestState.CHECKING, RequestState.IN_REVIEW):
+        raise InvalidRequest(f"a file cannot be withdrawn from a request that is {request.state}")
+    record = _file(request, path)
+    record.withdrawn = True
+    audit.record(session, actor=user, action="airlock.withdraw_file", target=f"request:{request.id}", path=path)
+
+
+def submit(session: Session, request_id: str, user: str) -> None:
+    """Draft or returned -> checking: the snapshots are what will be checked and reviewed."""
+    request = get_request(session, request_id, user)
+    _require(session, request, user, Actor.AUTHOR)
+    files = current_files(request)
+    if not files:
+        raise InvalidRequest("a request needs at least one file")
+    state = RequestState(request.state)
+    action = Action.RESUBMIT if state is RequestState.RETURNED else Action.SUBMIT
+    if action is Action.RESUBMIT:
+        request.round += 1
+    for f in files:
+        f.verdict, f.findings, f.kind = None, None, None
+    request.check_attempts = 0
+    _move(session, request, action, Actor.AUTHOR, user, round=request.round,
+          files=[{"path": f.path, "version": f.version, "sha256": f.sha256} for f in files])  # fmt: skip
+
+
+def withdraw(session: Session, request_id: str, user: str) -> None:
+    request = get_request(session, request_id, user)
+    _require(session, request, user, Actor.AUTHOR)
+    _move(session, request, Action.WITHDRAW, Actor.AUTHOR, user)
+
+
+# ------------------------------------------------------------------------------------------------ checks (system)
+
+
+def pending_checks(session: Session) -> list[str]:
+    return list(session.scalars(select(ReleaseRequest.id).where(ReleaseRequest.state == RequestState.CHECKING.value)))
+
+
+def record_checks(session: Session, request_id: str, results: dict[int, dict[str, Any]]) -> None:
+    """Store each file's verdict and findings (the engine's FileReport JSON) and open the request for review."""
+    request = session.get(ReleaseRequest, request_id)
+    if request is None or request.state != RequestState.CHECKING.value:
+        return  # withdrawn meanwhile, or already recorded by another runner
+    for f in current_files(request):
+        report = results.get(f.id)
+        if report is None:
+            f.verdict, f.kind = "review", "unchecked"
+            f.findings = [{"check": "engine", "verdict": "review", "message": "the automated checks gave no result"}]
+        else:
+            f.verdict, f.kind, f.findings = report["verdict"], report["type"], report["findings"]
+    files = current_files(request)
+    verdicts = Counter(f.verdict for f in files)
+    summary = [{"path": f.path, "sha256": f.sha256, "verdict": f.verdict} for f in files]
+    _move(session, request, Action.CHECKS_DONE, Actor.SYSTEM, SYSTEM, verdicts=dict(verdicts), files=summary)
+
+
+def checks_failed(session: Session, request_id: str, problem: str) -> bool:
+    """Count a crashed check run; after MAX_CHECK_ATTEMPTS the files go to review with the reason (never stuck).
+    True when the run should be retried."""
+    request = session.get(ReleaseRequest, request_id)
+    if request is None or request.state != RequestState.CHECKING.value:
+        return False
+    request.check_attempts += 1
+    audit.record(session, actor=SYSTEM, action="airlock.checks_failed", target=f"request:{request_id}",
+                 attempt=request.check_attempts, problem=problem)  # fmt: skip
+    if request.check_attempts < MAX_CHECK_ATTEMPTS:
+        return True
+    failed = {
+        "check": "engine",
+        "verdict": "review",
+        "message": f"the automated checks failed {request.check_attempts} times",
+    }
+    record_checks(session, request_id, {f.id: {"verdict": "review", "type": "unchecked", "findings": [failed]}
+                                        for f in current_files(request)})  # fmt: skip
+    return False
+
+
+# ------------------------------------------------------------------------------------------------ reviews
+
+
+def _review(session: Session, request: ReleaseRequest, reviewer: str) -> Review:
+    review = session.scalars(
+        select(Review).where(
+            Review.request_id == request.id, Review.round == request.round, Review.reviewer == reviewer
+        )
+    ).first()
+    if review is None:
+        done = _submitted_reviews(session, request)
+        if len(done) >= request.reviews_required:
+            raise InvalidRequest("this round already has all its reviews")
+        review = Review(request_id=request.id, round=request.round, reviewer=reviewer)
+        session.add(review)
+        session.flush()
+    return review
+
+
+def _submitted_reviews(session: Session, request: ReleaseRequest) -> list[Review]:
+    return list(
+        session.scalars(
+            select(Review).where(
+                Review.request_id == request.id, Review.round == request.round, Review.submitted_at.is_not(None)
+            )
+        )
+    )
+
+
+def vote(
+    session: Session, request_id: str, reviewer: str, path: str, decision: Decision | str, comment: str = "",
+    override_reason: str = "",
+) -> None:  # fmt: skip
+    request = get_request(session, request_id, reviewer)
+    _require(session, request, reviewer, Actor.CHECKER)
+    if request.state != RequestState.IN_REVIEW.value:
+        raise InvalidRequest(f"only a request in review can be reviewed ({request.state})")
+    decision = Decision(decision)
+    record = _file(request, path)
+    if record.withdrawn:
+        raise InvalidRequest(f"{path} was withdrawn")
+    override = decision is Decision.APPROVE and record.verdict == "block"
+    if override and not override_reason.strip():
+        raise InvalidRequest(f"{path}: the checks blocked this file; approving it needs a written reason")
+    review = _review(session, request, reviewer)
+    if review.submitted_at is not None:
+        raise InvalidRequest("your review of this round is already submitted")
+    existing = next((v for v in review.votes if v.file_id == record.id), None)
+    if existing is None:
+        existing = Vote(review_id=review.id, file_id=record.id, decision=decision.value, at=now())
+        session.add(existing)
+        review.votes.append(existing)
+    existing.decision, existing.comment, existing.at = decision.value, comment, now()
+    existing.override_reason = override_reason.strip() if override else ""
+    audit.record(
+        session, actor=reviewer, action="airlock.override" if override else "airlock.vote",
+        target=f"request:{request.id}", project=request.project, path=path, sha256=record.sha256,
+        round=request.round, decision=decision.value, **({"reason": override_reason.strip()} if override else {}),
+    )  # fmt: skip
+
+
+def submit_review(session: Session, request_id: str, reviewer: str) -> None:
+    request = get_request(session, request_id, reviewer)
+    _require(session, request, reviewer, Actor.CHECKER)
+    if request.state != RequestState.IN_REVIEW.value:
+        raise InvalidRequest(f"only a request in review can be reviewed ({request.state})")
+    review = _review(session, request, reviewer)
+    voted = {v.file_id for v in review.votes}
+    missing = [f.path for f in current_files(request) if f.id not in voted]
+    if missing:
+        raise InvalidRequest(f"decide every file first: {', '.join(missing[:5])}")
+    review.submitted_at = now()
+    audit.record(session, actor=reviewer, action="airlock.review", target=f"request:{request.id}",
+                 project=request.project, round=request.round)  # fmt: skip
+    session.flush()
+    if len(_submitted_reviews(session, request)) >= request.reviews_required:
+        _tally(session, request)
+
+
+def outcomes(session: Session, request: ReleaseRequest) -> dict[int, Decision] | None:
+    """Each current file's outcome once the round has all its reviews (None before): any reject rejects, else any
+    needs-changes returns it, else approved."""
+    reviews = _submitted_reviews(session, request)
+    if len(reviews) < request.reviews_required:
+        return None
+    out: dict[int, Decision] = {}
+    for f in current_files(request):
+        decisions = {Decision(v.decision) for r in reviews for v in r.votes if v.file_id == f.id}
+        if Decision.REJECT in decisions:
+            out[f.id] = Decision.REJECT
+        elif Decision.NEEDS_CHANGES in decisions:
+            out[f.id] = Decision.NEEDS_CHANGES
+        else:
+            out[f.id] = Decision.APPROVE
+    return out
+
+
+def _tally(session: Session, request: ReleaseRequest) -> None:
+    result = outcomes(session, request)
+    assert result is not None
+    counts = Counter(d.value for d in result.values())
+    if counts[Decision.NEEDS_CHANGES.value]:
+        action = Action.RETURN
+    elif counts[Decision.APPROVE.value]:
+        action = Action.APPROVE
+    else:
+        action = Action.REJECT
+    _move(session, request, action, Actor.SYSTEM, SYSTEM, outcome=dict(counts), round=request.round)
+
+
+@dataclass(frozen=True)
+class VoteView:
+    reviewer: str
+    path: str
+    decision: str
+    comment: str
+    override_reason: str
+    submitted: bool
+
+
+def visible_votes(session: Session, request: ReleaseRequest, viewer: str) -> list[VoteView]:
+    """Votes `viewer` may see: their own always; everyone's once the round has all its reviews (independence)."""
+    complete = outcomes(session, request) is not None
+    paths = {f.id: f.path for f in request.files}
+    out = []
+    for review in session.scalars(select(Review).where(Review.request_id == request.id, Review.round == request.round)):
+        if review.reviewer != viewer and not complete:
+            continue
+        for v in review.votes:
+            out.append(VoteView(review.reviewer, paths.get(v.file_id, "?"), v.decision, v.comment,
+                                v.override_reason, review.submitted_at is not None))  # fmt: skip
+    return out
+
+
+def review_queue(session: Session, reviewer: str) -> list[ReleaseRequest]:
+    """Requests waiting for `reviewer`: in review on projects they check, not theirs, not yet reviewed by them."""
+    projects = select(ProjectMember.project_name).where(
+        ProjectMember.username == reviewer, ProjectMember.role == ProjectRole.OUTPUT_CHECKER.value
+    )
+    rows = session.scalars(
+        select(ReleaseRequest)
+        .where(ReleaseRequest.project.in_(projects), ReleaseRequest.author != reviewer,
+               ReleaseRequest.state.in_([RequestState.IN_REVIEW.value, RequestState.APPROVED.value]))
+        .order_by(ReleaseRequest.updated_at.desc())
+    )  # fmt: skip
+    return list(rows)
+
+
+def my_requests(session: Session, author: str) -> list[ReleaseRequest]:
+    return list(
+        session.scalars(
+            select(ReleaseRequest).where(ReleaseRequest.author == author).order_by(ReleaseRequest.updated_at.desc())
+        )
+    )
+
+
+def count_requests(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(ReleaseRequest)) or 0
+
+
+# ------------------------------------------------------------------------------------------------ release
+
+
+def release(session: Session, store: AirlockStore, request_id: str, user: str) -> list[str]:
+    """Copy every approved file to the egress store; each copy must hash to the reviewed snapshot's SHA-256, or
+    nothing is released (the abort is audited by the caller in its own transaction: see `release_aborted`)."""
+    request = get_request(session, request_id, user)
+    _require(session, request, user, Actor.CHECKER)
+    result = outcomes(session, request)
+    if request.state != RequestState.APPROVED.value or result is None:
+        raise InvalidRequest(f"only an approved request can be released ({request.state})")
+    approved = [f for f in current_files(request) if result.get(f.id) is Decision.APPROVE]
+    copied: list[str] = []
+    for f in approved:
+        target = store.release(request.project, request.id, f.path, f.snapshot, f.sha256)  # raises IntegrityError
+        f.released = True
+        session.add(Release(project=request.project, request_id=request.id, file_id=f.id, sha256=f.sha256,
+                            egress=str(target.relative_to(store.egress)), released_by=user, at=now()))  # fmt: skip
+        copied.append(f.path)
+    _move(session, request, Action.RELEASE, Actor.CHECKER, user,
+          files=[{"path": f.path, "sha256": f.sha256} for f in approved])  # fmt: skip
+    return copied
+
+
+def release_aborted(session: Session, request_id: str, user: str, problem: str) -> None:
+    audit.record(session, actor=user, action="airlock.release_aborted", target=f"request:{request_id}", problem=problem)
+
+
+def download(session: Session, store: AirlockStore, request_id: str, user: str, path: str) -> Path:
+    """The released file for its requester, verified against the reviewed hash; audited."""
+    request = get_request(session, request_id, user)
+    if user != request.author:
+        raise NotAllowed("only the requester can download a released file")
+    if request.state != RequestState.RELEASED.value:
+        raise InvalidRequest(f"nothing is released from a request that is {request.state}")
+    record = _file(request, path)
+    if not record.released:
+        raise NotFoundError(f"{path} was not released")
+    target = store.egress_path(request.project, request.id, record.path)
+    from output_checks.release.storage import sha256_file
+
+    if not target.is_file() or sha256_file(target) != record.sha256:
+        raise IntegrityError(f"the released copy of {path} does not match what was reviewed")
+    audit.record(session, actor=user, action="airlock.download", target=f"request:{request.id}",
+                 project=request.project, path=path, sha256=record.sha256)  # fmt: skip
+    return target
+
+
+def record_view(session: Session, request_id: str, user: str, what: str) -> None:
+    request = get_request(session, request_id, user)
+    audit.record(session, actor=user, action="airlock.view", target=f"request:{request.id}", project=request.project,
+                 what=what)  # fmt: skip
+
+
+__all__ = ["IntegrityError", "InvalidRequest", "NotAllowed"]

@@ -1,0 +1,282 @@
+"""The release workflow through its real business logic: the transition × role matrix, reviews that are
+independent and hidden until complete, overrides, release with hash verification, downloads, and the audit trail.
+
+Requests reach each state through tests/airlock_factories.py (the workflow itself, checks included)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fabric import audit
+from fabric.errors import FabricError, NotFoundError
+from output_checks.release import workflow
+from output_checks.release.service import Airlock
+from output_checks.release.states import ACTION_ACTORS, OWNERS, TERMINAL, TRANSITIONS, Action, Actor, RequestState
+from output_checks.release.storage import IntegrityError
+from tests.airlock_factories import (
+    AUTHOR,
+    BOTH,
+    CHECKERS,
+    OTHER_RESEARCHER,
+    STRANGER,
+    ensure_people,
+    request_at,
+    review_all,
+    write_output,
+)
+from tests.provisioned import provision
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, cohort) -> Airlock:
+    env = provision(tmp_path_factory.mktemp("airlock-home"), cohort, {"cvd-risk": "DS-CVD"})
+    airlock = Airlock(env.registry, env.paths)
+    ensure_people(airlock)
+    yield airlock
+    env.registry.close()
+
+
+def state_of(app: Airlock, request_id: str) -> str:
+    return app.tx(lambda s: s.get(workflow.ReleaseRequest, request_id).state)
+
+
+# ------------------------------------------------------------------------------------------------ the matrix
+
+PEOPLE = {"author": AUTHOR, "checker": CHECKERS[0], "researcher": OTHER_RESEARCHER, "stranger": STRANGER}
+PERSON_ACTIONS = [Action.SUBMIT, Action.RESUBMIT, Action.WITHDRAW, Action.RELEASE]
+
+
+def attempt(app: Airlock, action: Action, request_id: str, user: str) -> None:
+    if action in (Action.SUBMIT, Action.RESUBMIT):
+        app.tx(lambda s: workflow.submit(s, request_id, user))
+    elif action is Action.WITHDRAW:
+        app.tx(lambda s: workflow.withdraw(s, request_id, user))
+    elif action is Action.RELEASE:
+        app.release(request_id, user)
+
+
+def expected(state: RequestState, action: Action, role: str) -> bool:
+    actor = {"author": Actor.AUTHOR, "checker": Actor.CHECKER}.get(role)
+    if action is Action.SUBMIT and state is RequestState.RETURNED:
+        action = Action.RESUBMIT  # one verb, the state decides which move it is
+    if action is Action.RESUBMIT and state is RequestState.DRAFT:
+        action = Action.SUBMIT
+    return actor is not None and (state, action) in TRANSITIONS and actor in ACTION_ACTORS[action]
+
+
+@pytest.fixture(scope="module")
+def shared(app) -> dict[RequestState, str]:
+    """One request per state for the refused attempts (which must change nothing)."""
+    return {state: request_at(app, state) for state in RequestState}
+
+
+@pytest.mark.parametrize("role", list(PEOPLE))
+@pytest.mark.parametrize("action", PERSON_ACTIONS)
+@pytest.mark.parametrize("state", list(RequestState))
+def test_transition_matrix(app, shared, state, action, role):
+    user = PEOPLE[role]
+    if expected(state, action, role):
+        request_id = request_at(app, state)
+        attempt(app, action, request_id, user)
+        key = (state, Action.RESUBMIT if state is RequestState.RETURNED and action is Action.SUBMIT else action)
+        key = (state, Action.SUBMIT) if key == (RequestState.DRAFT, Action.RESUBMIT) else key
+        assert state_of(app, request_id) == TRANSITIONS[key].value
+    else:
+        request_id = shared[state]
+        with pytest.raises(FabricError):
+            attempt(app, action, request_id, user)
+        assert state_of(app, request_id) == state.value
+
+
+@pytest.mark.parametrize("action", [Action.CHECKS_DONE, Action.RETURN, Action.APPROVE, Action.REJECT])
+@pytest.mark.parametrize("role", ["author", "checker"])
+def test_system_moves_are_never_a_persons(app, shared, action, role):
+    for state, request_id in shared.items():
+
+        def move(session, request_id=request_id):
+            request = session.get(workflow.ReleaseRequest, request_id)
+            workflow._move(session, request, action, workflow.actor_for(session, request, PEOPLE[role]), PEOPLE[role])
+
+        with pytest.raises(workflow.NotAllowed):
+            app.tx(move)
+        assert state_of(app, request_id) == state.value
+
+
+def test_every_state_has_an_owner_and_only_terminal_states_none():
+    assert set(OWNERS) == set(RequestState)
+    for state, owners in OWNERS.items():
+        assert bool(owners) == (state not in TERMINAL), state
+    assert set(ACTION_ACTORS) == set(Action)
+    reachable = {RequestState.DRAFT} | set(TRANSITIONS.values())
+    assert reachable == set(RequestState)
+
+
+# ------------------------------------------------------------------------------------------------ reviews
+
+
+def test_the_author_never_reviews_even_when_also_a_checker(app):
+    request_id = request_at(app, RequestState.IN_REVIEW, author=BOTH)
+    with pytest.raises(workflow.NotAllowed, match="authors can never review"):
+        app.tx(lambda s: workflow.vote(s, request_id, BOTH, "counts.csv", "approve"))
+    assert workflow.Decision  # the request is still waiting for two other checkers
+    assert state_of(app, request_id) == "in_review"
+
+
+def test_votes_are_hidden_until_every_review_is_in(app):
+    request_id = request_at(app, RequestState.IN_REVIEW)
+    first, second = CHECKERS
+
+    def vote_and_submit(user, decision):
+        def run(session):
+            workflow.vote(session, request_id, user, "counts.csv", decision, f"{user} says {decision}")
+            workflow.submit_review(session, request_id, user)
+
+        app.tx(run)
+
+    vote_and_submit(first, "approve")
+    seen = app.tx(lambda s: workflow.visible_votes(s, workflow.get_request(s, request_id, second), second))
+    assert seen == []
+    mine = app.tx(lambda s: workflow.visible_votes(s, workflow.get_request(s, request_id, first), first))
+    assert [v.reviewer for v in mine] == [first]
+    author_view = app.tx(lambda s: workflow.visible_votes(s, workflow.get_request(s, request_id, AUTHOR), AUTHOR))
+    assert author_view == []
+    vote_and_submit(second, "approve")
+    assert state_of(app, request_id) == "approved"
+    everyone = app.tx(lambda s: workflow.visible_votes(s, workflow.get_request(s, request_id, AUTHOR), AUTHOR))
+    assert sorted(v.reviewer for v in everyone) == sorted(CHECKERS)
+
+
+def test_a_third_review_is_refused(app):
+    request_id = request_at(app, RequestState.APPROVED)
+    with pytest.raises(FabricError):
+        app.tx(lambda s: workflow.vote(s, request_id, BOTH, "counts.csv", "reject"))
+
+
+def test_approving_a_blocked_file_needs_a_written_reason(app):
+    request_id = request_at(app, RequestState.IN_REVIEW, files={"small.csv": "site,n\nA,120\nB,3\n"})
+    verdict = app.tx(lambda s: workflow.current_files(workflow.get_request(s, request_id, AUTHOR))[0].verdict)
+    assert verdict == "block"
+    with pytest.raises(workflow.InvalidRequest, match="needs a written reason"):
+        app.tx(lambda s: workflow.vote(s, request_id, CHECKERS[0], "small.csv", "approve"))
+    review_all(app, request_id, "approve", reason="B is a synthetic test site")
+    overrides = app.tx(lambda s: [e for e in audit.events(s, request=request_id) if e.action == "airlock.override"])
+    assert len(overrides) == 2 and overrides[0].detail["reason"] == "B is a synthetic test site"
+
+
+def test_returned_request_is_revised_and_reviewed_again(app):
+    request_id = request_at(app, RequestState.RETURNED)
+    write_output(app, "counts.csv", "site,n\nA,130\nB,50\n")
+    app.tx(lambda s: workflow.revise_file(s, app.paths, app.store, request_id, AUTHOR, "counts.csv"))
+    app.tx(lambda s: workflow.submit(s, request_id, AUTHOR))
+    app.check_request(request_id)
+    request = app.tx(lambda s: workflow.get_request(s, request_id, AUTHOR))
+    assert request.state == "in_review" and request.round == 2
+    files = app.tx(lambda s: workflow.current_files(workflow.get_request(s, request_id, AUTHOR)))
+    assert [f.version for f in files] == [2]
+    assert app.tx(lambda s: workflow.outcomes(s, workflow.get_request(s, request_id, AUTHOR))) is None  # reset
+
+
+def test_withdrawn_file_is_not_reviewed_or_released(app):
+    request_id = request_at(app, RequestState.DRAFT, files={"a.csv": "site,n\nA,120\n", "b.csv": "site,n\nB,200\n"})
+    app.tx(lambda s: workflow.withdraw_file(s, request_id, AUTHOR, "b.csv"))
+    app.tx(lambda s: workflow.submit(s, request_id, AUTHOR))
+    app.check_request(request_id)
+    review_all(app, request_id, "approve")
+    assert app.release(request_id, CHECKERS[0]) == ["a.csv"]
+
+
+# ------------------------------------------------------------------------------------------------ checks
+
+
+def test_checks_run_on_the_snapshot_not_the_live_file(app):
+    write_output(app, "late.csv", "site,n\nA,120\n")
+    request_id = app.tx(lambda s: workflow.create_request(s, project="cvd-risk", author=AUTHOR, title="t"))
+    app.tx(lambda s: workflow.add_file(s, app.paths, app.store, request_id, AUTHOR, "late.csv"))
+    app.tx(lambda s: workflow.submit(s, request_id, AUTHOR))
+    write_output(app, "late.csv", "site,n\nA,3\n")  # edited after submission: not what is reviewed
+    app.check_request(request_id)
+    files = app.tx(lambda s: workflow.current_files(workflow.get_request(s, request_id, AUTHOR)))
+    assert files[0].verdict == "pass"
+
+
+def test_a_crashing_check_run_is_retried_then_goes_to_review(app, monkeypatch):
+    import output_checks.release.checks as checks
+
+    calls = []
+
+    def crash(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("engine down")
+
+    monkeypatch.setattr(checks, "run_checks_on_snapshots", crash)
+    request_id = request_at(app, RequestState.CHECKING)
+    app.check_request(request_id)
+    assert len(calls) == workflow.MAX_CHECK_ATTEMPTS
+    files = app.tx(lambda s: workflow.current_files(workflow.get_request(s, request_id, AUTHOR)))
+    assert state_of(app, request_id) == "in_review" and files[0].verdict == "review"
+
+
+def test_resume_picks_up_requests_left_checking(app):
+    request_id = request_at(app, RequestState.CHECKING)
+    assert request_id in app.resume()
+    assert state_of(app, request_id) == "in_review"
+
+
+# ------------------------------------------------------------------------------------------------ release
+
+
+def test_release_and_download_are_byte_identical(app, tmp_path):
+    content = "site,n\nA,120\nB,45\n"
+    request_id = request_at(app, RequestState.RELEASED, files={"final.csv": content})
+    path = app.tx(lambda s: workflow.download(s, app.store, request_id, AUTHOR, "final.csv"))
+    assert path.read_text() == content
+    with pytest.raises(workflow.NotAllowed):
+        app.tx(lambda s: workflow.download(s, app.store, request_id, CHECKERS[0], "final.csv"))
+    with pytest.raises(NotFoundError):
+        app.tx(lambda s: workflow.download(s, app.store, request_id, STRANGER, "final.csv"))
+
+
+def test_swapped_snapshot_aborts_the_release_and_is_audited(app):
+    request_id = request_at(app, RequestState.APPROVED, files={"swap.csv": "site,n\nA,120\n"})
+    record = app.tx(lambda s: workflow.current_files(workflow.get_request(s, request_id, AUTHOR))[0])
+    snapshot = app.store.snapshot_path(record.snapshot)
+    snapshot.chmod(0o640)
+    snapshot.write_text("site,n\nA,3\n")
+    with pytest.raises(IntegrityError):
+        app.release(request_id, CHECKERS[0])
+    assert state_of(app, request_id) == "approved"
+    assert not app.store.egress_path("cvd-risk", request_id, "swap.csv").exists()
+    actions = app.tx(lambda s: [e.action for e in audit.events(s, request=request_id)])
+    assert actions[-1] == "airlock.release_aborted"
+
+
+def test_re_requesting_released_bytes_is_visible(app):
+    content = "site,n\nA,999\n"
+    request_at(app, RequestState.RELEASED, files={"again.csv": content})
+    second = request_at(app, RequestState.DRAFT, files={"again.csv": content})
+    from output_checks.release.views import request_view
+
+    view = app.tx(lambda s: request_view(s, second, CHECKERS[0]))
+    assert view["files"][0]["previously_released"]
+
+
+def test_files_outside_the_outputs_folder_are_refused(app, tmp_path):
+    request_id = request_at(app, RequestState.DRAFT)
+    secret = tmp_path / "secret.csv"
+    secret.write_text("x")
+    for path in (str(secret), "../data/clinical/patients.parquet", "../../../etc/passwd"):
+        with pytest.raises(FabricError):
+            app.tx(lambda s, path=path: workflow.add_file(s, app.paths, app.store, request_id, AUTHOR, path))
+
+
+def test_every_step_is_audited_and_the_chain_holds(app):
+    request_id = request_at(app, RequestState.RELEASED)
+    app.tx(lambda s: workflow.download(s, app.store, request_id, AUTHOR, "counts.csv"))
+    actions = app.tx(lambda s: [e.action for e in audit.events(s, request=request_id)])
+    for expected_action in ("airlock.create", "airlock.add_file", "airlock.submit", "airlock.checks_done",
+                            "airlock.vote", "airlock.review", "airlock.approve", "airlock.release",
+                            "airlock.download"):  # fmt: skip
+        assert expected_action in actions
+    assert app.tx(audit.verify) == []

@@ -8,8 +8,8 @@ ENCLAVE_HOME ?= $(CURDIR)/var
 export ENCLAVE_HOME
 
 # Debian packages: build tools for the venv, htslib's command-line tools as the benchmark baseline, Tesseract
-# for the airlock's OCR of figures.
-DEBIAN_PACKAGES := python3-venv python3-dev build-essential bcftools tabix tesseract-ocr tesseract-ocr-eng
+# for the airlock's OCR of figures, Chromium for the web app's browser tests (driven by Playwright, never downloaded).
+DEBIAN_PACKAGES := python3-venv python3-dev build-essential bcftools tabix tesseract-ocr tesseract-ocr-eng chromium
 
 .PHONY: demo test check format bench lock system-packages clean
 

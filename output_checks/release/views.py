@@ -1,12 +1,22 @@
-"""What a person may see of a request, as plain data for the CLI, the web app and their tests."""
+"""What a person may see of a request, as plain data for the CLI, the web app and their tests (read-only)."""
 
 from __future__ import annotations
 
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from fabric import audit
+from fabric.config import Paths
+from fabric.errors import NotFoundError
+from fabric.models import ProjectMember
 from output_checks.release import workflow
+from output_checks.release.models import ReleaseRequest, RequestFile, Review
 from output_checks.release.states import OWNERS, RequestState
 
 
@@ -36,3 +46,120 @@ def request_view(session: Session, request_id: str, user: str) -> dict[str, Any]
         "files": files, "votes": votes,
         "created_at": request.created_at, "updated_at": request.updated_at,
     }  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------ web app pages
+# Read-only queries for the web app's lists: a constant number of queries per page, whatever the page size.
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[dict[str, Any]]
+    page: int
+    pages: int
+    total: int
+
+
+def user_projects(session: Session, user: str) -> dict[str, set[str]]:
+    """The projects `user` belongs to, with their roles on each."""
+    out: dict[str, set[str]] = {}
+    for project, role in session.execute(
+        select(ProjectMember.project_name, ProjectMember.role).where(ProjectMember.username == user)
+    ):
+        out.setdefault(project, set()).add(role)
+    return out
+
+
+def _page(session: Session, query: Select, page: int, per_page: int) -> tuple[list[ReleaseRequest], int, int]:
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    return list(session.scalars(query.limit(per_page).offset((page - 1) * per_page))), page, total
+
+
+def _summaries(session: Session, requests: list[ReleaseRequest], user: str) -> list[dict[str, Any]]:
+    """One row per request: its current files' verdicts, the round's submitted reviews and `user`'s own review."""
+    ids = [r.id for r in requests]
+    verdicts: dict[str, Counter] = {i: Counter() for i in ids}
+    for request_id, verdict, n in session.execute(
+        select(RequestFile.request_id, RequestFile.verdict, func.count())
+        .where(RequestFile.request_id.in_(ids), RequestFile.current.is_(True), RequestFile.withdrawn.is_(False))
+        .group_by(RequestFile.request_id, RequestFile.verdict)
+    ):
+        verdicts[request_id][verdict or "unchecked"] += n
+    reviews: dict[tuple[str, int], list[tuple[str, bool]]] = {}
+    for request_id, round_, reviewer, submitted in session.execute(
+        select(Review.request_id, Review.round, Review.reviewer, Review.submitted_at.is_not(None)).where(
+            Review.request_id.in_(ids)
+        )
+    ):
+        reviews.setdefault((request_id, round_), []).append((reviewer, bool(submitted)))
+    rows = []
+    for r in requests:
+        this_round = reviews.get((r.id, r.round), [])
+        mine = next((done for who, done in this_round if who == user), None)
+        rows.append(
+            {
+                "id": r.id, "project": r.project, "author": r.author, "title": r.title, "state": r.state,
+                "round": r.round, "updated_at": r.updated_at, "created_at": r.created_at,
+                "files": sum(verdicts[r.id].values()), "verdicts": dict(verdicts[r.id]),
+                "reviews_submitted": sum(1 for _, done in this_round if done),
+                "reviews_required": r.reviews_required,
+                "your_review": None if mine is None else ("submitted" if mine else "started"),
+            }
+        )  # fmt: skip
+    return rows
+
+
+def review_page(session: Session, reviewer: str, page: int = 1, per_page: int = 50) -> Page:
+    """One page of `workflow.review_queue`, summarised."""
+    requests, page, total = _page(session, workflow.review_queue_query(reviewer), page, per_page)
+    return Page(_summaries(session, requests, reviewer), page, max(1, -(-total // per_page)), total)
+
+
+def my_requests_page(session: Session, author: str, page: int = 1, per_page: int = 50) -> Page:
+    """One page of `workflow.my_requests`, summarised."""
+    requests, page, total = _page(session, workflow.my_requests_query(author), page, per_page)
+    return Page(_summaries(session, requests, author), page, max(1, -(-total // per_page)), total)
+
+
+def request_file(session: Session, request_id: str, user: str, file_id: int) -> RequestFile:
+    """A file (any version) of a request `user` may see."""
+    request = workflow.get_request(session, request_id, user)
+    for f in request.files:
+        if f.id == file_id:
+            return f
+    raise NotFoundError(f"request {request_id} has no file {file_id}")
+
+
+# Audit details safe to show to anyone who may see the request: never a vote's decision, comment or override reason
+# (reviews are independent until the round is complete), nor a failure's text.
+HISTORY_DETAILS = ("path", "version", "round", "state_from", "state_to", "what")
+
+
+def history(session: Session, request_id: str, user: str) -> list[dict[str, Any]]:
+    """The request's audit trail, oldest first, reduced to what any viewer may see."""
+    workflow.get_request(session, request_id, user)
+    return [
+        {"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action.removeprefix("airlock."),
+         "detail": {k: e.detail[k] for k in HISTORY_DETAILS if k in (e.detail or {})}}
+        for e in audit.events(session, request=request_id)
+    ]  # fmt: skip
+
+
+MAX_LISTED = 500
+
+
+def outputs_listing(paths: Paths, project: str) -> tuple[list[str], int]:
+    """Regular files in the project's outputs folder (relative, sorted; links are not followed), at most
+    MAX_LISTED of them, and how many there are in all."""
+    root = paths.project_outputs(project)
+    found: list[str] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            full = Path(folder) / name
+            if not name.startswith(".") and full.is_file() and not full.is_symlink():
+                found.append(full.relative_to(root).as_posix())
+    found.sort()
+    return found[:MAX_LISTED], len(found)

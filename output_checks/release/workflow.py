@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from fabric import audit
@@ -440,26 +440,35 @@ def visible_votes(session: Session, request: ReleaseRequest, viewer: str) -> lis
     return out
 
 
-def review_queue(session: Session, reviewer: str) -> list[ReleaseRequest]:
-    """Requests waiting for `reviewer`: in review on projects they check, not theirs, not yet reviewed by them."""
+def review_queue_query(reviewer: str) -> Select[tuple[ReleaseRequest]]:
+    """The query behind `review_queue`, newest first (the web app pages through it)."""
     projects = select(ProjectMember.project_name).where(
         ProjectMember.username == reviewer, ProjectMember.role == ProjectRole.OUTPUT_CHECKER.value
     )
-    rows = session.scalars(
+    return (
         select(ReleaseRequest)
         .where(ReleaseRequest.project.in_(projects), ReleaseRequest.author != reviewer,
                ReleaseRequest.state.in_([RequestState.IN_REVIEW.value, RequestState.APPROVED.value]))
-        .order_by(ReleaseRequest.updated_at.desc())
+        .order_by(ReleaseRequest.updated_at.desc(), ReleaseRequest.id)
     )  # fmt: skip
-    return list(rows)
+
+
+def review_queue(session: Session, reviewer: str) -> list[ReleaseRequest]:
+    """Requests waiting for `reviewer`: in review on projects they check, not theirs, not yet reviewed by them."""
+    return list(session.scalars(review_queue_query(reviewer)))
+
+
+def my_requests_query(author: str) -> Select[tuple[ReleaseRequest]]:
+    """The query behind `my_requests`, newest first (the web app pages through it)."""
+    return (
+        select(ReleaseRequest)
+        .where(ReleaseRequest.author == author)
+        .order_by(ReleaseRequest.updated_at.desc(), ReleaseRequest.id)
+    )
 
 
 def my_requests(session: Session, author: str) -> list[ReleaseRequest]:
-    return list(
-        session.scalars(
-            select(ReleaseRequest).where(ReleaseRequest.author == author).order_by(ReleaseRequest.updated_at.desc())
-        )
-    )
+    return list(session.scalars(my_requests_query(author)))
 
 
 def count_requests(session: Session) -> int:

@@ -4,6 +4,7 @@
   allele_frequencies 500 samples x 50,000 variants, 2 Dask workers    vs  bcftools +fill-tags -t AF, one core
   dicom_index        DICOM header index over 2,000 files, 2 workers   vs  cat of the same files
   airlock            `enclave airlock check` on a ~100 MB output bundle  vs  Presidio's BatchAnalyzerEngine, defaults
+  airlock_release    submit -> checks done, a 20-file request            vs  the checks engine alone, same files
 
 Each candidate also runs at a smaller size, and its peak memory (whole process tree) is reported at both sizes.
 Inputs are generated (deterministically) under var/bench/ and reused; results go to bench/results/.
@@ -455,11 +456,47 @@ def report_airlock(r: dict) -> None:
                 )
 
 
+def bench_airlock_release(work: Path, sizes: list[int], repeats: int) -> dict:
+    """Submit -> checks done for an N-file request, against the checks engine alone on the same files (the
+    workflow's own cost: snapshots, hashing, the database, the audit chain)."""
+    home = provisioned_cohort(work, 2000)
+    bundle = airlock_bundle.prepare(work, 1.0, (10, 100))
+    sources = sorted(p for p in (bundle / "slice").rglob("*") if p.is_file())
+    out = {}
+    for count in sizes:
+        outputs = home / "projects" / "cardio-risk" / "outputs"
+        outputs.mkdir(parents=True, exist_ok=True)
+        names = []
+        for i in range(count):
+            source = sources[i % len(sources)]
+            name = f"bench-{i:02d}{source.suffix}"
+            shutil.copyfile(source, outputs / name)
+            names.append(name)
+        listing = work / f"release-{count}.txt"
+        listing.write_text("\n".join(names))
+        ours = [run(task("release_checks", str(home), str(listing)), cwd=ROOT) for _ in range(repeats)]
+        base = [run(task("engine_checks", str(home), str(listing)), cwd=ROOT) for _ in range(repeats)]
+        enclave_s = statistics.median(json.loads(r.stdout)["total"] for r in ours)
+        baseline_s = statistics.median(json.loads(r.stdout)["total"] for r in base)
+        out[count] = {
+            "baseline": "the checks engine alone on the same files (same policy, known identifiers, one process)",
+            "baseline_s": baseline_s,
+            "enclave_s": enclave_s,
+            "ratio": enclave_s / baseline_s,
+            "submit_s": statistics.median(json.loads(r.stdout)["submit"] for r in ours),
+            "bytes": sum((outputs / n).stat().st_size for n in names),
+            "peak_rss_bytes": max(r.peak_rss for r in ours),
+        }
+        log(f"airlock release {count} files: submit->checks done {enclave_s:.2f}s, engine alone {baseline_s:.2f}s")
+    return out
+
+
 BENCHMARKS = {
     "materialise": (bench_materialise, [2000, 10000], 2),
     "allele_frequencies": (bench_allele_frequencies, [25000, 50000], 3),
     "dicom_index": (bench_dicom_index, [1000, 2000], 5),
     "airlock": (bench_airlock, [1.0], 3),  # size: the bundle's scale (1.0 is ~100 MB)
+    "airlock_release": (bench_airlock_release, [20], 3),  # size: files in the request
 }
 
 

@@ -51,7 +51,59 @@ def materialise(home: str, project: str) -> dict:
     return {"compute": time.perf_counter() - start, "patients": summary.patients, "bytes": summary.bytes}
 
 
-TASKS = {"allele_frequencies": allele_frequencies, "dicom_index": dicom_index, "materialise": materialise}
+def release_checks(home: str, files: str) -> dict:
+    """Submit a request of the files listed in `files` (in the project's outputs) and time submit -> checks done,
+    as the background runner does it."""
+    from fabric.config import Paths
+    from fabric.db import Registry
+    from output_checks.release import workflow
+    from output_checks.release.service import Airlock
+
+    paths = Paths(Path(home))
+    app = Airlock(Registry(paths.database_url), paths)
+    names = Path(files).read_text().split()
+    start = time.perf_counter()
+
+    def create(session):
+        request_id = workflow.create_request(session, project="cardio-risk", author="alice", title="bench")
+        for name in names:
+            workflow.add_file(session, paths, app.store, request_id, "alice", name)
+        workflow.submit(session, request_id, "alice")
+        return request_id
+
+    request_id = app.tx(create)
+    submitted = time.perf_counter()
+    app.check_request(request_id)
+    done = time.perf_counter()
+    state = app.tx(lambda s: s.get(workflow.ReleaseRequest, request_id).state)
+    return {"submit": submitted - start, "checks": done - submitted, "total": done - start, "state": state}
+
+
+def engine_checks(home: str, files: str) -> dict:
+    """The baseline: the checks engine alone on the same files, with the same policy and known identifiers."""
+    from fabric.config import Paths
+    from fabric.db import Registry
+    from output_checks.engine import check_paths
+    from output_checks.policy import load_policy
+    from output_checks.screening.known import build_known_identifiers
+
+    paths = Paths(Path(home))
+    outputs = paths.project_outputs("cardio-risk")
+    names = Path(files).read_text().split()
+    start = time.perf_counter()
+    registry = Registry(paths.database_url)
+    known = build_known_identifiers(registry, paths, "cardio-risk")
+    report = check_paths([outputs / n for n in names], load_policy(), known, workers=1)
+    return {"total": time.perf_counter() - start, "files": len(report.files)}
+
+
+TASKS = {
+    "allele_frequencies": allele_frequencies,
+    "dicom_index": dicom_index,
+    "materialise": materialise,
+    "release_checks": release_checks,
+    "engine_checks": engine_checks,
+}
 
 if __name__ == "__main__":
     print(json.dumps(TASKS[sys.argv[1]](*sys.argv[2:])))

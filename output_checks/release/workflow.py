@@ -74,9 +74,11 @@ def can_view(session: Session, request: ReleaseRequest, user: str) -> bool:
     return actor_for(session, request, user) is not None
 
 
-def get_request(session: Session, request_id: str, user: str) -> ReleaseRequest:
-    """The request, if `user` may see it; a request of another project is 'not found', not 'forbidden'."""
-    request = session.get(ReleaseRequest, request_id)
+def get_request(session: Session, request_id: str, user: str, *, lock: bool = False) -> ReleaseRequest:
+    """The request, if `user` may see it; a request of another project is 'not found', not 'forbidden'.
+    `lock` takes a row lock for the transaction (PostgreSQL; SQLite serialises writers itself), so that two
+    reviewers submitting at once are tallied once."""
+    request = session.get(ReleaseRequest, request_id, with_for_update=lock)
     if request is None or not can_view(session, request, user):
         raise NotFoundError(f"no release request {request_id!r} that you can see")
     return request
@@ -168,7 +170,7 @@ def create_request(session: Session, *, project: str, author: str, title: str, r
 def add_file(
     session: Session, paths: Paths, store: AirlockStore, request_id: str, user: str, path: str, justification: str = ""
 ) -> RequestFile:
-    request = get_request(session, request_id, user)
+    request = get_request(session, request_id, user, lock=True)
     _require(session, request, user, Actor.AUTHOR)
     if RequestState(request.state) not in EDITABLE:
         raise InvalidRequest(f"files can be added only while the request is a draft or returned ({request.state})")
@@ -200,7 +202,7 @@ def _snapshot(
 
 
 def justify(session: Session, request_id: str, user: str, path: str, text: str) -> None:
-    request = get_request(session, request_id, user)
+    request = get_request(session, request_id, user, lock=True)
     _require(session, request, user, Actor.AUTHOR)
     if RequestState(request.state) not in EDITABLE:
         raise InvalidRequest(
@@ -215,7 +217,7 @@ def revise_file(
     session: Session, paths: Paths, store: AirlockStore, request_id: str, user: str, path: str
 ) -> RequestFile:
     """A new version of a file from the outputs folder; its earlier reviews no longer count (a new round starts)."""
-    request = get_request(session, request_id, user)
+    request = get_request(session, request_id, user, lock=True)
     _require(session, request, user, Actor.AUTHOR)
     if RequestState(request.state) not in EDITABLE:
         raise InvalidRequest(f"files can be revised only while the request is a draft or returned ({request.state})")
@@ -227,7 +229,7 @@ def revise_file(
 
 
 def withdraw_file(session: Session, request_id: str, user: str, path: str) -> None:
-    request = get_request(session, request_id, user)
+    request = get_request(session, request_id, user, lock=True)
     _require(session, request, user, Actor.AUTHOR)
     if RequestState(request.state) not in (*EDITABLE, RequestState.CHECKING, RequestState.IN_REVIEW):
         raise InvalidRequest(f"a file cannot be withdrawn from a request that is {request.state}")
@@ -238,7 +240,7 @@ def withdraw_file(session: Session, request_id: str, user: str, path: str) -> No
 
 def submit(session: Session, request_id: str, user: str) -> None:
     """Draft or returned -> checking: the snapshots are what will be checked and reviewed."""
-    request = get_request(session, request_id, user)
+    request = get_request(session, request_id, user, lock=True)
     _require(session, request, user, Actor.AUTHOR)
     files = current_files(request)
     if not files:
@@ -255,7 +257,7 @@ def submit(session: Session, request_id: str, user: str) -> None:
 
 
 def withdraw(session: Session, request_id: str, user: str) -> None:
-    request = get_request(session, request_id, user)
+    request = get_request(session, request_id, user, lock=True)
     _require(session, request, user, Actor.AUTHOR)
     _move(session, request, Action.WITHDRAW, Actor.AUTHOR, user)
 
@@ -269,7 +271,7 @@ def pending_checks(session: Session) -> list[str]:
 
 def record_checks(session: Session, request_id: str, results: dict[int, dict[str, Any]]) -> None:
     """Store each file's verdict and findings (the engine's FileReport JSON) and open the request for review."""
-    request = session.get(ReleaseRequest, request_id)
+    request = session.get(ReleaseRequest, request_id, with_for_update=True)
     if request is None or request.state != RequestState.CHECKING.value:
         return  # withdrawn meanwhile, or already recorded by another runner
     for f in current_files(request):
@@ -288,7 +290,7 @@ def record_checks(session: Session, request_id: str, results: dict[int, dict[str
 def checks_failed(session: Session, request_id: str, problem: str) -> bool:
     """Count a crashed check run; after MAX_CHECK_ATTEMPTS the files go to review with the reason (never stuck).
     True when the run should be retried."""
-    request = session.get(ReleaseRequest, request_id)
+    request = session.get(ReleaseRequest, request_id, with_for_update=True)
     if request is None or request.state != RequestState.CHECKING.value:
         return False
     request.check_attempts += 1
@@ -339,7 +341,7 @@ def vote(
     session: Session, request_id: str, reviewer: str, path: str, decision: Decision | str, comment: str = "",
     override_reason: str = "",
 ) -> None:  # fmt: skip
-    request = get_request(session, request_id, reviewer)
+    request = get_request(session, request_id, reviewer, lock=True)
     _require(session, request, reviewer, Actor.CHECKER)
     if request.state != RequestState.IN_REVIEW.value:
         raise InvalidRequest(f"only a request in review can be reviewed ({request.state})")
@@ -368,7 +370,7 @@ def vote(
 
 
 def submit_review(session: Session, request_id: str, reviewer: str) -> None:
-    request = get_request(session, request_id, reviewer)
+    request = get_request(session, request_id, reviewer, lock=True)
     _require(session, request, reviewer, Actor.CHECKER)
     if request.state != RequestState.IN_REVIEW.value:
         raise InvalidRequest(f"only a request in review can be reviewed ({request.state})")
@@ -481,7 +483,7 @@ def count_requests(session: Session) -> int:
 def release(session: Session, store: AirlockStore, request_id: str, user: str) -> list[str]:
     """Copy every approved file to the egress store; each copy must hash to the reviewed snapshot's SHA-256, or
     nothing is released (the abort is audited by the caller in its own transaction: see `release_aborted`)."""
-    request = get_request(session, request_id, user)
+    request = get_request(session, request_id, user, lock=True)
     _require(session, request, user, Actor.CHECKER)
     result = outcomes(session, request)
     if request.state != RequestState.APPROVED.value or result is None:

@@ -280,3 +280,35 @@ def test_every_step_is_audited_and_the_chain_holds(app):
                             "airlock.download"):  # fmt: skip
         assert expected_action in actions
     assert app.tx(audit.verify) == []
+
+
+def test_concurrent_reviewers_lose_nothing(app):
+    import threading
+
+    request_id = request_at(app, RequestState.IN_REVIEW)
+    errors: list[Exception] = []
+    barrier = threading.Barrier(len(CHECKERS))
+
+    def review(checker: str) -> None:
+        def run(session):
+            workflow.vote(session, request_id, checker, "counts.csv", "approve", f"from {checker}")
+            workflow.submit_review(session, request_id, checker)
+
+        try:
+            barrier.wait()
+            app.tx(run)
+        except Exception as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=review, args=(c,)) for c in CHECKERS]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert state_of(app, request_id) == "approved"
+    votes = app.tx(lambda s: workflow.visible_votes(s, workflow.get_request(s, request_id, AUTHOR), AUTHOR))
+    assert sorted(v.reviewer for v in votes) == sorted(CHECKERS)
+    tallies = app.tx(lambda s: [e for e in audit.events(s, request=request_id) if e.action == "airlock.approve"])
+    assert len(tallies) == 1
+    assert app.tx(audit.verify) == []

@@ -5,6 +5,7 @@
   dicom_index        DICOM header index over 2,000 files, 2 workers   vs  cat of the same files
   airlock            `enclave airlock check` on a ~100 MB output bundle  vs  Presidio's BatchAnalyzerEngine, defaults
   airlock_release    submit -> checks done, a 20-file request            vs  the checks engine alone, same files
+  airlock_web        the review list with 1,000 requests, 4 clients      vs  a static file from the same server
 
 Each candidate also runs at a smaller size, and its peak memory (whole process tree) is reported at both sizes.
 Inputs are generated (deterministically) under var/bench/ and reused; results go to bench/results/.
@@ -491,12 +492,39 @@ def bench_airlock_release(work: Path, sizes: list[int], repeats: int) -> dict:
     return out
 
 
+def bench_airlock_web(work: Path, sizes: list[int], repeats: int) -> dict:
+    """The review list with N requests in the database: requests per second and p95 latency (goal < 200 ms),
+    against a static file from the same server."""
+    from bench import airlock_web
+
+    home = provisioned_cohort(work, 2000)
+    out = {}
+    for count in sizes:
+        r = airlock_web.bench(home, ROOT, count)
+        page, static = r["review_list"], r["static_file"]
+        out[count] = {
+            "baseline": "a static file from the same tornado server, same clients",
+            "baseline_s": 1 / static["rps"],
+            "enclave_s": 1 / page["rps"],
+            "ratio": static["rps"] / page["rps"],
+            "review_list": page,
+            "static_file": static,
+            "peak_rss_bytes": 0,
+        }
+        log(
+            f"airlock web, {count} requests: review list {page['rps']:.0f} req/s, p50 {page['p50_ms']:.0f} ms, "
+            f"p95 {page['p95_ms']:.0f} ms (static file {static['rps']:.0f} req/s)"
+        )
+    return out
+
+
 BENCHMARKS = {
     "materialise": (bench_materialise, [2000, 10000], 2),
     "allele_frequencies": (bench_allele_frequencies, [25000, 50000], 3),
     "dicom_index": (bench_dicom_index, [1000, 2000], 5),
     "airlock": (bench_airlock, [1.0], 3),  # size: the bundle's scale (1.0 is ~100 MB)
     "airlock_release": (bench_airlock_release, [20], 3),  # size: files in the request
+    "airlock_web": (bench_airlock_web, [1000], 1),  # size: requests in the database
 }
 
 

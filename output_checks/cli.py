@@ -313,3 +313,40 @@ def resubmit_cmd(ctx, request_id, revised, wait) -> None:
 
         detach_check(app.paths, request_id)
     click.echo(request_id)
+
+
+@airlock.command("justify")
+@click.argument("request_id")
+@click.argument("path")
+@click.argument("text")
+@click.pass_context
+@workflow_command
+def justify_cmd(ctx, request_id, path, text) -> None:
+    """Say why a file of a draft or returned request should be released (replaces its justification)."""
+    from output_checks.release import workflow
+
+    app, user = _airlock(ctx), _user()
+    app.tx(lambda s: workflow.justify(s, request_id, user, path, text))
+    click.echo("justified")
+
+
+@airlock.command("web")
+@click.option("--host", help="Address to listen on (default: 127.0.0.1, or the hub's service URL).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default: 8090, or the hub's service URL).")
+@click.option("--dev-login", is_flag=True, help="Development only: sign in as any user at /dev/login (127.0.0.1).")
+@click.pass_context
+def web_cmd(ctx, host, port, dev_login) -> None:
+    """Serve the airlock web app: as JupyterHub's 'airlock' service, or stand-alone with --dev-login. Submitted
+    requests are checked in the background; requests a restart left in 'checking' are checked on start."""
+    import logging
+
+    from fabric.config import Paths
+    from output_checks.web.app import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    paths = getattr(ctx.find_root().obj, "paths", None) or Paths.from_env()
+    paths.home.mkdir(parents=True, exist_ok=True)
+    try:
+        serve(paths, host=host, port=port, dev_login=dev_login)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None

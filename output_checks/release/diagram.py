@@ -9,8 +9,9 @@ from pathlib import Path
 from output_checks.release.states import diagram
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "explanation" / "airlock-workflow.md"
-BEGIN, END = "<!-- state-diagram:begin (generated: python -m output_checks.release.diagram --write) -->", (
-    "<!-- state-diagram:end -->"
+BEGIN, END = (
+    "<!-- state-diagram:begin (generated: python -m output_checks.release.diagram --write) -->",
+    ("<!-- state-diagram:end -->"),
 )
 
 

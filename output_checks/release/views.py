@@ -11,10 +11,9 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from fabric import audit
 from fabric.config import Paths
 from fabric.errors import NotFoundError
-from fabric.models import ProjectMember
+from fabric.models import AuditEvent, ProjectMember
 from output_checks.release import workflow
 from output_checks.release.models import ReleaseRequest, RequestFile, Review
 from output_checks.release.states import OWNERS, RequestState
@@ -137,14 +136,28 @@ def request_file(session: Session, request_id: str, user: str, file_id: int) -> 
 HISTORY_DETAILS = ("path", "version", "round", "state_from", "state_to", "what")
 
 
-def history(session: Session, request_id: str, user: str) -> list[dict[str, Any]]:
-    """The request's audit trail, oldest first, reduced to what any viewer may see."""
+def history(session: Session, request_id: str, user: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The request's audit trail for anyone who may see it: every event but views, oldest first, reduced to
+    HISTORY_DETAILS; and the views summarised per person (views would otherwise drown the rest)."""
     workflow.get_request(session, request_id, user)
-    return [
+    target, view = f"request:{request_id}", "airlock.view"
+    events = [
         {"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action.removeprefix("airlock."),
          "detail": {k: e.detail[k] for k in HISTORY_DETAILS if k in (e.detail or {})}}
-        for e in audit.events(session, request=request_id)
+        for e in session.scalars(
+            select(AuditEvent).where(AuditEvent.target == target, AuditEvent.action != view).order_by(AuditEvent.seq)
+        )
     ]  # fmt: skip
+    viewed = [
+        {"actor": actor, "times": n, "first": first, "last": last}
+        for actor, n, first, last in session.execute(
+            select(AuditEvent.actor, func.count(), func.min(AuditEvent.at), func.max(AuditEvent.at))
+            .where(AuditEvent.target == target, AuditEvent.action == view)
+            .group_by(AuditEvent.actor)
+            .order_by(func.min(AuditEvent.seq))
+        )
+    ]
+    return events, viewed
 
 
 MAX_LISTED = 500

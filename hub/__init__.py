@@ -1,0 +1,1 @@
+"""JupyterHub for Enclave: its configuration, spawner, authenticator, roles and scopes, and the services it runs."""

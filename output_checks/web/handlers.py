@@ -1,0 +1,335 @@
+"""The airlock's pages. Each handler reads its form, calls one workflow function (or read-only view) in one
+transaction and renders a template; the workflow decides who may do what, and its refusals become HTTP errors
+here: NotAllowed 403, NotFoundError 404, InvalidRequest 409, any other FabricError 400."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from sqlalchemy.orm import Session
+from tornado.ioloop import IOLoop
+from tornado.web import HTTPError, RequestHandler, StaticFileHandler, authenticated
+
+from fabric.errors import FabricError, NotFoundError
+from output_checks.release import views, workflow
+from output_checks.release.states import Decision
+from output_checks.web.previews import preview
+
+T = TypeVar("T")
+PER_PAGE = 50
+CHUNK = 1 << 20
+
+STATUS: list[tuple[type[Exception], int]] = [
+    (workflow.NotAllowed, 403),
+    (NotFoundError, 404),
+    (workflow.InvalidRequest, 409),
+    (FabricError, 400),
+]
+
+# Shown after an action (the redirect carries a key, never text, so nothing is reflected from the URL).
+DONE = {
+    "created": "Saved as a draft.",
+    "submitted": "Submitted: the automated checks are running. Reload this page to see their results.",
+    "voted": "Your decision is saved. Submit your review when every file is decided.",
+    "review": "Your review is submitted.",
+    "release": "The approved files are released to the requester.",
+    "withdraw": "The request is withdrawn.",
+    "withdraw-file": "The file is withdrawn from the request.",
+    "justify": "The justification is saved.",
+    "revise": "A new version of the file is taken from the outputs folder. Submit the request again when ready.",
+}
+
+PAGE_CSP = (
+    "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-src 'self'; frame-ancestors 'none'; img-src 'self'; style-src 'self'"
+)
+# A preview is someone's file: sandboxed (no script, opaque origin), nothing loaded from anywhere, framed only here.
+PREVIEW_CSP = (
+    "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; frame-ancestors 'self'"
+)
+
+
+def status_for(exc: Exception) -> int:
+    return next(code for kind, code in STATUS if isinstance(exc, kind))
+
+
+class Refused(HTTPError):
+    """A workflow refusal, with its message for the error page."""
+
+    def __init__(self, exc: FabricError) -> None:
+        super().__init__(status_for(exc), reason=None)
+        self.message = str(exc)
+
+
+def security_headers(handler: RequestHandler, *, preview: bool = False) -> None:
+    handler.set_header("Content-Security-Policy", PREVIEW_CSP if preview else PAGE_CSP)
+    handler.set_header("X-Frame-Options", "SAMEORIGIN" if preview else "DENY")
+    handler.set_header("Referrer-Policy", "no-referrer")
+    handler.set_header("X-Content-Type-Options", "nosniff")
+    handler.set_header("Cross-Origin-Opener-Policy", "same-origin")
+    handler.set_header("Cache-Control", "no-store")
+
+
+def render(handler: RequestHandler, template: str, **context: Any) -> str:
+    identity = handler.settings["identity"]
+
+    def xsrf_token() -> str:
+        token = handler.xsrf_token
+        return token.decode() if isinstance(token, bytes) else token
+
+    return (
+        handler.settings["templates"]
+        .get_template(template)
+        .render(
+            base=identity.base_url, dev=identity.name == "development", hub_home=getattr(identity, "hub_home", ""),
+            user=handler.current_user,
+            xsrf_token=xsrf_token, static=handler.static_url, path=handler.request.path, **context,
+        )
+    )  # fmt: skip
+
+
+class Page(RequestHandler):
+    """Every page: security headers, the signed-in user, one transaction per call, errors as pages."""
+
+    def set_default_headers(self) -> None:
+        security_headers(self)
+
+    @property
+    def airlock(self):
+        return self.settings["airlock"]
+
+    @property
+    def user(self) -> str:
+        return self.current_user
+
+    @contextmanager
+    def refusals(self) -> Iterator[None]:
+        try:
+            yield
+        except FabricError as exc:
+            raise Refused(exc) from None
+
+    def tx(self, fn: Callable[[Session], T]) -> T:
+        with self.refusals():
+            return self.airlock.tx(fn)
+
+    def url(self, *parts: object) -> str:
+        return self.settings["identity"].base_url + "/".join(quote(str(p), safe="") for p in parts)
+
+    def page_number(self) -> int:
+        try:
+            return max(1, int(self.get_argument("page", "1")))
+        except ValueError:
+            raise HTTPError(400, "page must be a number") from None
+
+    def page(self, template: str, **context: Any) -> None:
+        self.write(render(self, template, **context))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = getattr(exc, "message", None) or (exc.log_message if isinstance(exc, HTTPError) else None)
+        if status_code >= 500:
+            message = None  # never show internals
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        try:
+            self.finish(render(self, "error.html", status=status_code, reason=self._reason, message=message))
+        except Exception:
+            self.finish(f"{status_code} {self._reason}")
+
+
+class Home(Page):
+    @authenticated
+    def get(self) -> None:
+        roles = self.tx(lambda s: views.user_projects(s, self.user))
+        checker = any("output_checker" in r for r in roles.values())
+        self.redirect(self.url("review" if checker else "requests"), status=303)
+
+
+class MyRequests(Page):
+    @authenticated
+    def get(self) -> None:
+        number = self.page_number()
+        page, roles = self.tx(
+            lambda s: (views.my_requests_page(s, self.user, number, PER_PAGE), views.user_projects(s, self.user))
+        )
+        outputs = {
+            project: views.outputs_listing(self.airlock.paths, project)
+            for project, r in sorted(roles.items())
+            if "researcher" in r
+        }
+        self.page("my_requests.html", page=page, outputs=outputs, max_listed=views.MAX_LISTED)
+
+    @authenticated
+    def post(self) -> None:
+        """A new request: create it, take the chosen files with their justifications, and (unless saved as a
+        draft) submit it for the automated checks, which run in the background."""
+        project, title = self.get_argument("project"), self.get_argument("title", "")
+        files = self.get_arguments("file")
+        submit = self.get_argument("then", "submit") == "submit"
+        if not files:
+            raise HTTPError(409, "choose at least one file")
+
+        def create(session: Session) -> str:
+            request_id = workflow.create_request(session, project=project, author=self.user, title=title)
+            for path in files:
+                why = self.get_argument(f"why:{path}", "")
+                workflow.add_file(session, self.airlock.paths, self.airlock.store, request_id, self.user, path, why)
+            if submit:
+                workflow.submit(session, request_id, self.user)
+            return request_id
+
+        request_id = self.tx(create)
+        if submit:
+            self.settings["runner"].submit(request_id)
+        self.redirect(self.url("requests", request_id) + f"?done={'submitted' if submit else 'created'}", status=303)
+
+
+class ReviewList(Page):
+    @authenticated
+    def get(self) -> None:
+        number = self.page_number()
+        page = self.tx(lambda s: views.review_page(s, self.user, number, PER_PAGE))
+        self.page("review.html", page=page)
+
+
+class RequestPage(Page):
+    @authenticated
+    def get(self, request_id: str) -> None:
+        def read(session: Session) -> tuple[dict[str, Any], Any]:
+            view = views.request_view(session, request_id, self.user)
+            if view["you"] == "checker":
+                workflow.record_view(session, request_id, self.user, "request")
+            return view, views.history(session, request_id, self.user)
+
+        view, (events, viewed) = self.tx(read)
+        mine = {v["path"]: v for v in view["votes"] if v["reviewer"] == self.user}
+        self.page(
+            "request.html", r=view, history=events, viewed=viewed, my_votes=mine,
+            done=DONE.get(self.get_argument("done", "")),
+            reviewed=any(v["submitted"] for v in mine.values()), decisions=[d.value for d in Decision],
+        )  # fmt: skip
+
+
+def _vote(h: Page, request_id: str) -> None:
+    decision = h.get_argument("decision", "")
+    if decision not in {d.value for d in Decision}:
+        raise HTTPError(400, "choose approve, reject or needs changes")
+    path, comment, reason = h.get_argument("path"), h.get_argument("comment", ""), h.get_argument("override_reason", "")
+    h.tx(lambda s: workflow.vote(s, request_id, h.user, path, decision, comment, reason))
+
+
+def _submit(h: Page, request_id: str) -> None:
+    h.tx(lambda s: workflow.submit(s, request_id, h.user))
+    h.settings["runner"].submit(request_id)
+
+
+def _release(h: Page, request_id: str) -> None:
+    with h.refusals():
+        h.airlock.release(request_id, h.user)
+
+
+def _revise(h: Page, request_id: str) -> None:
+    path = h.get_argument("path")
+    h.tx(lambda s: workflow.revise_file(s, h.airlock.paths, h.airlock.store, request_id, h.user, path))
+
+
+# Every action a form can post, each one workflow call (the same verbs as `enclave airlock ...`).
+ACTIONS: dict[str, Callable[[Page, str], None]] = {
+    "vote": _vote,
+    "review": lambda h, rid: h.tx(lambda s: workflow.submit_review(s, rid, h.user)),
+    "release": _release,
+    "submit": _submit,
+    "withdraw": lambda h, rid: h.tx(lambda s: workflow.withdraw(s, rid, h.user)),
+    "withdraw-file": lambda h, rid: h.tx(lambda s: workflow.withdraw_file(s, rid, h.user, h.get_argument("path"))),
+    "justify": lambda h, rid: h.tx(
+        lambda s: workflow.justify(s, rid, h.user, h.get_argument("path"), h.get_argument("justification", ""))
+    ),
+    "revise": _revise,
+}
+
+
+class RequestAction(Page):
+    @authenticated
+    def post(self, request_id: str, action: str) -> None:
+        if action not in ACTIONS:
+            raise HTTPError(404)
+        ACTIONS[action](self, request_id)
+        done = "submitted" if action == "submit" else "voted" if action == "vote" else action
+        self.redirect(self.url("requests", request_id) + f"?done={done}", status=303)
+
+
+class FilePreview(Page):
+    """A file's preview, from its verified snapshot, as a document meant for a sandboxed frame."""
+
+    def set_default_headers(self) -> None:
+        security_headers(self, preview=True)
+
+    @authenticated
+    async def get(self, request_id: str, file_id: str) -> None:
+        def read(session: Session) -> tuple[str, str, str]:
+            record = views.request_file(session, request_id, self.user, int(file_id))
+            if workflow.actor_for(session, record.request, self.user) is workflow.Actor.CHECKER:
+                workflow.record_view(session, request_id, self.user, f"preview:{record.path}:v{record.version}")
+            return record.path, record.snapshot, record.sha256
+
+        name, snapshot, sha256 = self.tx(read)
+        with self.refusals():
+            source = self.airlock.store.verify(snapshot, sha256)
+        shown = await IOLoop.current().run_in_executor(None, preview, source)
+        if shown.kind == "image":
+            self.set_header("Content-Type", shown.content_type)
+            self.set_header("Content-Disposition", "inline")
+            self.write(source.read_bytes())
+            return
+        if shown.kind == "notebook":
+            self.set_header("Content-Type", "text/html; charset=UTF-8")
+            self.write(shown.html)
+            return
+        self.page("preview.html", name=name, shown=shown)
+
+
+class FileDownload(Page):
+    """A released file, for its requester only (the workflow decides), as an attachment."""
+
+    @authenticated
+    async def get(self, request_id: str, file_id: str) -> None:
+        def fetch(session: Session) -> Path:
+            record = views.request_file(session, request_id, self.user, int(file_id))
+            return workflow.download(session, self.airlock.store, request_id, self.user, record.path)
+
+        target = self.tx(fetch)
+        self.set_header("Content-Type", "application/octet-stream")
+        self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(target.name, safe='')}")
+        self.set_header("Content-Length", str(target.stat().st_size))
+        with target.open("rb") as fh:
+            while block := fh.read(CHUNK):
+                self.write(block)
+                await self.flush()
+
+
+class NotFound(Page):
+    def prepare(self) -> None:
+        raise HTTPError(404)
+
+
+class Static(StaticFileHandler):
+    def set_default_headers(self) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "no-referrer")
+
+
+def routes(base: str) -> list[tuple[str, type[RequestHandler]]]:
+    rid, fid = r"(r-[0-9A-Za-z-]{1,30})", r"([0-9]{1,12})"
+    return [
+        (base, Home),
+        (base + "requests", MyRequests),
+        (base + "review", ReviewList),
+        (base + f"requests/{rid}", RequestPage),
+        (base + f"requests/{rid}/([a-z-]+)", RequestAction),
+        (base + f"requests/{rid}/files/{fid}/preview", FilePreview),
+        (base + f"requests/{rid}/files/{fid}/download", FileDownload),
+    ]

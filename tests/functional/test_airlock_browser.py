@@ -1,0 +1,162 @@
+"""The airlock web app in a real headless Chromium (Debian's `chromium`, driven by Playwright through
+`executable_path`; Playwright's own browser download is never used): a researcher submits two files, two output
+checkers review them, one file is released, and the researcher downloads it byte for byte.
+
+Screenshots of the key pages go to docs/images/airlock-*.png (the how-to guides show them)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from output_checks.release.service import Airlock, CheckRunner
+from output_checks.release.states import RequestState
+from output_checks.web.app import make_app
+from output_checks.web.auth import DevIdentity
+from tests.airlock_factories import AUTHOR, CHECKERS, ensure_people, request_at, write_output
+from tests.airlock_web import serving
+from tests.provisioned import provision
+
+pytestmark = [pytest.mark.functional, pytest.mark.timeout(900)]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+COUNTS = b"site,n\nA,120\nB,45\nC,230\n"
+REPORT = b"# LDL report\n\nMean LDL fell after treatment at every site; see the counts table for group sizes.\n"
+CHECKS_TIMEOUT_S = 300
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (/usr/bin/chromium): apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, cohort):
+    env = provision(tmp_path_factory.mktemp("browser-home"), cohort, {"cvd-risk": "DS-CVD"})
+    airlock = Airlock(env.registry, env.paths)
+    ensure_people(airlock)
+    write_output(airlock, "counts.csv", COUNTS)
+    write_output(airlock, "report.md", REPORT)
+    with serving(make_app(airlock, DevIdentity(), runner=CheckRunner(airlock).start())) as (url,):
+        yield url, airlock
+    env.registry.close()
+
+
+def sign_in(browser, base: str, user: str, problems: list[str]):
+    """A fresh browser context for `user`; console errors (a CSP violation, a failed load) go to `problems`."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.on("console", lambda m: problems.append(f"{user}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"{user}: {e}"))
+    page.goto(f"{base}/dev/login?user={user}")
+    return page
+
+
+def shot(page, name: str, **kwargs) -> None:
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(IMAGES / f"airlock-{name}.png"), **kwargs)
+
+
+def file_section(page, name: str):
+    return page.locator("section.file", has=page.get_by_role("heading", name=re.compile(re.escape(name))))
+
+
+def review(page, base: str, request_id: str, second: str, *, screenshots: bool = False) -> None:
+    """Approve counts.csv, decide `second` on report.md, submit the review."""
+    page.goto(f"{base}/review")
+    page.get_by_role("link", name=request_id).click()
+    counts = file_section(page, "counts.csv")
+    counts.get_by_role("radio", name="approve").check()
+    counts.get_by_label("Comment").fill("Aggregate counts, all above the threshold.")
+    if screenshots:
+        counts.scroll_into_view_if_needed()
+        shot(page, "review-form")
+    counts.get_by_role("button", name="Save decision on counts.csv").click()
+    report = file_section(page, "report.md")
+    report.get_by_role("radio", name=second.replace("_", " ")).check()
+    report.get_by_label("Comment").fill("Please say which sites, not 'every site'.")
+    report.get_by_role("button", name="Save decision on report.md").click()
+    page.get_by_role("button", name="Submit my review").click()
+    assert "Your review is submitted." in page.get_by_role("status").inner_text()
+
+
+def test_submit_review_release_download(browser, site):
+    base, airlock = site
+    problems: list[str] = []
+
+    # alice asks for two files from her project's outputs folder
+    alice = sign_in(browser, base, AUTHOR, problems)
+    assert alice.url.endswith("/requests")
+    alice.get_by_label("Title").fill("LDL by site, first look")
+    alice.get_by_label("counts.csv", exact=True).check()
+    alice.get_by_label("Justification for counts.csv").fill("Group sizes per site for the paper's table 1.")
+    alice.get_by_label("report.md", exact=True).check()
+    alice.get_by_label("Justification for report.md").fill("The summary for the steering group.")
+    alice.get_by_role("button", name="Submit for checks and review").click()
+    request_id = re.search(r"/requests/(r-[0-9]{8}-[0-9a-f]{8})", alice.url).group(1)
+
+    # the checks run in the background: reload until the request is in review
+    deadline = time.monotonic() + CHECKS_TIMEOUT_S
+    while "in_review" not in alice.locator(".facts").first.inner_text():
+        assert time.monotonic() < deadline, "the automated checks did not finish"
+        time.sleep(1)
+        alice.reload()
+    alice.goto(f"{base}/requests")
+    assert request_id in alice.get_by_role("table").first.inner_text()
+    shot(alice, "my-requests", full_page=True)
+
+    # carol opens it from her review list: findings and previews next to each file
+    carol = sign_in(browser, base, CHECKERS[0], problems)
+    assert carol.url.endswith("/review")
+    carol.get_by_role("link", name=request_id).click()
+    counts = file_section(carol, "counts.csv")
+    assert counts.get_by_text("every automated check passed").count() + counts.locator("table.findings").count()
+    preview = counts.frame_locator("iframe")
+    assert "230" in preview.locator("table").inner_text()
+    report_preview = file_section(carol, "report.md").frame_locator("iframe")
+    assert "Mean LDL fell" in report_preview.locator("pre").inner_text()
+    review(carol, base, request_id, "needs_changes", screenshots=True)
+
+    # what a checker sees of a file the checks blocked: the finding next to the table, and the override field
+    blocked = request_at(airlock, RequestState.IN_REVIEW, files={"by-age.csv": "age_band,n\n40-49,120\n50-59,6\n"})
+    carol.goto(f"{base}/requests/{blocked}")
+    findings = file_section(carol, "by-age.csv").locator("table.findings")
+    assert "block" in findings.inner_text()
+    assert file_section(carol, "by-age.csv").get_by_label("Override reason").count() == 1
+    shot(carol, "request-in-review")
+
+    # dave reviews independently: he cannot see carol's decisions until his own is in
+    dave = sign_in(browser, base, CHECKERS[1], problems)
+    dave.goto(f"{base}/requests/{request_id}")
+    assert "Please say which sites" not in dave.content()
+    review(dave, base, request_id, "reject")
+    assert "approved" in dave.locator(".facts").first.inner_text()
+    assert "Please say which sites" in dave.content()  # every review is in: all votes visible
+
+    # carol releases the approved file
+    carol.goto(f"{base}/requests/{request_id}")
+    carol.get_by_role("button", name="Release the approved files").click()
+    assert "released" in carol.locator(".facts").first.inner_text()
+
+    # alice downloads it: the bytes are the ones she asked for
+    alice.goto(f"{base}/requests/{request_id}")
+    assert alice.get_by_role("link", name="Download report.md").count() == 0
+    with alice.expect_download() as download:
+        alice.get_by_role("link", name="Download counts.csv").click()
+    assert download.value.suggested_filename == "counts.csv"
+    assert Path(download.value.path()).read_bytes() == COUNTS
+    shot(alice, "released")
+    assert problems == []

@@ -58,9 +58,7 @@ def events(
     if request:
         query = query.where(AuditEvent.target == f"request:{request}")
     if project:
-        query = query.where(
-            (AuditEvent.target == project) | (AuditEvent.detail["project"].as_string() == project)
-        )
+        query = query.where((AuditEvent.target == project) | (AuditEvent.detail["project"].as_string() == project))
     rows = list(session.scalars(query.order_by(AuditEvent.seq.desc()).limit(limit)))
     return rows[::-1]
 

@@ -134,9 +134,10 @@ def workflow_command(fn):
 @click.option("--title", required=True, help="What the outputs are, for the reviewers.")
 @click.option("--justify", "justifications", multiple=True, metavar="FILE=TEXT", help="Why FILE should be released.")
 @click.option("--wait", is_flag=True, help="Run the checks now and wait for them (default: in the background).")
+@click.option("--draft", is_flag=True, help="Keep it as a draft (submit later with 'airlock resubmit').")
 @click.pass_context
 @workflow_command
-def submit_cmd(ctx, files, project, title, justifications, wait) -> None:
+def submit_cmd(ctx, files, project, title, justifications, wait, draft) -> None:
     """Request release of FILES from the project's outputs folder (paths relative to it)."""
     from output_checks.release import workflow
 
@@ -147,10 +148,14 @@ def submit_cmd(ctx, files, project, title, justifications, wait) -> None:
         request_id = workflow.create_request(session, project=project, author=user, title=title)
         for path in files:
             workflow.add_file(session, app.paths, app.store, request_id, user, path, why.get(path, ""))
-        workflow.submit(session, request_id, user)
+        if not draft:
+            workflow.submit(session, request_id, user)
         return request_id
 
     request_id = app.tx(create)
+    if draft:
+        click.echo(request_id)
+        return
     if wait:
         app.check_request(request_id)
     else:
@@ -295,7 +300,7 @@ def withdraw_cmd(ctx, request_id, path) -> None:
 @click.pass_context
 @workflow_command
 def resubmit_cmd(ctx, request_id, revised, wait) -> None:
-    """Send a returned request back for checks and review, with revised files."""
+    """Submit a draft, or send a returned request back for checks and review with revised files."""
     from output_checks.release import workflow
 
     app, user = _airlock(ctx), _user()

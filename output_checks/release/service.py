@@ -28,6 +28,7 @@ from output_checks.release.storage import AirlockStore, IntegrityError
 log = logging.getLogger("enclave.airlock")
 T = TypeVar("T")
 RETRIES = 5
+STOP = "\x00stop"
 
 
 class Airlock:
@@ -105,9 +106,17 @@ class CheckRunner:
         self.idle.clear()
         self.queue.put(request_id)
 
+    def stop(self, timeout: float = 30) -> None:
+        """Finish the request in hand, then end the thread (requests still queued are resumed on next start)."""
+        self.queue.put(STOP)
+        self.thread.join(timeout)
+
     def _run(self) -> None:
         while True:
             request_id = self.queue.get()
+            if request_id == STOP:
+                self.queue.task_done()
+                return
             try:
                 self.airlock.check_request(request_id)
             except Exception:  # the runner must outlive any one request

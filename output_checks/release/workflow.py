@@ -345,7 +345,10 @@ def vote(
     _require(session, request, reviewer, Actor.CHECKER)
     if request.state != RequestState.IN_REVIEW.value:
         raise InvalidRequest(f"only a request in review can be reviewed ({request.state})")
-    decision = Decision(decision)
+    try:
+        decision = Decision(decision)
+    except ValueError:
+        raise InvalidRequest(f"a decision is one of {', '.join(d.value for d in Decision)}") from None
     record = _file(request, path)
     if record.withdrawn:
         raise InvalidRequest(f"{path} was withdrawn")
@@ -456,7 +459,8 @@ def review_queue_query(reviewer: str) -> Select[tuple[ReleaseRequest]]:
 
 
 def review_queue(session: Session, reviewer: str) -> list[ReleaseRequest]:
-    """Requests waiting for `reviewer`: in review on projects they check, not theirs, not yet reviewed by them."""
+    """Requests on projects `reviewer` checks, not their own, that are in review or approved (to release); the
+    page shows whether their own review of the round is started or submitted."""
     return list(session.scalars(review_queue_query(reviewer)))
 
 

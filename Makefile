@@ -4,19 +4,22 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CHP := hub/node_modules/.bin/configurable-http-proxy
 ENCLAVE_HOME ?= $(CURDIR)/var
 export ENCLAVE_HOME
 
 # Debian packages: build tools for the venv, htslib's command-line tools as the benchmark baseline, Tesseract
-# for the airlock's OCR of figures, Chromium for the web app's browser tests (driven by Playwright, never downloaded).
-DEBIAN_PACKAGES := python3-venv python3-dev build-essential bcftools tabix tesseract-ocr tesseract-ocr-eng chromium
+# for the airlock's OCR of figures, Chromium for the web app's browser tests (driven by Playwright, never downloaded),
+# Node.js and npm for JupyterHub's proxy (configurable-http-proxy, pinned in hub/package-lock.json).
+DEBIAN_PACKAGES := python3-venv python3-dev build-essential bcftools tabix tesseract-ocr tesseract-ocr-eng chromium \
+	nodejs npm
 
 .PHONY: demo test check format bench lock system-packages clean
 
-demo: $(STAMP)
+demo: $(STAMP) $(CHP)
 	$(BIN)/enclave demo
 
-test: $(STAMP)
+test: $(STAMP) $(CHP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -31,9 +34,11 @@ format: $(STAMP)
 bench: $(STAMP) system-packages
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-# Installs Debian packages when run as root and something is missing; otherwise says what is missing.
+# Installs Debian packages when run as root and something is missing; otherwise says what is missing. A command of
+# the package's name counts as present: NodeSource's nodejs bundles npm and conflicts with Debian's npm package.
 system-packages:
-	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "Debian packages missing:$$missing (run 'sudo make system-packages')" >&2; fi; \
@@ -46,9 +51,16 @@ $(STAMP): requirements.lock requirements-bootstrap.lock pyproject.toml | system-
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# JupyterHub's proxy from npm: exactly the versions and sha512 hashes in hub/package-lock.json, no install scripts.
+# (npm stamps unpacked files with an old date, hence the touch.)
+$(CHP): hub/package.json hub/package-lock.json | system-packages
+	npm ci --prefix hub --ignore-scripts --no-audit --no-fund
+	touch $(CHP)
+
 # Re-resolve the lock files (needs the package registry; commit the result).
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
+	npm install --prefix hub --package-lock-only --omit-lockfile-registry-resolved=false
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache hub/node_modules

@@ -14,11 +14,12 @@ import os
 import signal
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlencode, urlparse
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from tornado.httpserver import HTTPServer
-from tornado.web import Application, RedirectHandler
+from tornado.log import access_log
+from tornado.web import Application, RedirectHandler, RequestHandler
 
 from fabric.config import Paths
 from output_checks.release.service import Airlock, CheckRunner
@@ -27,6 +28,7 @@ from output_checks.web.auth import DevIdentity, HubIdentity, Identity, check_dev
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_PORT = 8090
+SECRET_PARAMETERS = frozenset({"code", "state", "token", "_xsrf"})  # OAuth callback, a hub token in the URL, XSRF
 log = logging.getLogger("enclave.airlock.web")
 
 
@@ -40,6 +42,19 @@ def _size(value: int) -> str:
             return f"{value} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def log_request(handler: RequestHandler) -> None:
+    """Tornado's access log line, with the values of secret query parameters masked (as the hub masks its own):
+    the OAuth callback's `code` and `state`, a hub token passed as `?token=`, an XSRF token."""
+    status, request = handler.get_status(), handler.request
+    uri = request.path
+    if request.query:
+        pairs = parse_qsl(request.query, keep_blank_values=True)
+        uri += "?" + urlencode([(k, "[secret]" if k in SECRET_PARAMETERS else v) for k, v in pairs], safe="[]")
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    access_log.log(level, "%d %s %s (%s) %.2fms", status, request.method, uri, request.remote_ip,
+                   1000.0 * request.request_time())  # fmt: skip
 
 
 def templates() -> Environment:
@@ -71,6 +86,7 @@ def make_app(airlock: Airlock, identity: Identity, *, runner: CheckRunner | None
         static_url_prefix=base + "static/",
         static_handler_class=handlers.Static,
         default_handler_class=identity.bind(handlers.NotFound),
+        log_function=log_request,
         **identity.settings(),
     )
 

@@ -117,7 +117,8 @@ def test_audit_tampering_is_detected(app, tamper, tmp_path):
         else:
             db.execute(
                 "INSERT INTO audit_events (seq, at, actor, action, target, detail, prev_hash, hash) "
-                "SELECT seq + 100000, at, actor, action, target, detail, prev_hash, 'f' || substr(hash, 2) "
+                "SELECT seq + 100000, at, actor, action, target, detail, prev_hash, "
+                "CASE substr(hash, 1, 1) WHEN 'f' THEN 'e' ELSE 'f' END || substr(hash, 2) "
                 "FROM audit_events WHERE seq = ?",
                 (middle,),
             )

@@ -103,15 +103,32 @@ def demo_data(ctx: Context, patients: int, sites: int, seed: int, out: Path | No
     click.echo(f"generated {summary.patients} patients across {summary.sites} sites in {out or ctx.paths.sites}")
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--patients", default=2000, show_default=True, type=click.IntRange(min=1))
 @click.option("--sites", default=5, show_default=True, type=click.IntRange(1, 26))
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.pass_context
+def demo(click_ctx: click.Context, patients: int, sites: int, seed: int, quiet: bool) -> None:
+    """Generate the synthetic cohort, register it, provision and materialise the demo project and its users."""
+    if click_ctx.invoked_subcommand is None:
+        _demo(click_ctx.obj, patients, sites, seed, quiet)
+
+
+@demo.command("otp")
+@click.argument("user")
 @pass_ctx
 @friendly
-def demo(ctx: Context, patients: int, sites: int, seed: int, quiet: bool) -> None:
-    """Generate the synthetic cohort, register it, and provision and materialise the demo project."""
+def demo_otp(ctx: Context, user: str) -> None:
+    """Print USER's current TOTP code (for the demo and tests; a real user reads it from their app)."""
+    from hub import accounts
+
+    with ctx.registry.session() as session:
+        click.echo(accounts.current_code(session, user))
+
+
+@friendly
+def _demo(ctx: Context, patients: int, sites: int, seed: int, quiet: bool) -> None:
     who = actor()
     registry, result = steps.ensure_registry(ctx.paths)
     done = [result]
@@ -122,6 +139,8 @@ def demo(ctx: Context, patients: int, sites: int, seed: int, quiet: bool) -> Non
     done.append(result)
     summary, result = steps.ensure_materialised(registry, ctx.paths, project, actor=who, progress=not quiet)
     done.append(result)
+    users, result = steps.ensure_demo_users(registry, ctx.paths, steps.demo_users(), actor=who)
+    done.append(result)
     click.echo(f"\nEnclave demo ready in {ctx.paths.home}")
     for step in done:
         click.echo(f"  {step.step:<12} {step.detail}")
@@ -130,7 +149,49 @@ def demo(ctx: Context, patients: int, sites: int, seed: int, quiet: bool) -> Non
         f"Read it from Python:  ENCLAVE_HOME={ctx.paths.home} .venv/bin/python\n"
         f"  >>> from fabric.readers import open_project\n  >>> view = open_project({project!r}); view.tables"
     )
+    click.echo("\nDemo users (password, then scan the otpauth URI into an authenticator app;")
+    click.echo("`enclave demo otp USER` prints a current code for testing):")
+    for user, (password, uri) in users.items():
+        click.echo(f"  {user:<6} {password}  {uri or '(enrolled earlier)'}")
     click.echo("The hub and workspaces arrive with the JupyterHub issue; this demo stops after provisioning.")
+
+
+# ------------------------------------------------------------------------------------------------ users
+
+
+@main.group()
+def user() -> None:
+    """Local accounts: password (argon2id) and TOTP."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+@pass_ctx
+@friendly
+def user_add(ctx: Context, username: str, password_stdin: bool) -> None:
+    """Create an account; prints the TOTP enrolment once (scan it into an authenticator app)."""
+    from hub import accounts
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with ctx.registry.session() as session:
+        enrolment = accounts.add_account(session, username, password, actor=actor())
+    click.echo(f"user {username} created; set up their authenticator app with (shown once):\n{enrolment.uri}")
+
+
+@user.command("remove")
+@click.argument("username")
+@pass_ctx
+@friendly
+def user_remove(ctx: Context, username: str) -> None:
+    from hub import accounts
+
+    with ctx.registry.session() as session:
+        accounts.remove_account(session, username, actor=actor())
+    click.echo(f"user {username} removed")
 
 
 # ------------------------------------------------------------------------------------------------ sites

@@ -91,3 +91,39 @@ def ensure_materialised(
         f"{project}: {summary.patients} consented patients ({summary.excluded} excluded by consent), "
         f"{summary.files} files, {summary.bytes / 1e6:.0f} MB",
     )
+
+
+def ensure_demo_users(registry: Registry, paths: Paths, users: list[str], *, actor: str) -> tuple[dict, StepResult]:
+    """An account per demo user, with a generated password (kept 0600 under secrets/ so reruns can show it) and a
+    TOTP enrolment; returns {user: (password, otpauth URI or None if the account already existed)}."""
+    import json
+    import os
+    import secrets as token
+
+    from hub import accounts
+    from hub.models import Account
+
+    store = paths.secrets / "demo-passwords.json"
+    paths.secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
+    known = json.loads(store.read_text()) if store.exists() else {}
+    shown: dict[str, tuple[str, str | None]] = {}
+    created = 0
+    with registry.session() as session:
+        for user in users:
+            if session.get(Account, user) is not None:
+                shown[user] = (known.get(user, "(set before; see your records)"), None)
+                continue
+            password = token.token_urlsafe(12)
+            enrolment = accounts.add_account(session, user, password, actor=actor)
+            known[user] = password
+            shown[user] = (password, enrolment.uri)
+            created += 1
+    fd = os.open(store, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(known, fh)
+    return shown, StepResult("users", f"{created} created, {len(users) - created} already there")
+
+
+def demo_users() -> list[str]:
+    spec = ProjectSpec.load(DEMO_SPEC)
+    return sorted({m.user for m in spec.members})

@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy import pool
 
 import fabric.models  # noqa: F401  (registers the tables on Base.metadata)
+import hub.models  # noqa: F401  (local accounts)
 import output_checks.release.models  # noqa: F401  (the airlock's tables live in the same registry)
 from fabric.db import Base, make_engine
 

@@ -7,6 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 import fabric.models  # noqa: F401  (every table the migrations must build)
+import hub.models  # noqa: F401
 import output_checks.release.models  # noqa: F401
 from fabric.db import Base, alembic_config, make_engine, upgrade
 

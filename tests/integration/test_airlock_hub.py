@@ -8,14 +8,6 @@ stopping it takes the proxy and the service with it."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,17 +21,13 @@ from output_checks.release.service import Airlock
 from output_checks.release.states import RequestState
 from output_checks.web.auth import ACCESS_SCOPE
 from tests.airlock_factories import CHECKERS, STRANGER, ensure_people, request_at
+from tests.hub_runner import CHP, NO_CHP, XSRF, free_ports, running_hub, tail
 from tests.provisioned import provision
 
-REPO = Path(__file__).resolve().parents[2]
-CHP = REPO / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"
-JUPYTERHUB = Path(sys.executable).with_name("jupyterhub")
 PASSWORD = "airlock-hub-test-password"  # the test hub's one password (SharedPasswordAuthenticator)
 GROUP = "airlock-users"
 CAROL = CHECKERS[0]
 OUTSIDER = "oscar"  # a hub user without the airlock's access scope
-XSRF = re.compile(r'name="_xsrf" value="([^"]+)"')
-NO_CHP = f"no configurable-http-proxy at {CHP.relative_to(REPO)}: `make {CHP.relative_to(REPO)}` builds it (npm ci)"
 
 pytestmark = [
     pytest.mark.integration,
@@ -57,17 +45,6 @@ class Hub:
 
     def airlock_url(self, path: str = "") -> str:
         return f"{self.url}/services/airlock/{path.lstrip('/')}"
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def hub_config(tmp: Path, home: Path, ports: dict[str, int]) -> Path:
@@ -98,46 +75,6 @@ c.JupyterHub.load_roles = load_roles(groups=[{GROUP!r}])
     return config
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM to the hub (it stops the service and the proxy), then to its whole process group, then SIGKILL."""
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(wait)
-        try:
-            os.killpg(proc.pid, sig)  # whatever is left of the group: the proxy, the service
-        except ProcessLookupError:
-            break
-        time.sleep(0.5)
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def tail(log: Path, n: int = 60) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-n:]) if log.exists() else ""
-
-
-def wait_for(url: str, proc: subprocess.Popen, log: Path, deadline: float) -> None:
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"jupyterhub exited ({proc.returncode}):\n{tail(log)}")
-        try:
-            if requests.get(url, timeout=5, allow_redirects=False).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"{url} did not answer in time:\n{tail(log)}")
-        time.sleep(0.5)
-
-
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory, cohort) -> Iterator[Hub]:
     tmp = tmp_path_factory.mktemp("hub")
@@ -148,21 +85,13 @@ def hub(tmp_path_factory, cohort) -> Iterator[Hub]:
 
     ports = dict(zip(("public", "hub", "proxy_api", "service"), free_ports(4), strict=True))
     config = hub_config(tmp, env.paths.home, ports)
-    log = tmp / "jupyterhub.log"
-    hub_env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "CONFIGPROXY_"))}
-    with log.open("wb") as out:
-        proc = subprocess.Popen([str(JUPYTERHUB), "-f", str(config)], cwd=tmp, env=hub_env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{ports['public']}"
+    # The second URL is the service, through the proxy.
     try:
-        url = f"http://127.0.0.1:{ports['public']}"
-        deadline = time.monotonic() + 90
-        wait_for(f"{url}/hub/health", proc, log, deadline)
-        wait_for(f"{url}/services/airlock/static/airlock.css", proc, log, deadline)  # the service, through the proxy
-        yield Hub(url, log, request_id, airlock)
+        with running_hub(tmp, config, [f"{url}/hub/health", f"{url}/services/airlock/static/airlock.css"]) as (_, log):
+            yield Hub(url, log, request_id, airlock)
     finally:
-        stop(proc)
         env.registry.close()
-    assert not group_alive(proc.pid), f"processes of the hub's group outlived it:\n{tail(log)}"
 
 
 def browser(hub: Hub, user: str | None) -> requests.Session:

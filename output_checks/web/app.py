@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import signal
 from datetime import datetime
 from pathlib import Path
@@ -55,6 +56,24 @@ def log_request(handler: RequestHandler) -> None:
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
     access_log.log(level, "%d %s %s (%s) %.2fms", status, request.method, uri, request.remote_ip,
                    1000.0 * request.request_time())  # fmt: skip
+
+
+SECRET_IN_TEXT = re.compile(r"\b(" + "|".join(map(re.escape, sorted(SECRET_PARAMETERS))) + r")=([^&\s'\"]+)")
+
+
+class SecretQueryFilter(logging.Filter):
+    """Masks secret query values in any tornado log record (its warnings quote whole URLs, e.g. a failed OAuth
+    callback's `code=`), as `log_request` does for the access log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "=" in message:
+            record.msg, record.args = SECRET_IN_TEXT.sub(r"\1=[secret]", message), None
+        return True
+
+
+for _name in ("tornado.general", "tornado.application", "tornado.access"):
+    logging.getLogger(_name).addFilter(SecretQueryFilter())
 
 
 def templates() -> Environment:

@@ -452,3 +452,15 @@ def test_hub_identity_needs_the_airlock_access_scope(app, runner):
             assert get("/static/airlock.css").status_code == 200
             bare = Person(url, None).http.get(f"{url}/services/airlock", allow_redirects=False, timeout=30)
             assert bare.headers["Location"] == "/services/airlock/"
+
+
+def test_tornado_warnings_never_carry_oauth_secrets():
+    import logging
+
+    from output_checks.web.app import SecretQueryFilter
+
+    record = logging.LogRecord(
+        "tornado.general", logging.WARNING, __file__, 1, "400 GET %s", ("/oauth_callback?code=c0de&state=s7ate",), None
+    )
+    SecretQueryFilter().filter(record)
+    assert "c0de" not in record.getMessage() and "s7ate" not in record.getMessage()

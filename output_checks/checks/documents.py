@@ -57,7 +57,9 @@ def pdf_segments(subject: Subject) -> Iterator[Segment]:
         if text.strip():
             yield Segment(f"page {number}", text)
     meta = reader.metadata or {}
-    fields = " ".join(str(v) for v in meta.values() if isinstance(v, str))
+    # Text fields only: /CreationDate and /ModDate ("D:20261130002512") are timestamps, and their digits look like
+    # national ids (a Swedish personnummer) to a pattern recogniser.
+    fields = " ".join(str(v) for k, v in meta.items() if isinstance(v, str) and k not in ("/CreationDate", "/ModDate"))
     if fields.strip():
         yield Segment("document properties", fields)
 

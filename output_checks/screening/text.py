@@ -220,6 +220,8 @@ class Screener:
             after = text[result.end : result.end + 2]
             if before.endswith(".") or re.match(r"\d?\.$", before) or re.match(r"\.\d|[eE][-+]?\d", after):
                 return False  # digits of a decimal number (a p-value, a coefficient), not an identifier
+            if before[-1:].isdigit() or after[:1].isdigit():
+                return False  # a piece of a longer number (a timestamp, an accession), not an identifier
         if result.entity_type == "PHONE_NUMBER" and not _uk_phone_length(text[result.start : result.end]):
             return False
         if result.entity_type == "NL_BSN" and not _elfproef(text[result.start : result.end]):

@@ -151,3 +151,16 @@ def test_printed_pandas_tables_in_outputs_are_checked(tmp_path):
     means = "   site  mean_ldl\n0     A       3.1\n1     B       3.3\n2     C       2.9"
     cell = new_code_cell("df", outputs=[new_output("execute_result", {"text/plain": means}, execution_count=1)])
     assert check_one(notebook(tmp_path, cell)).verdict is Verdict.PASS  # the index is not a count
+
+
+def test_pdf_timestamps_are_not_identifiers(tmp_path):
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(width=200, height=200)
+    writer.add_metadata({"/Title": "LDL by site", "/CreationDate": "D:20261130002512", "/ModDate": "D:19561403120000"})
+    path = tmp_path / "blank.pdf"
+    with path.open("wb") as fh:
+        writer.write(fh)
+    report = check_one(path)
+    assert report.verdict is Verdict.REVIEW, messages(report)

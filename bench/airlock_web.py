@@ -15,8 +15,6 @@ import threading
 import time
 from pathlib import Path
 
-from bench.measure import Run
-
 
 def populate(home: Path, count: int) -> None:
     from fabric.config import Paths
@@ -128,6 +126,3 @@ def bench(home: Path, root: Path, count: int, seconds: float = 10.0, clients: in
         process.terminate()
         process.wait(timeout=30)
     return {"review_list": page, "static_file": static, "requests_in_db": count}
-
-
-__all__ = ["Run", "bench"]

@@ -128,6 +128,16 @@ def workflow_command(fn):
     return wrapper
 
 
+def _start_checks(app, request_id: str, wait: bool) -> None:
+    """Check a submitted request now (--wait) or in a detached process, so the command returns at once."""
+    if wait:
+        app.check_request(request_id)
+    else:
+        from output_checks.release.service import detach_check
+
+        detach_check(app.paths, request_id)
+
+
 @airlock.command("submit")
 @click.argument("files", nargs=-1, required=True)
 @click.option("--project", required=True)
@@ -156,12 +166,7 @@ def submit_cmd(ctx, files, project, title, justifications, wait, draft) -> None:
     if draft:
         click.echo(request_id)
         return
-    if wait:
-        app.check_request(request_id)
-    else:
-        from output_checks.release.service import detach_check
-
-        detach_check(app.paths, request_id)
+    _start_checks(app, request_id, wait)
     click.echo(request_id)
 
 
@@ -311,12 +316,7 @@ def resubmit_cmd(ctx, request_id, revised, wait) -> None:
         workflow.submit(session, request_id, user)
 
     app.tx(run)
-    if wait:
-        app.check_request(request_id)
-    else:
-        from output_checks.release.service import detach_check
-
-        detach_check(app.paths, request_id)
+    _start_checks(app, request_id, wait)
     click.echo(request_id)
 
 

@@ -209,17 +209,7 @@ def check_paths(
     return report
 
 
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _bar(total: int, progress: bool):
-    if not progress:
-        return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="file", desc="airlock check", leave=False)
+    return tqdm(total=total, unit="file", desc="airlock check", leave=False, disable=not progress)

@@ -75,6 +75,25 @@ def wait_for(url: str, proc: subprocess.Popen, log: Path, deadline: float) -> No
         time.sleep(0.5)
 
 
+def loopback_config(tmp: Path, *, public: int, hub: int, proxy_api: int) -> str:
+    """The part of a test hub's jupyterhub_config.py every test shares: loopback ports, this project's proxy,
+    state in `tmp`, no spawning. A test appends its authenticator, roles and services."""
+    return f"""\
+c = get_config()
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = {public}
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = {hub}
+c.ConfigurableHTTPProxy.command = [{str(CHP)!r}]
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api}"
+c.ConfigurableHTTPProxy.pid_file = {str(tmp / "proxy.pid")!r}
+c.JupyterHub.pid_file = {str(tmp / "hub.pid")!r}
+c.JupyterHub.db_url = "sqlite:///{tmp / "jupyterhub.sqlite"}"
+c.JupyterHub.cookie_secret_file = {str(tmp / "cookie_secret")!r}
+c.JupyterHub.spawner_class = "simple"  # nobody spawns a server in these tests
+"""
+
+
 @contextlib.contextmanager
 def running_hub(
     tmp: Path, config: Path, ready: list[str], timeout: float = 90

@@ -67,7 +67,7 @@ class NotebookCheck:
                 if not isinstance(output, dict):
                     continue
                 owhere = f"{where} output {out_no}"
-                yield from self._output(output, owhere, segments, tables, images)
+                self._output(output, owhere, segments, tables, images)
         widgets = (nb.get("metadata") or {}).get("widgets")
         if widgets:
             segments.extend(Segment(f"widget state {w}", t) for w, t in json_strings(widgets))
@@ -100,7 +100,8 @@ class NotebookCheck:
         segments: list[Segment],
         tables: list[tuple[str, list[list[str]]]],
         images: list[str],
-    ) -> Iterator[Finding]:
+    ) -> None:
+        """Collect the text, tables and images of one output."""
         otype = output.get("output_type")
         if otype == "stream" or ("text" in output and otype != "error"):
             segments.append(Segment(f"{where} ({output.get('name', 'text')})", strip_ansi(_text(output.get("text")))))
@@ -129,4 +130,3 @@ class NotebookCheck:
                 segments.extend(Segment(f"{where} {mime} {w}", t) for w, t in json_strings(value))
             elif mime != "text/plain" or otype != "stream":
                 segments.append(Segment(f"{where} {mime}", strip_ansi(_text(value))))
-        return iter(())

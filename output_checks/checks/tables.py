@@ -14,7 +14,6 @@ sites-only VCFs. Three questions, each over every row (streamed, never sampled):
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -759,9 +758,10 @@ class TableCheck:
 
     def run(self, subject: Subject, ctx: Context) -> Iterator[Finding]:
         acro = None
-        if subject.depth == 0:
-            digest = hashlib.sha256(subject.path.read_bytes()).hexdigest() if subject.size < 64 * 2**20 else ""
-            status = acro_evidence(subject.path, digest) if digest else None
+        if subject.depth == 0 and (subject.path.parent / "results.json").is_file():
+            from output_checks.engine import sha256_of
+
+            status = acro_evidence(subject.path, sha256_of(subject.path))
             # ACRO's pass adds nothing to Enclave's own rules (they still run); its fail or review is kept.
             acro = status if status in ("fail", "review") else None
         for source in READERS[subject.kind](subject.path):

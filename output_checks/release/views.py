@@ -39,7 +39,7 @@ def request_view(session: Session, request_id: str, user: str) -> dict[str, Any]
     return {
         "id": request.id, "project": request.project, "author": request.author, "title": request.title,
         "state": request.state, "round": request.round, "reviews_required": request.reviews_required,
-        "reviews_submitted": len(workflow._submitted_reviews(session, request)),
+        "reviews_submitted": len(workflow.submitted_reviews(session, request)),
         "you": actor.value if actor else None,
         "waiting_for": sorted(a.value for a in OWNERS[RequestState(request.state)]),
         "files": files, "votes": votes,

@@ -26,6 +26,7 @@ from fabric.projects import ProjectRole, get_project, project_spec
 from output_checks.release.models import Release, ReleaseRequest, RequestFile, Review, Vote
 from output_checks.release.states import (
     EDITABLE,
+    TRANSITIONS,
     Action,
     Actor,
     Decision,
@@ -88,8 +89,6 @@ def _move(session: Session, request: ReleaseRequest, action: Action, actor: Acto
     state = RequestState(request.state)
     if not allowed(state, action, actor):
         raise NotAllowed(f"{actor.value} cannot {action.value} a request that is {state.value}")
-    from output_checks.release.states import TRANSITIONS
-
     target = TRANSITIONS[(state, action)]
     request.state = target.value
     request.updated_at = now()
@@ -192,7 +191,8 @@ def _snapshot(
     session.flush()
     snap = store.snapshot(request.id, record.id, version, full)
     record.sha256, record.size, record.snapshot = snap.sha256, snap.size, snap.relative
-    request.files.append(record) if record not in request.files else None
+    if record not in request.files:
+        request.files.append(record)
     audit.record(
         session, actor=user, action="airlock.add_file", target=f"request:{request.id}", project=request.project,
         path=relative, version=version, sha256=snap.sha256, size=snap.size,
@@ -318,7 +318,7 @@ def _review(session: Session, request: ReleaseRequest, reviewer: str) -> Review:
         )
     ).first()
     if review is None:
-        done = _submitted_reviews(session, request)
+        done = submitted_reviews(session, request)
         if len(done) >= request.reviews_required:
             raise InvalidRequest("this round already has all its reviews")
         review = Review(request_id=request.id, round=request.round, reviewer=reviewer)
@@ -327,7 +327,7 @@ def _review(session: Session, request: ReleaseRequest, reviewer: str) -> Review:
     return review
 
 
-def _submitted_reviews(session: Session, request: ReleaseRequest) -> list[Review]:
+def submitted_reviews(session: Session, request: ReleaseRequest) -> list[Review]:
     return list(
         session.scalars(
             select(Review).where(
@@ -386,14 +386,14 @@ def submit_review(session: Session, request_id: str, reviewer: str) -> None:
     audit.record(session, actor=reviewer, action="airlock.review", target=f"request:{request.id}",
                  project=request.project, round=request.round)  # fmt: skip
     session.flush()
-    if len(_submitted_reviews(session, request)) >= request.reviews_required:
+    if len(submitted_reviews(session, request)) >= request.reviews_required:
         _tally(session, request)
 
 
 def outcomes(session: Session, request: ReleaseRequest) -> dict[int, Decision] | None:
     """Each current file's outcome once the round has all its reviews (None before): any reject rejects, else any
     needs-changes returns it, else approved."""
-    reviews = _submitted_reviews(session, request)
+    reviews = submitted_reviews(session, request)
     if len(reviews) < request.reviews_required:
         return None
     out: dict[int, Decision] = {}

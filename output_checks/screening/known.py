@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from itertools import pairwise
@@ -166,9 +166,6 @@ class KnownIdentifiers:
             if m.kind == "dob" and others:
                 verdict = Verdict.BLOCK
             yield Finding(check, verdict, f"{what} ({mask(m.text)}; project {self.project})", segment.location)
-
-    def contains_any(self, values: Iterable[str]) -> bool:
-        return any(True for v in values for _ in self.matches(v))
 
 
 def build_known_identifiers(registry: Registry, paths: Paths, project: str) -> KnownIdentifiers:

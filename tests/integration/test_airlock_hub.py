@@ -21,7 +21,7 @@ from output_checks.release.service import Airlock
 from output_checks.release.states import RequestState
 from output_checks.web.auth import ACCESS_SCOPE
 from tests.airlock_factories import CHECKERS, STRANGER, ensure_people, request_at
-from tests.hub_runner import CHP, NO_CHP, XSRF, free_ports, running_hub, tail
+from tests.hub_runner import CHP, NO_CHP, XSRF, free_ports, loopback_config, running_hub, tail
 from tests.provisioned import provision
 
 PASSWORD = "airlock-hub-test-password"  # the test hub's one password (SharedPasswordAuthenticator)
@@ -49,29 +49,21 @@ class Hub:
 
 def hub_config(tmp: Path, home: Path, ports: dict[str, int]) -> Path:
     config = tmp / "jupyterhub_config.py"
-    config.write_text(f"""\
+    shared = loopback_config(tmp, public=ports["public"], hub=ports["hub"], proxy_api=ports["proxy_api"])
+    config.write_text(
+        shared
+        + f"""\
 from hub.airlock_service import airlock_service, load_roles
 
-c = get_config()
-c.JupyterHub.ip = "127.0.0.1"
-c.JupyterHub.port = {ports["public"]}
-c.JupyterHub.hub_ip = "127.0.0.1"
-c.JupyterHub.hub_port = {ports["hub"]}
-c.ConfigurableHTTPProxy.command = [{str(CHP)!r}]
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{ports["proxy_api"]}"
-c.ConfigurableHTTPProxy.pid_file = {str(tmp / "proxy.pid")!r}
-c.JupyterHub.pid_file = {str(tmp / "hub.pid")!r}
-c.JupyterHub.db_url = "sqlite:///{tmp / "jupyterhub.sqlite"}"
-c.JupyterHub.cookie_secret_file = {str(tmp / "cookie_secret")!r}
 # DummyAuthenticator.password is deprecated since JupyterHub 5.3: its successor, one password for every user
 c.JupyterHub.authenticator_class = "shared-password"
 c.SharedPasswordAuthenticator.user_password = {PASSWORD!r}
 c.Authenticator.allowed_users = {{{CAROL!r}, {STRANGER!r}, {OUTSIDER!r}}}
-c.JupyterHub.spawner_class = "simple"  # nobody spawns a server here
 c.JupyterHub.load_groups = {{{GROUP!r}: {{"users": [{CAROL!r}, {STRANGER!r}]}}}}
 c.JupyterHub.services = [airlock_service(home={str(home)!r}, port={ports["service"]})]
 c.JupyterHub.load_roles = load_roles(groups=[{GROUP!r}])
-""")
+"""
+    )
     return config
 
 

@@ -11,8 +11,7 @@ from fabric import audit
 from fabric.errors import FabricError, NotFoundError
 from output_checks.release import workflow
 from output_checks.release.service import Airlock
-from output_checks.release.states import ACTION_ACTORS, OWNERS, TERMINAL, TRANSITIONS, Action, Actor, RequestState
-from output_checks.release.storage import IntegrityError
+from output_checks.release.states import ACTION_ACTORS, TRANSITIONS, Action, Actor, RequestState
 from tests.airlock_factories import (
     AUTHOR,
     BOTH,
@@ -104,15 +103,6 @@ def test_system_moves_are_never_a_persons(app, shared, action, role):
         assert state_of(app, request_id) == state.value
 
 
-def test_every_state_has_an_owner_and_only_terminal_states_none():
-    assert set(OWNERS) == set(RequestState)
-    for state, owners in OWNERS.items():
-        assert bool(owners) == (state not in TERMINAL), state
-    assert set(ACTION_ACTORS) == set(Action)
-    reachable = {RequestState.DRAFT} | set(TRANSITIONS.values())
-    assert reachable == set(RequestState)
-
-
 # ------------------------------------------------------------------------------------------------ reviews
 
 
@@ -120,7 +110,6 @@ def test_the_author_never_reviews_even_when_also_a_checker(app):
     request_id = request_at(app, RequestState.IN_REVIEW, author=BOTH)
     with pytest.raises(workflow.NotAllowed, match="authors can never review"):
         app.tx(lambda s: workflow.vote(s, request_id, BOTH, "counts.csv", "approve"))
-    assert workflow.Decision  # the request is still waiting for two other checkers
     assert state_of(app, request_id) == "in_review"
 
 
@@ -236,20 +225,6 @@ def test_release_and_download_are_byte_identical(app, tmp_path):
         app.tx(lambda s: workflow.download(s, app.store, request_id, CHECKERS[0], "final.csv"))
     with pytest.raises(NotFoundError):
         app.tx(lambda s: workflow.download(s, app.store, request_id, STRANGER, "final.csv"))
-
-
-def test_swapped_snapshot_aborts_the_release_and_is_audited(app):
-    request_id = request_at(app, RequestState.APPROVED, files={"swap.csv": "site,n\nA,120\n"})
-    record = app.tx(lambda s: workflow.current_files(workflow.get_request(s, request_id, AUTHOR))[0])
-    snapshot = app.store.snapshot_path(record.snapshot)
-    snapshot.chmod(0o640)
-    snapshot.write_text("site,n\nA,3\n")
-    with pytest.raises(IntegrityError):
-        app.release(request_id, CHECKERS[0])
-    assert state_of(app, request_id) == "approved"
-    assert not app.store.egress_path("cvd-risk", request_id, "swap.csv").exists()
-    actions = app.tx(lambda s: [e.action for e in audit.events(s, request=request_id)])
-    assert actions[-1] == "airlock.release_aborted"
 
 
 def test_re_requesting_released_bytes_is_visible(app):

@@ -9,7 +9,7 @@ import pytest
 from fabric.config import Paths
 from fabric.db import Registry
 from hub import accounts
-from tests.hub_runner import CHP, NO_CHP, free_ports, login_form, running_hub
+from tests.hub_runner import CHP, NO_CHP, free_ports, login_form, loopback_config, running_hub
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(not CHP.exists(), reason=NO_CHP), pytest.mark.timeout(180)]
 PASSWORD = "a long enough password"
@@ -25,20 +25,10 @@ def hub(tmp_path_factory):
     registry.close()
     public, hub_port, api = free_ports(3)
     config = tmp / "jupyterhub_config.py"
-    config.write_text(f"""\
-c = get_config()
-c.JupyterHub.ip = "127.0.0.1"
-c.JupyterHub.port = {public}
-c.JupyterHub.hub_ip = "127.0.0.1"
-c.JupyterHub.hub_port = {hub_port}
-c.ConfigurableHTTPProxy.command = [{str(CHP)!r}]
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{api}"
-c.JupyterHub.db_url = "sqlite:///{tmp / "jupyterhub.sqlite"}"
-c.JupyterHub.cookie_secret_file = {str(tmp / "cookie_secret")!r}
-c.JupyterHub.authenticator_class = "enclave"
-c.EnclaveAuthenticator.enclave_home = {str(home)!r}
-c.JupyterHub.spawner_class = "simple"
-""")
+    config.write_text(
+        loopback_config(tmp, public=public, hub=hub_port, proxy_api=api)
+        + f'c.JupyterHub.authenticator_class = "enclave"\nc.EnclaveAuthenticator.enclave_home = {str(home)!r}\n'
+    )
     url = f"http://127.0.0.1:{public}"
     with running_hub(tmp, config, [f"{url}/hub/health"]):
         yield url, enrolment.secret

@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from hub.roles import GROUP_ROLES, TOKEN_MAX_SECONDS, hub_groups, hub_roles
-from tests.hub_runner import CHP, NO_CHP, free_ports, login_form, running_hub
+from tests.hub_runner import CHP, NO_CHP, free_ports, login_form, loopback_config, running_hub
 from tests.provisioned import provision
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(not CHP.exists(), reason=NO_CHP), pytest.mark.timeout(180)]
@@ -33,24 +33,17 @@ def hub(tmp_path_factory):
     groups = {"researchers": {"users": ["alice"]}, "output-checkers": {"users": ["carol"]},
               "platform-admins": {"users": ["ada"]}}  # fmt: skip
     config = tmp / "jupyterhub_config.py"
-    config.write_text(f"""\
-c = get_config()
-c.JupyterHub.ip = "127.0.0.1"
-c.JupyterHub.port = {public}
-c.JupyterHub.hub_ip = "127.0.0.1"
-c.JupyterHub.hub_port = {hub_port}
-c.ConfigurableHTTPProxy.command = [{str(CHP)!r}]
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{api}"
-c.JupyterHub.db_url = "sqlite:///{tmp / "jupyterhub.sqlite"}"
-c.JupyterHub.cookie_secret_file = {str(tmp / "cookie_secret")!r}
+    config.write_text(
+        loopback_config(tmp, public=public, hub=hub_port, proxy_api=api)
+        + f"""\
 c.JupyterHub.authenticator_class = "shared-password"
 c.SharedPasswordAuthenticator.user_password = {PASSWORD!r}
 c.Authenticator.allowed_users = {{"alice", "carol", "ada"}}
-c.JupyterHub.spawner_class = "simple"
 c.JupyterHub.load_roles = {hub_roles()!r}
 c.JupyterHub.load_groups = {groups!r}
 c.JupyterHub.token_expires_in_max_seconds = {TOKEN_MAX_SECONDS}
-""")
+"""
+    )
     url = f"http://127.0.0.1:{public}"
     with running_hub(tmp, config, [f"{url}/hub/health"]):
         yield url

@@ -584,28 +584,19 @@ def _encrypted_flag_zip() -> bytes:
     return bytes(raw)
 
 
-def test_too_many_members_is_refused(archives):
-    report = archives[3]["many.zip"]
-    assert report.verdict is Verdict.BLOCK, describe(report)
-    assert "more than 1000 members" in messages(report)
-
-
-def test_nesting_deeper_than_the_limit_is_review(archives):
-    report = archives[3]["nested.zip"]
-    assert report.verdict is Verdict.REVIEW, describe(report)
-    assert "nested deeper than 3" in messages(report)
-
-
-def test_archive_over_the_size_budget_is_refused(archives):
-    report = archives[3]["big.zip"]
-    assert report.verdict is Verdict.BLOCK, describe(report)
-    assert "expands beyond 2 MB" in messages(report)
-
-
-def test_gzip_bomb_is_refused(archives):
-    report = archives[3]["bomb.gz"]
-    assert report.verdict is Verdict.BLOCK, describe(report)
-    assert "refused" in messages(report)
+@pytest.mark.parametrize(
+    ("name", "verdict", "says"),
+    [
+        ("many.zip", Verdict.BLOCK, "more than 1000 members"),
+        ("nested.zip", Verdict.REVIEW, "nested deeper than 3"),
+        ("big.zip", Verdict.BLOCK, "expands beyond 2 MB"),
+        ("bomb.gz", Verdict.BLOCK, "refused"),
+    ],
+)
+def test_archive_limits(archives, name, verdict, says):
+    report = archives[3][name]
+    assert report.verdict is verdict, describe(report)
+    assert says in messages(report)
 
 
 def test_tar_links_are_reported_not_followed(archives):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fabric import audit
 from fabric.errors import FabricError, NotFoundError
 from output_checks.release import workflow
 from output_checks.release.service import Airlock
@@ -84,9 +85,11 @@ def test_a_swapped_snapshot_is_detected_before_release(app):
     snapshot.write_bytes(snapshot.read_bytes().replace(b"120", b"3"))
     with pytest.raises(IntegrityError):
         app.release(request_id, CHECKERS[0])
-    assert not (app.store.egress / "cvd-risk" / request_id).exists() or not any(
-        (app.store.egress / "cvd-risk" / request_id).iterdir()
-    )
+    assert app.tx(lambda s: workflow.get_request(s, request_id, AUTHOR).state) == "approved"
+    egress = app.store.egress / "cvd-risk" / request_id
+    assert not egress.exists() or not any(egress.iterdir())
+    actions = app.tx(lambda s: [e.action for e in audit.events(s, request=request_id)])
+    assert actions[-1] == "airlock.release_aborted"
 
 
 def _verify(app: Airlock) -> subprocess.CompletedProcess:

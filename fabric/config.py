@@ -57,6 +57,37 @@ class Paths:
         """Where a project's researchers put what they want released; the only place a request takes files from."""
         return self.project_dir(project) / "outputs"
 
+    def project_homes(self, project: str) -> Path:
+        """The project's members' workspace homes, one folder each; a workspace mounts only its own user's."""
+        return self.project_dir(project) / "homes"
+
+    def project_home(self, project: str, user: str) -> Path:
+        return self.project_homes(project) / user
+
+    def project_mlflow(self, project: str) -> Path:
+        """The project's MLflow store: `mlflow.db` (SQLite tracking) and `artifacts/`; never shared across projects."""
+        return self.project_dir(project) / "mlflow"
+
+    @property
+    def workspaces_run(self) -> Path:
+        """Runtime state of running workspaces (their server sockets): `run/workspaces/PROJECT/USER/`."""
+        return self.home / "run" / "workspaces"
+
+    def workspace_run(self, project: str, user: str) -> Path:
+        return self.workspaces_run / project / user
+
+    @property
+    def hub(self) -> Path:
+        """JupyterHub's state: its SQLite database, cookie secret, proxy token, pid and log files."""
+        return self.home / "hub"
+
+    @property
+    def workspace_env(self) -> Path:
+        """The workspace environment (images/): `ENCLAVE_WORKSPACE_ENV`, else `workspace-env` in the home."""
+        if env := os.environ.get("ENCLAVE_WORKSPACE_ENV"):
+            return Path(env).expanduser().resolve()
+        return self.home / "workspace-env"
+
     @property
     def airlock(self) -> Path:
         """The airlock's stores: immutable request snapshots and the egress store (never inside a project)."""

@@ -108,11 +108,13 @@ def demo_data(ctx: Context, patients: int, sites: int, seed: int, out: Path | No
 @click.option("--sites", default=5, show_default=True, type=click.IntRange(1, 26))
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--no-start", is_flag=True, help="Provision only; do not start the hub.")
 @click.pass_context
-def demo(click_ctx: click.Context, patients: int, sites: int, seed: int, quiet: bool) -> None:
-    """Generate the synthetic cohort, register it, provision and materialise the demo project and its users."""
+def demo(click_ctx: click.Context, patients: int, sites: int, seed: int, quiet: bool, no_start: bool) -> None:
+    """Generate the synthetic cohort, provision the demo project and users, build the workspace environment, and
+    (as root) start Enclave in the foreground until Ctrl-C."""
     if click_ctx.invoked_subcommand is None:
-        _demo(click_ctx.obj, patients, sites, seed, quiet)
+        _demo(click_ctx.obj, patients, sites, seed, quiet, start=not no_start)
 
 
 @demo.command("otp")
@@ -128,7 +130,7 @@ def demo_otp(ctx: Context, user: str) -> None:
 
 
 @friendly
-def _demo(ctx: Context, patients: int, sites: int, seed: int, quiet: bool) -> None:
+def _demo(ctx: Context, patients: int, sites: int, seed: int, quiet: bool, *, start: bool) -> None:
     who = actor()
     registry, result = steps.ensure_registry(ctx.paths)
     done = [result]
@@ -141,19 +143,61 @@ def _demo(ctx: Context, patients: int, sites: int, seed: int, quiet: bool) -> No
     done.append(result)
     users, result = steps.ensure_demo_users(registry, ctx.paths, steps.demo_users(), actor=who)
     done.append(result)
+    if start:
+        from provisioning.workspace_env import ensure_workspace_env
+
+        done.append(ensure_workspace_env(ctx.paths.workspace_env))
+        done += _apply_host(ctx)
     click.echo(f"\nEnclave demo ready in {ctx.paths.home}")
     for step in done:
         click.echo(f"  {step.step:<12} {step.detail}")
     click.echo(f"\nProject view: {ctx.paths.project_data(project)} (build {summary.build_id})")
-    click.echo(
-        f"Read it from Python:  ENCLAVE_HOME={ctx.paths.home} .venv/bin/python\n"
-        f"  >>> from fabric.readers import open_project\n  >>> view = open_project({project!r}); view.tables"
-    )
-    click.echo("\nDemo users (password, then scan the otpauth URI into an authenticator app;")
-    click.echo("`enclave demo otp USER` prints a current code for testing):")
+    click.echo("\nDemo users: alice and bob are researchers, carol and dave output checkers. Sign in with the")
+    click.echo("password, then the 6-digit code from an authenticator app set up with the otpauth URI")
+    click.echo("(`enclave demo otp USER` prints a current code, for testing):")
     for user, (password, uri) in users.items():
         click.echo(f"  {user:<6} {password}  {uri or '(enrolled earlier)'}")
-    click.echo("The hub and workspaces arrive with the JupyterHub issue; this demo stops after provisioning.")
+    if start:
+        _serve_foreground(ctx)
+
+
+def _apply_host(ctx: Context) -> list[steps.StepResult]:
+    from provisioning.host import ensure_host
+
+    with ctx.registry.session() as session:
+        projects = {
+            p.name: [m.username for m in p.members if m.role == "researcher"]
+            for p in session.scalars(select(Project).order_by(Project.name))
+        }
+    return ensure_host(ctx.paths, projects)
+
+
+def _serve_foreground(ctx: Context) -> None:
+    """Start the hub, say where it is, and stop everything on Ctrl-C (or SIGTERM)."""
+    import signal
+
+    from hub import lifecycle
+    from hub.config import HubSettings
+
+    settings = HubSettings.from_env({**os.environ, "ENCLAVE_HOME": str(ctx.paths.home)})
+    click.echo("\nStarting JupyterHub, its proxy and the airlock service ...")
+    process = lifecycle.start(settings)
+    click.echo(f"\nEnclave is running at {settings.url}/  (hub log: {ctx.paths.hub / 'jupyterhub.log'})")
+    click.echo("Log in as alice, start the cardio-risk workspace, and open notebooks/cardiac_risk.ipynb's copy in it.")
+    click.echo("Press Ctrl-C (or run `enclave down`) to stop everything.")
+
+    def _terminate(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        process.wait()
+        click.echo(f"the hub exited ({process.returncode}); see {ctx.paths.hub / 'jupyterhub.log'}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("\nStopping workspaces, the airlock service, the proxy and the hub ...")
+        lifecycle.stop_process(process.pid)
+        click.echo("Enclave stopped.")
 
 
 # ------------------------------------------------------------------------------------------------ users
@@ -442,6 +486,114 @@ def project_verify(ctx: Context, name: str) -> None:
     if problems:
         sys.exit(1)
     click.echo(f"{name}: every file matches the manifest")
+
+
+# ------------------------------------------------------------------------------------------------ host
+
+
+@main.group()
+def host() -> None:
+    """This machine: project Unix accounts, folder owners and modes, egress rules (as root)."""
+
+
+@host.command("apply")
+@click.option(
+    "--egress-table",
+    default="enclave_egress",
+    show_default=True,
+    help="The nftables table (inet) Enclave owns and replaces; another name keeps a second installation apart.",
+)
+@pass_ctx
+@friendly
+def host_apply(ctx: Context, egress_table: str) -> None:
+    """Ensure every project's Unix account and folders, and the nftables rule denying them egress."""
+    from provisioning.host import ensure_host
+
+    with ctx.registry.session() as session:
+        projects = {
+            p.name: [m.username for m in p.members if m.role == "researcher"]
+            for p in session.scalars(select(Project).order_by(Project.name))
+        }
+    for step in ensure_host(ctx.paths, projects, egress_table=egress_table):
+        click.echo(f"  {step.step:<12} {step.detail}")
+
+
+# ------------------------------------------------------------------------------------------------ hub
+
+
+@main.command()
+@click.option("--foreground", is_flag=True, help="Stay attached; Ctrl-C stops everything.")
+@pass_ctx
+@friendly
+def up(ctx: Context, foreground: bool) -> None:
+    """Start Enclave: the host rules, JupyterHub, its proxy and the airlock service (as root)."""
+    from hub import lifecycle
+    from hub.config import HubSettings
+    from provisioning.workspace_env import ensure_workspace_env
+
+    for step in [ensure_workspace_env(ctx.paths.workspace_env), *_apply_host(ctx)]:
+        click.echo(f"  {step.step:<12} {step.detail}")
+    if foreground:
+        _serve_foreground(ctx)
+        return
+    settings = HubSettings.from_env({**os.environ, "ENCLAVE_HOME": str(ctx.paths.home)})
+    process = lifecycle.start(settings)
+    click.echo(f"Enclave is running at {settings.url}/ (hub pid {process.pid}); `enclave down` stops it.")
+
+
+@main.command()
+@pass_ctx
+@friendly
+def down(ctx: Context) -> None:
+    """Stop Enclave: every workspace, the airlock service, the proxy and the hub."""
+    from hub import lifecycle
+
+    pid = lifecycle.stop(ctx.paths)
+    click.echo("Enclave stopped." if pid else "Enclave was not running.")
+
+
+@main.command()
+@pass_ctx
+@friendly
+def status(ctx: Context) -> None:
+    """Whether Enclave runs, where, and which workspaces are open. Exit 0 when the hub answers, 3 when it is down."""
+    from hub import lifecycle
+    from hub.config import HubSettings
+
+    with ctx.registry.session() as session:
+        members = {
+            p.name: [m.username for m in p.members if m.role == "researcher"]
+            for p in session.scalars(select(Project).order_by(Project.name))
+        }
+    settings = HubSettings.from_env({**os.environ, "ENCLAVE_HOME": str(ctx.paths.home)})
+    state = lifecycle.status(settings, members)
+    if not state.running:
+        click.echo("Enclave is not running (`enclave up` starts it).")
+        sys.exit(3)
+    click.echo(f"hub        pid {state.pid}, {'answering' if state.healthy else 'NOT answering'} at {state.url}/")
+    click.echo(f"workspaces {len(state.workspaces)} open")
+    for project_name, user_name in state.workspaces:
+        click.echo(f"  {project_name:<24} {user_name}")
+    sys.exit(0 if state.healthy else 1)
+
+
+@main.command("run")
+@click.argument("notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--project", "project_name", required=True, help="The project whose sandbox runs it.")
+@click.option("--user", "user_name", help="Whose workspace home to run in (default: the invoking user).")
+@click.option("-p", "--parameter", "parameters", multiple=True, nargs=2, help="papermill parameter NAME VALUE.")
+@pass_ctx
+@friendly
+def run_notebook(
+    ctx: Context, notebook: Path, project_name: str, user_name: str | None, parameters: tuple[tuple[str, str], ...]
+) -> None:
+    """Execute NOTEBOOK with papermill inside the project's sandbox, as that project's account, with the
+    workspace's limits. The executed copy is saved in the user's project home under runs/."""
+    from provisioning.notebook_runs import run_in_sandbox
+
+    result = run_in_sandbox(ctx.paths, notebook, project_name, user_name or actor(), dict(parameters))
+    click.echo(f"executed notebook: {result.executed} (in the workspace: {result.inside})")
+    sys.exit(result.returncode)
 
 
 # ------------------------------------------------------------------------------------------------ audit

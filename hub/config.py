@@ -1,0 +1,131 @@
+"""The hub's whole configuration, applied by one side-effect-free function to a traitlets Config.
+
+hub/jupyterhub_config.py is only `apply_config(c, HubSettings.from_env())`; tests apply it to a bare `Config()` and
+check it, and start real hubs from it. Settings come from the environment (what `enclave up` passes):
+
+| variable | default | what |
+| --- | --- | --- |
+| ENCLAVE_HOME | see fabric/config.py | the installation: registry, projects, hub state |
+| ENCLAVE_HUB_IP / ENCLAVE_HUB_PORT | 127.0.0.1 / 8000 | where browsers reach Enclave (the proxy) |
+| ENCLAVE_PROXY_API_PORT | 8001 | the proxy's API, loopback only |
+| ENCLAVE_AIRLOCK_PORT | 8090 | the airlock web app (a hub service), loopback only |
+| ENCLAVE_ADMINS | (none) | comma-separated platform admins (group `platform-admins`) |
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fabric.config import Paths
+from fabric.db import Registry
+from hub.airlock_service import airlock_service
+from hub.roles import TOKEN_MAX_SECONDS, hub_groups, hub_roles
+from hub.sandbox import hub_socket, socket_url
+from hub.workspaces import researcher_projects
+
+REPO = Path(__file__).resolve().parents[1]
+CHP = REPO / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    home: Path
+    ip: str = "127.0.0.1"
+    port: int = 8000
+    proxy_api_port: int = 8001
+    airlock_port: int = 8090
+    admins: list[str] = field(default_factory=list)
+    proxy_command: str = str(CHP)
+    python: str = sys.executable
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> HubSettings:
+        env = os.environ if environ is None else environ
+
+        def port(name: str, fallback: int) -> int:
+            value = env.get(name)
+            if not value:
+                return fallback
+            if not value.isdigit() or not 0 < int(value) < 65536:
+                raise ValueError(f"{name} must be a TCP port number, not {value!r}")
+            return int(value)
+
+        home = Path(env["ENCLAVE_HOME"]).resolve() if env.get("ENCLAVE_HOME") else Paths.from_env().home
+        return cls(
+            home=home,
+            ip=env.get("ENCLAVE_HUB_IP", "127.0.0.1"),
+            port=port("ENCLAVE_HUB_PORT", 8000),
+            proxy_api_port=port("ENCLAVE_PROXY_API_PORT", 8001),
+            airlock_port=port("ENCLAVE_AIRLOCK_PORT", 8090),
+            admins=[a.strip() for a in env.get("ENCLAVE_ADMINS", "").split(",") if a.strip()],
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.ip}:{self.port}"
+
+
+def workspace_projects(registry: Registry):
+    """The home page's list of workspaces a person may open (a template variable called with the user)."""
+
+    def projects(user: Any) -> list[dict[str, str]]:
+        if user is None:
+            return []
+        return researcher_projects(registry, user.name)
+
+    return projects
+
+
+def apply_config(c: Any, settings: HubSettings) -> None:
+    """Everything Enclave sets on JupyterHub, its proxy, its spawner and its authenticator."""
+    paths = Paths(settings.home)
+    state = paths.hub
+    registry = Registry(paths.database_url)
+
+    c.JupyterHub.bind_url = settings.url
+    # The hub listens on a Unix socket, not a port: the proxy, the airlock service and (bound into their sandbox)
+    # the workspaces reach it there; workspaces have no network at all.
+    hub_url = socket_url(hub_socket(paths))
+    c.JupyterHub.hub_bind_url = hub_url
+    c.JupyterHub.hub_connect_url = hub_url
+    c.JupyterHub.hub_socket_mode = 0o666  # any local account may connect, as to a loopback port; tokens decide
+    c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(state / "cookie_secret")
+    c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
+    c.JupyterHub.cleanup_servers = True  # stopping the hub stops every workspace
+    c.JupyterHub.cleanup_proxy = True
+    c.ConfigurableHTTPProxy.command = [settings.proxy_command]
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port}"
+    c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
+
+    # Identity: local accounts with password + TOTP (hub/accounts.py); OIDC in production (hub/oidc.py).
+    c.JupyterHub.authenticator_class = "enclave"
+    c.EnclaveAuthenticator.enclave_home = str(settings.home)
+
+    # Roles and groups as data (hub/roles.py): nobody mints tokens; admins get the admin pages, never servers.
+    with registry.session() as session:
+        c.JupyterHub.load_groups = hub_groups(session, admins=settings.admins)
+    c.JupyterHub.load_roles = hub_roles()
+    c.JupyterHub.token_expires_in_max_seconds = TOKEN_MAX_SECONDS
+
+    # Workspaces: a named server per project, each in its own sandbox (hub/spawner.py).
+    c.JupyterHub.spawner_class = "enclave"
+    c.SandboxSpawner.enclave_home = str(settings.home)
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.default_url = "/hub/home"
+    c.Spawner.default_url = "/lab"
+    c.Spawner.start_timeout = 120
+    c.Spawner.http_timeout = 60
+    c.JupyterHub.template_paths = [str(TEMPLATES)]
+    c.JupyterHub.template_vars = {"enclave_projects": workspace_projects(registry)}
+
+    # The airlock web app, as a managed service the hub proxies and authenticates for.
+    c.JupyterHub.services = [airlock_service(home=settings.home, port=settings.airlock_port, python=settings.python)]
+
+    # No login outlives a working day.
+    c.JupyterHub.cookie_max_age_days = TOKEN_MAX_SECONDS / 86400

@@ -1,0 +1,234 @@
+"""The workspace sandbox as data: what a (user, project) workspace sees, and the bubblewrap command that builds it.
+
+A workspace runs under bubblewrap, started as root: new mount, PID, IPC, UTS, cgroup and network namespaces (the
+network namespace holds only loopback, so there is no route out), a file tree built from nothing but read-only
+system folders, the workspace environment and the project's folders, then `setpriv` drops to the project's Unix
+account with no capabilities and no way to regain privileges. The layout inside is a contract (docs/explanation/
+workspace-sandbox.md):
+
+| inside | host | access |
+| --- | --- | --- |
+| /project/data | the project's published view (its current build) | read-only |
+| /project/outputs | the project's outputs, the only place the airlock takes files from | read-write |
+| /project/mlflow | the project's MLflow store | read-write |
+| /home/USER | the user's home for this project | read-write |
+| /run/enclave | the workspace's runtime folder (its server socket) | read-write |
+| the workspace environment | the same absolute path as on the host | read-only |
+
+`SandboxLayout.argv` is pure: tests check every rule of the table without starting anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from fabric.config import Paths
+
+SOCKET_ROOT = Path("/run/enclave-workspaces")  # short: a Unix socket path must fit in 108 bytes
+HUB_SOCKET_ROOT = Path("/run/enclave-hub")
+INSIDE_RUN = "/run/enclave"
+INSIDE_HUB = "/run/hub"  # the hub's API socket folder, the only way out of a workspace
+INSIDE_SOCKET = f"{INSIDE_RUN}/jupyter.sock"
+INSIDE_DATA = "/project/data"
+INSIDE_OUTPUTS = "/project/outputs"
+INSIDE_MLFLOW = "/project/mlflow"
+SYSTEM_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")  # merged-/usr symlinks on Debian
+# Read-only files from the host's /etc that programs in the workspace need (time zone, MIME types for the file
+# browser, fonts for matplotlib); nothing that names a host, a network or an account.
+HOST_ETC = ("localtime", "timezone", "mime.types", "fonts", "ld.so.cache", "alternatives")
+NAMESPACES = ("--unshare-pid", "--unshare-ipc", "--unshare-net", "--unshare-uts", "--unshare-cgroup")
+
+
+def workspace_id(paths: Paths, project: str, user: str) -> str:
+    """A short, stable name for one workspace of one installation (several test homes can share a machine)."""
+    return hashlib.sha256(f"{paths.home}\0{project}\0{user}".encode()).hexdigest()[:16]
+
+
+def hub_socket(paths: Paths, root: Path = HUB_SOCKET_ROOT) -> Path:
+    """Where this installation's hub listens: a Unix socket that workspaces (and nothing on the network) reach."""
+    return root / hashlib.sha256(str(paths.home).encode()).hexdigest()[:12] / "hub.sock"
+
+
+def socket_url(path: Path) -> str:
+    """JupyterHub's and configurable-http-proxy's URL for a server on a Unix socket."""
+    return f"http+unix://{quote(str(path), safe='')}"
+
+
+@dataclass(frozen=True)
+class SandboxLayout:
+    """Everything one workspace's sandbox is made of; `argv(command)` is the command line that builds it."""
+
+    project: str
+    user: str
+    uid: int
+    gid: int
+    env: Path  # the workspace environment (a venv)
+    data: Path
+    outputs: Path
+    mlflow: Path
+    home: Path
+    run: Path  # host folder bound at /run/enclave (holds the server socket)
+    etc: Path  # root-owned folder with the generated passwd, group and hosts files
+    hub: Path | None = None  # host folder holding the hub's API socket, bound at /run/hub
+    environment: dict[str, str] = field(default_factory=dict)
+    python_home: Path | None = None  # the env's base interpreter, when it is not under /usr
+    drop_privileges: bool = True  # False only in the insecure development mode (no root to drop from)
+
+    @property
+    def inside_home(self) -> str:
+        return f"/home/{self.user}"
+
+    @property
+    def socket(self) -> Path:
+        return self.run / "jupyter.sock"
+
+    def etc_files(self) -> dict[str, str]:
+        """The sandbox's own /etc/passwd, /etc/group and /etc/hosts: the project account under the user's name."""
+        return {
+            "passwd": f"root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n"
+            f"{self.user}:x:{self.uid}:{self.gid}:{self.user} ({self.project}):{self.inside_home}:/bin/bash\n",
+            "group": f"root:x:0:\n{self.project}:x:{self.gid}:\n",
+            "hosts": "127.0.0.1 localhost\n::1 localhost\n",
+            "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",  # no DNS: there is no resolver
+        }
+
+    def write_etc(self) -> None:
+        self.etc.mkdir(parents=True, exist_ok=True, mode=0o755)
+        for name, text in self.etc_files().items():
+            target = self.etc / name
+            target.write_text(text)
+            target.chmod(0o644)
+
+    def mounts(self) -> list[str]:
+        args: list[str] = ["--ro-bind", "/usr", "/usr"]
+        for name in SYSTEM_LINKS:
+            host = Path("/") / name
+            if host.is_symlink():
+                args += ["--symlink", os.readlink(host), f"/{name}"]
+            elif host.is_dir():
+                args += ["--ro-bind", str(host), f"/{name}"]
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        args += ["--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm"]  # noqa: S108
+        args += ["--perms", "0755", "--dir", "/etc"]
+        for name in self.etc_files():
+            args += ["--ro-bind", str(self.etc / name), f"/etc/{name}"]
+        for name in HOST_ETC:
+            if (Path("/etc") / name).exists():
+                args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+        for source in (self.python_home, self.env):
+            if source is not None:
+                args += [*_parents(source), "--ro-bind", str(source), str(source)]
+        args += ["--perms", "0755", "--dir", "/project"]
+        args += ["--ro-bind", str(self.data.resolve()), INSIDE_DATA]
+        args += ["--bind", str(self.outputs), INSIDE_OUTPUTS, "--bind", str(self.mlflow), INSIDE_MLFLOW]
+        args += ["--perms", "0755", "--dir", "/home", "--bind", str(self.home), self.inside_home]
+        args += ["--perms", "0755", "--dir", "/run", "--bind", str(self.run), INSIDE_RUN]
+        if self.hub is not None:
+            # read-only: connecting to a socket is allowed there, creating files is not
+            args += ["--ro-bind", str(self.hub), INSIDE_HUB]
+        return args
+
+    def argv(self, command: list[str], *, bwrap: str = "bwrap", setpriv: str = "setpriv") -> list[str]:
+        """bwrap's command line running `command` in this sandbox, as the project account."""
+        args = [bwrap, *NAMESPACES, "--die-with-parent", "--new-session", *self.mounts(), "--chdir", self.inside_home]
+        args.append("--clearenv")
+        for key, value in sorted(self.environment.items()):
+            args += ["--setenv", key, value]
+        args.append("--")
+        if self.drop_privileges:
+            # setresuid/setresgid to the project account, no supplementary groups, every capability gone from the
+            # inheritable and bounding sets, and no_new_privs so no setuid binary can bring one back.
+            args += [setpriv, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups"]
+            args += ["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+        return args + command
+
+    def base_environment(self) -> dict[str, str]:
+        """The environment every process in the workspace starts with (the spawner adds JupyterHub's)."""
+        config = str(self.env / "etc" / "jupyter")
+        return {
+            "HOME": self.inside_home,
+            "USER": self.user,
+            "LOGNAME": self.user,
+            "SHELL": "/bin/bash",
+            "LANG": "C.UTF-8",
+            "PATH": f"{self.env / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+            "VIRTUAL_ENV": str(self.env),
+            "ENCLAVE_PROJECT": self.project,
+            "ENCLAVE_PROJECT_DATA": INSIDE_DATA,
+            "ENCLAVE_OUTPUTS": INSIDE_OUTPUTS,
+            "MLFLOW_TRACKING_URI": f"sqlite:///{INSIDE_MLFLOW}/mlflow.db",
+            "ENCLAVE_MLFLOW_ARTIFACTS": f"{INSIDE_MLFLOW}/artifacts",
+            "ENCLAVE_DASK_DASHBOARD": "127.0.0.1:8787",
+            # Only the environment's Jupyter configuration counts: ~/.jupyter and /etc/jupyter are never read.
+            "JUPYTER_CONFIG_DIR": config,
+            "JUPYTER_CONFIG_PATH": config,
+            "JUPYTER_PREFER_ENV_PATH": "1",
+            "JUPYTER_DATA_DIR": f"{self.inside_home}/.local/share/jupyter",
+            "JUPYTER_RUNTIME_DIR": f"{self.inside_home}/.local/share/jupyter/runtime",
+            "JUPYTERLAB_SETTINGS_DIR": f"{self.inside_home}/.jupyter/lab/user-settings",
+            "JUPYTERLAB_WORKSPACES_DIR": f"{self.inside_home}/.jupyter/lab/workspaces",
+            "PYTHONNOUSERSITE": "1",
+            "MPLCONFIGDIR": f"{self.inside_home}/.config/matplotlib",
+        }
+
+
+def _parents(path: Path) -> list[str]:
+    """bwrap creates missing parents of a mount point root-only (0700); make them traversable instead."""
+    args: list[str] = []
+    for parent in reversed(path.parents):
+        if str(parent) in ("/", "/usr") or str(parent).startswith("/usr/"):
+            continue
+        args += ["--perms", "0755", "--dir", str(parent)]
+    return args
+
+
+def base_python_home(env: Path) -> Path | None:
+    """The prefix of the interpreter a venv was made from, when the sandbox must mount it (not under /usr)."""
+    cfg = env / "pyvenv.cfg"
+    if not cfg.exists():
+        return None
+    for line in cfg.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "home":
+            prefix = Path(value.strip()).resolve().parent
+            return None if prefix == Path("/usr") or Path("/usr") in prefix.parents else prefix
+    return None
+
+
+def layout(
+    paths: Paths,
+    project: str,
+    user: str,
+    *,
+    uid: int,
+    gid: int,
+    environment: dict[str, str] | None = None,
+    drop_privileges: bool = True,
+    socket_root: Path = SOCKET_ROOT,
+    hub_socket_root: Path = HUB_SOCKET_ROOT,
+) -> SandboxLayout:
+    """The sandbox of `user`'s workspace in `project` for this installation."""
+    wid = workspace_id(paths, project, user)
+    env = paths.workspace_env
+    sandbox = SandboxLayout(
+        project=project,
+        user=user,
+        uid=uid,
+        gid=gid,
+        env=env,
+        data=paths.project_data(project),
+        outputs=paths.project_outputs(project),
+        mlflow=paths.project_mlflow(project),
+        home=paths.project_home(project, user),
+        run=socket_root / wid,
+        etc=paths.hub / "sandbox-etc" / wid,
+        hub=hub_socket(paths, hub_socket_root).parent,
+        python_home=base_python_home(env),
+        drop_privileges=drop_privileges,
+    )
+    merged = {**sandbox.base_environment(), **(environment or {})}
+    return SandboxLayout(**{**sandbox.__dict__, "environment": merged})

@@ -1,0 +1,186 @@
+"""The sandboxed workspace spawner: one JupyterLab per (user, project), in bubblewrap, as the project's account.
+
+JupyterHub's named servers are the workspaces: a server's name is a project's name, so `/hub/spawn/alice/cardio-risk`
+starts alice's workspace for cardio-risk and `/user/alice/cardio-risk/` reaches it. Only a researcher member of that
+project may start it (checked here, whatever the hub's scopes say); the default (unnamed) server does not exist.
+
+`start` makes the workspace's control group, writes the sandbox's /etc files, starts `jupyterhub-singleuser` inside
+the sandbox (hub/sandbox.py) listening on a Unix socket, and returns that socket's `http+unix://` URL, which
+configurable-http-proxy routes to. The hub must run as root (to drop to the project account and set limits); without
+root it refuses, unless the loudly named `insecure_dev_mode` is on.
+
+Entry point `jupyterhub.spawners: enclave` (pyproject.toml); options are traitlets with help, set in
+hub/jupyterhub_config.py or any `jupyterhub_config.py` as `c.SandboxSpawner.<option>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from jupyterhub.spawner import Spawner
+from tornado import web
+from traitlets import Bool, Float, Integer, Unicode, default
+
+from fabric.config import Paths
+from hub import sandbox
+from hub.limits import DEFAULT_PIDS, WorkspaceCgroup
+from hub.workspaces import INSECURE_ENV, WorkspaceError, prepare
+
+PASSED_ENV_PREFIXES = ("JUPYTERHUB_", "JPY_")  # what of JupyterHub's environment reaches the workspace
+
+
+class SandboxSpawner(Spawner):
+    """Start each workspace in its own bubblewrap sandbox with no network, as its project's Unix account."""
+
+    enclave_home = Unicode(
+        help="The Enclave installation (ENCLAVE_HOME) whose registry, projects and workspace environment to use; "
+        "default: the hub's ENCLAVE_HOME."
+    ).tag(config=True)
+
+    @default("enclave_home")
+    def _default_home(self) -> str:
+        return str(Paths.from_env().home)
+
+    bwrap = Unicode("bwrap", help="The bubblewrap executable (Debian package `bubblewrap`).").tag(config=True)
+    setpriv = Unicode("setpriv", help="util-linux's setpriv, which drops to the project account.").tag(config=True)
+    socket_root = Unicode(
+        str(sandbox.SOCKET_ROOT),
+        help="Root-owned folder holding one 0700 folder per running workspace with its server socket (kept short: "
+        "Unix socket paths are limited to 108 bytes).",
+    ).tag(config=True)
+    pids_limit = Integer(DEFAULT_PIDS, help="Most processes and threads one workspace may run.").tag(config=True)
+    stop_grace = Float(10, help="Seconds a stopping workspace gets to shut its kernels down.").tag(config=True)
+    insecure_dev_mode = Bool(
+        help="INSECURE, for development machines only: start workspaces when the hub is not root, as the hub's own "
+        "user, with no CPU/memory limits and the sandbox in a user namespace. Never set this where real data is. "
+        f"Default: whether ${INSECURE_ENV} is 1."
+    ).tag(config=True)
+
+    @default("insecure_dev_mode")
+    def _default_insecure(self) -> bool:
+        return os.environ.get(INSECURE_ENV) == "1"
+
+    pid = Integer(0, help="(state) the bwrap process of the running workspace")
+    workspace = Unicode("", help="(state) the workspace id: its socket folder and control group name")
+
+    # -- JupyterHub's Spawner interface
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self.pid = state.get("pid", 0)
+        self.workspace = state.get("workspace", "")
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        if self.pid:
+            state["pid"] = self.pid
+            state["workspace"] = self.workspace
+        return state
+
+    def clear_state(self) -> None:
+        super().clear_state()
+        self.pid = 0
+        self.workspace = ""
+
+    async def start(self) -> str:
+        paths = Paths(Path(self.enclave_home))
+        try:
+            plan = await asyncio.to_thread(
+                prepare,
+                paths,
+                self.name,
+                self.user.name,
+                environment=self._hub_environment(paths),
+                insecure_dev_mode=self.insecure_dev_mode,
+                socket_root=Path(self.socket_root),
+                pids=self.pids_limit,
+            )
+        except WorkspaceError as exc:
+            raise web.HTTPError(exc.status, exc.message) from exc
+        if not plan.secure:
+            self.log.warning("INSECURE DEVELOPMENT MODE: %s runs as the hub's own user, without limits", self._log_name)
+        self.workspace = plan.id
+        command = [str(plan.layout.env / "bin" / "jupyterhub-singleuser"), f"--sock={sandbox.INSIDE_SOCKET}"]
+        argv = plan.argv([*command, *self.get_args()], bwrap=self.bwrap, setpriv=self.setpriv)
+        with self._log_path(paths).open("ab") as out:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=plan.join_cgroup,  # the sandbox's first process joins the limits before it runs
+            )
+        self.pid = process.pid
+        self._process = process
+        self._plan = plan
+        url = sandbox.socket_url(plan.layout.socket)
+        # JupyterHub keeps a server's address as ip:port; a socket has neither, so hand it the URL to proxy to.
+        self.server.connect_url = url
+        return url
+
+    async def poll(self) -> int | None:
+        process = getattr(self, "_process", None)
+        if process is not None:
+            return process.returncode
+        if not self.pid:
+            return 0
+        try:  # a workspace from before a hub restart: --die-with-parent makes this rare
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            self.clear_state()
+            return 0
+        return None
+
+    async def stop(self, now: bool = False) -> None:
+        cgroup = WorkspaceCgroup(self.workspace) if self.workspace and os.geteuid() == 0 else None
+        if not now and cgroup is not None:
+            # SIGTERM to the workspace's processes: jupyter-server shuts its kernels down and exits.
+            for pid in cgroup.pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+        process = getattr(self, "_process", None)
+        if process is not None:
+            if now:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+            try:
+                await asyncio.wait_for(process.wait(), timeout=self.stop_grace)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        elif self.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        plan = getattr(self, "_plan", None)
+        if plan is not None:
+            await asyncio.to_thread(plan.cleanup)
+        elif cgroup is not None:  # a workspace from before a hub restart
+            await asyncio.to_thread(cgroup.remove)
+        self._process = self._plan = None
+        self.clear_state()
+
+    # -- helpers
+
+    def _hub_environment(self, paths: Paths) -> dict[str, str]:
+        env = self.get_env()
+        passed = {k: v for k, v in env.items() if k.startswith(PASSED_ENV_PREFIXES)}
+        # The hub's socket is bound at /run/hub inside the sandbox: rewrite its URL in what the server is told.
+        outside = quote(str(sandbox.hub_socket(paths)), safe="")
+        inside = quote(f"{sandbox.INSIDE_HUB}/hub.sock", safe="")
+        passed = {k: v.replace(outside, inside) for k, v in passed.items()}
+        # The server listens on its socket only; this URL just tells jupyterhub-singleuser its base path.
+        passed["JUPYTERHUB_SERVICE_URL"] = f"http://127.0.0.1:8888{self.server.base_url if self.server else '/'}"
+        return passed
+
+    def _log_path(self, paths: Paths) -> Path:
+        logs = paths.hub / "workspace-logs"
+        logs.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return logs / f"{self.workspace}.log"

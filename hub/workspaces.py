@@ -1,0 +1,164 @@
+"""Who may run a workspace, and everything made ready before one starts: the one layer that owns those rules.
+
+The spawner (hub/spawner.py, a JupyterLab server per (user, project)) and `enclave run` (papermill in a project's
+sandbox) both call `prepare`, then start `plan.argv(command)`; `plan.join_cgroup` runs in the child before exec and
+`plan.cleanup()` after it ends. Refusals are `WorkspaceError`s carrying an HTTP status for the hub and a message
+for people: no path, identifier or secret in them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from fabric.config import Paths
+from fabric.db import Registry
+from fabric.models import Project, ProjectMember
+from fabric.projects import ProjectRole, ProjectSpec
+from hub import sandbox
+from hub.limits import DEFAULT_PIDS, CgroupError, Limits, WorkspaceCgroup
+from provisioning.host import account_name
+
+INSECURE_ENV = "ENCLAVE_INSECURE_DEV_MODE"
+
+
+class WorkspaceError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def researcher_projects(registry: Registry, user: str) -> list[dict[str, str]]:
+    """The projects `user` may open a workspace in: [{name, title}], by name."""
+    with registry.session() as session:
+        rows = session.execute(
+            select(Project.name, Project.title)
+            .join(ProjectMember, ProjectMember.project_name == Project.name)
+            .where(ProjectMember.username == user, ProjectMember.role == ProjectRole.RESEARCHER.value)
+            .order_by(Project.name)
+        )
+        return [{"name": name, "title": title} for name, title in rows]
+
+
+def insecure_allowed(explicit: bool | None = None) -> bool:
+    return explicit if explicit is not None else os.environ.get(INSECURE_ENV) == "1"
+
+
+@dataclass
+class WorkspacePlan:
+    layout: sandbox.SandboxLayout
+    cgroup: WorkspaceCgroup | None  # None in the insecure development mode
+    secure: bool
+
+    @property
+    def id(self) -> str:
+        return self.layout.run.name
+
+    def argv(self, command: list[str], *, bwrap: str = "bwrap", setpriv: str = "setpriv") -> list[str]:
+        argv = self.layout.argv(command, bwrap=bwrap, setpriv=setpriv)
+        if not self.secure:  # no root: bubblewrap needs a user namespace to make the others
+            argv.insert(1, "--unshare-user")
+        return argv
+
+    def join_cgroup(self) -> None:
+        if self.cgroup is not None:
+            self.cgroup.join()
+
+    def cleanup(self) -> None:
+        """After the workspace ended: kill stragglers, remove its control group and socket folder."""
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        shutil.rmtree(self.layout.run, ignore_errors=True)
+
+
+def prepare(
+    paths: Paths,
+    project: str,
+    user: str,
+    *,
+    environment: dict[str, str] | None = None,
+    insecure_dev_mode: bool = False,
+    socket_root: Path = sandbox.SOCKET_ROOT,
+    hub_socket_root: Path = sandbox.HUB_SOCKET_ROOT,
+    pids: int = DEFAULT_PIDS,
+) -> WorkspacePlan:
+    """Check `user` may work in `project`, make the folders and control group, and return the plan to start it."""
+    if not project:
+        raise WorkspaceError(400, "A workspace belongs to a project: open one from your list of projects.")
+    secure = os.geteuid() == 0
+    if not (secure or insecure_dev_mode):
+        raise WorkspaceError(
+            503,
+            "Workspaces need Enclave to run as root (to drop to the project's account and set limits). "
+            f"On a development machine only, set {INSECURE_ENV}=1 (insecure development mode).",
+        )
+    registry = Registry(paths.database_url)
+    try:
+        if project not in {p["name"] for p in researcher_projects(registry, user)}:
+            # the same answer whether the project exists or not: no probing of other projects' names
+            raise WorkspaceError(403, f"{user} is not a researcher in project {project!r}")
+        with registry.session() as session:
+            spec = ProjectSpec.model_validate(session.get(Project, project).spec)
+    finally:
+        registry.close()
+    if not paths.project_data(project).exists():
+        raise WorkspaceError(409, f"project {project} has no published data yet: materialise it first")
+    if not (paths.workspace_env / "bin" / "jupyterhub-singleuser").exists():
+        raise WorkspaceError(503, "the workspace environment is not built: run `enclave workspace build`")
+    uid, gid = _account(project) if secure else (os.getuid(), os.getgid())
+    layout = sandbox.layout(
+        paths,
+        project,
+        user,
+        uid=uid,
+        gid=gid,
+        environment=environment,
+        drop_privileges=secure,
+        socket_root=socket_root,
+        hub_socket_root=hub_socket_root,
+    )
+    _prepare_folders(layout, secure)
+    layout.write_etc()
+    cgroup = None
+    if secure:
+        cgroup = WorkspaceCgroup(layout.run.name)
+        try:
+            cgroup.create(Limits.from_compute(spec.compute, pids=pids))
+        except CgroupError as exc:
+            raise WorkspaceError(503, f"cannot limit the workspace's CPU and memory: {exc}") from exc
+    return WorkspacePlan(layout=layout, cgroup=cgroup, secure=secure)
+
+
+def _account(project: str) -> tuple[int, int]:
+    try:
+        entry = pwd.getpwnam(account_name(project))
+    except KeyError:
+        raise WorkspaceError(503, f"project {project} has no Unix account: run `enclave host apply`") from None
+    return entry.pw_uid, entry.pw_gid
+
+
+def _prepare_folders(layout: sandbox.SandboxLayout, secure: bool) -> None:
+    """The user's home and the socket folder, owned by the project account; stale sockets removed."""
+    for folder in (layout.outputs, layout.mlflow, layout.home.parent):
+        if not folder.is_dir():
+            raise WorkspaceError(503, f"project {layout.project} is not provisioned: run `enclave host apply`")
+    layout.run.parent.mkdir(parents=True, exist_ok=True)
+    if secure:
+        layout.run.parent.chmod(0o711)
+    for folder in (layout.home, layout.run):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+        if folder.is_symlink() or not folder.is_dir():
+            raise WorkspaceError(409, f"the workspace folder for {layout.user} in {layout.project} is not a folder")
+        if secure:
+            os.chown(folder, layout.uid, layout.gid, follow_symlinks=False)
+        folder.chmod(0o700)
+    with contextlib.suppress(FileNotFoundError):
+        layout.socket.unlink()

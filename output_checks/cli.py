@@ -153,16 +153,10 @@ def submit_cmd(ctx, files, project, title, justifications, wait, draft) -> None:
 
     app, user = _airlock(ctx), _user()
     why = dict(j.split("=", 1) for j in justifications if "=" in j)
-
-    def create(session):
-        request_id = workflow.create_request(session, project=project, author=user, title=title)
-        for path in files:
-            workflow.add_file(session, app.paths, app.store, request_id, user, path, why.get(path, ""))
-        if not draft:
-            workflow.submit(session, request_id, user)
-        return request_id
-
-    request_id = app.tx(create)
+    request_id = app.tx(
+        lambda s: workflow.request_release(s, app.paths, app.store, project=project, author=user, title=title,
+                                           files=[(path, why.get(path, "")) for path in files], draft=draft)
+    )  # fmt: skip
     if draft:
         click.echo(request_id)
         return

@@ -1,5 +1,6 @@
 """Test helper: the airlock web app served for real on a free loopback port (tornado in a thread), and a small
-browser-like HTTP client per person (cookies, the development sign-in, XSRF tokens read from the page's forms)."""
+browser-like HTTP client per person (cookies, the development sign-in, XSRF tokens read from the page's forms), and
+`footprint`, what a refused request must leave unchanged."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import requests
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application
+
+if TYPE_CHECKING:
+    from output_checks.release.service import Airlock
 
 XSRF = re.compile(r'name="_xsrf" value="([^"]+)"')
 
@@ -74,3 +79,18 @@ class Person:
             data["_xsrf"] = self.token()
         kwargs.setdefault("allow_redirects", False)
         return self.http.post(self.base + path, data=data, timeout=60, **kwargs)
+
+
+def footprint(app: Airlock) -> tuple[int, int, list[str]]:
+    """What a refused request must leave unchanged: the number of requests, of audit events, and the snapshot
+    files on disk."""
+    from sqlalchemy import func, select
+
+    from fabric.models import AuditEvent
+    from output_checks.release import workflow
+
+    requests_, events = app.tx(
+        lambda s: (workflow.count_requests(s), s.scalar(select(func.count()).select_from(AuditEvent)))
+    )
+    snapshots = sorted(str(p.relative_to(app.store.snapshots)) for p in app.store.snapshots.rglob("*"))
+    return requests_, events, snapshots

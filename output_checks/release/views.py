@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from fabric.config import Paths
 from fabric.errors import NotFoundError
 from fabric.models import AuditEvent, ProjectMember
 from output_checks.release import workflow
@@ -158,21 +155,3 @@ def history(session: Session, request_id: str, user: str) -> tuple[list[dict[str
         )
     ]
     return events, viewed
-
-
-MAX_LISTED = 500
-
-
-def outputs_listing(paths: Paths, project: str) -> tuple[list[str], int]:
-    """Regular files in the project's outputs folder (relative, sorted; links are not followed), at most
-    MAX_LISTED of them, and how many there are in all."""
-    root = paths.project_outputs(project)
-    found: list[str] = []
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            full = Path(folder) / name
-            if not name.startswith(".") and full.is_file() and not full.is_symlink():
-                found.append(full.relative_to(root).as_posix())
-    found.sort()
-    return found[:MAX_LISTED], len(found)

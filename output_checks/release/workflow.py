@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -260,6 +261,25 @@ def withdraw(session: Session, request_id: str, user: str) -> None:
     request = get_request(session, request_id, user, lock=True)
     _require(session, request, user, Actor.AUTHOR)
     _move(session, request, Action.WITHDRAW, Actor.AUTHOR, user)
+
+
+def request_release(
+    session: Session, paths: Paths, store: AirlockStore, *, project: str, author: str, title: str,
+    files: Iterable[tuple[str, str]], draft: bool = False,
+) -> str:  # fmt: skip
+    """A new request for `files` ((path in the project's outputs folder, justification) pairs): created, each file
+    snapshotted and hashed, then submitted for the automated checks unless `draft`. What `enclave airlock submit`
+    and the web app's new-request page both call; the caller starts the checks once the transaction commits."""
+    request_id = create_request(session, project=project, author=author, title=title)
+    try:
+        for path, justification in files:
+            add_file(session, paths, store, request_id, author, path, justification)
+        if not draft:
+            submit(session, request_id, author)
+    except Exception:
+        store.remove_request(request_id)  # the transaction rolls back: leave no snapshots behind either
+        raise
+    return request_id
 
 
 # ------------------------------------------------------------------------------------------------ checks (system)

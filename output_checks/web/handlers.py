@@ -4,7 +4,7 @@ here: NotAllowed 403, NotFoundError 404, InvalidRequest 409, any other FabricErr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,8 +15,10 @@ from tornado.ioloop import IOLoop
 from tornado.web import HTTPError, RequestHandler, StaticFileHandler, authenticated
 
 from fabric.errors import FabricError, NotFoundError
+from fabric.projects import ProjectRole
 from output_checks.release import views, workflow
 from output_checks.release.states import Decision
+from output_checks.web import outputs
 from output_checks.web.previews import preview
 
 T = TypeVar("T")
@@ -76,6 +78,7 @@ def security_headers(handler: RequestHandler, *, preview: bool = False) -> None:
 
 def render(handler: RequestHandler, template: str, **context: Any) -> str:
     identity = handler.settings["identity"]
+    context.setdefault("may_request", lambda: False)  # shows the nav's "New request" (Page.page looks it up)
 
     def xsrf_token() -> str:
         token = handler.xsrf_token
@@ -106,6 +109,13 @@ class Page(RequestHandler):
     def user(self) -> str:
         return self.current_user
 
+    def researcher_projects(self) -> list[str]:
+        """The projects where the signed-in user is a researcher (looked up once per call)."""
+        if not hasattr(self, "_researching"):
+            roles = self.tx(lambda s: views.user_projects(s, self.user)) if self.current_user else {}
+            self._researching = sorted(p for p, r in roles.items() if ProjectRole.RESEARCHER.value in r)
+        return self._researching
+
     @contextmanager
     def refusals(self) -> Iterator[None]:
         try:
@@ -127,7 +137,8 @@ class Page(RequestHandler):
             raise HTTPError(400, "page must be a number") from None
 
     def page(self, template: str, **context: Any) -> None:
-        self.write(render(self, template, **context))
+        may_request = lambda: bool(self.researcher_projects())  # noqa: E731 (asked only by pages with the nav)
+        self.write(render(self, template, may_request=may_request, **context))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -153,39 +164,76 @@ class MyRequests(Page):
     @authenticated
     def get(self) -> None:
         number = self.page_number()
-        page, roles = self.tx(
-            lambda s: (views.my_requests_page(s, self.user, number, PER_PAGE), views.user_projects(s, self.user))
-        )
-        outputs = {
-            project: views.outputs_listing(self.airlock.paths, project)
-            for project, r in sorted(roles.items())
-            if "researcher" in r
-        }
-        self.page("my_requests.html", page=page, outputs=outputs, max_listed=views.MAX_LISTED)
+        page = self.tx(lambda s: views.my_requests_page(s, self.user, number, PER_PAGE))
+        self.page("my_requests.html", page=page, researcher=bool(self.researcher_projects()))
+
+
+class NewRequest(Page):
+    """A researcher asks for files of one of their projects' outputs folder to be released: the same service call
+    as `enclave airlock submit` (snapshots, hashes, then the checks in the background unless saved as a draft).
+    A refused form is shown again with the reason and everything the person chose or wrote."""
+
+    def researching(self) -> list[str]:
+        projects = self.researcher_projects()
+        if not projects:
+            raise Refused(workflow.NotAllowed("only researchers can ask for a release, and you are not a researcher "
+                                              "on any project"))  # fmt: skip
+        return projects
+
+    def require(self, projects: list[str], project: str) -> None:
+        if project not in projects:  # another project's outputs are neither listed nor taken
+            raise Refused(workflow.NotAllowed(f"you are not a researcher on project {project[:64]!r}"))
+
+    def form(self, projects: list[str], project: str, *, problems: Sequence[str] = (), chosen: Iterable[str] = (),
+             title: str = "", why: dict[str, str] | None = None) -> None:  # fmt: skip
+        files, total = outputs.output_files(self.airlock.paths, project)
+        self.page(
+            "new_request.html", projects=projects, project=project, files=files, total=total, problems=problems,
+            chosen=set(chosen), title=title, why=why or {}, workspace_outputs=outputs.WORKSPACE_OUTPUTS,
+        )  # fmt: skip
+
+    @authenticated
+    def get(self) -> None:
+        projects = self.researching()
+        project = self.get_argument("project", "") or projects[0]
+        self.require(projects, project)
+        self.form(projects, project)
 
     @authenticated
     def post(self) -> None:
-        """A new request: create it, take the chosen files with their justifications, and (unless saved as a
-        draft) submit it for the automated checks, which run in the background."""
-        project, title = self.get_argument("project"), self.get_argument("title", "")
-        files = self.get_arguments("file")
-        submit = self.get_argument("then", "submit") == "submit"
-        if not files:
-            raise HTTPError(409, "choose at least one file")
-
-        def create(session: Session) -> str:
-            request_id = workflow.create_request(session, project=project, author=self.user, title=title)
-            for path in files:
-                why = self.get_argument(f"why:{path}", "")
-                workflow.add_file(session, self.airlock.paths, self.airlock.store, request_id, self.user, path, why)
-            if submit:
-                workflow.submit(session, request_id, self.user)
-            return request_id
-
-        request_id = self.tx(create)
-        if submit:
+        projects = self.researching()
+        project = self.get_argument("project", "")
+        self.require(projects, project)
+        title = self.get_argument("title", "")
+        chosen = list(dict.fromkeys(self.get_arguments("file", strip=False)))
+        why = {key.removeprefix("why:"): self.get_body_argument(key, "")
+               for key in self.request.body_arguments if key.startswith("why:")}  # fmt: skip
+        draft = self.get_argument("then", "submit") == "draft"
+        paths = self.airlock.paths
+        problems, status = [], 400
+        for path in chosen:
+            try:
+                outputs.check_chosen(paths, project, path)
+            except outputs.NotAnOutput as exc:
+                problems.append(str(exc))
+        if not chosen:
+            problems.append("choose at least one file")
+        if not problems:  # nothing is snapshotted unless every chosen file is one the form could offer
+            try:
+                request_id = self.airlock.tx(
+                    lambda s: workflow.request_release(s, paths, self.airlock.store, project=project, author=self.user,
+                                                       title=title, files=[(p, why.get(p, "")) for p in chosen],
+                                                       draft=draft)
+                )  # fmt: skip
+            except FabricError as exc:
+                problems, status = [str(exc)], status_for(exc)
+        if problems:
+            self.set_status(status)
+            self.form(projects, project, problems=problems, chosen=chosen, title=title, why=why)
+            return
+        if not draft:
             self.settings["runner"].submit(request_id)
-        self.redirect(self.url("requests", request_id) + f"?done={'submitted' if submit else 'created'}", status=303)
+        self.redirect(self.url("requests", request_id) + f"?done={'created' if draft else 'submitted'}", status=303)
 
 
 class ReviewList(Page):
@@ -327,6 +375,7 @@ def routes(base: str) -> list[tuple[str, type[RequestHandler]]]:
     return [
         (base, Home),
         (base + "requests", MyRequests),
+        (base + "new", NewRequest),
         (base + "review", ReviewList),
         (base + f"requests/{rid}", RequestPage),
         (base + f"requests/{rid}/([a-z-]+)", RequestAction),

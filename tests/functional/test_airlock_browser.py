@@ -1,6 +1,7 @@
 """The airlock web app in a real headless Chromium (Debian's `chromium`, driven by Playwright through
 `executable_path`; Playwright's own browser download is never used): a researcher submits two files, two output
-checkers review them, one file is released, and the researcher downloads it byte for byte.
+checkers review them, one file is released, and the researcher downloads it byte for byte. The researcher starts
+from the new-request page (`/new`), the page JupyterLab's Airlock menu opens.
 
 Screenshots of the key pages go to docs/images/airlock-*.png (the how-to guides show them)."""
 
@@ -97,14 +98,17 @@ def test_submit_review_release_download(browser, site):
     base, airlock = site
     problems: list[str] = []
 
-    # alice asks for two files from her project's outputs folder
+    # alice asks for two files from her project's outputs folder, on the page JupyterLab's Airlock menu opens
     alice = sign_in(browser, base, AUTHOR, problems)
     assert alice.url.endswith("/requests")
+    alice.get_by_role("navigation", name="Main").get_by_role("link", name="New request").click()
+    assert alice.url.endswith("/new")
     alice.get_by_label("Title").fill("LDL by site, first look")
     alice.get_by_label("counts.csv", exact=True).check()
     alice.get_by_label("Justification for counts.csv").fill("Group sizes per site for the paper's table 1.")
     alice.get_by_label("report.md", exact=True).check()
     alice.get_by_label("Justification for report.md").fill("The summary for the steering group.")
+    shot(alice, "new-request", full_page=True)
     alice.get_by_role("button", name="Submit for checks and review").click()
     request_id = re.search(r"/requests/(r-[0-9]{8}-[0-9a-f]{8})", alice.url).group(1)
 

@@ -37,3 +37,13 @@ def own_cohort(tmp_path, cohort) -> Path:
     target = tmp_path / "sites"
     shutil.copytree(cohort, target, symlinks=True)
     return target
+
+
+@pytest.fixture(scope="session")
+def running_enclave(tmp_path_factory, cohort):
+    """A real Enclave (hub, proxy, airlock service, sandboxed workspaces) for the whole session, started on first
+    use and stopped at the end (tests/workspace_hub.py). Tests using it carry `needs_enclave`."""
+    from tests.workspace_hub import running_enclave as start
+
+    with start(tmp_path_factory.mktemp("enclave-hub") / "home", cohort) as running:
+        yield running

@@ -1,0 +1,74 @@
+"""Workspaces through a real hub: spawn through the REST API, run code in the kernel, stop; two projects at once;
+the limits and the sandbox each workspace really gets. Root only (tests/workspace_hub.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hub import sandbox
+from hub.limits import WorkspaceCgroup
+from tests.workspace_hub import DEMO, SECOND_PROJECT, needs_enclave
+
+pytestmark = [pytest.mark.integration, needs_enclave]
+
+WHO_AM_I = """
+import json, os
+print(json.dumps({
+    "uid": os.getuid(), "cwd": os.getcwd(), "project": os.environ["ENCLAVE_PROJECT"],
+    "data": sorted(os.listdir("/project/data")), "root": sorted(os.listdir("/")),
+    "answer": 5 * 4,
+}))
+"""
+
+
+def test_a_researcher_spawns_runs_code_and_stops_a_workspace(running_enclave):
+    alice = running_enclave.person("alice")
+    home = alice.http.get(f"{running_enclave.url}/hub/home").text
+    assert DEMO in home and SECOND_PROJECT in home  # the home page lists alice's projects as workspaces
+
+    alice.spawn(DEMO)
+    seen = json.loads(alice.execute(DEMO, WHO_AM_I))
+    assert seen["answer"] == 20
+    assert seen["project"] == DEMO and seen["cwd"] == "/home/alice"
+    assert "MANIFEST.json" in seen["data"]
+    assert seen["uid"] != 0
+    # nothing of the host's tree but system folders, the project and the workspace environment's root
+    system = {"bin", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32", "proc", "project", "run", "sbin", "tmp"}
+    assert set(seen["root"]) <= {*system, "usr", *running_enclave.paths.workspace_env.parts[1:2]}
+
+    workspace = sandbox.workspace_id(running_enclave.paths, DEMO, "alice")
+    assert (sandbox.SOCKET_ROOT / workspace / "jupyter.sock").is_socket()
+    alice.stop(DEMO)
+    assert not (sandbox.SOCKET_ROOT / workspace).exists()
+    assert not WorkspaceCgroup(workspace).pids()
+
+
+def test_two_projects_run_at_once_each_in_its_own_sandbox_and_account(running_enclave):
+    alice = running_enclave.person("alice")
+    alice.spawn(DEMO)
+    alice.spawn(SECOND_PROJECT)
+    try:
+        first = json.loads(alice.execute(DEMO, WHO_AM_I))
+        second = json.loads(alice.execute(SECOND_PROJECT, WHO_AM_I))
+        assert (first["project"], second["project"]) == (DEMO, SECOND_PROJECT)
+        assert first["uid"] != second["uid"]  # one Unix account per project
+    finally:
+        alice.stop(DEMO)
+        alice.stop(SECOND_PROJECT)
+
+
+def test_a_workspace_runs_inside_its_project_limits(running_enclave):
+    bob = running_enclave.person("bob")
+    bob.spawn(DEMO)
+    try:
+        cgroup = WorkspaceCgroup(sandbox.workspace_id(running_enclave.paths, DEMO, "bob"))
+        assert int(cgroup.read("memory.limit_in_bytes")) == 8 * 2**30  # the demo spec: compute.memory 8GiB
+        assert int(cgroup.read("cpu.cfs_quota_us")) == 2 * int(cgroup.read("cpu.cfs_period_us"))  # cpus: 2
+        assert int(cgroup.read("pids.max")) > 0
+        inside = json.loads(bob.execute(DEMO, "import json, os; print(json.dumps(os.getpid()))"))
+        assert inside < 100  # its own PID namespace
+        assert len(cgroup.pids()) >= 2  # the server and the kernel, all counted against the limits
+    finally:
+        bob.stop(DEMO)

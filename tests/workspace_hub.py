@@ -1,0 +1,241 @@
+"""Test helper: a real Enclave (JupyterHub, configurable-http-proxy, the airlock service, sandboxed workspaces) on
+loopback ports, provisioned through the real steps, and people using it the way a browser does.
+
+`running_enclave(tmp)` provisions a small demo cohort, the demo project (alice and bob researchers, carol and dave
+output checkers) and a second project `echo-study` where alice is a researcher, applies the host rules (project
+accounts, folders, an nftables table of the test's own name), starts the hub with `hub.lifecycle.start` and stops
+everything after. `Person` logs in with password + TOTP, spawns and stops workspaces through the hub's REST API with
+the browser's cookies and XSRF token, and runs code in a workspace's kernel over its websocket, as JupyterLab does.
+
+Root only (workspaces run as project accounts in bubblewrap); tests using it skip with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
+
+from fabric.config import Paths
+from hub import lifecycle
+from hub.config import HubSettings
+from provisioning import steps
+from provisioning.host import ensure_host, remove_egress_rules
+from tests.hub_runner import CHP, XSRF, free_ports
+from tests.provisioned import spec_file
+from tests.workspace_env import workspace_env
+
+SECOND_PROJECT = "echo-study"
+DEMO = "cardio-risk"
+
+needs_enclave = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("bwrap") or not CHP.exists() or not (workspace_env() / "bin").exists(),
+    reason="needs root, bubblewrap, the proxy (make hub/node_modules/.bin/configurable-http-proxy) and the "
+    "workspace environment (make .workspace): workspaces run as project accounts in bubblewrap",
+)
+
+
+@dataclass
+class RunningEnclave:
+    paths: Paths
+    settings: HubSettings
+    passwords: dict[str, str]
+    egress_table: str
+    people: dict[str, Person] = field(default_factory=dict)
+    used_codes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.settings.url
+
+    def person(self, name: str) -> Person:
+        """`name`, logged in (once per test session of this Enclave)."""
+        if name not in self.people:
+            self.people[name] = Person.log_in(self, name)
+        return self.people[name]
+
+    def totp(self, user: str) -> str:
+        """`user`'s current code, as their authenticator app shows it; a fresh one if the last was used (the hub
+        refuses a replayed code), which can mean waiting for the next 30-second step."""
+        from fabric.db import Registry
+        from hub import accounts
+
+        registry = Registry(self.paths.database_url)
+        try:
+            while True:
+                with registry.session() as session:
+                    code = accounts.current_code(session, user)
+                if code != self.used_codes.get(user):
+                    self.used_codes[user] = code
+                    return code
+                time.sleep(1)
+        finally:
+            registry.close()
+
+
+@dataclass
+class Person:
+    enclave: RunningEnclave
+    name: str
+    http: requests.Session
+
+    @classmethod
+    def log_in(cls, enclave: RunningEnclave, name: str) -> Person:
+        http = requests.Session()
+        page = http.get(f"{enclave.url}/hub/login", timeout=30)
+        xsrf = XSRF.search(page.text).group(1)
+        data = {"username": name, "password": enclave.passwords[name], "otp": enclave.totp(name), "_xsrf": xsrf}
+        response = http.post(f"{enclave.url}/hub/login", data=data, timeout=30, allow_redirects=False)
+        assert response.status_code == 302, f"{name} could not log in: {response.status_code}"
+        return cls(enclave, name, http)
+
+    def hub_xsrf(self) -> dict[str, str]:
+        return {"X-XSRFToken": self.http.cookies.get("_xsrf", path="/hub/") or ""}
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        """The hub's REST API as the browser calls it: session cookie plus XSRF header."""
+        return self.http.request(
+            method, f"{self.enclave.url}/hub/api{path}", headers=self.hub_xsrf(), timeout=60, **kwargs
+        )
+
+    def spawn(self, project: str, timeout: float = 180) -> float:
+        """Start this person's workspace for `project` through the REST API; seconds until the hub says ready."""
+        started = time.monotonic()
+        response = self.api("POST", f"/users/{self.name}/servers/{project}")
+        assert response.status_code in (201, 202), f"spawn refused: {response.status_code} {response.text[:300]}"
+        while True:
+            server = self.api("GET", f"/users/{self.name}").json().get("servers", {}).get(project)
+            if server and server.get("ready"):
+                return time.monotonic() - started
+            if server is None or time.monotonic() - started > timeout:
+                raise AssertionError(f"{self.name}'s {project} workspace did not become ready: {server}")
+            time.sleep(0.1)
+
+    def stop(self, project: str) -> None:
+        response = self.api("DELETE", f"/users/{self.name}/servers/{project}")
+        assert response.status_code in (202, 204), response.text
+        deadline = time.monotonic() + 60
+        while self.api("GET", f"/users/{self.name}").json().get("servers", {}).get(project):
+            assert time.monotonic() < deadline, "the workspace did not stop"
+            time.sleep(0.1)
+
+    def server(self, project: str) -> str:
+        return f"{self.enclave.url}/user/{self.name}/{project}"
+
+    def open_workspace(self, project: str) -> requests.Response:
+        """GET the workspace (following the hub's OAuth redirects), so its own cookies are set, as in a browser."""
+        return self.http.get(f"{self.server(project)}/lab", timeout=60)
+
+    def server_xsrf(self, project: str) -> dict[str, str]:
+        path = f"/user/{self.name}/{project}/"
+        return {"X-XSRFToken": self.http.cookies.get("_xsrf", path=path) or ""}
+
+    def workspace(self, method: str, project: str, path: str, **kwargs) -> requests.Response:
+        """A request to the workspace's own server (its REST API, /files, /nbconvert...)."""
+        headers = {**self.server_xsrf(project), **kwargs.pop("headers", {})}
+        return self.http.request(method, f"{self.server(project)}{path}", headers=headers, timeout=60, **kwargs)
+
+    def execute(self, project: str, code: str, timeout: float = 120) -> str:
+        """Run `code` in a new kernel of the workspace, as JupyterLab would; its stdout (raises on an error)."""
+        self.open_workspace(project)
+        kernel = self.workspace("POST", project, "/api/kernels", json={"name": "python3"})
+        assert kernel.status_code == 201, kernel.text
+        try:
+            return asyncio.run(self._execute(project, kernel.json()["id"], code, timeout))
+        finally:
+            self.workspace("DELETE", project, f"/api/kernels/{kernel.json()['id']}")
+
+    async def _execute(self, project: str, kernel: str, code: str, timeout: float) -> str:
+        url = self.server(project).replace("http://", "ws://") + f"/api/kernels/{kernel}/channels"
+        cookies = "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
+        request = HTTPRequest(url, headers={"Cookie": cookies, **self.server_xsrf(project)})
+        ws = await websocket_connect(request)
+        msg_id = uuid.uuid4().hex
+        ws.write_message(
+            json.dumps(
+                {
+                    "header": {"msg_id": msg_id, "msg_type": "execute_request", "session": uuid.uuid4().hex,
+                               "username": self.name, "version": "5.3"},
+                    "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+                    "content": {"code": code, "silent": False, "store_history": False, "allow_stdin": False},
+                }
+            )
+        )  # fmt: skip
+        out: list[str] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                raw = await asyncio.wait_for(ws.read_message(), timeout=max(1, deadline - time.monotonic()))
+                assert raw is not None, "the kernel's websocket closed"
+                msg = json.loads(raw)
+                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                kind, content = msg["msg_type"], msg["content"]
+                if kind == "stream":
+                    out.append(content["text"])
+                elif kind == "error":
+                    raise AssertionError(f"{content['ename']}: {content['evalue']}")
+                elif kind == "status" and content["execution_state"] == "idle":
+                    return "".join(out)
+        finally:
+            ws.close()
+
+
+def provision(home: Path, cohort: Path) -> tuple[Paths, dict[str, str]]:
+    """The demo project, a second project for alice, the demo users: through the real provisioning steps."""
+    paths = Paths(home)
+    paths.home.mkdir(parents=True, exist_ok=True)
+    paths.home.chmod(0o711)
+    paths.sites.symlink_to(cohort, target_is_directory=True)
+    registry, _ = steps.ensure_registry(paths)
+    steps.ensure_sites(registry, paths, actor="test-admin")
+    steps.ensure_consent(registry, paths, actor="test-admin")
+    steps.ensure_project(registry, steps.DEMO_SPEC, actor="test-admin")
+    steps.ensure_project(registry, spec_file(home, SECOND_PROJECT, "GRU"), actor="test-admin")
+    for project in (DEMO, SECOND_PROJECT):
+        steps.ensure_materialised(registry, paths, project, actor="test-admin", progress=False)
+    users, _ = steps.ensure_demo_users(registry, paths, steps.demo_users(), actor="test-admin")
+    registry.close()
+    return paths, {user: password for user, (password, _uri) in users.items()}
+
+
+@contextlib.contextmanager
+def running_enclave(home: Path, cohort: Path) -> Iterator[RunningEnclave]:
+    paths, passwords = provision(home, cohort)
+    table = f"enclave_egress_t{secrets.token_hex(3)}"
+    ensure_host(paths, {DEMO: ["alice", "bob"], SECOND_PROJECT: ["alice"]}, egress_table=table)
+    public, proxy_api, airlock = free_ports(3)
+    settings = HubSettings(home=paths.home, port=public, proxy_api_port=proxy_api, airlock_port=airlock)
+    env = {"ENCLAVE_WORKSPACE_ENV": str(workspace_env())}
+    previous = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    process = None
+    try:
+        process = lifecycle.start(settings)
+        yield RunningEnclave(paths, settings, passwords, table)
+    finally:
+        if process is not None:
+            lifecycle.stop_process(process.pid)
+        remove_egress_rules(table=table)
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def hub_log(enclave: RunningEnclave, lines: int = 80) -> str:
+    return lifecycle.tail(enclave.paths.hub / "jupyterhub.log", lines)

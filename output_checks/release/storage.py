@@ -28,13 +28,37 @@ class Snapshot:
     size: int
 
 
-def _copy_hashing(source: Path, target: Path) -> tuple[str, int]:
+def open_beneath(root: Path, relative: Path) -> int:
+    """Open `root/relative` for reading one component at a time, following no link on the way, so that a folder
+    swapped for a link (researchers control the outputs folder from their workspace) can never lead the airlock,
+    which runs with more rights than they have, out of `root`. FIFOs and devices are opened without blocking and
+    refused by the caller's regular-file check."""
+    nofollow = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(root, nofollow | os.O_DIRECTORY)
+    try:
+        *folders, name = relative.parts
+        for part in folders:
+            if part in ("", ".", ".."):
+                raise FabricError(f"{relative}: not a plain path inside the outputs folder")
+            inner = os.open(part, nofollow | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        return os.open(name, nofollow | os.O_NONBLOCK, dir_fd=fd)
+    except OSError as exc:
+        raise FabricError(f"{relative}: cannot be read as a file inside the outputs folder ({exc.strerror})") from exc
+    finally:
+        os.close(fd)
+
+
+def _copy_hashing(source: Path, target: Path, beneath: Path | None = None) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".part")
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(source, flags)
+    if beneath is not None:
+        fd = open_beneath(beneath, source.relative_to(beneath))
+    else:
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     with os.fdopen(fd, "rb") as src, tmp.open("wb") as out:
         if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
             raise FabricError(f"{source.name}: not a regular file")
@@ -63,9 +87,12 @@ class AirlockStore:
         self.snapshots = root / "snapshots"
         self.egress = root / "egress"
 
-    def snapshot(self, request_id: str, file_id: int, version: int, source: Path) -> Snapshot:
+    def snapshot(
+        self, request_id: str, file_id: int, version: int, source: Path, beneath: Path | None = None
+    ) -> Snapshot:
+        """Copy `source` (opened without following links below `beneath`, when given) into the request."""
         relative = f"{request_id}/{file_id:06d}-v{version}"
-        sha, size = _copy_hashing(source, self.snapshots / relative)
+        sha, size = _copy_hashing(source, self.snapshots / relative, beneath)
         return Snapshot(relative, sha, size)
 
     def snapshot_path(self, relative: str) -> Path:

@@ -190,7 +190,8 @@ def _snapshot(
     )  # fmt: skip
     session.add(record)
     session.flush()
-    snap = store.snapshot(request.id, record.id, version, full)
+    outputs = full.parents[len(Path(relative).parts) - 1]  # the resolved outputs folder
+    snap = store.snapshot(request.id, record.id, version, full, beneath=outputs)
     record.sha256, record.size, record.snapshot = snap.sha256, snap.size, snap.relative
     if record not in request.files:
         request.files.append(record)

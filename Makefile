@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 CHP := hub/node_modules/.bin/configurable-http-proxy
 ENCLAVE_HOME ?= $(CURDIR)/var
 export ENCLAVE_HOME
+# The workspace environment (images/requirements.lock + images/jupyter/), shared by the demo and the tests.
+ENCLAVE_WORKSPACE_ENV ?= $(CURDIR)/.workspace
+export ENCLAVE_WORKSPACE_ENV
 
 # Debian packages: build tools for the venv, htslib's command-line tools as the benchmark baseline, Tesseract
 # for the airlock's OCR of figures, Chromium for the web app's browser tests (driven by Playwright, never downloaded),
@@ -15,14 +18,19 @@ export ENCLAVE_HOME
 DEBIAN_PACKAGES := python3-venv python3-dev build-essential bcftools tabix tesseract-ocr tesseract-ocr-eng chromium \
 	nodejs npm nftables bubblewrap iproute2
 
-.PHONY: demo test check format bench lock system-packages clean
+.PHONY: demo test check format bench lock system-packages workspace-env clean
 
+# As root: provision the demo, build the workspace environment, start Enclave on http://127.0.0.1:8000 (Ctrl-C stops).
 demo: $(STAMP) $(CHP)
 	$(BIN)/enclave demo
 
-test: $(STAMP) $(CHP)
+test: $(STAMP) $(CHP) workspace-env
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Idempotent: rebuilt only when its inputs changed (a stamp inside holds their SHA-256).
+workspace-env: $(STAMP)
+	$(BIN)/enclave workspace build --dest $(ENCLAVE_WORKSPACE_ENV)
 
 check: $(STAMP)
 	$(BIN)/ruff check .
@@ -32,7 +40,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP) system-packages
+bench: $(STAMP) $(CHP) workspace-env system-packages
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # Installs Debian packages when run as root and something is missing; otherwise says what is missing. A command of
@@ -61,7 +69,8 @@ $(CHP): hub/package.json hub/package-lock.json | system-packages
 # Re-resolve the lock files (needs the package registry; commit the result).
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
+	cd images && ../$(BIN)/uv pip compile requirements.in --generate-hashes --python-version 3.11 -o requirements.lock
 	npm install --prefix hub --package-lock-only --omit-lockfile-registry-resolved=false
 
 clean:
-	rm -rf $(VENV) var .pytest_cache hub/node_modules
+	rm -rf $(VENV) var .pytest_cache hub/node_modules .workspace

@@ -131,6 +131,11 @@ def demo_otp(ctx: Context, user: str) -> None:
 
 @friendly
 def _demo(ctx: Context, patients: int, sites: int, seed: int, quiet: bool, *, start: bool) -> None:
+    if start and os.geteuid() != 0:
+        raise FabricError(
+            "the demo starts workspaces as per-project Unix accounts in bubblewrap, which needs root: run "
+            "`sudo make demo` (or `enclave demo --no-start` to provision only)"
+        )
     who = actor()
     registry, result = steps.ensure_registry(ctx.paths)
     done = [result]
@@ -148,6 +153,7 @@ def _demo(ctx: Context, patients: int, sites: int, seed: int, quiet: bool, *, st
 
         done.append(ensure_workspace_env(ctx.paths.workspace_env))
         done += _apply_host(ctx)
+        done.append(steps.ensure_example_notebooks(ctx.paths, project, steps.demo_researchers()))
     click.echo(f"\nEnclave demo ready in {ctx.paths.home}")
     for step in done:
         click.echo(f"  {step.step:<12} {step.detail}")
@@ -183,7 +189,9 @@ def _serve_foreground(ctx: Context) -> None:
     click.echo("\nStarting JupyterHub, its proxy and the airlock service ...")
     process = lifecycle.start(settings)
     click.echo(f"\nEnclave is running at {settings.url}/  (hub log: {ctx.paths.hub / 'jupyterhub.log'})")
-    click.echo("Log in as alice, start the cardio-risk workspace, and open notebooks/cardiac_risk.ipynb's copy in it.")
+    click.echo("Log in as alice (password, then the code), start the cardio-risk workspace, and open")
+    click.echo("cardiac_risk.ipynb in it: it reads all three modalities with Dask, logs a model to MLflow and writes")
+    click.echo("a table and a figure to /project/outputs; the Airlock menu submits them for review by carol and dave.")
     click.echo("Press Ctrl-C (or run `enclave down`) to stop everything.")
 
     def _terminate(*_: Any) -> None:

@@ -4,6 +4,8 @@ says what it did. `enclave demo` reads as a checklist of them."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,3 +129,34 @@ def ensure_demo_users(registry: Registry, paths: Paths, users: list[str], *, act
 def demo_users() -> list[str]:
     spec = ProjectSpec.load(DEMO_SPEC)
     return sorted({m.user for m in spec.members})
+
+
+def demo_researchers() -> list[str]:
+    spec = ProjectSpec.load(DEMO_SPEC)
+    return sorted({m.user for m in spec.members if m.role == "researcher"})
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def ensure_example_notebooks(paths: Paths, project: str, researchers: list[str]) -> StepResult:
+    """Copy the example notebooks (notebooks/) into each researcher's home in `project`, once: a copy a researcher
+    changed or deleted is left as they left it. Owned by the home's owner (the project account, as root)."""
+    copied = 0
+    for user in researchers:
+        home = paths.project_home(project, user)
+        if not home.is_dir() or home.is_symlink():
+            continue
+        owner = home.stat()
+        for notebook in sorted(EXAMPLES.glob("*.ipynb")):
+            marker = home / ".enclave-examples" / notebook.name
+            if marker.exists():
+                continue
+            target = home / notebook.name
+            if not target.exists():
+                shutil.copyfile(notebook, target)
+                os.chown(target, owner.st_uid, owner.st_gid, follow_symlinks=False)
+                copied += 1
+            marker.parent.mkdir(exist_ok=True)
+            marker.touch()
+    return StepResult("examples", f"{copied} example notebooks copied into researchers' homes")

@@ -1,19 +1,30 @@
-"""A Dask cluster for a workspace, sized from the project's compute limits in MANIFEST.json.
+"""A Dask cluster for a workspace, sized from the project's compute limits in MANIFEST.json, with its dashboard
+where the workspace expects it.
 
 The readers themselves build ordinary Dask collections and never look for a cluster: whichever
 `distributed.Client` is current (this one, a gateway cluster, a scheduler the workspace was given) runs them.
+
+Inside a workspace the dashboard listens on $ENCLAVE_DASK_DASHBOARD (a loopback address the workspace's
+jupyter-server-proxy route `dask` forwards to), and the client's dashboard link goes through the hub
+(`{JUPYTERHUB_SERVICE_PREFIX}dask/status`), since the browser cannot reach the sandbox's loopback directly.
+Elsewhere the dashboard takes any free port and the link is Dask's own.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
+import dask
 from distributed import Client
 
 from fabric.errors import FabricError
 
 DEFAULTS: dict[str, Any] = {"dask_workers": 2, "threads_per_worker": 1, "memory_limit": "4GiB"}
+ENV_DASHBOARD = "ENCLAVE_DASK_DASHBOARD"
+ENV_SERVICE_PREFIX = "JUPYTERHUB_SERVICE_PREFIX"
+DASHBOARD_ROUTE = "dask"  # the workspace's jupyter-server-proxy route to the dashboard port
 
 
 def compute_limits(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -28,6 +39,27 @@ def compute_limits(manifest: dict[str, Any]) -> dict[str, Any]:
     return limits
 
 
+def dashboard_address(environ: Mapping[str, str] | None = None) -> str:
+    """Where the dashboard listens: $ENCLAVE_DASK_DASHBOARD in a workspace, else any free port."""
+    environ = os.environ if environ is None else environ
+    return environ.get(ENV_DASHBOARD, "").strip() or ":0"
+
+
+def dashboard_link(environ: Mapping[str, str] | None = None) -> str | None:
+    """The dashboard link through the hub when running under JupyterHub (None elsewhere: Dask's own link).
+
+    Returned as a `distributed.dashboard.link` template, which Dask formats with `str.format`: braces in the
+    prefix are doubled so they stay literal.
+    """
+    environ = os.environ if environ is None else environ
+    prefix = environ.get(ENV_SERVICE_PREFIX, "").strip()
+    if not prefix:
+        return None
+    parts = [part for part in prefix.split("/") if part]  # "/user/alice/p/" and "user/alice/p" alike
+    link = "/" + "/".join([*parts, DASHBOARD_ROUTE, "status"])
+    return link.replace("{", "{{").replace("}", "}}")
+
+
 def start_client(
     manifest: dict[str, Any],
     n_workers: int | None = None,
@@ -36,7 +68,11 @@ def start_client(
     processes: bool = True,
     **cluster_kwargs: Any,
 ) -> Client:
-    """A Client on a new `distributed.LocalCluster`; arguments override the manifest limits, never exceed them."""
+    """A Client on a new `distributed.LocalCluster`; arguments override the manifest limits, never exceed them.
+
+    The dashboard listens on `dashboard_address` if given, else on `dashboard_address()`; under JupyterHub the
+    client's `dashboard_link` points through the hub (see the module docstring).
+    """
     limits = compute_limits(manifest)
     workers = limits["dask_workers"] if n_workers is None else n_workers
     threads = limits["threads_per_worker"] if threads_per_worker is None else threads_per_worker
@@ -44,13 +80,16 @@ def start_client(
         raise FabricError(f"n_workers={workers}: this project allows 1 to {limits['dask_workers']} Dask workers")
     if threads < 1 or threads > limits["threads_per_worker"]:
         raise FabricError(f"threads_per_worker={threads}: this project allows 1 to {limits['threads_per_worker']}")
+    if link := dashboard_link():
+        # Global on purpose: Client.dashboard_link reads the template whenever it is asked, not at start.
+        dask.config.set({"distributed.dashboard.link": link})
     # The Client starts (and on close() stops) its own LocalCluster.
     return Client(
         n_workers=workers,
         threads_per_worker=threads,
         memory_limit=limits["memory_limit"] if memory_limit is None else memory_limit,
         processes=processes,
-        dashboard_address=cluster_kwargs.pop("dashboard_address", ":0"),
+        dashboard_address=cluster_kwargs.pop("dashboard_address", None) or dashboard_address(),
         set_as_default=True,
         **cluster_kwargs,
     )

@@ -604,6 +604,32 @@ def run_notebook(
     sys.exit(result.returncode)
 
 
+# ------------------------------------------------------------------------------------------------ workspace
+
+
+@main.group()
+def workspace() -> None:
+    """The workspace environment (images/): what researchers' JupyterLab runs."""
+
+
+@workspace.command("build")
+@click.option(
+    "--dest",
+    type=click.Path(path_type=Path),
+    help="Where to build it (default: $ENCLAVE_WORKSPACE_ENV, else workspace-env in the Enclave home).",
+)
+@click.option("--python", default="/usr/bin/python3", show_default=True, help="The Python 3.11 to build it on.")
+@click.option("--force", is_flag=True, help="Rebuild even when it is up to date.")
+@pass_ctx
+@friendly
+def workspace_build(ctx: Context, dest: Path | None, python: str, force: bool) -> None:
+    """Build the workspace environment from images/, unless it is up to date."""
+    from provisioning.workspace_env import ensure_workspace_env
+
+    step = ensure_workspace_env(dest or ctx.paths.workspace_env, python=python, force=force)
+    click.echo(f"  {step.step:<12} {step.detail}")
+
+
 # ------------------------------------------------------------------------------------------------ audit
 
 

@@ -48,7 +48,8 @@ def run_in_sandbox(
         inside_runs = f"{layout.inside_home}/runs"
         papermill = str(layout.env / "bin" / "papermill")
         command = [papermill, f"{inside_runs}/{source.name}", f"{inside_runs}/{executed.name}"]
-        command += ["--cwd", layout.inside_home, "--kernel", "python3", "--language", "python", "--log-output", "--no-progress-bar"]
+        command += ["--cwd", layout.inside_home, "--kernel", "python3", "--language", "python"]
+        command += ["--log-output", "--no-progress-bar"]
         for name, value in parameters.items():
             command += ["-p", name, value]
         completed = subprocess.run(  # output streams to the caller's terminal

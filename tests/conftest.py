@@ -40,10 +40,23 @@ def own_cohort(tmp_path, cohort) -> Path:
 
 
 @pytest.fixture(scope="session")
-def running_enclave(tmp_path_factory, cohort):
+def running_enclave(tmp_path_factory, cohort, workspace_env):
     """A real Enclave (hub, proxy, airlock service, sandboxed workspaces) for the whole session, started on first
     use and stopped at the end (tests/workspace_hub.py). Tests using it carry `needs_enclave`."""
     from tests.workspace_hub import running_enclave as start
 
     with start(tmp_path_factory.mktemp("enclave-hub") / "home", cohort) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def workspace_env() -> Path:
+    """The workspace environment (images/) brought up to date once per session by its real builder:
+    $ENCLAVE_WORKSPACE_ENV, else the checkout's shared .workspace/ (a no-op when its stamp is current; a rebuild
+    after a change to images/ or fabric/). Read-only by convention."""
+    from provisioning.workspace_env import ensure_workspace_env
+    from tests.workspace_env import workspace_env as shared_env
+
+    env = shared_env().absolute()
+    ensure_workspace_env(env)
+    return env

@@ -168,14 +168,18 @@ def _demo(ctx: Context, patients: int, sites: int, seed: int, quiet: bool, *, st
 
 
 def _apply_host(ctx: Context) -> list[steps.StepResult]:
-    from provisioning.host import ensure_host
+    """Every project's account and folders and the egress rule (table: $ENCLAVE_EGRESS_TABLE, else Enclave's)."""
+    from provisioning.host import EGRESS_TABLE, ensure_host
 
+    return ensure_host(ctx.paths, _researchers(ctx), egress_table=os.environ.get("ENCLAVE_EGRESS_TABLE", EGRESS_TABLE))
+
+
+def _researchers(ctx: Context) -> dict[str, list[str]]:
     with ctx.registry.session() as session:
-        projects = {
+        return {
             p.name: [m.username for m in p.members if m.role == "researcher"]
             for p in session.scalars(select(Project).order_by(Project.name))
         }
-    return ensure_host(ctx.paths, projects)
 
 
 def _serve_foreground(ctx: Context) -> None:
@@ -507,9 +511,11 @@ def host() -> None:
 @host.command("apply")
 @click.option(
     "--egress-table",
+    envvar="ENCLAVE_EGRESS_TABLE",
     default="enclave_egress",
     show_default=True,
-    help="The nftables table (inet) Enclave owns and replaces; another name keeps a second installation apart.",
+    help="The nftables table (inet) Enclave owns and replaces; another name keeps a second installation apart "
+    "(also $ENCLAVE_EGRESS_TABLE, which `enclave up` and `enclave demo` use too).",
 )
 @pass_ctx
 @friendly
@@ -517,12 +523,7 @@ def host_apply(ctx: Context, egress_table: str) -> None:
     """Ensure every project's Unix account and folders, and the nftables rule denying them egress."""
     from provisioning.host import ensure_host
 
-    with ctx.registry.session() as session:
-        projects = {
-            p.name: [m.username for m in p.members if m.role == "researcher"]
-            for p in session.scalars(select(Project).order_by(Project.name))
-        }
-    for step in ensure_host(ctx.paths, projects, egress_table=egress_table):
+    for step in ensure_host(ctx.paths, _researchers(ctx), egress_table=egress_table):
         click.echo(f"  {step.step:<12} {step.detail}")
 
 
@@ -568,13 +569,8 @@ def status(ctx: Context) -> None:
     from hub import lifecycle
     from hub.config import HubSettings
 
-    with ctx.registry.session() as session:
-        members = {
-            p.name: [m.username for m in p.members if m.role == "researcher"]
-            for p in session.scalars(select(Project).order_by(Project.name))
-        }
     settings = HubSettings.from_env({**os.environ, "ENCLAVE_HOME": str(ctx.paths.home)})
-    state = lifecycle.status(settings, members)
+    state = lifecycle.status(settings, _researchers(ctx))
     if not state.running:
         click.echo("Enclave is not running (`enclave up` starts it).")
         sys.exit(3)

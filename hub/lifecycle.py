@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -138,7 +139,13 @@ def stop(paths: Paths, timeout: float = 60) -> int | None:
     pid = read_pid(paths)
     if pid is not None:
         stop_process(pid, timeout)
+    remove_runtime(paths)
     return pid
+
+
+def remove_runtime(paths: Paths) -> None:
+    """What a stopped hub leaves in /run: its socket's folder (its workspaces' folders go as each one stops)."""
+    shutil.rmtree(sandbox.hub_socket(paths).parent, ignore_errors=True)
 
 
 def status(settings: HubSettings, members: dict[str, list[str]]) -> HubStatus:

@@ -209,6 +209,7 @@ def _serve_foreground(ctx: Context) -> None:
     except KeyboardInterrupt:
         click.echo("\nStopping workspaces, the airlock service, the proxy and the hub ...")
         lifecycle.stop_process(process.pid)
+        lifecycle.remove_runtime(ctx.paths)
         click.echo("Enclave stopped.")
 
 

@@ -229,6 +229,7 @@ def running_enclave(home: Path, cohort: Path) -> Iterator[RunningEnclave]:
     finally:
         if process is not None:
             lifecycle.stop_process(process.pid)
+        lifecycle.remove_runtime(paths)
         remove_egress_rules(table=table)
         for key, value in previous.items():
             if value is None:

@@ -20,7 +20,7 @@ import secrets
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,13 +150,20 @@ class Person:
 
     def execute(self, project: str, code: str, timeout: float = 120) -> str:
         """Run `code` in a new kernel of the workspace, as JupyterLab would; its stdout (raises on an error)."""
+        with self.kernel(project) as run:
+            return run(code, timeout)
+
+    @contextlib.contextmanager
+    def kernel(self, project: str) -> Iterator[Callable[[str, float], str]]:
+        """A kernel in the workspace for the block: yields `run(code, timeout) -> stdout`; shut down after."""
         self.open_workspace(project)
-        kernel = self.workspace("POST", project, "/api/kernels", json={"name": "python3"})
-        assert kernel.status_code == 201, kernel.text
+        started = self.workspace("POST", project, "/api/kernels", json={"name": "python3"})
+        assert started.status_code == 201, started.text
+        kernel = started.json()["id"]
         try:
-            return asyncio.run(self._execute(project, kernel.json()["id"], code, timeout))
+            yield lambda code, timeout=120: asyncio.run(self._execute(project, kernel, code, timeout))
         finally:
-            self.workspace("DELETE", project, f"/api/kernels/{kernel.json()['id']}")
+            self.workspace("DELETE", project, f"/api/kernels/{kernel}")
 
     async def _execute(self, project: str, kernel: str, code: str, timeout: float) -> str:
         url = self.server(project).replace("http://", "ws://") + f"/api/kernels/{kernel}/channels"

@@ -72,3 +72,20 @@ def test_a_workspace_runs_inside_its_project_limits(running_enclave):
         assert len(cgroup.pids()) >= 2  # the server and the kernel, all counted against the limits
     finally:
         bob.stop(DEMO)
+
+
+def test_the_dask_dashboard_and_the_mlflow_ui_open_through_the_hub(running_enclave):
+    alice = running_enclave.person("alice")
+    alice.spawn(DEMO)
+    try:
+        with alice.kernel(DEMO) as run:  # the cluster lives as long as this kernel
+            link = run("from fabric.readers import open_project\nclient = open_project().client(n_workers=1)\n"
+                       "print(client.dashboard_link)", 180)  # fmt: skip
+            assert link.strip() == f"/user/alice/{DEMO}/dask/status"
+            dashboard = alice.http.get(f"{alice.server(DEMO)}/dask/status", timeout=60)
+            assert dashboard.status_code == 200 and "dask" in dashboard.text.lower()
+
+        ui = alice.http.get(f"{alice.server(DEMO)}/mlflow/", timeout=180)  # started on demand inside the sandbox
+        assert ui.status_code == 200 and "mlflow" in ui.text.lower()
+    finally:
+        alice.stop(DEMO)

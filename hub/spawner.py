@@ -108,15 +108,19 @@ class SandboxSpawner(Spawner):
         self.workspace = plan.id
         command = [str(plan.layout.env / "bin" / "jupyterhub-singleuser"), f"--sock={sandbox.INSIDE_SOCKET}"]
         argv = plan.argv([*command, *self.get_args()], bwrap=self.bwrap, setpriv=self.setpriv)
-        with self._log_path(paths).open("ab") as out:
-            process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=plan.join_cgroup,  # the sandbox's first process joins the limits before it runs
-            )
+        try:
+            with self._log_path(paths).open("ab") as out:
+                process = await asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=plan.join_cgroup,  # the sandbox's first process joins the limits before it runs
+                )
+        except OSError as exc:
+            await asyncio.to_thread(plan.cleanup)
+            raise web.HTTPError(503, f"the workspace sandbox could not start ({exc.strerror})") from exc
         self.pid = process.pid
         self._process = process
         self._plan = plan

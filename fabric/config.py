@@ -69,14 +69,6 @@ class Paths:
         return self.project_dir(project) / "mlflow"
 
     @property
-    def workspaces_run(self) -> Path:
-        """Runtime state of running workspaces (their server sockets): `run/workspaces/PROJECT/USER/`."""
-        return self.home / "run" / "workspaces"
-
-    def workspace_run(self, project: str, user: str) -> Path:
-        return self.workspaces_run / project / user
-
-    @property
     def hub(self) -> Path:
         """JupyterHub's state: its SQLite database, cookie secret, proxy token, pid and log files."""
         return self.home / "hub"

@@ -20,18 +20,18 @@ from fabric.projects import ComputeLimits
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PARENT = "enclave"
 CFS_PERIOD_US = 100_000
-DEFAULT_PIDS = 1024  # processes and threads of one workspace: kernels, Dask workers and their threads
 
 
 @dataclass(frozen=True)
 class Limits:
     cpus: float
     memory_bytes: int
-    pids: int = DEFAULT_PIDS
+    pids: int  # processes and threads: the server, kernels, Dask workers and all their threads
 
     @classmethod
-    def from_compute(cls, compute: ComputeLimits, pids: int = DEFAULT_PIDS) -> Limits:
-        return cls(cpus=compute.cpus, memory_bytes=compute.memory_bytes(), pids=pids)
+    def from_compute(cls, compute: ComputeLimits) -> Limits:
+        """The project spec's `compute`: cpus, memory and max_processes."""
+        return cls(cpus=compute.cpus, memory_bytes=compute.memory_bytes(), pids=compute.max_processes)
 
     def v1_files(self) -> dict[str, dict[str, str]]:
         """What to write in each cgroup v1 controller's folder."""

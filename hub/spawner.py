@@ -29,7 +29,7 @@ from traitlets import Bool, Float, Integer, Unicode, default
 
 from fabric.config import Paths
 from hub import sandbox
-from hub.limits import DEFAULT_PIDS, WorkspaceCgroup
+from hub.limits import WorkspaceCgroup
 from hub.workspaces import INSECURE_ENV, WorkspaceError, prepare
 
 PASSED_ENV_PREFIXES = ("JUPYTERHUB_", "JPY_")  # what of JupyterHub's environment reaches the workspace
@@ -54,7 +54,6 @@ class SandboxSpawner(Spawner):
         help="Root-owned folder holding one 0700 folder per running workspace with its server socket (kept short: "
         "Unix socket paths are limited to 108 bytes).",
     ).tag(config=True)
-    pids_limit = Integer(DEFAULT_PIDS, help="Most processes and threads one workspace may run.").tag(config=True)
     stop_grace = Float(10, help="Seconds a stopping workspace gets to shut its kernels down.").tag(config=True)
     insecure_dev_mode = Bool(
         help="INSECURE, for development machines only: start workspaces when the hub is not root, as the hub's own "
@@ -99,7 +98,6 @@ class SandboxSpawner(Spawner):
                 environment=self._hub_environment(paths),
                 insecure_dev_mode=self.insecure_dev_mode,
                 socket_root=Path(self.socket_root),
-                pids=self.pids_limit,
             )
         except WorkspaceError as exc:
             raise web.HTTPError(exc.status, exc.message) from exc

@@ -22,7 +22,7 @@ from fabric.db import Registry
 from fabric.models import Project, ProjectMember
 from fabric.projects import ProjectRole, ProjectSpec
 from hub import sandbox
-from hub.limits import DEFAULT_PIDS, CgroupError, Limits, WorkspaceCgroup
+from hub.limits import CgroupError, Limits, WorkspaceCgroup
 from provisioning.host import account_name
 
 INSECURE_ENV = "ENCLAVE_INSECURE_DEV_MODE"
@@ -87,7 +87,6 @@ def prepare(
     insecure_dev_mode: bool = False,
     socket_root: Path = sandbox.SOCKET_ROOT,
     hub_socket_root: Path = sandbox.HUB_SOCKET_ROOT,
-    pids: int = DEFAULT_PIDS,
 ) -> WorkspacePlan:
     """Check `user` may work in `project`, make the folders and control group, and return the plan to start it."""
     if not project:
@@ -130,7 +129,7 @@ def prepare(
     if secure:
         cgroup = WorkspaceCgroup(layout.run.name)
         try:
-            cgroup.create(Limits.from_compute(spec.compute, pids=pids))
+            cgroup.create(Limits.from_compute(spec.compute))
         except CgroupError as exc:
             raise WorkspaceError(503, f"cannot limit the workspace's CPU and memory: {exc}") from exc
     return WorkspacePlan(layout=layout, cgroup=cgroup, secure=secure)

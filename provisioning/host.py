@@ -14,8 +14,6 @@ Who may do what on disk (the workspace sandbox mounts these into a workspace):
 | `PROJECT/homes/` | root:PROJECT | 0750 | |
 | `PROJECT/homes/USER/` | account:PROJECT | 0700 | a researcher's workspace home |
 | `PROJECT/mlflow/`, `mlflow/artifacts/` | account:PROJECT | 0700 | the project's MLflow store |
-| `run/workspaces/` | root:root | 0711 | |
-| `run/workspaces/PROJECT/`, `.../USER/` | account:PROJECT | 0700 | the workspace server's socket |
 
 Folders the account owns are opened one component at a time with O_NOFOLLOW and changed through the open
 descriptor, so a symlink the account plants (it may rename and link inside its own folders) can never make root
@@ -273,16 +271,6 @@ def ensure_project_folders(paths: Paths, project: str, account: ProjectAccount, 
             _ensure(stack, tally, homes, member, uid, gid, 0o700)
         mlflow = _ensure(stack, tally, project_dir, paths.project_mlflow(project).name, uid, gid, 0o700)
         _ensure(stack, tally, mlflow, "artifacts", uid, gid, 0o700)
-
-        run = paths.workspaces_run.parent
-        if not run.exists():
-            run.mkdir(parents=True, mode=0o711)
-        run_fd = _open_dir(run, None, create=False)
-        stack.callback(os.close, run_fd)
-        workspaces = _ensure(stack, tally, run_fd, paths.workspaces_run.name, 0, 0, 0o711)
-        project_run = _ensure(stack, tally, workspaces, project, uid, gid, 0o700)
-        for member in members:
-            _ensure(stack, tally, project_run, member, uid, gid, 0o700)
     detail = f"{tally.changed} owner/mode changes" if tally.changed else "owners and modes already right"
     return StepResult("folders", f"{project}: {detail}")
 

@@ -97,12 +97,9 @@ def test_folders_get_the_owners_and_modes_of_the_table_and_a_rerun_changes_nothi
             paths.project_homes(project): ("root", group, 0o750),
             paths.project_mlflow(project): (me, group, 0o700),
             paths.project_mlflow(project) / "artifacts": (me, group, 0o700),
-            paths.workspaces_run: ("root", "root", 0o711),
-            paths.workspaces_run / project: (me, group, 0o700),
         }
         for member in MEMBERS:
             expected[paths.project_home(project, member)] = (me, group, 0o700)
-            expected[paths.workspace_run(project, member)] = (me, group, 0o700)
         assert {p: owner_mode(p) for p in expected} == expected
 
         assert paths.project_data(project).resolve() == view
@@ -127,7 +124,6 @@ def test_the_account_reads_its_view_and_writes_its_own_folders():
             paths.project_outputs(project),
             paths.project_home(project, "alice"),
             paths.project_mlflow(project) / "artifacts",
-            paths.workspace_run(project, "bob"),
         ]:
             assert try_as(account, "write", folder) == "ok", folder
         # the view is read-only for the account, its own build included

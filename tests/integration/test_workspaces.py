@@ -66,7 +66,7 @@ def test_a_workspace_runs_inside_its_project_limits(running_enclave):
         cgroup = WorkspaceCgroup(sandbox.workspace_id(running_enclave.paths, DEMO, "bob"))
         assert int(cgroup.read("memory.limit_in_bytes")) == 8 * 2**30  # the demo spec: compute.memory 8GiB
         assert int(cgroup.read("cpu.cfs_quota_us")) == 2 * int(cgroup.read("cpu.cfs_period_us"))  # cpus: 2
-        assert int(cgroup.read("pids.max")) > 0
+        assert int(cgroup.read("pids.max")) == 512  # compute.max_processes' default
         inside = json.loads(bob.execute(DEMO, "import json, os; print(json.dumps(os.getpid()))"))
         assert inside < 100  # its own PID namespace
         assert len(cgroup.pids()) >= 2  # the server and the kernel, all counted against the limits

@@ -36,10 +36,7 @@ def test_an_account_cannot_read_or_write_another_projects_folders():
             ("write", paths.project_outputs(other)),
             ("list", paths.project_home(other, "alice")),
             ("write", paths.project_mlflow(other) / "artifacts"),
-            ("list", paths.workspaces_run / other),
-            ("write", paths.workspace_run(other, "alice")),
             ("list", paths.projects),  # no account may list which projects exist
-            ("list", paths.workspaces_run),
         }
         assert {(op, str(path)): try_as(mine, op, path) for op, path in refused} == {
             (op, str(path)): "EACCES" for op, path in refused
@@ -70,12 +67,12 @@ def test_a_symlink_planted_in_outputs_does_not_make_root_change_its_target():
     "owned",
     [
         lambda paths, project: paths.project_mlflow(project) / "artifacts",
-        lambda paths, project: paths.workspace_run(project, "alice"),
+        lambda paths, project: paths.project_home(project, "alice"),
     ],
-    ids=["mlflow-artifacts", "workspace-run"],
+    ids=["mlflow-artifacts", "home"],
 )
 def test_a_folder_the_account_replaced_by_a_symlink_is_refused_not_followed(owned):
-    """mlflow/ and run/workspaces/PROJECT/ belong to the account, which may swap what is inside for a link to
+    """mlflow/ and homes/USER/ belong to the account, which may swap what is inside for a link to
     anything: provisioning must refuse rather than chown the link's target to the account."""
     with scratch_home() as home, throwaway_account() as account:
         paths, project = Paths(home), account.project

@@ -95,7 +95,7 @@ def test_socket_paths_fit_and_urls_are_what_the_proxy_routes():
 
 
 def test_limits_follow_the_project_spec(tmp_path):
-    limits = Limits.from_compute(ComputeLimits(cpus=1.5, memory="2GiB"), pids=300)
+    limits = Limits.from_compute(ComputeLimits(cpus=1.5, memory="2GiB", max_processes=300))
     files = limits.v1_files()
     assert files["cpu"]["cpu.cfs_quota_us"] == "150000" and files["cpu"]["cpu.cfs_period_us"] == "100000"
     assert files["memory"]["memory.limit_in_bytes"] == str(2 * 2**30)
@@ -144,6 +144,6 @@ def test_the_spawner_is_a_documented_plugin():
     own = {
         name for name, trait in SandboxSpawner.class_traits(config=True).items() if trait.this_class is SandboxSpawner
     }
-    assert own >= {"enclave_home", "bwrap", "setpriv", "socket_root", "pids_limit", "stop_grace", "insecure_dev_mode"}
+    assert own >= {"enclave_home", "bwrap", "setpriv", "socket_root", "stop_grace", "insecure_dev_mode"}
     for name in own:
         assert SandboxSpawner.class_traits()[name].help, f"{name} has no help"

@@ -6,6 +6,7 @@ Who may do what on disk (the workspace sandbox mounts these into a workspace):
 
 | path under the project | owner:group | mode | why |
 | --- | --- | --- | --- |
+| the Enclave home | root | 0711 | reachable, not listable; its registry, sites, secrets, airlock and hub state 0700/0600 |
 | `projects/` | root:root | 0711 | nobody may list the projects; each account reaches only its own |
 | `PROJECT/` | root:PROJECT | 0750 | only the project's account may enter |
 | `PROJECT/views/` | root:PROJECT | 2750 | builds the materialiser writes later inherit the group |
@@ -329,11 +330,34 @@ def remove_egress_rules(*, table: str = EGRESS_TABLE) -> StepResult:
 # ------------------------------------------------------------------------------------------------ all of it
 
 
+# Root-only parts of an installation: no local account (a project's included, should it run anything outside its
+# sandbox) may read the registry, the sites' raw data, the secrets, the airlock's stores or the hub's state.
+PRIVATE = ("registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm", "sites", "secrets", "airlock", "hub")
+
+
+def ensure_home_modes(paths: Paths) -> StepResult:
+    """The home 0711 (reachable, not listable) and its private parts 0700/0600; links are left alone."""
+    changed = 0
+    paths.home.mkdir(parents=True, exist_ok=True)
+    for path, mode in [(paths.home, 0o711)] + [(paths.home / name, None) for name in PRIVATE]:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            continue
+        wanted = mode if mode is not None else (0o700 if stat.S_ISDIR(st.st_mode) else 0o600)
+        if stat.S_IMODE(st.st_mode) != wanted:
+            os.chmod(path, wanted, follow_symlinks=False)
+            changed += 1
+    return StepResult("home", f"{paths.home}: {changed} modes tightened" if changed else "modes already right")
+
+
 def ensure_host(paths: Paths, projects: dict[str, list[str]], *, egress_table: str = EGRESS_TABLE) -> list[StepResult]:
     """Every project's account and folders, then one egress rule covering all their accounts; `projects` maps a
     project to its researchers."""
     _require_root("host provisioning")
-    done, accounts = [], []
+    done, accounts = [ensure_home_modes(paths)], []
     for project, researchers in sorted(projects.items()):
         account, result = ensure_project_account(project)
         accounts.append(account)

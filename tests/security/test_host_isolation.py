@@ -87,3 +87,21 @@ def test_a_folder_the_account_replaced_by_a_symlink_is_refused_not_followed(owne
             ensure_project_folders(paths, project, account, ["alice"])
         st = os.stat(outside)
         assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o700)
+
+
+def test_the_registry_raw_data_and_secrets_are_root_only():
+    from provisioning.host import ensure_home_modes
+
+    with scratch_home() as home, throwaway_account() as account:
+        paths = Paths(home)
+        (home / "registry.sqlite").write_text("registry")
+        (home / "registry.sqlite").chmod(0o644)
+        (home / "sites" / "site-a").mkdir(parents=True)
+        (home / "sites" / "site-a" / "patients.csv").write_text("nhs\n9434765919\n")
+        (home / "sites").chmod(0o755)
+        (home / "secrets").mkdir(mode=0o755)
+        ensure_home_modes(paths)
+        for op, path in (("read", home / "registry.sqlite"), ("read", home / "sites" / "site-a" / "patients.csv"),
+                         ("list", home / "secrets"), ("list", home)):  # fmt: skip
+            assert try_as(account, op, path) == "EACCES", path
+        assert ensure_home_modes(paths).detail == "modes already right"

@@ -25,7 +25,7 @@ from fabric.db import Registry
 from hub.airlock_service import airlock_service
 from hub.roles import TOKEN_MAX_SECONDS, hub_groups, hub_roles
 from hub.sandbox import hub_socket, socket_url
-from hub.workspaces import researcher_projects
+from hub.workspaces import registry_of, researcher_projects
 
 REPO = Path(__file__).resolve().parents[1]
 CHP = REPO / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -85,7 +85,7 @@ def apply_config(c: Any, settings: HubSettings) -> None:
     """Everything Enclave sets on JupyterHub, its proxy, its spawner and its authenticator."""
     paths = Paths(settings.home)
     state = paths.hub
-    registry = Registry(paths.database_url)
+    registry = registry_of(paths)
 
     c.JupyterHub.bind_url = settings.url
     # The hub listens on a Unix socket, not a port: the proxy, the airlock service and (bound into their sandbox)

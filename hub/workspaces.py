@@ -12,6 +12,7 @@ import contextlib
 import os
 import pwd
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,19 @@ class WorkspaceError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+_registries: dict[str, Registry] = {}
+_registries_lock = threading.Lock()
+
+
+def registry_of(paths: Paths) -> Registry:
+    """This process's one Registry for `paths` (opening one migrates the database, which alembic cannot do from
+    several threads at once: the spawner prepares concurrent workspaces in threads)."""
+    with _registries_lock:
+        if paths.database_url not in _registries:
+            _registries[paths.database_url] = Registry(paths.database_url)
+        return _registries[paths.database_url]
 
 
 def researcher_projects(registry: Registry, user: str) -> list[dict[str, str]]:
@@ -98,15 +112,12 @@ def prepare(
             "Workspaces need Enclave to run as root (to drop to the project's account and set limits). "
             f"On a development machine only, set {INSECURE_ENV}=1 (insecure development mode).",
         )
-    registry = Registry(paths.database_url)
-    try:
-        if project not in {p["name"] for p in researcher_projects(registry, user)}:
-            # the same answer whether the project exists or not: no probing of other projects' names
-            raise WorkspaceError(403, f"{user} is not a researcher in project {project!r}")
-        with registry.session() as session:
-            spec = ProjectSpec.model_validate(session.get(Project, project).spec)
-    finally:
-        registry.close()
+    registry = registry_of(paths)
+    if project not in {p["name"] for p in researcher_projects(registry, user)}:
+        # the same answer whether the project exists or not: no probing of other projects' names
+        raise WorkspaceError(403, f"{user} is not a researcher in project {project!r}")
+    with registry.session() as session:
+        spec = ProjectSpec.model_validate(session.get(Project, project).spec)
     if not paths.project_data(project).exists():
         raise WorkspaceError(409, f"project {project} has no published data yet: materialise it first")
     if not (paths.workspace_env / "bin" / "jupyterhub-singleuser").exists():

@@ -114,13 +114,20 @@ class Person:
     def spawn(self, project: str, timeout: float = 180) -> float:
         """Start this person's workspace for `project` through the REST API; seconds until the hub says ready."""
         started = time.monotonic()
+        self.request_spawn(project)
+        self.wait_ready(project, started + timeout)
+        return time.monotonic() - started
+
+    def request_spawn(self, project: str) -> None:
         response = self.api("POST", f"/users/{self.name}/servers/{project}")
         assert response.status_code in (201, 202), f"spawn refused: {response.status_code} {response.text[:300]}"
+
+    def wait_ready(self, project: str, deadline: float) -> None:
         while True:
             server = self.api("GET", f"/users/{self.name}").json().get("servers", {}).get(project)
             if server and server.get("ready"):
-                return time.monotonic() - started
-            if server is None or time.monotonic() - started > timeout:
+                return
+            if server is None or time.monotonic() > deadline:
                 raise AssertionError(f"{self.name}'s {project} workspace did not become ready: {server}")
             time.sleep(0.1)
 

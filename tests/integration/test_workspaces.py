@@ -4,6 +4,7 @@ the limits and the sandbox each workspace really gets. Root only (tests/workspac
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -45,18 +46,24 @@ def test_a_researcher_spawns_runs_code_and_stops_a_workspace(running_enclave):
     assert not WorkspaceCgroup(workspace).pids()
 
 
-def test_two_projects_run_at_once_each_in_its_own_sandbox_and_account(running_enclave):
-    alice = running_enclave.person("alice")
-    alice.spawn(DEMO)
-    alice.spawn(SECOND_PROJECT)
+def test_workspaces_start_at_once_each_in_its_own_sandbox_and_account(running_enclave):
+    alice, bob = running_enclave.person("alice"), running_enclave.person("bob")
+    started = [(alice, DEMO), (alice, SECOND_PROJECT), (bob, DEMO)]
+    for person, project in started:  # all requested before any is ready: the hub prepares them concurrently
+        person.request_spawn(project)
     try:
+        deadline = time.monotonic() + 180
+        for person, project in started:
+            person.wait_ready(project, deadline)
         first = json.loads(alice.execute(DEMO, WHO_AM_I))
         second = json.loads(alice.execute(SECOND_PROJECT, WHO_AM_I))
+        bobs = json.loads(bob.execute(DEMO, WHO_AM_I))
         assert (first["project"], second["project"]) == (DEMO, SECOND_PROJECT)
         assert first["uid"] != second["uid"]  # one Unix account per project
+        assert bobs["uid"] == first["uid"] and bobs["cwd"] == "/home/bob"  # same project, own home
     finally:
-        alice.stop(DEMO)
-        alice.stop(SECOND_PROJECT)
+        for person, project in started:
+            person.stop(project)
 
 
 def test_a_workspace_runs_inside_its_project_limits(running_enclave):

@@ -147,3 +147,16 @@ def test_the_spawner_is_a_documented_plugin():
     assert own >= {"enclave_home", "bwrap", "setpriv", "socket_root", "stop_grace", "insecure_dev_mode"}
     for name in own:
         assert SandboxSpawner.class_traits()[name].help, f"{name} has no help"
+
+
+def test_workspaces_prepared_at_once_share_one_registry(tmp_path):
+    """The spawner prepares concurrent workspaces in threads; opening a Registry migrates it (alembic is not
+    thread-safe), so the process keeps one per database."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hub.workspaces import registry_of
+
+    paths = Paths(tmp_path)
+    with ThreadPoolExecutor(8) as pool:
+        opened = list(pool.map(lambda _: registry_of(paths), range(16)))
+    assert all(r is opened[0] for r in opened)

@@ -6,6 +6,7 @@
   airlock            `enclave airlock check` on a ~100 MB output bundle  vs  Presidio's BatchAnalyzerEngine, defaults
   airlock_release    submit -> checks done, a 20-file request            vs  the checks engine alone, same files
   airlock_web        the review list with 1,000 requests, 4 clients      vs  a static file from the same server
+  workspaces         hub start, spawn -> ready (1 and 10 at once), idle memory  vs  plain JupyterHub, stock spawner
 
 Each candidate also runs at a smaller size, and its peak memory (whole process tree) is reported at both sizes.
 Inputs are generated (deterministically) under var/bench/ and reused; results go to bench/results/.
@@ -518,6 +519,16 @@ def bench_airlock_web(work: Path, sizes: list[int], repeats: int) -> dict:
     return out
 
 
+def bench_workspaces(work: Path, sizes: list[int], repeats: int) -> dict:
+    """Enclave's hub against plain JupyterHub: size is the number of people spawning at once, repeats the
+    one-at-a-time spawns (bench/workspaces.py; root only)."""
+    from bench import workspaces
+
+    result = workspaces.bench(work, sizes[0], repeats)
+    workspaces.write(result)
+    return result
+
+
 BENCHMARKS = {
     "materialise": (bench_materialise, [2000, 10000], 2),
     "allele_frequencies": (bench_allele_frequencies, [25000, 50000], 3),
@@ -525,6 +536,7 @@ BENCHMARKS = {
     "airlock": (bench_airlock, [1.0], 3),  # size: the bundle's scale (1.0 is ~100 MB)
     "airlock_release": (bench_airlock_release, [20], 3),  # size: files in the request
     "airlock_web": (bench_airlock_web, [1000], 1),  # size: requests in the database
+    "workspaces": (bench_workspaces, [10], 15),  # size: people spawning at once; repeats: one-at-a-time spawns
 }
 
 
@@ -547,7 +559,7 @@ def main() -> None:
 
 
 def report(results: dict) -> None:
-    classic = [name for name in BENCHMARKS if name != "airlock" and name in results]
+    classic = [name for name in BENCHMARKS if name not in ("airlock", "workspaces") and name in results]
     if classic:
         print(f"\n{'benchmark':<20} {'size':>8} {'baseline s':>11} {'enclave s':>10} {'ratio':>7} {'peak RSS':>10}")
         for name in classic:
@@ -559,6 +571,10 @@ def report(results: dict) -> None:
         print("\nbaselines: " + "; ".join(sorted({r["baseline"] for n in classic for r in results[n].values()})))
     if "airlock" in results:
         report_airlock(results["airlock"])
+    if "workspaces" in results:
+        from bench import workspaces
+
+        print(workspaces.report(results["workspaces"]))
 
 
 if __name__ == "__main__":

@@ -122,6 +122,9 @@ class SandboxSpawner(Spawner):
         self.pid = process.pid
         self._process = process
         self._plan = plan
+        # Return once the server accepts connections: JupyterHub's own readiness probe backs off up to 5 s between
+        # tries, which on its own would often double the time to a ready workspace.
+        await self._wait_for_socket(plan.layout.socket, process)
         url = sandbox.socket_url(plan.layout.socket)
         # JupyterHub keeps a server's address as ip:port; a socket has neither, so hand it the URL to proxy to.
         self.server.connect_url = url
@@ -170,6 +173,20 @@ class SandboxSpawner(Spawner):
         self.clear_state()
 
     # -- helpers
+
+    async def _wait_for_socket(self, path: Path, process: asyncio.subprocess.Process) -> None:
+        deadline = asyncio.get_running_loop().time() + self.start_timeout
+        while process.returncode is None and asyncio.get_running_loop().time() < deadline:
+            if path.is_socket():
+                try:
+                    _reader, writer = await asyncio.open_unix_connection(str(path))
+                except OSError:
+                    pass
+                else:
+                    writer.close()
+                    return
+            await asyncio.sleep(0.05)
+        # exited or never listened: JupyterHub's own probe reports it (and stop() cleans up)
 
     def _hub_environment(self, paths: Paths) -> dict[str, str]:
         env = self.get_env()

@@ -24,7 +24,6 @@ from fabric.models import Project, ProjectMember
 from fabric.projects import ProjectRole, ProjectSpec
 from hub import sandbox
 from hub.limits import CgroupError, Limits, WorkspaceCgroup
-from provisioning.host import account_name
 
 INSECURE_ENV = "ENCLAVE_INSECURE_DEV_MODE"
 
@@ -147,6 +146,8 @@ def prepare(
 
 
 def _account(project: str) -> tuple[int, int]:
+    from provisioning.host import account_name  # provisioning's imports are heavy; the hub needs only this
+
     try:
         entry = pwd.getpwnam(account_name(project))
     except KeyError:

@@ -1,0 +1,584 @@
+"""Workspace start-up: Enclave's hub against plain JupyterHub, both started and measured side by side in one run.
+
+Enclave: the real hub (`hub.lifecycle.start`: sandboxed workspaces as a project's account, named servers, password +
+TOTP, the airlock service) over a provisioned home with ONE project whose researchers are bench01..benchNN.
+Baseline: plain JupyterHub, the same `jupyterhub` and configurable-http-proxy, its default SQLite, the stock
+`dummy` authenticator and JupyterHub's own local spawner (`simple`: SimpleLocalProcessSpawner, the hub's user, since
+the stock LocalProcessSpawner needs a Unix account per hub user) starting the SAME workspace environment's
+`jupyterhub-singleuser` over loopback TCP.
+
+Measured the same way on both, interleaved so that other load on the machine falls on both:
+
+- hub start: from Popen to /hub/health answering (median of 3 starts);
+- one spawn at a time: POST /hub/api/users/U/servers/NAME, then poll the user model until `ready` (the project's
+  named server for Enclave, the default server for the baseline), stop, repeated;
+- N at once: N people spawn in threads released together, rounds repeated; median and p95 over every spawn;
+- memory per idle workspace, after the N are up and idle: the resident memory (RSS, and PSS, which shares libraries
+  out between processes) of every process of the workspace (Enclave: its control group; baseline: the server's
+  process tree), and for Enclave the control group's own charge (which also counts page cache it first touched).
+
+p95 is the nearest-rank percentile: with 20 samples or fewer it is the largest. Root only (workspaces run as project
+accounts in bubblewrap). Everything it starts is stopped, and the host rules it adds are removed, even on failure.
+`python -m bench --only workspaces`, or `python -m bench.workspaces --help` for the knobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fabric.config import Paths
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "bench-spawn"  # its Unix account enclave-bench-spawn exists only while the benchmark runs
+EGRESS_TABLE = "enclave_egress_bench"
+COHORT = {"patients": 120, "sites": 2, "seed": 5}
+GOAL_SINGLE_MEDIAN_S = 5.0
+GOAL_RATIO = 1.3
+POLL_S = 0.25  # lifecycle.start's own poll interval, used for both hubs
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def users(count: int) -> list[str]:
+    return [f"bench{i:02d}" for i in range(1, count + 1)]
+
+
+def p95(values: list[float]) -> float:
+    """Nearest-rank 95th percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def summary(values: list[float]) -> dict | None:
+    """Median, p95 and the values themselves; None when there are none (e.g. every spawn failed)."""
+    if not values:
+        return None
+    return {"median": statistics.median(values), "p95": p95(values), "n": len(values), "all": values}
+
+
+# ------------------------------------------------------------------------------------------------ memory
+
+
+def _status_kib(pid: int, path: str, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/{path}").read_text().splitlines():
+            if line.startswith(key):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def process_memory(pids: set[int]) -> dict[str, int]:
+    """Summed RSS and PSS (bytes) of `pids`."""
+    return {
+        "rss": sum(_status_kib(p, "status", "VmRSS:") for p in pids) * 1024,
+        "pss": sum(_status_kib(p, "smaps_rollup", "Pss:") for p in pids) * 1024,
+    }
+
+
+def descendants(root: int) -> set[int]:
+    found, stack = set(), [root]
+    while stack:
+        pid = stack.pop()
+        if pid in found:
+            continue
+        found.add(pid)
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            with contextlib.suppress(OSError, ValueError):
+                stack += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+# ------------------------------------------------------------------------------------------------ the two hubs
+
+
+@dataclass
+class Hub:
+    """One of the two systems: where it answers, its people (logged in), the server name they spawn, and how to
+    read one workspace's memory."""
+
+    label: str
+    url: str
+    server: str  # the project (Enclave's named server) or "" (the baseline's default server)
+    people: dict = field(default_factory=dict)  # name -> tests.workspace_hub.Person
+    memory: Callable[[str], dict[str, int]] | None = None  # user -> {rss, pss[, cgroup]} of their workspace
+    starts: list[float] = field(default_factory=list)
+
+
+def healthy_after(process: subprocess.Popen, url: str, log_file: Path, started: float, timeout: float = 120) -> float:
+    """Seconds from `started` until the hub at `url` answers /hub/health (lifecycle.start's own loop)."""
+    from hub import lifecycle
+
+    while not lifecycle.healthy(url):
+        if process.poll() is not None:
+            raise SystemExit(f"the hub exited ({process.returncode}):\n{lifecycle.tail(log_file)}")
+        if time.perf_counter() - started > timeout:
+            raise SystemExit(f"the hub at {url} did not answer within {timeout:.0f} s:\n{lifecycle.tail(log_file)}")
+        time.sleep(POLL_S)
+    return time.perf_counter() - started
+
+
+def keep_logs(source: Path, target: Path) -> None:
+    """The hub's and the workspaces' logs of this run, kept under `work` for reading after (the state goes)."""
+    shutil.rmtree(target, ignore_errors=True)
+    for log_file in source.rglob("*.log"):
+        destination = target / log_file.relative_to(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log_file, destination)
+
+
+def check_host() -> None:
+    from tests.hub_runner import CHP
+    from tests.workspace_env import workspace_env
+
+    missing = [
+        what
+        for what, ok in (
+            ("root", os.geteuid() == 0),
+            ("bubblewrap (bwrap)", shutil.which("bwrap") is not None),
+            (f"the proxy ({CHP.relative_to(ROOT)}: make it)", CHP.exists()),
+            (f"the workspace environment ({workspace_env()}: make .workspace)", (workspace_env() / "bin").exists()),
+        )
+        if not ok
+    ]
+    if missing:
+        raise SystemExit("the workspaces benchmark needs " + ", ".join(missing))
+
+
+def spec_text(members: list[str]) -> str:
+    """The benchmark's project: like the demo's, every bench user a researcher."""
+    lines = [
+        f"name: {PROJECT}",
+        "title: Workspace start-up benchmark",
+        "purpose: DS-CVD",
+        "commercial: false",
+        "members:",
+        *(f"  - {{user: {u}, role: researcher}}" for u in members),
+        "datasets: ['*']",
+        "compute: {cpus: 2, memory: 8GiB, dask_workers: 2, threads_per_worker: 1}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def provision(work: Path, home: Path, members: list[str]) -> tuple[Paths, dict[str, str]]:
+    """A fresh home over a small cohort (generated once under `work`, reused), the project materialised, an account
+    (password + TOTP) per member."""
+    from fabric.config import Paths
+    from provisioning import steps
+
+    cohort = Paths(work / "workspaces-cohort")
+    steps.ensure_cohort(cohort, **COHORT, progress=False)
+    paths = Paths(home)
+    paths.home.mkdir(parents=True)
+    paths.home.chmod(0o711)
+    paths.sites.symlink_to(cohort.sites, target_is_directory=True)
+    spec = home / f"{PROJECT}.yaml"
+    spec.write_text(spec_text(members))
+    registry, _ = steps.ensure_registry(paths)
+    try:
+        steps.ensure_sites(registry, paths, actor="bench")
+        steps.ensure_consent(registry, paths, actor="bench")
+        steps.ensure_project(registry, spec, actor="bench")
+        steps.ensure_materialised(registry, paths, PROJECT, actor="bench", progress=False)
+        created, _ = steps.ensure_demo_users(registry, paths, members, actor="bench")
+    finally:
+        registry.close()
+    return paths, {user: password for user, (password, _uri) in created.items()}
+
+
+@contextlib.contextmanager
+def enclave_hub(work: Path, members: list[str], starts: int) -> Iterator[Hub]:
+    """Enclave provisioned in a fresh home, its hub started `starts` times (timed; the last stays up); everything
+    stopped and removed after."""
+    from hub import lifecycle, sandbox
+    from hub.config import HubSettings
+    from hub.limits import WorkspaceCgroup
+    from provisioning.host import HostError, ensure_host, remove_egress_rules, remove_project_account
+    from tests.hub_runner import free_ports
+    from tests.workspace_env import workspace_env
+    from tests.workspace_hub import RunningEnclave
+
+    home = work / "workspaces-home"
+    shutil.rmtree(home, ignore_errors=True)
+    previous = os.environ.get("ENCLAVE_WORKSPACE_ENV")
+    os.environ["ENCLAVE_WORKSPACE_ENV"] = str(workspace_env())
+    process = paths = None
+    try:
+        log(f"workspaces: provisioning {PROJECT} with {len(members)} researchers …")
+        paths, passwords = provision(work, home, members)
+        ensure_host(paths, {PROJECT: members}, egress_table=EGRESS_TABLE)
+        public, proxy_api, airlock = free_ports(3)
+        settings = HubSettings(home=paths.home, port=public, proxy_api_port=proxy_api, airlock_port=airlock)
+        hub = Hub("enclave", settings.url, PROJECT)
+        for i in range(starts):
+            began = time.perf_counter()
+            process = lifecycle.start(settings)
+            hub.starts.append(time.perf_counter() - began)
+            if i < starts - 1:
+                lifecycle.stop_process(process.pid)
+                process = None
+        log(f"workspaces: enclave hub started in {', '.join(f'{s:.2f}' for s in hub.starts)} s")
+
+        def memory(user: str) -> dict[str, int]:
+            cgroup = WorkspaceCgroup(sandbox.workspace_id(paths, PROJECT, user))
+            out = process_memory(cgroup.pids())
+            for name in ("memory.usage_in_bytes", "memory.current"):  # cgroup v1, v2
+                with contextlib.suppress(FileNotFoundError):
+                    out["cgroup"] = int(cgroup.read(name))
+                    break
+            return out
+
+        hub.memory = memory
+        running = RunningEnclave(paths, settings, passwords, EGRESS_TABLE)
+        hub.people = {user: running.person(user) for user in members}  # one login (and TOTP code) each
+        yield hub
+    finally:
+        if process is not None:
+            lifecycle.stop_process(process.pid)  # it stops every workspace first (cleanup_servers)
+        if paths is not None:
+            lifecycle.remove_runtime(paths)
+        with contextlib.suppress(HostError):
+            remove_egress_rules(table=EGRESS_TABLE)
+        keep_logs(home / "hub", work / "workspaces-logs" / "enclave")
+        shutil.rmtree(home, ignore_errors=True)
+        with contextlib.suppress(HostError):
+            remove_project_account(PROJECT)
+        if previous is None:
+            os.environ.pop("ENCLAVE_WORKSPACE_ENV", None)
+        else:
+            os.environ["ENCLAVE_WORKSPACE_ENV"] = previous
+
+
+def baseline_config(*, public: int, hub: int, proxy_api: int, proxy: Path, singleuser: Path, homes: Path) -> str:
+    """Plain JupyterHub: loopback ports and the same proxy binary; everything else stock (SQLite in its working
+    folder, the dummy authenticator, JupyterHub's own local spawner) but the command, the same server as Enclave's."""
+    return f"""# bench/workspaces.py's baseline: plain JupyterHub
+c = get_config()  # noqa: F821
+c.JupyterHub.bind_url = "http://127.0.0.1:{public}"
+c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub}"
+c.ConfigurableHTTPProxy.command = [{str(proxy)!r}]
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api}"
+c.JupyterHub.cleanup_servers = True
+c.JupyterHub.authenticator_class = "dummy"
+c.Authenticator.allow_all = True
+c.JupyterHub.spawner_class = "simple"
+c.SimpleLocalProcessSpawner.home_dir_template = {str(homes / "{username}")!r}
+c.Spawner.cmd = [{str(singleuser)!r}]
+c.Spawner.args = ["--allow-root"]  # the hub's user is root here; Enclave's servers run as the project account
+c.Spawner.default_url = "/lab"
+# the shared environment stays as built (in Enclave it is mounted read-only)
+c.Spawner.environment = {{"PYTHONDONTWRITEBYTECODE": "1"}}
+c.Spawner.start_timeout = 120
+c.Spawner.http_timeout = 60
+"""
+
+
+def log_in_dummy(url: str, name: str):
+    """A requests session logged in to the baseline hub through its login form, as a browser does."""
+    import requests
+
+    from tests.hub_runner import XSRF
+
+    http = requests.Session()
+    page = http.get(f"{url}/hub/login", timeout=30)
+    xsrf = XSRF.search(page.text).group(1)
+    response = http.post(
+        f"{url}/hub/login", data={"username": name, "password": "bench", "_xsrf": xsrf}, timeout=30,
+        allow_redirects=False,
+    )  # fmt: skip
+    if response.status_code != 302:
+        raise SystemExit(f"the baseline hub refused {name}'s login: {response.status_code}")
+    return http
+
+
+@contextlib.contextmanager
+def baseline_hub(work: Path, members: list[str], starts: int) -> Iterator[Hub]:
+    from hub import lifecycle
+    from tests.hub_runner import CHP, JUPYTERHUB, free_ports
+    from tests.workspace_env import workspace_env
+    from tests.workspace_hub import Person
+
+    state = work / "workspaces-baseline"
+    shutil.rmtree(state, ignore_errors=True)
+    state.mkdir(parents=True)
+    public, hub_port, proxy_api = free_ports(3)
+    config = state / "jupyterhub_config.py"
+    config.write_text(
+        baseline_config(
+            public=public, hub=hub_port, proxy_api=proxy_api, proxy=CHP,
+            singleuser=workspace_env() / "bin" / "jupyterhub-singleuser", homes=state / "homes",
+        )
+    )  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "CONFIGPROXY_"))}
+    log_file = state / "jupyterhub.log"
+    hub = Hub("baseline", f"http://127.0.0.1:{public}", "")
+    process = None
+    seen: set[int] = set()  # every server it started, killed after in case the hub left one behind
+    try:
+        for i in range(starts):
+            with log_file.open("ab") as out:
+                began = time.perf_counter()
+                process = subprocess.Popen(
+                    [str(JUPYTERHUB), "-f", str(config)], cwd=state, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                    stderr=subprocess.STDOUT, start_new_session=True,
+                )  # fmt: skip
+            hub.starts.append(healthy_after(process, hub.url, log_file, began))
+            if i < starts - 1:
+                lifecycle.stop_process(process.pid)
+                process = None
+        log(f"workspaces: baseline hub started in {', '.join(f'{s:.2f}' for s in hub.starts)} s")
+        hub_pid = process.pid
+
+        def memory(user: str) -> dict[str, int]:
+            for pid in descendants(hub_pid) - {hub_pid}:
+                if _environ(pid).get("JUPYTERHUB_USER") == user:
+                    tree = descendants(pid)
+                    seen.update(tree)
+                    return process_memory(tree)
+            return {}
+
+        hub.memory = memory
+        hub.people = {user: Person(hub, user, log_in_dummy(hub.url, user)) for user in members}
+        yield hub
+    finally:
+        if process is not None:
+            seen |= descendants(process.pid) - {process.pid}
+            lifecycle.stop_process(process.pid)
+        for pid in seen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        keep_logs(state, work / "workspaces-logs" / "baseline")
+        shutil.rmtree(state, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------------ measurements
+
+
+def single(hub: Hub) -> float:
+    """One spawn request -> ready, then stop: the seconds to ready (tests/workspace_hub.py's Person.spawn)."""
+    person = next(iter(hub.people.values()))
+    seconds = person.spawn(hub.server)
+    person.stop(hub.server)
+    return seconds
+
+
+@dataclass
+class Round:
+    seconds: list[float]  # to ready, of the spawns that succeeded
+    failures: list[str]  # what the hub answered to those that did not
+    memory: list[dict[str, int]]  # of each workspace that came up, after the idle time
+
+
+def concurrent(hub: Hub, idle: float) -> Round:
+    """Every person spawns at once (released together); then, after `idle` seconds, each workspace's memory; then
+    all stop. A spawn that fails is counted and reported, not timed."""
+    people = list(hub.people.values())
+    gate = threading.Barrier(len(people))
+    seconds: dict[str, float] = {}
+    failures: list[str] = []
+
+    def spawn(person) -> None:
+        try:
+            gate.wait()
+            seconds[person.name] = person.spawn(hub.server)
+        except Exception as exc:  # a failed spawn is a result: counted, and its message kept
+            failures.append(str(exc)[:300])
+
+    def stop(person) -> None:
+        with contextlib.suppress(Exception):  # a spawn that failed has nothing to stop
+            person.stop(hub.server)
+
+    def each(fn, items) -> None:
+        threads = [threading.Thread(target=fn, args=(x,)) for x in items]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    try:
+        each(spawn, people)
+        time.sleep(idle)
+        memory = [m for p in people if p.name in seconds and (m := hub.memory(p.name))]
+    finally:
+        each(stop, people)
+    return Round([seconds[p.name] for p in people if p.name in seconds], failures, memory)
+
+
+def bench(work: Path, concurrency: int, repeats: int, rounds: int = 3, idle: float = 5.0, starts: int = 3) -> dict:
+    check_host()
+    members = users(max(concurrency, 1))
+    out: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count()}
+    out["load_average_at_start"] = os.getloadavg()  # other work on the machine slows both sides
+    with enclave_hub(work, members, starts) as enclave, baseline_hub(work, members, starts) as baseline:
+        hubs = (enclave, baseline)
+        singles: dict[str, list[float]] = {h.label: [] for h in hubs}
+        for h in hubs:
+            warm = single(h)  # the first start reads the environment from disk; not counted
+            out[f"{h.label}_first_spawn_s"] = warm
+            log(f"workspaces: {h.label} first spawn (not counted) {warm:.2f} s")
+        for i in range(repeats):
+            for h in hubs:
+                singles[h.label].append(single(h))
+            last = ", ".join(f"{k} {v[-1]:.2f} s" for k, v in singles.items())
+            log(f"workspaces: single spawn {i + 1}/{repeats}: {last}")
+        rounds_of: dict[str, list[Round]] = {h.label: [] for h in hubs}
+        for r in range(rounds):
+            for h in hubs:
+                done = concurrent(h, idle)
+                rounds_of[h.label].append(done)
+                timing = f"median {statistics.median(done.seconds):.2f} s, " if done.seconds else ""
+                slowest = f"slowest {max(done.seconds):.2f} s" if done.seconds else "none came up"
+                failed = f"; {len(done.failures)} FAILED, e.g. {done.failures[0]}" if done.failures else ""
+                log(f"workspaces: {h.label} {concurrency} at once, round {r + 1}/{rounds}: {timing}{slowest}{failed}")
+        for h in hubs:
+            done = rounds_of[h.label]
+            seconds = [s for r in done for s in r.seconds]
+            memory = [m for r in done for m in r.memory]
+            out[h.label] = {
+                "hub_start_s": summary(h.starts),
+                "single_spawn_s": summary(singles[h.label]),
+                "concurrent_spawn_s": summary(seconds),
+                "concurrent_round_medians_s": [statistics.median(r.seconds) if r.seconds else None for r in done],
+                "concurrent_failed": sum(len(r.failures) for r in done),
+                "concurrent_attempted": concurrency * rounds,
+                "concurrent_failures": sorted({f for r in done for f in r.failures}),
+                "concurrency": concurrency,
+                "idle_rss_bytes": summary([m["rss"] for m in memory]),
+                "idle_pss_bytes": summary([m["pss"] for m in memory]),
+                "idle_cgroup_bytes": summary([m["cgroup"] for m in memory if "cgroup" in m]),
+            }
+    out["load_average_at_end"] = os.getloadavg()
+    out["ratios"] = ratios(out)
+    out["baseline_name"] = (
+        "plain JupyterHub (same jupyterhub and configurable-http-proxy, SQLite, dummy authenticator, "
+        "SimpleLocalProcessSpawner) starting the same jupyterhub-singleuser over loopback TCP"
+    )
+    return out
+
+
+FIGURES = (  # (label, path into a system's results, unit)
+    ("hub start, median", ("hub_start_s", "median"), "s"),
+    ("one spawn: median", ("single_spawn_s", "median"), "s"),
+    ("one spawn: p95", ("single_spawn_s", "p95"), "s"),
+    ("N at once: median", ("concurrent_spawn_s", "median"), "s"),
+    ("N at once: p95", ("concurrent_spawn_s", "p95"), "s"),
+    ("idle workspace RSS, median", ("idle_rss_bytes", "median"), "MiB"),
+    ("idle workspace PSS, median", ("idle_pss_bytes", "median"), "MiB"),
+)
+
+
+def _figure(system: dict, path: tuple[str, str]) -> float | None:
+    part = system.get(path[0])
+    return None if part is None else part[path[1]]
+
+
+def ratios(result: dict) -> dict[str, float]:
+    """Enclave / baseline for every figure both have."""
+    out = {}
+    for label, path, _unit in FIGURES:
+        ours, theirs = _figure(result["enclave"], path), _figure(result["baseline"], path)
+        if ours is not None and theirs:
+            out[label] = ours / theirs
+    return out
+
+
+def report(result: dict) -> str:
+    """The result as a table: each figure for the baseline and Enclave, their ratio, and the issue's goal."""
+    enclave, baseline = result["enclave"], result["baseline"]
+    n = enclave["concurrency"]
+    lines = [f"\n{'workspaces (N = ' + str(n) + ')':<34} {'baseline':>10} {'enclave':>10} {'ratio':>7}  goal"]
+    for label, path, unit in FIGURES:
+        scale = 2**20 if unit == "MiB" else 1
+        theirs, ours = (_figure(system, path) for system in (baseline, enclave))
+        cells = [f"{v / scale:>10.2f}" if v is not None else f"{'-':>10}" for v in (theirs, ours)]
+        goal = ""
+        if path[0] in ("single_spawn_s", "concurrent_spawn_s"):
+            goal = f"<= {GOAL_RATIO}x"
+            if path == ("single_spawn_s", "median"):
+                goal = f"<= {GOAL_SINGLE_MEDIAN_S:.0f} s, " + goal
+        ratio = result["ratios"].get(label)
+        cells.append(f"{(f'{ratio:.2f}x' if ratio else '-'):>7}")
+        lines.append(f"{label + ' (' + unit + ')':<34} {' '.join(cells)}  {goal}")
+    failed = [f"{s['concurrent_failed']}/{s['concurrent_attempted']}" for s in (baseline, enclave)]
+    lines.append(f"{'N at once: failed spawns':<34} {failed[0]:>10} {failed[1]:>10}")
+    if cg := enclave.get("idle_cgroup_bytes"):
+        charge = cg["median"] / 2**20
+        lines.append(f"enclave idle workspace, its control group's charge (page cache too): {charge:.0f} MiB")
+    for system in (baseline, enclave):
+        for message in system["concurrent_failures"][:3]:
+            lines.append(f"failed spawn ({'enclave' if system is enclave else 'baseline'}): {message}")
+    lines.append(
+        f"spawns: {enclave['single_spawn_s']['n']} one at a time, {enclave['concurrent_attempted']} at once in rounds "
+        f"of {n}; load average {result['load_average_at_start'][0]:.1f} at start, "
+        f"{result['load_average_at_end'][0]:.1f} at end"
+    )
+    lines.append(f"baseline: {result['baseline_name']}")
+    return "\n".join(lines)
+
+
+def write(result: dict) -> Path:
+    target = ROOT / "bench" / "results"
+    target.mkdir(exist_ok=True)
+    path = target / "workspaces.json"
+    path.write_text(json.dumps(result, indent=2, default=str))
+    return path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.workspaces", description=__doc__.splitlines()[0])
+
+    def positive(text: str) -> int:
+        if not text.isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+        return int(text)
+
+    parser.add_argument("--concurrent", type=positive, default=10, help="people spawning at once (default 10)")
+    parser.add_argument("--repeats", type=positive, default=15, help="one-at-a-time spawns per hub (default 15)")
+    parser.add_argument("--rounds", type=positive, default=3, help="rounds of concurrent spawns (default 3)")
+    parser.add_argument("--starts", type=positive, default=3, help="timed starts of each hub (default 3)")
+    parser.add_argument("--idle", type=float, default=5.0, help="seconds idle before memory is read (default 5)")
+    parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench", help="where the cohort is generated")
+    args = parser.parse_args(argv)
+    if args.idle < 0:
+        parser.error("--idle must not be negative")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    result = bench(args.work, args.concurrent, args.repeats, args.rounds, args.idle, args.starts)
+    print(report(result))
+    log(f"results: {write(result)}")
+
+
+if __name__ == "__main__":
+    main()

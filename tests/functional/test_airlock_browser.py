@@ -19,14 +19,11 @@ from output_checks.web.app import make_app
 from output_checks.web.auth import DevIdentity
 from tests.airlock_factories import AUTHOR, CHECKERS, ensure_people, request_at, write_output
 from tests.airlock_web import serving
+from tests.browser import chromium, file_section, new_page, screenshot
 from tests.provisioned import provision
 
 pytestmark = [pytest.mark.functional, pytest.mark.timeout(900)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 COUNTS = b"site,n\nA,120\nB,45\nC,230\n"
 REPORT = b"# LDL report\n\nMean LDL fell after treatment at every site; see the counts table for group sizes.\n"
 CHECKS_TIMEOUT_S = 300
@@ -34,14 +31,8 @@ CHECKS_TIMEOUT_S = 300
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (/usr/bin/chromium): apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -58,21 +49,13 @@ def site(tmp_path_factory, cohort):
 
 def sign_in(browser, base: str, user: str, problems: list[str]):
     """A fresh browser context for `user`; console errors (a CSP violation, a failed load) go to `problems`."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    page = context.new_page()
-    page.on("console", lambda m: problems.append(f"{user}: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(f"{user}: {e}"))
+    page = new_page(browser, user, problems)
     page.goto(f"{base}/dev/login?user={user}")
     return page
 
 
 def shot(page, name: str, **kwargs) -> None:
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(IMAGES / f"airlock-{name}.png"), **kwargs)
-
-
-def file_section(page, name: str):
-    return page.locator("section.file", has=page.get_by_role("heading", name=re.compile(re.escape(name))))
+    screenshot(page, f"airlock-{name}", **kwargs)
 
 
 def review(page, base: str, request_id: str, second: str, *, screenshots: bool = False) -> None:

@@ -1,0 +1,237 @@
+"""End to end in a real headless Chromium (tests/browser.py), through a real Enclave (tests/workspace_hub.py: the
+hub, the proxy, the airlock service, sandboxed workspaces): alice logs in with her password and TOTP code, starts
+the demo project's workspace from the hub's home page, runs the example notebook in JupyterLab, asks for its two
+outputs through JupyterLab's Airlock menu; carol and dave, each logged in through the hub with their own codes,
+approve both files and dave releases them; alice downloads the released table, byte for byte the file her notebook
+wrote. Alice's workspace is stopped at the end whatever happens.
+
+Screenshots of the key pages go to docs/images/enclave-*.png (the tutorial shows them)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from provisioning import steps
+from tests.browser import chromium, file_section, new_page, screenshot
+from tests.workspace_hub import DEMO, RunningEnclave, hub_log, needs_enclave
+
+pytestmark = [pytest.mark.functional, needs_enclave, pytest.mark.timeout(1200)]
+
+NOTEBOOK = "cardiac_risk.ipynb"
+TABLE = "cardiac_risk/risk_groups.csv"
+FIGURE = "cardiac_risk/calibration.png"
+CHECKERS = ("carol", "dave")
+SPAWN_TIMEOUT_MS = 300_000
+NOTEBOOK_TIMEOUT_S = 600  # ~35 s on the test cohort alone; generous for a loaded machine
+CHECKS_TIMEOUT_S = 300
+
+# Console errors are collected from every page and tab; all fail the test except this one, on JupyterLab's pages:
+# a background request of JupyterLab to its workspace (typically the PUT that saves the layout every few seconds)
+# answered 503 by the proxy. configurable-http-proxy reaches the workspace over its Unix socket, and Node's HTTP
+# client writing a request body to a Unix socket now and then fails with "write EPIPE" (nodejs/node#41062) even
+# though the workspace got the request and answered it; the proxy then reports 503. JupyterLab saves again on the
+# next change, so nothing is lost; the proxy's log shows "503 PUT ... Error: write EPIPE". Uncaught exceptions,
+# any other error in the workspace, and every error on the hub's and the airlock's pages fail the test.
+WORKSPACE_NOISE = (
+    r"^alice: {workspace}\S*: Failed to load resource: the server responded with a status of 503 "
+    r"\(Service Unavailable\) \[{workspace}\S*\]$"
+)  # {workspace}: the workspace's URL prefix, escaped
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as browser:
+        yield browser
+
+
+def enclaves_own_problems(problems: list[str], enclave: RunningEnclave) -> list[str]:
+    """The console errors to fail on: all but WORKSPACE_NOISE."""
+    noise = re.compile(WORKSPACE_NOISE.format(workspace=re.escape(f"{enclave.url}/user/alice/{DEMO}/")))
+    return [p for p in problems if not noise.match(p)]
+
+
+def log_in(browser, enclave: RunningEnclave, user: str, problems: list[str]):
+    """`user` in a fresh browser context, logged in through the hub's form: password and the current TOTP code."""
+    page = new_page(browser, user, problems)
+    page.goto(f"{enclave.url}/hub/login")
+    page.get_by_label("Username:").fill(user)
+    page.get_by_label("Password:").fill(enclave.passwords[user])
+    page.get_by_label("Code from your authenticator app:").fill(enclave.totp(user))
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+    assert page.url == f"{enclave.url}/hub/home", f"{user} could not log in: {page.url}\n{hub_log(enclave)}"
+    return page
+
+
+def stop_workspace(enclave: RunningEnclave, user: str, project: str) -> None:
+    """Stop `user`'s workspace for `project` through the hub's REST API, if it runs (leaves a clean session)."""
+    person = enclave.person(user)
+    if person.api("GET", f"/users/{user}").json().get("servers", {}).get(project):
+        person.stop(project)
+
+
+def menu(page, menu_name: str, item: str) -> None:
+    """Click `item` in JupyterLab's menu bar menu `menu_name` (exact label: "Run All Cells" is not "Restart Kernel
+    and Run All Cells…")."""
+    page.locator(".lm-MenuBar-itemLabel", has_text=menu_name).first.click()
+    page.locator(".lm-Menu .lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$")).click()
+
+
+def wait_for_notebook_run(page, timeout_s: float) -> None:
+    """Until the kernel is idle and every code cell has an execution count. Run All stops at a failing cell and
+    leaves the cells after it without one: then fail at once, with the error the notebook shows."""
+    # text_content, not inner_text: JupyterLab renders cells outside the viewport with content-visibility: hidden
+    prompts = page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt")
+    deadline = time.monotonic() + timeout_s
+    stopped = 0
+    while True:
+        idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count() == 1
+        shown = [(p.text_content() or "").strip() for p in prompts.all()]
+        if idle and shown and all(re.fullmatch(r"\[\d+\]:", p) for p in shown):
+            return
+        # idle with nothing queued (no [*]) but cells left unrun, three polls in a row: Run All stopped at an error
+        stopped = stopped + 1 if idle and "[*]:" not in shown else 0
+        if stopped >= 3 or time.monotonic() > deadline:
+            errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+            tracebacks = [t for t in (e.text_content() or "" for e in errors.all()) if "Error" in t]
+            raise AssertionError(f"the notebook did not run to the end: prompts {shown}; {tracebacks[-1:]}")
+        time.sleep(1)
+
+
+def dismiss_news_toast(page) -> None:
+    """JupyterLab asks once, a moment after it starts, whether to fetch Jupyter news (the server has no news URL and
+    no internet): answer no, so that the question does not cover the screenshots."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    toast = page.locator(".Toastify__toast", has_text="Jupyter news")
+    try:
+        toast.wait_for(timeout=15_000)
+    except PlaywrightTimeout:
+        return  # answered before, in this home
+    toast.get_by_role("button", name="No", exact=True).click()
+    toast.wait_for(state="detached")
+
+
+def whole_page_screenshot(page, name: str) -> None:
+    """The whole request page, previews included. The previews are sandboxed iframes, which Chromium draws in their
+    own process and leaves blank below the viewport in a full-page screenshot: so make the viewport as tall as the
+    page, wait for each preview's content, and put the viewport back after."""
+    viewport = page.viewport_size
+    page.set_viewport_size({**viewport, "height": page.evaluate("document.documentElement.scrollHeight")})
+    try:
+        for frame in page.locator("section.file iframe").all():
+            frame.content_frame.locator("body > *").first.wait_for()
+        screenshot(page, name)
+    finally:
+        page.set_viewport_size(viewport)
+
+
+def test_researcher_runs_the_example_and_gets_its_table_released(browser, running_enclave, tmp_path):
+    enclave = running_enclave
+    outputs = enclave.paths.project_outputs(DEMO)
+    table = outputs / TABLE
+    before = table.stat().st_mtime_ns if table.exists() else None
+    steps.ensure_example_notebooks(enclave.paths, DEMO, ["alice"])
+    assert (enclave.paths.project_home(DEMO, "alice") / NOTEBOOK).is_file()
+    stop_workspace(enclave, "alice", DEMO)  # start from a stopped workspace, whatever ran before in the session
+    problems: list[str] = []
+    try:
+        # 1. alice logs in, starts her cardio-risk workspace from the home page, and JupyterLab opens
+        alice = log_in(browser, enclave, "alice", problems)
+        assert alice.locator(f"tr[data-server-name='{DEMO}']").is_visible()
+        alice.locator(f"#start-{DEMO}").click()
+        alice.wait_for_url(f"**/user/alice/{DEMO}/lab**", timeout=SPAWN_TIMEOUT_MS)
+        alice.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
+        notebook = alice.locator(f".jp-DirListing-item[title*='{NOTEBOOK}']")
+        notebook.wait_for(timeout=60_000)
+        dismiss_news_toast(alice)
+        screenshot(alice, "enclave-lab")
+
+        # 2. she opens the example notebook and runs every cell
+        notebook.dblclick()
+        # the status bar says Idle only once the kernel is connected (the toolbar's indicator says idle before it has
+        # one, and Run All without a kernel only asks which kernel to start)
+        alice.locator(".jp-StatusBar-Widget", has_text="Python 3 (ipykernel) | Idle").wait_for(timeout=120_000)
+        menu(alice, "Run", "Run All Cells")
+        wait_for_notebook_run(alice, NOTEBOOK_TIMEOUT_S)
+        listed = alice.locator(".jp-NotebookPanel .jp-CodeCell").last.locator(".jp-OutputArea").inner_text()
+        assert TABLE in listed and FIGURE in listed, listed  # the last cell lists what the notebook wrote
+        assert table.is_file() and (outputs / FIGURE).is_file()
+        assert table.stat().st_mtime_ns != before  # written by this run, not left over
+        dismiss_news_toast(alice)
+        screenshot(alice, "enclave-notebook")
+
+        # 3. the Airlock menu opens the new-request page in a new tab: she asks for both outputs
+        alice.locator(".lm-MenuBar-itemLabel", has_text="Airlock").click()
+        with alice.context.expect_page() as opened:
+            alice.locator(".lm-Menu-itemLabel", has_text="Submit outputs to the airlock").click()
+        airlock = opened.value
+        airlock.wait_for_url(f"{enclave.url}/services/airlock/new**")
+        airlock.get_by_label("Title").fill("Cardiac risk groups and calibration figure")
+        airlock.get_by_label(TABLE, exact=True).check()
+        airlock.get_by_label(f"Justification for {TABLE}").fill("Rounded risk-group counts for the paper's table 2.")
+        airlock.get_by_label(FIGURE, exact=True).check()
+        airlock.get_by_label(f"Justification for {FIGURE}").fill("Calibration figure drawn from that table.")
+        with airlock.expect_navigation(url=re.compile(r"/services/airlock/requests/r-[0-9]{8}-[0-9a-f]{8}")):
+            airlock.get_by_role("button", name="Submit for checks and review").click()
+        request_id = re.search(r"/requests/(r-[0-9]{8}-[0-9a-f]{8})", airlock.url).group(1)
+        deadline = time.monotonic() + CHECKS_TIMEOUT_S
+        while "checking" in (state := airlock.locator(".facts").first.inner_text()):
+            assert time.monotonic() < deadline, "the automated checks did not finish"
+            time.sleep(1)
+            airlock.reload()
+        assert "in_review" in state, state
+        airlock.goto(f"{enclave.url}/services/airlock/requests/{request_id}")  # without "submitted, checks running"
+        # the rounded table passes every check; a figure cannot be judged automatically: a person must look at it
+        assert "pass" in file_section(airlock, TABLE).get_by_role("heading", level=3).inner_text()
+        assert "review" in file_section(airlock, FIGURE).get_by_role("heading", level=3).inner_text()
+        whole_page_screenshot(airlock, "enclave-airlock-request")
+
+        # 4. carol, then dave: each logs in to the hub, opens the request from the airlock's review list and
+        # approves both files (the figure's verdict is review: a checker may approve it; no override is needed)
+        for checker in CHECKERS:
+            page = log_in(browser, enclave, checker, problems)
+            page.goto(f"{enclave.url}/services/airlock/")
+            assert page.url == f"{enclave.url}/services/airlock/review", page.url
+            page.get_by_role("link", name=request_id).click()
+            for path, comment in ((TABLE, "Rounded counts, all at least 10."), (FIGURE, "Drawn from the table.")):
+                section = file_section(page, path)
+                section.get_by_role("radio", name="approve").check()
+                section.get_by_label("Comment").fill(comment)
+                with page.expect_navigation():
+                    section.get_by_role("button", name=f"Save decision on {path}").click()
+            if checker == CHECKERS[0]:
+                file_section(page, FIGURE).scroll_into_view_if_needed()
+                screenshot(page, "enclave-review")
+            with page.expect_navigation():
+                page.get_by_role("button", name="Submit my review").click()
+            assert "Your review is submitted." in page.get_by_role("status").inner_text()
+
+        # every review is in and both files are approved: dave releases them
+        assert "approved" in page.locator(".facts").first.inner_text()
+        with page.expect_navigation():
+            page.get_by_role("button", name="Release the approved files").click()
+        assert "released" in page.locator(".facts").first.inner_text()
+
+        # 5. alice (still logged in) downloads the released table: the bytes her notebook wrote
+        airlock.goto(f"{enclave.url}/services/airlock/requests/{request_id}")
+        assert "released" in airlock.locator(".facts").first.inner_text()
+        with airlock.expect_download() as download:
+            airlock.get_by_role("link", name=f"Download {TABLE}").click()
+        assert download.value.suggested_filename == "risk_groups.csv"
+        assert Path(download.value.path()).read_bytes() == table.read_bytes()
+        whole_page_screenshot(airlock, "enclave-released")
+        assert enclaves_own_problems(problems, enclave) == []
+    except BaseException:
+        # what each page showed when the test failed
+        for i, shown in enumerate(p for c in browser.contexts for p in c.pages):
+            shown.screenshot(path=str(tmp_path / f"failure-{i}.png"))
+        print(f"screenshots of every open page: {tmp_path}/failure-*.png")
+        raise
+    finally:
+        # 6. the session's other tests see alice's workspace stopped
+        stop_workspace(enclave, "alice", DEMO)

@@ -102,20 +102,6 @@ def wait_for_notebook_run(page, timeout_s: float) -> None:
         time.sleep(1)
 
 
-def dismiss_news_toast(page) -> None:
-    """JupyterLab asks once, a moment after it starts, whether to fetch Jupyter news (the server has no news URL and
-    no internet): answer no, so that the question does not cover the screenshots."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    toast = page.locator(".Toastify__toast", has_text="Jupyter news")
-    try:
-        toast.wait_for(timeout=15_000)
-    except PlaywrightTimeout:
-        return  # answered before, in this home
-    toast.get_by_role("button", name="No", exact=True).click()
-    toast.wait_for(state="detached")
-
-
 def whole_page_screenshot(page, name: str) -> None:
     """The whole request page, previews included. The previews are sandboxed iframes, which Chromium draws in their
     own process and leaves blank below the viewport in a full-page screenshot: so make the viewport as tall as the
@@ -148,7 +134,6 @@ def test_researcher_runs_the_example_and_gets_its_table_released(browser, runnin
         alice.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
         notebook = alice.locator(f".jp-DirListing-item[title*='{NOTEBOOK}']")
         notebook.wait_for(timeout=60_000)
-        dismiss_news_toast(alice)
         screenshot(alice, "enclave-lab")
 
         # 2. she opens the example notebook and runs every cell
@@ -162,7 +147,6 @@ def test_researcher_runs_the_example_and_gets_its_table_released(browser, runnin
         assert TABLE in listed and FIGURE in listed, listed  # the last cell lists what the notebook wrote
         assert table.is_file() and (outputs / FIGURE).is_file()
         assert table.stat().st_mtime_ns != before  # written by this run, not left over
-        dismiss_news_toast(alice)
         screenshot(alice, "enclave-notebook")
 
         # 3. the Airlock menu opens the new-request page in a new tab: she asks for both outputs

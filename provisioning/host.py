@@ -6,7 +6,7 @@ Who may do what on disk (the workspace sandbox mounts these into a workspace):
 
 | path under the project | owner:group | mode | why |
 | --- | --- | --- | --- |
-| the Enclave home | root | 0711 | reachable, not listable; its registry, sites, secrets, airlock and hub state 0700/0600 |
+| the Enclave home | root | 0711 | reachable, not listable; registry, sites, secrets, airlock, hub: root only |
 | `projects/` | root:root | 0711 | nobody may list the projects; each account reaches only its own |
 | `PROJECT/` | root:PROJECT | 0750 | only the project's account may enter |
 | `PROJECT/views/` | root:PROJECT | 2750 | builds the materialiser writes later inherit the group |

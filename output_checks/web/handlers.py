@@ -17,7 +17,7 @@ from tornado.web import HTTPError, RequestHandler, StaticFileHandler, authentica
 from fabric.errors import FabricError, NotFoundError
 from fabric.projects import ProjectRole
 from output_checks.release import views, workflow
-from output_checks.release.states import Decision
+from output_checks.release.states import Decision, RequestState
 from output_checks.web import outputs
 from output_checks.web.previews import preview
 
@@ -36,6 +36,7 @@ STATUS: list[tuple[type[Exception], int]] = [
 DONE = {
     "created": "Saved as a draft.",
     "submitted": "Submitted: the automated checks are running. Reload this page to see their results.",
+    "checked": "Submitted, and the automated checks are done: their results are below.",
     "voted": "Your decision is saved. Submit your review when every file is decided.",
     "review": "Your review is submitted.",
     "release": "The approved files are released to the requester.",
@@ -255,9 +256,12 @@ class RequestPage(Page):
 
         view, (events, viewed) = self.tx(read)
         mine = {v["path"]: v for v in view["votes"] if v["reviewer"] == self.user}
+        done = self.get_argument("done", "")
+        if done == "submitted" and view["state"] != RequestState.CHECKING:
+            done = "checked"  # a reload after the checks finished must not say they are still running
         self.page(
             "request.html", r=view, history=events, viewed=viewed, my_votes=mine,
-            done=DONE.get(self.get_argument("done", "")),
+            done=DONE.get(done),
             reviewed=any(v["submitted"] for v in mine.values()), decisions=[d.value for d in Decision],
         )  # fmt: skip
 

@@ -142,6 +142,9 @@ def test_a_new_request_from_the_form_is_checked_in_the_background(app, base, run
     assert wait_checked(app, request_id) == "in_review"
     view = app.tx(lambda s: views.request_view(s, request_id, AUTHOR))
     assert {f["path"]: f["justification"] for f in view["files"]} == {"web-a.csv": "counts by site", "web-b.md": ""}
+    # the page the redirect leads to, reloaded once the checks are done, no longer says they are running
+    reloaded = alice.get(f"/requests/{request_id}?done=submitted").text
+    assert "the automated checks are done" in reloaded and "checks are running" not in reloaded
 
 
 def test_author_forms_draft_justify_withdraw_file_submit_withdraw(app, base):

@@ -26,7 +26,6 @@ from hub.config import HubSettings
 
 CONFIG = Path(__file__).with_name("jupyterhub_config.py")
 JUPYTERHUB = Path(sys.executable).with_name("jupyterhub")
-HUB_ENV = ("ENCLAVE_HOME", "ENCLAVE_HUB_IP", "ENCLAVE_HUB_PORT", "ENCLAVE_PROXY_API_PORT", "ENCLAVE_AIRLOCK_PORT")
 
 
 @dataclass(frozen=True)

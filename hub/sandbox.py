@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -230,5 +230,4 @@ def layout(
         python_home=base_python_home(env),
         drop_privileges=drop_privileges,
     )
-    merged = {**sandbox.base_environment(), **(environment or {})}
-    return SandboxLayout(**{**sandbox.__dict__, "environment": merged})
+    return replace(sandbox, environment={**sandbox.base_environment(), **(environment or {})})

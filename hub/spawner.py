@@ -30,7 +30,7 @@ from traitlets import Bool, Float, Integer, Unicode, default
 from fabric.config import Paths
 from hub import sandbox
 from hub.limits import WorkspaceCgroup
-from hub.workspaces import INSECURE_ENV, WorkspaceError, prepare
+from hub.workspaces import INSECURE_ENV, WorkspaceError, insecure_allowed, prepare
 
 PASSED_ENV_PREFIXES = ("JUPYTERHUB_", "JPY_")  # what of JupyterHub's environment reaches the workspace
 
@@ -63,7 +63,7 @@ class SandboxSpawner(Spawner):
 
     @default("insecure_dev_mode")
     def _default_insecure(self) -> bool:
-        return os.environ.get(INSECURE_ENV) == "1"
+        return insecure_allowed()
 
     pid = Integer(0, help="(state) the bwrap process of the running workspace")
     workspace = Unicode("", help="(state) the workspace id: its socket folder and control group name")

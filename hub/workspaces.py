@@ -60,8 +60,9 @@ def researcher_projects(registry: Registry, user: str) -> list[dict[str, str]]:
         return [{"name": name, "title": title} for name, title in rows]
 
 
-def insecure_allowed(explicit: bool | None = None) -> bool:
-    return explicit if explicit is not None else os.environ.get(INSECURE_ENV) == "1"
+def insecure_allowed() -> bool:
+    """Whether the loudly named insecure development mode is on (`ENCLAVE_INSECURE_DEV_MODE=1`)."""
+    return os.environ.get(INSECURE_ENV) == "1"
 
 
 @dataclass

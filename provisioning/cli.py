@@ -182,14 +182,20 @@ def _researchers(ctx: Context) -> dict[str, list[str]]:
         }
 
 
+def _hub_settings(ctx: Context) -> Any:
+    """The hub's settings from the environment, for this command's Enclave home (`--home` wins)."""
+    from hub.config import HubSettings
+
+    return HubSettings.from_env({**os.environ, "ENCLAVE_HOME": str(ctx.paths.home)})
+
+
 def _serve_foreground(ctx: Context) -> None:
     """Start the hub, say where it is, and stop everything on Ctrl-C (or SIGTERM)."""
     import signal
 
     from hub import lifecycle
-    from hub.config import HubSettings
 
-    settings = HubSettings.from_env({**os.environ, "ENCLAVE_HOME": str(ctx.paths.home)})
+    settings = _hub_settings(ctx)
     click.echo("\nStarting JupyterHub, its proxy and the airlock service ...")
     process = lifecycle.start(settings)
     click.echo(f"\nEnclave is running at {settings.url}/  (hub log: {ctx.paths.hub / 'jupyterhub.log'})")
@@ -538,7 +544,6 @@ def host_apply(ctx: Context, egress_table: str) -> None:
 def up(ctx: Context, foreground: bool) -> None:
     """Start Enclave: the host rules, JupyterHub, its proxy and the airlock service (as root)."""
     from hub import lifecycle
-    from hub.config import HubSettings
     from provisioning.workspace_env import ensure_workspace_env
 
     for step in [ensure_workspace_env(ctx.paths.workspace_env), *_apply_host(ctx)]:
@@ -546,7 +551,7 @@ def up(ctx: Context, foreground: bool) -> None:
     if foreground:
         _serve_foreground(ctx)
         return
-    settings = HubSettings.from_env({**os.environ, "ENCLAVE_HOME": str(ctx.paths.home)})
+    settings = _hub_settings(ctx)
     process = lifecycle.start(settings)
     click.echo(f"Enclave is running at {settings.url}/ (hub pid {process.pid}); `enclave down` stops it.")
 
@@ -568,9 +573,8 @@ def down(ctx: Context) -> None:
 def status(ctx: Context) -> None:
     """Whether Enclave runs, where, and which workspaces are open. Exit 0 when the hub answers, 3 when it is down."""
     from hub import lifecycle
-    from hub.config import HubSettings
 
-    settings = HubSettings.from_env({**os.environ, "ENCLAVE_HOME": str(ctx.paths.home)})
+    settings = _hub_settings(ctx)
     state = lifecycle.status(settings, _researchers(ctx))
     if not state.running:
         click.echo("Enclave is not running (`enclave up` starts it).")

@@ -140,8 +140,8 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def ensure_example_notebooks(paths: Paths, project: str, researchers: list[str]) -> StepResult:
-    """Copy the example notebooks (notebooks/) into each researcher's home in `project`, once: a copy a researcher
-    changed or deleted is left as they left it. Owned by the home's owner (the project account, as root)."""
+    """Copy each example notebook (notebooks/) into each researcher's home in `project` where it is missing; a copy
+    a researcher changed is never overwritten. Owned by the home's owner (the project account, as root)."""
     copied = 0
     for user in researchers:
         home = paths.project_home(project, user)
@@ -149,14 +149,10 @@ def ensure_example_notebooks(paths: Paths, project: str, researchers: list[str])
             continue
         owner = home.stat()
         for notebook in sorted(EXAMPLES.glob("*.ipynb")):
-            marker = home / ".enclave-examples" / notebook.name
-            if marker.exists():
-                continue
             target = home / notebook.name
-            if not target.exists():
-                shutil.copyfile(notebook, target)
-                os.chown(target, owner.st_uid, owner.st_gid, follow_symlinks=False)
-                copied += 1
-            marker.parent.mkdir(exist_ok=True)
-            marker.touch()
+            if os.path.lexists(target):
+                continue
+            shutil.copyfile(notebook, target)
+            os.chown(target, owner.st_uid, owner.st_gid, follow_symlinks=False)
+            copied += 1
     return StepResult("examples", f"{copied} example notebooks copied into researchers' homes")

@@ -23,6 +23,22 @@ XSRF = re.compile(r'name="_xsrf" value="([^"]+)"')
 
 
 @contextmanager
+def dev_airlock(app: Airlock) -> Iterator[str]:
+    """The airlock web app over `app`, with the development sign-in and its check runner, served until the block
+    ends; yields its base URL."""
+    from output_checks.release.service import CheckRunner
+    from output_checks.web.app import make_app
+    from output_checks.web.auth import DevIdentity
+
+    runner = CheckRunner(app).start()
+    try:
+        with serving(make_app(app, DevIdentity(), runner=runner)) as (url,):
+            yield url
+    finally:
+        runner.stop()
+
+
+@contextmanager
 def serving(*apps: Application) -> Iterator[list[str]]:
     """Serve each application on its own free port of 127.0.0.1, all on one event loop in a thread; yields the
     base URLs (http://127.0.0.1:PORT) in order."""

@@ -13,12 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from output_checks.release.service import Airlock, CheckRunner
+from output_checks.release.service import Airlock
 from output_checks.release.states import RequestState
-from output_checks.web.app import make_app
-from output_checks.web.auth import DevIdentity
 from tests.airlock_factories import AUTHOR, CHECKERS, ensure_people, request_at, write_output
-from tests.airlock_web import serving
+from tests.airlock_web import dev_airlock
 from tests.browser import chromium, file_section, new_page, screenshot
 from tests.provisioned import provision
 
@@ -42,7 +40,7 @@ def site(tmp_path_factory, cohort):
     ensure_people(airlock)
     write_output(airlock, "counts.csv", COUNTS)
     write_output(airlock, "report.md", REPORT)
-    with serving(make_app(airlock, DevIdentity(), runner=CheckRunner(airlock).start())) as (url,):
+    with dev_airlock(airlock) as url:
         yield url, airlock
     env.registry.close()
 

@@ -19,12 +19,10 @@ import pytest
 
 from fabric import audit
 from output_checks.release import workflow
-from output_checks.release.service import Airlock, CheckRunner
-from output_checks.web.app import make_app
-from output_checks.web.auth import DevIdentity
+from output_checks.release.service import Airlock
 from provisioning import steps
 from tests.airlock_factories import AUTHOR, BOTH, CHECKERS, OTHER_RESEARCHER, STRANGER, ensure_people, write_output
-from tests.airlock_web import Person, footprint, serving
+from tests.airlock_web import Person, dev_airlock, footprint
 from tests.provisioned import provision, spec_file
 
 pytestmark = pytest.mark.integration
@@ -48,10 +46,8 @@ def app(tmp_path_factory, cohort) -> Airlock:
 
 @pytest.fixture(scope="module")
 def base(app) -> str:
-    runner = CheckRunner(app).start()
-    with serving(make_app(app, DevIdentity(), runner=runner)) as (url,):
+    with dev_airlock(app) as url:
         yield url
-    runner.stop()
 
 
 def outputs(app: Airlock, project: str = PROJECT):

@@ -45,3 +45,20 @@ def test_a_different_cohort_is_not_silently_overwritten(tmp_path, cohort):
     (paths.sites / "someone-elses-site").mkdir()
     with pytest.raises(FabricError, match="holds another cohort"):
         steps.ensure_cohort(paths, patients=10, sites=1, seed=1, progress=False)
+
+
+def test_example_notebooks_are_copied_where_missing_and_never_over_a_researchers_copy(tmp_path):
+    from fabric.config import Paths
+
+    paths = Paths(tmp_path)
+    home = paths.project_home("p", "alice")
+    home.mkdir(parents=True)
+    examples = sorted(steps.EXAMPLES.glob("*.ipynb"))
+    assert examples, "notebooks/ has no example"
+
+    assert steps.ensure_example_notebooks(paths, "p", ["alice", "bob"]).detail.startswith(f"{len(examples)} ")
+    copy = home / examples[0].name
+    assert copy.read_bytes() == examples[0].read_bytes() and copy.stat().st_uid == home.stat().st_uid
+    copy.write_text("alice's own version")
+    assert steps.ensure_example_notebooks(paths, "p", ["alice"]).detail.startswith("0 ")
+    assert copy.read_text() == "alice's own version"

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from output_checks.release.service import Airlock, CheckRunner
-from output_checks.web.app import make_app
-from output_checks.web.auth import DevIdentity
+from output_checks.release.service import Airlock
 from tests.airlock_factories import AUTHOR, OTHER_RESEARCHER, ensure_people, write_output
-from tests.airlock_web import Person, footprint, serving
+from tests.airlock_web import Person, dev_airlock, footprint
 from tests.provisioned import provision
 
 pytestmark = pytest.mark.security
@@ -31,10 +29,8 @@ def app(tmp_path_factory, cohort) -> Airlock:
 
 @pytest.fixture(scope="module")
 def base(app) -> str:
-    runner = CheckRunner(app).start()
-    with serving(make_app(app, DevIdentity(), runner=runner)) as (url,):
+    with dev_airlock(app) as url:
         yield url
-    runner.stop()
 
 
 @pytest.fixture(scope="module")

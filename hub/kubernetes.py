@@ -2,26 +2,35 @@
 project's data mounted read-only. (The embedded default is the bubblewrap spawner; this is its scale-out path.)
 
 A researcher's workspace for project P is their named server P, in namespace `enclave-P`: projects share nothing,
-and a namespace's NetworkPolicy lets its pods talk to the hub only (no DNS, no internet, no other namespace).
+and a namespace's NetworkPolicy lets its pods talk to the hub only (no DNS, no internet, no other namespace). Who may
+start it is the rule every spawner applies (hub/authorisation.py), asked by a pre-spawn hook before KubeSpawner makes
+any Kubernetes call; the hook then gives the pod P's CPU and memory, and P's namespace and claims, from the grant.
 
     from hub.kubernetes import configure_kubespawner
-    configure_kubespawner(c, image="registry.example.org/enclave/workspace@sha256:…", hub_namespace="enclave-hub")
+    configure_kubespawner(c, image="registry.example.org/enclave/workspace@sha256:…", hub_namespace="enclave-hub",
+                          registry=registry_of(Paths.from_env()))
 
 `project_manifests(P, ...)` gives the per-project objects the platform applies when a project is created.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+from tornado import web
+
+from fabric.db import Registry
+from hub.authorisation import WorkspaceError, WorkspaceGrant, authorise_workspace
 
 NAMESPACE = "enclave-{servername}"
 DATA_MOUNT = "/projects/{servername}/data"
 OUTPUTS_MOUNT = "/projects/{servername}/outputs"
 
 
-def configure_kubespawner(
-    c: Any, *, image: str, hub_namespace: str, cpu_limit: float = 4, mem_limit: str = "16G", uid: int = 1000
-) -> None:
+def configure_kubespawner(c: Any, *, image: str, hub_namespace: str, registry: Registry, uid: int = 1000) -> None:
+    """KubeSpawner for workspaces; `registry` holds the projects and their members, asked before every spawn."""
     if "@sha256:" not in image:
         raise ValueError("a workspace image is pinned by digest (image@sha256:…), never by a moving tag")
     c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
@@ -43,22 +52,52 @@ def configure_kubespawner(
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
-    k.cpu_limit = cpu_limit
-    k.mem_limit = mem_limit
-    k.volumes = [
+    # Deny by default: no claim, no project and the least CPU and memory until the hook has authorised the spawn
+    # and set the project's own (a hook that never ran leaves a pod with nothing of any project's).
+    k.cpu_limit = k.cpu_guarantee = 0.1
+    k.mem_limit = k.mem_guarantee = "128M"
+    k.volumes = []
+    k.volume_mounts = []
+    k.environment = {}
+    k.pre_spawn_hook = authorise_spawn(registry)
+    k.hub_connect_url = f"http://hub.{hub_namespace}.svc.cluster.local:8081"
+
+
+def authorise_spawn(registry: Registry) -> Callable[[Any], Awaitable[None]]:
+    """KubeSpawner's pre-spawn hook: refuse (HTTP 403) unless the user is a researcher in the project the server is
+    named after, then give the pod that project's limits, namespace and claims."""
+
+    async def pre_spawn_hook(spawner: Any) -> None:
+        try:
+            grant = await asyncio.to_thread(authorise_workspace, registry, spawner.user.name, spawner.name)
+        except WorkspaceError as exc:
+            raise web.HTTPError(exc.status, exc.message) from exc
+        apply_grant(spawner, grant)
+
+    return pre_spawn_hook
+
+
+def apply_grant(spawner: Any, grant: WorkspaceGrant) -> None:
+    """The pod's resources, namespace, claims and environment, from the grant only (never from the server's name)."""
+    project, limits = grant.project, grant.limits
+    # limits equal to guarantees: the scheduler reserves what the project may use (Kubernetes' Guaranteed class)
+    spawner.cpu_limit = spawner.cpu_guarantee = limits.cpus
+    spawner.mem_limit = spawner.mem_guarantee = limits.memory_bytes
+    spawner.namespace = NAMESPACE.format(servername=project)
+    spawner.extra_labels = {"enclave.project": project}
+    spawner.volumes = [
         {"name": "data", "persistentVolumeClaim": {"claimName": "project-data", "readOnly": True}},
         {"name": "outputs", "persistentVolumeClaim": {"claimName": "project-outputs"}},
         {"name": "home", "persistentVolumeClaim": {"claimName": "home-{username}"}},
         {"name": "tmp", "emptyDir": {}},
     ]
-    k.volume_mounts = [
-        {"name": "data", "mountPath": DATA_MOUNT, "readOnly": True},
-        {"name": "outputs", "mountPath": OUTPUTS_MOUNT},
+    spawner.volume_mounts = [
+        {"name": "data", "mountPath": DATA_MOUNT.format(servername=project), "readOnly": True},
+        {"name": "outputs", "mountPath": OUTPUTS_MOUNT.format(servername=project)},
         {"name": "home", "mountPath": "/home/jovyan"},
         {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108  (an emptyDir: the root filesystem is read-only)
     ]
-    k.environment = {"ENCLAVE_PROJECT": "{servername}"}
-    k.hub_connect_url = f"http://hub.{hub_namespace}.svc.cluster.local:8081"
+    spawner.environment = {"ENCLAVE_PROJECT": project}
 
 
 def project_manifests(project: str, *, hub_namespace: str, data_volume: str, storage_class: str) -> list[dict]:

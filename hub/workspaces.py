@@ -21,18 +21,12 @@ from sqlalchemy import select
 from fabric.config import Paths
 from fabric.db import Registry
 from fabric.models import Project, ProjectMember
-from fabric.projects import ProjectRole, ProjectSpec
+from fabric.projects import ProjectRole
 from hub import sandbox
+from hub.authorisation import WorkspaceError, authorise_workspace
 from hub.limits import CgroupError, Limits, WorkspaceCgroup
 
 INSECURE_ENV = "ENCLAVE_INSECURE_DEV_MODE"
-
-
-class WorkspaceError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 _registries: dict[str, Registry] = {}
@@ -103,8 +97,8 @@ def prepare(
     hub_socket_root: Path = sandbox.HUB_SOCKET_ROOT,
 ) -> WorkspacePlan:
     """Check `user` may work in `project`, make the folders and control group, and return the plan to start it."""
-    if not project:
-        raise WorkspaceError(400, "A workspace belongs to a project: open one from your list of projects.")
+    # the one rule of every spawner (hub/authorisation.py), asked first: a refusal says nothing about this host
+    grant = authorise_workspace(registry_of(paths), user, project)
     secure = os.geteuid() == 0
     if not (secure or insecure_dev_mode):
         raise WorkspaceError(
@@ -112,12 +106,6 @@ def prepare(
             "Workspaces need Enclave to run as root (to drop to the project's account and set limits). "
             f"On a development machine only, set {INSECURE_ENV}=1 (insecure development mode).",
         )
-    registry = registry_of(paths)
-    if project not in {p["name"] for p in researcher_projects(registry, user)}:
-        # the same answer whether the project exists or not: no probing of other projects' names
-        raise WorkspaceError(403, f"{user} is not a researcher in project {project!r}")
-    with registry.session() as session:
-        spec = ProjectSpec.model_validate(session.get(Project, project).spec)
     if not paths.project_data(project).exists():
         raise WorkspaceError(409, f"project {project} has no published data yet: materialise it first")
     if not (paths.workspace_env / "bin" / "jupyterhub-singleuser").exists():
@@ -140,7 +128,7 @@ def prepare(
     if secure:
         cgroup = WorkspaceCgroup(layout.run.name)
         try:
-            cgroup.create(Limits.from_compute(spec.compute))
+            cgroup.create(Limits.from_compute(grant.compute))
         except CgroupError as exc:
             raise WorkspaceError(503, f"cannot limit the workspace's CPU and memory: {exc}") from exc
     return WorkspacePlan(layout=layout, cgroup=cgroup, secure=secure)

@@ -2,8 +2,9 @@
 `enclave user` commands. One rule-owning layer: creating, removing and verifying accounts, each change audited.
 
 A TOTP code is accepted once (the last accepted time step is stored, so a code seen over a shoulder or replayed
-within its 30 s window fails), with one step of clock drift either way. Five failed logins lock the account for
-five minutes. Nothing here logs or returns a password, a secret or a code.
+within its 30 s window fails), with one step of clock drift either way. Failed logins slow down the source they
+come from, per account and overall (hub/throttle.py); nothing locks an account for everyone. Nothing here logs or
+returns a password, a secret or a code.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pyotp
 from argon2 import PasswordHasher
@@ -21,13 +22,12 @@ from sqlalchemy.orm import Session
 
 from fabric import audit
 from fabric.errors import FabricError, NotFoundError
+from hub import throttle
 from hub.models import Account
 
 USERNAME = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")  # also a safe Unix account name
 MIN_PASSWORD = 12
 ISSUER = "Enclave"
-MAX_FAILURES = 5
-LOCKOUT = timedelta(minutes=5)
 HASHER = PasswordHasher()  # argon2id with the library's current defaults (RFC 9106 low-memory profile)
 
 
@@ -44,6 +44,18 @@ class Enrolment:
     uri: str
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """The answer to a login attempt: true only when it succeeded. `retry_after` > 0 when it was refused before the
+    password was checked, because its source tried too often; it says nothing about the account."""
+
+    ok: bool
+    retry_after: int = 0
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
@@ -57,7 +69,7 @@ def add_account(session: Session, username: str, password: str, *, actor: str) -
         raise AccountError(f"user {username} already exists")
     secret = pyotp.random_base32()
     session.add(Account(username=username, password_hash=HASHER.hash(password), totp_secret=secret,
-                        last_totp_step=0, failures=0, disabled=False, created_at=_now()))  # fmt: skip
+                        last_totp_step=0, disabled=False, created_at=_now()))  # fmt: skip
     audit.record(session, actor=actor, action="user.add", target=f"user:{username}")
     uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=ISSUER)
     return Enrolment(username, secret, uri)
@@ -79,34 +91,49 @@ def current_code(session: Session, username: str) -> str:
     return pyotp.TOTP(account.totp_secret).now()
 
 
-def verify_login(session: Session, username: str, password: str, code: str, *, at: float | None = None) -> bool:
-    """True when the password and a fresh TOTP code are both right; audits every attempt (never its secrets)."""
-    account = session.get(Account, username) if USERNAME.match(username or "") else None
+def verify_login(
+    session: Session,
+    username: str,
+    password: str,
+    code: str,
+    *,
+    source: str = throttle.UNKNOWN,
+    at: float | None = None,
+    policy: tuple[throttle.Limit, ...] = throttle.POLICY,
+) -> Verdict:
+    """Whether the password and a fresh TOTP code are both right, for an attempt from `source` (hub/throttle.py) at
+    `at` (default now). A source that failed too often is refused before anything is checked. Every attempt is
+    audited, with its source, never its secrets."""
+    moment = time.time() if at is None else at
+    now = datetime.fromtimestamp(moment, UTC).replace(tzinfo=None)
+    valid = bool(USERNAME.match(username or ""))
+    name = username if valid else ""  # only a possible account name is kept in the throttle's table
+    actor = username[:64] or "?"
+    wait = throttle.retry_after(session, name, source, now, policy)
+    if wait:
+        audit.record(session, actor=actor, action="user.login_throttled", target="user:" + (name or "unknown"),
+                     source=source, retry_after=wait)  # fmt: skip
+        return Verdict(False, retry_after=wait)
+    account = session.get(Account, username) if valid else None
     if account is None or account.disabled:
         _burn()  # the same cost as a real check: timing does not tell which names exist
-        audit.record(session, actor=username[:64] or "?", action="user.login_failed", target="user:unknown")
-        return False
-    now = _now()
-    if account.locked_until and account.locked_until > now:
-        audit.record(session, actor=username, action="user.login_locked", target=f"user:{username}")
-        return False
+        throttle.record_failure(session, name, source, now, policy)
+        audit.record(session, actor=actor, action="user.login_failed", target="user:unknown", source=source)
+        return Verdict(False)
     ok = _password_ok(account, password)
-    step = _totp_step(account.totp_secret, code, at)
+    step = _totp_step(account.totp_secret, code, moment)
     if ok and step is not None and step > account.last_totp_step:
         account.last_totp_step = step
-        account.failures = 0
-        account.locked_until = None
+        throttle.clear(session, username, source)
         if HASHER.check_needs_rehash(account.password_hash):
             account.password_hash = HASHER.hash(password)
-        audit.record(session, actor=username, action="user.login", target=f"user:{username}")
-        return True
-    account.failures += 1
-    if account.failures >= MAX_FAILURES:
-        account.locked_until = now + LOCKOUT
-        account.failures = 0
+        audit.record(session, actor=username, action="user.login", target=f"user:{username}", source=source)
+        return Verdict(True)
+    throttle.record_failure(session, username, source, now, policy)
     reason = "password" if not ok else ("code reused" if step is not None else "code")
-    audit.record(session, actor=username, action="user.login_failed", target=f"user:{username}", reason=reason)
-    return False
+    audit.record(session, actor=username, action="user.login_failed", target=f"user:{username}", reason=reason,
+                 source=source)  # fmt: skip
+    return Verdict(False)
 
 
 _DUMMY = HASHER.hash("not-a-password-of-anyone")
@@ -124,13 +151,12 @@ def _password_ok(account: Account, password: str) -> bool:
         return False
 
 
-def _totp_step(secret: str, code: str, at: float | None) -> int | None:
+def _totp_step(secret: str, code: str, moment: float) -> int | None:
     """The time step a code belongs to (now, or one step either side), or None."""
     code = (code or "").strip().replace(" ", "")
     if not re.fullmatch(r"\d{6}", code):
         return None
     totp = pyotp.TOTP(secret)
-    moment = time.time() if at is None else at
     for drift in (0, -1, 1):
         when = moment + drift * totp.interval
         if pyotp.utils.strings_equal(totp.at(when), code):

@@ -1,10 +1,12 @@
-"""Local accounts: argon2id hashes, mandatory TOTP accepted once, lockout, and the JupyterHub authenticator over
-them (a real registry database; JupyterHub's own Authenticator base class)."""
+"""Local accounts: argon2id hashes, mandatory TOTP accepted once, login throttling per (account, source) and per
+source that never locks the owner out, and the JupyterHub authenticator over them (a real registry database;
+JupyterHub's own Authenticator base class). The throttle's clock is the `at` passed in: nothing here waits."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 
 import pyotp
 import pytest
@@ -12,9 +14,9 @@ import pytest
 from fabric import audit
 from fabric.config import Paths
 from fabric.db import Registry
-from hub import accounts
+from hub import accounts, throttle
 from hub.authenticator import EnclaveAuthenticator
-from hub.models import Account
+from hub.models import Account, LoginFailure
 
 pytestmark = pytest.mark.unit
 PASSWORD = "correct horse battery"
@@ -34,9 +36,17 @@ def alice(registry):
     return enrolment
 
 
-def login(registry, password, code, at=None, user="alice"):
+ATTACKER = "203.0.113.9"
+OWNER = "198.51.100.7"
+
+
+def login(registry, password, code, at=None, user="alice", source=throttle.UNKNOWN, policy=throttle.POLICY):
     with registry.session() as session:
-        return accounts.verify_login(session, user, password, code, at=at)
+        return accounts.verify_login(session, user, password, code, at=at, source=source, policy=policy)
+
+
+def code_at(enrolment, at):
+    return pyotp.TOTP(enrolment.secret).at(at)
 
 
 def test_password_is_stored_as_argon2id_and_enrolment_is_an_otpauth_uri(registry, alice):
@@ -64,13 +74,124 @@ def test_one_step_of_clock_drift_is_tolerated_and_no_more(registry, alice):
     assert not login(registry, PASSWORD, pyotp.TOTP(alice.secret).at(now - 120), now + 60)
 
 
-def test_five_failures_lock_the_account(registry, alice):
+def test_the_policy_covers_every_scope_once_and_a_patient_guesser_stays_slowed():
+    assert sorted(limit.scope for limit in throttle.POLICY) == sorted(throttle.SCOPES)
+    for limit in throttle.POLICY:
+        assert limit.free > 0 and timedelta(0) < limit.first_delay <= limit.max_delay
+        # the back-off reaches its ceiling before the first failures leave the window (else it would start over)
+        doublings, climb = 0, timedelta(0)
+        while limit.first_delay * 2**doublings < limit.max_delay:
+            climb += limit.first_delay * 2**doublings
+            doublings += 1
+        assert climb < limit.window, limit.scope
+
+
+def test_back_off_doubles_after_the_free_failures_up_to_its_ceiling():
+    limit = throttle.Limit("source", free=3, window=timedelta(hours=1), first_delay=timedelta(seconds=10),
+                           max_delay=timedelta(seconds=60))  # fmt: skip
+    t = datetime(2026, 1, 1)
+    assert [limit.wait(n, t, t) for n in range(8)] == [0, 0, 0, 10, 20, 40, 60, 60]
+    assert limit.wait(4, t, t + timedelta(seconds=15)) == 5
+    assert limit.wait(4, t, t + timedelta(seconds=25)) == 0
+    assert limit.wait(10**6, t, t) == 60
+
+
+@pytest.mark.parametrize(("address", "source"), [
+    ("192.0.2.1", "192.0.2.1"),
+    ("::ffff:192.0.2.1", "192.0.2.1"),
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),  # one client holds a whole /64
+    ("2001:db8:1:2:bbbb::9", "2001:db8:1:2::/64"),
+    ("unix:1234", "unix:1234"),
+    ("", "unknown"),
+])  # fmt: skip
+def test_sources_are_addresses_ipv6_by_its_64_or_labels(address, source):
+    assert throttle.source_of(address) == source
+
+
+def test_failures_from_one_source_never_stop_the_owner_logging_in_from_another(registry, alice):
     now = time.time()
-    for _ in range(accounts.MAX_FAILURES):
-        assert not login(registry, "wrong password!", "123456", now)
-    assert not login(registry, PASSWORD, pyotp.TOTP(alice.secret).at(now), now)
+    free = throttle.POLICY[0].free
+    for _ in range(free):
+        assert not login(registry, "wrong password!", "123456", now, source=ATTACKER)
+    refused = login(registry, PASSWORD, code_at(alice, now), now, source=ATTACKER)
+    assert not refused and refused.retry_after == 30, "refused before the (right) password is checked"
     with registry.session() as session:
-        assert session.get(Account, "alice").locked_until is not None
+        assert session.get(Account, "alice").last_totp_step == 0, "the refused attempt used nothing up"
+    assert login(registry, PASSWORD, code_at(alice, now), now, source=OWNER)
+    assert login(registry, "wrong password!", "123456", now, source=OWNER).retry_after == 0
+
+
+def test_the_back_off_grows_with_each_failure_and_the_window_slides(registry, alice):
+    now = time.time()
+    for _ in range(5):
+        login(registry, "wrong password!", "123456", now, source=ATTACKER)
+    assert login(registry, "wrong password!", "123456", now + 29, source=ATTACKER).retry_after == 1
+    assert not login(registry, "wrong password!", "123456", now + 30, source=ATTACKER)  # checked: a failure
+    assert login(registry, "wrong password!", "123456", now + 31, source=ATTACKER).retry_after == 59
+    later = now + 30 + 24 * 3600 + 1  # every failure has left the 24 h window
+    assert login(registry, PASSWORD, code_at(alice, later), later, source=ATTACKER)
+
+
+def test_one_source_trying_many_names_is_throttled_for_every_name(registry, alice):
+    policy = (
+        throttle.Limit(throttle.ACCOUNT_SOURCE, free=5, window=timedelta(hours=1), first_delay=timedelta(seconds=30),
+                       max_delay=timedelta(minutes=15)),
+        throttle.Limit(throttle.SOURCE, free=3, window=timedelta(hours=1), first_delay=timedelta(seconds=10),
+                       max_delay=timedelta(minutes=15)),
+    )  # fmt: skip
+    now = time.time()
+    for name in ("bob", "carol", "../etc"):  # unknown and invalid names count like wrong passwords
+        assert not login(registry, "wrong password!", "123456", now, user=name, source=ATTACKER, policy=policy)
+    sprayed = login(registry, PASSWORD, code_at(alice, now), now, source=ATTACKER, policy=policy)
+    assert sprayed.retry_after == 10
+    assert login(registry, PASSWORD, code_at(alice, now), now, source=OWNER, policy=policy)
+
+
+def test_a_success_clears_its_own_account_and_source_only(registry, alice):
+    now = time.time()
+    for _ in range(4):
+        login(registry, "wrong password!", "123456", now, source=OWNER)
+        login(registry, "wrong password!", "123456", now, user="mallory", source=OWNER)
+    assert login(registry, PASSWORD, code_at(alice, now), now, source=OWNER)
+    with registry.session() as session:
+        left = session.query(LoginFailure).all()
+        assert {(f.username, f.source) for f in left} == {("mallory", OWNER)}, "the source's own count stays"
+
+
+def test_the_throttle_is_in_the_registry_and_outlives_the_hub(tmp_path, registry, alice):
+    now = time.time()
+    for _ in range(5):
+        login(registry, "wrong password!", "123456", now, source=ATTACKER)
+    restarted = Registry(Paths(tmp_path).database_url)  # another hub process, or the same after a restart
+    try:
+        assert login(restarted, PASSWORD, code_at(alice, now), now, source=ATTACKER).retry_after == 30
+    finally:
+        restarted.close()
+
+
+def test_old_failures_are_forgotten(registry, alice):
+    now = time.time()
+    login(registry, "wrong password!", "123456", now, source=ATTACKER)
+    login(registry, "wrong password!", "123456", now + 25 * 3600, source=OWNER)
+    with registry.session() as session:
+        at = datetime.fromtimestamp(now + 25 * 3600, UTC).replace(tzinfo=None)
+        assert [f.at for f in session.query(LoginFailure).all()] == [at]
+
+
+def test_throttled_attempts_are_audited_with_their_source_and_no_secrets(registry, alice):
+    now = time.time()
+    code = code_at(alice, now)
+    for _ in range(6):
+        login(registry, PASSWORD + "x", code, now, source=ATTACKER)
+    with registry.session() as session:
+        events = audit.events(session, actor="alice")
+    actions = [e.action for e in events]
+    assert actions.count("user.login_failed") == 5 and actions.count("user.login_throttled") == 1
+    throttled = next(e for e in events if e.action == "user.login_throttled")
+    assert throttled.detail == {"source": ATTACKER, "retry_after": 30}
+    text = " ".join(f"{e.action} {e.target} {e.detail}" for e in events)
+    for secret in (PASSWORD, code, alice.secret):
+        assert secret not in text
 
 
 def test_unknown_users_and_bad_names_fail_like_wrong_passwords(registry, alice):

@@ -209,10 +209,13 @@ def layout(
     environment: dict[str, str] | None = None,
     drop_privileges: bool = True,
     socket_root: Path = SOCKET_ROOT,
-    hub_socket_root: Path = HUB_SOCKET_ROOT,
+    hub_socket_root: Path | None = HUB_SOCKET_ROOT,
+    instance: str = "",
 ) -> SandboxLayout:
-    """The sandbox of `user`'s workspace in `project` for this installation."""
-    wid = workspace_id(paths, project, user)
+    """The sandbox of `user`'s workspace in `project` for this installation. `instance` names a sandbox of its own
+    beside the workspace (a batch run: its own socket folder, /etc files and control group); `hub_socket_root`
+    None binds no hub socket folder (a batch run needs no hub)."""
+    wid = workspace_id(paths, project, user) + (f"-{instance}" if instance else "")
     env = paths.workspace_env
     sandbox = SandboxLayout(
         project=project,
@@ -226,7 +229,7 @@ def layout(
         home=paths.project_home(project, user),
         run=socket_root / wid,
         etc=paths.hub / "sandbox-etc" / wid,
-        hub=hub_socket(paths, hub_socket_root).parent,
+        hub=hub_socket(paths, hub_socket_root).parent if hub_socket_root is not None else None,
         python_home=base_python_home(env),
         drop_privileges=drop_privileges,
     )

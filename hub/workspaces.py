@@ -94,9 +94,11 @@ def prepare(
     environment: dict[str, str] | None = None,
     insecure_dev_mode: bool = False,
     socket_root: Path = sandbox.SOCKET_ROOT,
-    hub_socket_root: Path = sandbox.HUB_SOCKET_ROOT,
+    hub_socket_root: Path | None = sandbox.HUB_SOCKET_ROOT,
+    instance: str = "",
 ) -> WorkspacePlan:
-    """Check `user` may work in `project`, make the folders and control group, and return the plan to start it."""
+    """Check `user` may work in `project`, make the folders and control group, and return the plan to start it.
+    `instance` and `hub_socket_root` go to `sandbox.layout` (a batch run: its own sandbox, no hub needed)."""
     # the one rule of every spawner (hub/authorisation.py), asked first: a refusal says nothing about this host
     grant = authorise_workspace(registry_of(paths), user, project)
     secure = os.geteuid() == 0
@@ -121,6 +123,7 @@ def prepare(
         drop_privileges=secure,
         socket_root=socket_root,
         hub_socket_root=hub_socket_root,
+        instance=instance,
     )
     _prepare_folders(layout, secure)
     layout.write_etc()

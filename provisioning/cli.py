@@ -587,7 +587,7 @@ def status(ctx: Context) -> None:
 
 
 @main.command("run")
-@click.argument("notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("notebook", type=click.Path(path_type=Path))  # opened with the caller's rights, not stat-ed as root
 @click.option("--project", "project_name", required=True, help="The project whose sandbox runs it.")
 @click.option("--user", "user_name", help="Whose workspace home to run in (default: the invoking user).")
 @click.option("-p", "--parameter", "parameters", multiple=True, nargs=2, help="papermill parameter NAME VALUE.")
@@ -597,9 +597,14 @@ def run_notebook(
     ctx: Context, notebook: Path, project_name: str, user_name: str | None, parameters: tuple[tuple[str, str], ...]
 ) -> None:
     """Execute NOTEBOOK with papermill inside the project's sandbox, as that project's account, with the
-    workspace's limits. The executed copy is saved in the user's project home under runs/."""
-    from provisioning.notebook_runs import run_in_sandbox
+    workspace's limits. NOTEBOOK is read with the invoking user's rights (through sudo too) and must be a Jupyter
+    notebook; the executed copy is saved in the user's project home under runs/."""
+    from provisioning.notebook_runs import invoker, run_in_sandbox
 
+    caller = invoker().name
+    if caller is not None and user_name not in (None, caller):
+        # through sudo, a person runs in their own home only
+        raise FabricError("through sudo, `enclave run` runs in your own project home: leave out --user")
     result = run_in_sandbox(ctx.paths, notebook, project_name, user_name or actor(), dict(parameters))
     click.echo(f"executed notebook: {result.executed} (in the workspace: {result.inside})")
     sys.exit(result.returncode)

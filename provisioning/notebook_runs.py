@@ -1,22 +1,39 @@
 """`enclave run`: execute a notebook with papermill inside a project's sandbox, as the project's account.
 
-The notebook is copied into the user's project home (`runs/`), executed there by the workspace environment's
-papermill with the same namespaces, mounts, limits and environment as a JupyterLab workspace (hub/workspaces.py),
-and the executed copy stays beside it. What the notebook writes to /project/outputs is what the airlock can take.
+The notebook is read with the invoking person's rights (under sudo, the account that called sudo, never root's),
+checked to be a Jupyter notebook within a size cap, and copied into the user's project home (`runs/`) without
+following any link there (the home is the researcher's to write). papermill from the workspace environment runs it
+with the same namespaces, mounts, limits and environment as a JupyterLab workspace (hub/workspaces.py), but as a
+run of its own (its own control group and socket folder), so an open workspace of the same person is untouched and
+no running hub is needed. The executed copy stays beside the input; what the notebook writes to /project/outputs is
+what the airlock can take.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import pwd
+import secrets
 import shutil
+import stat
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import nbformat
+
 from fabric.config import Paths
 from fabric.errors import FabricError
+from hub import sandbox
 from hub.workspaces import WorkspaceError, insecure_allowed, prepare
+from output_checks.release.storage import open_beneath
+
+MAX_NOTEBOOK_BYTES = 16 << 20  # the airlock's default per-file limit: a notebook larger than that is not a script
+RUNS = "runs"
 
 
 @dataclass(frozen=True)
@@ -26,28 +43,142 @@ class NotebookRun:
     returncode: int
 
 
+@dataclass(frozen=True)
+class Invoker:
+    """Whose rights open the notebook: the account that called sudo, or this process's own."""
+
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    name: str | None  # SUDO_USER, when run through sudo by another account
+
+
+def invoker() -> Invoker:
+    """Root through sudo acts for SUDO_UID/SUDO_GID (with that account's groups); anyone else for themselves."""
+    sudo_uid = os.environ.get("SUDO_UID")
+    if os.geteuid() != 0 or not sudo_uid or int(sudo_uid) == 0:
+        return Invoker(os.getuid(), os.getgid(), tuple(os.getgroups()), None)
+    uid, gid = int(sudo_uid), int(os.environ.get("SUDO_GID") or sudo_uid)
+    try:
+        groups = tuple(os.getgrouplist(pwd.getpwuid(uid).pw_name, gid))
+    except KeyError:
+        groups = (gid,)
+    return Invoker(uid, gid, groups, os.environ.get("SUDO_USER"))
+
+
+@contextlib.contextmanager
+def _acting_as(who: Invoker) -> Iterator[None]:
+    """Effective ids and groups of `who` for the block (root only; a no-op for anyone acting for themselves)."""
+    if os.geteuid() != 0 or who.uid == 0:
+        yield
+        return
+    saved = os.getegid(), os.getgroups()
+    os.setgroups(list(who.groups))
+    os.setegid(who.gid)
+    os.seteuid(who.uid)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(saved[0])
+        os.setgroups(saved[1])
+
+
+def read_notebook(notebook: Path, who: Invoker) -> bytes:
+    """The notebook's bytes as `who` may read them: refused unless it is a regular file they can open, within
+    MAX_NOTEBOOK_BYTES, and a valid Jupyter notebook. Messages name the file as the caller gave it, nothing else."""
+    try:
+        with _acting_as(who):
+            fd = os.open(notebook, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # no FIFO can block the run
+    except OSError as exc:
+        raise FabricError(f"{notebook}: cannot be opened with your rights ({exc.strerror}); nothing was run") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FabricError(f"{notebook}: not a regular file; nothing was run")
+    with os.fdopen(fd, "rb") as source:
+        content = source.read(MAX_NOTEBOOK_BYTES + 1)
+    if len(content) > MAX_NOTEBOOK_BYTES:
+        raise FabricError(f"{notebook}: larger than {MAX_NOTEBOOK_BYTES >> 20} MiB, not run as a notebook")
+    try:
+        nbformat.validate(nbformat.reads(content.decode("utf-8"), as_version=4))
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, nbformat.ValidationError):
+        # no detail: a validation message can quote the file's content
+        raise FabricError(f"{notebook}: not a Jupyter notebook (.ipynb, nbformat 4); nothing was run") from None
+    return content
+
+
+def _open_runs(home: Path, uid: int | None, gid: int | None) -> int:
+    """The user's `runs/` folder, made if missing and opened without following a link at the home or at runs/
+    (the researcher can replace either with a link from the workspace); owned by the project account."""
+    refused = FabricError(f"{RUNS}/ in your project home is a link or not a folder; nothing was run")
+    try:
+        fd = open_beneath(home.parent, Path(home.name))
+        try:
+            if not stat.S_ISDIR(os.fstat(fd).st_mode):
+                raise refused
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(RUNS, 0o700, dir_fd=fd)  # mkdir never follows a link at its last component
+        finally:
+            os.close(fd)
+        runs = open_beneath(home.parent, Path(home.name, RUNS))
+    except FabricError:
+        raise refused from None
+    if not stat.S_ISDIR(os.fstat(runs).st_mode):
+        os.close(runs)
+        raise refused
+    if uid is not None and gid is not None:
+        os.fchown(runs, uid, gid)
+    return runs
+
+
+def _create(runs: int, name: str, content: bytes, uid: int | None, gid: int | None) -> None:
+    """A new file `name` in the open `runs` folder: never an existing one, never through a link."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(name, flags, 0o600, dir_fd=runs)
+    except OSError as exc:
+        if exc.errno == errno.EEXIST:
+            raise FabricError(f"{RUNS}/{name} already exists (a file or a link); nothing was run") from None
+        raise FabricError(f"cannot create {RUNS}/{name} ({exc.strerror}); nothing was run") from None
+    with os.fdopen(fd, "wb") as out:
+        out.write(content)
+        if uid is not None and gid is not None:
+            os.fchown(out.fileno(), uid, gid)
+
+
 def run_in_sandbox(
     paths: Paths, notebook: Path, project: str, user: str, parameters: dict[str, str], *, timeout: float | None = None
 ) -> NotebookRun:
     """Run `notebook` in `user`'s workspace sandbox of `project` with papermill `parameters` (as `-p NAME VALUE`)."""
+    content = read_notebook(notebook, invoker())
+    # A batch run needs no hub: bind its socket folder only when one is there.
+    hub_root = sandbox.HUB_SOCKET_ROOT if sandbox.hub_socket(paths).parent.is_dir() else None
+    instance = f"run-{secrets.token_hex(4)}"
     try:
-        plan = prepare(paths, project, user, insecure_dev_mode=insecure_allowed())
+        plan = prepare(
+            paths,
+            project,
+            user,
+            insecure_dev_mode=insecure_allowed(),
+            instance=instance,
+            hub_socket_root=hub_root,
+        )
     except WorkspaceError as exc:
         raise FabricError(exc.message) from exc
     try:
         layout = plan.layout
-        runs = layout.home / "runs"
-        runs.mkdir(exist_ok=True, mode=0o700)
+        owner = (layout.uid, layout.gid) if plan.secure else (None, None)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        source = runs / f"{notebook.stem}-{stamp}.ipynb"
-        executed = runs / f"{notebook.stem}-{stamp}.out.ipynb"
-        shutil.copyfile(notebook, source)
-        if plan.secure:
-            for path in (runs, source):
-                os.chown(path, layout.uid, layout.gid, follow_symlinks=False)
-        inside_runs = f"{layout.inside_home}/runs"
+        source = f"{notebook.stem}-{stamp}.ipynb"
+        executed = f"{notebook.stem}-{stamp}.out.ipynb"
+        runs = _open_runs(layout.home, *owner)
+        try:
+            _create(runs, source, content, *owner)
+        finally:
+            os.close(runs)
+        inside_runs = f"{layout.inside_home}/{RUNS}"
         papermill = str(layout.env / "bin" / "papermill")
-        command = [papermill, f"{inside_runs}/{source.name}", f"{inside_runs}/{executed.name}"]
+        command = [papermill, f"{inside_runs}/{source}", f"{inside_runs}/{executed}"]
         command += ["--cwd", layout.inside_home, "--kernel", "python3", "--language", "python"]
         command += ["--log-output", "--no-progress-bar"]
         for name, value in parameters.items():
@@ -55,6 +186,10 @@ def run_in_sandbox(
         completed = subprocess.run(  # output streams to the caller's terminal
             plan.argv(command), preexec_fn=plan.join_cgroup, stdin=subprocess.DEVNULL, timeout=timeout, check=False
         )
-        return NotebookRun(executed=executed, inside=f"{inside_runs}/{executed.name}", returncode=completed.returncode)
+        return NotebookRun(
+            executed=layout.home / RUNS / executed, inside=f"{inside_runs}/{executed}", returncode=completed.returncode
+        )
     finally:
         plan.cleanup()
+        if plan.layout.etc.name.endswith(instance):  # the run's own /etc files, never the workspace's
+            shutil.rmtree(plan.layout.etc, ignore_errors=True)

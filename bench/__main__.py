@@ -5,6 +5,7 @@
   dicom_index        DICOM header index over 2,000 files, 2 workers   vs  cat of the same files
   airlock            `enclave airlock check` on a ~100 MB output bundle  vs  Presidio's BatchAnalyzerEngine, defaults
   airlock_release    submit -> checks done, a 20-file request            vs  the checks engine alone, same files
+  airlock_sandbox    the checks of a 20-file request in checker sandboxes  vs  the same checks in-process
   airlock_web        the review list with 1,000 requests, 4 clients      vs  a static file from the same server
   workspaces         hub start, spawn -> ready (1 and 10 at once), idle memory  vs  plain JupyterHub, stock spawner
 
@@ -493,6 +494,49 @@ def bench_airlock_release(work: Path, sizes: list[int], repeats: int) -> dict:
     return out
 
 
+def bench_airlock_sandbox(work: Path, sizes: list[int], repeats: int) -> dict:
+    """The checks of an N-file request in checker sandboxes against the same checks in-process (goal: at most
+    1.2x the median); runs alternate, so both see the same machine load."""
+    home = provisioned_cohort(work, 2000)
+    bundle = airlock_bundle.prepare(work, 1.0, (10, 100))
+    sources = sorted(p for p in (bundle / "slice").rglob("*") if p.is_file())
+    out = {}
+    for count in sizes:
+        outputs = home / "projects" / "cardio-risk" / "outputs"
+        outputs.mkdir(parents=True, exist_ok=True)
+        names = []
+        for i in range(count):
+            source = sources[i % len(sources)]
+            name = f"bench-{i:02d}{source.suffix}"
+            shutil.copyfile(source, outputs / name)
+            names.append(name)
+        listing = work / f"sandbox-{count}.txt"
+        listing.write_text("\n".join(names))
+        runs: dict[str, list] = {"inprocess": [], "sandboxed": []}
+        for _ in range(repeats):
+            for mode in runs:
+                runs[mode].append(run(task("checker_isolation", str(home), str(listing), mode), cwd=ROOT))
+        seconds = {mode: [json.loads(r.stdout)["total"] for r in rs] for mode, rs in runs.items()}
+        verdicts = {mode: json.loads(rs[0].stdout)["verdicts"] for mode, rs in runs.items()}
+        baseline_s, enclave_s = statistics.median(seconds["inprocess"]), statistics.median(seconds["sandboxed"])
+        out[count] = {
+            "baseline": "the same checks in-process (the airlock before the sandbox), same policy and identifiers",
+            "baseline_s": baseline_s,
+            "enclave_s": enclave_s,
+            "ratio": enclave_s / baseline_s,
+            "spread_s": {mode: [min(v), max(v)] for mode, v in seconds.items()},
+            "repeats": repeats,
+            "bubblewrap": json.loads(runs["sandboxed"][0].stdout)["sandbox"],
+            "same_verdicts": verdicts["inprocess"] == verdicts["sandboxed"],
+            "peak_rss_bytes": max(r.peak_rss for r in runs["sandboxed"]),
+        }
+        log(
+            f"airlock sandbox {count} files: sandboxed {enclave_s:.2f}s {seconds['sandboxed']}, in-process "
+            f"{baseline_s:.2f}s {seconds['inprocess']}, {enclave_s / baseline_s:.2f}x"
+        )
+    return out
+
+
 def bench_airlock_web(work: Path, sizes: list[int], repeats: int) -> dict:
     """The review list with N requests in the database: requests per second and p95 latency (goal < 200 ms),
     against a static file from the same server."""
@@ -535,6 +579,7 @@ BENCHMARKS = {
     "dicom_index": (bench_dicom_index, [1000, 2000], 5),
     "airlock": (bench_airlock, [1.0], 3),  # size: the bundle's scale (1.0 is ~100 MB)
     "airlock_release": (bench_airlock_release, [20], 3),  # size: files in the request
+    "airlock_sandbox": (bench_airlock_sandbox, [20], 5),  # size: files in the request
     "airlock_web": (bench_airlock_web, [1000], 1),  # size: requests in the database
     "workspaces": (bench_workspaces, [10], 15),  # size: people spawning at once; repeats: one-at-a-time spawns
 }

@@ -97,7 +97,36 @@ def engine_checks(home: str, files: str) -> dict:
     return {"total": time.perf_counter() - start, "files": len(report.files)}
 
 
+def checker_isolation(home: str, files: str, mode: str) -> dict:
+    """The checks on the same files, in this process (`inprocess`, how the airlock ran them before) or in checker
+    sandboxes (`sandboxed`, how it runs them now): same policy, same known identifiers, timed from the index built."""
+    from fabric.config import Paths
+    from fabric.db import Registry
+    from output_checks.engine import Target, check_file, make_context
+    from output_checks.policy import load_policy
+    from output_checks.sandbox.runner import SandboxFile, check_files_sandboxed, isolation
+    from output_checks.screening.known import build_known_identifiers
+
+    paths = Paths(Path(home))
+    outputs = paths.project_outputs("cardio-risk")
+    names = Path(files).read_text().split()
+    known = build_known_identifiers(Registry(paths.database_url), paths, "cardio-risk")
+    policy = load_policy()
+    start = time.perf_counter()
+    if mode == "sandboxed":
+        reports = check_files_sandboxed([SandboxFile(outputs / n, n) for n in names], policy, known)
+    else:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as scratch:
+            ctx = make_context(policy, known, Path(scratch))
+            reports = [check_file(Target(outputs / n, n), ctx) for n in names]
+    verdicts = [str(r.verdict) for r in reports]
+    return {"total": time.perf_counter() - start, "verdicts": verdicts, "sandbox": isolation().sandboxed}
+
+
 TASKS = {
+    "checker_isolation": checker_isolation,
     "allele_frequencies": allele_frequencies,
     "dicom_index": dicom_index,
     "materialise": materialise,

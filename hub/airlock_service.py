@@ -12,6 +12,10 @@ since what each person may see and do is decided by the release workflow from th
 itself needs no hub API scope: it only asks the hub who a visitor is, with the visitor's token, so it is given
 no role (least privilege). `oauth_no_confirm` skips the hub's "authorise this service?" page: the airlock is
 part of the platform, not a third party.
+
+The service runs as root (it owns the request store and the audit chain) but never parses a researcher's file
+itself: checks and previews run in the checker sandbox as `enclave-airlock-checks` (output_checks/sandbox), which
+`enclave host apply` creates.
 """
 
 from __future__ import annotations

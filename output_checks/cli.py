@@ -58,8 +58,8 @@ def check(
 ) -> None:  # fmt: skip
     """Check files and folders (walked recursively) for identifiers, individual-level data, raw data and small
     counts. Exit 0: every file passes; 1: some need review or are blocked; 2: usage error."""
-    from output_checks.engine import check_paths
     from output_checks.policy import load_policy
+    from output_checks.sandbox.runner import check_paths_sandboxed
 
     home = getattr(ctx.find_root().obj, "paths", None)
     try:
@@ -69,7 +69,9 @@ def check(
         policy = load_policy(policy_file, overrides)
     except FabricError as exc:
         raise click.UsageError(str(exc)) from None
-    report = check_paths(list(paths), policy, known, workers=workers, progress=not as_json and sys.stderr.isatty())
+    # Parsed in checker children (a sandbox as root), never in this process: the contract is unchanged.
+    progress = not as_json and sys.stderr.isatty()
+    report = check_paths_sandboxed(list(paths), policy, known, workers=workers, progress=progress)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=None if os.environ.get("ENCLAVE_COMPACT") else 1))
     else:

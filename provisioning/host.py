@@ -40,6 +40,7 @@ from fabric.config import Paths
 from fabric.errors import FabricError
 from fabric.materialise.view import VIEW_DIR_MODE
 from fabric.projects import PROJECT_NAME, USERNAME
+from output_checks.sandbox.runner import CHECKS_ACCOUNT
 from provisioning.steps import StepResult
 
 ACCOUNT_PREFIX = "enclave-"
@@ -164,6 +165,29 @@ def remove_project_account(project: str) -> StepResult:
         _run([_tool("groupdel", "passwd"), name])
     removed = " and ".join(what for what, had in (("account", had_user), ("group", had_group)) if had)
     return StepResult("account", f"{name}: {removed + ' removed' if removed else 'not there'}")
+
+
+def ensure_checks_account(name: str = CHECKS_ACCOUNT) -> tuple[ProjectAccount, StepResult]:
+    """The airlock's checks account: a system account with its own group, no home and no login shell, that parses
+    researchers' files in the checker sandbox (output_checks/sandbox) and can read nothing of Enclave's."""
+    try:
+        user = pwd.getpwnam(name)
+    except KeyError:
+        _require_root("creating the airlock's checks account")
+        argv = [_tool("useradd", "passwd"), "--system", "--no-create-home", "--home-dir", NO_HOME, "--shell", NOLOGIN]
+        _run([*argv, "--comment", "Enclave airlock checks", "--user-group", name])
+        user = pwd.getpwnam(name)
+        made = "created"
+    else:
+        made = "already there"
+    try:
+        group = grp.getgrgid(user.pw_gid).gr_name
+    except KeyError:
+        group = None
+    if group != name or user.pw_shell != NOLOGIN:  # never adopt a person's login or another service's account
+        raise HostError(f"a Unix account {name} exists but is not Enclave's checks account; rename or remove it")
+    account = ProjectAccount(project="", name=name, uid=user.pw_uid, gid=user.pw_gid)
+    return account, StepResult("account", f"{name} {made} (uid {user.pw_uid}), the airlock's checks account")
 
 
 def _exists(lookup: Callable[[str], object], name: str) -> bool:
@@ -362,5 +386,6 @@ def ensure_host(paths: Paths, projects: dict[str, list[str]], *, egress_table: s
         account, result = ensure_project_account(project)
         accounts.append(account)
         done += [result, ensure_project_folders(paths, project, account, sorted(set(researchers)))]
+    done.append(ensure_checks_account()[1])
     done.append(ensure_egress_rules(accounts, table=egress_table))
     return done

@@ -1,15 +1,15 @@
 """The automated checks on a request's snapshots: the checks engine over the immutable copies, under the project's
-policy and with its known identifiers."""
+policy and with its known identifiers, run in the checker sandbox (output_checks/sandbox)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from output_checks.engine import Target, check_file, make_context
 from output_checks.policy import load_policy
 from output_checks.release import workflow
 from output_checks.release.models import ReleaseRequest
+from output_checks.sandbox.runner import SandboxFile, check_files_sandboxed
 
 if TYPE_CHECKING:
     from output_checks.release.service import Airlock
@@ -29,17 +29,10 @@ def run_checks_on_snapshots(airlock: Airlock, request_id: str) -> dict[int, dict
     project, files, overrides = airlock.tx(plan)
     policy = load_policy(None, overrides)
     known = build_known_identifiers(airlock.registry, airlock.paths, project)
-    import tempfile
-
-    results: dict[int, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="enclave-airlock-") as scratch:
-        ctx = make_context(policy, known, Path(scratch))
-        for file_id, path, snapshot, sha in files:
-            source = airlock.store.verify(snapshot, sha)  # check exactly the bytes that will be reviewed
-            # The snapshot has no extension; check it under its own name so name-based claims still apply.
-            view = Path(scratch) / f"{file_id}" / Path(path).name
-            view.parent.mkdir(parents=True, exist_ok=True)
-            view.symlink_to(source)
-            report = check_file(Target(view, path), ctx)
-            results[file_id] = report.to_json()
-    return results
+    # Check exactly the bytes that will be reviewed, under the file's own name (the snapshot has none), in the
+    # checker sandbox: researcher bytes are never parsed in the airlock's process.
+    batch = [
+        SandboxFile(airlock.store.verify(snapshot, sha), path, Path(path).name) for _, path, snapshot, sha in files
+    ]
+    reports = check_files_sandboxed(batch, policy, known)
+    return {file_id: report.to_json() for (file_id, *_), report in zip(files, reports, strict=True)}

@@ -10,6 +10,7 @@ its own goes to review (many people share one), and blocks beside any other matc
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import secrets
@@ -122,6 +123,25 @@ class KnownIdentifiers:
         if forename and surname:
             self.add("name", _norm_name(forename, surname))
             self.add("name", _norm_name(surname, forename))
+
+    def export(self) -> dict[str, str | list[str]]:
+        """The index as JSON-safe data, for a checker sandbox: the key and the hashes, never a plaintext value."""
+        return {
+            "project": self.project,
+            "key": self._key.hex(),
+            "kinds": sorted(self._kinds),
+            "hashes": base64.b64encode(b"".join(sorted(self._hashes))).decode(),
+        }
+
+    @classmethod
+    def restore(cls, data: dict) -> KnownIdentifiers:
+        """The index `export` wrote (in the sandbox, from the parent's JSON: nothing is unpickled)."""
+        index = cls(str(data["project"]))
+        index._key = bytes.fromhex(data["key"])
+        index._kinds = set(data["kinds"])
+        blob = base64.b64decode(data["hashes"])
+        index._hashes = {blob[i : i + 16] for i in range(0, len(blob), 16)}
+        return index
 
     def _has(self, kind: str, value: str) -> bool:
         return kind in self._kinds and self._h(kind, value) in self._hashes

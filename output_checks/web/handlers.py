@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -18,8 +18,8 @@ from fabric.errors import FabricError, NotFoundError
 from fabric.projects import ProjectRole
 from output_checks.release import views, workflow
 from output_checks.release.states import Decision, RequestState
+from output_checks.sandbox.runner import preview_sandboxed
 from output_checks.web import outputs
-from output_checks.web.previews import preview
 
 T = TypeVar("T")
 PER_PAGE = 50
@@ -331,7 +331,8 @@ class FilePreview(Page):
         name, snapshot, sha256 = self.tx(read)
         with self.refusals():
             source = self.airlock.store.verify(snapshot, sha256)
-        shown = await IOLoop.current().run_in_executor(None, preview, source)
+        # Rendered in the checker sandbox: nbconvert, pyarrow and the csv reader never run in this process.
+        shown = await IOLoop.current().run_in_executor(None, preview_sandboxed, source, PurePosixPath(name).name)
         if shown.kind == "image":
             self.set_header("Content-Type", shown.content_type)
             self.set_header("Content-Disposition", "inline")

@@ -2,7 +2,8 @@
 it: as an unprivileged account (`nobody` when the tests run as root), with only the environment's Jupyter config
 (JUPYTER_CONFIG_DIR/PATH, PYTHONNOUSERSITE), a scratch home, a token, on a free loopback port. The home holds
 Jupyter config a user could write (~/.jupyter, ~/.local/etc/jupyter, the server's working folder) trying to switch
-the hardening off. Used by tests/integration/test_workspace_server.py and tests/functional/test_workspace_lab.py."""
+the hardening off. Used by tests/integration/test_workspace_server.py, tests/integration/test_workspace_routes.py and
+tests/functional/test_workspace_lab.py."""
 
 from __future__ import annotations
 
@@ -70,6 +71,8 @@ class Workspace:
     dask_address: str
     run_as: list[str]
     environ: dict[str, str]
+    log: Path | None = None  # the server's output (the first server started from this workspace)
+    base_url: str = "/"  # `url` ends with it (without its last slash)
 
     def server_command(self, port: int) -> list[str]:
         as_root = ["--ServerApp.allow_root=True"] if os.geteuid() == 0 and not self.run_as else []
@@ -80,6 +83,7 @@ class Workspace:
             f"--ServerApp.port={port}",
             "--ServerApp.port_retries=0",
             f"--ServerApp.root_dir={self.home}",
+            f"--ServerApp.base_url={self.base_url}",
             *as_root,
         ]
 
@@ -166,7 +170,7 @@ def start_server(ws: Workspace, port: int, log: Path) -> tuple[Workspace, subpro
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    serving = dataclasses.replace(ws, url=f"http://127.0.0.1:{port}")
+    serving = dataclasses.replace(ws, url=f"http://127.0.0.1:{port}{ws.base_url.rstrip('/')}")
     try:
         _wait_until_up(serving, proc, log)
     except BaseException:
@@ -187,8 +191,9 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def running_workspace(workspace_env: Path) -> Iterator[Workspace]:
-    """A workspace server from `workspace_env`, stopped (with what it started) and cleaned up on exit."""
+def running_workspace(workspace_env: Path, base_url: str = "/") -> Iterator[Workspace]:
+    """A workspace server from `workspace_env` under `base_url` (a hub serves one under /user/NAME/SERVER/), stopped
+    (with what it started) and cleaned up on exit."""
     run_as, uid, gid = _unprivileged(workspace_env)
     root = Path(tempfile.mkdtemp(prefix="enclave-workspace-test-"))
     try:
@@ -218,15 +223,17 @@ def running_workspace(workspace_env: Path) -> Iterator[Workspace]:
             "JUPYTER_TOKEN": base64.b32encode(os.urandom(15)).decode(),
         }
         ws = Workspace(
-            url=f"http://127.0.0.1:{port}",
+            url=f"http://127.0.0.1:{port}{base_url.rstrip('/')}",
             token=environ["JUPYTER_TOKEN"],
             home=home,
             env=workspace_env,
             dask_address=environ["ENCLAVE_DASK_DASHBOARD"],
             run_as=run_as,
             environ=environ,
+            base_url=base_url,
         )
-        _serving, proc = start_server(ws, port, root / "server.log")
+        ws.log = root / "server.log"
+        _serving, proc = start_server(ws, port, ws.log)
         try:
             yield ws
         finally:

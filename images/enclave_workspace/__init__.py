@@ -1,17 +1,27 @@
 """Enclave's workspace-side hardening, a Jupyter server extension enabled by the environment's own config
-(images/jupyter/): it refuses the download, export and generic proxy routes (routes.py), and refuses to start a
-server whose configuration is not the hardened one, so a broken or skipped config file cannot leave a workspace
-open. The contents manager (contents.py), the proxy routes (proxy.py) and the lab extension manager (lab.py) are set
-by that config."""
+(images/jupyter/): it puts the deny-by-default route table in front of every route of the server (routes.py), serves
+kernel logos screened as images (kernelspecs.py), checks once the server has started that every route it registers
+is in the table, and refuses to start a server whose configuration is not the hardened one, so a broken or skipped
+config file cannot leave a workspace open. The contents manager (contents.py, which screens what the browser reads
+with display.py), the authoriser (authorizer.py), the proxy routes (proxy.py) and the lab extension manager (lab.py)
+are set by that config."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
 from typing import Any
 
+from jupyter_server.utils import url_path_join
+
+from enclave_workspace.authorizer import WorkspaceAuthorizer
 from enclave_workspace.contents import WorkspaceContentsManager
+from enclave_workspace.display import CAP_VARIABLES, response_cap
+from enclave_workspace.kernelspecs import KernelLogoHandler
 from enclave_workspace.lab import MANAGER
 from enclave_workspace.proxy import named_servers_only
-from enclave_workspace.routes import add_in_front, refused_rules
+from enclave_workspace.routes import KERNEL_LOGO, add_in_front, front_rules, unclassified_routes
 
 __version__ = "0.1.0"
 
@@ -27,12 +37,23 @@ def hardening_problems(serverapp: Any) -> list[str]:
     problems = []
     if not isinstance(serverapp.contents_manager, WorkspaceContentsManager):
         problems.append("the contents manager is not enclave_workspace's")
+    if not isinstance(serverapp.authorizer, WorkspaceAuthorizer):
+        problems.append("the authorizer is not enclave_workspace's")
     if serverapp.disable_check_xsrf:
         problems.append("XSRF checks are disabled")
     if serverapp.allow_unauthenticated_access:
         problems.append("unauthenticated access is allowed")
     if serverapp.gateway_config.gateway_enabled:
         problems.append("a kernel gateway (remote kernels) is configured")
+    environment = Path(sys.prefix).resolve()
+    kernel_dirs = [Path(d).resolve() for d in serverapp.kernel_spec_manager.kernel_dirs]
+    if not all(d == environment or environment in d.parents for d in kernel_dirs):
+        problems.append("kernelspecs are read from outside the environment")
+    for kind in CAP_VARIABLES:
+        try:
+            response_cap(kind)
+        except ValueError as exc:
+            problems.append(str(exc))
     proxy = serverapp.config.get("ServerProxy", {})
     if set(proxy.get("servers", {})) != PROXIED:
         problems.append("the proxied servers are not exactly dask and mlflow")
@@ -49,8 +70,23 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         # With ServerApp.reraise_server_extension_failures (set in the environment's JSON config) this stops the
         # server: a workspace that is not hardened must not start.
         raise RuntimeError("workspace configuration is not hardened: " + "; ".join(problems))
-    add_in_front(serverapp.web_app, refused_rules(serverapp.web_app.settings["base_url"]))
-    serverapp.log.info("enclave_workspace: download, export and generic proxy routes refused")
+    web_app = serverapp.web_app
+    base_url = web_app.settings["base_url"]
+    logo = (url_path_join(base_url, KERNEL_LOGO), KernelLogoHandler)
+    add_in_front(web_app, front_rules(base_url, web_app, [logo]))
+    serverapp.log.info("enclave_workspace: routes outside the workspace's table refused")
+
+
+async def _start_jupyter_server_extension(serverapp: Any) -> None:
+    """Every extension has registered its routes by now: say whether the table covers them all. A route it misses
+    is refused anyway (deny by default); the route inventory test fails on this line."""
+    web_app = serverapp.web_app
+    unknown = unclassified_routes(web_app, web_app.settings["base_url"])
+    inventory = json.dumps({"unclassified": unknown})
+    if unknown:
+        serverapp.log.warning("enclave_workspace route inventory: %s (refused: not in the table)", inventory)
+    else:
+        serverapp.log.info("enclave_workspace route inventory: %s", inventory)
 
 
 load_jupyter_server_extension = _load_jupyter_server_extension

@@ -1,35 +1,31 @@
 """The workspace's contents manager: jupyter_server's large-file manager that refuses to save binary files sent as
-base64 (what JupyterLab's upload sends), chunked uploads included, and registers no `/files` route at all.
+base64 (what JupyterLab's upload sends), chunked uploads included, registers no `/files` route at all, and reads to
+the browser only what a person reads (display.py): text files and notebooks for editing, images for display, each up
+to its cap, never a data file as base64.
 
 A file counts as text when its bytes are UTF-8 and hold no NUL byte; text files (even when the browser sent them
 as base64) and notebooks save as usual. A chunked upload is checked chunk by chunk, carrying an unfinished UTF-8
-sequence over from the bytes already written, so the whole file is held to the same rule as a one-piece upload."""
+sequence over from the bytes already written, so the whole file is held to the same rule as a one-piece upload.
+
+Reading a file first sniffs its start and size (a data file or an oversized one is refused without being read), then
+checks the model jupyter_server built, the bytes that actually go out: a file swapped between the two is still
+held to the rule."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import codecs
+import json
 import os
 from typing import Any
 
+from anyio import to_thread
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 from tornado import web
 
+from enclave_workspace.display import SNIFF_BYTES, BrowserRefusal, is_text, screen
+
 BINARY_REFUSED = "Binary files cannot be uploaded into a workspace; only text files and notebooks can be uploaded."
-
-
-def is_text(data: bytes, *, carry: bytes = b"", final: bool = True) -> bool:
-    """Whether `data` continues valid UTF-8 text after `carry` (an unfinished sequence) and holds no NUL byte.
-
-    `final=False` accepts an unfinished sequence at the end, which the next chunk must complete."""
-    if b"\x00" in data:
-        return False
-    try:
-        codecs.getincrementaldecoder("utf-8")("strict").decode(carry + data, final)
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def unfinished_utf8(tail: bytes) -> bytes:
@@ -45,11 +41,45 @@ def unfinished_utf8(tail: bytes) -> bytes:
 
 
 class WorkspaceContentsManager(AsyncLargeFileManager):
-    """Saves like jupyter_server's AsyncLargeFileManager, except binary uploads (HTTP 415) and the `/files` route."""
+    """Saves like jupyter_server's AsyncLargeFileManager, except binary uploads (HTTP 415) and the `/files` route;
+    reads only text, notebooks and images to the browser (403 for anything else, 413 over a cap)."""
 
     def get_extra_handlers(self) -> list:
         # The default is `/files/(.*)`, a raw download of any file; the extension also answers it with a 403.
         return []
+
+    async def get(
+        self,
+        path: str,
+        content: bool = True,
+        type: str | None = None,
+        format: str | None = None,
+        require_hash: bool = False,
+    ) -> dict[str, Any]:
+        kwargs = {"type": type, "require_hash": require_hash}
+        if not content:
+            return await super().get(path, content=False, format=format, **kwargs)
+        os_path = self._get_os_path(path.strip("/"))
+        if os.path.isfile(os_path):
+            # Decide from the start of the file and its size before jupyter_server reads it all into memory.
+            with self.perm_to_403(path):
+                head, size = await to_thread.run_sync(_head_and_size, os_path)
+            self._screen(head, size=size, complete=len(head) >= size)
+            if type != "notebook" and not path.endswith(".ipynb") and format is None and is_text(head, final=False):
+                # Without a format jupyter_server falls back to base64 for bytes that are not UTF-8: ask for text.
+                format = "text"
+        model = await super().get(path, content=True, format=format, **kwargs)
+        if model["type"] != "directory":
+            self._screen(_sent_bytes(model))
+        return model
+
+    def _screen(self, data: bytes, **kwargs: Any) -> None:
+        try:
+            screen(data, **kwargs)
+        except BrowserRefusal:
+            # Not the path: a file's name can say what it holds.
+            self.log.warning("Refused to send a file to the browser (not text, a notebook or an image, or too large)")
+            raise
 
     async def save(self, model: dict[str, Any], path: str = "") -> dict[str, Any]:
         if model.get("type") == "file" and model.get("format") == "base64" and isinstance(model.get("content"), str):
@@ -74,6 +104,21 @@ class WorkspaceContentsManager(AsyncLargeFileManager):
             with self.perm_to_403(path):
                 os.unlink(os_path)
         raise web.HTTPError(415, BINARY_REFUSED)
+
+
+def _head_and_size(os_path: str) -> tuple[bytes, int]:
+    with open(os_path, "rb") as f:
+        return f.read(SNIFF_BYTES), os.fstat(f.fileno()).st_size
+
+
+def _sent_bytes(model: dict[str, Any]) -> bytes:
+    """The bytes a contents model carries to the browser, as the browser gets them."""
+    content = model.get("content")
+    if model["type"] == "notebook":
+        return json.dumps(content).encode()
+    if model.get("format") == "base64":
+        return base64.b64decode(content)
+    return content.encode()
 
 
 def _tail(os_path: str, size: int = 4) -> bytes:

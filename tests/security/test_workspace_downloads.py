@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import pytest
 
@@ -108,3 +109,15 @@ def test_routes_outside_the_table_are_refused_before_login(running_enclave, alic
         assert anonymous.status_code == 403, (path, anonymous.status_code)
         hers = alice_in_demo.workspace("GET", DEMO, path, allow_redirects=False)
         assert hers.status_code == 403, (path, hers.status_code)
+
+
+def test_the_hub_run_server_has_no_route_outside_the_table(running_enclave, alice_in_demo):
+    """jupyterhub-singleuser adds routes of its own (OAuth callback, logout): the inventory the server took when it
+    started, in its log, names no route outside the table."""
+    from hub import sandbox
+
+    workspace = sandbox.workspace_id(running_enclave.paths, DEMO, "alice")
+    log = (running_enclave.paths.hub / "workspace-logs" / f"{workspace}.log").read_text()
+    found = re.findall(r"enclave_workspace route inventory: (\{.*\})", log)
+    assert found, "the workspace's server logged no route inventory"
+    assert json.loads(found[-1]) == {"unclassified": []}

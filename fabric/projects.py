@@ -37,6 +37,13 @@ class Member(BaseModel):
 
 MEMORY_UNITS = {"MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "MB": 10**6, "GB": 10**9, "TB": 10**12}
 
+SIZE = r"^\d+(\.\d+)?\s*(MiB|GiB|TiB|MB|GB|TB)$"
+
+
+def size_bytes(size: str) -> int:
+    number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(\w+)", size).groups()
+    return int(float(number) * MEMORY_UNITS[unit])
+
 
 class ComputeLimits(BaseModel):
     """What one workspace of the project may use; Dask's LocalCluster is sized from these."""
@@ -44,18 +51,37 @@ class ComputeLimits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cpus: float = Field(default=2, gt=0, le=256)
-    memory: str = Field(default="8GiB", pattern=r"^\d+(\.\d+)?\s*(MiB|GiB|TiB|MB|GB|TB)$")
+    memory: str = Field(default="8GiB", pattern=SIZE)
     dask_workers: int = Field(default=2, ge=1, le=256)
     threads_per_worker: int = Field(default=1, ge=1, le=64)
     max_processes: int = Field(default=512, ge=16, le=65536)
 
     def memory_bytes(self) -> int:
-        number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(\w+)", self.memory).groups()
-        return int(float(number) * MEMORY_UNITS[unit])
+        return size_bytes(self.memory)
 
     def for_view(self) -> dict[str, Any]:
         """What a view's manifest carries for its readers: the limits, plus each Dask worker's share of memory."""
         return {**self.model_dump(), "memory_limit": self.memory_bytes() // self.dask_workers}
+
+
+class BrowserLimits(BaseModel):
+    """What one workspace may send to the researcher's browser: caps per response and a budget per hour across every
+    route that carries data (files, kernel and terminal output, the Dask dashboard, the MLflow UI). JupyterLab's own
+    static assets do not count. Reading on screen is the remaining way out; these numbers bound it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bytes_per_hour: str = Field(default="64MiB", pattern=SIZE)
+    max_text: str = Field(default="10MiB", pattern=SIZE)  # one text file or notebook
+    max_image: str = Field(default="5MiB", pattern=SIZE)  # one image
+
+    def environment(self) -> dict[str, str]:
+        """The workspace server's settings (images/enclave_workspace/display.py and budget.py read them)."""
+        return {
+            "ENCLAVE_BROWSER_BYTES_PER_HOUR": str(size_bytes(self.bytes_per_hour)),
+            "ENCLAVE_BROWSER_MAX_TEXT_BYTES": str(size_bytes(self.max_text)),
+            "ENCLAVE_BROWSER_MAX_IMAGE_BYTES": str(size_bytes(self.max_image)),
+        }
 
 
 class AirlockOverrides(BaseModel):
@@ -80,6 +106,7 @@ class ProjectSpec(BaseModel):
     members: list[Member] = Field(default_factory=list)
     datasets: list[str] = Field(min_length=1, description="dataset ids, or ['*'] for every registered dataset")
     compute: ComputeLimits = Field(default_factory=ComputeLimits)
+    browser: BrowserLimits = Field(default_factory=BrowserLimits)
     airlock: AirlockOverrides = Field(default_factory=AirlockOverrides)
 
     @field_validator("purpose")

@@ -20,11 +20,11 @@ class Enclave:
         return self.paths.project_data(project).resolve()
 
 
-def spec_file(tmp: Path, name: str, purpose: str, *, commercial: bool = False) -> Path:
+def spec_file(tmp: Path, name: str, purpose: str, *, commercial: bool = False, extra: str = "") -> Path:
     path = tmp / f"{name}.yaml"
     path.write_text(
         f"name: {name}\ntitle: {name}\npurpose: {purpose}\ncommercial: {str(commercial).lower()}\n"
-        "members: [{user: alice, role: researcher}, {user: carol, role: output_checker}]\ndatasets: ['*']\n"
+        "members: [{user: alice, role: researcher}, {user: carol, role: output_checker}]\ndatasets: ['*']\n" + extra
     )
     ProjectSpec.load(path)
     return path

@@ -39,6 +39,7 @@ from tests.provisioned import spec_file
 from tests.workspace_env import workspace_env
 
 SECOND_PROJECT = "echo-study"
+SECOND_BUDGET = "4MiB"  # a small hourly browser budget, so tests can spend it (tests/security/test_browser_budget.py)
 DEMO = "cardio-risk"
 
 needs_enclave = pytest.mark.skipif(
@@ -218,7 +219,8 @@ def provision(home: Path, cohort: Path) -> tuple[Paths, dict[str, str]]:
     steps.ensure_sites(registry, paths, actor="test-admin")
     steps.ensure_consent(registry, paths, actor="test-admin")
     steps.ensure_project(registry, steps.DEMO_SPEC, actor="test-admin")
-    steps.ensure_project(registry, spec_file(home, SECOND_PROJECT, "GRU"), actor="test-admin")
+    second = spec_file(home, SECOND_PROJECT, "GRU", extra=f"browser: {{bytes_per_hour: {SECOND_BUDGET}}}\n")
+    steps.ensure_project(registry, second, actor="test-admin")
     for project in (DEMO, SECOND_PROJECT):
         steps.ensure_materialised(registry, paths, project, actor="test-admin", progress=False)
     users, _ = steps.ensure_demo_users(registry, paths, steps.demo_users(), actor="test-admin")

@@ -15,6 +15,7 @@ from typing import Any
 
 from jupyter_server.utils import url_path_join
 
+from enclave_workspace import budget
 from enclave_workspace.authorizer import WorkspaceAuthorizer
 from enclave_workspace.contents import WorkspaceContentsManager
 from enclave_workspace.display import CAP_VARIABLES, response_cap
@@ -22,6 +23,7 @@ from enclave_workspace.kernelspecs import KernelLogoHandler
 from enclave_workspace.lab import MANAGER
 from enclave_workspace.proxy import named_servers_only
 from enclave_workspace.routes import KERNEL_LOGO, add_in_front, front_rules, unclassified_routes
+from enclave_workspace.services import ServiceResponseScreen
 
 __version__ = "0.1.0"
 
@@ -49,6 +51,10 @@ def hardening_problems(serverapp: Any) -> list[str]:
     kernel_dirs = [Path(d).resolve() for d in serverapp.kernel_spec_manager.kernel_dirs]
     if not all(d == environment or environment in d.parents for d in kernel_dirs):
         problems.append("kernelspecs are read from outside the environment")
+    try:
+        budget.budget()
+    except ValueError as exc:
+        problems.append(str(exc))
     for kind in CAP_VARIABLES:
         try:
             response_cap(kind)
@@ -74,6 +80,11 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     base_url = web_app.settings["base_url"]
     logo = (url_path_join(base_url, KERNEL_LOGO), KernelLogoHandler)
     add_in_front(web_app, front_rules(base_url, web_app, [logo]))
+    # every response body of the proxied services is screened as it leaves (services.py), then every byte to the
+    # browser is counted against the workspace's hourly budget (budget.py)
+    ServiceResponseScreen.base_url = base_url
+    web_app.add_transform(ServiceResponseScreen)
+    budget.install(web_app, base_url)
     serverapp.log.info("enclave_workspace: routes outside the workspace's table refused")
 
 

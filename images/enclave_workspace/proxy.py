@@ -92,6 +92,8 @@ def proxied_servers() -> dict[str, dict[str, Any]]:
     return {
         "dask": {
             "port": dask_dashboard_port(),
+            # uncompressed bodies, which services.py can screen (it refuses any other encoding)
+            "request_headers_override": {"Accept-Encoding": "identity"},
             "launcher_entry": {"title": "Dask dashboard", "category": "Other"},
             "new_browser_tab": True,
         },
@@ -101,7 +103,7 @@ def proxied_servers() -> dict[str, dict[str, Any]]:
             "timeout": MLFLOW_START_SECONDS,
             # The browser's Host is the hub's public name, which MLflow's DNS-rebinding check would refuse; the
             # server listens on loopback only, so the loopback name is the true one. Origins are still checked.
-            "request_headers_override": {"Host": "127.0.0.1:{port}"},
+            "request_headers_override": {"Host": "127.0.0.1:{port}", "Accept-Encoding": "identity"},
             "environment": {
                 "MLFLOW_DISABLE_TELEMETRY": "true",
                 "DO_NOT_TRACK": "true",

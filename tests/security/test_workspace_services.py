@@ -1,0 +1,111 @@
+"""Red team against the workspace's proxied services, through the real hub, proxy and workspace:
+
+- finding 2 of issue 10: the `dask` route proxied whatever listened on the dashboard's port, so a kernel's
+  `python -m http.server 8787 --directory /project/data` handed out the raw view; now such a server gets nothing but
+  text past the route (no Parquet, DICOM or VCF, whatever the request asks for), and a text file only within the cap;
+- finding 3: MLflow served any file the workspace could read: an experiment whose artifact location is
+  /project/data, or any file logged as an artifact, downloaded raw through `get-artifact`; now binary artifacts are
+  refused whatever their location, and the UI still works.
+
+Every refusal is an immediate 403, not a time-out.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.workspace_hub import DEMO, needs_enclave
+
+pytestmark = [pytest.mark.security, needs_enclave]
+
+SQUAT = """
+import json, os, subprocess, sys, time, urllib.request
+server = subprocess.Popen([sys.executable, "-m", "http.server", "8787", "--bind", "127.0.0.1",
+                           "--directory", "/project/data"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+for _ in range(100):
+    try:
+        urllib.request.urlopen("http://127.0.0.1:8787/", timeout=1)
+        break
+    except OSError:
+        time.sleep(0.1)
+files = []
+for root, _dirs, names in os.walk("/project/data"):
+    files += [os.path.relpath(os.path.join(root, n), "/project/data") for n in names]
+print(json.dumps({"pid": server.pid, "files": sorted(files)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def alice_in_demo(running_enclave):
+    alice = running_enclave.person("alice")
+    alice.spawn(DEMO)
+    yield alice
+    alice.stop(DEMO)
+
+
+def test_a_server_squatting_the_dashboard_port_hands_out_no_data_file(alice_in_demo):
+    alice = alice_in_demo
+    with alice.kernel(DEMO) as run:
+        squat = json.loads(run(SQUAT, 60))
+        try:
+            binaries = [f for f in squat["files"] if f.endswith((".parquet", ".dcm", ".vcf.gz", ".bam"))]
+            assert {f.rsplit(".", 1)[-1] for f in binaries} >= {"parquet", "dcm", "gz"}, squat["files"][:20]
+            dicom = next(f for f in binaries if f.endswith(".dcm"))
+            for relative in (binaries[0], dicom):
+                for headers in ({}, {"Accept": "text/event-stream"}, {"Accept-Encoding": "gzip"}):
+                    got = alice.http.get(f"{alice.server(DEMO)}/dask/{relative}", headers=headers, timeout=60)
+                    assert got.status_code == 403, (relative, headers, got.status_code)
+                    assert b"PAR1" not in got.content and b"DICM" not in got.content
+                    assert "airlock" in got.json()["message"]
+            # text is what a person reads on screen: it passes, within the cap
+            listing = alice.http.get(f"{alice.server(DEMO)}/dask/", timeout=60)
+            assert listing.status_code == 200 and "clinical" in listing.text
+        finally:
+            run(f"import os, signal\nos.kill({squat['pid']}, signal.SIGTERM)", 30)
+
+
+MLFLOW_ATTACK = """
+import json, shutil
+import mlflow
+from fabric.tracking import experiment
+experiment("red-team")
+with mlflow.start_run() as run:
+    mlflow.log_artifact("/project/data/clinical/patients.parquet")
+    mlflow.log_text("aggregate only", "note.txt")
+print(json.dumps({"run": run.info.run_id}))
+"""
+
+
+def test_mlflow_hands_out_no_data_file_whatever_the_artifact_location(alice_in_demo):
+    alice = alice_in_demo
+    mlflow = f"{alice.server(DEMO)}/mlflow"
+    assert alice.http.get(f"{mlflow}/", timeout=180).status_code == 200  # started on first visit
+    printed = alice.execute(DEMO, MLFLOW_ATTACK, timeout=180)
+    logged = json.loads(printed.strip().splitlines()[-1])["run"]
+    api = f"{mlflow}/ajax-api/2.0/mlflow"
+    headers = {**alice.server_xsrf(DEMO), "Content-Type": "application/json"}
+    # an experiment and a run whose artifacts are the project's raw view, through the UI's own API
+    made = alice.http.post(
+        f"{api}/experiments/create",
+        data=json.dumps({"name": "raw-view", "artifact_location": "/project/data"}),
+        headers=headers,
+        timeout=60,
+    )
+    attempts = [(logged, "patients.parquet")]
+    if made.status_code == 200:
+        experiment_id = made.json()["experiment_id"]
+        run = alice.http.post(
+            f"{api}/runs/create", data=json.dumps({"experiment_id": experiment_id}), headers=headers, timeout=60
+        )
+        assert run.status_code == 200, run.text[:300]
+        attempts.append((run.json()["run"]["info"]["run_id"], "clinical/patients.parquet"))
+    for run_id, path in attempts:
+        for route in ("get-artifact", "ajax-api/2.0/mlflow/get-artifact"):
+            got = alice.http.get(f"{mlflow}/{route}", params={"path": path, "run_uuid": run_id}, timeout=60)
+            assert got.status_code in (403, 404), (route, path, got.status_code)
+            assert b"PAR1" not in got.content
+    # what a person reads in the UI still shows
+    note = alice.http.get(f"{mlflow}/get-artifact", params={"path": "note.txt", "run_uuid": logged}, timeout=60)
+    assert note.status_code == 200 and note.text == "aggregate only"

@@ -132,12 +132,18 @@ class SandboxLayout:
             args += ["--ro-bind", str(self.hub), INSIDE_HUB]
         return args
 
-    def argv(self, command: list[str], *, bwrap: str = "bwrap", setpriv: str = "setpriv") -> list[str]:
-        """bwrap's command line running `command` in this sandbox, as the project account."""
+    def argv(
+        self, command: list[str], *, bwrap: str = "bwrap", setpriv: str = "setpriv", seccomp_fd: int | None = None
+    ) -> list[str]:
+        """bwrap's command line running `command` in this sandbox, as the project account.
+
+        The environment is not on it: a command line is readable by every account through /proc/PID/cmdline, and
+        the environment holds the workspace's hub token. Start bwrap with `env=self.environment` instead (its
+        /proc/PID/environ is readable by root alone), as `WorkspacePlan.launch` does. `seccomp_fd` is an open file
+        holding the BPF program of hub/seccomp.py, loaded by bwrap just before it runs the command."""
         args = [bwrap, *NAMESPACES, "--die-with-parent", "--new-session", *self.mounts(), "--chdir", self.inside_home]
-        args.append("--clearenv")
-        for key, value in sorted(self.environment.items()):
-            args += ["--setenv", key, value]
+        if seccomp_fd is not None:
+            args += ["--seccomp", str(seccomp_fd)]
         args.append("--")
         if self.drop_privileges:
             # setresuid/setresgid to the project account, no supplementary groups, every capability gone from the

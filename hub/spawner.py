@@ -28,9 +28,9 @@ from tornado import web
 from traitlets import Bool, Float, Integer, Unicode, default
 
 from fabric.config import Paths
-from hub import sandbox
+from hub import browser_usage, sandbox, seccomp
 from hub.limits import WorkspaceCgroup
-from hub.workspaces import INSECURE_ENV, WorkspaceError, insecure_allowed, prepare
+from hub.workspaces import INSECURE_ENV, WorkspaceError, insecure_allowed, prepare, registry_of
 
 PASSED_ENV_PREFIXES = ("JUPYTERHUB_", "JPY_")  # what of JupyterHub's environment reaches the workspace
 
@@ -105,20 +105,46 @@ class SandboxSpawner(Spawner):
             self.log.warning("INSECURE DEVELOPMENT MODE: %s runs as the hub's own user, without limits", self._log_name)
         self.workspace = plan.id
         command = [str(plan.layout.env / "bin" / "jupyterhub-singleuser"), f"--sock={sandbox.INSIDE_SOCKET}"]
-        argv = plan.argv([*command, *self.get_args()], bwrap=self.bwrap, setpriv=self.setpriv)
+        # The browser budget's ledger: what this workspace already sent this hour, and a pipe for its reports.
+        ledger = self._usage_ledger(paths)
+        hour, spent = await asyncio.to_thread(ledger.spent, plan.id)
+        usage_read, usage_write = os.pipe()
+        usage = {
+            "ENCLAVE_BROWSER_HOUR": str(hour),
+            "ENCLAVE_BROWSER_SPENT": str(spent),
+            "ENCLAVE_USAGE_FD": str(usage_write),
+        }
         try:
-            with self._log_path(paths).open("ab") as out:
+            with (
+                plan.launch(
+                    [*command, *self.get_args()],
+                    bwrap=self.bwrap,
+                    setpriv=self.setpriv,
+                    environment=usage,
+                    pass_fds=(usage_write,),
+                ) as launch,
+                self._log_path(paths).open("ab") as out,
+            ):
                 process = await asyncio.create_subprocess_exec(
-                    *argv,
+                    *launch.argv,
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=out,
                     stderr=asyncio.subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=plan.join_cgroup,  # the sandbox's first process joins the limits before it runs
+                    # the environment (with the hub token) in bwrap's environ, the seccomp filter, the limits
+                    **launch.popen_kwargs(),
                 )
-        except OSError as exc:
+        except (OSError, seccomp.SeccompUnavailable) as exc:
+            os.close(usage_read)
             await asyncio.to_thread(plan.cleanup)
-            raise web.HTTPError(503, f"the workspace sandbox could not start ({exc.strerror})") from exc
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise web.HTTPError(503, f"the workspace sandbox could not start ({reason})") from exc
+        finally:
+            os.close(usage_write)  # the workspace server holds the only write end now
+        target = f"workspace:{self.name}/{self.user.name}"
+        self._usage = asyncio.ensure_future(
+            browser_usage.follow(usage_read, ledger, plan.id, actor=self.user.name, target=target)
+        )
         self.pid = process.pid
         self._process = process
         self._plan = plan
@@ -169,7 +195,11 @@ class SandboxSpawner(Spawner):
             await asyncio.to_thread(plan.cleanup)
         elif cgroup is not None:  # a workspace from before a hub restart
             await asyncio.to_thread(cgroup.remove)
-        self._process = self._plan = None
+        usage = getattr(self, "_usage", None)
+        if usage is not None:  # the server is gone, so its pipe ends: the hour's totals reach the audit log
+            with contextlib.suppress(TimeoutError, OSError):
+                await asyncio.wait_for(usage, timeout=10)
+        self._process = self._plan = self._usage = None
         self.clear_state()
 
     # -- helpers
@@ -198,6 +228,9 @@ class SandboxSpawner(Spawner):
         # The server listens on its socket only; this URL just tells jupyterhub-singleuser its base path.
         passed["JUPYTERHUB_SERVICE_URL"] = f"http://127.0.0.1:8888{self.server.base_url if self.server else '/'}"
         return passed
+
+    def _usage_ledger(self, paths: Paths) -> browser_usage.UsageLedger:
+        return browser_usage.UsageLedger(paths.hub / "browser-usage.json", registry_of(paths))
 
     def _log_path(self, paths: Paths) -> Path:
         logs = paths.hub / "workspace-logs"

@@ -1,9 +1,10 @@
 """Who may run a workspace, and everything made ready before one starts: the one layer that owns those rules.
 
 The spawner (hub/spawner.py, a JupyterLab server per (user, project)) and `enclave run` (papermill in a project's
-sandbox) both call `prepare`, then start `plan.argv(command)`; `plan.join_cgroup` runs in the child before exec and
-`plan.cleanup()` after it ends. Refusals are `WorkspaceError`s carrying an HTTP status for the hub and a message
-for people: no path, identifier or secret in them.
+sandbox) both call `prepare`, then start the command `with plan.launch(command) as launch` (its argv, environment,
+seccomp filter and `join_cgroup`, which runs in the child before exec) and call `plan.cleanup()` after it ends.
+Refusals are `WorkspaceError`s carrying an HTTP status for the hub and a message for people: no path, identifier or
+secret in them.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import os
 import pwd
 import shutil
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -22,7 +25,7 @@ from fabric.config import Paths
 from fabric.db import Registry
 from fabric.models import Project, ProjectMember
 from fabric.projects import ProjectRole
-from hub import sandbox
+from hub import sandbox, seccomp
 from hub.authorisation import WorkspaceError, authorise_workspace
 from hub.limits import CgroupError, Limits, WorkspaceCgroup
 
@@ -59,6 +62,20 @@ def insecure_allowed() -> bool:
     return os.environ.get(INSECURE_ENV) == "1"
 
 
+@dataclass(frozen=True)
+class Launch:
+    """A sandboxed command ready to start: the environment travels in bwrap's own environment, never its command
+    line; `pass_fds` holds the seccomp filter bwrap reads; `preexec_fn` joins the workspace's control group."""
+
+    argv: list[str]
+    env: dict[str, str]
+    pass_fds: tuple[int, ...]
+    preexec_fn: Callable[[], None]
+
+    def popen_kwargs(self) -> dict[str, Any]:
+        return {"env": self.env, "pass_fds": self.pass_fds, "preexec_fn": self.preexec_fn}
+
+
 @dataclass
 class WorkspacePlan:
     layout: sandbox.SandboxLayout
@@ -69,11 +86,37 @@ class WorkspacePlan:
     def id(self) -> str:
         return self.layout.run.name
 
-    def argv(self, command: list[str], *, bwrap: str = "bwrap", setpriv: str = "setpriv") -> list[str]:
-        argv = self.layout.argv(command, bwrap=bwrap, setpriv=setpriv)
-        if not self.secure:  # no root: bubblewrap needs a user namespace to make the others
-            argv.insert(1, "--unshare-user")
+    def argv(
+        self, command: list[str], *, bwrap: str = "bwrap", setpriv: str = "setpriv", seccomp_fd: int | None = None
+    ) -> list[str]:
+        argv = self.layout.argv(command, bwrap=bwrap, setpriv=setpriv, seccomp_fd=seccomp_fd)
+        if not self.secure:  # no root: bubblewrap needs a user namespace to make the others, and forbids more
+            argv[1:1] = ["--unshare-user", "--disable-userns"]
         return argv
+
+    @contextlib.contextmanager
+    def launch(
+        self,
+        command: list[str],
+        *,
+        bwrap: str = "bwrap",
+        setpriv: str = "setpriv",
+        environment: dict[str, str] | None = None,
+        pass_fds: tuple[int, ...] = (),
+    ) -> Iterator[Launch]:
+        """How to start `command` in the sandbox: pass the Launch's fields to asyncio/subprocess. The seccomp
+        filter's file descriptor stays open for the block only; `pass_fds` are more descriptors the command keeps
+        (at the same numbers), `environment` more variables for it."""
+        fd = seccomp.filter_fd()
+        try:
+            yield Launch(
+                argv=self.argv(command, bwrap=bwrap, setpriv=setpriv, seccomp_fd=fd),
+                env={**self.layout.environment, **(environment or {})},
+                pass_fds=(fd, *pass_fds),
+                preexec_fn=self.join_cgroup,
+            )
+        finally:
+            os.close(fd)
 
     def join_cgroup(self) -> None:
         if self.cgroup is not None:
@@ -119,7 +162,8 @@ def prepare(
         user,
         uid=uid,
         gid=gid,
-        environment=environment,
+        # the project's browser caps and budget last: nothing the hub passes can loosen them
+        environment={**(environment or {}), **grant.spec.browser.environment()},
         drop_privileges=secure,
         socket_root=socket_root,
         hub_socket_root=hub_socket_root,

@@ -377,11 +377,44 @@ def ensure_home_modes(paths: Paths) -> StepResult:
     return StepResult("home", f"{paths.home}: {changed} modes tightened" if changed else "modes already right")
 
 
+# ------------------------------------------------------------------------------------------------ /proc
+
+PROC_HIDDEN = ("invisible", "noaccess", "2", "1")  # hidepid values that keep other accounts' processes unreadable
+
+
+def proc_hidepid(mountinfo: str) -> str | None:
+    """The hidepid option of the host's /proc mount in /proc/self/mountinfo text (None when it has none)."""
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) > 4 and fields[4] == "/proc" and " - proc " in line:
+            for option in line.split(" - ", 1)[1].split()[-1].split(","):
+                key, _, value = option.partition("=")
+                if key == "hidepid":
+                    return value
+            return None
+    return None
+
+
+def ensure_proc_hidepid() -> StepResult:
+    """The host's /proc mounted `hidepid=invisible`: an account sees only its own processes, so no command line or
+    environment of Enclave's (the hub, its proxy, the workspaces' servers) is even listed to another account. The
+    first layer is that no secret is ever on a command line; this is the second. Not in /etc/fstab: a host whose
+    /proc should keep it across reboots adds `hidepid=invisible` there (docs/explanation/workspace-sandbox.md)."""
+    before = proc_hidepid(Path("/proc/self/mountinfo").read_text())
+    if before in PROC_HIDDEN:
+        return StepResult("proc", f"/proc already mounted hidepid={before}")
+    try:
+        _run([_tool("mount", "mount"), "-o", "remount,hidepid=invisible", "/proc"])
+    except HostError as exc:
+        return StepResult("proc", f"WARNING: /proc could not be remounted hidepid=invisible ({exc})")
+    return StepResult("proc", "/proc remounted hidepid=invisible: accounts see only their own processes")
+
+
 def ensure_host(paths: Paths, projects: dict[str, list[str]], *, egress_table: str = EGRESS_TABLE) -> list[StepResult]:
     """Every project's account and folders, then one egress rule covering all their accounts; `projects` maps a
     project to its researchers."""
     _require_root("host provisioning")
-    done, accounts = [ensure_home_modes(paths)], []
+    done, accounts = [ensure_home_modes(paths), ensure_proc_hidepid()], []
     for project, researchers in sorted(projects.items()):
         account, result = ensure_project_account(project)
         accounts.append(account)

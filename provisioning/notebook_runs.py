@@ -183,9 +183,10 @@ def run_in_sandbox(
         command += ["--log-output", "--no-progress-bar"]
         for name, value in parameters.items():
             command += ["-p", name, value]
-        completed = subprocess.run(  # output streams to the caller's terminal
-            plan.argv(command), preexec_fn=plan.join_cgroup, stdin=subprocess.DEVNULL, timeout=timeout, check=False
-        )
+        with plan.launch(command) as launch:
+            completed = subprocess.run(  # output streams to the caller's terminal
+                launch.argv, stdin=subprocess.DEVNULL, timeout=timeout, check=False, **launch.popen_kwargs()
+            )
         return NotebookRun(
             executed=layout.home / RUNS / executed, inside=f"{inside_runs}/{executed}", returncode=completed.returncode
         )

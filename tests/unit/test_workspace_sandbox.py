@@ -62,11 +62,22 @@ def test_the_sandbox_has_no_network_and_drops_to_the_project_account(layout):
     for namespace in ("--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup"):
         assert namespace in argv
     assert "--unshare-user" not in argv  # as root: the account is dropped to by setpriv, not mapped
-    assert "--die-with-parent" in argv and "--clearenv" in argv
+    assert "--die-with-parent" in argv
     tail = argv[argv.index("--") + 1 :]
     assert tail[:4] == ["setpriv", "--reuid=990", "--regid=990", "--clear-groups"]
     assert {"--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"} <= set(tail)
     assert tail[-1] == "cmd"
+
+
+def test_no_environment_value_is_on_the_command_line(layout):
+    # /proc/PID/cmdline is readable by every account: the hub token travels in bwrap's environment instead
+    secret = "token-" + "x" * 32
+    with_token = sandbox.replace(layout, environment={**layout.environment, "JUPYTERHUB_API_TOKEN": secret})
+    argv = with_token.argv(["cmd"], seccomp_fd=7)
+    assert not any(secret in arg for arg in argv)
+    assert "--setenv" not in argv and "--clearenv" not in argv
+    assert argv[argv.index("--seccomp") + 1] == "7"
+    assert argv.index("--seccomp") < argv.index("--")  # bwrap's option, loaded before the command runs
 
 
 def test_the_environment_is_the_workspace_contract_and_only_that(layout):

@@ -146,11 +146,37 @@ def _create(runs: int, name: str, content: bytes, uid: int | None, gid: int | No
             os.fchown(out.fileno(), uid, gid)
 
 
+def untrusted(path: Path) -> str | None:
+    """Why root should not trust `path` as installed state (None when it may): every folder from / down to it must
+    be root's, and none but root may replace an entry in it (not writable by others, or sticky like /tmp)."""
+    # as written (a link is fine when root made it in a folder only root can change), then where it leads
+    for spelling in (os.path.abspath(path), os.path.realpath(path)):
+        current = Path("/")
+        for part in Path(spelling).relative_to("/").parts:
+            current = current / part
+            try:
+                st = os.lstat(current)
+            except FileNotFoundError:
+                return f"{current} does not exist"
+            if st.st_uid != 0:
+                return f"{current} is not owned by root"
+            if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+                return f"{current} is writable by accounts other than root"
+    return None
+
+
 def run_in_sandbox(
     paths: Paths, notebook: Path, project: str, user: str, parameters: dict[str, str], *, timeout: float | None = None
 ) -> NotebookRun:
     """Run `notebook` in `user`'s workspace sandbox of `project` with papermill `parameters` (as `-p NAME VALUE`)."""
-    content = read_notebook(notebook, invoker())
+    who = invoker()
+    if who.name is not None:
+        # Through sudo the caller may choose --home or keep ENCLAVE_* variables: root must then not trust a registry,
+        # project folders or an environment that the caller (or anyone but root) could have made.
+        for what, path in (("Enclave home", paths.home), ("workspace environment", paths.workspace_env)):
+            if problem := untrusted(path):
+                raise FabricError(f"through sudo, `enclave run` uses only a root-owned {what}: {problem}")
+    content = read_notebook(notebook, who)
     # A batch run needs no hub: bind its socket folder only when one is there.
     hub_root = sandbox.HUB_SOCKET_ROOT if sandbox.hub_socket(paths).parent.is_dir() else None
     instance = f"run-{secrets.token_hex(4)}"

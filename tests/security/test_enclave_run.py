@@ -174,3 +174,20 @@ def test_a_run_needs_no_hub(enclave_without_hub, notebook, monkeypatch, workspac
     executed = Path(ran.stdout.split("executed notebook: ")[1].split(" ")[0])
     assert "42" in executed.read_text()
     assert not list((paths.hub / "sandbox-etc").iterdir())  # the run's own /etc files are gone with it
+
+
+def test_through_sudo_a_home_the_caller_could_have_made_is_refused(running_enclave, notebook, tmp_path):
+    """`sudo enclave --home DIR run …` with a DIR the caller made (their own registry and project folders) would let
+    root mount whatever that registry names: a home root does not own, all the way down, is refused."""
+    paths = running_enclave.paths
+    forged = tmp_path / "forged-home"
+    forged.mkdir()
+    os.chown(forged, NOBODY.pw_uid, NOBODY.pw_gid)  # made by the caller
+    ran = enclave(paths, "--home", str(forged), "run", str(notebook), "--project", DEMO, sudo_user="bob")
+    assert ran.returncode == 1, ran.stdout[-2000:] + ran.stderr[-2000:]
+    assert "uses only a root-owned Enclave home" in ran.stderr and "is not owned by root" in ran.stderr
+    world = tmp_path / "world-writable-home"
+    world.mkdir()
+    world.chmod(0o777)
+    ran = enclave(paths, "--home", str(world), "run", str(notebook), "--project", DEMO, sudo_user="bob")
+    assert ran.returncode == 1 and "writable by accounts other than root" in ran.stderr

@@ -10,6 +10,8 @@ log any file as an artifact. So the filter judges the bytes, not the service:
 - binary passes only when it is byte for byte a file the environment itself ships for these services' web pages
   (fonts and images of MLflow's and Bokeh's front ends; the environment is read-only in the sandbox, so no kernel
   can add one);
+- an MLflow artifact of a run whose artifact location is outside the project's store (set through MLflow's API or
+  written into mlflow.db directly), or a path that climbs or links out of it, is refused whatever it holds;
 - anything else, compressed bodies included (the request asks for none), becomes a 403 with a message, and a
   response already streaming is cut off at the first byte that breaks the rule.
 
@@ -23,9 +25,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
+import sqlite3
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from tornado import httputil
 from tornado.web import OutputTransform
@@ -36,6 +42,7 @@ from enclave_workspace.contents import unfinished_utf8
 SERVICES = ("dask", "mlflow")
 # Where the environment keeps the services' own web assets (relative to site-packages).
 ASSET_FOLDERS = ("mlflow/server/js/build", "bokeh/server/static", "distributed/http")
+OUTSIDE_STORE = "This MLflow artifact is not in the project's MLflow store, so the workspace does not show it."
 ENCODING_REFUSED = "The service sent a compressed response, which the workspace does not pass to the browser."
 
 
@@ -63,6 +70,36 @@ def service_of(path: str, base_url: str) -> str | None:
     return first if first in SERVICES else None
 
 
+def artifact_outside_store(request: httputil.HTTPServerRequest, environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether an MLflow artifact request names a file outside the project's artifact store: a run whose
+    artifact location is elsewhere (set through the API or written into mlflow.db directly), or a path that climbs or
+    links out of it. Requests that name no run are judged by their content alone."""
+    query = parse_qs(request.query)
+    run = (query.get("run_uuid") or query.get("run_id") or [""])[0]
+    if not run:
+        return False
+    store = environ.get("ENCLAVE_MLFLOW_ARTIFACTS", "")
+    tracking = environ.get("MLFLOW_TRACKING_URI", "")
+    if not store or not tracking.startswith("sqlite:///"):
+        return True  # no store to compare with: refuse
+    try:
+        database = sqlite3.connect(f"file:{tracking[len('sqlite:///') :]}?mode=ro", uri=True, timeout=2)
+        try:
+            row = database.execute("SELECT artifact_uri FROM runs WHERE run_uuid = ?", (run,)).fetchone()
+        finally:
+            database.close()
+    except sqlite3.Error:
+        return True
+    if row is None:
+        return False  # MLflow answers 404 itself
+    location = urlsplit(row[0])
+    if location.scheme not in ("", "file"):
+        return True
+    root = os.path.realpath(store)
+    target = os.path.realpath(os.path.join(unquote(location.path), (query.get("path") or [""])[0]))
+    return os.path.commonpath([root, target]) != root
+
+
 class ServiceResponseScreen(OutputTransform):
     """Screens the body of every response of the proxied services (one instance per request)."""
 
@@ -70,6 +107,9 @@ class ServiceResponseScreen(OutputTransform):
 
     def __init__(self, request: httputil.HTTPServerRequest) -> None:
         self.service = service_of(request.path, self.base_url)
+        self.outside = (
+            self.service == "mlflow" and request.path.endswith("get-artifact") and artifact_outside_store(request)
+        )
         self.sent = 0
         self.kind: display.Kind | None = None
         self.cut = False
@@ -80,6 +120,8 @@ class ServiceResponseScreen(OutputTransform):
     ) -> tuple[int, httputil.HTTPHeaders, bytes]:
         if self.service is None:
             return status_code, headers, chunk
+        if self.outside:
+            return self._refuse(headers, display.BrowserRefusal(OUTSIDE_STORE))
         encoding = headers.get("Content-Encoding", "identity").lower()
         if encoding != "identity":
             return self._refuse(headers, display.BrowserRefusal(ENCODING_REFUSED))

@@ -126,6 +126,7 @@ def test_files_and_nbconvert_downloads_are_refused_server_side(alice_in_demo):
 def test_a_binary_upload_is_refused(alice_in_demo):
     import base64
 
+    alice_in_demo.open_workspace(DEMO)  # its cookies, whichever test ran first
     png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256))).decode()
     response = alice_in_demo.workspace(
         "PUT", DEMO, "/api/contents/smuggled.png", json={"type": "file", "format": "base64", "content": png}

@@ -4,8 +4,9 @@
   `python -m http.server 8787 --directory /project/data` handed out the raw view; now such a server gets nothing but
   text past the route (no Parquet, DICOM or VCF, whatever the request asks for), and a text file only within the cap;
 - finding 3: MLflow served any file the workspace could read: an experiment whose artifact location is
-  /project/data, or any file logged as an artifact, downloaded raw through `get-artifact`; now binary artifacts are
-  refused whatever their location, and the UI still works.
+  /project/data (or a run's location rewritten in mlflow.db), or any file logged as an artifact, downloaded raw
+  through `get-artifact`; now artifacts outside the project's store are refused whatever they hold, binary artifacts
+  are refused wherever they are, and the UI still shows text artifacts.
 
 Every refusal is an immediate 403, not a time-out.
 """
@@ -74,7 +75,13 @@ experiment("red-team")
 with mlflow.start_run() as run:
     mlflow.log_artifact("/project/data/clinical/patients.parquet")
     mlflow.log_text("aggregate only", "note.txt")
-print(json.dumps({"run": run.info.run_id}))
+with mlflow.start_run() as rewritten:
+    pass
+import sqlite3  # the kernel rewrites the run's artifact location in the store's database directly
+db = sqlite3.connect("/project/mlflow/mlflow.db")
+db.execute("UPDATE runs SET artifact_uri = '/project/data' WHERE run_uuid = ?", (rewritten.info.run_id,))
+db.commit()
+print(json.dumps({"run": run.info.run_id, "rewritten": rewritten.info.run_id}))
 """
 
 
@@ -83,7 +90,8 @@ def test_mlflow_hands_out_no_data_file_whatever_the_artifact_location(alice_in_d
     mlflow = f"{alice.server(DEMO)}/mlflow"
     assert alice.http.get(f"{mlflow}/", timeout=180).status_code == 200  # started on first visit
     printed = alice.execute(DEMO, MLFLOW_ATTACK, timeout=180)
-    logged = json.loads(printed.strip().splitlines()[-1])["run"]
+    runs = json.loads(printed.strip().splitlines()[-1])
+    logged = runs["run"]
     api = f"{mlflow}/ajax-api/2.0/mlflow"
     headers = {**alice.server_xsrf(DEMO), "Content-Type": "application/json"}
     # an experiment and a run whose artifacts are the project's raw view, through the UI's own API
@@ -106,6 +114,12 @@ def test_mlflow_hands_out_no_data_file_whatever_the_artifact_location(alice_in_d
             got = alice.http.get(f"{mlflow}/{route}", params={"path": path, "run_uuid": run_id}, timeout=60)
             assert got.status_code in (403, 404), (route, path, got.status_code)
             assert b"PAR1" not in got.content
+    # a text file of the view through a run whose location was rewritten in the database: refused by location
+    for path in ("MANIFEST.json", "../data/MANIFEST.json"):
+        got = alice.http.get(f"{mlflow}/get-artifact", params={"path": path, "run_uuid": runs["rewritten"]}, timeout=60)
+        assert got.status_code == 403 and "not in the project's MLflow store" in got.json()["message"], path
+    climbing = {"path": "../../../../project/data/MANIFEST.json", "run_uuid": logged}
+    assert alice.http.get(f"{mlflow}/get-artifact", params=climbing, timeout=60).status_code in (400, 403, 404)
     # what a person reads in the UI still shows
     note = alice.http.get(f"{mlflow}/get-artifact", params={"path": "note.txt", "run_uuid": logged}, timeout=60)
     assert note.status_code == 200 and note.text == "aggregate only"

@@ -77,3 +77,18 @@ def test_view_compute_limits_split_memory_between_dask_workers(tmp_path):
     limits = spec.compute.for_view()
     assert limits["memory_limit"] == 16 * 2**30 // 4
     assert limits["dask_workers"] == 4
+
+
+def test_browser_limits_default_and_reach_the_workspace_as_bytes(tmp_path):
+    spec = ProjectSpec.load(write(tmp_path, VALID))
+    assert spec.browser.environment() == {
+        "ENCLAVE_BROWSER_BYTES_PER_HOUR": str(64 * 2**20),
+        "ENCLAVE_BROWSER_MAX_TEXT_BYTES": str(10 * 2**20),
+        "ENCLAVE_BROWSER_MAX_IMAGE_BYTES": str(5 * 2**20),
+    }
+    tight = ProjectSpec.load(write(tmp_path, VALID + "browser: {bytes_per_hour: 4MiB, max_image: 1MB}\n"))
+    assert tight.browser.environment()["ENCLAVE_BROWSER_BYTES_PER_HOUR"] == str(4 * 2**20)
+    assert tight.browser.environment()["ENCLAVE_BROWSER_MAX_IMAGE_BYTES"] == str(10**6)
+    for bad, field in (("bytes_per_hour: lots", "browser.bytes_per_hour"), ("per_day: 1GiB", "browser.per_day")):
+        with pytest.raises(SpecError, match=field):
+            ProjectSpec.load(write(tmp_path, VALID + f"browser: {{{bad}}}\n"))

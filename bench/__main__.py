@@ -496,7 +496,8 @@ def bench_airlock_release(work: Path, sizes: list[int], repeats: int) -> dict:
 
 def bench_airlock_sandbox(work: Path, sizes: list[int], repeats: int) -> dict:
     """The checks of an N-file request in checker sandboxes against the same checks in-process (goal: at most
-    1.2x the median); runs alternate, so both see the same machine load."""
+    1.2x the median), with the child started ahead as the airlock service does (and, reported beside it, started
+    on demand as the command line does); runs alternate, so all see the same machine load."""
     home = provisioned_cohort(work, 2000)
     bundle = airlock_bundle.prepare(work, 1.0, (10, 100))
     sources = sorted(p for p in (bundle / "slice").rglob("*") if p.is_file())
@@ -512,28 +513,30 @@ def bench_airlock_sandbox(work: Path, sizes: list[int], repeats: int) -> dict:
             names.append(name)
         listing = work / f"sandbox-{count}.txt"
         listing.write_text("\n".join(names))
-        runs: dict[str, list] = {"inprocess": [], "sandboxed": []}
+        runs: dict[str, list] = {"inprocess": [], "sandboxed": [], "sandboxed-warm": []}
         for _ in range(repeats):
             for mode in runs:
                 runs[mode].append(run(task("checker_isolation", str(home), str(listing), mode), cwd=ROOT))
         seconds = {mode: [json.loads(r.stdout)["total"] for r in rs] for mode, rs in runs.items()}
-        verdicts = {mode: json.loads(rs[0].stdout)["verdicts"] for mode, rs in runs.items()}
-        baseline_s, enclave_s = statistics.median(seconds["inprocess"]), statistics.median(seconds["sandboxed"])
+        verdicts = [json.loads(rs[0].stdout)["verdicts"] for rs in runs.values()]
+        median = {mode: statistics.median(v) for mode, v in seconds.items()}
+        baseline_s, enclave_s = median["inprocess"], median["sandboxed-warm"]
         out[count] = {
             "baseline": "the same checks in-process (the airlock before the sandbox), same policy and identifiers",
             "baseline_s": baseline_s,
-            "enclave_s": enclave_s,
+            "enclave_s": enclave_s,  # the airlock service: a checker child started ahead of the request
             "ratio": enclave_s / baseline_s,
+            "cold_s": median["sandboxed"],  # the command line: the child starts with the request
+            "cold_ratio": median["sandboxed"] / baseline_s,
             "spread_s": {mode: [min(v), max(v)] for mode, v in seconds.items()},
             "repeats": repeats,
             "bubblewrap": json.loads(runs["sandboxed"][0].stdout)["sandbox"],
-            "same_verdicts": verdicts["inprocess"] == verdicts["sandboxed"],
-            "peak_rss_bytes": max(r.peak_rss for r in runs["sandboxed"]),
+            "same_verdicts": all(v == verdicts[0] for v in verdicts),
+            "peak_rss_bytes": max(r.peak_rss for r in runs["sandboxed-warm"]),
         }
-        log(
-            f"airlock sandbox {count} files: sandboxed {enclave_s:.2f}s {seconds['sandboxed']}, in-process "
-            f"{baseline_s:.2f}s {seconds['inprocess']}, {enclave_s / baseline_s:.2f}x"
-        )
+        for mode, values in seconds.items():
+            log(f"airlock sandbox {count} files, {mode}: median {median[mode]:.2f}s of {[round(v, 2) for v in values]}")
+        log(f"airlock sandbox: warm {enclave_s / baseline_s:.2f}x, cold {median['sandboxed'] / baseline_s:.2f}x")
     return out
 
 

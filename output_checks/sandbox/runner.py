@@ -16,6 +16,7 @@ its results are JSON, validated into FileReport and Preview here."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
@@ -155,10 +156,12 @@ def environment() -> dict[str, str]:
         "PYTHONNOUSERSITE": "1",
         "MPLCONFIGDIR": "/tmp/matplotlib",  # noqa: S108
     }
-    return env | {name: "1" for name in THREAD_VARS}
+    return env
 
 
-def sandbox_argv(iso: Isolation, staging: Path, limits: CheckerLimits, extra_ro: Sequence[Path] = ()) -> list[str]:
+def sandbox_argv(
+    iso: Isolation, staging: Path, limits: CheckerLimits, extra_ro: Sequence[Path] = (), kind: str = "checks"
+) -> list[str]:
     """bwrap's command line for one checker child (pure: the security test reads it as well as running it)."""
     assert iso.uid is not None and iso.gid is not None
     args = [shutil.which("bwrap") or "bwrap", *NAMESPACES, "--die-with-parent", "--new-session"]
@@ -186,11 +189,11 @@ def sandbox_argv(iso: Isolation, staging: Path, limits: CheckerLimits, extra_ro:
     setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
     args += ["--", setpriv, f"--reuid={iso.uid}", f"--regid={iso.gid}", "--clear-groups"]
     args += ["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
-    return args + _child_command()
+    return args + _child_command(kind)
 
 
-def _child_command() -> list[str]:
-    return [sys.executable, "-I", "-m", "output_checks.sandbox.child"]
+def _child_command(kind: str) -> list[str]:
+    return [sys.executable, "-I", "-m", "output_checks.sandbox.child", kind]
 
 
 def _limited(argv: list[str], limits: CheckerLimits) -> list[str]:
@@ -250,14 +253,12 @@ class Child:
     """One running checker: JSON in on stdin (from a thread, so a child that never reads cannot block us), JSON
     lines out, stderr kept in a small ring for the reason of a death."""
 
-    def __init__(self, argv: list[str], job: dict[str, Any], env: dict[str, str] | None) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str] | None) -> None:
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
             start_new_session=True, close_fds=True,
         )  # fmt: skip
-        payload = json.dumps(job).encode()
-        self._writer = threading.Thread(target=self._write, args=(payload,), daemon=True)
-        self._writer.start()
+        self.ready = False  # a checks child said it has loaded everything (read by wait_ready or by a batch)
         self._selector = selectors.DefaultSelector()
         for stream in (self.proc.stdout, self.proc.stderr):
             assert stream is not None
@@ -266,6 +267,24 @@ class Child:
         self._out = b""
         self.stderr = b""
         self._open = 2
+
+    def send(self, job: dict[str, Any]) -> None:
+        payload = json.dumps(job).encode()
+        threading.Thread(target=self._write, args=(payload,), daemon=True).start()
+
+    def wait_ready(self, seconds: float) -> bool:
+        """Read up to the child's "ready" (a child kept warm); False if it died or took longer."""
+        deadline = time.monotonic() + seconds
+        for message in self.messages(lambda: deadline):
+            if message is None or not message.get("ready"):
+                self.kill()
+                return False
+            self.ready = True
+            return True
+        return False
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def _write(self, payload: bytes) -> None:
         assert self.proc.stdin is not None
@@ -334,11 +353,80 @@ class Child:
         return f"crashed (exit status {code})"
 
 
-def _start(iso: Isolation, staging: Staging, limits: CheckerLimits, job: dict[str, Any], extra_ro: Sequence[Path]):
+def _start(
+    iso: Isolation, staging: Staging, limits: CheckerLimits, extra_ro: Sequence[Path], kind: str = "checks"
+) -> Child:
     if iso.sandboxed:
-        return Child(_limited(sandbox_argv(iso, staging.root, limits, extra_ro), limits), job, env={})
+        return Child(_limited(sandbox_argv(iso, staging.root, limits, extra_ro, kind), limits), env={})
     env = {**environment(), "HOME": os.environ.get("HOME", "/tmp")}  # noqa: S108
-    return Child(_limited(_child_command(), limits), job, env=env)
+    return Child(_limited(_child_command(kind), limits), env=env)
+
+
+# ------------------------------------------------------------------------------------------------ a child kept warm
+
+
+@dataclass
+class _Spare:
+    key: tuple
+    staging: Staging
+    child: Child
+
+
+_SPARE_LOCK = threading.Lock()
+_SPARE: list[_Spare] = []  # at most one
+_KEEP_WARM = False
+
+
+def keep_warm(on: bool = True) -> None:
+    """A long-running airlock keeps one checks child started ahead, its readers and model loaded and its sandbox
+    empty until a request's files are copied in: a request then pays for none of it. One-shot callers (the command
+    line) do not."""
+    global _KEEP_WARM
+    _KEEP_WARM = on
+    if on:
+        _refill(isolation(), DEFAULT_LIMITS, ())
+    else:
+        _drop_spare()
+
+
+def wait_warm(seconds: float = 300) -> bool:
+    """Block until the warm child has loaded everything (benchmarks, tests)."""
+    with _SPARE_LOCK:
+        spare = _SPARE[0] if _SPARE else None
+    return spare is not None and (spare.child.ready or spare.child.wait_ready(seconds))
+
+
+def _refill(iso: Isolation, limits: CheckerLimits, extra: Sequence[Path]) -> None:
+    key = (iso, limits, tuple(extra))
+    with _SPARE_LOCK:
+        if not _KEEP_WARM or _SPARE:
+            return
+        staging = Staging(iso)
+        _SPARE.append(_Spare(key, staging, _start(iso, staging, limits, extra, kind="checks-warm")))
+
+
+def _take_spare(iso: Isolation, limits: CheckerLimits, extra: Sequence[Path]) -> _Spare | None:
+    with _SPARE_LOCK:
+        spare = _SPARE.pop() if _SPARE else None
+    if spare is None:
+        return None
+    if spare.key == (iso, limits, tuple(extra)) and spare.child.alive():
+        return spare
+    spare.child.kill()
+    spare.child.finish()
+    spare.staging.remove()
+    return None
+
+
+@atexit.register
+def _drop_spare() -> None:
+    with _SPARE_LOCK:
+        spares = list(_SPARE)
+        _SPARE.clear()
+    for spare in spares:
+        spare.child.kill()
+        spare.child.finish()
+        spare.staging.remove()
 
 
 # ------------------------------------------------------------------------------------------------ checks
@@ -370,7 +458,11 @@ def check_files_sandboxed(
     """Check `files` in one checker child after another: a file the child dies or hangs on is `review` with the
     reason, and a fresh child takes the files after it."""
     iso = isolation(account)
-    staging = Staging(iso)
+    extra = [policy.recognizers_file.resolve()] if policy.recognizers_file else []
+    spare = _take_spare(iso, limits, extra)
+    staging = spare.staging if spare else Staging(iso)
+    # A fresh child loads its readers and model while the files are copied in.
+    first: Child | None = spare.child if spare else (_start(iso, staging, limits, extra) if files else None)
     reports: dict[int, FileReport] = {}
     try:
         inside: dict[int, tuple[str, str]] = {}
@@ -380,7 +472,6 @@ def check_files_sandboxed(
             except OSError as exc:
                 why = f"cannot read the file ({exc.strerror})"
                 reports[index] = FileReport(item.report_as, "", "unreadable", [Finding("engine", Verdict.REVIEW, why)])
-        extra = [policy.recognizers_file.resolve()] if policy.recognizers_file else []
         base = {
             "kind": "checks",
             "policy": policy.model_dump(mode="json"),
@@ -391,22 +482,28 @@ def check_files_sandboxed(
         while pending:
             job = {**base, "files": [{"index": i, "path": inside[i][0], "report_as": files[i].report_as}
                                      for i in pending]}  # fmt: skip
-            _run_batch(iso, staging, limits, job, files, inside, reports, extra, on_done)
+            child, first = first or _start(iso, staging, limits, extra), None
+            _run_batch(child, limits, job, files, reports, inside, on_done)
             left = [i for i in pending if i not in reports]
             if len(left) == len(pending):  # a child that dies between files makes no progress: stop there
                 why = "the checker crashed before reading this file: a reviewer must open it"
                 reports.update({i: _review(files[i], inside[i][1], why) for i in left})
             pending = [i for i in left if i not in reports]
     finally:
+        if first is not None:  # every file was unreadable: the child started for them has nothing to do
+            first.kill()
+            first.finish()
         staging.remove()
+        _refill(iso, limits, extra)  # after the batch, not during it: the next request's child must not slow this one
     return [reports[i] for i in range(len(files))]
 
 
-def _run_batch(iso, staging, limits, job, files, inside, reports, extra, on_done) -> None:
-    child = _start(iso, staging, limits, job, extra)
+def _run_batch(child: Child, limits: CheckerLimits, job, files, reports, inside, on_done) -> None:
+    """One child over `job`'s files, until it has reported them all or stops; the file it stopped on is review."""
+    child.send(job)
     current: int | None = None
     deadline = [time.monotonic() + limits.startup_seconds]
-    ready = False
+    ready = child.ready
     timed_out = False
     for message in child.messages(lambda: deadline[0]):
         if message is None:
@@ -516,7 +613,8 @@ def preview_sandboxed(
             path, _ = staging.add(0, SandboxFile(source, name, name))
         except OSError as exc:
             return Preview("none", "", reason=f"the file could not be read for a preview ({exc.strerror})")
-        child = _start(iso, staging, limits, {"kind": "preview", "path": path}, ())
+        child = _start(iso, staging, limits, (), kind="preview")
+        child.send({"kind": "preview", "path": path})
         deadline = time.monotonic() + limits.startup_seconds + limits.seconds_per_file
         got: dict[str, Any] | None = None
         timed_out = False

@@ -130,6 +130,9 @@ def serve(paths: Paths, *, host: str | None, port: int | None, dev_login: bool) 
         identity = HubIdentity()
     port = port or DEFAULT_PORT
     airlock = Airlock(Registry(paths.database_url), paths)
+    from output_checks.sandbox.runner import keep_warm
+
+    keep_warm()  # one checker child started ahead: a submitted request pays no interpreter or model start-up
     try:
         asyncio.run(_run(make_app(airlock, identity), host, port, identity))
     finally:

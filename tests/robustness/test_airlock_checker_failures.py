@@ -132,3 +132,25 @@ def test_without_root_the_checks_run_in_a_plain_subprocess_under_the_same_limits
     assert_neighbours_checked(reports)
     said = [r.getMessage() for r in caplog.records if "plain subprocess" in r.getMessage()]
     assert len(said) == 1
+
+
+def test_a_checker_started_ahead_checks_the_next_request_and_a_crash_there_is_still_review(tmp_path: Path) -> None:
+    from output_checks.sandbox import runner
+
+    runner.keep_warm()  # as the airlock service does
+    try:
+        assert runner.wait_warm()
+        spare = runner._SPARE[0].child
+        files = {"before.csv": AROUND["before.csv"], "bad.txt": mocking.CRASH, "after.txt": AROUND["after.txt"]}
+        for name, content in files.items():
+            (tmp_path / name).write_bytes(content)
+        items = [SandboxFile(tmp_path / name, name) for name in files]
+        checked = check_files_sandboxed(items, policy_with("mock_segfault"), plugins=mocking.PLUGINS)
+        reports = {r.path: r for r in checked}
+        assert spare.proc.returncode is not None  # the warm child took the request (and died on bad.txt)
+        assert reasons(reports["bad.txt"]) == ["the checker crashed (SIGSEGV) on this file: a reviewer must open it"]
+        assert_neighbours_checked(reports)
+        assert len(runner._SPARE) == 1 and runner._SPARE[0].child is not spare  # the next one, started after
+    finally:
+        runner.keep_warm(False)
+    assert runner._SPARE == []

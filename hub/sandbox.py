@@ -169,6 +169,7 @@ class SandboxLayout:
             "MLFLOW_TRACKING_URI": f"sqlite:///{INSIDE_MLFLOW}/mlflow.db",
             "ENCLAVE_MLFLOW_ARTIFACTS": f"{INSIDE_MLFLOW}/artifacts",
             "ENCLAVE_DASK_DASHBOARD": "127.0.0.1:8787",
+            "ENCLAVE_RUN_DIR": INSIDE_RUN,  # the runtime folder: the server's socket and MLflow's, never a kernel's
             # Only the environment's Jupyter configuration counts: ~/.jupyter and /etc/jupyter are never read.
             "JUPYTER_CONFIG_DIR": config,
             "JUPYTER_CONFIG_PATH": config,

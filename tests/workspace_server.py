@@ -200,6 +200,7 @@ def running_workspace(workspace_env: Path, base_url: str = "/") -> Iterator[Work
         os.chmod(root, 0o755)
         home = root / "home"
         (root / "mlflow" / "artifacts").mkdir(parents=True)
+        (root / "run").mkdir()  # the runtime folder, /run/enclave in a sandbox (MLflow's socket)
         home.mkdir()
         _plant_user_config(home)
         for folder, dirs, files in os.walk(root):
@@ -220,6 +221,7 @@ def running_workspace(workspace_env: Path, base_url: str = "/") -> Iterator[Work
             "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
             "ENCLAVE_MLFLOW_ARTIFACTS": str(root / "mlflow" / "artifacts"),
             "ENCLAVE_DASK_DASHBOARD": f"127.0.0.1:{dask_port}",
+            "ENCLAVE_RUN_DIR": str(root / "run"),
             "JUPYTER_TOKEN": base64.b32encode(os.urandom(15)).decode(),
         }
         ws = Workspace(

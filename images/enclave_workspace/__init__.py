@@ -17,9 +17,10 @@ from jupyter_server.utils import url_path_join
 
 from enclave_workspace import budget
 from enclave_workspace.authorizer import WorkspaceAuthorizer
+from enclave_workspace.confine import launcher
 from enclave_workspace.contents import WorkspaceContentsManager
 from enclave_workspace.display import CAP_VARIABLES, response_cap
-from enclave_workspace.kernelspecs import KernelLogoHandler
+from enclave_workspace.kernelspecs import EnvironmentKernelSpecManager, KernelLogoHandler
 from enclave_workspace.lab import MANAGER
 from enclave_workspace.proxy import named_servers_only
 from enclave_workspace.routes import KERNEL_LOGO, add_in_front, front_rules, unclassified_routes
@@ -51,6 +52,10 @@ def hardening_problems(serverapp: Any) -> list[str]:
     kernel_dirs = [Path(d).resolve() for d in serverapp.kernel_spec_manager.kernel_dirs]
     if not all(d == environment or environment in d.parents for d in kernel_dirs):
         problems.append("kernelspecs are read from outside the environment")
+    if not isinstance(serverapp.kernel_spec_manager, EnvironmentKernelSpecManager):
+        problems.append("kernels are not started confined")
+    if serverapp.terminado_settings.get("shell_command", [])[: len(launcher())] != launcher():
+        problems.append("terminals are not confined")
     try:
         budget.budget()
     except ValueError as exc:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import sys
 
-from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
 
+from enclave_workspace.confine import launcher
 from enclave_workspace.display import image_type, response_cap
 
 
@@ -24,10 +25,18 @@ def environment_kernels() -> str:
 
 
 class EnvironmentKernelSpecManager(KernelSpecManager):
-    """Finds kernelspecs in the environment's share/jupyter/kernels only."""
+    """Finds kernelspecs in the environment's share/jupyter/kernels only, and starts every kernel confined
+    (confine.py: no writes to the workspace's runtime folder, no signals to the server or its services)."""
 
     def _kernel_dirs_default(self) -> list[str]:
         return [environment_kernels()]
+
+    def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+        spec = super().get_kernel_spec(kernel_name)
+        prefix = launcher()
+        if spec.argv[: len(prefix)] != prefix:
+            spec.argv = [*prefix, *spec.argv]
+        return spec
 
 
 class KernelLogoHandler(JupyterHandler):

@@ -45,14 +45,14 @@ def _browser_origins() -> list[str]:
     return origins
 
 
-def mlflow_command(port: int, base_url: str) -> list[str]:
+def mlflow_command(port: int, base_url: str, unix_socket: str) -> list[str]:
     """`mlflow server` on loopback `port`, serving the project's store under `<base_url>mlflow`.
 
     jupyter-server-proxy calls this when the route is first visited and formats every string it returns, so
     braces in values are doubled."""
     tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
     artifacts = os.environ.get("ENCLAVE_MLFLOW_ARTIFACTS", "")
-    if not tracking or not artifacts:
+    if not tracking or not artifacts or not unix_socket:
         raise web.HTTPError(503, "MLflow is not configured in this workspace (no project MLflow store).")
     command = [
         sys.executable,
@@ -66,10 +66,14 @@ def mlflow_command(port: int, base_url: str) -> list[str]:
         "--default-artifact-root",
         artifacts,
         "--no-serve-artifacts",
+        # On a Unix socket in the workspace's runtime folder, where no kernel can create one (confine.py): the UI is
+        # the server's own, not whatever a kernel binds. uvicorn ignores host and port when given --uds.
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
+        "--uvicorn-opts",
+        f"--uds {unix_socket}",
         # The UI lives at /user/U/P/mlflow/ and jupyter-server-proxy forwards the full path (absolute_url).
         "--static-prefix",
         base_url.rstrip("/") + "/mlflow",
@@ -79,6 +83,13 @@ def mlflow_command(port: int, base_url: str) -> list[str]:
     if origins := _browser_origins():
         command += ["--cors-allowed-origins", ",".join(origins)]
     return [part.replace("{", "{{").replace("}", "}}") for part in command]
+
+
+def mlflow_socket_setting() -> str | bool:
+    """jupyter-server-proxy's `unix_socket` for MLflow: the runtime folder's socket (a temporary folder of the
+    server's own outside a sandbox, as in the tests that start a bare server)."""
+    folder = os.environ.get("ENCLAVE_RUN_DIR", "")
+    return os.path.join(folder, "mlflow.sock") if folder else True
 
 
 def named_servers_only(handler: Any, host: str) -> bool:
@@ -99,11 +110,12 @@ def proxied_servers() -> dict[str, dict[str, Any]]:
         },
         "mlflow": {
             "command": mlflow_command,
+            "unix_socket": mlflow_socket_setting(),
             "absolute_url": True,
             "timeout": MLFLOW_START_SECONDS,
             # The browser's Host is the hub's public name, which MLflow's DNS-rebinding check would refuse; the
             # server listens on loopback only, so the loopback name is the true one. Origins are still checked.
-            "request_headers_override": {"Host": "127.0.0.1:{port}", "Accept-Encoding": "identity"},
+            "request_headers_override": {"Host": "localhost", "Accept-Encoding": "identity"},
             "environment": {
                 "MLFLOW_DISABLE_TELEMETRY": "true",
                 "DO_NOT_TRACK": "true",

@@ -13,9 +13,14 @@ Every refusal is an immediate 403, not a time-out.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
+import time
 
 import pytest
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
 from tests.workspace_hub import DEMO, needs_enclave
 
@@ -123,3 +128,81 @@ def test_mlflow_hands_out_no_data_file_whatever_the_artifact_location(alice_in_d
     # what a person reads in the UI still shows
     note = alice.http.get(f"{mlflow}/get-artifact", params={"path": "note.txt", "run_uuid": logged}, timeout=60)
     assert note.status_code == 200 and note.text == "aggregate only"
+
+
+POSE = r"""
+import errno, json, os, signal, socket, subprocess, sys
+out = {}
+def attempt(name, action):
+    try:
+        action()
+        out[name] = "ok"
+    except OSError as exc:
+        out[name] = errno.errorcode[exc.errno]
+def bind_socket():
+    s = socket.socket(socket.AF_UNIX)
+    s.bind("/run/enclave/mlflow-fake.sock")
+attempt("bind in /run/enclave", bind_socket)
+attempt("file in /run/enclave", lambda: open("/run/enclave/planted", "w").close())
+attempt("remove the server's socket", lambda: os.unlink("/run/enclave/jupyter.sock"))
+attempt("rename mlflow's socket", lambda: os.rename("/run/enclave/mlflow.sock", "/run/enclave/old.sock"))
+mlflow = [int(p) for p in os.listdir("/proc") if p.isdigit() and b"mlflow" in open(f"/proc/{p}/cmdline", "rb").read()
+          and b"server" in open(f"/proc/{p}/cmdline", "rb").read()]
+out["mlflow running"] = bool(mlflow)
+attempt("signal mlflow", lambda: os.kill(mlflow[0], signal.SIGTERM))
+attempt("signal the server", lambda: os.kill(os.getppid(), signal.SIGTERM))
+child = subprocess.run([sys.executable, "-c", "open('/run/enclave/child', 'w')"], capture_output=True, text=True)
+out["a child process"] = "EACCES" if "Permission denied" in child.stderr else child.stderr[-200:]
+attempt("write in home", lambda: open(os.path.expanduser("~/still-fine.txt"), "w").close())
+attempt("write in outputs", lambda: open("/project/outputs/still-fine.txt", "w").close())
+print(json.dumps(out))
+"""
+
+
+def test_a_kernel_cannot_pose_as_the_workspaces_services(alice_in_demo):
+    """MLflow listens on a socket in the runtime folder, where kernels (and what they start) can create nothing, and
+    kernels cannot signal the server or MLflow: no kernel can stand in for the MLflow UI."""
+    alice = alice_in_demo
+    assert alice.http.get(f"{alice.server(DEMO)}/mlflow/", timeout=180).status_code == 200  # MLflow started
+    seen = json.loads(alice.execute(DEMO, POSE).strip().splitlines()[-1])
+    assert seen["mlflow running"]
+    for attempt in ("bind in /run/enclave", "file in /run/enclave", "remove the server's socket",
+                    "rename mlflow's socket", "a child process"):  # fmt: skip
+        assert seen[attempt] == "EACCES", (attempt, seen[attempt])
+    assert seen["signal mlflow"] == seen["signal the server"] == "EPERM"
+    assert seen["write in home"] == seen["write in outputs"] == "ok"
+    assert alice.http.get(f"{alice.server(DEMO)}/mlflow/", timeout=60).status_code == 200  # still the server's own
+
+
+def test_a_terminal_is_confined_as_a_kernel_is(alice_in_demo):
+    alice = alice_in_demo
+    alice.open_workspace(DEMO)
+    made = alice.workspace("POST", DEMO, "/api/terminals")
+    assert made.status_code == 200, made.text
+    name = made.json()["name"]
+    try:
+        typed = "touch /run/enclave/from-terminal; echo rc=$?; touch ~/t; echo ok=$?"
+        output = asyncio.run(terminal(alice, name, typed))
+    finally:
+        alice.workspace("DELETE", DEMO, f"/api/terminals/{name}")
+    assert "rc=1" in output and "Permission denied" in output and "ok=0" in output, output[-500:]
+
+
+async def terminal(person, name: str, line: str, timeout: float = 60) -> str:
+    """Type `line` into a workspace terminal over its websocket, as JupyterLab does; what it printed."""
+    url = person.server(DEMO).replace("http://", "ws://") + f"/terminals/websocket/{name}"
+    cookies = "; ".join(f"{c.name}={c.value}" for c in person.http.cookies)
+    ws = await websocket_connect(HTTPRequest(url, headers={"Cookie": cookies, **person.server_xsrf(DEMO)}))
+    ws.write_message(json.dumps(["stdin", line + "\r"]))
+    seen = ""
+    deadline = time.monotonic() + timeout
+    try:
+        while not re.search(r"ok=\d", seen):  # the typed line is echoed first, with `ok=$?`
+            raw = await asyncio.wait_for(ws.read_message(), timeout=max(1, deadline - time.monotonic()))
+            assert raw is not None, "the terminal's websocket closed"
+            kind, *content = json.loads(raw)
+            if kind == "stdout":
+                seen += content[0]
+    finally:
+        ws.close()
+    return seen

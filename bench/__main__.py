@@ -8,6 +8,7 @@
   airlock_sandbox    the checks of a 20-file request in checker sandboxes  vs  the same checks in-process
   airlock_web        the review list with 1,000 requests, 4 clients      vs  a static file from the same server
   workspaces         hub start, spawn -> ready (1 and 10 at once), idle memory  vs  plain JupyterHub, stock spawner
+  sandbox_filters    a syscall-heavy loop with the seccomp filter; a kernel start confined  vs  the same without
 
 Each candidate also runs at a smaller size, and its peak memory (whole process tree) is reported at both sizes.
 Inputs are generated (deterministically) under var/bench/ and reused; results go to bench/results/.
@@ -576,6 +577,17 @@ def bench_workspaces(work: Path, sizes: list[int], repeats: int) -> dict:
     return result
 
 
+def bench_sandbox_filters(work: Path, sizes: list[int], repeats: int) -> dict:
+    """The seccomp filter and the kernels' Landlock confinement, each against the same sandboxed command without
+    it (bench/sandbox_filters.py; root only)."""
+    from bench import sandbox_filters
+    from fabric.config import Paths
+
+    result = sandbox_filters.bench(Paths.from_env().workspace_env, repeats)
+    log(sandbox_filters.report(result))
+    return result
+
+
 BENCHMARKS = {
     "materialise": (bench_materialise, [2000, 10000], 2),
     "allele_frequencies": (bench_allele_frequencies, [25000, 50000], 3),
@@ -585,6 +597,7 @@ BENCHMARKS = {
     "airlock_sandbox": (bench_airlock_sandbox, [20], 5),  # size: files in the request
     "airlock_web": (bench_airlock_web, [1000], 1),  # size: requests in the database
     "workspaces": (bench_workspaces, [10], 15),  # size: people spawning at once; repeats: one-at-a-time spawns
+    "sandbox_filters": (bench_sandbox_filters, [], 15),  # repeats: interleaved runs of each side
 }
 
 

@@ -1,6 +1,7 @@
 """End to end in a real headless Chromium (tests/browser.py), through a real Enclave (tests/workspace_hub.py: the
 hub, the proxy, the airlock service, sandboxed workspaces): alice logs in with her password and TOTP code, starts
-the demo project's workspace from the hub's home page, runs the example notebook in JupyterLab, asks for its two
+the demo project's workspace from the hub's home page, runs the example notebook in JupyterLab (its figure shows
+inline), edits and saves a text file, looks at the Dask dashboard and the MLflow UI, asks for its two
 outputs through JupyterLab's Airlock menu; carol and dave, each logged in through the hub with their own codes,
 approve both files and dave releases them; alice downloads the released table, byte for byte the file her notebook
 wrote. Alice's workspace is stopped at the end whatever happens.
@@ -9,6 +10,7 @@ Screenshots of the key pages go to docs/images/enclave-*.png (the tutorial shows
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -102,6 +104,62 @@ def wait_for_notebook_run(page, timeout_s: float) -> None:
         time.sleep(1)
 
 
+NOTES = "notes.txt"
+
+
+def edit_text_file(page, enclave: RunningEnclave) -> None:
+    """Open a text file of her home from the file browser, type a line, save it: the line is on disk."""
+    home = enclave.paths.project_home(DEMO, "alice")
+    notes = home / NOTES
+    notes.write_text("first line\n")
+    owner = home.stat()
+    os.chown(notes, owner.st_uid, owner.st_gid)
+    item = page.locator(f".jp-DirListing-item[title*='{NOTES}']")
+    deadline = time.monotonic() + 60
+    while not item.count():
+        assert time.monotonic() < deadline, "the text file never showed in the file browser"
+        page.locator("button[title*='Refresh']").first.click()
+        time.sleep(1)
+    item.dblclick()
+    editor = page.locator(".jp-FileEditor .cm-content")
+    editor.wait_for(timeout=60_000)
+    editor.click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type("edited in the browser")
+    page.keyboard.press("Control+s")
+    deadline = time.monotonic() + 60
+    while "edited in the browser" not in notes.read_text():
+        assert time.monotonic() < deadline, "the edit never reached the file"
+        time.sleep(0.5)
+
+
+def open_dashboard_and_mlflow(page, enclave: RunningEnclave) -> None:
+    """The Dask dashboard of a cluster in her workspace, and the MLflow UI showing the notebook's experiment, each
+    in a tab of her browser; nothing on either is refused by the workspace's screening or budget."""
+    workspace = f"{enclave.url}/user/alice/{DEMO}"
+    refused: list[str] = []
+
+    def watch(tab) -> None:
+        tab.on("response", lambda r: refused.append(f"{r.status} {r.url}") if r.status in (403, 413, 429) else None)
+
+    with enclave.person("alice").kernel(DEMO) as run:  # a cluster, alive while the tab looks at it
+        run("from fabric.readers import open_project\nclient = open_project().client(n_workers=1)", 180)
+        dashboard = page.context.new_page()
+        watch(dashboard)
+        dashboard.goto(f"{workspace}/dask/status")
+        dashboard.wait_for_load_state("networkidle", timeout=120_000)
+        assert "Dask" in dashboard.title(), dashboard.title()
+        screenshot(dashboard, "enclave-dask-dashboard")
+        dashboard.close()
+    mlflow = page.context.new_page()
+    watch(mlflow)
+    mlflow.goto(f"{workspace}/mlflow/", timeout=180_000)  # started on first visit
+    mlflow.get_by_text("cardiac-risk").first.wait_for(timeout=180_000)
+    screenshot(mlflow, "enclave-mlflow")
+    mlflow.close()
+    assert refused == [], refused
+
+
 def whole_page_screenshot(page, name: str) -> None:
     """The whole request page, previews included. The previews are sandboxed iframes, which Chromium draws in their
     own process and leaves blank below the viewport in a full-page screenshot: so make the viewport as tall as the
@@ -148,6 +206,12 @@ def test_researcher_runs_the_example_and_gets_its_table_released(browser, runnin
         assert table.is_file() and (outputs / FIGURE).is_file()
         assert table.stat().st_mtime_ns != before  # written by this run, not left over
         screenshot(alice, "enclave-notebook")
+
+        # 2b. what she reads in the browser still shows: the notebook's figure inline, a text file she edits and
+        # saves, the Dask dashboard of a cluster, and the MLflow UI with the notebook's experiment
+        assert alice.locator(".jp-NotebookPanel .jp-OutputArea-output img").count() >= 1
+        edit_text_file(alice, enclave)
+        open_dashboard_and_mlflow(alice, enclave)
 
         # 3. the Airlock menu opens the new-request page in a new tab: she asks for both outputs
         alice.locator(".lm-MenuBar-itemLabel", has_text="Airlock").click()

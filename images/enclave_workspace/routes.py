@@ -90,7 +90,7 @@ ROUTES: tuple[Route, ...] = (
     refuse(r"/(robots\.txt)$", "outside the base URL"),
     refuse(r"/(favicon\.ico)$", "outside the base URL"),
     refuse(r"(.*)$", "the server's 404 page for anything else"),
-    refuse(r"/?$", "outside the base URL: a redirect to it"),
+    allow(r"/?$", "GET", "the workspace's address (where the hub sends the browser): a redirect to JupyterLab"),
     # JupyterLab
     allow(r"/(?P<mode>lab|doc)(?P<workspace>/workspaces/[a-zA-Z0-9\-\_]+)?(?P<tree>/tree/.*)?$", "GET", "the lab page"),
     allow(r"/static/lab/(.*)$", "GET", "JupyterLab's bundle"),

@@ -96,3 +96,18 @@ def test_the_dask_dashboard_and_the_mlflow_ui_open_through_the_hub(running_encla
         assert ui.status_code == 200 and "mlflow" in ui.text.lower()
     finally:
         alice.stop(DEMO)
+
+
+def test_the_workspaces_address_leads_to_jupyterlab(running_enclave):
+    """The hub sends the browser to /user/NAME/PROJECT/ once a workspace is ready: the route table must let that
+    address redirect to JupyterLab (found by the end-to-end browser test)."""
+    alice = running_enclave.person("alice")
+    alice.spawn(DEMO)
+    try:
+        alice.open_workspace(DEMO)
+        root = alice.http.get(f"{alice.server(DEMO)}/", timeout=60, allow_redirects=False)
+        assert root.status_code in (301, 302), root.status_code
+        assert root.headers["Location"].rstrip("?").endswith(f"/user/alice/{DEMO}/lab")
+        assert alice.http.get(f"{alice.server(DEMO)}/", timeout=60).status_code == 200
+    finally:
+        alice.stop(DEMO)

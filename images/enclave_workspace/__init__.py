@@ -23,7 +23,14 @@ from enclave_workspace.display import CAP_VARIABLES, response_cap
 from enclave_workspace.kernelspecs import EnvironmentKernelSpecManager, KernelLogoHandler
 from enclave_workspace.lab import MANAGER
 from enclave_workspace.proxy import named_servers_only
-from enclave_workspace.routes import KERNEL_LOGO, add_in_front, front_rules, unclassified_routes
+from enclave_workspace.routes import (
+    KERNEL_LOGO,
+    NO_EXPORT_FORMATS,
+    NoExportFormatsHandler,
+    add_in_front,
+    front_rules,
+    unclassified_routes,
+)
 from enclave_workspace.services import ServiceResponseScreen
 
 __version__ = "0.1.0"
@@ -84,7 +91,8 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     web_app = serverapp.web_app
     base_url = web_app.settings["base_url"]
     logo = (url_path_join(base_url, KERNEL_LOGO), KernelLogoHandler)
-    add_in_front(web_app, front_rules(base_url, web_app, [logo]))
+    formats = (url_path_join(base_url, NO_EXPORT_FORMATS), NoExportFormatsHandler)
+    add_in_front(web_app, front_rules(base_url, web_app, [logo, formats]))
     # every response body of the proxied services is screened as it leaves (services.py), then every byte to the
     # browser is counted against the workspace's hourly budget (budget.py)
     ServiceResponseScreen.base_url = base_url

@@ -19,6 +19,7 @@ from typing import Any
 
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
+from tornado import web
 from tornado.httputil import HTTPServerRequest
 from tornado.routing import Matcher, PathMatches, Rule, RuleRouter
 from tornado.web import Application
@@ -28,6 +29,8 @@ KERNEL_ID = r"(?P<kernel_id>\w+-\w+-\w+-\w+-\w+)"
 SESSION_ID = r"(?P<session_id>\w+-\w+-\w+-\w+-\w+)"
 KERNEL_NAME = r"(?P<kernel_name>[\w\.\-%]+)"
 KERNEL_LOGO = rf"/kernelspecs/{KERNEL_NAME}/(?P<path>logo-[\w-]+\.(?:png|svg))$"
+
+NO_EXPORT_FORMATS = r"/api/nbconvert$"  # JupyterLab asks which export formats there are; the answer is none
 
 NOT_ALLOWED = "This route is not available in a workspace."
 
@@ -71,9 +74,9 @@ ROUTES: tuple[Route, ...] = (
     allow(r"/api/events/subscribe$", "GET", "the server's event stream (websocket) that JupyterLab listens to"),
     refuse(r"/api/events$", "posting events into the server's event bus"),
     refuse(r"/api/spec.yaml$", "the REST API's description"),
-    refuse(r"/api/resolvePath$", "resolving paths outside the contents API"),
+    allow(r"/api/resolvePath$", "GET", "whether a path printed by a kernel names a file (for links; names only)"),
     allow(r"/api/config/(?P<section_name>\w+)$", "GET", "front-end config sections (the environment's; no writes)"),
-    refuse(r"/api/nbconvert$", "the export formats (export is disabled)"),
+    allow(NO_EXPORT_FORMATS, "GET", "the export formats: none (NoExportFormatsHandler answers; export is refused)"),
     refuse(r"/api/security/csp-report$", "CSP reports"),
     refuse(r"/api/shutdown$", "the hub stops workspaces"),
     refuse(r"/login$", "the hub logs people in"),
@@ -151,6 +154,16 @@ def allowed(method: str, pattern: str) -> bool:
     if route is None:
         return False
     return method in route.methods or (method == "HEAD" and "GET" in route.methods)
+
+
+class NoExportFormatsHandler(JupyterHandler):
+    """`GET /api/nbconvert`: no export formats. JupyterLab's notebook panel asks for them when it opens and reports
+    an error when refused; nbconvert's own handler would list every format, which the workspace refuses to run."""
+
+    @web.authenticated
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish("{}")
 
 
 class RefusedHandler(JupyterHandler):

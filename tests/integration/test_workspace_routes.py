@@ -40,9 +40,7 @@ def test_every_route_the_running_server_registers_is_allowed_or_refused(workspac
     [
         ("GET", "/api/spec.yaml"),
         ("PATCH", "/api/config/notebook"),
-        ("GET", "/api/nbconvert"),
         ("POST", "/api/shutdown"),
-        ("GET", "/api/resolvePath?path=x"),
         ("GET", "/metrics"),
         ("GET", "/login"),
         ("POST", "/lab/api/build"),
@@ -66,6 +64,10 @@ def test_what_jupyterlab_needs_still_answers(workspace):
                  "/lab", "/api/contents"):  # fmt: skip
         answer = workspace.request("GET", path)
         assert answer.status == 200, (path, answer.status, answer.body[:200])
+    # JupyterLab asks which export formats there are (none: exporting is refused) and whether printed paths are files
+    assert workspace.request("GET", "/api/nbconvert").json() == {}
+    assert workspace.request("GET", "/api/resolvePath?path=nowhere.txt").status in (200, 404)
+    assert workspace.request("GET", "/nbconvert/html/x.ipynb").status == 403
 
 
 def _get(workspace, name: str, query: str = "content=1"):

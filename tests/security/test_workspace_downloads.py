@@ -103,7 +103,7 @@ def test_routes_outside_the_table_are_refused_before_login(running_enclave, alic
     import requests
 
     server = alice_in_demo.server(DEMO)
-    for path in ("/api/spec.yaml", "/api/shutdown", "/api/nbconvert", "/metrics", "/kernelspecs/x/kernel.json",
+    for path in ("/api/spec.yaml", "/api/shutdown", "/nbconvert/html/x.ipynb", "/metrics", "/kernelspecs/x/kernel.json",
                  "/lsp/ws/pylsp", "/no/such/route"):  # fmt: skip
         anonymous = requests.get(f"{server}{path}", timeout=30, allow_redirects=False)
         assert anonymous.status_code == 403, (path, anonymous.status_code)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,9 @@ def workspace(workspace_env: Path):
 
 
 def test_every_route_the_running_server_registers_is_allowed_or_refused(workspace):
-    found = INVENTORY.findall(workspace.log.read_text())
+    deadline = time.monotonic() + 60
+    while not (found := INVENTORY.findall(workspace.log.read_text())) and time.monotonic() < deadline:
+        time.sleep(0.2)  # taken in a thread once the server answers
     assert found, "the server logged no route inventory (is the enclave_workspace extension started?)"
     assert json.loads(found[-1]) == {"unclassified": []}
 

@@ -8,7 +8,6 @@ are set by that config."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -104,12 +103,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 
 async def _start_jupyter_server_extension(serverapp: Any) -> None:
     """Every extension has registered its routes by now: say whether the table covers them all. A route it misses
-    is refused anyway (deny by default); the route inventory test fails on this line. Taken in a thread, after the
-    server answers: it reads the route rules only, and a workspace need not wait the ~0.1 s it takes to start."""
-    asyncio.get_running_loop().create_task(asyncio.to_thread(_log_route_inventory, serverapp))
-
-
-def _log_route_inventory(serverapp: Any) -> None:
+    is refused anyway (deny by default); the route inventory test fails on this line."""
     web_app = serverapp.web_app
     unknown = unclassified_routes(web_app, web_app.settings["base_url"])
     inventory = json.dumps({"unclassified": unknown})

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -31,9 +30,7 @@ def workspace(workspace_env: Path):
 
 
 def test_every_route_the_running_server_registers_is_allowed_or_refused(workspace):
-    deadline = time.monotonic() + 60
-    while not (found := INVENTORY.findall(workspace.log.read_text())) and time.monotonic() < deadline:
-        time.sleep(0.2)  # taken in a thread once the server answers
+    found = INVENTORY.findall(workspace.log.read_text())
     assert found, "the server logged no route inventory (is the enclave_workspace extension started?)"
     assert json.loads(found[-1]) == {"unclassified": []}
 

@@ -185,7 +185,10 @@ _original_write_message = websocket.WebSocketHandler.write_message
 
 
 def _counted_write_message(self: websocket.WebSocketHandler, message: Any, binary: bool = False) -> Any:
-    size = len(message.encode() if isinstance(message, str) else message)
+    if isinstance(message, dict):  # tornado sends a dict as its JSON text: count that, not the dict's keys
+        size = len(json.dumps(message).encode())
+    else:
+        size = len(message.encode() if isinstance(message, str) else message)
     route = route_kind(self.request.path, BrowserBytes.base_url) or "websocket"
     if not budget().charge(f"{route} (websocket)", size):
         # close with the reason (the browser shows it as a lost connection; the HTTP routes say why in words)

@@ -11,6 +11,7 @@ import json
 import secrets
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 from output_checks.policy import load_policy
 from output_checks.sandbox import mocking
 from output_checks.sandbox.runner import (
+    REPO,
     CheckerLimits,
     Isolation,
     SandboxFile,
@@ -96,9 +98,10 @@ def test_the_checker_cannot_read_root_or_the_registry_or_the_hosts_tmp(
     assert seen[json.dumps(["read", "/etc/shadow"])] == "ENOENT"
     assert seen[json.dumps(["list", "/root"])] in (".pyenv", "ENOENT")  # at most the interpreter it runs on
     assert seen[json.dumps(["list", "/tmp"])].startswith("airlock-")  # its own scratch, not the host's /tmp
+    bound_trees = {Path(p).resolve().parts[1] for p in (REPO, sys.prefix, sys.base_prefix)}  # code it runs, wherever
     assert set(seen[json.dumps(["list", "/"])].split(",")) <= {
-        "airlock", "bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "root", "sbin", "tmp", "usr", "work",
-    }  # fmt: skip
+        "airlock", "bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "root", "sbin", "tmp", "usr",
+    } | bound_trees  # fmt: skip
     assert seen[json.dumps(["list", "/airlock/in"])] == "0"  # only the file under check
 
 

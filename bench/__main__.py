@@ -4,6 +4,7 @@
   allele_frequencies 500 samples x 50,000 variants, 2 Dask workers    vs  bcftools +fill-tags -t AF, one core
   dicom_index        DICOM header index over 2,000 files, 2 workers   vs  cat of the same files
   airlock            `enclave airlock check` on a ~100 MB output bundle  vs  Presidio's BatchAnalyzerEngine, defaults
+  airlock_generations  the same bundle, this checker  vs  the checker at a named earlier commit (git worktree)
   airlock_release    submit -> checks done, a 20-file request            vs  the checks engine alone, same files
   airlock_sandbox    the checks of a 20-file request in checker sandboxes  vs  the same checks in-process
   airlock_web        the review list with 1,000 requests, 4 clients      vs  a static file from the same server
@@ -577,6 +578,15 @@ def bench_workspaces(work: Path, sizes: list[int], repeats: int) -> dict:
     return result
 
 
+def bench_airlock_generations(work: Path, sizes: list[float], repeats: int) -> dict:
+    """This tree's checker against the first generation's on the whole bundle (bench/airlock_generations.py)."""
+    from bench import airlock_generations
+
+    result = airlock_generations.bench(work, sizes[0], repeats)
+    log(airlock_generations.report(result))
+    return result
+
+
 def bench_sandbox_filters(work: Path, sizes: list[int], repeats: int) -> dict:
     """The seccomp filter and the kernels' Landlock confinement, each against the same sandboxed command without
     it (bench/sandbox_filters.py; root only)."""
@@ -593,6 +603,7 @@ BENCHMARKS = {
     "allele_frequencies": (bench_allele_frequencies, [25000, 50000], 3),
     "dicom_index": (bench_dicom_index, [1000, 2000], 5),
     "airlock": (bench_airlock, [1.0], 3),  # size: the bundle's scale (1.0 is ~100 MB)
+    "airlock_generations": (bench_airlock_generations, [1.0], 3),  # size: the bundle's scale
     "airlock_release": (bench_airlock_release, [20], 3),  # size: files in the request
     "airlock_sandbox": (bench_airlock_sandbox, [20], 5),  # size: files in the request
     "airlock_web": (bench_airlock_web, [1000], 1),  # size: requests in the database
@@ -620,7 +631,9 @@ def main() -> None:
 
 
 def report(results: dict) -> None:
-    classic = [name for name in BENCHMARKS if name not in ("airlock", "workspaces") and name in results]
+    classic = [
+        name for name in BENCHMARKS if name not in ("airlock", "workspaces", "airlock_generations") and name in results
+    ]
     if classic:
         print(f"\n{'benchmark':<20} {'size':>8} {'baseline s':>11} {'enclave s':>10} {'ratio':>7} {'peak RSS':>10}")
         for name in classic:
@@ -632,6 +645,10 @@ def report(results: dict) -> None:
         print("\nbaselines: " + "; ".join(sorted({r["baseline"] for n in classic for r in results[n].values()})))
     if "airlock" in results:
         report_airlock(results["airlock"])
+    if "airlock_generations" in results:
+        from bench import airlock_generations
+
+        print(airlock_generations.report(results["airlock_generations"]))
     if "workspaces" in results:
         from bench import workspaces
 

@@ -24,20 +24,17 @@ def airlock() -> None:
     """The airlock: check outputs before release."""
 
 
-def _project_policy(home: Path | None, project: str):
-    from fabric.config import Paths
+def _project_policy(paths, project: str):
     from fabric.db import Registry
-    from fabric.projects import get_project, project_spec
+    from output_checks.release.site_policy import project_overrides
     from output_checks.screening.known import build_known_identifiers
 
-    paths = Paths(home.resolve()) if home else Paths.from_env()
     if not Path(paths.home).exists():
         raise click.UsageError(f"no Enclave home at {paths.home} (set ENCLAVE_HOME or --home)")
     registry = Registry(paths.database_url)
     try:
         with registry.session() as session:
-            spec = project_spec(get_project(session, project))
-        overrides = spec.airlock.model_dump() if getattr(spec, "airlock", None) else {}
+            overrides = project_overrides(session, project)
         known = build_known_identifiers(registry, paths, project)
     finally:
         registry.close()
@@ -48,7 +45,7 @@ def _project_policy(home: Path | None, project: str):
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (the documented contract).")
 @click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Policy YAML over the defaults (docs/reference/policy.md).")  # fmt: skip
+              help="Policy YAML over the defaults, instead of the site's (docs/reference/policy.md).")  # fmt: skip
 @click.option("--project", help="Also screen for this project's known identifiers and pseudonyms, under its policy.")
 @click.option("--workers", type=click.IntRange(min=1), help="Processes to use (default: every core).")
 @click.pass_context
@@ -58,15 +55,18 @@ def check(
 ) -> None:  # fmt: skip
     """Check files and folders (walked recursively) for identifiers, individual-level data, raw data and small
     counts. Exit 0: every file passes; 1: some need review or are blocked; 2: usage error."""
-    from output_checks.policy import load_policy
+    from fabric.config import Paths
+    from output_checks.release.site_policy import resolve_policy
     from output_checks.sandbox.runner import check_paths_sandboxed
 
-    home = getattr(ctx.find_root().obj, "paths", None)
+    installation = getattr(ctx.find_root().obj, "paths", None) or Paths.from_env()
     try:
         overrides, known = ({}, None)
         if project:
-            overrides, known = _project_policy(home.home if home else None, project)
-        policy = load_policy(policy_file, overrides)
+            overrides, known = _project_policy(installation, project)
+        # The same layers as the release workflow's checks; an account that may not read the site's file (a
+        # researcher's advisory check) gets the defaults, but a project's check must see the site's policy.
+        policy = resolve_policy(installation, overrides, policy_file, strict=bool(project))
     except FabricError as exc:
         raise click.UsageError(str(exc)) from None
     # Parsed in checker children (a sandbox as root), never in this process: the contract is unchanged.

@@ -14,13 +14,15 @@ import base64
 import hashlib
 import re
 import secrets
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from output_checks.masking import mask
+from output_checks.screening.tokens import BASE32, DIGIT_CHAIN, regular_groups, strip_invisible, windows
 from output_checks.verdicts import Finding, Verdict
 
 if TYPE_CHECKING:
@@ -29,16 +31,26 @@ if TYPE_CHECKING:
     from output_checks.screening.text import Segment
 
 PSEUDONYM = re.compile(r"\bP-[A-Z2-7]{16}\b")
-DIGITS = re.compile(r"(?<![\d.])\d(?:[ -]?\d){5,11}(?![\d])")
+PSEUDONYM_BODY = re.compile(r"^P?([A-Z2-7]{16})$")
+PSEUDONYM_LENGTHS = frozenset((16, 17))
+DIGIT_LENGTHS = frozenset(range(6, 13))
+ALNUM_ID = re.compile(r"\b(?=[A-Za-z]*\d)[A-Za-z0-9]{5,}\b")  # a token with a digit: ids reversed
 CODE = re.compile(r"\b[A-Za-z]{1,5}[ -]?\d{4,10}\b")
 WORD = re.compile(r"[A-Za-z\u00C0-\u024F][A-Za-z\u00C0-\u024F'\-]*")
+JOINED_WORD = re.compile(r"\b[A-Za-z]{6,}\b")  # "MargaretThompson", "nospmohtteragram"
+NAME_GAP = re.compile(r"^[ ,._]{1,3}$")
 POSTCODE = re.compile(r"\b([A-Za-z]{1,2}\d[A-Za-z\d]?)\s*(\d[A-Za-z]{2})\b")
 MONTHS = {m: i for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}  # fmt: skip
 DATE_DMY = re.compile(r"\b(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})\b")
-DATE_ISO = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+DATE_ISO = re.compile(r"\b(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\b")
+DATE_COMPACT = re.compile(r"(?<![\d.])((?:19|20)\d{2})(\d{2})(\d{2})(?![\d.])")  # 19610303
+DATE_SAS = re.compile(r"(?i)\b(\d{1,2})[-\s]?([a-z]{3})[-\s]?(\d{4})\b")  # SAS date9.: 03MAR1961
 DATE_WORDS = re.compile(r"(?i)\b(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?([a-z]{3})[a-z]*\.?,?\s+(\d{4})\b")
 DATE_US_WORDS = re.compile(r"(?i)\b([a-z]{3})[a-z]*\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\b")
+REVERSIBLE = frozenset(("nhs", "id", "pseudonym", "name"))
+JOINED_NAME_MIN = 6
+FORMAT_VERSION = 2  # of `export`: 2 hashes pseudonym bodies (no "P-"), joined names and birth years
 
 WHAT = {
     "pseudonym": ("a pseudonym of this project: individual-level data", Verdict.BLOCK),
@@ -48,9 +60,12 @@ WHAT = {
     "postcode": ("the postcode of a source patient", Verdict.BLOCK),
     "dob": ("a source patient's date of birth", Verdict.REVIEW),
 }
+DISGUISED = "written disguised (reversed, split or re-cased)"
 
 
 def _iso(y: int, m: int, d: int) -> str | None:
+    if not 1850 <= y <= 2100:
+        return None
     try:
         return date(y, m, d).isoformat()
     except ValueError:
@@ -58,43 +73,71 @@ def _iso(y: int, m: int, d: int) -> str | None:
 
 
 def dates_in(text: str) -> Iterator[tuple[str, str]]:
-    """(matched text, ISO date) for every full date written in a common form."""
+    """(matched text, ISO date) for every full date written in a common form; a day/month order that cannot be
+    told apart (03/04/1961) yields both readings."""
     for m in DATE_DMY.finditer(text):
-        iso = _iso(int(m[3]), int(m[2]), int(m[1]))
-        if iso:
-            yield m[0], iso
+        seen = set()
+        for iso in (_iso(int(m[3]), int(m[2]), int(m[1])), _iso(int(m[3]), int(m[1]), int(m[2]))):
+            if iso and iso not in seen:
+                seen.add(iso)
+                yield m[0], iso
     for m in DATE_ISO.finditer(text):
         iso = _iso(int(m[1]), int(m[2]), int(m[3]))
         if iso:
             yield m[0], iso
-    for m in DATE_WORDS.finditer(text):
-        month = MONTHS.get(m[2].lower())
-        if month and (iso := _iso(int(m[3]), month, int(m[1]))):
+    for m in DATE_COMPACT.finditer(text):
+        iso = _iso(int(m[1]), int(m[2]), int(m[3]))
+        if iso:
             yield m[0], iso
-    for m in DATE_US_WORDS.finditer(text):
-        month = MONTHS.get(m[1].lower())
-        if month and (iso := _iso(int(m[3]), month, int(m[2]))):
-            yield m[0], iso
+    for pattern, order in ((DATE_WORDS, (1, 2, 3)), (DATE_SAS, (1, 2, 3)), (DATE_US_WORDS, (2, 1, 3))):
+        for m in pattern.finditer(text):
+            day, month, year = (m[i] for i in order)
+            number = MONTHS.get(month.lower())
+            if number and (iso := _iso(int(year), number, int(day))):
+                yield m[0], iso
 
 
 def _norm_name(*parts: str) -> str:
     return " ".join(p.strip().lower() for p in parts)
 
 
+def _joined_name(*parts: str) -> str:
+    return "".join(ch for p in parts for ch in p.lower() if ch.isalpha())
+
+
+def pseudonym_body(value: str) -> str | None:
+    """The 16 base32 characters of a pseudonym however it is written ("P-ABCD...", "abcd-efgh-...", "P ABCD...")."""
+    alnum = "".join(ch for ch in strip_invisible(value).text.upper() if ch.isalnum())
+    m = PSEUDONYM_BODY.match(alnum)
+    return m[1] if m else None
+
+
 @dataclass(frozen=True)
 class Match:
     kind: str
     text: str
+    start: int = -1  # span in the screened text, when known
+    end: int = -1
+    disguised: bool = False
 
 
 class KnownIdentifiers:
-    """A keyed-hash set of identifiers; `findings(segment)` reports each one that occurs in a piece of text."""
+    """A keyed-hash set of identifiers; `findings(segment)` reports each one that occurs in a piece of text.
 
-    def __init__(self, project: str) -> None:
+    Values are hashed in a normal form (pseudonym bodies upper-case without "P-", NHS numbers as digits, names
+    lower-case in both orders and joined), and text is read the same way, forwards and reversed, after invisible
+    characters and separators are removed: the disguises seen in release requests all fold onto the normal form.
+    `cohort_size` is the number of distinct patients in the project's view (None when unknown).
+    """
+
+    def __init__(self, project: str, cohort_size: int | None = None) -> None:
         self.project = project
+        self.cohort_size = cohort_size
         self._key = secrets.token_bytes(32)
         self._hashes: set[bytes] = set()
         self._kinds: set[str] = set()
+        self._version = FORMAT_VERSION
+        self._birth_years: dict[bytes, int] = {}  # while building: keyed hash of a year -> patients born in it
 
     def __len__(self) -> int:
         return len(self._hashes)
@@ -102,32 +145,81 @@ class KnownIdentifiers:
     def _h(self, kind: str, value: str) -> bytes:
         return hashlib.blake2b(f"{kind}\x00{value}".encode(), key=self._key, digest_size=16).digest()
 
+    def _put(self, kind: str, value: str) -> None:
+        self._kinds.add(kind)
+        self._hashes.add(self._h(kind, value))
+
     def add(self, kind: str, value: str | None) -> None:
+        """Hash `value` in its normal form; ids, NHS numbers, pseudonyms and names also reversed, so that a lookup
+        of what the text holds is one hash whichever way round it was written."""
         if value is None or not str(value).strip():
             return
-        value = str(value).strip()
-        if kind in ("nhs",):
+        value = strip_invisible(str(value)).text.strip()
+        if kind == "nhs":
             value = re.sub(r"\D", "", value)
         elif kind == "id":
-            value = re.sub(r"[\s-]", "", value).upper()
+            value = re.sub(r"[\W_]", "", value).upper()
         elif kind == "pseudonym":
-            value = value.upper()
+            body = pseudonym_body(value)
+            if body is None:  # not the project's shape: hashed as written, upper-case
+                self._put("pseudonym", value.upper())
+                return
+            value = body
         elif kind == "postcode":
             value = re.sub(r"\s", "", value).upper()
         elif kind == "name":
             value = value.lower()
-        self._kinds.add(kind)
-        self._hashes.add(self._h(kind, value))
+        elif kind == "dob":
+            self._count_birth_year(value)
+        self._put(kind, value)
+        if kind in REVERSIBLE:
+            self._put(kind, value[::-1])
 
     def add_name(self, forename: str | None, surname: str | None) -> None:
         if forename and surname:
             self.add("name", _norm_name(forename, surname))
             self.add("name", _norm_name(surname, forename))
+            for joined in (_joined_name(forename, surname), _joined_name(surname, forename)):
+                if len(joined) >= JOINED_NAME_MIN:
+                    self._put("namejoined", joined)
+                    self._put("namejoined", joined[::-1])
 
-    def export(self) -> dict[str, str | list[str]]:
+    def _count_birth_year(self, iso: str) -> None:
+        # The cohort's birth-year histogram, as keyed hashes of (year, k) for k up to the year's count: enough to
+        # test whether a column of years could be the cohort's birth years, never a plaintext histogram.
+        if re.match(r"^\d{4}", iso):
+            year = iso[:4]
+            slot = self._h("byear", year)
+            count = self._birth_years.get(slot, 0) + 1
+            self._birth_years[slot] = count
+            self._put("byear", f"{int(year)}#{count}")
+
+    def birth_year_share(self, years: Iterable[int]) -> float:
+        """The share of `years` that the cohort's birth years explain, counting repeats (a column of one year per
+        patient scores near 1; a column of years from another cohort, or of one row per year, scores lower
+        wherever its repeats exceed the cohort's)."""
+        counts = Counter(int(y) for y in years)
+        total = sum(counts.values())
+        if not total or "byear" not in self._kinds:
+            return 0.0
+        explained = 0
+        for year, count in counts.items():
+            low, high = 0, count  # the largest k <= count with (year, k) present: present for every k below it
+            while low < high:
+                mid = (low + high + 1) // 2
+                if self._h("byear", f"{year}#{mid}") in self._hashes:
+                    low = mid
+                else:
+                    high = mid - 1
+            explained += low
+        return explained / total
+
+    def export(self) -> dict[str, object]:
         """The index as JSON-safe data, for a checker sandbox: the key and the hashes, never a plaintext value."""
         return {
+            "version": self._version,
             "project": self.project,
+            "cohort_size": self.cohort_size,
             "key": self._key.hex(),
             "kinds": sorted(self._kinds),
             "hashes": base64.b64encode(b"".join(sorted(self._hashes))).decode(),
@@ -135,8 +227,11 @@ class KnownIdentifiers:
 
     @classmethod
     def restore(cls, data: dict) -> KnownIdentifiers:
-        """The index `export` wrote (in the sandbox, from the parent's JSON: nothing is unpickled)."""
-        index = cls(str(data["project"]))
+        """The index `export` wrote (in the sandbox, from the parent's JSON: nothing is unpickled). An export
+        without a version is format 1, whose pseudonyms were hashed with their "P-"."""
+        size = data.get("cohort_size")
+        index = cls(str(data["project"]), int(size) if size is not None else None)
+        index._version = int(data.get("version", 1))
         index._key = bytes.fromhex(data["key"])
         index._kinds = set(data["kinds"])
         blob = base64.b64decode(data["hashes"])
@@ -146,33 +241,89 @@ class KnownIdentifiers:
     def _has(self, kind: str, value: str) -> bool:
         return kind in self._kinds and self._h(kind, value) in self._hashes
 
+    def _has_pseudonym(self, body: str) -> bool:
+        return self._has("pseudonym", body if self._version >= 2 else f"P-{body}")
+
+    # ---------------------------------------------------------------------------------------------- matching
+
     def matches(self, text: str) -> Iterator[Match]:
-        for m in PSEUDONYM.finditer(text):
-            if self._has("pseudonym", m[0]):
-                yield Match("pseudonym", m[0])
-        for m in DIGITS.finditer(text):
-            digits = re.sub(r"\D", "", m[0])
-            if self._has("nhs", digits):
-                yield Match("nhs", m[0])
-            elif self._has("id", digits):
-                yield Match("id", m[0])
-        for m in CODE.finditer(text):
-            if self._has("id", re.sub(r"[\s-]", "", m[0]).upper()):
-                yield Match("id", m[0])
+        if text.isascii() and text.isdigit():  # most table cells: one number, no disguise possible but reversal
+            yield from self._number(text)
+            return
+        clean = strip_invisible(text)
+        hidden = clean.text != text
+        t = clean.text
+
+        def match(kind: str, start: int, end: int, disguised: bool = False) -> Match:
+            a, b = clean.span(start, end)
+            return Match(kind, text[a:b], a, b, disguised or hidden)
+
+        if "pseudonym" in self._kinds and len(t) >= 16:
+            yield from self._pseudonyms(t, match)
+        if "nhs" in self._kinds or "id" in self._kinds:
+            for w in windows(t, DIGIT_LENGTHS, chain=DIGIT_CHAIN):
+                if len(w.joined) == 10 and self._has("nhs", w.joined):
+                    yield match("nhs", w.start, w.end, len(w.groups) > 3)
+                elif self._has("id", w.joined):
+                    yield match("id", w.start, w.end)
+        if "id" in self._kinds:
+            for m in CODE.finditer(t):
+                if self._has("id", re.sub(r"[\s-]", "", m[0]).upper()):
+                    yield match("id", m.start(), m.end())
+            for m in ALNUM_ID.finditer(t):
+                if not m[0].isdigit() and self._has("id", m[0].upper()):
+                    yield match("id", m.start(), m.end())
         if "name" in self._kinds:
-            words = list(WORD.finditer(text))
-            for a, b in pairwise(words):
-                gap = text[a.end() : b.start()]
-                if len(gap) <= 3 and gap.strip(" ,") == "" and self._has("name", _norm_name(a[0], b[0])):
-                    yield Match("name", f"{a[0]} {b[0]}")
+            yield from self._names(t, match)
         if "postcode" in self._kinds:
-            for m in POSTCODE.finditer(text):
+            for m in POSTCODE.finditer(t):
                 if self._has("postcode", (m[1] + m[2]).upper()):
-                    yield Match("postcode", m[0])
-        if "dob" in self._kinds and any(ch.isdigit() for ch in text):
-            for raw, iso in dates_in(text):
+                    yield match("postcode", m.start(), m.end())
+        if "dob" in self._kinds and any(ch.isdigit() for ch in t):
+            for raw, iso in dates_in(t):
                 if self._has("dob", iso):
-                    yield Match("dob", raw)
+                    at = t.find(raw)
+                    yield match("dob", at, at + len(raw))
+
+    def _number(self, t: str) -> Iterator[Match]:
+        if len(t) == 10 and self._has("nhs", t):
+            yield Match("nhs", t, 0, 10)
+        elif 6 <= len(t) <= 12 and self._has("id", t):
+            yield Match("id", t, 0, len(t))
+        elif len(t) == 8 and "dob" in self._kinds:
+            for raw, iso in dates_in(t):
+                if self._has("dob", iso):
+                    yield Match("dob", raw, 0, 8)
+
+    def _pseudonyms(self, t: str, match: Callable[..., Match]) -> Iterator[Match]:
+        hits = list(self._pseudonym_hits(t, match))
+        for hit in hits:  # "P-" + body is one match, not two ("P-..." and the body in it)
+            if not any(o is not hit and o.start <= hit.start and hit.end <= o.end for o in hits):
+                yield hit
+
+    def _pseudonym_hits(self, t: str, match: Callable[..., Match]) -> Iterator[Match]:
+        for w in windows(t, PSEUDONYM_LENGTHS, grouped=regular_groups):
+            token = w.joined.upper()
+            if not set(token) <= BASE32:
+                continue
+            plain = w.groups == (1, 16) and token == w.joined  # "P-" + body as issued: no disguise
+            if len(token) == 16:  # prefix dropped
+                bodies = [token]
+            else:  # "P" before, or after ("P-..." reversed as a whole)
+                bodies = [b for b, p in ((token[1:], token[0]), (token[:-1], token[-1])) if p == "P"]
+            if any(self._has_pseudonym(body) for body in bodies):
+                yield match("pseudonym", w.start, w.end, not plain)
+
+    def _names(self, t: str, match: Callable[..., Match]) -> Iterator[Match]:
+        words = list(WORD.finditer(t))
+        for a, b in pairwise(words):
+            gap = t[a.end() : b.start()]
+            if NAME_GAP.match(gap) and self._has("name", _norm_name(a[0], b[0])):
+                yield match("name", a.start(), b.end(), gap.strip() != "" and gap.strip() != ",")
+        if "namejoined" in self._kinds:
+            for m in JOINED_WORD.finditer(t):
+                if self._has("namejoined", m[0].lower()):
+                    yield match("name", m.start(), m.end(), True)
 
     def findings(self, segment: Segment, check: str = "known_identifiers") -> Iterator[Finding]:
         found = list(self.matches(segment.text))
@@ -185,7 +336,8 @@ class KnownIdentifiers:
             what, verdict = WHAT[m.kind]
             if m.kind == "dob" and others:
                 verdict = Verdict.BLOCK
-            yield Finding(check, verdict, f"{what} ({mask(m.text)}; project {self.project})", segment.location)
+            how = f", {DISGUISED}" if m.disguised else ""
+            yield Finding(check, verdict, f"{what}{how} ({mask(m.text)}; project {self.project})", segment.location)
 
 
 def build_known_identifiers(registry: Registry, paths: Paths, project: str) -> KnownIdentifiers:
@@ -211,6 +363,7 @@ def build_known_identifiers(registry: Registry, paths: Paths, project: str) -> K
         ).all()
         datasets = session.scalars(select(Dataset).where(Dataset.id.in_(dataset_ids))).all()
         clinical = [(d.id, d.site_id, d.format, d.location) for d in datasets if d.modality == "clinical"]
+    index.cohort_size = len({patient_id for _, _, patient_id, _ in rows})
     mrns_by_dataset: dict[str, set[str]] = {}
     for local_id, dataset_id, patient_id, nhs in rows:
         index.add("nhs", nhs)

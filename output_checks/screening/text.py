@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from output_checks.masking import mask
+from output_checks.screening.pseudonyms import shaped_pseudonyms
 from output_checks.verdicts import Finding, Verdict
 
 if TYPE_CHECKING:
@@ -260,10 +261,19 @@ class Screener:
         analyzer = self.analyzer  # built first: a policy's extra recognisers add entities
         wanted = [self._possible(s.text) for s in batch]
         todo = [(s, w) for s, w in zip(batch, wanted, strict=True) if w]
+        reported: set[int] = set()
         if known is not None:
-            for segment in batch:
-                yield from known.findings(segment, check="known_identifiers")
-        if not todo or "identifiers" not in self.policy.checks:
+            for i, segment in enumerate(batch):
+                for f in known.findings(segment, check="known_identifiers"):
+                    reported.add(i)
+                    yield f
+        if "identifiers" not in self.policy.checks:
+            return
+        if "ENCLAVE_PSEUDONYM" in self.entities:
+            for i, segment in enumerate(batch):
+                if i not in reported:  # the project's own, already reported as such
+                    yield from shaped_pseudonyms(segment, check)
+        if not todo:
             return
         artifacts = analyzer.nlp_engine.artifacts([s.text for s, _ in todo], [("PERSON" in w) for _, w in todo])
         for (segment, entities), nlp_artifacts in zip(todo, artifacts, strict=True):
@@ -305,7 +315,7 @@ class Screener:
                 spans += [(r.start, r.end) for r in results if self._accept(text, r)]
             if known is not None:
                 for match in known.matches(text):
-                    start = text.find(match.text)
+                    start = match.start if match.start >= 0 else text.find(match.text)
                     if start >= 0:
                         spans.append((start, start + len(match.text)))
             if spans:

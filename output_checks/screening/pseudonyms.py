@@ -1,0 +1,65 @@
+"""Pseudonym-shaped tokens that are not the project's own (another project's, or the checker has no index): found
+by shape in the forms a release request disguises them (prefix dropped, reversed, re-cased, split by invisible
+characters or separators). With its "P" the shape is unambiguous and blocks; without it, 16 base32 characters could
+be something else, so it goes to review. The plain "P-" form is Presidio's recogniser's, not repeated here."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from output_checks.masking import mask
+from output_checks.screening.tokens import BASE32, regular_groups, strip_invisible, windows
+from output_checks.verdicts import Finding, Verdict
+
+LENGTHS = frozenset((16, 17))
+PLAIN = re.compile(r"(?i)^P-[A-Z2-7]{16}$")  # what the EnclavePseudonymRecognizer already reports
+HEX = frozenset("ABCDEF0123456789")
+DIGITS = frozenset("234567")
+JOINERS = "-._/:|"  # a window must not be cut out of a longer token joined by these
+LABEL = "a pseudonym-shaped patient id written disguised (prefix dropped, reversed, re-cased or split)"
+
+
+def _bounded(text: str, start: int, end: int) -> bool:
+    before = text[start - 2 : start] if start >= 2 else " " + text[:start]
+    after = text[end : end + 2]
+    cut_before = len(before) == 2 and before[1] in JOINERS and before[0].isalnum()
+    cut_after = len(after) == 2 and after[0] in JOINERS and after[1].isalnum()
+    return not cut_before and not cut_after
+
+
+def _body_shaped(body: str) -> bool:
+    """16 base32 characters that look random: some digits and letters, not a hex digest's alphabet."""
+    digits = sum(ch in DIGITS for ch in body)
+    return digits >= 2 and len(body) - digits >= 4 and not set(body) <= HEX
+
+
+def shaped_pseudonyms(segment: object, check: str) -> Iterator[Finding]:
+    """Findings for pseudonym-shaped tokens in `segment` (a `Segment`) written in a disguised form."""
+    text: str = segment.text  # type: ignore[attr-defined]
+    if len(text) < 16:
+        return
+    clean = strip_invisible(text)
+    hidden = clean.text != text
+    seen: set[str] = set()
+    for w in windows(clean.text, LENGTHS, grouped=regular_groups):
+        token = w.joined
+        if not (token == token.upper() or token == token.lower()):
+            continue  # mixed case: base64 and the like, not a re-cased pseudonym
+        upper = token.upper()
+        if not set(upper) <= BASE32 or not _bounded(clean.text, w.start, w.end):
+            continue
+        a, b = clean.span(w.start, w.end)
+        written = text[a:b]
+        if len(upper) == 17:
+            if upper[0] != "P" and upper[-1] != "P":
+                continue
+            if not hidden and PLAIN.match(written):
+                continue
+            body, verdict = (upper[1:] if upper[0] == "P" else upper[:-1]), Verdict.BLOCK
+        else:
+            body, verdict = upper, Verdict.REVIEW
+        if not _body_shaped(body) or written in seen:
+            continue
+        seen.add(written)
+        yield Finding(check, verdict, f"{LABEL} ({mask(written)}; ENCLAVE_PSEUDONYM)", segment.location)  # type: ignore[attr-defined]

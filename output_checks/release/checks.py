@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from output_checks.release import workflow
+from output_checks.release import ledger, workflow
+from output_checks.release.ledger import Cell
 from output_checks.release.models import ReleaseRequest
 from output_checks.release.site_policy import project_overrides, resolve_policy
 from output_checks.sandbox.runner import SandboxFile, check_files_sandboxed
@@ -33,4 +34,43 @@ def run_checks_on_snapshots(airlock: Airlock, request_id: str) -> dict[int, dict
         SandboxFile(airlock.store.verify(snapshot, sha), path, Path(path).name) for _, path, snapshot, sha in files
     ]
     reports = check_files_sandboxed(batch, policy, known)
-    return {file_id: report.to_json() for (file_id, *_), report in zip(files, reports, strict=True)}
+    results = {file_id: report.to_json() for (file_id, *_), report in zip(files, reports, strict=True)}
+    add_differencing(airlock, request_id, project, files, results, policy.min_cell_count)
+    return results
+
+
+def snapshot_tables(airlock: Airlock, project: str, files: list[tuple[int, str, str, str]]) -> dict[int, list[Cell]]:
+    """The keyed cells (release/ledger.py) of each table among `files` ((id, path, snapshot, sha256)), read by the
+    reviewer's previewer in the checker sandbox: the airlock never parses a researcher's file itself. A table
+    whose preview is cut short gets no sums of its rows (they would not be the released totals)."""
+    from output_checks.sandbox.runner import preview_sandboxed
+
+    key = ledger.ledger_key(airlock.paths, project)
+    out: dict[int, list[Cell]] = {}
+    for file_id, path, snapshot, sha in files:
+        shown = preview_sandboxed(airlock.store.verify(snapshot, sha), Path(path).name)
+        if shown.kind == "table":
+            out[file_id] = ledger.keyed_cells(shown.columns, shown.rows, key, complete=not shown.truncated)
+    return out
+
+
+def add_differencing(
+    airlock: Airlock, request_id: str, project: str, files: list[tuple[int, str, str, str]],
+    results: dict[int, dict[str, Any]], min_cell_count: int,
+) -> None:  # fmt: skip
+    """Compare each table of the request with the project's ledger of released tables; a table that differs from
+    a released one by a small group gets a review finding naming the earlier release."""
+    if not airlock.tx(lambda s: ledger.has_entries(s, project)):
+        return
+    tables = [f for f in files if results.get(f[0], {}).get("type") in ledger.TABLE_KINDS]
+    for file_id, cells in snapshot_tables(airlock, project, tables).items():
+        if not cells:
+            continue
+        released = airlock.tx(lambda s, cells=cells: ledger.released_cells(s, project, cells,
+                                                                            exclude_request=request_id))  # fmt: skip
+        found = ledger.differencing_findings(cells, released, min_cell_count)
+        if found:
+            report = results[file_id]
+            report["findings"] = [*report["findings"], *found]
+            if report["verdict"] == "pass":
+                report["verdict"] = "review"

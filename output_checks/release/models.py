@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from fabric.db import Base
@@ -98,3 +98,19 @@ class Release(Base):
     egress: Mapped[str] = mapped_column(Text)
     released_by: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class LedgerCell(Base):
+    """One released table cell (release/ledger.py): keyed hashes of its row and column labels, never the labels, and
+    the value that was released."""
+
+    __tablename__ = "release_ledger"
+    __table_args__ = (Index("ix_release_ledger_keys", "project", "row_key", "column_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(ForeignKey("release_requests.id"), index=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("request_files.id"))
+    row_key: Mapped[str] = mapped_column(String(64))
+    column_key: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float] = mapped_column(Float)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from fabric.config import Paths
 from fabric.db import Registry
+from fabric.errors import FabricError
 from output_checks.release import workflow
 from output_checks.release.storage import AirlockStore, IntegrityError
 
@@ -51,12 +52,37 @@ class Airlock:
 
     # The thin verbs used by the CLI and the web app.
     def release(self, request_id: str, user: str) -> list[str]:
+        """Release the approved files, adding their tables to the project's ledger in the same transaction."""
+        tables = self._release_tables(request_id, user)
         try:
-            return self.tx(lambda s: workflow.release(s, self.store, request_id, user))
+            return self.tx(lambda s: workflow.release(s, self.store, request_id, user, ledger=tables))
         except IntegrityError as exc:
             problem = str(exc)
             self.tx(lambda s: workflow.release_aborted(s, request_id, user, problem))
             raise
+
+    def _release_tables(self, request_id: str, user: str) -> dict[int, list]:
+        """The keyed cells of an approved request's tables, read before the release's transaction (the sandbox
+        takes a moment per file). Nothing is read for a request `user` may not release: `workflow.release` refuses
+        it with the reason."""
+        from output_checks.release.checks import snapshot_tables
+        from output_checks.release.ledger import TABLE_KINDS
+
+        def plan(session):
+            request = workflow.get_request(session, request_id, user)
+            if request.state != workflow.RequestState.APPROVED.value:
+                return None, []
+            if workflow.actor_for(session, request, user) is not workflow.Actor.CHECKER:
+                return None, []
+            files = [(f.id, f.path, f.snapshot, f.sha256) for f in workflow.current_files(request)
+                     if f.kind in TABLE_KINDS]  # fmt: skip
+            return request.project, files
+
+        try:
+            project, files = self.tx(plan)
+        except FabricError:
+            return {}
+        return snapshot_tables(self, project, files) if files else {}
 
     def check_request(self, request_id: str) -> None:
         """Run the automated checks on one request's snapshots and record the results (or the failure)."""

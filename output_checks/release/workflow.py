@@ -24,6 +24,8 @@ from fabric.config import Paths
 from fabric.errors import FabricError, NotFoundError
 from fabric.models import ProjectMember
 from fabric.projects import ProjectRole, get_project, project_spec
+from output_checks.release import ledger as release_ledger
+from output_checks.release.ledger import Cell
 from output_checks.release.models import Release, ReleaseRequest, RequestFile, Review, Vote
 from output_checks.release.states import (
     EDITABLE,
@@ -505,9 +507,13 @@ def count_requests(session: Session) -> int:
 # ------------------------------------------------------------------------------------------------ release
 
 
-def release(session: Session, store: AirlockStore, request_id: str, user: str) -> list[str]:
+def release(
+    session: Session, store: AirlockStore, request_id: str, user: str, ledger: dict[int, list[Cell]] | None = None
+) -> list[str]:
     """Copy every approved file to the egress store; each copy must hash to the reviewed snapshot's SHA-256, or
-    nothing is released (the abort is audited by the caller in its own transaction: see `release_aborted`)."""
+    nothing is released (the abort is audited by the caller in its own transaction: see `release_aborted`).
+    `ledger` holds the keyed cells of the request's tables (by file id): those of approved files join the
+    project's release ledger, each with its audit event."""
     request = get_request(session, request_id, user, lock=True)
     _require(session, request, user, Actor.CHECKER)
     result = outcomes(session, request)
@@ -521,6 +527,9 @@ def release(session: Session, store: AirlockStore, request_id: str, user: str) -
         session.add(Release(project=request.project, request_id=request.id, file_id=f.id, sha256=f.sha256,
                             egress=str(target.relative_to(store.egress)), released_by=user, at=now()))  # fmt: skip
         copied.append(f.path)
+        if cells := (ledger or {}).get(f.id):
+            release_ledger.record(session, project=request.project, request_id=request.id, file=f, cells=cells,
+                                  actor=user)  # fmt: skip
     _move(session, request, Action.RELEASE, Actor.CHECKER, user,
           files=[{"path": f.path, "sha256": f.sha256} for f in approved])  # fmt: skip
     return copied

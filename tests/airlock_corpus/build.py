@@ -16,14 +16,17 @@ Categories and label counts (tests check that this table matches what is built):
 
 | category | pass | review | block | total |
 | --- | --- | --- | --- | --- |
-| text | 7 | 1 | 11 | 19 |
-| table | 22 | 4 | 15 | 41 |
-| notebook | 3 | 1 | 4 | 8 |
+| text | 7 | 1 | 13 | 21 |
+| table | 40 | 8 | 31 | 79 |
+| notebook | 4 | 1 | 5 | 10 |
 | raw | 1 | 0 | 13 | 14 |
 | archive | 0 | 5 | 4 | 9 |
-| figure | 0 | 4 | 4 | 8 |
-| other | 0 | 11 | 1 | 12 |
-| all | 33 | 26 | 52 | 111 |
+| figure | 0 | 5 | 4 | 9 |
+| other | 4 | 12 | 1 | 17 |
+| report | 9 | 0 | 10 | 19 |
+| interchange | 2 | 0 | 10 | 12 |
+| encoded | 0 | 2 | 11 | 13 |
+| all | 67 | 34 | 102 | 203 |
 
 - text: markdown, plain text and HTML reports. Pass: methods and results citing authors, drugs, genes, ICD-10 codes,
   rs ids, p-values, study periods, run timestamps. Block: named patients with NHS numbers, a case narrative with
@@ -46,6 +49,34 @@ Categories and label counts (tests check that this table matches what is built):
   PDF with a name in its text layer (matplotlib and hand-written), SVG whose title is a patient (block).
 - other: pickles (one whose unpickling prints a sentinel), .npy, an empty file, truncated PNG / zip / parquet,
   invalid notebook JSON, random bytes as .bin and .xlsx, a binary .csv (review); a DICOM named .csv (block).
+
+Files shaped like real release requests (`realworld=True`, 92 of them; tests/airlock_corpus/realworld.py) add to
+the categories above and fill three more:
+
+- table (real-world): block: a 299-row heart-failure cohort, Kaplan-Meier input, per-person measurements with a
+  constant `n = 11`, a GWAS table with sample ids as dosage columns, repeated measures keyed by an ordinal id,
+  per-person model predictions, re-keyed pseudonyms (reversed without prefix with the birth year as `count`,
+  zero-width-space split), a two-row header CSV and a TSV named .csv with small counts, `AC=` 1-9 in a sites-only
+  VCF, a coefficient table with n = 14, means/medians/sums by group with N under 10, ACRO's DONT_RELEASE session
+  summary. Review: means with no N, coefficients with no N or df, truncated aggregate JSON, a table edited after
+  ACRO checked it. Pass: SNOMED CT (Verhoeff-valid), ICD-10, OPCS-4, LOINC, ATC/dm+d codelists, prevalence by
+  SNOMED id, Table 1 "n (%)", GWAS Catalog SSF and PLINK 2 results, OpenSAFELY-style measures, incidence and rates
+  per 1,000, means with N, a pandas `Unnamed: 0` index column, a clean two-row header, ACRO's checksum files.
+- report: printed output. Block: a crosstab in a Markdown code block, R `table()` (.Rout), Stata `tabulate`,
+  SAS PROC FREQ, skimr, grouped `describe()`, Quarto and R Markdown HTML tables with small counts, R `summary(lm)`
+  with 6 residual df, a statsmodels summary of 15 observations. Pass: the same shapes with counts >= 10 (R, Stata
+  and SAS logs, skimr, describe, code-block crosstab, Quarto), a statsmodels summary of 1,842 observations, release
+  notes naming Kaplan-Meier, Cox and Least Squares with checksums and a git hash.
+- interchange: block: FHIR NDJSON Patient and Observation exports, NDJSON per-person records, FHIR Bundles with a
+  Patient (named, and with no identifiers), HL7 v2 ADT^A01 (.hl7) and ORU^R01 (.txt), truncated JSON of
+  patients, PLINK .ped, a Synthea-style patients.csv. Pass: a FHIR MeasureReport, NDJSON of code usage counts.
+- encoded: block: base64 and hex text of a patient table, base64 cells, a gzip table as base64 in JSON, numeric
+  "coefficients" spelling a table's bytes (review tolerated), a FHIR DocumentReference attachment, PNG tEXt, iTXt
+  and zTXt chunks, a zip after a PNG's IEND and after a PDF's %%EOF. Review: unknown bytes after IEND and %%EOF.
+
+The corpus check runs without a project, so known-identifier matching (which needs the project's registry) is not
+exercised here: re-keyed pseudonyms are labelled block because their structure (one row per opaque id, pseudonym
+shapes) is individual-level; matching the project's own pseudonyms through those transforms is a unit-test matter.
 """
 
 from __future__ import annotations
@@ -69,7 +100,7 @@ from pathlib import Path
 import numpy as np
 
 VERDICTS = ("pass", "review", "block")
-CATEGORIES = ("text", "table", "notebook", "raw", "archive", "figure", "other")
+CATEGORIES = ("text", "table", "notebook", "raw", "archive", "figure", "other", "report", "interchange", "encoded")
 ZIP_DATE = (2024, 5, 2, 12, 0, 0)
 FIXED_DATETIME = datetime(2024, 5, 2, 12, 0, 0)
 FIXED_EPOCH = 1714651200  # 2024-05-02T12:00:00Z
@@ -87,6 +118,7 @@ class LabelledFile:
     why: str
     acceptable: frozenset[str] = frozenset()
     planted: tuple[str, ...] = ()
+    realworld: bool = False  # shaped like a real release request (tests/airlock_corpus/realworld.py)
 
     def __post_init__(self) -> None:
         if self.label not in VERDICTS or self.category not in CATEGORIES:
@@ -103,6 +135,7 @@ class LabelledFile:
             "label": self.label,
             "acceptable": [v for v in VERDICTS if v in self.acceptable],
             "category": self.category,
+            "realworld": self.realworld,
             "why": self.why,
         }
 
@@ -507,6 +540,7 @@ class Corpus:
         *,
         acceptable: Iterable[str] = (),
         planted: Iterable[str] = (),
+        realworld: bool = False,
     ) -> Path:
         if any(f.relpath == relpath for f in self.files):
             raise ValueError(f"duplicate corpus path {relpath}")
@@ -516,7 +550,9 @@ class Corpus:
             path.write_bytes(content)
         else:
             content(path)
-        entry = LabelledFile(relpath, label, category, why, frozenset(acceptable), tuple(dict.fromkeys(planted)))
+        entry = LabelledFile(
+            relpath, label, category, why, frozenset(acceptable), tuple(dict.fromkeys(planted)), realworld
+        )
         self.files.append(entry)
         return path
 
@@ -588,6 +624,9 @@ def build_corpus(out: Path, labels: Path | None = None) -> list[LabelledFile]:
     _archives(corpus, np.random.default_rng(505))
     _figures(corpus, np.random.default_rng(606))
     _other(corpus, np.random.default_rng(707))
+    from tests.airlock_corpus.realworld import add_realworld
+
+    add_realworld(corpus, np.random.default_rng(808))
     if labels is not None:
         Path(labels).write_text(json.dumps([f.to_json() for f in corpus.files], indent=1) + "\n")
     return corpus.files

@@ -1,7 +1,8 @@
 """The airlock's automated checks against the labelled corpus (tests/airlock_corpus), through the real command line.
 
 One `enclave airlock check --json CORPUS` run is judged against the labels: every file reported once, nothing
-labelled block or review passes, most clean outputs pass, every verdict is one its label accepts, the summary and
+labelled block or review passes, at least 90% of clean outputs pass and at most 2% are blocked (issue 11's targets),
+every verdict is one its label accepts, the summary and
 exit status agree with the files, and the report never repeats a planted identifier (the report is an output too).
 Failures list the offending files with label, verdict and findings so the checker can be fixed from the message.
 """
@@ -37,7 +38,10 @@ pytestmark = [pytest.mark.functional, pytest.mark.timeout(1500)]
 ENCLAVE = shutil.which("enclave", path=str(Path(sys.executable).parent))
 COMMAND = [ENCLAVE] if ENCLAVE else [sys.executable, "-m", "provisioning.cli"]
 CLI_TIMEOUT_S = 1200
-MIN_CLEAN_PASS_RATE = 0.8
+MIN_CLEAN_PASS_RATE = 0.9  # issue 11: at least 90% of clean files pass
+MAX_CLEAN_BLOCK_RATE = 0.02  # issue 11: at most 2% of clean aggregates blocked
+MIN_FILES = 150
+MIN_REALWORLD = 40
 RANK = {v: i for i, v in enumerate(VERDICTS)}
 
 
@@ -118,7 +122,8 @@ def _verdict(entry: dict | None) -> str:
 
 def _describe(f: LabelledFile, entry: dict | None) -> str:
     acceptable = "/".join(v for v in VERDICTS if v in f.acceptable)
-    lines = [f"  {f.relpath} [{f.category}] label={f.label} (accepts {acceptable}) verdict={_verdict(entry)}: {f.why}"]
+    shape = f"{f.category}, real-world" if f.realworld else f.category
+    lines = [f"  {f.relpath} [{shape}] label={f.label} (accepts {acceptable}) verdict={_verdict(entry)}: {f.why}"]
     for finding in (entry or {}).get("findings") or []:
         if isinstance(finding, dict):
             lines.append(
@@ -154,7 +159,10 @@ def _confusion(files: list[LabelledFile], entries: dict[str, dict]) -> str:
 
 def test_corpus_is_well_formed(corpus: Corpus):
     files = corpus.files
-    assert len(files) >= 75
+    assert len(files) >= MIN_FILES
+    assert sum(f.realworld for f in files) >= MIN_REALWORLD, "too few files shaped like real release requests"
+    for label in VERDICTS:
+        assert sum(f.realworld and f.label == label for f in files) >= 5, f"too few real-world {label} files"
     assert len({f.relpath for f in files}) == len(files)
     on_disk = sorted(p.relative_to(corpus.root).as_posix() for p in corpus.root.rglob("*") if p.is_file())
     assert on_disk == sorted(f.relpath for f in files)
@@ -260,6 +268,19 @@ def test_most_clean_outputs_pass(corpus: Corpus, run: CheckRun):
         pytest.fail(
             f"only {rate:.0%} of {len(clean)} clean outputs passed (at least {MIN_CLEAN_PASS_RATE:.0%} must); "
             "the checker cries wolf on:\n" + "\n".join(_describe(f, entries.get(f.relpath)) for f in flagged),
+            pytrace=False,
+        )
+
+
+def test_clean_aggregates_are_rarely_blocked(corpus: Corpus, run: CheckRun):
+    entries = _entries(run)
+    clean = [f for f in corpus.files if f.label == "pass"]
+    blocked = [f for f in clean if _verdict(entries.get(f.relpath)) == "block"]
+    rate = len(blocked) / len(clean)
+    if rate > MAX_CLEAN_BLOCK_RATE:
+        pytest.fail(
+            f"{len(blocked)} of {len(clean)} clean outputs ({rate:.1%}) were blocked (at most "
+            f"{MAX_CLEAN_BLOCK_RATE:.0%} may be):\n" + "\n".join(_describe(f, entries.get(f.relpath)) for f in blocked),
             pytrace=False,
         )
 

@@ -19,7 +19,7 @@ from fabric.projects import ProjectRole
 from output_checks.release import views, workflow
 from output_checks.release.states import Decision, RequestState
 from output_checks.sandbox.runner import preview_sandboxed
-from output_checks.web import outputs
+from output_checks.web import highlights, outputs
 
 T = TypeVar("T")
 PER_PAGE = 50
@@ -315,20 +315,21 @@ class RequestAction(Page):
 
 
 class FilePreview(Page):
-    """A file's preview, from its verified snapshot, as a document meant for a sandboxed frame."""
+    """A file's preview, from its verified snapshot, as a document meant for a sandboxed frame, with the places its
+    findings name highlighted (web/highlights.py)."""
 
     def set_default_headers(self) -> None:
         security_headers(self, preview=True)
 
     @authenticated
     async def get(self, request_id: str, file_id: str) -> None:
-        def read(session: Session) -> tuple[str, str, str]:
+        def read(session: Session) -> tuple[str, str, str, list[dict[str, Any]]]:
             record = views.request_file(session, request_id, self.user, int(file_id))
             if workflow.actor_for(session, record.request, self.user) is workflow.Actor.CHECKER:
                 workflow.record_view(session, request_id, self.user, f"preview:{record.path}:v{record.version}")
-            return record.path, record.snapshot, record.sha256
+            return record.path, record.snapshot, record.sha256, list(record.findings or [])
 
-        name, snapshot, sha256 = self.tx(read)
+        name, snapshot, sha256, findings = self.tx(read)
         with self.refusals():
             source = self.airlock.store.verify(snapshot, sha256)
         # Rendered in the checker sandbox: nbconvert, pyarrow and the csv reader never run in this process.
@@ -340,9 +341,14 @@ class FilePreview(Page):
             return
         if shown.kind == "notebook":
             self.set_header("Content-Type", "text/html; charset=UTF-8")
-            self.write(shown.html)
+            self.write(highlights.mark_notebook(shown.html, highlights.notebook_highlights(findings)))
             return
-        self.page("preview.html", name=name, shown=shown)
+        lines = shown.text.splitlines() if shown.kind == "text" else []
+        if shown.kind == "table":
+            marks = highlights.table_highlights(findings, shown.columns, len(shown.rows))
+        else:
+            marks = highlights.text_highlights(findings, len(lines))
+        self.page("preview.html", name=name, shown=shown, lines=lines, marks=marks)
 
 
 class FileDownload(Page):

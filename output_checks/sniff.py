@@ -6,6 +6,7 @@ Types are short names used by the policy (`allowed_types`, `blocked_types`) and 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import gzip
 import io
@@ -15,6 +16,7 @@ import zlib
 from pathlib import Path
 
 HEAD = 64 * 1024
+SAS7BDAT = b"\x00" * 12 + bytes.fromhex("c2ea8160b31411cfbd92080009c7318c181f1011")
 
 # Binary signatures at offset 0 (longest first where prefixes overlap).
 MAGIC: list[tuple[bytes, str]] = [
@@ -46,6 +48,23 @@ MAGIC: list[tuple[bytes, str]] = [
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "ole"),  # legacy Office (xls, doc)
     (b"ARROW1", "arrow"),
     (b"RIFF", "riff"),
+    # Statistical packages' datasets and PLINK's binary genotypes (judged by the interchange and raw-data checks).
+    (b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!", "sas-xpt"),
+    (b"HEADER RECORD*******LIBV8   HEADER RECORD!!!!!!!", "sas-xpt"),
+    (SAS7BDAT, "sas7bdat"),
+    (b"<stata_dta>", "stata"),
+    (b"$FL2", "spss-sav"),
+    (b"$FL3", "spss-sav"),
+    (b"RDX2\n", "rdata"),
+    (b"RDX3\n", "rdata"),
+    (b"RDA2\n", "rdata"),
+    (b"RDA3\n", "rdata"),
+    (b"RDB2\n", "rdata"),
+    (b"RDB3\n", "rdata"),
+    (b"X\n\x00\x00\x00\x02", "rds"),
+    (b"X\n\x00\x00\x00\x03", "rds"),
+    (b"l\x1b\x01", "plink-bed"),  # variant-major; ...
+    (b"l\x1b\x00", "plink-bed"),  # ... and PLINK 0.99's individual-major layout
 ]
 PICKLE = re.compile(rb"^\x80[\x02-\x05]")
 FASTQ_RECORD = re.compile(r"^@[^\n]*\n[A-Za-z.*\-]+\n\+[^\n]*\n[^\n]+", re.MULTILINE)
@@ -66,6 +85,33 @@ def _dicom(head: bytes) -> bool:
         length = int.from_bytes(head[4:8], "little")
         return 0 < length < 1024 and head[2:4] in (b"\x00\x00", b"\x05\x00", b"\x08\x00", b"\x16\x00", b"\x18\x00")
     return False
+
+
+STATA_RELEASES = frozenset({102, 103, 104, 105, 108, 110, 111, 113, 114, 115})
+R_ASCII = re.compile(rb"^A\n[23]\n\d{5,7}\n\d{5,7}\n")
+EIGENSTRAT_PACKED = re.compile(rb"^T?GENO\s+\d+\s+\d+\s")
+
+
+def _dataset_kind(head: bytes) -> str | None:
+    """Binary datasets whose signature is not a fixed prefix: old Stata (release, byte order, file type), BGEN
+    (its magic after three length words), R's ASCII serialisation, Eigenstrat's packed genotypes."""
+    if len(head) >= 4 and head[0] in STATA_RELEASES and head[1] in (1, 2) and head[2] == 1 and head[3] == 0:
+        return "stata"
+    if len(head) >= 20 and head[16:20] == b"bgen":
+        return "bgen"
+    if R_ASCII.match(head):
+        return "rds"
+    if EIGENSTRAT_PACKED.match(head):
+        return "eigenstrat-geno"
+    return None
+
+
+def _r_serialised(inner: bytes) -> str | None:
+    """R's save()/saveRDS() streams, seen inside their usual compression."""
+    for magic, kind in MAGIC:
+        if kind in ("rdata", "rds") and inner.startswith(magic):
+            return kind
+    return "rds" if R_ASCII.match(inner) else None
 
 
 def decode_text(data: bytes) -> str | None:
@@ -148,19 +194,131 @@ def _delimited(text: str) -> str | None:
     return "tsv" if delimiter == "\t" else "csv"
 
 
+# Genotype and pedigree text (PLINK 1.9, Oxford, Eigenstrat), recognised by the shape of every line, not a name.
+RAW_TEXT_KINDS = frozenset({"vcf", "fastq", "sam", "plink-ped", "plink-fam", "plink-tped", "plink-raw", "oxford-gen",
+                            "oxford-sample", "eigenstrat-geno", "eigenstrat-ind"})  # fmt: skip
+CHROM = re.compile(r"^(chr)?([0-9]|1[0-9]|2[0-6]|X|Y|XY|MT|M)$", re.IGNORECASE)
+VARIANT_ID = re.compile(r"^(rs\d+|\.|[\w.-]*[A-Za-z:][\w.:;/<>*-]*)$")
+ALLELE = re.compile(r"^([ACGTN]+|[0-4]|[-.*]|<[\w:]+>|[ID])$", re.IGNORECASE)
+GENOTYPE_CALL = re.compile(r"^([ACGTNID0-4]|-|\.)$", re.IGNORECASE)
+INTEGER = re.compile(r"^-?\d+$")
+REAL = re.compile(r"^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+PHENOTYPE = re.compile(r"^(-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|NA|nan)$")
+RAW_HEADER = ["FID", "IID", "PAT", "MAT", "SEX", "PHENOTYPE"]
+HL7_START = re.compile(r"^\x0b?(MSH|FHS|BHS)([|^~\\&#!])\S{3,5}\2")
+FHIR_RESOURCE = re.compile(r'"resourceType"\s*:\s*"[A-Z][A-Za-z]+"')
+FHIR_XML = re.compile(r"<[A-Z][A-Za-z]+\s[^>]*xmlns=[\"']http://hl7\.org/fhir[\"']")
+
+
+def _fields(text: str, complete: bool, limit: int = 200) -> list[list[str]]:
+    lines = text.splitlines()
+    if not complete or not text.endswith(("\n", "\r")):
+        lines = lines[:-1] if len(lines) > 1 else lines  # a cut last line says nothing
+    return [line.split() for line in lines[:limit] if line.strip()]
+
+
+def _is_pedigree(rows: list[list[str]], width: int) -> bool:
+    """FID IID PAT MAT SEX PHENOTYPE: parents are 0 or individuals of the file, sex is 0/1/2."""
+    ids = {r[1] for r in rows}
+    return (
+        all(
+            r[4] in ("0", "1", "2") and PHENOTYPE.match(r[5]) and r[2] in ids | {"0"} and r[3] in ids | {"0"}
+            for r in rows
+        )
+        and len({len(r) for r in rows}) == 1
+        and len(rows[0]) == width
+    )
+
+
+def _genotype_kind(text: str, complete: bool) -> str | None:
+    """A PLINK/Oxford/Eigenstrat text file, from every line's fields (None for anything else)."""
+    rows = _fields(text, complete)
+    if not rows:
+        return None
+    first = rows[0]
+    if first[:6] == RAW_HEADER:
+        return "plink-raw"
+    if [f.lower() for f in first[:3]] == ["id_1", "id_2", "missing"]:
+        return "oxford-sample"
+    widths = {len(r) for r in rows}
+    if len(widths) != 1:
+        return None
+    width = widths.pop()
+    if width == 1:
+        values = [r[0] for r in rows]
+        same = len({len(v) for v in values}) == 1
+        if same and len(values) >= 3 and len(values[0]) >= 8 and all(set(v) <= set("0129") for v in values):
+            return "eigenstrat-geno"
+        return None
+    if width == 3 and all(r[1] in ("M", "F", "U") for r in rows):
+        return "eigenstrat-ind"
+    if width == 6 and _is_pedigree(rows, 6):
+        return "plink-fam"
+    calls = width >= 8 and all(GENOTYPE_CALL.match(g) for r in rows[:50] for g in r[6:])
+    if calls and (width - 6) % 2 == 0 and _is_pedigree([r[:6] for r in rows], 6):
+        return "plink-ped"
+    variants = all(CHROM.match(r[0]) and VARIANT_ID.match(r[1]) for r in rows)
+    if variants and width in (3, 4) and all(INTEGER.match(r[-1]) and REAL.match(r[-2]) for r in rows):
+        return "plink-map"
+    placed = variants and width >= 6 and all(REAL.match(r[2]) and INTEGER.match(r[3]) for r in rows)
+    if placed and width == 6 and all(ALLELE.match(r[4]) and ALLELE.match(r[5]) for r in rows):
+        return "plink-bim"
+    if placed and width % 2 == 0 and all(GENOTYPE_CALL.match(g) for r in rows[:50] for g in r[4:]):
+        return "plink-tped"
+    for lead in (5, 6):  # Oxford GEN: [chr] id rsid pos a1 a2, then three probabilities per sample
+        shaped = width >= lead + 3 and (width - lead) % 3 == 0
+        if (
+            shaped
+            and all(INTEGER.match(r[lead - 3]) and ALLELE.match(r[lead - 1]) for r in rows)
+            and all(REAL.match(p) and 0 <= float(p) <= 1 for r in rows[:50] for p in r[lead:])
+        ):
+            return "oxford-gen"
+    return None
+
+
+def _json_lines(text: str, complete: bool) -> str | None:
+    """NDJSON / JSON Lines: two or more lines, nearly every one a JSON object or array of its own."""
+    lines = [line for line in text.splitlines()[:200] if line.strip()]
+    if not complete:
+        lines = lines[:-1]
+    if len(lines) < 2:
+        return None
+    parsed = []
+    for line in lines:
+        with contextlib.suppress(ValueError, RecursionError):
+            parsed.append(isinstance(json.loads(line), dict | list))
+            continue
+        parsed.append(False)
+    if not parsed[0] or sum(parsed) < 2 or sum(parsed) < len(lines) * 0.6:
+        return (
+            None  # a damaged line or two is still JSON Lines (their text is screened), a pretty-printed document is not
+        )
+    return "fhir" if FHIR_RESOURCE.search(lines[0]) else "ndjson"
+
+
 def _json(text: str, complete: bool) -> str:
     if complete:
         try:
             data = json.loads(text)
         except ValueError:
+            if lines := _json_lines(text, complete):
+                return lines
+            if FHIR_RESOURCE.search(text[:4096]):
+                return "fhir"  # a FHIR resource cut short: still judged as FHIR
             # Malformed JSON is still JSON (reviewed as unreadable), and a notebook by its keys.
             return "ipynb" if '"nbformat"' in text or '"cell_type"' in text else "json"
         if isinstance(data, dict) and "nbformat" in data:
             return "ipynb"
+        if isinstance(data, dict) and isinstance(data.get("resourceType"), str):
+            return "fhir"
         return "json"
     start = text[:4096]
     if '"nbformat"' in text or ('"cells"' in start and '"cell_type"' in text):
         return "ipynb"
+    if lines := _json_lines(text, complete):
+        return lines
+    if re.match(r'\{\s*"resourceType"\s*:', start) or FHIR_RESOURCE.search(start[:512]):
+        return "fhir"
     return "json"
 
 
@@ -174,12 +332,16 @@ def _text_kind(text: str, complete: bool) -> str:
         return "sam"
     if stripped.startswith("@") and FASTQ_RECORD.match(stripped):
         return "fastq"
+    if HL7_START.match(stripped):
+        return "hl7v2"
     if stripped.startswith(("{", "[")):
         return _json(stripped, complete)
     if stripped.startswith("<"):
         low = stripped[:4096].lower()
         if "<svg" in low:
             return "svg"
+        if FHIR_XML.search(stripped[:4096]):
+            return "fhir"
         if HTML.search(stripped[:4096]):
             return "html"
         if low.startswith("<?xml"):
@@ -188,12 +350,27 @@ def _text_kind(text: str, complete: bool) -> str:
         return "vcf"
     if MARKDOWN_TABLE_RULE.search(stripped[:HEAD]) or re.match(r"#{1,6} \S", stripped):
         return "markdown"  # a heading first, or a pipe table's rule line: a document, even if pipes abound
+    if genotype := _genotype_kind(stripped, complete):
+        return genotype
     kind = _delimited(stripped)
     if kind:
         return kind
     if HTML.search(stripped[:4096]) and "</" in stripped[:8192]:
         return "html"
     return "markdown" if MARKDOWN.search(stripped[:8192]) else "text"
+
+
+def _decompress_head(data: bytes) -> bytes:
+    """The first bytes of a bzip2 or xz stream (R compresses saved objects with either)."""
+    import bz2
+    import lzma
+
+    try:
+        if data.startswith(b"BZh"):
+            return bz2.BZ2Decompressor().decompress(data, 64)
+        return lzma.LZMADecompressor().decompress(data, 64)
+    except (OSError, ValueError, EOFError, lzma.LZMAError):
+        return b""
 
 
 def _gunzip_head(data: bytes) -> bytes:
@@ -233,13 +410,17 @@ def sniff_bytes(head: bytes, complete: bool) -> str:
             return "bam"
         if inner.startswith(b"BCF\x02"):
             return "bcf"
+        if r_kind := _r_serialised(inner):
+            return r_kind
         if inner:
             text = decode_text(inner[:HEAD])
             if text is not None:
                 kind = _text_kind(text, False)
-                if kind in ("vcf", "fastq", "sam"):
+                if kind in RAW_TEXT_KINDS:
                     return kind
         return "gzip"
+    if head.startswith((b"BZh", b"\xfd7zXZ\x00")) and (r_kind := _r_serialised(_decompress_head(head))):
+        return r_kind
     if len(head) > 262 and head[257:262] == b"ustar":
         return "tar"
     for magic, kind in MAGIC:
@@ -253,6 +434,8 @@ def sniff_bytes(head: bytes, complete: bool) -> str:
             return kind
     if PICKLE.match(head) or _old_pickle(head):
         return "pickle"
+    if kind := _dataset_kind(head):
+        return kind
     return _textual(head, complete)
 
 
@@ -346,6 +529,15 @@ def vcf_samples(path: Path) -> int | None:
             if not line.startswith("#") or number > 100_000:
                 return None
     return None
+
+
+# Every kind `sniff` and `refine` can name that no fixed signature in MAGIC names (the policy's vocabulary).
+TEXT_KINDS = frozenset({
+    "dicom", "pickle", "tar", "xlsx", "docx", "pptx", "zip", "csv", "tsv", "text", "markdown", "html", "xml", "json",
+    "ipynb", "svg", "vcf", "vcf-sites", "bcf-sites", "sam", "fastq", "empty", "binary", "webp", "riff", "bmp",
+    "ndjson", "fhir", "hl7v2", "plink-map", "plink-bim", "bgen", "eigenstrat-geno", "rds", "stata", *RAW_TEXT_KINDS,
+})  # fmt: skip
+KINDS = frozenset({kind for _, kind in MAGIC} | TEXT_KINDS) - {"bmp-maybe", "executable-maybe"}
 
 
 def refine(path: Path, kind: str) -> str:

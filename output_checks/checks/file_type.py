@@ -32,6 +32,13 @@ WHY = {
     "docx": "a Word document: export it as PDF or markdown",
     "pptx": "a PowerPoint file: export it as PDF",
     "arrow": "an Arrow IPC file: export it as Parquet or CSV",
+    "hl7v2": "HL7 v2 messages: a health-record interchange format, not a research output",
+    "stata": "a Stata dataset: export aggregate tables as CSV",
+    "spss-sav": "an SPSS dataset: export aggregate tables as CSV",
+    "sas-xpt": "a SAS transport file: export aggregate tables as CSV",
+    "sas7bdat": "a SAS dataset: export aggregate tables as CSV",
+    "rds": "an R serialised object: export tables as CSV, figures as PNG or PDF",
+    "rdata": "an R workspace: export tables as CSV, figures as PNG or PDF",
 }
 
 

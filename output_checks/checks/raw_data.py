@@ -1,5 +1,6 @@
-"""Raw genomic and imaging data never leaves, whatever the file is called: DICOM, BAM/CRAM/SAM, FASTQ, and VCF/BCF
-with sample columns. A sites-only VCF is a table (type `vcf-sites`) and is checked like one."""
+"""Raw genomic and imaging data never leaves, whatever the file is called: DICOM, BAM/CRAM/SAM, FASTQ, VCF/BCF
+with sample columns, and per-individual genotype or pedigree files (PLINK, BGEN, Oxford, Eigenstrat). A sites-only
+VCF is a table (type `vcf-sites`) and is checked like one."""
 
 from __future__ import annotations
 
@@ -17,6 +18,16 @@ WHAT = {
     "fastq": "a FASTQ file: raw sequencing reads",
     "vcf": "a VCF with per-sample genotype columns: individual-level genomic data",
     "bcf": "a BCF with per-sample genotype columns: individual-level genomic data",
+    "plink-ped": "a PLINK .ped file: one row of genotypes per individual",
+    "plink-fam": "a PLINK .fam/.tfam file: one row per individual (family, parents, sex, phenotype)",
+    "plink-tped": "a PLINK .tped file: every individual's genotypes per variant",
+    "plink-raw": "a PLINK --recode A file: one row of allele dosages per individual",
+    "plink-bed": "a PLINK .bed file: binary genotypes of every individual",
+    "bgen": "a BGEN file: genotype probabilities of every sample",
+    "oxford-gen": "an Oxford .gen file: genotype probabilities of every sample",
+    "oxford-sample": "an Oxford .sample file: one row per sample with its covariates",
+    "eigenstrat-geno": "an Eigenstrat .geno file: every individual's genotypes",
+    "eigenstrat-ind": "an Eigenstrat .ind file: one row per individual (sex, population or status)",
 }
 
 

@@ -190,3 +190,13 @@ def test_real_acro_session_edited_table_and_session_summary(tmp_path):
     assert status == "review" and "edited after ACRO checked it" in status.reason
     summary = out / "session_summary.csv"
     assert acro_evidence(summary, sha(summary)) == "fail"
+
+
+def test_evidence_is_found_through_a_link_to_the_file(tmp_path):
+    # The checks runner hands the child a link named like the file, in a folder of its own.
+    outputs = {"output_0": output("output_0", "fail", ["t.csv"], summary=FAIL_SUMMARY)}
+    folder = acro_folder(tmp_path, outputs, {"t.csv": CLEAN})
+    staged = tmp_path / "staging" / "0"
+    staged.mkdir(parents=True)
+    (staged / "t.csv").symlink_to(folder / "t.csv")
+    assert acro_evidence(staged / "t.csv", sha(folder / "t.csv")) == "fail"

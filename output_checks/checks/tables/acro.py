@@ -134,7 +134,9 @@ def acro_evidence(path: Path, sha256: str) -> AcroStatus | None:
     output checker, not for release: "review". An output ACRO named do-not-release (its session summaries) is
     "fail", and a failed output with an exception request is "review".
     """
-    path = Path(path)
+    # The checker may read the file through a link its runner made (under the file's own name): ACRO's record
+    # lies beside the file itself.
+    path = Path(path).resolve()
     records = _records(path.parent)
     if records is None:
         return None
@@ -174,7 +176,7 @@ class AcroEvidenceCheck:
         # Tables get the same evidence through the tables check (results.json itself is JSON but never a table);
         # archive members have no results.json beside them.
         table = subject.kind in READERS and subject.path.name != RESULTS
-        if subject.depth != 0 or table or not (subject.path.parent / RESULTS).is_file():
+        if subject.depth != 0 or table or not (subject.path.resolve().parent / RESULTS).is_file():
             return []
         from output_checks.engine import sha256_of
 

@@ -24,6 +24,7 @@ class Policy(BaseModel):
     nk_n: int = Field(ge=1)
     nk_k: float = Field(gt=0, le=1)
     suppression_markers: list[str]
+    safe_dof_threshold: int = Field(default=10, ge=1)
     max_file_mb: float = Field(gt=0)
     max_table_rows: int = Field(ge=1)
     individual_min_rows: int = Field(ge=2)

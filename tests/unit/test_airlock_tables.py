@@ -61,11 +61,12 @@ def test_declared_rounding_base_protects_small_counts(tmp_path):
 
 
 def test_means_and_regression_tables_pass(tmp_path):
+    # Issue 11: a coefficient table must show how many observations the model had; with them it passes.
     path = write(
         tmp_path,
         "model.csv",
         "term,estimate,se,p_value,or_lower,or_upper\nage,0.031,0.004,1e-9,1.02,1.04\nldl,0.41,0.05,2e-12,1.3,1.7\n"
-        "male,0.22,0.08,0.006,1.07,1.45\n",
+        "male,0.22,0.08,0.006,1.07,1.45\nObservations,1204,,,,\n",
     )
     assert verdict(path) is Verdict.PASS, messages(check_one(path))
 

@@ -17,6 +17,7 @@ The package splits by concept: `readers` (formats), `profile` (what each column 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import ClassVar
 
 import pandas as pd
@@ -27,6 +28,9 @@ from output_checks.checks.tables.counts import count_rules
 from output_checks.checks.tables.persons import individual_level
 from output_checks.checks.tables.profile import TableState, profile_chunk, screen_values
 from output_checks.checks.tables.readers import READERS, TableSource, json_records, rows_to_chunks
+from output_checks.checks.tables.regressions import is_coefficient_table, regression_rules
+from output_checks.checks.tables.roles import count_columns
+from output_checks.checks.tables.statistics import statistic_rules
 from output_checks.screening.text import Segment
 from output_checks.verdicts import Finding, Verdict
 
@@ -45,9 +49,18 @@ def size_limits(state: TableState) -> Iterator[Finding]:
 
 
 def check_table(
-    source: TableSource, location: str, ctx: Context, acro: str | None = None, *, infer_crosstab: bool = True
+    source: TableSource,
+    location: str,
+    ctx: Context,
+    acro: str | None = None,
+    *,
+    infer_crosstab: bool = True,
+    hint: str = "",
+    path: Path | None = None,
 ) -> Iterator[Finding]:
-    state = TableState(source.name, location, ctx, infer_crosstab=infer_crosstab)
+    state = TableState(
+        source.name, location, ctx, infer_crosstab=infer_crosstab, declared_counts=source.count_columns, hint=hint
+    )
     if source.name:  # a sheet title is text the file controls
         state.findings.extend(ctx.screen([Segment(location, source.name)], "identifiers"))
     if source.note:
@@ -74,6 +87,15 @@ def check_table(
     if "tables" in ctx.policy.checks and state.head:
         frame = pd.concat(state.head, ignore_index=True).astype(str)
         yield from count_rules(state, frame, acro)
+        yield from _model_and_statistics(state, frame, path)
+
+
+def _model_and_statistics(state: TableState, frame: pd.DataFrame, path: Path | None) -> Iterator[Finding]:
+    """A coefficient table is judged by its model's degrees of freedom; other statistics by their contributors."""
+    yield from regression_rules(state, frame, path)
+    if is_coefficient_table(state, frame):
+        return
+    yield from statistic_rules(state, frame, count_columns(state, frame), set())
 
 
 def check_rows(rows: list[list[str]], location: str, ctx: Context, *, infer_crosstab: bool = True) -> Iterator[Finding]:
@@ -94,4 +116,11 @@ class TableCheck:
             # ACRO's pass adds nothing to Enclave's own rules (they still run); its fail or review is kept.
             acro = status if status in ("fail", "review") else None
         for source in READERS[subject.kind](subject.path):
-            yield from check_table(source, source.name, ctx, acro=acro)
+            yield from check_table(
+                source,
+                source.name,
+                ctx,
+                acro=acro,
+                hint=subject.path.name,
+                path=subject.path if subject.depth == 0 else None,
+            )

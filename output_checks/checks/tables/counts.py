@@ -10,44 +10,10 @@ from collections.abc import Iterator
 import pandas as pd
 
 from output_checks.checks.base import finding
-from output_checks.checks.tables.headers import COUNT_WORDS, NOT_COUNT_WORDS, TOTAL_LABEL, words
+from output_checks.checks.tables.headers import TOTAL_LABEL
 from output_checks.checks.tables.profile import TableState, count_value, is_suppressed
+from output_checks.checks.tables.roles import count_columns
 from output_checks.verdicts import Finding, Verdict
-
-
-def _count_columns(state: TableState, frame: pd.DataFrame) -> list[str]:
-    """Columns holding counts: named as counts, or every integer column of a labelled cross-tabulation."""
-    profiles = state.profiles
-    integer_cols = [
-        c for c in frame.columns if profiles[str(c)].kind in ("integer", "empty") and profiles[str(c)].filled
-    ]
-    with_percent = [c for c in frame.columns if profiles[str(c)].kind == "count-percent"]
-    if with_percent:
-        return with_percent + [c for c in integer_cols if set(words(str(c))) & COUNT_WORDS]
-    named = []
-    for c in integer_cols:
-        named_by = set(words(str(c)))
-        if named_by & NOT_COUNT_WORDS or TOTAL_LABEL.match(str(c)):
-            continue
-        if named_by & COUNT_WORDS or str(c).strip().lower() in ("n", "k"):
-            named.append(c)
-    if named:
-        return named + [c for c in integer_cols if TOTAL_LABEL.match(str(c))]
-    if not state.infer_crosstab:
-        return []
-    labels = [c for c in frame.columns if profiles[str(c)].kind == "text"]
-    numbers = [c for c in frame.columns if profiles[str(c)].kind in ("integer", "number")]
-    candidates = [c for c in integer_cols if not set(words(str(c))) & NOT_COUNT_WORDS]
-    if labels and numbers and len(candidates) == len(numbers) and len(frame) <= state.ctx.policy.max_table_rows:
-        ints = pd.concat([pd.to_numeric(frame[c].str.strip(), errors="coerce") for c in candidates])
-        if (ints.dropna() >= 0).all() and not _looks_like_years(ints):
-            return candidates
-    return []
-
-
-def _looks_like_years(values: pd.Series) -> bool:
-    v = values.dropna()
-    return len(v) > 0 and bool(((v >= 1900) & (v <= 2100)).all())
 
 
 def count_rules(state: TableState, frame: pd.DataFrame, acro: str | None) -> Iterator[Finding]:
@@ -55,7 +21,7 @@ def count_rules(state: TableState, frame: pd.DataFrame, acro: str | None) -> Ite
     if acro:
         yield finding("tables", Verdict.REVIEW if acro == "review" else Verdict.BLOCK, f"ACRO marked this table {acro}")
     yield from _dominance(state, frame)
-    counts = _count_columns(state, frame)
+    counts = count_columns(state, frame)
     if not counts:
         return
     base = policy.rounding_base
@@ -69,7 +35,7 @@ def count_rules(state: TableState, frame: pd.DataFrame, acro: str | None) -> Ite
             if pd.isna(value):
                 continue
             row = int(idx) + 1
-            if value == 0:
+            if value == 0 and state.declared_counts is None:  # an allele no one carries is not a disclosure
                 zeros.append(state.where(str(c), row))
             elif 0 < value < policy.min_cell_count and not rounded:
                 small.append(state.where(str(c), row))

@@ -89,6 +89,8 @@ class TableState:
 
     infer_crosstab: bool = True  # off for tables recovered from printed text, whose index looks like counts
     header_flagged: bool = False  # the header itself holds an identifier: name columns by number only
+    declared_counts: tuple[str, ...] | None = None  # count columns the format defines (a VCF's allele counts)
+    hint: str = ""  # the file's name: "rates_by_region.csv" says what unlabelled numbers are
 
     def where(self, column: str | None = None, row: int | None = None) -> str:
         label = ""

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from output_checks.checks.tables.layout import with_header
 from output_checks.checks.tables.profile import NUMBER
 from output_checks.sniff import HEAD, decode_text, text_encoding
 
@@ -23,6 +24,8 @@ class TableSource:
     name: str  # "" for a single-table file, else the sheet or table name
     chunks: Iterator[pd.DataFrame]  # every value a string ("" for empty), columns are the header
     note: str = ""
+    # Columns the format itself defines as counts of people (a VCF's allele counts); None: inferred from the table
+    count_columns: tuple[str, ...] | None = None
 
 
 def _csv_dialect(sample: str) -> tuple[str, bool]:
@@ -58,21 +61,18 @@ def read_delimited(path: Path) -> Iterator[TableSource]:
         dtype=str,
         keep_default_na=False,
         na_filter=False,
-        header=0 if header else None,
+        header=None,  # the header may span several rows: `layout.with_header` finds where it ends
         chunksize=CHUNK_ROWS,
         engine="c" if len(delimiter) == 1 else "python",
         skip_blank_lines=True,
         encoding_errors="replace",
     )
 
-    def named() -> Iterator[pd.DataFrame]:
+    def raw() -> Iterator[pd.DataFrame]:
         with chunks as reader:
-            for chunk in reader:
-                if not header:
-                    chunk.columns = [f"column {i + 1}" for i in range(chunk.shape[1])]
-                yield chunk
+            yield from reader
 
-    yield TableSource("", named())
+    yield TableSource("", with_header(raw(), header))
 
 
 def read_parquet(path: Path) -> Iterator[TableSource]:
@@ -116,24 +116,30 @@ def cell_text(value: Any) -> str:
 
 
 def rows_to_chunks(rows: Iterator[tuple[Any, ...]] | list[list[str]]) -> Iterator[pd.DataFrame]:
+    """Rows of cells, the header rows first (leading empty rows skipped), as chunks with their column names."""
+    return with_header(_raw_rows(rows))
+
+
+def _raw_rows(rows: Iterator[tuple[Any, ...]] | list[list[str]]) -> Iterator[pd.DataFrame]:
     rows = iter(rows)
-    header = None
+    width = 0
+    batch: list[list[str]] = []
     for first in rows:
         if any(v not in (None, "") for v in first):
-            header = [cell_text(v) or f"column {i + 1}" for i, v in enumerate(first)]
+            batch.append([cell_text(v) for v in first])
+            width = len(batch[0])
             break
-    if header is None:
+    if not width:
         return
-    batch: list[list[str]] = []
     for row in rows:
-        cells = [cell_text(v) for v in row][: len(header)]
-        cells += [""] * (len(header) - len(cells))
+        cells = [cell_text(v) for v in row][:width]
+        cells += [""] * (width - len(cells))
         batch.append(cells)
         if len(batch) >= CHUNK_ROWS:
-            yield pd.DataFrame(batch, columns=unique_header(header))
+            yield pd.DataFrame(batch)
             batch = []
     if batch:
-        yield pd.DataFrame(batch, columns=unique_header(header))
+        yield pd.DataFrame(batch)
 
 
 def unique_header(header: list[str]) -> list[str]:
@@ -199,7 +205,9 @@ def read_vcf_sites(path: Path) -> Iterator[TableSource]:
                 info = row.pop("INFO", "")
                 for item in info.split(";"):
                     key, _, value = item.partition("=")
-                    if key in ("AC", "AN", "AF", "NS", "DP", "AC_Hom", "AC_Het", "nhomalt"):
+                    if key in ALLELE_COUNTS:
+                        row[key] = _smallest(value)  # one count per alternate allele: the smallest discloses most
+                    elif key in ("AN", "AF", "NS", "DP"):
                         row[key] = value.split(",")[0]
                 batch.append(row)
                 if len(batch) >= CHUNK_ROWS:
@@ -208,7 +216,22 @@ def read_vcf_sites(path: Path) -> Iterator[TableSource]:
             if batch:
                 yield pd.DataFrame(batch).fillna("")
 
-    yield TableSource("", chunks())
+    yield TableSource("", chunks(), count_columns=ALLELE_COUNTS)
+
+
+# INFO keys counting the people who carry an allele (gnomAD's and bcftools' names): AC=3 is three carriers at most.
+ALLELE_COUNTS = ("AC", "AC_Hom", "AC_Het", "AC_Hemi", "nhomalt", "AC_XX", "AC_XY", "AC_male", "AC_female")
+
+
+def _smallest(value: str) -> str:
+    numbers = []
+    for part in value.split(","):
+        try:
+            numbers.append(int(part))
+        except ValueError:
+            continue
+    positive = [n for n in numbers if n > 0]
+    return str(min(positive or numbers)) if numbers else value
 
 
 READERS = {

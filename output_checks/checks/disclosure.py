@@ -1,5 +1,5 @@
-"""Small counts outside tables: pipe tables in markdown, whitespace-aligned tables printed by pandas in notebook
-outputs, and counts of people written in prose ("3 patients died"). Shared by the text and notebook checks."""
+"""Small counts outside tables: pipe tables in markdown and counts of people written in prose ("3 patients
+died"). Shared by the text and notebook checks; printed output (pandas, R, Stata, SAS) is `printed`'s."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ PROSE_COUNT = re.compile(rf"(?<![\d.,])\b(\d{{1,3}})\s+(?:of\s+the\s+|of\s+)?(?:
 N_EQUALS = re.compile(r"\bn\s*=\s*(\d{1,3})\b(?![.,]\d)")
 PIPE_ROW = re.compile(r"^\s*\|.*\|\s*$")
 PIPE_RULE = re.compile(r"\s*\|?(\s*:?-{2,}:?\s*\|)+\s*:?-*:?\s*\|?\s*")
-WHITESPACE_SPLIT = re.compile(r"\s{2,}")
 
 
 def prose_counts(segments: list[Segment], ctx: Context) -> Iterator[Finding]:
@@ -53,25 +52,3 @@ def pipe_tables(text: str) -> Iterator[tuple[int, list[list[str]]]]:
             rows = []
     if rows:
         yield start, rows
-
-
-def whitespace_table(text: str) -> list[list[str]] | None:
-    """A pandas DataFrame or Series as printed (columns aligned by runs of spaces), as rows with a header;
-    None when the text is not such a table. A Series of integers (value_counts, size) gets the header "n"."""
-    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("[")]
-    footer = next((line for line in lines if line.startswith(("dtype:", "Name:"))), "")
-    lines = [line for line in lines if not line.startswith(("dtype:", "Name:"))]
-    if len(lines) < 3:
-        return None
-    header, *body = (WHITESPACE_SPLIT.split(line.strip()) for line in lines)
-    widths = [len(r) for r in body]
-    mode = max(set(widths), key=widths.count)
-    if mode < 2 or widths.count(mode) < len(body) * 0.8:
-        return None
-    if "dtype" in footer and len(header) == 1 and mode == 2:
-        header = [header[0], "n" if "int" in footer else "value"]  # a Series: index name, then the values
-    elif len(header) == mode - 1:
-        header = ["", *header]  # a DataFrame's header has no cell over the index
-    elif len(header) != mode:
-        return None
-    return [header, *(r for r in body if len(r) == mode)]

@@ -73,18 +73,20 @@ class NotebookCheck:
             segments.extend(Segment(f"widget state {w}", t) for w, t in json_strings(widgets))
         yield from ctx.screen(segments, "identifiers")
         if "tables" in ctx.policy.checks:
-            from output_checks.checks.disclosure import pipe_tables, prose_counts, whitespace_table
+            from output_checks.checks.disclosure import pipe_tables, prose_counts
+            from output_checks.checks.printed import numbered, printed_findings, table_findings, text_findings
             from output_checks.checks.tables import check_rows
 
-            for where, rows in tables:
-                yield from check_rows(rows, where, ctx)
+            yield from table_findings(tables, ctx)
             prose = [s for s in segments if "source" not in s.location or "(markdown)" in s.location]
             yield from prose_counts(prose, ctx)
             for segment in prose:
                 for line, rows in pipe_tables(segment.text):
                     yield from check_rows(rows, f"{segment.location}, table at line {line}", ctx)
-                if "(markdown)" not in segment.location and (printed := whitespace_table(segment.text)):
-                    yield from check_rows(printed, f"{segment.location}, printed table", ctx, infer_crosstab=False)
+                if "(markdown)" in segment.location:
+                    yield from text_findings(segment.text, "markdown", ctx, f"{segment.location}, ")
+                elif not segment.location.endswith((" html", "(error)")):  # HTML tables are read as tables
+                    yield from printed_findings(numbered(segment.text), ctx, f"{segment.location}, ")
         if images:
             yield finding(
                 self.name,
@@ -121,10 +123,15 @@ class NotebookCheck:
                 if "svg" in mime:
                     segments.append(Segment(f"{where} svg text", html_content(_text(value)).text))
             elif mime in ("text/html", "html"):
-                html = html_content(_text(value))
+                from output_checks.checks.printed import html_tables
+
+                source = _text(value)
+                html = html_content(source)
                 segments.append(Segment(f"{where} html", html.text))
                 segments.extend(Segment(f"{where} html script {n}", s) for n, s in enumerate(html.scripts, start=1))
-                tables.extend((f"{where} html table {i}", rows) for i, rows in enumerate(html.tables, start=1))
+                found = html_tables(source)  # spans expanded, multi-row headers flattened
+                tables.extend((f"{where} html table {i}", rows) for i, rows in enumerate(found.tables, start=1))
+                segments.extend(Segment(f"{where} html pre {i}", t) for i, t in enumerate(found.pre, start=1))
                 images.extend(f"{where} html {tag}" for tag in html.media)
             elif mime.endswith("json") or mime.startswith("application/vnd"):
                 segments.extend(Segment(f"{where} {mime} {w}", t) for w, t in json_strings(value))

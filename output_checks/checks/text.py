@@ -1,5 +1,6 @@
 """Free text (plain, markdown, HTML, XML, JSON that is not a table): every line screened for identifiers, streamed
-so memory stays flat in file size. Tables inside HTML are also checked as tables."""
+so memory stays flat in file size. Tables inside HTML (spans expanded) and Markdown are checked as tables, and
+printed output (logs, listings, code blocks, HTML `<pre>`) by the printed-output parsers."""
 
 from __future__ import annotations
 
@@ -34,14 +35,12 @@ class TextCheck:
     def run(self, subject: Subject, ctx: Context) -> Iterator[Finding]:
         if subject.kind == "html" and subject.size <= MAX_IN_MEMORY:
             with open_text(subject.path) as fh:
-                html = html_content(fh.read())
+                html_source = fh.read()
+            html = html_content(html_source)
             scripts = (Segment(f"script {n}", body) for n, body in enumerate(html.scripts, start=1))
             yield from ctx.screen(_chain(_split_lines(html.text), scripts), "identifiers")
-            if html.tables and "tables" in ctx.policy.checks:
-                from output_checks.checks.tables import check_rows
-
-                for number, rows in enumerate(html.tables, start=1):
-                    yield from check_rows(rows, f"HTML table {number}", ctx)
+            if "tables" in ctx.policy.checks:
+                yield from _html_tables(html_source, ctx)
             if html.media:
                 kinds = ", ".join(sorted(set(html.media)))
                 yield finding(self.name, Verdict.REVIEW, f"{len(html.media)} embedded image(s) or frame(s) ({kinds})")
@@ -64,12 +63,24 @@ class TextCheck:
         yield from ctx.screen(segments, "identifiers")
         if "tables" in ctx.policy.checks and segments.kept:
             from output_checks.checks.disclosure import pipe_tables, prose_counts
+            from output_checks.checks.printed import text_findings
             from output_checks.checks.tables import check_rows
 
             yield from prose_counts(segments.kept, ctx)
             text = "".join(s.text for s in segments.kept)
             for line, rows in pipe_tables(text):
                 yield from check_rows(rows, f"table at line {line}", ctx)
+            yield from text_findings(text, subject.kind, ctx)
+
+
+def _html_tables(source: str, ctx: Context) -> Iterator[Finding]:
+    """HTML tables with their spans and multi-row headers flattened, and printed output in `<pre>` blocks."""
+    from output_checks.checks.printed import html_tables, numbered, printed_findings, table_findings
+
+    found = html_tables(source)
+    yield from table_findings([(f"HTML table {n}", rows) for n, rows in enumerate(found.tables, start=1)], ctx)
+    for number, block in enumerate(found.pre, start=1):
+        yield from printed_findings(numbered(block), ctx, f"HTML <pre> block {number}, ")
 
 
 class _Recorder:

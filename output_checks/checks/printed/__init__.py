@@ -1,0 +1,131 @@
+"""Counts and model sizes in printed output, wherever text holds it: logs and listings (R, Stata, SAS), notebook
+outputs, Markdown code blocks and HTML `<pre>` blocks. One parser per printed family turns text into count cells
+(where the family names them) or rows for the table rules; each finding names the line.
+
+Families: `bars` (Stata's and SAS's barred tables), `rout` (R's named vectors and `summary()`), `aligned`
+(pandas, R data frames, tibbles, skimr, SAS listings: whitespace-aligned), `models` (regression summaries),
+`html` (HTML tables with spans, `<pre>` blocks)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from output_checks.checks.base import Context, finding
+from output_checks.checks.printed.aligned import Printed, continued, parse
+from output_checks.checks.printed.bars import bar_cells, is_bar_block
+from output_checks.checks.printed.cells import CountCell, count_findings
+from output_checks.checks.printed.html import html_tables
+from output_checks.checks.printed.layout import Line, blocks, numbered, strip_output_prefix
+from output_checks.checks.printed.models import is_model_summary, model_findings
+from output_checks.checks.printed.rout import summary_cells, vector_cells
+from output_checks.checks.printed.vocabulary import is_model_table
+from output_checks.verdicts import Finding, Verdict
+
+__all__ = ["Line", "code_blocks", "html_tables", "numbered", "printed_findings", "table_findings", "text_findings"]
+
+MAX_LINES = 200_000  # printed output scanned per text; past it the rest goes to a reviewer
+FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
+
+
+def printed_findings(lines: list[Line], ctx: Context, prefix: str = "") -> Iterator[Finding]:
+    """Findings for printed output held in `lines` (numbered as in their file or output)."""
+    if len(lines) > MAX_LINES:
+        yield finding(
+            "tables",
+            Verdict.REVIEW,
+            f"printed output longer than {MAX_LINES:,} lines: only the first {MAX_LINES:,} were read for tables",
+            f"{prefix}line {lines[MAX_LINES].number}",
+        )
+        lines = lines[:MAX_LINES]
+    lines = strip_output_prefix(lines)
+    yield from model_findings(lines, ctx, prefix)
+    from output_checks.checks.tables import check_rows
+
+    cells: list[CountCell] = []
+    text_at = {ln.number: ln.text for ln in lines}
+    previous: Printed | None = None
+    for block in blocks(lines):
+        if is_bar_block(block):
+            cells.extend(bar_cells(block))
+            continue
+        found = summary_cells(block)
+        if found is None:
+            found = vector_cells(block)
+        if found is not None:
+            cells.extend(found)
+            continue
+        table = parse(block, text_at.get(block[-1].number + 1, ""))
+        if (table is None or not any(table.header)) and previous and block[0].number - previous.rows[-1][0].number <= 3:
+            table = continued(previous, block) or table
+        previous = table if table is not None and any(table.header) else None
+        if table is None or is_model_table(table.header):
+            continue  # a model's coefficients: its size is judged from the summary's own lines
+        if table.named:
+            cells.extend(table.cells)
+        elif len(table.header) >= 2 and table.has_integers():
+            # Only tables that may hold counts go to the table rules: a printed table of means or estimates with
+            # no count beside it is read as the notebook's working, not as a release table of statistics.
+            first, last = table.rows[0][0].number, table.rows[-1][0].number
+            where = f"{prefix}{table.family} at lines {table.first_line}-{last} (row 1 is line {first})"
+            yield from check_rows(table.as_rows(), where, ctx)
+    yield from count_findings(cells, ctx, prefix)
+
+
+def table_findings(tables: list[tuple[str, list[list[str]]]], ctx: Context) -> Iterator[Finding]:
+    """Tables already held as rows (HTML): a model summary's (statsmodels' `summary().as_html()`) are judged by the
+    model rules on their text, its coefficient table with it; every other table by the table rules."""
+    from output_checks.checks.tables import check_rows
+
+    summaries = any(is_model_summary(rows) for _, rows in tables)
+    for where, rows in tables:
+        if is_model_summary(rows):
+            lines = [Line(n, "   ".join(row)) for n, row in enumerate(rows, start=1)]
+            yield from model_findings(lines, ctx, f"{where}, ", unit="row")
+        elif not (summaries and rows and is_model_table(rows[0])):
+            yield from check_rows(rows, where, ctx)
+
+
+def code_blocks(text: str) -> list[Line]:
+    """The lines of a Markdown document's code blocks (fenced, or indented by four spaces after a blank line),
+    numbered as in the document; a blank line separates blocks."""
+    out: list[Line] = []
+    fence: str | None = None
+    previous_blank = True
+    indented = False
+    for line in numbered(text):
+        text_ = line.text
+        if fence is not None:
+            if FENCE.match(text_) and text_.strip().startswith(fence):
+                fence = None
+                out.append(Line(line.number, ""))
+            else:
+                out.append(line)
+            continue
+        m = FENCE.match(text_)
+        if m:
+            fence = m[1][0] * 3
+            out.append(Line(line.number, ""))
+            continue
+        if (text_.startswith("    ") or text_.startswith("\t")) and (previous_blank or indented) and text_.strip():
+            indented = True
+            out.append(Line(line.number, text_[4:] if text_.startswith("    ") else text_[1:]))
+        elif text_.strip():
+            if indented:
+                out.append(Line(line.number, ""))
+            indented = False
+        previous_blank = not text_.strip()
+    return out
+
+
+def text_findings(text: str, kind: str, ctx: Context, prefix: str = "") -> Iterator[Finding]:
+    """Printed output in a text file (all of it) or a Markdown document (its code blocks; model summaries
+    anywhere, since a report may quote one in prose)."""
+    lines = numbered(text)
+    if kind == "markdown":
+        code = code_blocks(text)
+        yield from printed_findings(code, ctx, prefix)
+        numbers = {ln.number for ln in code}
+        yield from model_findings([ln for ln in lines if ln.number not in numbers], ctx, prefix)
+        return
+    yield from printed_findings(lines, ctx, prefix)

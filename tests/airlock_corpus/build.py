@@ -23,10 +23,10 @@ Categories and label counts (tests check that this table matches what is built):
 | archive | 0 | 5 | 4 | 9 |
 | figure | 0 | 5 | 4 | 9 |
 | other | 4 | 12 | 1 | 17 |
-| report | 9 | 0 | 10 | 19 |
+| report | 13 | 0 | 12 | 25 |
 | interchange | 2 | 0 | 10 | 12 |
 | encoded | 0 | 2 | 11 | 13 |
-| all | 67 | 34 | 102 | 203 |
+| all | 71 | 34 | 104 | 209 |
 
 - text: markdown, plain text and HTML reports. Pass: methods and results citing authors, drugs, genes, ICD-10 codes,
   rs ids, p-values, study periods, run timestamps. Block: named patients with NHS numbers, a case narrative with
@@ -50,7 +50,7 @@ Categories and label counts (tests check that this table matches what is built):
 - other: pickles (one whose unpickling prints a sentinel), .npy, an empty file, truncated PNG / zip / parquet,
   invalid notebook JSON, random bytes as .bin and .xlsx, a binary .csv (review); a DICOM named .csv (block).
 
-Files shaped like real release requests (`realworld=True`, 92 of them; tests/airlock_corpus/realworld.py) add to
+Files shaped like real release requests (`realworld=True`, 98 of them; tests/airlock_corpus/realworld.py) add to
 the categories above and fill three more:
 
 - table (real-world): block: a 299-row heart-failure cohort, Kaplan-Meier input, per-person measurements with a
@@ -64,9 +64,11 @@ the categories above and fill three more:
   per 1,000, means with N, a pandas `Unnamed: 0` index column, a clean two-row header, ACRO's checksum files.
 - report: printed output. Block: a crosstab in a Markdown code block, R `table()` (.Rout), Stata `tabulate`,
   SAS PROC FREQ, skimr, grouped `describe()`, Quarto and R Markdown HTML tables with small counts, R `summary(lm)`
-  with 6 residual df, a statsmodels summary of 15 observations. Pass: the same shapes with counts >= 10 (R, Stata
-  and SAS logs, skimr, describe, code-block crosstab, Quarto), a statsmodels summary of 1,842 observations, release
-  notes naming Kaplan-Meier, Cox and Least Squares with checksums and a git hash.
+  with 6 residual df, a statsmodels summary of 15 observations, R `summary(survfit())` with small event and
+  at-risk counts, a gtsummary Table 1 with an 8-patient column. Pass: the same shapes with counts >= 10 (R, Stata
+  and SAS logs, skimr, describe, code-block crosstab, Quarto, survfit, gtsummary and Markdown Table 1s), a
+  statsmodels summary of 1,842 observations, R sessionInfo(), release notes naming Kaplan-Meier, Cox and Least
+  Squares with checksums and a git hash.
 - interchange: block: FHIR NDJSON Patient and Observation exports, NDJSON per-person records, FHIR Bundles with a
   Patient (named, and with no identifiers), HL7 v2 ADT^A01 (.hl7) and ORU^R01 (.txt), truncated JSON of
   patients, PLINK .ped, a Synthea-style patients.csv. Pass: a FHIR MeasureReport, NDJSON of code usage counts.
@@ -1080,15 +1082,16 @@ def _tables(c: Corpus, rng: np.random.Generator) -> None:
         "a regression table: hazard ratios, CIs, p-values, event and patient counts >= 10",
     )
     full = [
-        [t, repr(float(np.exp(b))), repr(float(s)), repr(float(rng.uniform(0, 1)))]
+        [t, repr(float(np.exp(b))), repr(float(s)), repr(float(rng.uniform(0, 1))), 1873, 18412]
         for t, b, s in zip(terms, est, se, strict=True)
     ]
     c.add(
         "tables/cox_model_full_precision.csv",
-        csv_bytes(["term", "hr", "se_log_hr", "p"], full),
+        csv_bytes(["term", "hr", "se_log_hr", "p", "events", "n"], full),
         "pass",
         cat,
-        "full float precision (17 digits): long digit runs inside decimals are not NHS numbers",
+        "full float precision (17 digits): long digit runs inside decimals are not NHS numbers; the model's events "
+        "and N are shown",
     )
     n_gwas = 2500
     chroms = np.sort(rng.integers(1, 23, n_gwas))
@@ -1197,12 +1200,19 @@ def _tables(c: Corpus, rng: np.random.Generator) -> None:
         xlsx_bytes(
             [
                 ("Counts", [header, *counts_crosstab(rng)], "visible"),
-                ("Model", [["term", "hr", "lower95", "upper95"], ["ldl_c_per_mmol", 0.78, 0.66, 0.92]], "visible"),
+                (
+                    "Model",
+                    [
+                        ["term", "hr", "lower95", "upper95", "events", "n"],
+                        ["ldl_c_per_mmol", 0.78, 0.66, 0.92, 1873, 18412],
+                    ],
+                    "visible",
+                ),
             ]
         ),
         "pass",
         cat,
-        "Excel workbook of aggregates on two visible sheets",
+        "Excel workbook of aggregates on two visible sheets (the model sheet shows its events and N)",
     )
     c.add(
         "tables/counts_by_year.json",

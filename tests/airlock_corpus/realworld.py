@@ -121,6 +121,7 @@ def add_realworld(c: Corpus, rng: np.random.Generator) -> None:
     _statistics(c, rng)
     _acro_folder(c, rng)
     _clean(c, rng)
+    _survival_and_table_one(c, rng)
 
 
 def _add(c: Corpus, relpath: str, content: bytes, label: str, category: str, why: str, **kw) -> None:
@@ -435,14 +436,15 @@ def _printed_counts(c: Corpus, rng: np.random.Generator) -> None:
         "outputs/skim_cohort.txt",
         text(
             "── Data Summary ────────────────────────\n                           Values\n"
-            "Name                       cohort\nNumber of rows             1966\nNumber of columns          5\n"
+            "Name                       cohort\nNumber of rows             1966\nNumber of columns          6\n"
             "_______________________\nColumn type frequency:\n"
-            "  factor                   2\n  numeric                  3\n"
+            "  factor                   3\n  numeric                  3\n"
             "________________________\nGroup variables            None\n\n"
             "── Variable type: factor ───────────────────────────────────────────────────────\n"
             "  skim_variable n_missing complete_rate ordered n_unique top_counts\n"
             "1 diagnosis            12         0.994 FALSE          5 AF: 912, CAD: 604, HF: 388, FH: 57\n"
-            "2 site                 12         0.994 FALSE          6 LGI: 611, RBH: 540, BHC: 402, FRH: 396\n\n"
+            "2 site                 12         0.994 FALSE          6 LGI: 611, RBH: 540, BHC: 402, FRH: 396\n"
+            "3 lpa_band             12         0.994 TRUE           3 <75: 1402, 75-199: 545, 200+: 7\n\n"
             "── Variable type: numeric ──────────────────────────────────────────────────────\n"
             "  skim_variable n_missing complete_rate  mean    sd    p0   p25   p50   p75  p100 hist \n"
             "1 age                  12         0.994 64.2  11.3  18    56    65    73    97   ▁▂▇▇▃\n"
@@ -451,7 +453,7 @@ def _printed_counts(c: Corpus, rng: np.random.Generator) -> None:
         ),
         "block",
         cat,
-        "a skimr summary: four people missing Lp(a) (n_missing 4); HCM is left out of top_counts",
+        "a skimr summary: 7 people in the top Lp(a) band (top_counts) and 4 missing Lp(a) (n_missing)",
     )
     _add(
         c,
@@ -1809,4 +1811,143 @@ def _clean(c: Corpus, rng: np.random.Generator) -> None:
         "a sites-only VCF whose allele counts are all >= 25; VCF is outside the default allow-list, so review is "
         "tolerable",
         acceptable={"pass", "review"},
+    )
+
+
+def _survfit_table(times: list[int], at_risk: list[int], events: list[int]) -> str:
+    """R's summary(survfit(...)) layout: time, n.risk, n.event, survival, std.err and a 95% CI."""
+    lines = [" time n.risk n.event survival std.err lower 95% CI upper 95% CI"]
+    surv = 1.0
+    for t, n, d in zip(times, at_risk, events, strict=True):
+        surv *= 1 - d / n
+        se = surv * (d / (n * max(n - d, 1))) ** 0.5
+        lines.append(
+            f"{t:>5} {n:>6} {d:>7} {surv:>8.3f} {se:>7.4f} {max(0.0, surv - 1.96 * se):>12.3f} "
+            f"{min(1.0, surv + 1.96 * se):>12.3f}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _gtsummary_html(columns: list[str], rows: list[tuple[str, ...]]) -> str:
+    head = "".join(f'<th class="gt_col_heading gt_columns_bottom_border gt_center">{c}</th>' for c in columns)
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="gt_row gt_{"left" if i == 0 else "center"}">{v}</td>' for i, v in enumerate(r))
+        + "</tr>\n"
+        for r in rows
+    )
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Table 1</title></head><body>\n'
+        '<div id="xjkqzqhmbt" style="padding-left:0px;overflow-x:auto;">\n'
+        '<table class="gt_table" data-quarto-disable-processing="false">\n'
+        f'<thead>\n<tr class="gt_col_headings">{head}</tr>\n</thead>\n<tbody class="gt_table_body">\n{body}'
+        '</tbody>\n<tfoot class="gt_footnotes">\n<tr><td class="gt_footnote" colspan="4">'
+        "<sup>1</sup> n (%); Median (IQR)</td></tr>\n</tfoot>\n</table>\n</div>\n</body></html>\n"
+    )
+
+
+def _survival_and_table_one(c: Corpus, rng: np.random.Generator) -> None:
+    """Survival tables as R prints them, gtsummary Table 1s and an R session record."""
+    times = [30, 90, 180, 365, 548, 730, 1095, 1460, 1825]
+    at_risk = [412, 398, 371, 330, 262, 181, 88, 31, 6]
+    events = [9, 14, 21, 33, 25, 19, 12, 5, 2]
+    _add(
+        c,
+        "outputs/km_summary_pcsk9.txt",
+        text(
+            "Call: survfit(formula = Surv(time, mace) ~ 1, data = pcsk9)\n\n" + _survfit_table(times, at_risk, events)
+        ),
+        "block",
+        "report",
+        "R summary(survfit()) for a Kaplan-Meier curve: event counts of 9, 5 and 2 and 6 at risk at the last time",
+    )
+    at_risk = [9412, 9318, 9140, 8855, 8410, 7982, 7015, 6120, 5203]
+    events = [94, 171, 279, 431, 412, 950, 878, 901, 744]
+    _add(
+        c,
+        "outputs/km_summary_all.txt",
+        text(
+            "Call: survfit(formula = Surv(time, mace) ~ 1, data = cohort)\n\n" + _survfit_table(times, at_risk, events)
+        ),
+        "pass",
+        "report",
+        "R summary(survfit()) for the whole cohort: thousands at risk, every event count >= 94",
+    )
+    _add(
+        c,
+        "reports/table1_gtsummary.html",
+        text(
+            _gtsummary_html(
+                [
+                    "<strong>Characteristic</strong>",
+                    "<strong>Statin</strong>, N = 9,412",
+                    "<strong>No statin</strong>, N = 9,000",
+                    "<strong>Overall</strong>, N = 18,412",
+                ],
+                [
+                    ("Age", "64 (56, 72)", "63 (55, 72)", "64 (55, 72)"),
+                    ("Female", "3,561 (38%)", "3,393 (38%)", "6,954 (38%)"),
+                    ("Diabetes", "1,807 (19%)", "1,755 (20%)", "3,562 (19%)"),
+                    ("Current smoker", "1,271 (14%)", "1,296 (14%)", "2,567 (14%)"),
+                ],
+            )
+        ),
+        "pass",
+        "report",
+        "a gtsummary Table 1 (HTML): N in the thousands in every column, n (%) cells",
+    )
+    _add(
+        c,
+        "reports/table1_by_therapy.html",
+        text(
+            _gtsummary_html(
+                [
+                    "<strong>Characteristic</strong>",
+                    "<strong>Statin</strong>, N = 9,412",
+                    "<strong>Inclisiran</strong>, N = 8",
+                    "<strong>Overall</strong>, N = 9,420",
+                ],
+                [
+                    ("Age", "64 (56, 72)", "58 (51, 66)", "64 (56, 72)"),
+                    ("Female", "3,561 (38%)", "3 (38%)", "3,564 (38%)"),
+                    ("Diabetes", "1,807 (19%)", "2 (25%)", "1,809 (19%)"),
+                    ("Current smoker", "1,271 (14%)", "1 (13%)", "1,272 (14%)"),
+                ],
+            )
+        ),
+        "block",
+        "report",
+        "a gtsummary Table 1 (HTML) with an 8-patient column: cells of 3, 2 and 1, and a median age of 8 people",
+    )
+    _add(
+        c,
+        "reports/table1.md",
+        text(
+            "## Table 1. Baseline characteristics\n\n"
+            "| Characteristic | Statin (N = 9,412) | No statin (N = 9,000) |\n| --- | --- | --- |\n"
+            "| Age, median (IQR) | 64 (56-72) | 63 (55-72) |\n| Female, n (%) | 3,561 (37.8) | 3,393 (37.7) |\n"
+            "| Diabetes, n (%) | 1,807 (19.2) | 1,755 (19.5) |\n| Prior MI, n (%) | 847 (9.0) | 801 (8.9) |\n"
+            "| LDL-C, mmol/L, mean (SD) | 2.9 (0.9) | 3.1 (1.0) |\n"
+        ),
+        "pass",
+        "report",
+        "a Markdown Table 1: 'n (%)' cells and percentages under 10 that are not counts",
+    )
+    _add(
+        c,
+        "outputs/sessionInfo.txt",
+        text(
+            "R version 4.3.1 (2023-06-16)\nPlatform: x86_64-pc-linux-gnu (64-bit)\n"
+            "Running under: Ubuntu 22.04.4 LTS\n\nMatrix products: default\n"
+            "BLAS:   /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3 \n\n"
+            "locale:\n [1] LC_CTYPE=en_GB.UTF-8       LC_NUMERIC=C              \n\n"
+            "time zone: Europe/London\ntzcode source: system (glibc)\n\n"
+            "attached base packages:\n[1] stats     graphics  grDevices utils     datasets  methods   base     \n\n"
+            "other attached packages:\n[1] gtsummary_1.7.2 survival_3.5-7  dplyr_1.1.4     ggplot2_3.4.4  \n\n"
+            "loaded via a namespace (and not attached):\n [1] vctrs_0.6.5       cli_3.6.2         rlang_1.1.3      \n"
+            " [4] generics_0.1.3    glue_1.7.0        fansi_1.0.6      \n"
+        ),
+        "pass",
+        "report",
+        "R sessionInfo(): versions, platform and locale",
     )

@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterator
 
 from output_checks.masking import mask
-from output_checks.screening.tokens import BASE32, regular_groups, strip_invisible, windows
+from output_checks.screening.tokens import BASE32, strip_invisible, windows
 from output_checks.verdicts import Finding, Verdict
 
 LENGTHS = frozenset((16, 17))
@@ -18,6 +18,29 @@ HEX = frozenset("ABCDEF0123456789")
 DIGITS = frozenset("234567")
 JOINERS = "-._/:|"  # a window must not be cut out of a longer token joined by these
 LABEL = "a pseudonym-shaped patient id written disguised (prefix dropped, reversed, re-cased or split)"
+
+
+def _equal_groups(groups: tuple[int, ...]) -> bool:
+    """One run, or runs of one length (4-4-4-4, 8-8), a one-letter "P" run before or after aside: how codes are
+    grouped, unlike words of prose joined across spaces."""
+    if len(groups) > 1 and groups[0] == 1:
+        groups = groups[1:]
+    if len(groups) > 1 and groups[-1] == 1:
+        groups = groups[:-1]
+    return len(set(groups)) == 1
+
+
+def _mixed_groups(groups: tuple[int, ...], token: str) -> bool:
+    """Grouped, at least two groups mix letters and digits (random base32 does; words and numbers of prose
+    don't)."""
+    if len(groups) == 1 or groups in ((1, 16), (16, 1)):
+        return True
+    mixed, at = 0, 0
+    for size in groups:
+        part = token[at : at + size]
+        at += size
+        mixed += any(c.isdigit() for c in part) and any(c.isalpha() for c in part)
+    return mixed >= 2
 
 
 def _bounded(text: str, start: int, end: int) -> bool:
@@ -42,7 +65,7 @@ def shaped_pseudonyms(segment: object, check: str) -> Iterator[Finding]:
     clean = strip_invisible(text)
     hidden = clean.text != text
     seen: set[str] = set()
-    for w in windows(clean.text, LENGTHS, grouped=regular_groups):
+    for w in windows(clean.text, LENGTHS, grouped=_equal_groups):
         token = w.joined
         if not (token == token.upper() or token == token.lower()):
             continue  # mixed case: base64 and the like, not a re-cased pseudonym
@@ -59,7 +82,7 @@ def shaped_pseudonyms(segment: object, check: str) -> Iterator[Finding]:
             body, verdict = (upper[1:] if upper[0] == "P" else upper[:-1]), Verdict.BLOCK
         else:
             body, verdict = upper, Verdict.REVIEW
-        if not _body_shaped(body) or written in seen:
+        if not _body_shaped(body) or written in seen or not _mixed_groups(w.groups, token):
             continue
         seen.add(written)
         yield Finding(check, verdict, f"{LABEL} ({mask(written)}; ENCLAVE_PSEUDONYM)", segment.location)  # type: ignore[attr-defined]

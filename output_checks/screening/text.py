@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from output_checks.masking import mask
+from output_checks.screening.codes import Reading, codes, column_of_codes, printed_column, text_of_codes
 from output_checks.screening.pseudonyms import shaped_pseudonyms
 from output_checks.verdicts import Finding, Verdict
 
@@ -61,6 +62,11 @@ BIRTH_WORD = re.compile(r"(?i)\b(born|birth|d\.?o\.?b)")
 TITLE_BEFORE = re.compile(r"(?i)\b(mr|mrs|ms|miss|mx|dr|prof|sir|dame|patient|mother|father|son|daughter)\.?\s*$")
 CITATION = re.compile(r"\bet al\b|\bdoi\s*:|doi\.org|\bpmid\b|\bisbn\b")
 YEAR_CITED = re.compile(r"\b(19|20)\d{2}\b\s*[;:,.)]|\(\s*(19|20)\d{2}\s*\)")
+COLUMN_IN_LOCATION = re.compile(r"column '(.*?)'(?:, row \d+)?$")
+# Entities whose recogniser validates a checksum: a value valid as such and as a code is ambiguous, not a code.
+CHECKSUMMED = {"UK_NHS", "CREDIT_CARD", "PL_PESEL", "SE_PERSONNUMMER", "NL_BSN", "FI_PERSONAL_IDENTITY_CODE",
+               "DE_TAX_ID", "ES_NIF", "ES_NIE", "IT_FISCAL_CODE"}  # fmt: skip
+CODE_SENSITIVE = NEEDS_DIGIT - {"ADDRESS", "UK_POSTCODE", "IP_ADDRESS", "IBAN_CODE", "UK_NINO"}
 AUTHOR_LIST = re.compile(r"^\s*(\[?\d+[\].]\s*)?([A-Z][A-Za-z'\-]+ [A-Z]{1,3}[,.]\s*){2,}")
 
 
@@ -102,6 +108,14 @@ class Segment:
 
     location: str
     text: str
+    column: str | None = None  # the header of the table column a cell sits under, when the caller knows it
+
+    def column_name(self) -> str | None:
+        """The column header, from `column` or from a table location ("..., column 'snomed_code', row 4")."""
+        if self.column is not None:
+            return self.column
+        found = COLUMN_IN_LOCATION.search(self.location)
+        return found[1] if found else None
 
 
 def split_long(segment: Segment) -> Iterator[Segment]:
@@ -275,12 +289,14 @@ class Screener:
                     yield from shaped_pseudonyms(segment, check)
         if not todo:
             return
+        coded_columns = self._coded_columns(batch)
         artifacts = analyzer.nlp_engine.artifacts([s.text for s, _ in todo], [("PERSON" in w) for _, w in todo])
         for (segment, entities), nlp_artifacts in zip(todo, artifacts, strict=True):
             results = analyzer.analyze(
                 segment.text, language="en", entities=entities, nlp_artifacts=nlp_artifacts, score_threshold=self.floor
             )
             seen: set[tuple[str, str]] = set()
+            column = segment.column_name()
             for result in sorted(results, key=lambda r: r.start):
                 if not self._accept(segment.text, result):
                     continue
@@ -291,6 +307,13 @@ class Screener:
                 seen.add(key)
                 label = LABELS.get(result.entity_type, result.entity_type.replace("_", " ").lower())
                 verdict = Verdict.BLOCK
+                if result.entity_type in CODE_SENSITIVE:
+                    reading = self._code_reading(segment.text, result, column, column in coded_columns)
+                    if reading is Reading.CODE:
+                        continue
+                    if reading is Reading.BOTH:
+                        system = codes().label(codes().fits(value)[0])
+                        verdict, label = Verdict.REVIEW, f"{label}, or a {system} (valid as both; no context says)"
                 if result.entity_type == "PERSON" and self._staff_line(segment.text, result.start):
                     verdict, label = Verdict.REVIEW, "a name where staff are listed (authors, acknowledgements)"
                 yield Finding(
@@ -299,6 +322,33 @@ class Screener:
                     message=f"{label} ({mask(value)}; {result.entity_type}, score {result.score:.2f})",
                     location=segment.location,
                 )
+
+    @staticmethod
+    def _coded_columns(batch: list[Segment]) -> set[str]:
+        """Columns of the batch (a table's cells come column by column) whose numbers are mostly SNOMED CT ids."""
+        by_column: dict[str, list[str]] = {}
+        for segment in batch:
+            column = segment.column_name()
+            if column is not None:
+                by_column.setdefault(column, []).append(segment.text)
+        return {c for c, values in by_column.items() if column_of_codes(values)}
+
+    @staticmethod
+    def _code_reading(text: str, result: RecognizerResult, column: str | None, coded: bool) -> Reading:
+        line_start = text.rfind("\n", 0, result.start) + 1
+        line_end = text.find("\n", result.end)
+        line = text[line_start : line_end if line_end >= 0 else len(text)]
+        if column is None:  # a printed table (Markdown, tab-separated): its header names the column
+            column = printed_column(text, line_start, result.start)
+        coded = coded or text_of_codes(text)
+        return codes().read(
+            text[result.start : result.end],
+            column=column,
+            line=line,
+            at=result.start - line_start,
+            column_of_codes=coded,
+            validated=result.entity_type in CHECKSUMMED,
+        )
 
     def mask_identifiers(self, texts: list[str], known: KnownIdentifiers | None = None) -> dict[str, str]:
         """{text: text with every identifier in it masked} for the texts that hold one (report backstop)."""

@@ -200,6 +200,9 @@ def test_pseudonyms_of_another_project_are_found_by_shape(text, verdict):
         "the quick brown fox jumps over it",
         "rs11591147 chr1:55039974 G>T",
         "ENST00000302118 ENSG00000169174",
+        "Heart failure subtype 23",  # prose joined across spaces
+        "this will take some 2345 time",
+        "Model 2 adjusted for age 45 to 67 years",
     ],
 )
 def test_look_alikes_are_not_pseudonyms(text):

@@ -20,6 +20,7 @@ import yaml
 from output_checks.masking import mask
 from output_checks.screening.codes import Reading, codes, column_of_codes, printed_column, text_of_codes
 from output_checks.screening.pseudonyms import shaped_pseudonyms
+from output_checks.screening.terms import NameTerms
 from output_checks.verdicts import Finding, Verdict
 
 if TYPE_CHECKING:
@@ -142,9 +143,7 @@ class Screener:
         config = yaml.safe_load((HERE / RECOGNIZERS).read_text())
         self.min_scores: dict[str, float] = config.get("min_scores", {})
         vocabulary = yaml.safe_load((HERE / VOCABULARY).read_text())
-        self.not_names = {
-            w.lower() for key in ("drugs", "genes", "eponyms", "organisations", "clinical") for w in vocabulary[key]
-        }
+        self.terms = NameTerms(vocabulary)
         self.organisations = {w.lower() for w in vocabulary["organisations"]}
         self.staff_context = [w.lower() for w in vocabulary["staff_context"]]
         self.reference_markers = [m.lower() for m in vocabulary["reference_markers"]]
@@ -204,8 +203,9 @@ class Screener:
         words = re.findall(r"[A-Za-z\u00C0-\u024F'\-]+", span)
         if not words or any(ch.isdigit() for ch in span) or any(ch in span for ch in "_=()[]{}<>/\\@#"):
             return False
-        if any(w.lower().strip("'-") in self.not_names for w in words):
-            return False
+        before = text[max(0, result.start - 60) : result.start]
+        if self.terms.not_a_name(span, before, text[result.end : result.end + 60]):
+            return False  # a method, drug, gene, disease or header word: a term, not a person
         if all(w.isupper() for w in words) and len(span) <= 10:  # gene symbols, acronyms
             return False
         if not all(w[0].isupper() or w.lower() in NAME_PARTICLES for w in words):
@@ -215,7 +215,7 @@ class Screener:
         following = re.match(r" +([A-Za-z]+)", text[result.end : result.end + 30])
         if following and following[1].lower() in self.organisations:
             return False  # "Queen Elizabeth" in "Queen Elizabeth Hospital"
-        before = text[max(0, result.start - 12) : result.start]
+        before = before[-12:]
         # A lone capitalised word is not a name without a title in front of it.
         return len(words) > 1 or TITLE_BEFORE.search(before) is not None
 

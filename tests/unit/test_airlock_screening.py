@@ -112,3 +112,66 @@ def test_recognisers_file_adds_site_identifiers(tmp_path):
     screener = Screener(load_policy(policy_file))
     found = list(screener.screen_segments([Segment("l", "participant CARD-123456 withdrew")], check="identifiers"))
     assert [f for f in found if "TRIAL_ID" in f.message]
+
+
+# ---------------------------------------------------------------------------------------------- terms, not names
+
+STATSMODELS_SUMMARY = """                            OLS Regression Results
+==============================================================================
+Dep. Variable:                    ldl   R-squared:                       0.412
+Model:                            OLS   Adj. R-squared:                  0.398
+Method:                 Least Squares   F-statistic:                     28.71
+No. Observations:                 212   AIC:                             512.3
+Omnibus:                        3.112   Durbin-Watson:                   1.981
+Prob(Omnibus):                  0.211   Jarque-Bera (JB):                2.874
+"""
+
+
+def person_findings(screener: Screener, text: str) -> list[str]:
+    return [m for m in flagged(screener, text) if "PERSON" in m]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        STATSMODELS_SUMMARY,
+        "Method: Least Squares",
+        "Kaplan Meier estimate of survival by LVEF group",
+        "Cox proportional hazards model adjusted for age and sex",
+        "Cox Proportional Hazards Model",
+        "Wald test            = 13.47  on 2 df,   p=0.001",
+        "Fisher's exact test and Mann Whitney U test were used.",
+        "Bonferroni correction; Hosmer Lemeshow goodness of fit; Bland Altman plot",
+        "Wilcoxon signed rank test, Student's t test, Pearson correlation, Spearman rank correlation",
+        "Kruskal Wallis test and the Hodges Lehmann estimator",
+        "Nelson-Aalen estimates, the Fine and Gray model, Shapiro Wilk and Durbin Watson statistics",
+        "Brugada syndrome, Wolff-Parkinson-White syndrome and Takotsubo cardiomyopathy",
+        "Patients with Tetralogy of Fallot (n=45), Ebstein Anomaly (n=12) and Marfan Syndrome (n=30)",
+        "Kawasaki disease and Chagas cardiomyopathy",
+        "LEAST SQUARES MEANS | KAPLAN MEIER ESTIMATE | MEAN AGE AT BASELINE",
+        "WOLFF PARKINSON WHITE | BRUGADA | LONG QT",
+        "Grace score and Martin Hopkins LDL; Holter monitoring; Simpson biplane",
+    ],
+)
+def test_statistical_and_clinical_terms_are_not_names(screener, text):
+    assert person_findings(screener, text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Mrs Margaret Cox attended clinic",
+        "Patient Grace Martin, Cox model",
+        "John Fisher had a Fisher exact test",
+        "Seen: Ann Pearson (Pearson correlation 0.4)",
+        "Dr Fisher reviewed the echo",
+        "Margaret Thompson, Kaplan Meier",
+        "Helen Wald was admitted with chest pain",
+        "Peter Student presented with chest pain",
+        "Sarah Kawasaki, 34, seen today",
+        "Grace Cox test results were normal",
+    ],
+)
+def test_patient_names_beside_or_like_terms_block(screener, text):
+    found = list(screener.screen_segments([Segment("l", text)], check="identifiers"))
+    assert any("PERSON" in f.message and f.verdict is Verdict.BLOCK for f in found), [f.message for f in found]

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from output_checks.checks.base import Context, Subject, finding
+from output_checks.checks.printed import for_screening
 from output_checks.extract import html_content, json_strings, strip_ansi
 from output_checks.screening.text import Segment
 from output_checks.sniff import open_text
@@ -71,7 +72,7 @@ class NotebookCheck:
         widgets = (nb.get("metadata") or {}).get("widgets")
         if widgets:
             segments.extend(Segment(f"widget state {w}", t) for w, t in json_strings(widgets))
-        yield from ctx.screen(segments, "identifiers")
+        yield from ctx.screen(for_screening(segments), "identifiers")
         if "tables" in ctx.policy.checks:
             from output_checks.checks.disclosure import pipe_tables, prose_counts
             from output_checks.checks.printed import numbered, printed_findings, table_findings, text_findings

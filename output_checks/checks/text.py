@@ -10,6 +10,7 @@ from itertools import islice
 from typing import ClassVar
 
 from output_checks.checks.base import Context, Subject, finding
+from output_checks.checks.printed import for_screening
 from output_checks.extract import html_content, json_strings
 from output_checks.screening.text import Segment
 from output_checks.sniff import open_text
@@ -38,7 +39,7 @@ class TextCheck:
                 html_source = fh.read()
             html = html_content(html_source)
             scripts = (Segment(f"script {n}", body) for n, body in enumerate(html.scripts, start=1))
-            yield from ctx.screen(_chain(_split_lines(html.text), scripts), "identifiers")
+            yield from ctx.screen(for_screening(_chain(_split_lines(html.text), scripts)), "identifiers")
             if "tables" in ctx.policy.checks:
                 yield from _html_tables(html_source, ctx)
             if html.media:
@@ -60,7 +61,7 @@ class TextCheck:
             yield from ctx.screen((Segment(w, t) for w, t in json_strings(data)), "identifiers")
             return
         segments = _Recorder(line_segments(subject), keep=subject.kind in ("text", "markdown"))
-        yield from ctx.screen(segments, "identifiers")
+        yield from ctx.screen(for_screening(segments), "identifiers")
         if "tables" in ctx.policy.checks and segments.kept:
             from output_checks.checks.disclosure import pipe_tables, prose_counts
             from output_checks.checks.printed import text_findings

@@ -198,6 +198,15 @@ TIBBLE = """\
 """
 
 
+def test_r_summary_of_a_numeric_vector_is_statistics():
+    text = (
+        "   Min. 1st Qu.  Median    Mean 3rd Qu.    Max.    NA's\n"
+        "   1.20    2.61    3.15    3.16    3.70    5.90      12\n"
+    )
+    assert judge(text)[0] is Verdict.PASS
+    assert judge(text.replace("     12", "      3"))[0] is Verdict.REVIEW  # three values missing: a reviewer's call
+
+
 def test_tibble_counts():
     assert judge(TIBBLE)[0] is Verdict.PASS
     verdict, report = judge(TIBBLE.replace("M        44", "M         4"))
@@ -464,6 +473,228 @@ def test_model_summary_quoted_in_markdown_prose_is_read():
     assert judge(text, "markdown")[0] is Verdict.BLOCK
 
 
+# --- whole clean logs (look-alikes full of numbers that are not counts) ------------------------------------------
+
+R_SESSION = """\
+R version 4.3.1 (2023-06-16) -- "Beagle Scouts"
+Copyright (C) 2023 The R Foundation for Statistical Computing
+Platform: x86_64-pc-linux-gnu (64-bit)
+
+> library(survival)
+> dim(cohort)
+[1] 1204   12
+> str(cohort)
+'data.frame':\t1204 obs. of  12 variables:
+ $ age   : int  54 61 47 70 66 58 49 72 63 55 ...
+ $ sex   : Factor w/ 2 levels "Female","Male": 1 2 2 1 1 2 1 2 2 1 ...
+> quantile(cohort$age)
+  0%  25%  50%  75% 100%
+  20   39   55   72   89
+> summary(cohort$age)
+   Min. 1st Qu.  Median    Mean 3rd Qu.    Max.
+  20.00   39.00   55.00   54.97   72.00   89.00
+> chisq.test(table(cohort$sex, cohort$smoker))
+
+\tPearson's Chi-squared test
+
+data:  table(cohort$sex, cohort$smoker)
+X-squared = 2.1345, df = 2, p-value = 0.3439
+
+> anova(fit0, fit1)
+Analysis of Variance Table
+
+Model 1: ldl ~ age
+Model 2: ldl ~ age + sex
+  Res.Df    RSS Df Sum of Sq      F Pr(>F)
+1   1190 752.31
+2   1189 751.28  1    1.0312 1.6319 0.2017
+> fit <- survfit(Surv(time, status) ~ group, data = cohort)
+> fit
+Call: survfit(formula = Surv(time, status) ~ group, data = cohort)
+
+          n events median 0.95LCL 0.95UCL
+group=A 602    145   2310    2105      NA
+group=B 602    171   2011    1870    2290
+> summary(coxph(Surv(time, status) ~ group + age, data = cohort))
+Call:
+coxph(formula = Surv(time, status) ~ group + age, data = cohort)
+
+  n= 1204, number of events= 316
+
+           coef exp(coef) se(coef)     z Pr(>|z|)
+groupB 0.185123  1.203365 0.112345 1.648   0.0994 .
+age    0.031234  1.031727 0.004123 7.575 3.59e-14 ***
+
+       exp(coef) exp(-coef) lower .95 upper .95
+groupB     1.203     0.8310    0.9655     1.500
+age        1.032     0.9693    1.0234     1.040
+
+Concordance= 0.641  (se = 0.016 )
+Likelihood ratio test= 61.2  on 2 df,   p=5e-14
+> cor(cohort[, c("age", "ldl", "bmi")])
+          age        ldl        bmi
+age 1.0000000 0.10123456 0.05123456
+ldl 0.1012346 1.00000000 0.21234567
+bmi 0.0512346 0.21234567 1.00000000
+> sessionInfo()
+R version 4.3.1 (2023-06-16)
+Platform: x86_64-pc-linux-gnu (64-bit)
+Running under: Ubuntu 22.04.3 LTS
+
+attached base packages:
+[1] stats     graphics  grDevices utils     datasets  methods   base
+
+other attached packages:
+[1] survival_3.5-7 dplyr_1.1.3    ggplot2_3.4.4
+"""
+
+STATA_SESSION = """\
+-------------------------------------------------------------------------------
+      name:  <unnamed>
+       log:  /project/outputs/analysis.log
+  log type:  text
+ opened on:   4 Mar 2024, 10:41:07
+
+. use cohort, clear
+(Cardiac cohort extract, March 2024)
+
+. describe
+
+Contains data from cohort.dta
+ Observations:         1,204                  Cardiac cohort extract
+    Variables:            12                  4 Mar 2024 10:40
+-------------------------------------------------------------------------------
+Variable      Storage   Display    Value
+    name         type    format    label      Variable label
+-------------------------------------------------------------------------------
+age             int     %8.0g                 Age at baseline (years)
+sex             byte    %8.0g      sexlbl     Sex
+ldl             float   %9.0g                 LDL cholesterol (mmol/L)
+-------------------------------------------------------------------------------
+Sorted by:
+
+. ttest ldl, by(sex)
+
+Two-sample t test with equal variances
+------------------------------------------------------------------------------
+   Group |     Obs        Mean    Std. err.   Std. dev.   [95% conf. interval]
+---------+--------------------------------------------------------------------
+  Female |     602    3.101234    .0321234    .7881234    3.038123    3.164345
+    Male |     602    3.222345    .0331234    .8121234    3.157321    3.287369
+---------+--------------------------------------------------------------------
+Combined |   1,204    3.161789    .0231234    .8012345    3.116432    3.207146
+---------+--------------------------------------------------------------------
+    diff |           -.1211111    .0461234               -.2116012   -.0306210
+------------------------------------------------------------------------------
+    diff = mean(Female) - mean(Male)                              t =  -2.6258
+H0: diff = 0                                     Degrees of freedom =     1202
+
+. logistic outcome age i.sex
+
+Logistic regression                                     Number of obs =  1,204
+                                                        LR chi2(2)    =  61.23
+                                                        Prob > chi2   = 0.0000
+Log likelihood = -712.34567                             Pseudo R2     = 0.0412
+
+------------------------------------------------------------------------------
+     outcome | Odds ratio   Std. err.      z    P>|z|     [95% conf. interval]
+-------------+----------------------------------------------------------------
+         age |   1.031727   .0042567     7.58   0.000     1.023419    1.040104
+             |
+         sex |
+       Male  |   1.203365   .1351894     1.65   0.099     .9655123    1.499811
+       _cons |   .0512345   .0123456   -12.34   0.000     .0319876    .0820567
+------------------------------------------------------------------------------
+
+. tab smoker, missing
+
+     smoker |      Freq.     Percent        Cum.
+------------+-----------------------------------
+    current |        254       21.10       21.10
+     former |        398       33.06       54.15
+      never |        540       44.85       99.00
+          . |         12        1.00      100.00
+------------+-----------------------------------
+      Total |      1,204      100.00
+
+. log close
+      name:  <unnamed>
+       log:  /project/outputs/analysis.log
+  log type:  text
+ closed on:   4 Mar 2024, 10:41:52
+-------------------------------------------------------------------------------
+"""
+
+PYTHON_SESSION = """\
+Python 3.11.7; pandas 2.1.4; numpy 1.26.2; scikit-learn 1.3.2
+
+>>> df.info()
+<class 'pandas.core.frame.DataFrame'>
+RangeIndex: 1204 entries, 0 to 1203
+Data columns (total 4 columns):
+ #   Column   Non-Null Count  Dtype
+---  ------   --------------  -----
+ 0   region   1204 non-null   object
+ 1   sex      1204 non-null   object
+ 2   age      1204 non-null   int64
+ 3   ldl      1192 non-null   float64
+dtypes: float64(1), int64(1), object(2)
+memory usage: 37.8+ KB
+
+>>> print(classification_report(y_test, y_pred))
+              precision    recall  f1-score   support
+
+           0       0.92      0.95      0.93       250
+           1       0.80      0.71      0.75        48
+
+    accuracy                           0.89       298
+   macro avg       0.86      0.83      0.84       298
+weighted avg       0.89      0.89      0.89       298
+
+>>> df.groupby("year").ldl.agg(["mean", "median"]).round(2)
+      mean  median
+year
+2019  3.21    3.18
+2020  3.15    3.12
+2021  3.09    3.05
+2022  3.02    2.99
+
+>>> df.pivot_table(index="year", columns="sex", values="id", aggfunc="count")
+sex     Female  Male
+year
+2019       151   149
+2020       160   142
+2021       148   155
+2022       150   149
+"""
+
+
+@pytest.mark.parametrize("text", [R_SESSION, STATA_SESSION, PYTHON_SESSION], ids=["R", "Stata", "Python"])
+def test_clean_sessions_pass(text):
+    verdict, report = judge(text)
+    assert verdict is Verdict.PASS, report
+
+
+@pytest.mark.parametrize(
+    ("text", "old", "new", "words"),
+    [
+        (R_SESSION, "group=B 602    171", "group=B   7      5", "line 39, column 'n'"),
+        (R_SESSION, "number of events= 316", "number of events= 6", "fewer than 10 events"),
+        (R_SESSION, "1   1190 752.31", "1      4 752.31", "line 31, column 'Res.Df'"),
+        (STATA_SESSION, "          . |         12        1.00", "          . |          4        1.00", "line 65"),
+        (STATA_SESSION, "    Male |     602    3.222345", "    Male |       8    3.222345", "column 'Obs'"),
+        (STATA_SESSION, "Number of obs =  1,204", "Number of obs =      9", "fewer than 10 observations"),
+        (PYTHON_SESSION, "0.75        48", "0.75         8", "column 'support'"),
+        (PYTHON_SESSION, "2021       148   155", "2021       148     5", "(row 1 is line 37), column 'Male', row 3"),
+    ],
+    ids=["survfit", "coxph", "anova", "stata-missing", "ttest", "logistic", "sklearn", "pivot"],
+)
+def test_small_versions_of_clean_sessions_block(text, old, new, words):
+    assert old in text
+    verdict, report = judge(text.replace(old, new))
+    assert verdict is Verdict.BLOCK and words in report, report
+
+
 # --- HTML -------------------------------------------------------------------------------------------------------
 
 TO_HTML = """<table border="1" class="dataframe">
@@ -518,3 +749,99 @@ def test_code_blocks_keep_line_numbers():
 def test_rounding_base_protects_printed_counts():
     rounded = STATA_LOG.replace("       male |        149       49.67", "       male |          5       49.67")
     assert judge(rounded)[0] is Verdict.BLOCK
+
+
+# --- through the checks engine (sniffing, identifier screening and the table rules included) ---------------------
+
+
+def _ols_summary_html(n: int) -> str:
+    residual = n - 3
+    rows = [
+        ("Dep. Variable:", "ldl", "R-squared:", "0.031"),
+        ("Model:", "OLS", "Adj. R-squared:", "0.024"),
+        ("Method:", "Least Squares", "F-statistic:", "4.563"),
+        ("No. Observations:", f"{n:>6}", "AIC:", "688.4"),
+        ("Df Residuals:", f"{residual:>6}", "BIC:", "699.4"),
+        ("Covariance Type:", "nonrobust", "", ""),
+    ]
+    head = "".join(f"<tr><th>{a}</th><td>{b}</td><th>{c}</th><td>{d}</td></tr>\n" for a, b, c, d in rows)
+    coef = (
+        "<tr><td></td><th>coef</th><th>std err</th><th>t</th><th>P>|t|</th><th>[0.025</th><th>0.975]</th></tr>\n"
+        "<tr><th>const</th><td>2.7932</td><td>0.141</td><td>19.777</td><td>0.000</td><td>2.515</td><td>3.071</td></tr>"
+    )
+    return (
+        "<html><body><h2>Model</h2><table class='simpletable'><caption>OLS Regression Results</caption>\n"
+        f"{head}</table>\n<table class='simpletable'>{coef}</table></body></html>\n"
+    )
+
+
+def test_engine_reads_logs_markdown_and_html(tmp_path):
+    import html
+
+    from tests.airlock_helpers import check_one, messages, write
+
+    report = check_one(write(tmp_path, "analysis.log", STATA_SESSION))
+    assert report.type == "text" and report.verdict is Verdict.PASS, messages(report)
+    small = STATA_SESSION.replace("          . |         12", "          . |          4")
+    report = check_one(write(tmp_path, "small.log", small))
+    assert report.verdict is Verdict.BLOCK and "line 65, column 'Freq.'" in messages(report), messages(report)
+
+    crosstab = CROSSTAB.replace("West        27  27  34", "West         3  27  34")
+    report = check_one(write(tmp_path, "report.md", fenced(crosstab, "text")))
+    assert report.verdict is Verdict.BLOCK and "row 1 is line 9" in messages(report), messages(report)
+    assert check_one(write(tmp_path, "clean.md", fenced(CROSSTAB))).verdict is Verdict.PASS
+
+    page = "<html><body><h1>Table 2</h1>" + TO_HTML.replace("<td>19</td>", "<td>4</td>") + "</body></html>"
+    report = check_one(write(tmp_path, "t2.html", page))
+    assert report.verdict is Verdict.BLOCK and "column 'F yes'" in messages(report), messages(report)
+    assert check_one(write(tmp_path, "t2clean.html", page.replace("<td>4</td>", "<td>19</td>"))).verdict is Verdict.PASS
+
+    printed = html.escape(TIBBLE.replace("M        44", "M         4"))  # R Markdown escapes "<chr>"
+    pre = f"<html><body><h1>Output</h1><pre><code>{printed}</code></pre></body></html>"
+    report = check_one(write(tmp_path, "rmd.html", pre))
+    assert report.verdict is Verdict.BLOCK and "HTML <pre> block 1, line 7" in messages(report), messages(report)
+
+
+def test_engine_reads_model_summaries_in_html_without_naming_least_squares(tmp_path):
+    from tests.airlock_helpers import check_one, messages, write
+
+    clean = check_one(write(tmp_path, "ols.html", _ols_summary_html(288)))
+    assert clean.verdict is Verdict.PASS, messages(clean)
+    small = check_one(write(tmp_path, "ols8.html", _ols_summary_html(8)))
+    assert small.verdict is Verdict.BLOCK and "HTML table 1, row 4" in messages(small), messages(small)
+    assert "person" not in messages(small).lower()
+
+
+def test_engine_reads_notebook_outputs(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    from tests.airlock_helpers import check_one, messages
+
+    def notebook(*cells):
+        path = tmp_path / "analysis.ipynb"
+        nbformat.write(new_notebook(cells=list(cells)), path)
+        return check_one(path)
+
+    stream = new_code_cell("table(x)", outputs=[new_output("stream", name="stdout", text=R_LOG)])
+    summary = new_code_cell(
+        "fit.summary()",
+        outputs=[
+            new_output(
+                "execute_result",
+                {"text/plain": STATSMODELS, "text/html": _ols_summary_html(288)},
+                execution_count=1,
+            )
+        ],
+    )
+    note = new_markdown_cell("Counts below 10 are suppressed.\n\n```\n" + CROSSTAB + "```\n")
+    report = notebook(stream, summary, note)
+    assert report.verdict is Verdict.PASS, messages(report)
+    small = new_code_cell(
+        "table(x)", outputs=[new_output("stream", name="stdout", text=R_LOG.replace("   151    149", "   151      4"))]
+    )
+    report = notebook(small, summary, note)
+    assert report.verdict is Verdict.BLOCK and "cell 1 (code) output 1 (stdout), line 4" in messages(report)
+    hidden = new_markdown_cell("```\n" + CROSSTAB.replace("West        27", "West         2") + "```\n")
+    report = notebook(stream, hidden)
+    assert report.verdict is Verdict.BLOCK and "cell 2 (markdown) source" in messages(report), messages(report)

@@ -9,23 +9,47 @@ Families: `bars` (Stata's and SAS's barred tables), `rout` (R's named vectors an
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
 
 from output_checks.checks.base import Context, finding
 from output_checks.checks.printed.aligned import Printed, continued, parse
 from output_checks.checks.printed.bars import bar_cells, is_bar_block
 from output_checks.checks.printed.cells import CountCell, count_findings
 from output_checks.checks.printed.html import html_tables
-from output_checks.checks.printed.layout import Line, blocks, numbered, strip_output_prefix
-from output_checks.checks.printed.models import is_model_summary, model_findings
+from output_checks.checks.printed.layout import Line, blocks, is_number, numbered, strip_output_prefix
+from output_checks.checks.printed.models import (
+    hide_summary_vocabulary,
+    is_model_summary,
+    model_findings,
+    residual_df_findings,
+)
 from output_checks.checks.printed.rout import summary_cells, vector_cells
 from output_checks.checks.printed.vocabulary import is_model_table
+from output_checks.screening.text import Segment
 from output_checks.verdicts import Finding, Verdict
 
-__all__ = ["Line", "code_blocks", "html_tables", "numbered", "printed_findings", "table_findings", "text_findings"]
+__all__ = [
+    "Line",
+    "code_blocks",
+    "for_screening",
+    "html_tables",
+    "numbered",
+    "printed_findings",
+    "table_findings",
+    "text_findings",
+]
 
 MAX_LINES = 200_000  # printed output scanned per text; past it the rest goes to a reviewer
 FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
+
+
+def for_screening(segments: Iterable[Segment]) -> Iterator[Segment]:
+    """Segments as identifier screening should read them: a model summary's fixed vocabulary ("Method: Least
+    Squares") is not prose, so it is blanked; everything else is passed through unchanged."""
+    for segment in segments:
+        hidden = hide_summary_vocabulary(segment.text)
+        yield segment if hidden is segment.text else replace(segment, text=hidden)
 
 
 def printed_findings(lines: list[Line], ctx: Context, prefix: str = "") -> Iterator[Finding]:
@@ -45,6 +69,7 @@ def printed_findings(lines: list[Line], ctx: Context, prefix: str = "") -> Itera
     cells: list[CountCell] = []
     text_at = {ln.number: ln.text for ln in lines}
     previous: Printed | None = None
+    heading: list[Line] = []  # a block of column names alone, printed a blank line above its body (sklearn)
     for block in blocks(lines):
         if is_bar_block(block):
             cells.extend(bar_cells(block))
@@ -56,14 +81,20 @@ def printed_findings(lines: list[Line], ctx: Context, prefix: str = "") -> Itera
             cells.extend(found)
             continue
         table = parse(block, text_at.get(block[-1].number + 1, ""))
+        if heading and heading[-1].number + 2 >= block[0].number and (table is None or not any(table.header)):
+            table = parse(heading + block, text_at.get(block[-1].number + 1, "")) or table
+        heading = block if len(block) <= 2 and not any(is_number(w) for ln in block for w in ln.text.split()) else []
         if (table is None or not any(table.header)) and previous and block[0].number - previous.rows[-1][0].number <= 3:
             table = continued(previous, block) or table
         previous = table if table is not None and any(table.header) else None
-        if table is None or is_model_table(table.header):
+        if table is None:
+            continue
+        if is_model_table(table.header):
+            yield from residual_df_findings(table.header, table.rows, prefix)
             continue  # a model's coefficients: its size is judged from the summary's own lines
         if table.named:
             cells.extend(table.cells)
-        elif len(table.header) >= 2 and table.has_integers():
+        elif any(table.header) and len(table.header) >= 2 and table.has_integers():
             # Only tables that may hold counts go to the table rules: a printed table of means or estimates with
             # no count beside it is read as the notebook's working, not as a release table of statistics.
             first, last = table.rows[0][0].number, table.rows[-1][0].number

@@ -32,6 +32,7 @@ TIBBLE_TITLE = re.compile(r"^#\s*(A tibble|A data frame|Groups|Source|Database|A
 TIBBLE_NOTE = re.compile(r"^#\s*(ℹ|…|\.\.\.|with \d+ more)")
 TYPE_ROW = re.compile(r"^\s*(<[a-z_.]+>\s*)+$")
 TOP_COUNTS = re.compile(r"(?<![\w.])([^\s:,]{1,12}):\s+(\d+)(?=,|\s|$)")
+KEY_VALUE = re.compile(r"\w: +\S")
 SERIES_FOOTER = re.compile(r"^(?:Name: ([^,]+), )?(?:Length: \d+, )?dtype: (\w+)")
 MAX_LINES = 5000  # a printed table longer than this is a data dump: the table rules get its head only
 MAX_WIDTH = 2000
@@ -90,6 +91,10 @@ def parse(block: list[Line], footer: str = "") -> Printed | None:
     if len(lines) < 2 or len(lines) > MAX_LINES or max(len(ln.text) for ln in lines) > MAX_WIDTH:
         return None
     header, body = _split(lines)
+    for k in range(len(header) - 1, -1, -1):
+        if KEY_VALUE.search(header[k].text):  # "Model 1: ldl ~ age" above an anova table is a caption
+            header = header[k + 1 :]
+            break
     body = [ln for ln in body if not is_rule(ln.text)]
     if not body or not any(_data_like(ln.text) for ln in body):
         return None

@@ -20,7 +20,8 @@ def is_bar_block(block: list[Line]) -> bool:
 
 def bar_cells(block: list[Line]) -> list[CountCell]:
     """The count cells of one barred table (none when it is a table of statistics or a model's header)."""
-    first_rule = next((i for i, ln in enumerate(block) if is_rule(ln.text) and i > 0), None)
+    first_bar = next((i for i, ln in enumerate(block) if "|" in ln.text and not is_rule(ln.text)), len(block))
+    first_rule = next((i for i, ln in enumerate(block) if is_rule(ln.text) and i > first_bar), None)
     if first_rule is None:
         return []
     head = [_split(ln.text) for ln in block[:first_rule] if "|" in ln.text]

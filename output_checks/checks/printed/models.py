@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from output_checks.checks.base import Context, finding
 from output_checks.checks.printed.cells import place
 from output_checks.checks.printed.layout import Line
+from output_checks.checks.printed.vocabulary import SUMMARY_VALUES
 from output_checks.verdicts import Finding, Verdict
 
 # ACRO's safe_dof_threshold: a model with fewer residual degrees of freedom than this is disclosive. Not yet a
@@ -104,3 +105,48 @@ def _too_small(what: str, value: int, threshold: int) -> bool:
     if what == "null df":
         return value + 1 < threshold
     return 0 < value < threshold
+
+
+RESIDUAL_DF_HEADERS = frozenset({"res.df", "resid. df", "res df", "resid df", "residual df", "df resid", "df_resid"})
+
+
+def residual_df_findings(header: list[str], rows: list[tuple[Line, list[str]]], prefix: str = "") -> Iterator[Finding]:
+    """A printed model comparison (R `anova()`: "Res.Df") whose models keep fewer than ACRO's residual degrees of
+    freedom."""
+    columns = [j for j, label in enumerate(header) if label.strip().lower() in RESIDUAL_DF_HEADERS]
+    places = [
+        place(prefix, line.number, header[j])
+        for line, cells in rows
+        for j in columns
+        if j < len(cells) and cells[j].strip().isdigit() and int(cells[j]) < MIN_RESIDUAL_DF
+    ]
+    if places:
+        yield finding(
+            "tables",
+            Verdict.BLOCK,
+            f"printed model comparison: a model with fewer than {MIN_RESIDUAL_DF} residual degrees of freedom "
+            "(ACRO's threshold)",
+            "; ".join(places[:10]),
+        )
+
+
+_KNOWN_VALUE = re.compile(
+    "|".join(
+        rf"(?P<k{i}>{re.escape(key)}:(?:\s|<[^>]{{0,80}}>){{0,60}})(?:{'|'.join(map(re.escape, values))})(?![\w-])"
+        for i, (key, values) in enumerate(SUMMARY_VALUES.items())
+    )
+)
+
+
+def hide_summary_vocabulary(text: str) -> str:
+    """`text` with a model summary's fixed values ("Method: Least Squares") blanked to spaces of the same length,
+    for identifier screening only: the keys stay, and any other value after them is still screened."""
+    if ":" not in text:
+        return text
+
+    def blank(m: re.Match[str]) -> str:
+        key = next(v for k, v in m.groupdict().items() if v is not None)
+        return key + " " * (len(m[0]) - len(key))
+
+    hidden = _KNOWN_VALUE.sub(blank, text)
+    return text if hidden == text else hidden

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from output_checks.checks.printed.cells import CountCell
-from output_checks.checks.printed.layout import Line, count_of, tokens
+from output_checks.checks.printed.layout import Line, count_of, is_number, tokens
 from output_checks.checks.printed.vocabulary import QUANTILE_LABEL, R_SUMMARY_MISSING, R_SUMMARY_STATS
 
 SUMMARY_SIGNS = re.compile(r"(Min\.\s*:|1st Qu\.\s*:|Median\s*:|Length\s*:|Class\s*:|Mode\s*:)")
@@ -16,15 +16,29 @@ STAT_NAMES = re.compile(r"^(Min\.|Max\.|Mean|Median|1st|3rd|Qu\.|NA's|Sum|Var|SD
 
 
 def vector_cells(block: list[Line]) -> list[CountCell] | None:
-    """A named integer vector as R prints it, or None when the block is not one."""
+    """A named integer vector as R prints it, or None when the block is not one; a vector of statistics
+    (`summary(x)`, `quantile(x)`) is recognised and holds no counts."""
     lines = list(block)
     if len(lines) % 2 == 1 and len(tokens(lines[0].text)) == 1 and len(lines) >= 3:
         lines = lines[1:]  # the dimnames' name
     if len(lines) < 2 or len(lines) % 2:
         return None
     cells: list[CountCell] = []
+    statistics = False
     for labels, values in zip(lines[0::2], lines[1::2], strict=True):
         words = tokens(values.text)
+        names = [w for _, _, w in tokens(labels.text)]
+        stats = all(QUANTILE_LABEL.match(w) or STAT_NAMES.match(w) for w in names if w != "Qu.")
+        if names and words and stats and all(is_number(w) or w == "NA" for _, _, w in words):
+            statistics = True
+            # summary(x) ends with "NA's": how many values are missing, right-aligned under it
+            ends = {end for _, end, w in tokens(labels.text) if w == "NA's"}
+            cells.extend(
+                CountCell("R summary()", values.number, "NA's", n, missing=True)
+                for _, end, w in words
+                if end in ends and (n := count_of(w)) is not None
+            )
+            continue
         counts = [count_of(w) for _, _, w in words]
         if not words or any(n is None or "." in w for n, (_, _, w) in zip(counts, words, strict=True)):
             return None
@@ -32,11 +46,10 @@ def vector_cells(block: list[Line]) -> list[CountCell] | None:
         for _, end, _ in words:
             if end > len(text) or text[end - 1].isspace() or (end < len(text) and not text[end].isspace()):
                 return None
-        names = [w for _, _, w in tokens(text)]
         if any(QUANTILE_LABEL.match(w) or STAT_NAMES.match(w) or w.startswith("[") for w in names):
             return None
         cells.extend(CountCell("R table()", values.number, "", n) for n in counts if n is not None)
-    return cells
+    return cells if cells or statistics else None
 
 
 def summary_cells(block: list[Line]) -> list[CountCell] | None:

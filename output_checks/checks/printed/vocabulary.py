@@ -10,7 +10,7 @@ import re
 COUNT_HEADERS = frozenset({
     "n", "count", "counts", "freq", "frequency", "obs", "n obs", "nobs", "n_obs", "size", "number",
     "events", "cases", "deaths", "patients", "subjects", "participants", "persons", "people", "individuals",
-    "num", "n_patients", "n_people", "n_events", "n_cases", "n_deaths", "n_subjects", "count_n",
+    "num", "support", "n_patients", "n_people", "n_events", "n_cases", "n_deaths", "n_subjects", "count_n",
 })  # fmt: skip
 MISSING_HEADERS = frozenset({"n_missing", "missing", "nmiss", "n miss", "na's", "n_miss", "na", "missing n"})
 # Words over a column of statistics that are not counts (a means table, a coefficient table, an ANOVA).
@@ -59,3 +59,21 @@ MODEL_HEADER_WORDS = frozenset({
 def is_model_table(labels: list[str]) -> bool:
     text = " ".join(label.lower() for label in labels)
     return sum(word in text for word in MODEL_HEADER_WORDS) >= 2 or ("min" in text and "1q" in text)
+
+
+# What a model summary prints after its fixed keys: statsmodels' estimation method, model and covariance names,
+# R's and Stata's method lines. Identifier screening must not read these as names ("Least Squares"); only these
+# exact values after their key are hidden from it, so anything else written there is still screened.
+SUMMARY_VALUES = {
+    "Method": ["Least Squares", "MLE", "IRLS", "REML", "ML", "Maximum Likelihood", "Newton-Raphson", "newton",
+               "bfgs", "lbfgs", "nm", "Quantile Regression", "Robust Regression"],
+    "Model": ["OLS", "WLS", "GLS", "GLSAR", "GLM", "Logit", "Probit", "MNLogit", "Poisson", "NegativeBinomial",
+              "MixedLM", "QuantReg", "RLM", "PHReg", "ARIMA", "SARIMAX", "Least Squares"],
+    "Model Family": ["Binomial", "Gaussian", "Poisson", "Gamma", "NegativeBinomial", "InverseGaussian", "Tweedie"],
+    "Link Function": ["Logit", "Log", "Identity", "Probit", "CLogLog", "InversePower", "inverse_power", "log",
+                      "identity", "logit", "Inverse Squared", "Power", "cloglog"],
+    "Covariance Type": ["nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC", "cluster", "robust", "opg", "approx"],
+    "Scale Est.": ["HuberScale", "mad"],
+    "Norm": ["HuberT", "TukeyBiweight", "Hampel", "AndrewWave", "LeastSquares", "RamsayE", "TrimmedMean"],
+    "Cov Type": ["H1", "H2", "H3"],
+}  # fmt: skip

@@ -65,6 +65,10 @@ MAGIC: list[tuple[bytes, str]] = [
     (b"X\n\x00\x00\x00\x03", "rds"),
     (b"l\x1b\x01", "plink-bed"),  # variant-major; ...
     (b"l\x1b\x00", "plink-bed"),  # ... and PLINK 0.99's individual-major layout
+    (b"l\x1b\x02", "plink-bed"),  # PLINK 2 .pgen (its storage modes)
+    (b"l\x1b\x03", "plink-bed"),
+    (b"l\x1b\x10", "plink-bed"),
+    (b"l\x1b\x11", "plink-bed"),
 ]
 PICKLE = re.compile(rb"^\x80[\x02-\x05]")
 FASTQ_RECORD = re.compile(r"^@[^\n]*\n[A-Za-z.*\-]+\n\+[^\n]*\n[^\n]+", re.MULTILINE)
@@ -195,7 +199,8 @@ def _delimited(text: str) -> str | None:
 
 
 # Genotype and pedigree text (PLINK 1.9, Oxford, Eigenstrat), recognised by the shape of every line, not a name.
-RAW_TEXT_KINDS = frozenset({"vcf", "fastq", "sam", "plink-ped", "plink-fam", "plink-tped", "plink-raw", "oxford-gen",
+RAW_TEXT_KINDS = frozenset({"vcf", "fastq", "sam", "plink-ped", "plink-fam", "plink-tped", "plink-raw",
+                            "plink-samples", "oxford-gen",
                             "oxford-sample", "eigenstrat-geno", "eigenstrat-ind"})  # fmt: skip
 CHROM = re.compile(r"^(chr)?([0-9]|1[0-9]|2[0-6]|X|Y|XY|MT|M)$", re.IGNORECASE)
 VARIANT_ID = re.compile(r"^(rs\d+|\.|[\w.-]*[A-Za-z:][\w.:;/<>*-]*)$")
@@ -205,8 +210,9 @@ INTEGER = re.compile(r"^-?\d+$")
 REAL = re.compile(r"^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 PHENOTYPE = re.compile(r"^(-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|NA|nan)$")
 RAW_HEADER = ["FID", "IID", "PAT", "MAT", "SEX", "PHENOTYPE"]
-HL7_START = re.compile(r"^\x0b?(MSH|FHS|BHS)([|^~\\&#!])\S{3,5}\2")
+HL7_START = re.compile(r"^\x0b?(MSH|FHS|BHS)\|[\^~\\&#]{3,5}\|")  # MSH|^~\&| : separators, then encodings
 FHIR_RESOURCE = re.compile(r'"resourceType"\s*:\s*"[A-Z][A-Za-z]+"')
+CDA = re.compile(r"<ClinicalDocument\s[^>]*xmlns=[\"']urn:hl7-org:v3[\"']")
 FHIR_XML = re.compile(r"<[A-Z][A-Za-z]+\s[^>]*xmlns=[\"']http://hl7\.org/fhir[\"']")
 
 
@@ -238,6 +244,8 @@ def _genotype_kind(text: str, complete: bool) -> str | None:
     first = rows[0]
     if first[:6] == RAW_HEADER:
         return "plink-raw"
+    if len(rows) >= 2 and (first[:2] in (["FID", "IID"], ["#FID", "IID"]) or first[0] == "#IID"):
+        return "plink-samples"  # .psam, phenotype/covariate files, --pca .eigenvec, --missing .imiss: per sample
     if [f.lower() for f in first[:3]] == ["id_1", "id_2", "missing"]:
         return "oxford-sample"
     widths = {len(r) for r in rows}
@@ -309,8 +317,9 @@ def _json(text: str, complete: bool) -> str:
             return "ipynb" if '"nbformat"' in text or '"cell_type"' in text else "json"
         if isinstance(data, dict) and "nbformat" in data:
             return "ipynb"
-        if isinstance(data, dict) and isinstance(data.get("resourceType"), str):
-            return "fhir"
+        first = data[0] if isinstance(data, list) and data else data
+        if isinstance(first, dict) and isinstance(first.get("resourceType"), str):
+            return "fhir"  # a resource, a Bundle, or a bare array of resources
         return "json"
     start = text[:4096]
     if '"nbformat"' in text or ('"cells"' in start and '"cell_type"' in text):
@@ -342,6 +351,8 @@ def _text_kind(text: str, complete: bool) -> str:
             return "svg"
         if FHIR_XML.search(stripped[:4096]):
             return "fhir"
+        if CDA.search(stripped[:4096]):
+            return "cda"
         if HTML.search(stripped[:4096]):
             return "html"
         if low.startswith("<?xml"):
@@ -535,7 +546,8 @@ def vcf_samples(path: Path) -> int | None:
 TEXT_KINDS = frozenset({
     "dicom", "pickle", "tar", "xlsx", "docx", "pptx", "zip", "csv", "tsv", "text", "markdown", "html", "xml", "json",
     "ipynb", "svg", "vcf", "vcf-sites", "bcf-sites", "sam", "fastq", "empty", "binary", "webp", "riff", "bmp",
-    "ndjson", "fhir", "hl7v2", "plink-map", "plink-bim", "bgen", "eigenstrat-geno", "rds", "stata", *RAW_TEXT_KINDS,
+    "ndjson", "fhir", "hl7v2", "cda", "plink-map", "plink-bim", "bgen", "eigenstrat-geno", "rds", "stata",
+    *RAW_TEXT_KINDS,
 })  # fmt: skip
 KINDS = frozenset({kind for _, kind in MAGIC} | TEXT_KINDS) - {"bmp-maybe", "executable-maybe"}
 

@@ -33,6 +33,7 @@ WHY = {
     "pptx": "a PowerPoint file: export it as PDF",
     "arrow": "an Arrow IPC file: export it as Parquet or CSV",
     "hl7v2": "HL7 v2 messages: a health-record interchange format, not a research output",
+    "cda": "an HL7 CDA document: a clinical document format, not a research output",
     "stata": "a Stata dataset: export aggregate tables as CSV",
     "spss-sav": "an SPSS dataset: export aggregate tables as CSV",
     "sas-xpt": "a SAS transport file: export aggregate tables as CSV",

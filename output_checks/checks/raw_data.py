@@ -22,7 +22,9 @@ WHAT = {
     "plink-fam": "a PLINK .fam/.tfam file: one row per individual (family, parents, sex, phenotype)",
     "plink-tped": "a PLINK .tped file: every individual's genotypes per variant",
     "plink-raw": "a PLINK --recode A file: one row of allele dosages per individual",
-    "plink-bed": "a PLINK .bed file: binary genotypes of every individual",
+    "plink-bed": "a PLINK .bed/.pgen file: binary genotypes of every individual",
+    "plink-samples": "a PLINK per-sample file (FID/IID rows: .psam, phenotypes, covariates, PCs, QC): one row per "
+    "individual",
     "bgen": "a BGEN file: genotype probabilities of every sample",
     "oxford-gen": "an Oxford .gen file: genotype probabilities of every sample",
     "oxford-sample": "an Oxford .sample file: one row per sample with its covariates",

@@ -131,9 +131,45 @@ def test_bulk_export_ndjson_blocks(tmp_path):
     assert_verdict(report, Verdict.BLOCK)
 
 
+def test_compressed_bulk_export_blocks(tmp_path):
+    lines = "\n".join(json.dumps(dict(PATIENT_PLAIN, id=f"p-{i:03d}")) for i in range(25)) + "\n"
+    assert_verdict(judged(tmp_path, "Patient.ndjson.gz", gzip.compress(lines.encode())), Verdict.BLOCK)
+
+
 def test_bulk_export_of_observations_named_txt_blocks(tmp_path):
     lines = "\n".join(json.dumps(dict(OBSERVATION, id=f"o-{i}")) for i in range(12)) + "\n"
     assert_verdict(judged(tmp_path, "observations.txt", lines), Verdict.BLOCK)
+
+
+def test_bare_array_of_resources_blocks(tmp_path):
+    report = judged(tmp_path, "resources.json", json.dumps([PATIENT_PLAIN, OBSERVATION]))
+    assert report.type == "fhir"
+    assert_verdict(report, Verdict.BLOCK)
+
+
+def test_fhir_resources_inside_a_json_of_the_researchers_own_block(tmp_path):
+    wrapped = {"exported": "2024-03-01", "query": "statin cohort", "results": {"items": [OBSERVATION, PATIENT_PLAIN]}}
+    report = judged(tmp_path, "query_output.json", json.dumps(wrapped, indent=2))
+    assert report.type == "json"
+    assert_verdict(report, Verdict.BLOCK)
+    assert "patient-level FHIR resource" in messages(report)
+
+
+CDA = """<?xml version="1.0" encoding="UTF-8"?>
+<ClinicalDocument xmlns="urn:hl7-org:v3">
+  <typeId root="2.16.840.1.113883.1.3" extension="POCD_HD000040"/>
+  <title>Discharge summary</title>
+  <recordTarget><patientRole><id extension="X81234" root="2.16.840.1.113883.2.1.4.1"/>
+    <patient><administrativeGenderCode code="F"/><birthTime value="19540219"/></patient>
+  </patientRole></recordTarget>
+</ClinicalDocument>
+"""
+
+
+def test_cda_document_blocks(tmp_path):
+    report = judged(tmp_path, "summary.xml", CDA)
+    assert report.type == "cda"
+    assert_verdict(report, Verdict.BLOCK)
 
 
 def test_fhir_xml_patient_blocks_and_valueset_passes(tmp_path):
@@ -368,6 +404,9 @@ GENO = "".join("0120129201\n" for _ in range(12))
 IND = "".join(f"S{i} {'MF'[i % 2]} {'Case' if i % 3 else 'Control'}\n" for i in range(20))
 BIM = "".join(f"{1 + i // 50}\trs{3000 + i}\t0\t{10000 + 73 * i}\tA\tG\n" for i in range(200))
 MAP = "".join(f"{1 + i // 50} rs{3000 + i} 0 {10000 + 73 * i}\n" for i in range(200))
+EIGENVEC = "FID IID PC1 PC2 PC3\n" + "".join(f"F{i} I{i} {0.01 * i:.4f} {-0.02 * i:.4f} {0.3 / i:.4f}\n"
+                                             for i in range(1, 25))  # fmt: skip
+PSAM = "#IID\tSEX\tPHENO1\n" + "".join(f"I{i}\t{1 + i % 2}\t{1 + i % 3 // 2}\n" for i in range(25))
 BGEN = struct.pack("<IIII", 20, 20, 1000, 500) + b"bgen" + b"\x00" * 64
 
 
@@ -383,6 +422,10 @@ BGEN = struct.pack("<IIII", 20, 20, 1000, 500) + b"bgen" + b"\x00" * 64
         ("dosage.raw", RAW, "plink-raw"),
         ("dosage.csv", RAW, "plink-raw"),
         ("cohort.bed", b"l\x1b\x01" + bytes(range(256)), "plink-bed"),
+        ("cohort.pgen", b"l\x1b\x10" + bytes(range(256)), "plink-bed"),
+        ("pca.eigenvec", EIGENVEC, "plink-samples"),
+        ("pca.csv", EIGENVEC.replace(" ", "\t"), "plink-samples"),
+        ("cohort.psam", PSAM, "plink-samples"),
         ("probs.gen", GEN, "oxford-gen"),
         ("probs.gen.gz", gzip.compress(GEN.encode()), "oxford-gen"),
         ("cohort.sample", SAMPLE, "oxford-sample"),

@@ -30,7 +30,7 @@ STANDARD_VARIANT = re.compile(r"^(rs\d+|\.|(chr)?[\dXYMT]{1,2}[:_]\d+([:_][ACGTN
 class InterchangeCheck:
     name: ClassVar[str] = CHECK
     kinds: ClassVar[frozenset[str] | None] = frozenset(
-        {"json", "ndjson", "fhir", "hl7v2", "plink-map", "plink-bim", *DATASETS}
+        {"json", "ndjson", "fhir", "hl7v2", "cda", "plink-map", "plink-bim", *DATASETS}
     )
 
     def run(self, subject: Subject, ctx: Context) -> Iterator[Finding]:
@@ -55,6 +55,8 @@ class InterchangeCheck:
             yield from fhir_document(text, ctx)
         elif kind == "hl7v2":
             yield from check_hl7(text, ctx)
+        elif kind == "cda":
+            yield from check_cda(text, ctx)
 
 
 def json_document(text: str, ctx: Context) -> Iterator[Finding]:
@@ -66,6 +68,10 @@ def json_document(text: str, ctx: Context) -> Iterator[Finding]:
     if recovered is None:
         return
     damaged = recovered.offset < len(text)
+    if '"resourceType"' in text:  # FHIR resources wrapped in a JSON of the researcher's own
+        blocked = yield from _judged(fhir.judge(fhir.resources(recovered.data), ctx))
+        if blocked:
+            return
     flat = json_records(recovered.data) if not damaged else None
     if flat is not None and not jsonish.is_nested(flat):
         return  # a flat table: the tables check owns it
@@ -153,9 +159,21 @@ def fhir_xml(text: str, ctx: Context) -> Iterator[Finding]:
     blocked = yield from _judged(fhir.judge(iter(items), ctx))
     if any(r.type == "MeasureReport" and r.body.get("type") != "individual" for r in items):
         yield from fhir.count_findings(fhir.xml_counts(text), "MeasureReport", ctx)
-    values = re.findall(r"value=\"([^\"]*)\"", text) + re.findall(r">([^<>]*[A-Za-z0-9][^<>]*)<", text)
-    segments = (Segment(f"values {i + 1}-{i + 40}", "\n".join(values[i : i + 40])) for i in range(0, len(values), 40))
-    yield from ctx.screen(_capped(segments, blocked), "identifiers")
+    yield from ctx.screen(_capped(_xml_values(text), blocked), "identifiers")
+
+
+def check_cda(text: str, ctx: Context) -> Iterator[Finding]:
+    """An HL7 CDA document (v3 XML): its header's recordTarget names the patient it is about."""
+    if re.search(r"<(recordTarget|patientRole|patient)[\s>]", text):
+        yield finding(CHECK, Verdict.BLOCK, "patient-level HL7 CDA document (recordTarget/patientRole)")
+    yield from ctx.screen(_capped(_xml_values(text), True), "identifiers")
+
+
+def _xml_values(text: str) -> Iterator[Segment]:
+    """Attribute values and text between tags, 40 to a segment (read by pattern: no entity is ever expanded)."""
+    values = re.findall(r"(?:value|extension)=\"([^\"]*)\"", text) + re.findall(r">([^<>]*[A-Za-z0-9][^<>]*)<", text)
+    for i in range(0, len(values), 40):
+        yield Segment(f"values {i + 1}-{i + len(values[i : i + 40])}", "\n".join(values[i : i + 40]))
 
 
 def _judged(findings: Iterator[Finding]) -> Iterator[Finding]:

@@ -26,6 +26,7 @@ import pwd
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,8 @@ NOBODY = 65534  # the overflow id, used only when root runs checks on a host whe
 INSIDE_IN = "/airlock/in"
 PACKAGES = ("output_checks", "fabric")  # all the child imports from the checkout
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")  # one file at a time, few arenas
+ACRO_RESULTS = "results.json"  # ACRO's record of the outputs it checked, beside them (checks/tables/acro.py)
+ACRO_EVIDENCE_MAX = 16 * 2**20  # a larger record is not ACRO's: the acro module ignores it too
 STDERR_KEPT = 16 * 1024  # the tail of the child's stderr, read here only to tell a memory blow-up from a crash
 MAX_MESSAGE = 64 * 2**20  # one JSON line from the child; a capped report is far smaller
 MEMORY_SIGNS = ("MemoryError", "bad_alloc", "Cannot allocate memory", "out of memory")
@@ -230,17 +233,45 @@ class Staging:
             # The caller's own process can read it where it is: a link gives it the name it is checked under.
             target.symlink_to(item.source.absolute())
             return str(target), ""
-        digest = hashlib.sha256()
         # The source is root's (a verified snapshot, or a path root was given): never follow a link to it.
-        fd = os.open(item.source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as src, open(target, "xb") as out:
-            while block := src.read(1 << 20):
-                digest.update(block)
-                out.write(block)
+        digest = self._copy(item.source, target)
+        self._stage_acro_evidence(item, folder)
+        os.chown(folder, self.iso.uid, self.iso.gid)
+        return f"{INSIDE_IN}/{index}/{item.checked_name}", digest
+
+    def _copy(self, source: Path, target: Path, limit: int | None = None) -> str:
+        """Copy a regular file (never through a link) for the checks account to read; its sha256."""
+        digest = hashlib.sha256()
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as src:
+            if not stat.S_ISREG(os.fstat(src.fileno()).st_mode) or (limit and os.fstat(src.fileno()).st_size > limit):
+                raise OSError(f"{source.name}: not a regular file within the limit")
+            with open(target, "xb") as out:
+                while block := src.read(1 << 20):
+                    digest.update(block)
+                    out.write(block)
         os.chmod(target, 0o400)
         os.chown(target, self.iso.uid, self.iso.gid)
-        os.chown(folder, self.iso.uid, self.iso.gid)
-        return f"{INSIDE_IN}/{index}/{item.checked_name}", digest.hexdigest()
+        return digest.hexdigest()
+
+    def _stage_acro_evidence(self, item: SandboxFile, folder: Path) -> None:
+        """ACRO's record of a table (results.json and checksums/NAME.txt beside it) goes into the sandbox with the
+        table, so its evidence (an edit after ACRO checked it, ACRO's fail) is judged there as it is in-process."""
+        beside = item.source.parent
+        # ACRO names a table's checksum file after the table; inside, the table has the name it is checked under.
+        inside = folder / "checksums" / f"{item.checked_name}.txt"
+        checksums = (beside / "checksums" / f"{item.source.name}.txt", inside)
+        wanted = [(beside / ACRO_RESULTS, folder / ACRO_RESULTS), checksums]
+        for source, target in wanted:
+            if target.exists() or not source.is_file():
+                continue
+            target.parent.mkdir(mode=0o500, exist_ok=True)
+            try:
+                self._copy(source, target, ACRO_EVIDENCE_MAX)
+            except OSError:
+                target.unlink(missing_ok=True)  # no evidence is what a missing record gives: the table's own rules
+            if target.parent != folder:
+                os.chown(target.parent, self.iso.uid, self.iso.gid)
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

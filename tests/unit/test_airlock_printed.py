@@ -254,6 +254,30 @@ def test_skim_output():
     assert judge(SKIM.replace("ldl                  12", "ldl                   3"))[0] is Verdict.REVIEW
 
 
+KABLE_SIMPLE = """\
+Characteristic   N = 300
+---------------  -----------
+Age (years)      55 (39, 72)
+Sex
+  Female         151 (50%)
+  Male           149 (50%)
+LDL (mmol/L)     3.2 (0.8)
+"""
+
+
+def test_gtsummary_table_printed_by_kable():
+    verdict, report = judge(fenced(KABLE_SIMPLE), "markdown")
+    assert verdict is Verdict.PASS, report
+    verdict, report = judge(fenced(KABLE_SIMPLE.replace("149 (50%)", "  4 (1.3%)")), "markdown")
+    assert verdict is Verdict.BLOCK and "line 11" in report, report
+
+
+def test_raw_html_table_in_markdown():
+    text = "# Table 2\n\n" + TO_HTML + "\n\nCounts below 10 are suppressed.\n"
+    assert judge(text, "markdown")[0] is Verdict.PASS
+    assert judge(text.replace("<td>24</td>", "<td>2</td>"), "markdown")[0] is Verdict.BLOCK
+
+
 # --- Stata ------------------------------------------------------------------------------------------------------
 
 STATA_LOG = """\
@@ -389,6 +413,8 @@ def test_sas_listings():
     for listing in (SAS_FREQ, SAS_MEANS, SAS_CROSSTAB):
         verdict, report = judge(listing)
         assert verdict is Verdict.PASS, report
+    missing = SAS_FREQ + "\n                              Frequency Missing = 3\n"
+    assert judge(missing)[0] is Verdict.REVIEW
     verdict, report = judge(SAS_FREQ.replace("current         64", "current          4"))
     assert verdict is Verdict.BLOCK and "line 8" in report and "Frequency" in report, report
     verdict, report = judge(SAS_MEANS.replace("Male        149   141", "Male          9     7"))

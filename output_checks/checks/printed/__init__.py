@@ -158,5 +158,10 @@ def text_findings(text: str, kind: str, ctx: Context, prefix: str = "") -> Itera
         yield from printed_findings(code, ctx, prefix)
         numbers = {ln.number for ln in code}
         yield from model_findings([ln for ln in lines if ln.number not in numbers], ctx, prefix)
+        if "<table" in text.lower() or "<pre" in text.lower():  # raw HTML in Markdown (kable, R Markdown)
+            found = html_tables(text)
+            yield from table_findings([(f"{prefix}HTML table {n}", t) for n, t in enumerate(found.tables, 1)], ctx)
+            for number, block in enumerate(found.pre, start=1):
+                yield from printed_findings(numbered(block), ctx, f"{prefix}HTML <pre> block {number}, ")
         return
     yield from printed_findings(lines, ctx, prefix)

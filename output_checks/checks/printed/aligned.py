@@ -16,6 +16,8 @@ from output_checks.checks.printed.layout import (
     cut,
     header_labels,
     is_number,
+    is_numeric_cell,
+    is_numeric_word,
     is_rule,
     spans,
     tokens,
@@ -32,6 +34,7 @@ TIBBLE_TITLE = re.compile(r"^#\s*(A tibble|A data frame|Groups|Source|Database|A
 TIBBLE_NOTE = re.compile(r"^#\s*(ℹ|…|\.\.\.|with \d+ more)")
 TYPE_ROW = re.compile(r"^\s*(<[a-z_.]+>\s*)+$")
 TOP_COUNTS = re.compile(r"(?<![\w.])([^\s:,]{1,12}):\s+(\d+)(?=,|\s|$)")
+COUNT_PERCENT = re.compile(r"^\d[\d,]*\s*(?:/\s*[\d,]+\s*)?[\[(]\s*[\d.]+\s*%\s*[\])]$")
 KEY_VALUE = re.compile(r"\w: +\S")
 SERIES_FOOTER = re.compile(r"^(?:Name: ([^,]+), )?(?:Length: \d+, )?dtype: (\w+)")
 MAX_LINES = 5000  # a printed table longer than this is a data dump: the table rules get its head only
@@ -65,10 +68,10 @@ class Printed:
 
 def _data_like(text: str) -> bool:
     words = [w for _, _, w in tokens(text)]
-    numbers = sum(is_number(w) for w in words)
+    numbers = sum(is_numeric_word(w) for w in words)
     if not numbers:
         return False
-    return is_number(words[-1]) or words[-1].lower() in MISSING or numbers >= max(2, len(words) // 2)
+    return is_numeric_word(words[-1]) or words[-1].lower() in MISSING or numbers >= max(2, len(words) // 2)
 
 
 def _names_only(text: str, body: list[Line]) -> bool:
@@ -133,7 +136,7 @@ def continued(previous: Printed, block: list[Line]) -> Printed | None:
 
 def _mostly_numbers(cells: list[str]) -> bool:
     filled = [c for c in cells if c]
-    return bool(filled) and sum(is_number(c) for c in filled) >= 0.8 * len(filled)
+    return bool(filled) and sum(is_numeric_cell(c) for c in filled) >= 0.8 * len(filled)
 
 
 def _split(lines: list[Line]) -> tuple[list[Line], list[Line]]:
@@ -200,6 +203,7 @@ def _named_counts(table: Printed) -> None:
     if skim:
         table.family, table.named = "skimr skim()", True
         _top_counts(table)
+    _count_percent(table)
     for j, label in enumerate(header):
         if not label:
             continue
@@ -212,6 +216,16 @@ def _named_counts(table: Printed) -> None:
             continue
         table.named = True
         table.cells.extend(CountCell(table.family, ln.number, label, n, missing=missing) for ln, n in filled)
+
+
+def _count_percent(table: Printed) -> None:
+    """Cells printed as "n (p%)" (Table 1, gtsummary) are counts whatever their column holds besides."""
+    for ln, cells in table.rows:
+        for j, cell in enumerate(cells[1:], start=1):
+            if COUNT_PERCENT.match(cell.strip()) and (n := count_of(cell)) is not None:
+                label = table.header[j] if j < len(table.header) else ""
+                table.cells.append(CountCell(table.family, ln.number, label, n))
+                table.named = True
 
 
 def _top_counts(table: Printed) -> None:

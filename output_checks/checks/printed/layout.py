@@ -32,10 +32,26 @@ def is_number(cell: str) -> bool:
     return any(ch.isdigit() for ch in c) and bool(NUMBER.match(c))
 
 
+STAT_CELL = re.compile(
+    r"^[-+]?[\d.,]+%?\s*[\[(]\s*[-+\d.,%;\s]+(?:to|-)?[-+\d.,%\s]*[\])]$"
+)  # "55 (39, 72)", "3.2 (0.8)"
+
+
+def is_numeric_cell(cell: str) -> bool:
+    """A number, or a statistic printed with its spread or percentage ("151 (50%)", "55 (39, 72)")."""
+    c = cell.strip()
+    return is_number(c) or bool(STAT_CELL.match(c))
+
+
+def is_numeric_word(word: str) -> bool:
+    """A whitespace-separated word of such a cell ("(50%)", "(39,", "72)")."""
+    return is_number(word.strip("()[],;"))
+
+
 def count_of(cell: str) -> int | None:
     """The count in a cell ("12", "1,204", "47.0", "245 (59.5%)"), or None for anything that is not one."""
     c = cell.strip()
-    m = re.match(r"^(\d{1,3}(?:,\d{3})+|\d+)\s*[\[(]\s*[\d.]+\s*%?\s*[\])]$", c)
+    m = re.match(r"^(\d{1,3}(?:,\d{3})+|\d+)\s*(?:/\s*[\d,]+\s*)?[\[(]\s*[\d.]+\s*%\s*[\])]$", c)
     if m:
         c = m[1]
     if not COUNT.match(c):

@@ -48,6 +48,7 @@ RULES = [
     Rule("residual df", _r(rf"^\s*Error\s+{NUMBER}\s+\d+(?:\.\d+)?\s+\d")),  # SAS PROC REG / GLM ANOVA
     Rule("null df", _r(rf"Null deviance:\s*\S+\s+on\s+{NUMBER}\s+degrees of freedom")),  # R glm: n - 1
     Rule("deleted", _r(rf"\({NUMBER}\s+observations?\s+deleted due to missingness\)")),  # R
+    Rule("deleted", _r(rf"^\s*Frequency Missing\s*=\s*{NUMBER}\s*$")),  # SAS PROC FREQ
 ]
 STARGAZER_ROW = _r(rf"^\s*(?:Observations|Num\.\s?Obs\.)\s+{NUMBER}(?:\s+{NUMBER})+\s*$")
 
@@ -86,8 +87,8 @@ def model_findings(lines: list[Line], ctx: Context, prefix: str = "", unit: str 
         "residual df": f"a model with fewer than {MIN_RESIDUAL_DF} residual degrees of freedom (ACRO's threshold)",
         "null df": f"a model fitted on fewer than {threshold} observations (from its null deviance's degrees of "
         "freedom)",
-        "deleted": f"fewer than {threshold} observations dropped for missingness: a reviewer decides whether that "
-        "identifies anyone",
+        "deleted": f"fewer than {threshold} observations missing or dropped for missingness: a reviewer decides "
+        "whether that identifies anyone",
     }
     for what, places in small.items():
         unique = list(dict.fromkeys(places))

@@ -16,6 +16,7 @@ CHECKS: dict[str, str] = {
     "tables": "output_checks.checks.tables:TableCheck",
     "notebooks": "output_checks.checks.notebooks:NotebookCheck",
     "documents": "output_checks.checks.documents:DocumentCheck",
+    "payloads": "output_checks.checks.payloads:PayloadCheck",
     "interchange": "output_checks.checks.interchange:InterchangeCheck",
     "identifiers": "",
     "known_identifiers": "",

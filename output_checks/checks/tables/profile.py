@@ -19,6 +19,10 @@ NUMBER = re.compile(r"^\s*[-+]?(\d{1,3}(,\d{3})+(\.\d*)?|\d+(\.\d*)?|\.\d+)([eE]
 INTEGER = re.compile(r"^\s*\+?(\d{1,3}(,\d{3})+|\d+)(\.0+)?\s*$")
 # "Table 1" cells: a count with its percentage, "245 (59.5%)", "12/345 (3.5%)", "1,204 (61%)".
 COUNT_PERCENT = re.compile(r"^\s*(\d{1,3}(?:,\d{3})+|\d+)\s*(?:/\s*[\d,]+\s*)?[\[(]\s*[\d.]+\s*%\s*[\])]\s*$")
+# A statistic with its spread: "67.2 (10.1)", "4 (2-7)", "67.2 ± 10.1", "1.82 [1.41, 2.35]".
+ESTIMATE_SPREAD = re.compile(
+    r"^\s*[-+]?\d[\d,]*(\.\d+)?\s*(\(|\[|±|\+/-)\s*[-+]?[\d.,]+(\s*(-|–|to|,)\s*[-+]?[\d.,]+)?\s*[\])]?\s*$"
+)
 SMALL_MARKER = re.compile(r"^\s*(<|≤|<=)\s*\d+\s*$")
 DATE = re.compile(r"^\s*(\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{4})([ T]\d{2}:\d{2}(:\d{2})?)?\s*$")
 PSEUDONYM = re.compile(r"P-[A-Z2-7]{16}")
@@ -39,6 +43,7 @@ class ColumnProfile:
     dates: int = 0
     pseudonyms: int = 0
     count_percent: int = 0
+    spread: int = 0
     variants: int = 0
     full_postcodes: int = 0
     distinct: set[str] = field(default_factory=set)
@@ -58,7 +63,8 @@ class ColumnProfile:
             return "empty"
         if self.numeric == real:
             return "integer" if self.integer == real else "number"
-        if self.count_percent + self.numeric >= real * 0.5 and self.count_percent:  # Table 1: n (%) and mean (SD)
+        described = self.count_percent + self.spread
+        if described + self.numeric >= real * 0.5 and described:  # Table 1: n (%) and mean (SD)
             return "count-percent"
         if self.dates >= real * 0.9:
             return "date"
@@ -126,6 +132,7 @@ def profile_chunk(state: TableState, chunk: pd.DataFrame, screen_new: dict[str, 
         nonnum = real[~numeric]
         if not nonnum.empty:
             profile.count_percent += int(nonnum.str.match(COUNT_PERCENT).sum())
+            profile.spread += int(nonnum.str.match(ESTIMATE_SPREAD).sum())
             profile.dates += int(nonnum.str.match(DATE).sum())
             profile.pseudonyms += int(nonnum.str.contains(PSEUDONYM).sum())
             profile.variants += int(nonnum.str.match(VARIANT).sum())

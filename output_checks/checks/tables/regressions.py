@@ -25,6 +25,9 @@ RESIDUAL_DF = re.compile(r"^\s*(df[ ._]?resid(ual)?s?|resid(ual)?[ ._]?(df|d\.?f
                          r"|degrees of freedom[ ,(]*resid(ual)?s?\)?|dof)\s*:?\s*$", re.IGNORECASE)  # fmt: skip
 OBSERVATIONS = re.compile(r"^\s*(no\.? ?(of )?observations|observations|n ?obs|nobs|num\.? ?obs\.?|n|"
                           r"number of obs(ervations)?|obs\.?|sample size)\s*:?\s*$", re.IGNORECASE)  # fmt: skip
+# Unambiguous names for a model's observations, trusted in any table (a bare "N" row may be a count category).
+STATED_OBSERVATIONS = re.compile(r"^\s*(no\.? ?(of )?observations|observations|nobs|num\.? ?obs\.?|"
+                                 r"number of obs(ervations)?)\s*:?\s*$", re.IGNORECASE)  # fmt: skip
 SCAN_LIMIT = 300  # rows of a table scanned cell by cell for "label: value" pairs (model summaries are short)
 
 
@@ -34,10 +37,19 @@ def is_coefficient_table(state: TableState, frame: pd.DataFrame) -> bool:
     if any(k & VARIANT_WORDS for k in keys) or any(p.variants for p in state.profiles.values()):
         return False  # per-variant association results (GWAS), not one model's terms
     numeric = [c for c in columns if state.profiles[c].kind in ("integer", "number")]
-    estimate = any(keys[i] & ESTIMATE_WORDS and columns[i] in numeric for i in range(len(columns)))
-    spread = sum(1 for i in range(len(columns)) if keys[i] & UNCERTAINTY_WORDS and columns[i] in numeric)
+    estimate = any(_names(c, ESTIMATE_WORDS) for c in numeric)
+    spread = sum(1 for c in numeric if _names(c, UNCERTAINTY_WORDS))
     terms = any(state.profiles[c].kind == "text" for c in columns)
     return estimate and spread >= 1 and terms
+
+
+def _names(column: str, vocabulary: set[str]) -> bool:
+    """A word of `vocabulary` in the name; a word of one or two letters ("b", "t", "or") only as the whole name,
+    since short words are also category labels."""
+    tokens = words(column)
+    return any(w in vocabulary and (len(w) > 2 or len(tokens) == 1) for w in tokens) or (
+        "std err" in column.lower() or "[0.025" in column or "0.975]" in column
+    )
 
 
 def _labelled_values(frame: pd.DataFrame, label: re.Pattern[str]) -> list[float]:
@@ -104,6 +116,14 @@ def regression_rules(state: TableState, frame: pd.DataFrame, path: Path | None =
     else:  # a model summary's "Df Residuals:" cell, wherever the table holds it
         stated = _labelled_values(frame, RESIDUAL_DF)
         df = min(stated) if stated else None
+        observed = _labelled_values(frame, STATED_OBSERVATIONS)
+        if observed and 0 < min(observed) < policy.min_cell_count:
+            yield finding(
+                "tables",
+                Verdict.BLOCK,
+                f"a model or summary of {min(observed):g} observations, fewer than {policy.min_cell_count}",
+                state.location,
+            )
     if df is not None and df < threshold:
         yield finding(
             "tables",

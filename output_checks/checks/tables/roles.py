@@ -52,7 +52,7 @@ def is_label_number(state: TableState, frame: pd.DataFrame, column: str, positio
     name = column.strip()
     if name.lower().startswith("unnamed") or not name:
         return True  # pandas' index column, or the row labels of a table whose index had no name
-    if is_count_name(name):
+    if is_count_name(name) or statistic_of(name):
         return False
     if named_as(name, LABEL_WORDS | RATE_WORDS, decimals_present(state)):
         return True

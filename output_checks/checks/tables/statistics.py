@@ -102,8 +102,9 @@ def statistic_rules(state: TableState, frame: pd.DataFrame, counts: list[str], s
         for idx in values.index[values.notna()]:
             n = per_row[idx] if per_row is not None else fixed
             judge(stat, n, state.where(c, int(idx) + 1))
+    dominated = _dominated_means(state, frame, columns, counts)
     # 2. Statistics named by their row (describe(), skimr, long "statistic,value" tables, Table 1 "Age, mean (SD)").
-    label = next((c for c in labels if state.profiles[c].kind == "text"), None)
+    label = _statistic_label(state, frame, labels)
     if label is not None:
         names = frame[label].astype(str).str.strip()
         stats = names.map(statistic_of)
@@ -138,6 +139,52 @@ def statistic_rules(state: TableState, frame: pd.DataFrame, counts: list[str], s
     if not (columns or not labels or per_variant or hinted_rates or named_rows or _key_value(frame, labels)):
         unknown.extend(state.where(c) for c in _bare_decimals(state, frame, set(labels) | skip))
     yield from _report(state, small, low_dof, unknown)
+    if dominated:
+        yield finding(
+            "tables",
+            Verdict.BLOCK,
+            f"{len(dominated)} cell(s) whose largest value is more than {policy.nk_k:.0%} of the group's total "
+            f"(mean x N): dominated by one contributor (ACRO N-K {policy.nk_n},{policy.nk_k:g})",
+            "; ".join(dominated[:10]),
+        )
+
+
+def _statistic_label(state: TableState, frame: pd.DataFrame, labels: list[str]) -> str | None:
+    """The text column naming rows' statistics ("statistic": n, mean, sd), else the first text column."""
+    text = [c for c in labels if state.profiles[c].kind == "text"]
+    best, hits = None, 0
+    for c in text:
+        found = int(frame[c].astype(str).str.strip().map(statistic_of).notna().sum())
+        if found > hits:
+            best, hits = c, found
+    return best or (text[0] if text else None)
+
+
+def _dominated_means(state: TableState, frame: pd.DataFrame, columns: dict[str, str], counts: list[str]) -> list[str]:
+    """ACRO's N-K rule where a table shows a group's mean (or sum), its N and its maximum: the largest value's share
+    of the group total. (The usual layout, "mean_cost, max_cost, n", or pandas' "mean / x", "max / x", "count / x".)"""
+    policy = state.ctx.policy
+    out: list[str] = []
+    by_stat: dict[str, list[str]] = {}
+    for c, stat in columns.items():
+        by_stat.setdefault(stat, []).append(c)
+    for top in by_stat.get("max", []):
+        rest = _strip_stat(top)
+        # sums with their maxima are the magnitude rules' (counts._dominance); a mean needs its N
+        partner = next((c for c in by_stat.get("mean", []) if _strip_stat(c) == rest), None)
+        n = _n_for_column(partner, frame, counts) if partner is not None else None
+        if partner is None or n is None:
+            continue
+        largest, total = numbers(frame, top), numbers(frame, partner) * n
+        share = largest / total.where(total > 0)
+        for idx in share.index[share > policy.nk_k]:
+            out.append(state.where(top, int(idx) + 1))
+    return out
+
+
+def _strip_stat(column: str) -> str:
+    """A statistic column's name without its statistic word: "max_cost" and "mean_cost" share "cost"."""
+    return " ".join(w for w in words(column) if statistic_of(w) is None)
 
 
 def _bare_decimals(state: TableState, frame: pd.DataFrame, skip: set[str]) -> list[str]:

@@ -11,6 +11,7 @@ from output_checks.release import ledger, workflow
 from output_checks.release.ledger import Cell
 from output_checks.release.models import ReleaseRequest
 from output_checks.release.site_policy import project_overrides, resolve_policy
+from output_checks.release.storage import IntegrityError
 from output_checks.sandbox.runner import SandboxFile, check_files_sandboxed
 
 if TYPE_CHECKING:
@@ -48,7 +49,11 @@ def snapshot_tables(airlock: Airlock, project: str, files: list[tuple[int, str, 
     key = ledger.ledger_key(airlock.paths, project)
     out: dict[int, list[Cell]] = {}
     for file_id, path, snapshot, sha in files:
-        shown = preview_sandboxed(airlock.store.verify(snapshot, sha), Path(path).name)
+        try:
+            source = airlock.store.verify(snapshot, sha)
+        except IntegrityError:
+            continue  # never keyed: the release that would copy it verifies it again, and aborts with the reason
+        shown = preview_sandboxed(source, Path(path).name)
         if shown.kind == "table":
             out[file_id] = ledger.keyed_cells(shown.columns, shown.rows, key, complete=not shown.truncated)
     return out

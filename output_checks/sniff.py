@@ -212,6 +212,7 @@ PHENOTYPE = re.compile(r"^(-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|NA|nan)$")
 RAW_HEADER = ["FID", "IID", "PAT", "MAT", "SEX", "PHENOTYPE"]
 HL7_START = re.compile(r"^\x0b?(MSH|FHS|BHS)\|[\^~\\&#]{3,5}\|")  # MSH|^~\&| : separators, then encodings
 FHIR_RESOURCE = re.compile(r'"resourceType"\s*:\s*"[A-Z][A-Za-z]+"')
+VCF_FIXED = ["POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]
 CDA = re.compile(r"<ClinicalDocument\s[^>]*xmlns=[\"']urn:hl7-org:v3[\"']")
 FHIR_XML = re.compile(r"<[A-Z][A-Za-z]+\s[^>]*xmlns=[\"']http://hl7\.org/fhir[\"']")
 
@@ -357,8 +358,8 @@ def _text_kind(text: str, complete: bool) -> str:
             return "html"
         if low.startswith("<?xml"):
             return "xml"
-    if stripped.startswith("#CHROM\t"):
-        return "vcf"
+    if stripped.startswith("#CHROM\t") and stripped.split("\n", 1)[0].rstrip("\r").split("\t")[1:8] == VCF_FIXED:
+        return "vcf"  # a VCF without its meta lines; PLINK 2's .pvar and --glm results also start #CHROM: tables
     if MARKDOWN_TABLE_RULE.search(stripped[:HEAD]) or re.match(r"#{1,6} \S", stripped):
         return "markdown"  # a heading first, or a pipe table's rule line: a document, even if pipes abound
     if genotype := _genotype_kind(stripped, complete):

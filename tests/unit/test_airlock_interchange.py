@@ -469,9 +469,31 @@ def _spss(rows: int) -> bytes:
     return b"$FL2" + b"@(#) SPSS DATA FILE".ljust(60) + struct.pack("<iiiii", 2, 5, 1, 0, rows) + b"\x00" * 100
 
 
+def _xpt(rows: int) -> bytes:
+    """A SAS V5 transport file (TS-140): 80-byte header records, one numeric variable, `rows` observations."""
+
+    def card(text: bytes) -> bytes:
+        return text.ljust(80, b" ")
+
+    stamp = b"01JAN24:00:00:00"
+    head = card(b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!" + b"0" * 30)
+    head += card(b"SAS     SAS     SASLIB  9.4     X64_7PRO" + b" " * 24 + stamp) + card(stamp)
+    head += card(b"HEADER RECORD*******MEMBER  HEADER RECORD!!!!!!!000000000000000001600000000140")
+    head += card(b"HEADER RECORD*******DSCRPTR HEADER RECORD!!!!!!!" + b"0" * 30)
+    head += card(b"SAS     DM      SASDATA 9.4     X64_7PRO" + b" " * 24 + stamp)
+    head += card(stamp + b" " * 16 + b"Demographics".ljust(40) + b" " * 8)
+    head += card(b"HEADER RECORD*******NAMESTR HEADER RECORD!!!!!!!000000000100000000000000000000")
+    namestr = struct.pack(">hhhh8s40s8shhh2s8shhl52s", 1, 0, 8, 1, b"AGE".ljust(8), b"Age in years".ljust(40),
+                          b" " * 8, 0, 0, 0, b"  ", b" " * 8, 0, 0, 0, b"\x00" * 52)  # fmt: skip
+    head += namestr.ljust(160, b" ") + card(b"HEADER RECORD*******OBS     HEADER RECORD!!!!!!!" + b"0" * 30)
+    data = b"\x41\x10" + b"\x00" * 6  # 1.0 as an IBM double
+    return head + (data * rows).ljust(-(-8 * rows // 80) * 80, b" ")
+
+
 @pytest.mark.parametrize(
     ("name", "content", "kind"),
     [
+        ("dm.xpt", _xpt(25), "sas-xpt"),
         ("analysis.dta", _stata_old(480), "stata"),
         ("analysis.dta", _stata_new(1250), "stata"),
         ("analysis.csv", _stata_new(1250), "stata"),
@@ -488,6 +510,7 @@ def test_datasets_with_many_rows_block(tmp_path, name, content, kind):
     ("name", "content", "kind"),
     [
         ("tiny.dta", _stata_new(3), "stata"),
+        ("tiny.xpt", _xpt(3), "sas-xpt"),
         ("model.rds", gzip.compress(b"X\n\x00\x00\x00\x03\x00\x04\x02\x00" + b"\x00" * 50), "rds"),
         ("session.RData", gzip.compress(b"RDX3\nX\n\x00\x00\x00\x03" + b"\x00" * 50), "rdata"),
         ("ae.xpt", b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!000000000000000000000000000000  " * 2, "sas-xpt"),

@@ -153,6 +153,20 @@ INTERCHANGE = [
     ("t.txt", lambda: b"site n mean\nA 12 3.4\nB 30 4.1\n", "text"),
     ("years.txt", lambda: b"2019\n2020\n2021\n2022\n", "text"),
     ("t.txt", lambda: b"chr snp cm pos a1 a2\n1 rs1 0 100 A G\n", "text"),
+    (
+        "calls.txt",
+        lambda: b"#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n1\t5\t.\tA\tG\t.\t.\t.\tGT\t0/1\n",
+        "vcf",
+    ),
+    (
+        "ldl.glm.linear",
+        lambda: (
+            b"#CHROM\tPOS\tID\tREF\tALT\tA1\tTEST\tOBS_CT\tBETA\tSE\tT_STAT\tP\n"
+            b"1\t10583\trs58108140\tG\tA\tA\tADD\t18204\t0.012\t0.004\t3.1\t0.002\n"
+            b"1\t10611\trs189107123\tC\tG\tG\tADD\t18198\t-0.003\t0.006\t-0.5\t0.61\n"
+        ),
+        "tsv",
+    ),
     ("config.json", lambda: json.dumps({"resources": {"resourceType": "x"}, "seed": 1}, indent=2).encode(), "json"),
 ]
 

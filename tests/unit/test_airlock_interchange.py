@@ -520,3 +520,22 @@ def test_unreadable_or_small_datasets_are_review_never_pass(tmp_path, name, cont
     report = judged(tmp_path, name, content)
     assert report.type == kind
     assert report.verdict is not Verdict.PASS, messages(report)
+
+
+# --- damaged copies ---------------------------------------------------------------------------------------------
+
+PATIENT_LEVEL = {
+    "bundle.json": json.dumps(bundle(OBSERVATION, PATIENT, OBSERVATION), indent=2),
+    "Patient.ndjson": "\n".join(json.dumps(dict(PATIENT, id=f"p-{i:03d}")) for i in range(12)) + "\n",
+    "adt.hl7": "\r".join(ADT * 3) + "\r",
+    "cohort.ped": PED,
+    "cohort.fam": FAM,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PATIENT_LEVEL))
+@pytest.mark.parametrize("cut", [0.3, 0.6, 0.9])
+def test_cut_copies_of_patient_level_files_never_pass(tmp_path, name, cut):
+    text = PATIENT_LEVEL[name]
+    report = judged(tmp_path, name, text[: int(len(text) * cut)])
+    assert report.verdict is Verdict.BLOCK, f"{report.type}: {messages(report)}"

@@ -425,3 +425,30 @@ def test_bytes_after_a_gzip_member_are_found(tmp_path):
     path = write(tmp_path, "counts.csv.gz", gzip.compress(b"a,b\n") + zip_of("counts.csv", SMALL_COUNTS))
     report = check_one(path)
     assert report.verdict is Verdict.BLOCK, messages(report)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "GIF", "PNG"])
+def test_clean_images_from_pillow_have_no_payload(tmp_path, fmt):
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (32, 32), (120, 40, 200)).save(out, format=fmt)
+    report = check_one(write(tmp_path, f"figure.{fmt.lower()}", out.getvalue()))
+    assert not payload_findings(report), messages(report)
+
+
+def test_xlsx_embedded_file_and_pivot_cache_are_found(tmp_path):
+    path = tmp_path / "summary.xlsx"
+    pd.DataFrame({"group": ["a", "b"], "mean": ["1.5", "2.5"]}).to_excel(path, index=False)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("xl/embeddings/oleObject1.bin", SMALL_COUNTS)
+        archive.writestr("xl/pivotCache/pivotCacheRecords1.xml", "<pivotCacheRecords count='0'/>")
+    report = check_one(path)
+    assert report.verdict is Verdict.BLOCK, messages(report)
+    assert any("pivot cache" in f.message for f in payload_findings(report)), messages(report)
+
+
+def test_plain_xlsx_has_no_payload(tmp_path):
+    path = tmp_path / "summary.xlsx"
+    pd.DataFrame({"group": ["a", "b"], "mean": [1.5, 2.5], "n": [120, 140]}).to_excel(path, index=False)
+    assert not payload_findings(check_one(path))

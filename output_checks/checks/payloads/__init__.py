@@ -109,6 +109,8 @@ class PayloadCheck:
             yield from containers.pdf(subject.path, subject.size, scan, texts.screen)
         elif kind == "gzip":
             yield from containers.gzip_end(subject.path, scan)
+        elif kind == "xlsx":
+            yield from containers.workbook_parts(subject.path, scan, texts.screen)
         elif kind == "parquet":
             yield from containers.parquet(subject.path, subject.size, scan, texts.screen)
         if kind not in ZIP_FAMILY and not scan.trailing:

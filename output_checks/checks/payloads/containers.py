@@ -33,7 +33,7 @@ def trailing(scan: Scan, tail: bytes, what: str) -> Iterator[Finding]:
     where = f"after the {what}"
     scan.trailing = True
     yield finding(CHECK, Verdict.REVIEW, f"{len(data):,} bytes after the {what}: data no viewer shows", where)
-    yield from scan.judge(data, where, f"the data after the {what}", opaque=False)
+    yield from scan.judge(data, where, f"the data after the {what}", opaque=False, verb="is")
 
 
 def printable_strings(data: bytes, minimum: int = 6) -> str:
@@ -85,7 +85,7 @@ def _png_chunk(
         return
     if name not in ("tEXt", "zTXt", "iTXt"):
         yield finding(CHECK, Verdict.REVIEW, f"an unknown PNG chunk of {length:,} bytes: data no viewer shows", where)
-        yield from scan.judge(body, where, "the chunk's data", opaque=False)
+        yield from scan.judge(body, where, "the chunk's data", opaque=False, verb="is")
         return
     keyword, _, rest = body.partition(b"\x00")
     try:
@@ -128,7 +128,7 @@ JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 def jpeg(data: bytes, scan: Scan, text: TextHandler) -> Iterator[Finding]:
     ids = [i.encode("latin-1") for i in rules()["jpeg_app_ids"]]
     pos, segment = 2, 0
-    while pos + 4 <= len(data):
+    while pos + 2 <= len(data):
         if data[pos] != 0xFF:
             yield finding(CHECK, Verdict.REVIEW, f"the JPEG's structure breaks at byte {pos:,}: not a clean image")
             return
@@ -142,6 +142,8 @@ def jpeg(data: bytes, scan: Scan, text: TextHandler) -> Iterator[Finding]:
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:
             pos += 2
             continue
+        if pos + 4 > len(data):
+            break
         (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
         body = data[pos + 4 : pos + 2 + length]
         segment += 1
@@ -156,7 +158,7 @@ def jpeg(data: bytes, scan: Scan, text: TextHandler) -> Iterator[Finding]:
                 yield from text(body.decode("utf-8", errors="replace"), f"{app} XMP")
             elif not any(body.startswith(i) for i in ids):
                 yield finding(CHECK, Verdict.REVIEW, f"an unknown APP segment of {len(body):,} bytes", app)
-                yield from scan.judge(body, app, "the segment's data", opaque=False)
+                yield from scan.judge(body, app, "the segment's data", opaque=False, verb="is")
         pos += 2 + length
         if marker == 0xDA:  # start of scan: entropy-coded data runs to the next marker
             found = JPEG_MARKER.search(data, pos)
@@ -195,7 +197,7 @@ def gif(data: bytes, scan: Scan, text: TextHandler) -> Iterator[Finding]:
                 yield from text(printable_strings(body, 2), f"{where} (plain text)")
             elif label == 0xFF and body[1:12] not in apps and body[:11] not in apps:
                 yield finding(CHECK, Verdict.REVIEW, f"an unknown GIF application block of {len(body):,} bytes", where)
-                yield from scan.judge(body, where, "the block's data", opaque=False)
+                yield from scan.judge(body, where, "the block's data", opaque=False, verb="is")
         else:
             break
     yield finding(CHECK, Verdict.REVIEW, "the GIF has no trailer: it is cut short or not what it claims")
@@ -258,7 +260,7 @@ def _pdf_parts(path: Path, scan: Scan, text: TextHandler) -> Iterator[Finding]:
         for part in contents:
             where = f"PDF attachment {number}"
             yield finding(CHECK, Verdict.REVIEW, f"a file of {len(part):,} bytes attached to the PDF", where)
-            yield from scan.judge(part[:MAX_PART], where, "the attachment", opaque=False)
+            yield from scan.judge(part[:MAX_PART], where, "the attachment", opaque=False, verb="is")
 
 
 def zip_end(fh: BinaryIO, size: int, scan: Scan) -> Iterator[Finding]:
@@ -273,8 +275,37 @@ def zip_end(fh: BinaryIO, size: int, scan: Scan) -> Iterator[Finding]:
     if comment:
         text = tail[at + 22 : at + 22 + comment]
         yield finding(CHECK, Verdict.REVIEW, f"the zip carries a comment of {comment:,} bytes", "zip comment")
-        yield from scan.judge(text, "zip comment", "the zip comment", opaque=False)
+        yield from scan.judge(text, "zip comment", "the zip comment", opaque=False, verb="is")
     yield from trailing(scan, tail[at + 22 + comment :], "zip's end record")
+
+
+def workbook_parts(path: Path, scan: Scan, text: TextHandler) -> Iterator[Finding]:
+    """Parts of an Excel workbook that a table reader never reads: pivot caches, data models, embedded files and
+    anything that is not part of the format are review and checked as files; cell comments are screened."""
+    known = tuple(rules()["xlsx_parts"])
+    hidden: dict[str, str] = rules()["xlsx_hidden"]
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return
+    with archive:
+        for number, info in enumerate(archive.infolist()[:2000], start=1):
+            name = info.filename
+            if info.is_dir():
+                continue
+            where = f"workbook part {number}"
+            if name.startswith(("xl/comments", "xl/threadedComments/")) and name.endswith(".xml"):
+                body = archive.open(info).read(MAX_PART).decode("utf-8", errors="replace")
+                yield from text("\n".join(re.findall(r"<(?:\w+:)?t(?:\s[^>]*)?>([^<]*)<", body)), f"{where} (comments)")
+                continue
+            what = next((why for prefix, why in hidden.items() if name.startswith(prefix)), None)
+            if what is None and name.startswith(known):
+                continue
+            what = what or "a part that is not part of a workbook"
+            why = f"{what} ({info.file_size:,} bytes): data a reader does not see"
+            yield finding(CHECK, Verdict.REVIEW, why, where)
+            with archive.open(info) as member:
+                yield from scan.judge(member.read(MAX_PART), where, "the part", opaque=False, verb="is")
 
 
 def appended_zip(path: Path, kind: str, scan: Scan) -> Iterator[Finding]:
@@ -337,7 +368,7 @@ def parquet(path: Path, size: int, scan: Scan, text: TextHandler) -> Iterator[Fi
         yield from text(value[:MAX_PART].decode("utf-8", errors="replace"), where)
         if len(value) > 2000:
             yield finding(CHECK, Verdict.REVIEW, f"{len(value):,} bytes of file metadata a reader does not show", where)
-            yield from scan.judge(value, where, "the metadata value", opaque=False)
+            yield from scan.judge(value, where, "the metadata value", opaque=False, verb="is")
     ranges = []
     for g in range(meta.num_row_groups):
         group = meta.row_group(g)
@@ -364,7 +395,7 @@ def parquet(path: Path, size: int, scan: Scan, text: TextHandler) -> Iterator[Fi
             data = fh.read(min(end - start, MAX_PART))
             why = f"{end - start:,} bytes inside the Parquet file that no column uses: data no reader shows"
             yield finding(CHECK, Verdict.REVIEW, why, where)
-            yield from scan.judge(data, where, "the unused bytes", opaque=False)
+            yield from scan.judge(data, where, "the unused bytes", opaque=False, verb="is")
 
 
 def image_bytes(data: bytes, kind: str, scan: Scan, text: TextHandler) -> Iterator[Finding]:

@@ -122,9 +122,12 @@ class Scan:
     def too_deep(self, layers: int) -> bool:
         return self.subject.depth + layers >= self.ctx.policy.archive_max_depth
 
-    def judge(self, data: bytes, where: str, how: str, *, layers: int = 1, opaque: bool = True) -> Iterator[Finding]:
-        """Findings for bytes hidden in the file: `how` says what they are ("base64 text (1,204 characters)"),
-        `where` where they sit. `opaque` says whether unrecognised bytes are a finding."""
+    def judge(
+        self, data: bytes, where: str, how: str, *, layers: int = 1, opaque: bool = True, verb: str = "decodes to"
+    ) -> Iterator[Finding]:
+        """Findings for bytes hidden in the file: `how` says what they are ("base64 text (1,204 characters)") and
+        `verb` joins it to what they turn out to be; `where` is where they sit. `opaque` says whether unrecognised
+        bytes are a finding."""
         from output_checks.sniff import HEAD, sniff_bytes
 
         self.decoded += len(data)
@@ -144,13 +147,15 @@ class Scan:
                 if self.too_deep(layers):
                     yield self._deep(where, how)
                     return
-                yield from self.judge(out, where, f"{how}, {method}-compressed", layers=layers + 1, opaque=opaque)
+                yield from self.judge(
+                    out, where, f"{how}, {method}-compressed,", layers=layers + 1, opaque=opaque, verb="holds"
+                )
                 return
             if opaque and len(data) > DIGEST_BYTES:
                 yield finding(
                     CHECK,
                     Verdict.REVIEW,
-                    f"{how} decodes to {len(data):,} bytes of unrecognised binary: an encoded payload the checker "
+                    f"{how} {verb} {len(data):,} bytes of unrecognised binary: an encoded payload the checker "
                     "cannot read",
                     where,
                 )
@@ -160,7 +165,7 @@ class Scan:
         yield finding(
             CHECK,
             Verdict.REVIEW,
-            f"{how} decodes to {describe(kind)}: content a reader of the file does not see (checked below)",
+            f"{how} {verb} {describe(kind)}: content a reader of the file does not see (checked below)",
             where,
         )
         if self.too_deep(layers):
@@ -183,7 +188,10 @@ class Scan:
             kind = refine(path, sniff(path))
             member = Subject(where, path, kind, len(data), self.subject.depth + 1)
             for f in self.ctx.check_member(member):
-                yield finding(f.check, f.verdict, f.message, f"{where}: {f.location}" if f.location else where)
+                if f.location.startswith(f"{where}!"):
+                    yield f  # an archive inside the payload has placed its members already
+                else:
+                    yield finding(f.check, f.verdict, f.message, f"{where}: {f.location}" if f.location else where)
         finally:
             path.unlink(missing_ok=True)
 

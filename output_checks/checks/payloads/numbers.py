@@ -137,7 +137,7 @@ def column(scan: Scan, label: str, raw: list[str]) -> Iterator[Finding]:
             )
         for how, stream, text_ok in streams(numeric):
             if recognisable(stream, text_ok):
-                yield from scan.judge(stream, label, f"the numbers read as {how}", opaque=False)
+                yield from scan.judge(stream, label, f"the numbers read as {how}", opaque=False, verb="form")
                 return
         return
     tokens = [v for v in values if TOKEN.fullmatch(v)]
@@ -149,7 +149,8 @@ def column(scan: Scan, label: str, raw: list[str]) -> Iterator[Finding]:
             encoding, data = decoded
             # Hashes and ids in a column read as noise: only a recognisable file or text counts.
             if recognisable(data, text_ok=True):
-                yield from scan.judge(data, label, f"the cells joined and read as {encoding}", opaque=False)
+                how = f"the cells joined and read as {encoding}"
+                yield from scan.judge(data, label, how, opaque=False, verb="form")
 
 
 def frame(scan: Scan, table: pd.DataFrame, name: str = "") -> Iterator[Finding]:
@@ -172,5 +173,5 @@ def frame(scan: Scan, table: pd.DataFrame, name: str = "") -> Iterator[Finding]:
         for how, stream in candidates:
             if recognisable(stream, how != "byte values"):
                 label = f"{prefix}numeric cells row by row"
-                yield from scan.judge(stream, label, f"the numbers read as {how}", opaque=False)
+                yield from scan.judge(stream, label, f"the numbers read as {how}", opaque=False, verb="form")
                 return

@@ -22,7 +22,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from output_checks.masking import mask
-from output_checks.screening.tokens import BASE32, DIGIT_CHAIN, regular_groups, strip_invisible, windows
+from output_checks.screening.tokens import BASE32, DIGIT_CHAIN, pseudonym_tokens, strip_invisible, windows
 from output_checks.verdicts import Finding, Verdict
 
 if TYPE_CHECKING:
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 PSEUDONYM = re.compile(r"\bP-[A-Z2-7]{16}\b")
 PSEUDONYM_BODY = re.compile(r"^P?([A-Z2-7]{16})$")
-PSEUDONYM_LENGTHS = frozenset((16, 17))
 DIGIT_LENGTHS = frozenset(range(6, 13))
 ALNUM_ID = re.compile(r"\b(?=[A-Za-z]*\d)[A-Za-z0-9]{5,}\b")  # a token with a digit: ids reversed
 CODE = re.compile(r"\b[A-Za-z]{1,5}[ -]?\d{4,10}\b")
@@ -302,15 +301,16 @@ class KnownIdentifiers:
                 yield hit
 
     def _pseudonym_hits(self, t: str, match: Callable[..., Match]) -> Iterator[Match]:
-        for w in windows(t, PSEUDONYM_LENGTHS, grouped=regular_groups):
+        for w in pseudonym_tokens(t):
             token = w.joined.upper()
             if not set(token) <= BASE32:
                 continue
             plain = w.groups == (1, 16) and token == w.joined  # "P-" + body as issued: no disguise
-            if len(token) == 16:  # prefix dropped
-                bodies = [token]
-            else:  # "P" before, or after ("P-..." reversed as a whole)
-                bodies = [b for b, p in ((token[1:], token[0]), (token[:-1], token[-1])) if p == "P"]
+            bodies = [token] if len(token) == 16 else []  # prefix dropped
+            if len(token) == 17:  # "P" before, or after ("P-..." reversed as a whole)
+                bodies += [b for b, p in ((token[1:], token[0]), (token[:-1], token[-1])) if p == "P"]
+            if len(token) == 18 and token[0] == token[-1] == "P":
+                bodies.append(token[1:-1])
             if any(self._has_pseudonym(body) for body in bodies):
                 yield match("pseudonym", w.start, w.end, not plain)
 

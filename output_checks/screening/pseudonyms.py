@@ -9,10 +9,10 @@ import re
 from collections.abc import Iterator
 
 from output_checks.masking import mask
-from output_checks.screening.tokens import BASE32, strip_invisible, windows
+from output_checks.screening.tokens import BASE32, pseudonym_tokens, strip_invisible
 from output_checks.verdicts import Finding, Verdict
 
-LENGTHS = frozenset((16, 17))
+MIXED = re.compile(r"[A-Za-z][2-7]|[2-7][A-Za-z]")
 PLAIN = re.compile(r"(?i)^P-[A-Z2-7]{16}$")  # what the EnclavePseudonymRecognizer already reports
 HEX = frozenset("ABCDEF0123456789")
 DIGITS = frozenset("234567")
@@ -63,17 +63,21 @@ def shaped_pseudonyms(segment: object, check: str) -> Iterator[Finding]:
     if len(text) < 16:
         return
     clean = strip_invisible(text)
+    if MIXED.search(clean.text) is None:  # random base32 with two digits has a letter beside a digit; prose hasn't
+        return
     hidden = clean.text != text
     seen: set[str] = set()
-    for w in windows(clean.text, LENGTHS, grouped=_equal_groups):
+    for w in pseudonym_tokens(clean.text):
         token = w.joined
         if not (token == token.upper() or token == token.lower()):
             continue  # mixed case: base64 and the like, not a re-cased pseudonym
         upper = token.upper()
-        if not set(upper) <= BASE32 or not _bounded(clean.text, w.start, w.end):
+        if not set(upper) <= BASE32 or not _equal_groups(w.groups) or not _bounded(clean.text, w.start, w.end):
             continue
         a, b = clean.span(w.start, w.end)
         written = text[a:b]
+        if len(upper) == 18:
+            continue
         if len(upper) == 17:
             if upper[0] != "P" and upper[-1] != "P":
                 continue

@@ -285,6 +285,22 @@ def _genotype_kind(text: str, complete: bool) -> str | None:
     return None
 
 
+def _space_separated(text: str, complete: bool) -> bool:
+    """A table written with single spaces between fields (R's write.table default, many tools' exports): every
+    line splits into the same number of fields, strings may be quoted, and some column is numeric on every row.
+    Text aligned by runs of spaces (printed output) is not this."""
+    lines = [line.strip("\r") for line in text.splitlines()[:200] if line.strip()]
+    if not complete or not text.endswith(("\n", "\r")):
+        lines = lines[:-1]
+    if len(lines) < 3 or any("  " in line.strip() or "\t" in line for line in lines):
+        return False
+    rows = list(csv.reader((line.strip() for line in lines), delimiter=" ", quotechar='"'))
+    width = len(rows[1])
+    if width < 2 or any(len(r) != width for r in rows[1:]) or len(rows[0]) not in (width, width - 1):
+        return False
+    return any(all(REAL.match(r[c]) or r[c] == "NA" for r in rows[1:]) for c in range(width))
+
+
 def _json_lines(text: str, complete: bool) -> str | None:
     """NDJSON / JSON Lines: two or more lines, nearly every one a JSON object or array of its own."""
     lines = [line for line in text.splitlines()[:200] if line.strip()]
@@ -367,6 +383,8 @@ def _text_kind(text: str, complete: bool) -> str:
     kind = _delimited(stripped)
     if kind:
         return kind
+    if _space_separated(stripped, complete):
+        return "ssv"
     if HTML.search(stripped[:4096]) and "</" in stripped[:8192]:
         return "html"
     return "markdown" if MARKDOWN.search(stripped[:8192]) else "text"
@@ -547,7 +565,7 @@ def vcf_samples(path: Path) -> int | None:
 TEXT_KINDS = frozenset({
     "dicom", "pickle", "tar", "xlsx", "docx", "pptx", "zip", "csv", "tsv", "text", "markdown", "html", "xml", "json",
     "ipynb", "svg", "vcf", "vcf-sites", "bcf-sites", "sam", "fastq", "empty", "binary", "webp", "riff", "bmp",
-    "ndjson", "fhir", "hl7v2", "cda", "plink-map", "plink-bim", "bgen", "eigenstrat-geno", "rds", "stata",
+    "ndjson", "fhir", "hl7v2", "cda", "ssv", "plink-map", "plink-bim", "bgen", "eigenstrat-geno", "rds", "stata",
     *RAW_TEXT_KINDS,
 })  # fmt: skip
 KINDS = frozenset({kind for _, kind in MAGIC} | TEXT_KINDS) - {"bmp-maybe", "executable-maybe"}

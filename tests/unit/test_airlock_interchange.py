@@ -331,6 +331,31 @@ def test_ndjson_with_a_broken_line_is_review(tmp_path):
     assert "not JSON" in messages(report)
 
 
+# --- space-separated tables (R's write.table) ---------------------------------------------------------------------
+
+
+def test_space_separated_person_table_blocks(tmp_path):
+    lines = ['"pid" "age" "sex" "sbp" "chol" "died"'] + [
+        f'"{i}" "S{5000 + 13 * i}" {40 + i % 35} "{"FM"[i % 2]}" {112 + (i * 7) % 45} {4.2 + (i % 9) / 10:.1f} '
+        f"{int(i % 6 == 0)}"
+        for i in range(1, 80)
+    ]
+    report = judged(tmp_path, "cohort.txt", "\n".join(lines) + "\n")
+    assert report.type == "ssv"
+    assert_verdict(report, Verdict.BLOCK)
+
+
+def test_space_separated_aggregate_passes_and_small_count_blocks(tmp_path):
+    table = ['"region" "patients" "events"'] + [f'"{i}" "Region {c}" {120 + 17 * i} {40 + 3 * i}'
+                                                for i, c in enumerate("ABCDEF", start=1)]  # fmt: skip
+    report = judged(tmp_path, "summary.txt", "\n".join(table) + "\n")
+    assert report.type == "ssv"
+    assert_verdict(report, Verdict.PASS)
+    small = [*table[:2], table[2].replace(" 46", " 4"), *table[3:]]
+    assert small != table
+    assert_verdict(judged(tmp_path, "small.txt", "\n".join(small) + "\n"), Verdict.BLOCK)
+
+
 # --- truncated and nested JSON ----------------------------------------------------------------------------------
 
 

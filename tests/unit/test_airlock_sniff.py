@@ -150,7 +150,10 @@ INTERCHANGE = [
     ("dm.csv", lambda: b"STUDYID,DOMAIN,USUBJID,SUBJID,AGE,SEX\nS1,DM,S1-001,001,54,F\nS1,DM,S1-002,002,61,M\n", "csv"),
     ("person.csv", lambda: b"person_id,gender_concept_id,year_of_birth\n1,8507,1961\n2,8532,1975\n", "csv"),
     ("t.txt", lambda: b"1\t23\t0.5\t1200\n2\t24\t0.6\t1300\n", "tsv"),
-    ("t.txt", lambda: b"site n mean\nA 12 3.4\nB 30 4.1\n", "text"),
+    ("t.txt", lambda: b"site n mean\nA 12 3.4\nB 30 4.1\n", "ssv"),
+    ("rt.txt", lambda: b'"age" "sex"\n"1" 54 "F"\n"2" 61 "M"\n"3" 47 "F"\n', "ssv"),
+    ("prose.txt", lambda: b"The cat sat\nThe dog ran\nA big one\n", "text"),
+    ("printed.txt", lambda: b"     F  M\n  0 12 30\n  1 11 40\n", "text"),
     ("years.txt", lambda: b"2019\n2020\n2021\n2022\n", "text"),
     ("t.txt", lambda: b"chr snp cm pos a1 a2\n1 rs1 0 100 A G\n", "text"),
     (

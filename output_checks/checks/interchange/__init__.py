@@ -30,7 +30,7 @@ STANDARD_VARIANT = re.compile(r"^(rs\d+|\.|(chr)?[\dXYMT]{1,2}[:_]\d+([:_][ACGTN
 class InterchangeCheck:
     name: ClassVar[str] = CHECK
     kinds: ClassVar[frozenset[str] | None] = frozenset(
-        {"json", "ndjson", "fhir", "hl7v2", "cda", "plink-map", "plink-bim", *DATASETS}
+        {"json", "ndjson", "fhir", "hl7v2", "cda", "ssv", "plink-map", "plink-bim", *DATASETS}
     )
 
     def run(self, subject: Subject, ctx: Context) -> Iterator[Finding]:
@@ -40,6 +40,9 @@ class InterchangeCheck:
             return
         if kind in ("plink-map", "plink-bim"):
             yield from variant_list(subject, ctx)
+            return
+        if kind == "ssv":
+            yield from space_separated(subject, ctx)
             return
         if subject.size > MAX_IN_MEMORY:
             if kind != "json":
@@ -201,6 +204,24 @@ def _text_segments(text: str, first_line: int) -> Iterator[Segment]:
         block = lines[start : start + 40]
         if "".join(block).strip():
             yield Segment(f"lines {first_line + start}-{first_line + start + len(block) - 1}", "".join(block))
+
+
+def space_separated(subject: Subject, ctx: Context) -> Iterator[Finding]:
+    """A space-separated table (R's write.table): its rows go to the table rules like any CSV's. A header one
+    field short names the columns after R's row names."""
+    import csv
+
+    from output_checks.checks.tables import check_rows
+
+    limit = ctx.policy.max_table_rows * 4
+    with open_text(subject.path) as fh:
+        lines = (line.strip() for line in fh if line.strip())
+        rows = list(islice(csv.reader(lines, delimiter=" ", quotechar='"'), limit + 1))
+    if len(rows) > 1 and len(rows[0]) == len(rows[1]) - 1:
+        rows[0] = ["", *rows[0]]
+    yield from check_rows(rows, "", ctx)
+    if len(rows) > limit:
+        yield finding(CHECK, Verdict.REVIEW, f"more than {limit:,} rows: only the first were read as a table")
 
 
 def _variant_row(fields: list[str], width: tuple[int, ...]) -> bool:

@@ -41,6 +41,8 @@ __all__ = [
 ]
 
 MAX_LINES = 200_000  # printed output scanned per text; past it the rest goes to a reviewer
+MAX_TABLES = 200  # distinct printed tables handed to the table rules per text (each costs a table check)
+ALIGNED = re.compile(r"\S {2,}\S|\||\t")  # a line with a column gap: prose has none
 FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 
 
@@ -68,9 +70,14 @@ def printed_findings(lines: list[Line], ctx: Context, prefix: str = "") -> Itera
 
     cells: list[CountCell] = []
     text_at = {ln.number: ln.text for ln in lines}
+    seen: set[tuple[tuple[str, ...], ...]] = set()
+    skipped = 0
     previous: Printed | None = None
     heading: list[Line] = []  # a block of column names alone, printed a blank line above its body (sklearn)
     for block in blocks(lines):
+        if not any(ALIGNED.search(ln.text) for ln in block):
+            heading = []
+            continue  # prose, or a line of code: nothing printed in columns
         if is_bar_block(block):
             cells.extend(bar_cells(block))
             continue
@@ -97,10 +104,24 @@ def printed_findings(lines: list[Line], ctx: Context, prefix: str = "") -> Itera
         elif any(table.header) and len(table.header) >= 2 and table.has_integers():
             # Only tables that may hold counts go to the table rules: a printed table of means or estimates with
             # no count beside it is read as the notebook's working, not as a release table of statistics.
+            key = tuple(tuple(row) for row in table.as_rows())
+            if key in seen:
+                continue  # the same table printed again (a loop, a re-run cell)
+            if len(seen) >= MAX_TABLES:
+                skipped += 1
+                continue
+            seen.add(key)
             first, last = table.rows[0][0].number, table.rows[-1][0].number
             where = f"{prefix}{table.family} at lines {table.first_line}-{last} (row 1 is line {first})"
             yield from check_rows(table.as_rows(), where, ctx)
     yield from count_findings(cells, ctx, prefix)
+    if skipped:
+        yield finding(
+            "tables",
+            Verdict.REVIEW,
+            f"{skipped} printed table(s) past the first {MAX_TABLES} distinct ones were not checked for counts",
+            f"{prefix}lines {lines[0].number}-{lines[-1].number}",
+        )
 
 
 def table_findings(tables: list[tuple[str, list[list[str]]]], ctx: Context) -> Iterator[Finding]:

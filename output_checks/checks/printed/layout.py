@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-NUMBER = re.compile(r"^[-+]?(\d{1,3}(,\d{3})+|\d+)?(\.\d+)?([eE][-+]?\d+)?%?$")
+NUMBER = re.compile(r"^(?=\D*\d)[-+]?(\d{1,3}(,\d{3})+|\d+)?(\.\d+)?([eE][-+]?\d+)?%?$")  # at least one digit
 COUNT = re.compile(r"^\+?(\d{1,3}(,\d{3})+|\d+)(\.0+)?$")  # an integer, or a float pandas printed from one
 MISSING = frozenset({"nan", "na", "<na>", "none", "null", "nat", ".", "-", ""})
 RULE = re.compile(r"^\s*[-=_+|:~─━═┼┬┴╪]{3,}[-=_+|:~─━═┼┬┴╪ ]*$")
@@ -28,8 +28,7 @@ class Line:
 
 
 def is_number(cell: str) -> bool:
-    c = cell.strip()
-    return any(ch.isdigit() for ch in c) and bool(NUMBER.match(c))
+    return bool(NUMBER.match(cell.strip()))
 
 
 STAT_CELL = re.compile(

@@ -50,6 +50,7 @@ RULES = [
     Rule("deleted", _r(rf"\({NUMBER}\s+observations?\s+deleted due to missingness\)")),  # R
     Rule("deleted", _r(rf"^\s*Frequency Missing\s*=\s*{NUMBER}\s*$")),  # SAS PROC FREQ
 ]
+MENTIONS = re.compile(r"obs|residual|deviance|events|failures|F\(|Error|\bdf\b|deleted|Frequency Missing", re.I)
 STARGAZER_ROW = _r(rf"^\s*(?:Observations|Num\.\s?Obs\.)\s+{NUMBER}(?:\s+{NUMBER})+\s*$")
 
 
@@ -70,7 +71,7 @@ def model_findings(lines: list[Line], ctx: Context, prefix: str = "", unit: str 
     small: dict[str, list[str]] = {}
     for line in lines:
         text = line.text
-        if not any(ch.isdigit() for ch in text):
+        if not MENTIONS.search(text):
             continue
         for rule in RULES:
             for m in rule.pattern.finditer(text):

@@ -159,7 +159,7 @@ def test_a_constant_count_column_does_not_turn_the_rule_off(tmp_path):
     frame["n"] = 11
     findings = persons(run_table(tmp_path, frame))
     assert worst(findings) is Verdict.BLOCK, text(findings)
-    assert "constant" in text(findings) or "does not vary" in text(findings) or "no count column" in text(findings)
+    assert "a count column with the same value on every row (n)" in text(findings)
 
 
 @pytest.mark.parametrize("values", ["ones", "tiny", "negative", "fractions"])
@@ -233,7 +233,36 @@ def test_a_unique_id_column_with_rows_of_values_blocks(tmp_path):
     frame.insert(0, "study_no", [f"HF{i:04d}X" for i in np.random.default_rng(12).permutation(60)])
     findings = persons(run_table(tmp_path, frame))
     assert worst(findings) is Verdict.BLOCK
-    assert "unique id-like value" in text(findings)
+    assert "an id on every row (study_no)" in text(findings)
+
+
+def test_repeated_measures_keyed_by_a_person_number_block(tmp_path):
+    rng = np.random.default_rng(17)
+    people, visits = 120, 3
+    frame = pd.DataFrame({"id": np.repeat(np.arange(1, people + 1), visits), "visit": np.tile([1, 2, 3], people),
+                          "sbp": rng.integers(100, 170, people * visits),
+                          "ldl": rng.normal(3, 0.8, people * visits).round(2)})  # fmt: skip
+    findings = persons(run_table(tmp_path, frame))
+    assert worst(findings) is Verdict.BLOCK, text(findings)
+
+
+def test_years_disguised_as_counts_are_not_counts(tmp_path):
+    rng = np.random.default_rng(18)
+    n = 240
+    frame = pd.DataFrame({"ref": ["".join(rng.choice(list("ABCDEFGHJKLMNPQRSTUVWXYZ234567"), 16)) for _ in range(n)],
+                          "age_at_index": rng.integers(30, 90, n), "count": rng.integers(1930, 1990, n)})  # fmt: skip
+    findings = persons(run_table(tmp_path, frame))
+    assert worst(findings) is Verdict.BLOCK, text(findings)
+    assert "holds years" in text(findings)
+
+
+def test_per_person_predictions_block(tmp_path):
+    rng = np.random.default_rng(19)
+    n = 500
+    frame = pd.DataFrame({"y_true": rng.integers(0, 2, n), "y_pred_proba": rng.uniform(0, 1, n).round(4),
+                          "split": rng.choice(["train", "test"], n)})  # fmt: skip
+    findings = persons(run_table(tmp_path, frame, index=True))
+    assert worst(findings) is Verdict.BLOCK, text(findings)
 
 
 def test_printed_rows_of_people_block(tmp_path):
@@ -278,6 +307,16 @@ def test_sample_ids_as_column_headers_with_genotypes_block(tmp_path, samples, do
     findings = persons(run_table(tmp_path, genotype_wide(samples, dosage=dosage)))
     assert worst(findings) is Verdict.BLOCK, text(findings)
     assert "named like sample ids hold genotypes" in text(findings)
+
+
+def test_imputed_dosages_anywhere_in_zero_to_two_block_and_headers_stay_unnamed(tmp_path):
+    rng = np.random.default_rng(20)
+    samples = [f"CVD{v}" for v in rng.integers(10000, 99999, 30)]
+    frame = genotype_wide(samples, dosage=False, n=60)
+    frame[samples] = rng.uniform(0, 2, (60, len(samples))).round(3)
+    findings = persons(run_table(tmp_path, frame))
+    assert worst(findings) is Verdict.BLOCK, text(findings)
+    assert not any(s in f.message or s in f.location for f in findings for s in samples)
 
 
 def test_one_row_per_sample_with_variant_columns_blocks(tmp_path):

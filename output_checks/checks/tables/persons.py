@@ -34,10 +34,10 @@ STATISTIC_WORDS = AGGREGATE_WORDS | {
     "percentile", "centile", "lcl", "ucl", "est", "effect", "irr", "sir", "smr", "ratio", "density", "cumulative",
     "cum", "surv", "survival", "hazard", "risk", "odds", "prob", "probability", "corr", "correlation", "r", "rho",
     "cov", "tau", "chisq", "chi2", "df", "fstat", "power", "fdr", "qvalue", "logp", "mlog10p", "lod", "h2", "rg",
-    "tpr", "fpr", "sd1", "stderr", "std_err", "se1", "expected", "observed", "predicted", "share", "percentage",
+    "tpr", "fpr", "sd1", "stderr", "std_err", "se1", "expected", "observed", "share", "percentage",
     "per", "average", "weighted", "adjusted", "crude", "standardised", "standardized", "lower95", "upper95", "cil",
     "ciu", "low", "high", "uncertainty", "b", "intercept", "sigma", "lp", "mu", "theta", "alpha", "phi",
-    "posterior", "prior", "loading", "shap", "importance", "gain", "bias", "coverage", "residual", "fitted",
+    "posterior", "prior", "loading", "shap", "importance", "gain", "bias", "coverage",
     "padj", "lfc", "fc", "change", "logfc", "ave", "expr", "adj", "bonferroni", "qval", "tstat", "zscore",
 }  # fmt: skip
 # A column so named holds the units the rows describe: a unique one is a key, never a person's id.
@@ -75,7 +75,7 @@ EMPTY = {"", "na", "nan", "none", "null", "nat", "n/a", "."}
 MAX_COLUMNS = 200  # structure is judged on the first columns and rows kept in memory: enough to tell
 MAX_ROWS = 2000  # groups from people, and the checker runs on every file of every request
 MAX_SAMPLE_COLUMNS = 200
-MAX_DIMS = 12  # grouping columns tried as a key, alone, in pairs and in threes
+MAX_DIMS = 12  # grouping columns tried as a key, alone and in twos and threes (the first eight in fours)
 MEASURE_MIN_DISTINCT = 8
 GRID_SLACK = 4  # a key of several grouping columns: at most this many possible combinations per row (a grid)
 NUMBERED_UNITS = 100  # "Site 1" ... "Site 36" are units; "Site 1" ... "Site 250" number rows
@@ -174,7 +174,7 @@ def _per_sample_columns(state: TableState, frame: pd.DataFrame) -> Finding | Non
             Verdict.BLOCK,
             f"{at_least}{len(genotype)} columns named like {what} hold genotypes (0/1/2 dosages or calls): "
             "individual-level genotype data",
-            state.where(genotype[0]),
+            _column_number(state, frame, genotype[0]),
         )
     if len(numeric_samples) >= SAMPLE_VALUES_MIN_COLUMNS:
         return finding(
@@ -182,9 +182,15 @@ def _per_sample_columns(state: TableState, frame: pd.DataFrame) -> Finding | Non
             Verdict.REVIEW,
             f"{at_least}{len(numeric_samples)} columns named like sample ids hold numbers: per-sample "
             "(individual-level) values unless the headers are groups",
-            state.where(numeric_samples[0]),
+            _column_number(state, frame, numeric_samples[0]),
         )
     return None
+
+
+def _column_number(state: TableState, frame: pd.DataFrame, column: str) -> str:
+    """Where a sample-named column is, by number: its header is a sample's id and is not repeated."""
+    number = [str(c) for c in frame.columns].index(column) + 1
+    return ", ".join(p for p in (state.location, f"column {number}") if p)
 
 
 def _sample_header(header: str) -> bool:
@@ -223,6 +229,11 @@ def _genotype_kinds(block: pd.DataFrame) -> list[str]:
         spread = np.nanmax(np.where(parsed, numbers, -np.inf), axis=0) > np.nanmin(
             np.where(parsed, numbers, np.inf), axis=0
         )
+    # Imputed dosages need not sit near 0, 1 and 2; a block of [0, 2] columns reaching past 1 is dosages too.
+    columns_in_range = (in_range == numeric) & (numeric > 0)
+    dosage_block = columns_in_range.sum() >= GENOTYPE_MIN_COLUMNS and bool(
+        np.nanmax(np.where(parsed[:, columns_in_range], numbers[:, columns_in_range], -np.inf)) > 1
+    )
     kinds = []
     for i in range(shape[1]):
         if not filled[i]:
@@ -231,7 +242,7 @@ def _genotype_kinds(block: pd.DataFrame) -> list[str]:
             kinds.append("genotype")
         elif numeric[i] < 0.9 * filled[i]:
             kinds.append("other")
-        elif in_range[i] == numeric[i] and near[i] >= 0.6 * numeric[i] and spread[i]:
+        elif in_range[i] == numeric[i] and spread[i] and (near[i] >= 0.6 * numeric[i] or dosage_block):
             kinds.append("genotype")
         else:
             kinds.append("numeric")
@@ -265,19 +276,20 @@ def _rows_of_people(state: TableState, frame: pd.DataFrame) -> Finding | None:
         return None  # nothing in the rows describes anyone
 
     real_counts, false_counts = _counts(state, by_role.get("count", []))
+    for c in by_role.get("constant", []):
+        if _count_named(c.name):  # "n = 11" on every row, meant to switch the rule off
+            false_counts.append(f"a count column with the same value on every row ({_name(state, c.name)})")
     key = _key(head, columns, rows)
     statistics = by_role.get("statistic", [])
-    # Evidence that the rows are groups: firm (a key, variants, replicates, a curve, a correlation matrix) or weak
+    # Evidence that the rows are groups: firm (a key, variants, a curve, a correlation matrix) or weak
     # (counts and statistics, which a table of people can carry too).
     firm: list[str] = []
     weak: list[str] = []
     if key:
         firm.append(f"rows keyed by {_names(state, key)}")
-    if any(p.variants >= 0.5 * p.filled > 0 for p in state.profiles.values()):
+    vcf_sites = getattr(state, "declared_counts", None) is not None  # a sites-only VCF declares its allele counts
+    if vcf_sites or any(p.variants >= 0.5 * p.filled > 0 for p in state.profiles.values()):
         firm.append("one row per variant")
-    replicates = [c for c in columns if set(_words(c.name)) & REPLICATE_WORDS]
-    if replicates:
-        firm.append(f"replicates or bins ({_names(state, replicates)})")
     if len(measures) >= 2 and all(c.numbers is not None and _monotone(c.numbers) for c in measures):
         firm.append("every measure ordered (a curve or quantiles)")
     if _correlation_matrix(columns, rows):
@@ -295,7 +307,7 @@ def _rows_of_people(state: TableState, frame: pd.DataFrame) -> Finding | None:
     if binary:
         person.append(f"0/1 flags ({_names(state, binary)})")
     if ids:
-        person.append(f"a unique id-like value on every row ({_names(state, ids)})")
+        person.append(f"an id on every row ({_names(state, ids)})")
     if not key:
         repeats = _repeated_categories(head, columns)
         person.append(f"categories that repeat across rows ({_names(state, repeats)})" if repeats else "no row label")
@@ -381,7 +393,7 @@ def _classify(state: TableState, name: str, column: pd.Series) -> Column | None:
         return Column(name, "index" if numbered and filled > NUMBERED_UNITS else "label", distinct, ratio)
     if numbered:
         return Column(name, "index", distinct, ratio)
-    if found & ID_WORDS and ratio >= 0.5:
+    if found & ID_WORDS and (ratio >= 0.5 or distinct >= MEASURE_MIN_DISTINCT):
         return Column(name, "id", distinct, ratio)
     if ratio >= 0.95 and _id_like(text):
         return Column(name, "id", distinct, ratio)
@@ -396,20 +408,20 @@ def _numeric_role(col: Column, found: set[str], key: str, percent: bool) -> str:
         return "index"  # a pandas or R row index: not an id, not a person signal
     if col.distinct == 2 and col.integer and values.between(0, 9).all():
         return "binary"
-    if found & REPLICATE_WORDS or found & GROUP_WORDS:
-        return "dim"
     named = _words(col.name)
     counted = bool(named) and named[0] in COUNT_PREFIXES  # "n_risk", "number at risk", "n.event"
     if not counted and (percent or found & (STATISTIC_WORDS - COUNT_WORDS)):
         return "statistic"
-    if counted or (found & (COUNT_WORDS | DENOMINATOR_WORDS) and not found & NOT_COUNT_WORDS) or key in ("n", "k"):
+    if _count_named(col.name):
         return "count" if col.integer else "statistic"
+    if found & REPLICATE_WORDS or found & GROUP_WORDS:
+        return "dim"
     if found & CODE_WORDS:
         return "code"
     if found & TIME_WORDS or (col.integer and values.between(1900, 2100).all() and "age" not in found):
         return "time"
-    if found & ID_WORDS:
-        return "id" if col.ratio >= 0.5 else "category"
+    if found & ID_WORDS and (col.ratio >= 0.5 or col.distinct >= MEASURE_MIN_DISTINCT):
+        return "id"  # a person's number, once per row or repeated over their visits
     if sequence:
         return "sequence"
     if col.distinct >= MEASURE_MIN_DISTINCT:
@@ -468,6 +480,16 @@ def _id_like(text: pd.Series) -> bool:
     return bool(shaped.mean() >= 0.8)
 
 
+def _count_named(header: str) -> bool:
+    named = _words(header)
+    found = set(named)
+    if named and named[0] in COUNT_PREFIXES:  # "n_risk", "number at risk", "n.event"
+        return True
+    if header_key(header) in ("n", "k"):
+        return True
+    return bool(found & (COUNT_WORDS | DENOMINATOR_WORDS) and not found & NOT_COUNT_WORDS)
+
+
 def _counts(state: TableState, candidates: list[Column]) -> tuple[list[Column], list[str]]:
     """Count-named columns that hold real counts (non-negative whole numbers that vary, mostly at or above the
     threshold, none above the project's cohort) and why the others do not count."""
@@ -482,6 +504,8 @@ def _counts(state: TableState, candidates: list[Column]) -> tuple[list[Column], 
         name = _names(state, [c])
         if (values < 0).any() or not c.integer:
             why.append(f"a count column that is not whole non-negative numbers ({name})")
+        elif values.between(1900, 2100).all():
+            why.append(f"a count column that holds years ({name})")
         elif values.value_counts(normalize=True).iloc[0] >= 0.9:
             why.append(f"a count column that does not vary ({name})")
         elif (values >= policy.min_cell_count).mean() < 0.5:
@@ -497,7 +521,7 @@ def _counts(state: TableState, candidates: list[Column]) -> tuple[list[Column], 
 
 
 def _key(head: pd.DataFrame, columns: list[Column], rows: int) -> list[Column]:
-    """The grouping columns (at most three) whose values tell every row apart, as a label or a grid: rows of groups.
+    """The grouping columns (at most four) whose values tell every row apart, as a label or a grid: rows of groups.
     Combinations far sparser than a grid (a few rows among many possible) are people's values, not a key."""
     nominal = ("label", "code", "time", "dim", "sequence")
     singles = [c for c in columns if c.role in nominal] + [
@@ -509,8 +533,8 @@ def _key(head: pd.DataFrame, columns: list[Column], rows: int) -> list[Column]:
     dims = [c for c in columns if c.role in (*nominal, "binary", "category") or (c.role == "measure" and c.integer)]
     # Each side of a grid repeats: a column nearly unique by itself is a value, not a dimension.
     dims = sorted((c for c in dims if c.distinct <= rows / 2), key=lambda c: c.distinct)[:MAX_DIMS]
-    for size in (2, 3):
-        for group in combinations(dims, size):
+    for size in (2, 3, 4):
+        for group in combinations(dims[: MAX_DIMS if size < 4 else 8], size):
             cells = prod(c.distinct for c in group)
             if cells < rows * 0.98 or cells > GRID_SLACK * rows:
                 continue  # too few combinations to tell the rows apart, or too many to be a grid

@@ -169,6 +169,21 @@ def test_r_tables_with_small_counts_block(old, new, where):
     assert verdict is Verdict.BLOCK and where in report, report
 
 
+@pytest.mark.parametrize(
+    "table",
+    [
+        "> xtabs(~ sex + outcome, data = cohort)\n        outcome\nsex       no yes\n"
+        "  Female  84  67\n  Male    80  69\n",
+        "> table(cohort$sex, cohort$outcome)\n        \n           0   1\n  Female  84  67\n  Male    80  69\n",
+    ],
+    ids=["named-dimnames", "numeric-levels"],
+)
+def test_r_two_way_tables(table):
+    assert judge(table)[0] is Verdict.PASS
+    verdict, report = judge(table.replace("80  69", "80   6"))
+    assert verdict is Verdict.BLOCK and "row 2" in report, report
+
+
 R_SUMMARY_DF = """\
       age             sex          ldl
  Min.   :20.00   Female:151   Min.   :1.20

@@ -147,6 +147,8 @@ def _split(lines: list[Line]) -> tuple[list[Line], list[Line]]:
     while i < len(lines) and not _data_like(lines[i].text) and i < 6:
         i += 1
     header, body = lines[:i], lines[i:]
+    if not header and len(body) >= 3 and _levels_line(body[0], body[1:]):
+        header, body = [body[0]], body[1:]  # column levels that are numbers (0/1, years) over labelled rows
     if (
         len(header) == 1
         and len(tokens(header[0].text)) == 1
@@ -160,6 +162,15 @@ def _split(lines: list[Line]) -> tuple[list[Line], list[Line]]:
             header, body = header + body[: j + 1], body[j + 1 :]
             break
     return header, body
+
+
+def _levels_line(first: Line, rest: list[Line]) -> bool:
+    """A line of numbers standing clear of the row labels below it: the column levels, not a row."""
+    words = tokens(first.text)
+    labels = [tokens(ln.text)[0] for ln in rest if tokens(ln.text)]
+    if not words or not labels or any(is_number(w) for _, _, w in labels):
+        return False
+    return words[0][0] > max(end for _, end, _ in labels)
 
 
 def _drop_row_numbers(table: Printed) -> None:

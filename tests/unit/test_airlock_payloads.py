@@ -452,3 +452,12 @@ def test_plain_xlsx_has_no_payload(tmp_path):
     path = tmp_path / "summary.xlsx"
     pd.DataFrame({"group": ["a", "b"], "mean": [1.5, 2.5], "n": [120, 140]}).to_excel(path, index=False)
     assert not payload_findings(check_one(path))
+
+
+def test_bytes_after_a_parquet_footer_are_found(tmp_path):
+    out = io.BytesIO()
+    pd.DataFrame({"group": ["a", "b"], "mean": [1.5, 2.5]}).to_parquet(out)
+    path = write(tmp_path, "summary.parquet", out.getvalue() + gzip.compress(SMALL_COUNTS.encode()))
+    report = check_one(path)
+    assert report.verdict is Verdict.BLOCK, messages(report)
+    assert any("Parquet footer" in f.message for f in payload_findings(report))

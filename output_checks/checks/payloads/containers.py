@@ -356,6 +356,14 @@ def parquet(path: Path, size: int, scan: Scan, text: TextHandler) -> Iterator[Fi
     """Parquet key-value metadata beyond what pandas and Arrow write, and byte ranges no column chunk uses."""
     import pyarrow.parquet as pq
 
+    with path.open("rb") as fh:
+        fh.seek(max(0, size - MAX_READ))
+        tail = fh.read()
+    if not tail.endswith(b"PAR1"):
+        end = tail.rfind(b"PAR1")
+        if end > 0:
+            yield from trailing(scan, tail[end + 4 :], "Parquet footer (PAR1)")
+        return  # not readable as Parquet: the tables check reports it
     try:
         meta = pq.ParquetFile(path).metadata
     except Exception:  # an unreadable Parquet file is the tables check's finding

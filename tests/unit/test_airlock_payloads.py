@@ -461,3 +461,45 @@ def test_bytes_after_a_parquet_footer_are_found(tmp_path):
     report = check_one(path)
     assert report.verdict is Verdict.BLOCK, messages(report)
     assert any("Parquet footer" in f.message for f in payload_findings(report))
+
+
+def test_pdf_file_attachment_annotation_is_checked(tmp_path):
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import (
+        ArrayObject,
+        DecodedStreamObject,
+        DictionaryObject,
+        FloatObject,
+        NameObject,
+        TextStringObject,
+    )
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(matplotlib_figure("pdf"))))
+    embedded = DecodedStreamObject()
+    embedded.set_data(SMALL_COUNTS.encode())
+    embedded[NameObject("/Type")] = NameObject("/EmbeddedFile")
+    spec = DictionaryObject(
+        {
+            NameObject("/Type"): NameObject("/Filespec"),
+            NameObject("/F"): TextStringObject("counts.csv"),
+            NameObject("/EF"): DictionaryObject({NameObject("/F"): writer._add_object(embedded)}),
+        }
+    )
+    annotation = DictionaryObject(
+        {
+            NameObject("/Type"): NameObject("/Annot"),
+            NameObject("/Subtype"): NameObject("/FileAttachment"),
+            NameObject("/Rect"): ArrayObject([FloatObject(10), FloatObject(10), FloatObject(30), FloatObject(30)]),
+            NameObject("/FS"): writer._add_object(spec),
+        }
+    )
+    writer.add_annotation(0, annotation)
+    out = io.BytesIO()
+    writer.write(out)
+    report = check_one(write(tmp_path, "report.pdf", out.getvalue()))
+    assert report.verdict is Verdict.BLOCK, messages(report)
+
+
+def test_html_comment_with_an_nhs_number_blocks(tmp_path):
+    html = f"<html><body><!-- reviewer note: patient {NHS} --><p>Mean age 54.2</p></body></html>"
+    assert check_one(write(tmp_path, "report.html", html)).verdict is Verdict.BLOCK

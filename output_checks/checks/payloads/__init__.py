@@ -92,8 +92,8 @@ class PayloadCheck:
                 text = fh.read(MAX_TEXT)
             cache = [0, 1]
             yield from texts.search(text, lambda at: f"line {line_of(text, at, cache)}")
-            if kind == "svg":
-                yield from texts.hidden_svg_text(text)
+            if kind in ("svg", "html"):
+                yield from texts.hidden_markup_text(text, kind)
         if kind in ("csv", "tsv", "parquet", "xlsx"):
             yield from _tables(subject, scan, texts)
         with subject.path.open("rb") as fh:
@@ -181,14 +181,16 @@ class TextScan:
         text = data.decode("utf-8", errors="replace")
         yield from self.scan_text(text, lambda _at: where, layers=layers + 1)
 
-    def hidden_svg_text(self, text: str) -> Iterator[Finding]:
-        """SVG comments and metadata: a viewer shows neither."""
+    def hidden_markup_text(self, text: str, kind: str) -> Iterator[Finding]:
+        """Comments (and an SVG's metadata): no viewer shows them, and the text check reads only what a page shows."""
         parts = re.findall(r"<!--(.*?)-->", text[:MAX_TEXT], flags=re.DOTALL)
-        for block in re.findall(r"<metadata[^>]*>(.*?)</metadata>", text[:MAX_TEXT], flags=re.DOTALL):
-            parts.append(re.sub(r"<[^>]+>", " ", block))
+        if kind == "svg":
+            for block in re.findall(r"<metadata[^>]*>(.*?)</metadata>", text[:MAX_TEXT], flags=re.DOTALL):
+                parts.append(re.sub(r"<[^>]+>", " ", block))
         hidden = "\n".join(p.strip() for p in parts if p.strip())
         if hidden:
-            yield from self.scan.ctx.screen([Segment("SVG comments and metadata", hidden)], "identifiers")
+            where = "SVG comments and metadata" if kind == "svg" else f"{kind.upper()} comments"
+            yield from self.scan.ctx.screen([Segment(where, hidden)], "identifiers")
 
     def json_file(self, subject: Subject) -> Iterator[Finding]:
         from output_checks.sniff import open_text

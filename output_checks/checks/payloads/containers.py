@@ -256,11 +256,34 @@ def _pdf_parts(path: Path, scan: Scan, text: TextHandler) -> Iterator[Finding]:
         return  # a PDF pypdf cannot read is the documents check's finding
     if xmp:
         yield from text(xmp_values(xmp[:MAX_PART].decode("utf-8", errors="replace")), "PDF XMP metadata")
-    for number, (_name, contents) in enumerate(attachments.items(), start=1):
-        for part in contents:
-            where = f"PDF attachment {number}"
-            yield finding(CHECK, Verdict.REVIEW, f"a file of {len(part):,} bytes attached to the PDF", where)
-            yield from scan.judge(part[:MAX_PART], where, "the attachment", opaque=False, verb="is")
+    files = [part for contents in attachments.values() for part in contents]
+    files += _annotation_files(reader)
+    for number, part in enumerate(files, start=1):
+        where = f"PDF attachment {number}"
+        yield finding(CHECK, Verdict.REVIEW, f"a file of {len(part):,} bytes attached to the PDF", where)
+        yield from scan.judge(part[:MAX_PART], where, "the attachment", opaque=False, verb="is")
+
+
+def _annotation_files(reader: object) -> list[bytes]:
+    """Files attached to pages as annotations (a paperclip icon), which the document's name tree does not list."""
+    from pypdf.errors import PyPdfError
+
+    found: list[bytes] = []
+    try:
+        for number, page in enumerate(reader.pages):  # type: ignore[attr-defined]
+            if number >= 500:
+                break
+            for ref in page.get("/Annots") or []:
+                annot = ref.get_object()
+                if annot.get("/Subtype") != "/FileAttachment":
+                    continue
+                spec = annot.get("/FS")
+                stream = spec.get_object().get("/EF", {}).get("/F") if spec is not None else None
+                if stream is not None:
+                    found.append(stream.get_object().get_data()[:MAX_PART])
+    except (PyPdfError, OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # a damaged annotation is the documents check's concern
+    return found
 
 
 def zip_end(fh: BinaryIO, size: int, scan: Scan) -> Iterator[Finding]:

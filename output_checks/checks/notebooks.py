@@ -1,5 +1,6 @@
 """Notebooks: every cell's source (code and markdown), every output (text/plain, text/html with its tables,
 markdown, LaTeX, JSON, streams, error tracebacks), attachments and widget state. Embedded images go to review.
+Printed output (streams, plain-text results, code blocks in Markdown cells) is read for tables by `printed`.
 The notebook is read as JSON data: never executed, and its HTML is tokenised, not rendered."""
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from output_checks.screening.text import Segment
 from output_checks.sniff import open_text
 from output_checks.verdicts import Finding, Verdict
 
+# Outputs that hold what code printed (streams, plain-text and Markdown results, HTML <pre>): read for printed tables.
+PRINTED = ("(stdout)", "(stderr)", "(text)", "text/plain", "text/markdown", " text")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml", "application/pdf")
 
 
@@ -86,7 +89,7 @@ class NotebookCheck:
                     yield from check_rows(rows, f"{segment.location}, table at line {line}", ctx)
                 if "(markdown)" in segment.location:
                     yield from text_findings(segment.text, "markdown", ctx, f"{segment.location}, ")
-                elif not segment.location.endswith((" html", "(error)")):  # HTML tables are read as tables
+                elif segment.location.endswith(PRINTED) or " html pre " in segment.location:
                     yield from printed_findings(numbered(segment.text), ctx, f"{segment.location}, ")
         if images:
             yield finding(

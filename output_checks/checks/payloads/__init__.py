@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import re
+import struct
+import zlib
 from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any, ClassVar
@@ -96,25 +98,36 @@ class PayloadCheck:
                 yield from texts.hidden_markup_text(text, kind)
         if kind in ("csv", "tsv", "parquet", "xlsx"):
             yield from _tables(subject, scan, texts)
-        with subject.path.open("rb") as fh:
-            if kind == "png":
-                yield from containers.png(fh, subject.size, scan, texts.screen)
-            elif kind == "jpeg":
-                yield from containers.jpeg(fh.read(containers.MAX_READ), scan, texts.screen)
-            elif kind == "gif":
-                yield from containers.gif(fh.read(containers.MAX_READ), scan, texts.screen)
-            elif kind in ZIP_FAMILY:
-                yield from containers.zip_end(fh, subject.size, scan)
-        if kind == "pdf":
-            yield from containers.pdf(subject.path, subject.size, scan, texts.screen)
-        elif kind == "gzip":
-            yield from containers.gzip_end(subject.path, scan)
-        elif kind == "xlsx":
-            yield from containers.workbook_parts(subject.path, scan, texts.screen)
-        elif kind == "parquet":
-            yield from containers.parquet(subject.path, subject.size, scan, texts.screen)
+        try:
+            yield from _structure(subject, scan, texts)
+        except (struct.error, IndexError, ValueError, OSError, zlib.error, EOFError, KeyError) as exc:
+            # The file's own readers judge a damaged file; this says only that its structure could not be walked.
+            why = f"the {kind}'s structure could not be walked ({type(exc).__name__}): hidden parts were not checked"
+            yield finding(CHECK, Verdict.REVIEW, why)
         if kind not in ZIP_FAMILY and not scan.trailing:
             yield from containers.appended_zip(subject.path, kind, scan)
+
+
+def _structure(subject: Subject, scan: Scan, texts: TextScan) -> Iterator[Finding]:
+    """Container ends and hidden parts, by the file's type."""
+    kind = subject.kind
+    with subject.path.open("rb") as fh:
+        if kind == "png":
+            yield from containers.png(fh, subject.size, scan, texts.screen)
+        elif kind == "jpeg":
+            yield from containers.jpeg(fh.read(containers.MAX_READ), scan, texts.screen)
+        elif kind == "gif":
+            yield from containers.gif(fh.read(containers.MAX_READ), scan, texts.screen)
+        elif kind in ZIP_FAMILY:
+            yield from containers.zip_end(fh, subject.size, scan)
+    if kind == "pdf":
+        yield from containers.pdf(subject.path, subject.size, scan, texts.screen)
+    elif kind == "gzip":
+        yield from containers.gzip_end(subject.path, scan)
+    elif kind == "xlsx":
+        yield from containers.workbook_parts(subject.path, scan, texts.screen)
+    elif kind == "parquet":
+        yield from containers.parquet(subject.path, subject.size, scan, texts.screen)
 
 
 class TextScan:

@@ -103,7 +103,7 @@ HEX_ID = re.compile(r"^[0-9a-fA-F]{16,}$|^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-")
 NUMERIC_TEXT = re.compile(r"^[-+]?[\d.,]+(e[-+]?\d+)?%?$", re.IGNORECASE)  # "1.2e-05", "12.3%": never an id
 
 
-# ------------------------------------------------------------------------------------------------------- markers
+# ------------------------------------------------------------------------------------------- entry and markers
 def individual_level(state: TableState) -> Iterator[Finding]:
     """Findings that a table holds individual-level records: markers, per-sample columns, or rows of people."""
     marker = _markers(state)
@@ -220,6 +220,7 @@ def _genotype_kinds(block: pd.DataFrame) -> list[str]:
     calls = np.zeros(len(cells), dtype=bool)
     empty[unparsed] = (text.str.lower().isin(EMPTY) | text.isin(("./.", ".|."))).to_numpy()
     calls[unparsed] = text.str.match(GENOTYPE_TEXT).to_numpy()
+    calls &= ~empty  # "NA" is two letters, not a call
     numbers, parsed = numbers.reshape(shape), ~unparsed.reshape(shape)
     filled = (~empty.reshape(shape)).sum(axis=0)
     numeric = parsed.sum(axis=0)

@@ -684,3 +684,17 @@ def test_engine_blocks_cardiac_cohort_and_passes_per_site_table(tmp_path):
     per_site().to_csv(tmp_path / "site_summary.csv", index=False)
     clean = check_one(tmp_path / "site_summary.csv")
     assert clean.verdict is Verdict.PASS, messages(clean)
+
+
+def test_engine_uses_the_projects_cohort_size(tmp_path):
+    from output_checks.screening.known import KnownIdentifiers
+
+    rng = np.random.default_rng(21)
+    ethnicity = rng.choice(["Asian", "Black", "Mixed", "White", "Other"], 410)
+    frame = pd.DataFrame({"hba1c": np.round(rng.normal(48, 9, 410), 1), "ethnicity": ethnicity})
+    frame.to_csv(tmp_path / "hba1c.csv", index=False)
+    alone = check_one(tmp_path / "hba1c.csv")
+    assert "may be one row per person" in messages(alone)
+    known = check_one(tmp_path / "hba1c.csv", known=KnownIdentifiers("demo", cohort_size=430))
+    assert known.verdict is Verdict.BLOCK, messages(known)
+    assert "430 patients" in messages(known)

@@ -370,6 +370,29 @@ def test_stata_regression_on_few_observations_blocks():
     assert verdict is Verdict.BLOCK and "fewer than 10 observations" in report and "residual degrees" in report
 
 
+STATA_CODEBOOK = """\
+-------------------------------------------------------------------------------
+sex                                                                         Sex
+-------------------------------------------------------------------------------
+
+                  Type: Numeric (byte)
+                 Label: sexlbl
+
+                 Range: [1,2]                         Units: 1
+         Unique values: 2                         Missing .: 0/300
+
+            Tabulation: Freq.   Numeric  Label
+                          151         1  Female
+                          149         2  Male
+"""
+
+
+def test_stata_codebook_tabulation():
+    assert judge(STATA_CODEBOOK)[0] is Verdict.PASS
+    verdict, report = judge(STATA_CODEBOOK.replace("149         2", "  4         2"))
+    assert verdict is Verdict.BLOCK and "line 13, column 'Freq.'" in report, report
+
+
 # --- SAS --------------------------------------------------------------------------------------------------------
 
 SAS_FREQ = """\

@@ -35,6 +35,7 @@ TIBBLE_NOTE = re.compile(r"^#\s*(ℹ|…|\.\.\.|with \d+ more)")
 TYPE_ROW = re.compile(r"^\s*(<[a-z_.]+>\s*)+$")
 TOP_COUNTS = re.compile(r"(?<![\w.])([^\s:,]{1,12}):\s+(\d+)(?=,|\s|$)")
 COUNT_PERCENT = re.compile(r"^\d[\d,]*\s*(?:/\s*[\d,]+\s*)?[\[(]\s*[\d.]+\s*%\s*[\])]$")
+CODEBOOK = re.compile(r"^\s*[Tt]abulation:", re.M)  # Stata codebook: "Tabulation: Freq.  Numeric  Label"
 KEY_VALUE = re.compile(r"\w: +\S")
 SERIES_FOOTER = re.compile(r"^(?:Name: ([^,]+), )?(?:Length: \d+, )?dtype: (\w+)")
 MAX_LINES = 5000  # a printed table longer than this is a data dump: the table rules get its head only
@@ -93,6 +94,7 @@ def parse(block: list[Line], footer: str = "") -> Printed | None:
     lines = [ln for ln in lines if not TYPE_ROW.match(ln.text)]
     if len(lines) < 2 or len(lines) > MAX_LINES or max(len(ln.text) for ln in lines) > MAX_WIDTH:
         return None
+    lines = [Line(ln.number, CODEBOOK.sub(lambda m: " " * len(m[0]), ln.text)) for ln in lines]
     header, body = _split(lines)
     for k in range(len(header) - 1, -1, -1):
         if KEY_VALUE.search(header[k].text):  # "Model 1: ldl ~ age" above an anova table is a caption

@@ -63,6 +63,7 @@ BIRTH_WORD = re.compile(r"(?i)\b(born|birth|d\.?o\.?b)")
 TITLE_BEFORE = re.compile(r"(?i)\b(mr|mrs|ms|miss|mx|dr|prof|sir|dame|patient|mother|father|son|daughter)\.?\s*$")
 CITATION = re.compile(r"\bet al\b|\bdoi\s*:|doi\.org|\bpmid\b|\bisbn\b")
 YEAR_CITED = re.compile(r"\b(19|20)\d{2}\b\s*[;:,.)]|\(\s*(19|20)\d{2}\s*\)")
+SHAPED_MANY = 3  # pseudonym-shaped tokens in one text or column that make a list of people, not a stray id
 COLUMN_IN_LOCATION = re.compile(r"column '(.*?)'(?:, row \d+)?$")
 # Entities whose recogniser validates a checksum: a value valid as such and as a code is ambiguous, not a code.
 CHECKSUMMED = {"UK_NHS", "CREDIT_CARD", "PL_PESEL", "SE_PERSONNUMMER", "NL_BSN", "FI_PERSONAL_IDENTITY_CODE",
@@ -284,9 +285,7 @@ class Screener:
         if "identifiers" not in self.policy.checks:
             return
         if "ENCLAVE_PSEUDONYM" in self.entities:
-            for i, segment in enumerate(batch):
-                if i not in reported:  # the project's own, already reported as such
-                    yield from shaped_pseudonyms(segment, check)
+            yield from self._shaped(batch, reported, check)
         if not todo:
             return
         coded_columns = self._coded_columns(batch)
@@ -322,6 +321,24 @@ class Screener:
                     message=f"{label} ({mask(value)}; {result.entity_type}, score {result.score:.2f})",
                     location=segment.location,
                 )
+
+    @staticmethod
+    def _shaped(batch: list[Segment], reported: set[int], check: str) -> Iterator[Finding]:
+        """Pseudonym-shaped tokens; one alone is review, several in one text or table column are ids of people
+        listed row by row (a column of another project's pseudonyms, re-keyed): block."""
+        groups: dict[str, list[Finding]] = {}
+        for i, segment in enumerate(batch):
+            if i in reported:  # the project's own, already reported as such
+                continue
+            key = segment.column_name() or segment.location
+            groups.setdefault(key, []).extend(shaped_pseudonyms(segment, check))
+        for found in groups.values():
+            many = sum(f.verdict is Verdict.REVIEW for f in found) >= SHAPED_MANY
+            for f in found:
+                if many and f.verdict is Verdict.REVIEW:
+                    message = f"{f.message}: one of several, ids listed row by row"
+                    f = Finding(f.check, Verdict.BLOCK, message, f.location)
+                yield f
 
     @staticmethod
     def _coded_columns(batch: list[Segment]) -> set[str]:

@@ -207,3 +207,17 @@ def test_pseudonyms_of_another_project_are_found_by_shape(text, verdict):
 )
 def test_look_alikes_are_not_pseudonyms(text):
     assert list(shaped_pseudonyms(Segment("l", text), "identifiers")) == []
+
+
+def test_a_list_of_shaped_ids_blocks_in_text_and_in_a_column():
+    from output_checks.policy import load_policy
+    from output_checks.screening.text import Screener
+
+    screener = Screener(load_policy())
+    ids = ["EB7YBSGSD2RQAQ3W", "M4DTX42SSGCXWXVN", "EAJ4FDMVZ3OHTZMS", "4GYLWDHT7B2ILDEA"]
+    text = "| id | LDL-C |\n|---|---|\n" + "\n".join(f"| {i} | 7.{n} |" for n, i in enumerate(ids))
+    found = list(screener._shaped([Segment("outliers.md", text)], set(), "identifiers"))
+    assert len(found) == 4 and all(f.verdict is Verdict.BLOCK for f in found)
+    cells = [Segment(f"t.csv, column 'id', row {n}", i) for n, i in enumerate(ids)]
+    assert {f.verdict for f in screener._shaped(cells, set(), "identifiers")} == {Verdict.BLOCK}
+    assert [f.verdict for f in screener._shaped(cells[:1], set(), "identifiers")] == [Verdict.REVIEW]

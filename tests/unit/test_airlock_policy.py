@@ -8,11 +8,11 @@ import pytest
 from fabric.errors import SpecError
 from output_checks.checks import CHECKS, load_checks
 from output_checks.policy import Policy, default_values, load_policy
-from output_checks.sniff import MAGIC
+from output_checks.sniff import KINDS, MAGIC
 
 pytestmark = pytest.mark.unit
 
-SNIFFABLE = {kind for _, kind in MAGIC} | {
+SNIFFABLE = set(KINDS) | {kind for _, kind in MAGIC} | {
     "dicom", "pickle", "tar", "xlsx", "docx", "pptx", "zip", "csv", "tsv", "text", "markdown", "html", "xml", "json",
     "ipynb", "svg", "vcf", "vcf-sites", "bcf-sites", "sam", "fastq", "empty", "binary", "webp", "riff", "bmp",
 }  # fmt: skip

@@ -503,3 +503,40 @@ def test_pdf_file_attachment_annotation_is_checked(tmp_path):
 def test_html_comment_with_an_nhs_number_blocks(tmp_path):
     html = f"<html><body><!-- reviewer note: patient {NHS} --><p>Mean age 54.2</p></body></html>"
     assert check_one(write(tmp_path, "report.html", html)).verdict is Verdict.BLOCK
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "PDF", "XLSX", "PARQUET", "GZIP"])
+def test_damaged_containers_are_walked_without_error(tmp_path, fmt):
+    import random
+
+    from PIL import Image
+
+    from output_checks.checks.base import Subject
+    from output_checks.checks.payloads import PayloadCheck
+    from output_checks.engine import make_context
+    from output_checks.policy import load_policy
+
+    if fmt in ("PNG", "JPEG", "GIF"):
+        out = io.BytesIO()
+        Image.new("RGB", (16, 16), (1, 2, 3)).save(out, format=fmt)
+        data = out.getvalue()
+    elif fmt == "PDF":
+        data = matplotlib_figure("pdf")
+    elif fmt == "XLSX":
+        data = zip_of("xl/workbook.xml", "<workbook/>")
+    elif fmt == "PARQUET":
+        out = io.BytesIO()
+        pd.DataFrame({"a": [1, 2]}).to_parquet(out)
+        data = out.getvalue()
+    else:
+        data = gzip.compress(b"a,b\n1,2\n")
+    ctx = make_context(load_policy(), None, tmp_path)
+    rng = random.Random(11)
+    for attempt in range(40):
+        damaged = bytearray(data[: rng.randint(16, len(data))] if attempt % 2 else data)
+        for _ in range(rng.randint(1, 6)):
+            damaged[rng.randrange(8, len(damaged))] = rng.randrange(256)
+        path = write(tmp_path, f"damaged-{attempt}", bytes(damaged))
+        subject = Subject(path.name, path, fmt.lower(), len(damaged))
+        findings = list(PayloadCheck().run(subject, ctx))  # raises on a reader bug
+        assert all(f.verdict is not Verdict.BLOCK for f in findings if f.check == "payloads")

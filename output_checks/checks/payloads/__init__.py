@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any, ClassVar
+from zipfile import BadZipFile
 
 import pandas as pd
 
@@ -100,7 +101,7 @@ class PayloadCheck:
             yield from _tables(subject, scan, texts)
         try:
             yield from _structure(subject, scan, texts)
-        except (struct.error, IndexError, ValueError, OSError, zlib.error, EOFError, KeyError) as exc:
+        except (struct.error, IndexError, ValueError, OSError, zlib.error, EOFError, KeyError, BadZipFile) as exc:
             # The file's own readers judge a damaged file; this says only that its structure could not be walked.
             why = f"the {kind}'s structure could not be walked ({type(exc).__name__}): hidden parts were not checked"
             yield finding(CHECK, Verdict.REVIEW, why)

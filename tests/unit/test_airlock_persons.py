@@ -222,6 +222,18 @@ def test_labelled_rows_as_many_as_the_cohort_go_to_review(tmp_path):
     assert "about one patient each" in text(findings)
 
 
+def test_rows_of_categories_only_go_to_review_or_block_near_the_cohort(tmp_path):
+    rng = np.random.default_rng(22)
+    n = 400
+    frame = pd.DataFrame({"sex": rng.choice(["F", "M"], n), "age_band": rng.choice(["18-39", "40-59", "60+"], n),
+                          "region": rng.choice(["North", "South", "East", "West"], n),
+                          "ethnicity": rng.choice(["White", "Asian", "Black", "Mixed", "Other"], n)})  # fmt: skip
+    assert worst(persons(run_table(tmp_path, frame))) is Verdict.REVIEW
+    assert worst(persons(run_table(tmp_path, frame, cohort_size=420))) is Verdict.BLOCK
+    mapping = pd.DataFrame({"practice": [f"Practice {i:03d}A" for i in range(200)], "region": frame["region"][:200]})
+    assert not persons(run_table(tmp_path, mapping))  # a lookup: one row per practice
+
+
 def test_a_pandas_index_is_neither_an_id_nor_a_key(tmp_path):
     findings = persons(run_table(tmp_path, measurements(), index=True))
     assert worst(findings) is Verdict.BLOCK

@@ -274,7 +274,7 @@ def _rows_of_people(state: TableState, frame: pd.DataFrame) -> Finding | None:
     # Beside an id, anything but statistics describes whoever the id names (genes' ids beside p-values do not).
     descriptive = [c for c in columns if c.role not in ("index", "constant", "id", "statistic", "count")]
     if not (measures or binary or (ids and descriptive)):
-        return None  # nothing in the rows describes anyone
+        return _categories_only(state, head, columns)
 
     real_counts, false_counts = _counts(state, by_role.get("count", []))
     for c in by_role.get("constant", []):
@@ -340,6 +340,32 @@ def _rows_of_people(state: TableState, frame: pd.DataFrame) -> Finding | None:
         message = f"{what}, but also {'; '.join(weak)}: may be one row per person"
         return finding("tables", Verdict.REVIEW, message, state.location)
     return None
+
+
+def _categories_only(state: TableState, head: pd.DataFrame, columns: list[Column]) -> Finding | None:
+    """Rows of nothing but categories, the same combinations again and again, with no number at all: microdata
+    (sex, age band, region per person). A table of groups carries a count or a statistic beside its labels."""
+    if any(c.numbers is not None or c.role in ("statistic", "count", "time", "code") for c in columns):
+        return None
+    categories = [c for c in columns if c.role in ("category", "label")]
+    if len(categories) < 2 or _key(head, columns, len(head)):
+        return None
+    repeated = float(head.duplicated(subset=[c.name for c in categories], keep=False).mean())
+    if repeated < 0.5:
+        return None
+    cohort = getattr(state.ctx.known, "cohort_size", None)
+    near_cohort = bool(cohort) and 0.5 * cohort <= state.rows <= 1.05 * cohort
+    what = (
+        f"{state.rows:,} rows of categories only ({_names(state, categories)}), the same combinations repeated, "
+        "no label, no count"
+    )
+    if near_cohort:
+        return finding(
+            "tables", Verdict.BLOCK,
+            f"{what}, about as many rows as the project's {cohort:,} patients: one row per person (individual-level "
+            "data)", state.location,
+        )  # fmt: skip
+    return finding("tables", Verdict.REVIEW, f"{what}: may be one row per person", state.location)
 
 
 def _classify(state: TableState, name: str, column: pd.Series) -> Column | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from output_checks.checks.base import finding
-from output_checks.checks.tables.headers import ESTIMATE_WORDS, words
+from output_checks.checks.tables.headers import COUNT_WORDS, ESTIMATE_WORDS, is_count_name, words
 from output_checks.checks.tables.profile import TableState, count_value
 from output_checks.verdicts import Finding, Verdict
 
@@ -46,7 +46,7 @@ def is_coefficient_table(state: TableState, frame: pd.DataFrame) -> bool:
 def _names(column: str, vocabulary: set[str]) -> bool:
     """A word of `vocabulary` in the name; a word of one or two letters ("b", "t", "or") only as the whole name,
     since short words are also category labels."""
-    tokens = words(column)
+    tokens = [w if w in vocabulary else w.rstrip("0123456789") for w in words(column)]  # "lower95" is "lower"
     return any(w in vocabulary and (len(w) > 2 or len(tokens) == 1) for w in tokens) or (
         "std err" in column.lower() or "[0.025" in column or "0.975]" in column
     )
@@ -82,6 +82,12 @@ def residual_df(frame: pd.DataFrame, terms: int) -> float | None:
     nobs = _labelled_values(frame, OBSERVATIONS)
     if nobs:
         return min(nobs) - max(terms, 1)
+    for column in frame.columns:  # "patients", "n", "events" beside each estimate
+        if is_count_name(str(column)) and set(words(str(column))) <= COUNT_WORDS:
+            values = frame[column].map(count_value).dropna()
+            if len(values):
+                # one N for every term: one model with that many terms; N varying by row: one model per row
+                return float(values.min()) - (max(terms, 1) if values.nunique() == 1 else 1)
     return None
 
 

@@ -19,7 +19,13 @@ from output_checks.checks.tables.profile import TableState, count_value
 
 
 def numbers(frame: pd.DataFrame, column: str) -> pd.Series:
-    return frame[column].map(count_value)
+    """A column's cells as numbers (NaN where a cell is not one); "245 (59.5%)" is its count, 245."""
+    text = frame[column].astype(str).str.strip()
+    out = pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce")
+    described = out.isna() & text.str.contains("(", regex=False)
+    if described.any():
+        out[described] = text[described].map(count_value)
+    return out.where(~text.str.endswith("%"))
 
 
 def looks_like_years(values: pd.Series) -> bool:
@@ -39,7 +45,8 @@ def _ordinal(values: pd.Series) -> bool:
 def named_as(column: str, vocabulary: set[str], short_words: bool) -> bool:
     """Whether a column's name holds a word of `vocabulary`. Words of one or two letters ("se", "or", "c", "p")
     are also the names of categories (regions, answers, grades), so they count only where `short_words`."""
-    return any(w in vocabulary and (short_words or len(w) > 2) for w in words(column))
+    found = (w if w in vocabulary else w.rstrip("0123456789") for w in words(column))  # "lower95" is "lower"
+    return any(w in vocabulary and (short_words or len(w) > 2) for w in found)
 
 
 def decimals_present(state: TableState) -> bool:

@@ -15,6 +15,7 @@ import pandas as pd
 from output_checks.checks.base import finding
 from output_checks.checks.tables.headers import (
     AGGREGATE_WORDS,
+    COUNT_WORDS,
     ESTIMATE_WORDS,
     NOT_COUNT_WORDS,
     RATE_WORDS,
@@ -67,8 +68,10 @@ def _n_for_column(column: str, frame: pd.DataFrame, count_cols: list[str]) -> pd
                     if match is not None:
                         return numbers(frame, match)
     named = [c for c in count_cols if is_count_name(c)]
-    if len(named) == 1:
-        return numbers(frame, named[0])
+    plain = [c for c in named if set(words(c)) <= COUNT_WORDS]  # "n", "count", "patients"; not "total_cost"
+    for choice in (plain, named):
+        if len(choice) == 1:
+            return numbers(frame, choice[0])
     return None
 
 
@@ -194,7 +197,7 @@ def _bare_decimals(state: TableState, frame: pd.DataFrame, skip: set[str]) -> li
     for c in map(str, frame.columns):
         if c in skip or state.profiles[c].kind != "number":
             continue
-        if named_as(c, known, short_words=len(c.strip()) > 2) or (is_count_name(c) and len(c.strip()) > 2):
+        if named_as(c, known, short_words=True) or (is_count_name(c) and len(c.strip()) > 2):
             continue
         if frame[c].astype(str).str.contains("%", regex=False).any():
             continue  # percentages

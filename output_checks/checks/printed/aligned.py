@@ -96,6 +96,9 @@ def parse(block: list[Line], footer: str = "") -> Printed | None:
         return None
     lines = [Line(ln.number, CODEBOOK.sub(lambda m: " " * len(m[0]), ln.text)) for ln in lines]
     header, body = _split(lines)
+    # R's table()/xtabs() print: the column variable's name alone, indented, over the row variable's name and
+    # the column levels; every cell below is a count.
+    r_table = len(header) == 2 and len(tokens(header[0].text)) == 1 and header[0].text.startswith("  ")
     for k in range(len(header) - 1, -1, -1):
         if KEY_VALUE.search(header[k].text):  # "Model 1: ldl ~ age" above an anova table is a caption
             header = header[k + 1 :]
@@ -104,15 +107,62 @@ def parse(block: list[Line], footer: str = "") -> Printed | None:
     if not body or not any(_data_like(ln.text) for ln in body):
         return None
     columns = spans([ln.text for ln in body])
-    if len(columns) < 2 or len(columns) > 60:
+    if len(columns) > 60:
         return None
     rows = [(ln, cut(ln.text, columns)) for ln in body]
     numeric = [j for j in range(len(columns)) if _mostly_numbers([r[j] for _, r in rows])]
-    if not numeric or len([ln for ln in body if _data_like(ln.text)]) < max(1, len(body) // 2):
+    if len(columns) < 2 or not numeric:
+        table = _ragged(header, body, family, footer)
+        if table is not None and r_table:
+            _r_table(table)
+        return table
+    if len([ln for ln in body if _data_like(ln.text)]) < max(1, len(body) // 2):
         return None
     labels = header_labels([ln.text for ln in header], columns)
     table = Printed(header[0].number if header else body[0].number, labels, rows, family, columns)
     _drop_row_numbers(table)
+    _series(table, footer)
+    _named_counts(table)
+    if r_table and not table.named:
+        _r_table(table)
+    return table
+
+
+def _r_table(table: Printed) -> None:
+    cells = [(ln, j, count_of(c)) for ln, row in table.rows for j, c in enumerate(row) if j > 0 and c]
+    if cells and all(n is not None for _, _, n in cells):
+        table.family, table.named = "R table()", True
+        label = table.header
+        table.cells.extend(
+            CountCell("R table()", ln.number, label[j] if j < len(label) else "", n)
+            for ln, j, n in cells
+            if n is not None
+        )
+
+
+def _ragged(header: list[Line], body: list[Line], family: str, footer: str) -> Printed | None:
+    """A table whose numbers are not aligned (edited by hand, or printed in a proportional font and re-typed):
+    every body line is a label followed by the same number of numbers; the last header line names those
+    columns from the right, and the lines above it (a variable's name) prefix every one."""
+    tails: list[tuple[Line, str, list[str]]] = []
+    for ln in body:
+        words = ln.text.split()
+        k = len(words)
+        while k > 0 and is_numeric_word(words[k - 1]) and is_number(words[k - 1]):
+            k -= 1
+        if k == len(words):
+            return None
+        tails.append((ln, " ".join(words[:k]), words[k:]))
+    width = len(tails[0][2])
+    if len(tails) < 2 or any(len(t[2]) != width for t in tails) or not any(label for _, label, _ in tails):
+        return None
+    names = header[-1].text.split() if header else []
+    above = " ".join(w for ln in header[:-1] for w in ln.text.split())
+    columns = ([""] * width + names)[-width:] if len(names) >= width else [""] * (width - len(names)) + names
+    first = " ".join(names[: len(names) - width]) if len(names) > width else ""
+    labels = [first, *(f"{above} {c}".strip() for c in columns)]
+    rows = [(ln, [label, *numbers]) for ln, label, numbers in tails]
+    table = Printed(header[0].number if header else body[0].number, labels, rows, family)
     _series(table, footer)
     _named_counts(table)
     return table

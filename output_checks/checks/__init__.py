@@ -18,6 +18,7 @@ CHECKS: dict[str, str] = {
     "documents": "output_checks.checks.documents:DocumentCheck",
     "payloads": "output_checks.checks.payloads:PayloadCheck",
     "interchange": "output_checks.checks.interchange:InterchangeCheck",
+    "acro": "output_checks.checks.tables.acro:AcroEvidenceCheck",
     "identifiers": "",
     "known_identifiers": "",
 }

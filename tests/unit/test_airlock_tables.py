@@ -194,9 +194,11 @@ def test_acro_results_are_evidence(tmp_path):
     report = check_one(table)
     assert report.verdict is Verdict.BLOCK
     assert "ACRO marked this table fail" in messages(report)
-    # An edited table no longer matches ACRO's checksum: the evidence is ignored, Enclave's own rules still apply.
+    # An edited table no longer matches ACRO's checksum: ACRO's fail no longer describes it, but the edit itself is
+    # a finding (issue 11: never dropped silently), and Enclave's own rules still apply.
     table.write_text(table.read_text().replace("d,", "e,"))
-    assert "ACRO" not in messages(check_one(table))
+    edited = messages(check_one(table))
+    assert "ACRO marked this table fail" not in edited and "edited after ACRO checked it" in edited
 
 
 def test_table_one_counts_with_percentages(tmp_path):

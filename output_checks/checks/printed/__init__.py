@@ -97,7 +97,7 @@ def printed_findings(lines: list[Line], ctx: Context, prefix: str = "") -> Itera
         if table is None:
             continue
         if is_model_table(table.header):
-            yield from residual_df_findings(table.header, table.rows, prefix)
+            yield from residual_df_findings(table.header, table.rows, ctx.policy.safe_dof_threshold, prefix)
             continue  # a model's coefficients: its size is judged from the summary's own lines
         if table.named:
             cells.extend(table.cells)

@@ -15,10 +15,6 @@ from output_checks.checks.printed.layout import Line
 from output_checks.checks.printed.vocabulary import SUMMARY_VALUES
 from output_checks.verdicts import Finding, Verdict
 
-# ACRO's safe_dof_threshold: a model with fewer residual degrees of freedom than this is disclosive. Not yet a
-# policy key (policy.yaml belongs to the count rules): proposed as `min_residual_df: 10`.
-MIN_RESIDUAL_DF = 10
-
 
 @dataclass(frozen=True)
 class Rule:
@@ -67,7 +63,7 @@ def is_model_summary(rows: list[list[str]]) -> bool:
 
 
 def model_findings(lines: list[Line], ctx: Context, prefix: str = "", unit: str = "line") -> Iterator[Finding]:
-    threshold = ctx.policy.min_cell_count
+    threshold, dof = ctx.policy.min_cell_count, ctx.policy.safe_dof_threshold
     small: dict[str, list[str]] = {}
     for line in lines:
         text = line.text
@@ -76,16 +72,16 @@ def model_findings(lines: list[Line], ctx: Context, prefix: str = "", unit: str 
         for rule in RULES:
             for m in rule.pattern.finditer(text):
                 value = int(m[1].replace(",", ""))
-                if _too_small(rule.what, value, threshold):
+                if _too_small(rule.what, value, threshold, dof):
                     small.setdefault(rule.what, []).append(place(prefix, line.number, unit=unit))
         if STARGAZER_ROW.match(text):
             for value in re.findall(r"\d[\d,]*", text):
-                if _too_small("observations", int(value.replace(",", "")), threshold):
+                if _too_small("observations", int(value.replace(",", "")), threshold, dof):
                     small.setdefault("observations", []).append(place(prefix, line.number, unit=unit))
     messages = {
         "observations": f"a model fitted on fewer than {threshold} observations",
         "events": f"a survival model with fewer than {threshold} events",
-        "residual df": f"a model with fewer than {MIN_RESIDUAL_DF} residual degrees of freedom (ACRO's threshold)",
+        "residual df": f"a model with fewer than {dof} residual degrees of freedom (the policy's safe_dof_threshold)",
         "null df": f"a model fitted on fewer than {threshold} observations (from its null deviance's degrees of "
         "freedom)",
         "deleted": f"fewer than {threshold} observations missing or dropped for missingness: a reviewer decides "
@@ -101,9 +97,9 @@ def model_findings(lines: list[Line], ctx: Context, prefix: str = "", unit: str 
         )
 
 
-def _too_small(what: str, value: int, threshold: int) -> bool:
+def _too_small(what: str, value: int, threshold: int, dof: int) -> bool:
     if what == "residual df":
-        return value < MIN_RESIDUAL_DF
+        return value < dof
     if what == "null df":
         return value + 1 < threshold
     return 0 < value < threshold
@@ -112,7 +108,9 @@ def _too_small(what: str, value: int, threshold: int) -> bool:
 RESIDUAL_DF_HEADERS = frozenset({"res.df", "resid. df", "res df", "resid df", "residual df", "df resid", "df_resid"})
 
 
-def residual_df_findings(header: list[str], rows: list[tuple[Line, list[str]]], prefix: str = "") -> Iterator[Finding]:
+def residual_df_findings(
+    header: list[str], rows: list[tuple[Line, list[str]]], dof: int, prefix: str = ""
+) -> Iterator[Finding]:
     """A printed model comparison (R `anova()`: "Res.Df") whose models keep fewer than ACRO's residual degrees of
     freedom."""
     columns = [j for j, label in enumerate(header) if label.strip().lower() in RESIDUAL_DF_HEADERS]
@@ -120,14 +118,14 @@ def residual_df_findings(header: list[str], rows: list[tuple[Line, list[str]]], 
         place(prefix, line.number, header[j])
         for line, cells in rows
         for j in columns
-        if j < len(cells) and cells[j].strip().isdigit() and int(cells[j]) < MIN_RESIDUAL_DF
+        if j < len(cells) and cells[j].strip().isdigit() and int(cells[j]) < dof
     ]
     if places:
         yield finding(
             "tables",
             Verdict.BLOCK,
-            f"printed model comparison: a model with fewer than {MIN_RESIDUAL_DF} residual degrees of freedom "
-            "(ACRO's threshold)",
+            f"printed model comparison: a model with fewer than {dof} residual degrees of freedom "
+            "(the policy's safe_dof_threshold)",
             "; ".join(places[:10]),
         )
 

@@ -200,3 +200,24 @@ def test_evidence_is_found_through_a_link_to_the_file(tmp_path):
     staged.mkdir(parents=True)
     (staged / "t.csv").symlink_to(folder / "t.csv")
     assert acro_evidence(staged / "t.csv", sha(folder / "t.csv")) == "fail"
+
+
+def test_a_real_acro_folder_through_the_engine(tmp_path):
+    # ACRO's own records are for the output checker: results.json is not read as a table of names, a session summary
+    # ACRO does not name is still its record, and the outputs ACRO passed pass on Enclave's own rules.
+    from acro import ACRO
+
+    rng = np.random.default_rng(11)
+    data = pd.DataFrame({"x": rng.normal(size=300), "z": rng.normal(size=300)})
+    data["y"] = 2 * data.x + rng.normal(size=300)
+    acro = ACRO(suppress=False)
+    acro.ols(data.y, data[["x", "z"]])
+    out = tmp_path / "acro"
+    acro.finalise(str(out), "json")
+    (out / "session_summary.md").write_text("# Session\n\nOne OLS model.\n")  # a summary ACRO's record does not name
+    results = check_one(out / "results.json")
+    assert results.verdict is Verdict.REVIEW and {f.check for f in results.findings} == {"acro"}
+    summary = check_one(out / "session_summary.md")
+    assert summary.verdict is Verdict.REVIEW and "summary of the session" in messages(summary)
+    for table in out.glob("output_*.csv"):
+        assert check_one(table).verdict is Verdict.PASS, messages(check_one(table))

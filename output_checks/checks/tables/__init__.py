@@ -23,7 +23,7 @@ from typing import ClassVar
 import pandas as pd
 
 from output_checks.checks.base import Context, Subject, finding
-from output_checks.checks.tables.acro import acro_evidence
+from output_checks.checks.tables.acro import acro_evidence, is_acro_record
 from output_checks.checks.tables.counts import count_rules
 from output_checks.checks.tables.persons import individual_level
 from output_checks.checks.tables.profile import TableState, profile_chunk, screen_values
@@ -111,6 +111,8 @@ class TableCheck:
         acro = None
         # ACRO's record lies beside the file itself (the runner may hand the file over through a link to it).
         if subject.depth == 0 and (subject.path.resolve().parent / "results.json").is_file():
+            if is_acro_record(subject.path):
+                return  # ACRO's own record of the session, not a table: the acro check sends it to a reviewer
             from output_checks.engine import sha256_of
 
             status = acro_evidence(subject.path, sha256_of(subject.path))

@@ -19,6 +19,9 @@ RESULTS = "results.json"
 MAX_RESULTS_BYTES = 16 * 2**20
 # ACRO renames outputs that must stay inside the TRE (its session summaries) with this suffix.
 DO_NOT_RELEASE = re.compile(r"DONT_RELEASE|DO_NOT_RELEASE", re.IGNORECASE)
+# ACRO's own records of a session beside its outputs: results.json and its session summaries (every output's
+# variables and statuses), which are for the output checker, not for release.
+SESSION_RECORD = re.compile(r"^session_summary\.[a-z]+$", re.IGNORECASE)
 FAILED_CHECK = re.compile(r"\b([A-Za-z]+Check):\s*fail")
 
 
@@ -144,6 +147,8 @@ def acro_evidence(path: Path, sha256: str) -> AcroStatus | None:
         return AcroStatus("review", "ACRO's record of the session (results.json) is for the output checker")
     record = records.get(path.name)
     if record is None:
+        if SESSION_RECORD.match(path.name):
+            return AcroStatus("review", f"ACRO's summary of the session ({path.name}) is for the output checker")
         return None
     recorded = _recorded_checksum(path.parent, path.name)
     if recorded is None:
@@ -152,6 +157,12 @@ def acro_evidence(path: Path, sha256: str) -> AcroStatus | None:
         had = f"; ACRO had marked it {record.status}" if record.status in ("fail", "review") else ""
         return AcroStatus("review", f"edited after ACRO checked it: its checksum no longer matches ACRO's record{had}")
     return _judged(record)
+
+
+def is_acro_record(path: Path) -> bool:
+    """Whether `path` is ACRO's own record of a session (its results.json) rather than an output."""
+    path = Path(path).resolve()
+    return path.name == RESULTS and _records(path.parent) is not None
 
 
 def acro_finding(path: Path, sha256: str, location: str = "", check: str = "tables") -> Finding | None:
@@ -175,7 +186,7 @@ class AcroEvidenceCheck:
         del ctx
         # Tables get the same evidence through the tables check (results.json itself is JSON but never a table);
         # archive members have no results.json beside them.
-        table = subject.kind in READERS and subject.path.name != RESULTS
+        table = subject.kind in READERS and subject.path.name != RESULTS and not SESSION_RECORD.match(subject.path.name)
         if subject.depth != 0 or table or not (subject.path.resolve().parent / RESULTS).is_file():
             return []
         from output_checks.engine import sha256_of

@@ -15,7 +15,7 @@ from typing import Any
 
 from jupyter_server.utils import url_path_join
 
-from enclave_workspace import budget
+from enclave_workspace import budget, connections
 from enclave_workspace.authorizer import WorkspaceAuthorizer
 from enclave_workspace.confine import launcher
 from enclave_workspace.contents import WorkspaceContentsManager
@@ -98,6 +98,9 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     ServiceResponseScreen.base_url = base_url
     web_app.add_transform(ServiceResponseScreen)
     budget.install(web_app, base_url)
+    # the proxy asks every request to close its connection: close lingeringly, so none of its writes meets a
+    # closed socket and turns a served request into a 503 (connections.py)
+    connections.install()
     serverapp.log.info("enclave_workspace: routes outside the workspace's table refused")
 
 

@@ -1,8 +1,10 @@
 """Requests with a body reach a workspace through the proxy every time: a notebook save that fails now and then is
 lost work. configurable-http-proxy sends `Connection: close` to targets it keeps no connection pool for, its Unix
-socket targets among them; under heavy load during development the proxy once logged `write EPIPE` and answered
-503 to 2 of 400 browser PUTs that the workspace had served (cf. nodejs/node#41062). Not reproduced since (this
-test, and 400 workspace-layout PUTs with both cores busy, all succeed); it stays as the guard."""
+socket targets among them; node can still flush once more after the request body, and when the workspace had
+already closed the socket that write failed with EPIPE and the proxy answered 503 for a save the workspace had
+served (cf. nodejs/node#41062): 1 in 400 here under heavy load. The workspace now closes lingeringly
+(images/enclave_workspace/connections.py; the mechanism is reproduced in tests/unit/test_workspace_lingering_close.py);
+this test stays as the end-to-end guard."""
 
 from __future__ import annotations
 

@@ -36,8 +36,14 @@ def test_clean_notebook_passes(tmp_path):
         tmp_path,
         new_markdown_cell("# LDL by site\nCounts are suppressed below 10."),
         new_code_cell(
-            "df.groupby('site').ldl.mean()",
-            outputs=[new_output("execute_result", {"text/plain": "site\nA    3.1\nB    3.3"}, execution_count=1)],
+            "df.groupby('site').ldl.agg(['count', 'mean'])",
+            outputs=[
+                new_output(
+                    "execute_result",
+                    {"text/plain": "      count  mean\nsite             \nA       120   3.1\nB       131   3.3"},
+                    execution_count=1,
+                )
+            ],
         ),
         new_code_cell("print('done')", outputs=[new_output("stream", name="stdout", text="done\n")]),
     )
@@ -150,7 +156,12 @@ def test_printed_pandas_tables_in_outputs_are_checked(tmp_path):
     assert check_one(notebook(tmp_path, cell)).verdict is Verdict.BLOCK
     means = "   site  mean_ldl\n0     A       3.1\n1     B       3.3\n2     C       2.9"
     cell = new_code_cell("df", outputs=[new_output("execute_result", {"text/plain": means}, execution_count=1)])
-    assert check_one(notebook(tmp_path, cell)).verdict is Verdict.PASS  # the index is not a count
+    report = check_one(notebook(tmp_path, cell))
+    # The index is not a count (no block); the means state no group sizes, so a reviewer confirms them.
+    assert report.verdict is Verdict.REVIEW and "number of contributors" in messages(report), messages(report)
+    with_n = "   site    n  mean_ldl\n0     A  120       3.1\n1     B  131       3.3\n2     C  118       2.9"
+    cell = new_code_cell("df", outputs=[new_output("execute_result", {"text/plain": with_n}, execution_count=1)])
+    assert check_one(notebook(tmp_path, cell)).verdict is Verdict.PASS
 
 
 def test_pdf_timestamps_are_not_identifiers(tmp_path):

@@ -741,10 +741,18 @@ year
 """
 
 
-@pytest.mark.parametrize("text", [R_SESSION, STATA_SESSION, PYTHON_SESSION], ids=["R", "Stata", "Python"])
-def test_clean_sessions_pass(text):
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [(R_SESSION, Verdict.REVIEW), (STATA_SESSION, Verdict.PASS), (PYTHON_SESSION, Verdict.REVIEW)],
+    ids=["R", "Stata", "Python"],
+)
+def test_clean_sessions_pass_or_ask_only_about_statistics(text, expected):
+    # A clean session is never blocked. The R and Python sessions also print means and medians with no N beside
+    # them: as in a CSV (the verdict must not depend on the layout), a reviewer confirms their group sizes.
     verdict, report = judge(text)
-    assert verdict is Verdict.PASS, report
+    assert verdict is expected, report
+    lines = [line for line in report.splitlines() if line]
+    assert all("number of contributors the file does not show" in line for line in lines), report
 
 
 @pytest.mark.parametrize(

@@ -101,9 +101,9 @@ def printed_findings(lines: list[Line], ctx: Context, prefix: str = "") -> Itera
             continue  # a model's coefficients: its size is judged from the summary's own lines
         if table.named:
             cells.extend(table.cells)
-        elif any(table.header) and len(table.header) >= 2 and table.has_integers():
-            # Only tables that may hold counts go to the table rules: a printed table of means or estimates with
-            # no count beside it is read as the notebook's working, not as a release table of statistics.
+        elif any(table.header) and len(table.header) >= 2 and table.has_numbers():
+            # Counts and statistics alike go to the table rules: a printed table of means whose contributors it does
+            # not state is review, as the same table in a CSV is (the verdict must not depend on the layout).
             key = tuple(tuple(row) for row in table.as_rows())
             if key in seen:
                 continue  # the same table printed again (a loop, a re-run cell)

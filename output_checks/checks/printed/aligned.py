@@ -42,6 +42,9 @@ MAX_LINES = 5000  # a printed table longer than this is a data dump: the table r
 MAX_WIDTH = 2000
 
 
+NUMERIC = re.compile(r"^(?=[^\d]*\d)[-+]?(\d{1,3}(,\d{3})+|\d+)?(\.\d+)?([eE][-+]?\d+)?%?$")
+
+
 @dataclass
 class Printed:
     """A parsed printed table: its header labels, body rows (line, cells) and what it tells about counts."""
@@ -60,6 +63,16 @@ class Printed:
         for j in range(1, width):
             filled = [cells[j] for _, cells in self.rows if j < len(cells) and cells[j].strip().lower() not in MISSING]
             if filled and all(count_of(c) is not None for c in filled):
+                return True
+        return False
+
+    def has_numbers(self) -> bool:
+        """Some column beyond the first holds only numbers (counts, or statistics whose contributors the table
+        rules look for)."""
+        width = max((len(cells) for _, cells in self.rows), default=0)
+        for j in range(1, width):
+            filled = [cells[j] for _, cells in self.rows if j < len(cells) and cells[j].strip().lower() not in MISSING]
+            if filled and all(NUMERIC.match(c.strip()) for c in filled):
                 return True
         return False
 

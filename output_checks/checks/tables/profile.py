@@ -24,7 +24,11 @@ ESTIMATE_SPREAD = re.compile(
     r"^\s*[-+]?\d[\d,]*(\.\d+)?\s*(\(|\[|±|\+/-)\s*[-+]?[\d.,]+(\s*(-|–|to|,)\s*[-+]?[\d.,]+)?\s*[\])]?\s*$"
 )
 SMALL_MARKER = re.compile(r"^\s*(<|≤|<=)\s*\d+\s*$")
-DATE = re.compile(r"^\s*(\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{4})([ T]\d{2}:\d{2}(:\d{2})?)?\s*$")
+# One separator used twice ("12.3/1000" is a rate, not a date), a day or month of at most 31, a year from 1800.
+DATE = re.compile(
+    r"^\s*(\d{4}-\d{2}-\d{2}|(?:0?[1-9]|[12]\d|3[01])(?P<sep>[/.-])(?:0?[1-9]|[12]\d|3[01])(?P=sep)(?:1[89]|2\d)\d\d)"
+    r"([ T]\d{2}:\d{2}(:\d{2})?)?\s*$"
+)
 PSEUDONYM = re.compile(r"P-[A-Z2-7]{16}")
 LONG_INTEGER = re.compile(r"^\s*\+?\d{9,19}\s*$")  # could be an id or a phone number; decimals cannot
 NHS_SHAPE = re.compile(r"^\s*\d{3}[ -]?\d{3}[ -]?\d{4}\s*$")

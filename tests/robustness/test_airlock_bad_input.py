@@ -295,12 +295,15 @@ def _good_files(folder: Path) -> dict[str, Path]:
     out["csv"] = folder / "good.csv"
     out["csv"].write_text(SMALL_COUNT_CSV)
     regions = [f"Region {chr(65 + i % 26)}{chr(65 + i // 26)}" for i in range(40)]
-    frame = pd.DataFrame({"region": regions, "mean_ldl": [3.1 + i / 100 for i in range(40)]})
+    # means with the size of each group beside them (a mean with no N is review: its contributors are unknown)
+    frame = pd.DataFrame(
+        {"region": regions, "n": [120 + i for i in range(40)], "mean_ldl": [3.1 + i / 100 for i in range(40)]}
+    )
     out["parquet"] = folder / "good.parquet"
     frame.to_parquet(out["parquet"])
     out["xlsx"] = folder / "good.xlsx"
     book = openpyxl.Workbook()
-    for row in [["region", "mean_ldl"], *frame.values.tolist()]:
+    for row in [["region", "n", "mean_ldl"], *frame.values.tolist()]:
         book.active.append(row)
     book.save(out["xlsx"])
     out["png"] = folder / "good.png"

@@ -205,3 +205,34 @@ def test_second_allele_small_count_blocks(tmp_path):
 def test_sites_vcf_with_large_allele_counts_passes(tmp_path):
     path = _vcf(tmp_path, "ok.vcf", ["120", "45", "0", "33"])  # AC=0: an allele no one carries
     assert verdict(path) is Verdict.PASS, messages(check_one(path))
+
+
+def test_categories_named_like_levels_are_counts_in_a_crosstab(tmp_path):
+    # "band 0 / group 3": the levels of two categories as a cross-tab's columns, not columns named for a role
+    bands = [f"band {b}" for b in range(6)]
+    frame = pd.DataFrame(4, index=[f"practice {p:02d}" for p in range(15)], columns=pd.MultiIndex.from_product(
+        [bands, [f"group {g}" for g in range(4)]], names=["band", "group"]))  # fmt: skip
+    frame.index.name = "practice"
+    path = tmp_path / "wide.csv"
+    frame.to_csv(path)
+    report = check_one(path)
+    assert report.verdict is Verdict.BLOCK and "360 count cell(s)" in messages(report), messages(report)
+    clean = write(tmp_path, "clean.csv", "decile,group 1,group 2\n1,120,131\n2,98,104\n3,143,150\n")
+    assert verdict(clean) is Verdict.PASS
+
+
+def test_whole_numbers_written_as_decimals_are_counts_or_sums(tmp_path):
+    # pandas writes a crosstab of sums (aggfunc=sum) as decimals: no small count shows, but no contributors either
+    sums = write(tmp_path, "s.csv", "region,Female,Male\nEast,780098.0,862564.0\nIsles,115795.0,86796.0\n")
+    report = check_one(sums)
+    assert report.verdict is Verdict.REVIEW and "written as decimals" in messages(report)
+    small = write(tmp_path, "t.csv", "region,Female,Male\nEast,120.0,131.0\nIsles,4.0,86.0\n")
+    assert verdict(small) is Verdict.BLOCK
+    named = write(tmp_path, "n.csv", "region,n\nEast,120.0\nIsles,86.0\n")
+    assert verdict(named) is Verdict.PASS  # named as counts: counts that passed through floats
+
+
+def test_odds_ratio_tables_are_coefficient_tables(tmp_path):
+    table = "term,odds_ratio,p\nconst,1.2,0.99\nage,1.03,0.01\nsex_Male,0.8,0.2\n"
+    report = check_one(write(tmp_path, "or.csv", table))
+    assert report.verdict is Verdict.REVIEW and "coefficient table" in messages(report), messages(report)

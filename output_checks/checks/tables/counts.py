@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pandas as pd
 
 from output_checks.checks.base import finding
-from output_checks.checks.tables.headers import TOTAL_LABEL
+from output_checks.checks.tables.headers import TOTAL_LABEL, is_count_name
 from output_checks.checks.tables.profile import TableState, count_value, is_suppressed
 from output_checks.checks.tables.roles import count_columns
 from output_checks.verdicts import Finding, Verdict
@@ -55,6 +55,33 @@ def count_rules(state: TableState, frame: pd.DataFrame, acro: str | None) -> Ite
             "; ".join(zeros[:10]),
         )
     yield from _recoverable(state, frame, counts, label_col)
+    yield from _decimal_wholes(state, frame, counts, bool(small))
+
+
+WHOLE_DECIMAL = re.compile(r"^\s*-?\d[\d,]*\.0+\s*$")
+
+
+def _decimal_wholes(state: TableState, frame: pd.DataFrame, counts: list[str], small: bool) -> Iterator[Finding]:
+    """Count cells that no name calls counts, every one written as a decimal ("780098.0"): pandas writes counts as
+    integers, so these are counts that passed through floats (a missing cell) or sums of a measure (a crosstab with
+    aggfunc=sum), whose contributors the table does not show. Small ones already block; the rest go to a reviewer."""
+    if small:
+        return
+    inferred = [c for c in counts if not is_count_name(str(c)) and state.declared_counts is None]
+    decimal = []
+    for c in inferred:
+        cells = frame[c].astype(str).str.strip()
+        cells = cells[cells != ""]
+        if len(cells) and cells.str.match(WHOLE_DECIMAL).all():
+            decimal.append(str(c))
+    if decimal:
+        yield finding(
+            "tables",
+            Verdict.REVIEW,
+            f"{len(decimal)} column(s) of whole numbers written as decimals and not named as counts: counts or sums "
+            "of a measure (whose contributors the table does not show); a reviewer must confirm which",
+            "; ".join(state.where(c) for c in decimal[:10]),
+        )
 
 
 MAGNITUDE_TOTAL = re.compile(r"^(sum|total)([ _-]|$)|([ _-])(sum|total)$", re.IGNORECASE)

@@ -90,4 +90,5 @@ def statistic_of(header: str) -> str | None:
 
 # Words naming a model's estimates (a coefficient table's columns), not a group's statistics.
 ESTIMATE_WORDS = {"coef", "coefficient", "coefficients", "estimate", "estimates", "beta", "b", "or", "hr", "rr",
-                  "irr", "exp", "effect", "logor", "loghr"}  # fmt: skip
+                  "irr", "exp", "effect", "logor", "loghr", "odds", "hazard", "ratio", "slope", "marginal", "lnor",
+                  "loghazard", "ame"}  # fmt: skip

@@ -42,11 +42,19 @@ def _ordinal(values: pd.Series) -> bool:
     return start in (0, 1) and bool((v.diff().dropna() == 1).all())
 
 
+LEVEL_WORDS = frozenset({"group", "band", "decile", "quintile", "quartile", "tertile", "centile", "percentile", "year",
+                         "month", "week", "day", "quarter", "stage", "grade", "class", "category", "cluster", "arm",
+                         "level", "wave", "visit", "round", "period", "age", "rank", "order"})  # fmt: skip
+
+
 def named_as(column: str, vocabulary: set[str], short_words: bool) -> bool:
     """Whether a column's name holds a word of `vocabulary`. Words of one or two letters ("se", "or", "c", "p")
     are also the names of categories (regions, answers, grades), so they count only where `short_words`."""
-    found = (w if w in vocabulary else w.rstrip("0123456789") for w in words(column))  # "lower95" is "lower"
-    return any(w in vocabulary and (short_words or len(w) > 2) for w in found)
+    tokens = words(column)
+    # "group 3", "band 0", "decile 10", "year 2019": a category's level (a cross-tab's column), not the column's role
+    levels = {i for i, w in enumerate(tokens[:-1]) if w in LEVEL_WORDS and tokens[i + 1].isdigit()}
+    found = (w if w in vocabulary else w.rstrip("0123456789") for i, w in enumerate(tokens) if i not in levels)
+    return any(w in vocabulary and (short_words or len(w) > 2) for w in found)  # "lower95" is "lower"
 
 
 def decimals_present(state: TableState) -> bool:

@@ -65,6 +65,8 @@ def review(page, base: str, request_id: str, second: str, *, screenshots: bool =
     counts.get_by_label("Comment").fill("Aggregate counts, all above the threshold.")
     if screenshots:
         counts.scroll_into_view_if_needed()
+        # The preview is rendered in the checker sandbox: the picture shows it, not the frame before it loads.
+        counts.frame_locator("iframe").locator("table").first.wait_for()
         shot(page, "review-form")
     counts.get_by_role("button", name="Save decision on counts.csv").click()
     report = file_section(page, "report.md")

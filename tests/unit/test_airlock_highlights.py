@@ -28,8 +28,8 @@ def test_cells_named_by_column_and_row():
 
 
 def test_columns_by_number_rows_and_whole_columns():
-    marks = table_highlights([f("column 3, row 1"), f("row 4"), f("column 'mean ldl'"), f("column 'n', total of the rows")],
-                             COLUMNS, 10)  # fmt: skip
+    named = [f("column 3, row 1"), f("row 4"), f("column 'mean ldl'"), f("column 'n', total of the rows")]
+    marks = table_highlights(named, COLUMNS, 10)
     assert (0, 2) in marks.cells
     assert 3 in marks.rows
     assert set(marks.columns) == {3, 2}

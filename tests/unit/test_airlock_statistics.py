@@ -194,3 +194,14 @@ def test_gwas_results_are_not_a_coefficient_table(tmp_path):
     table = "rsid,chr,pos,beta,se,p\nrs1001,1,10583,0.031,0.012,0.009\nrs1002,1,20511,-0.011,0.010,0.27\n"
     path = write(tmp_path, "gwas.csv", table)
     assert verdict(path) is Verdict.PASS, messages(check_one(path))
+
+
+def test_a_groups_statistic_rests_on_its_population_not_its_events(tmp_path):
+    # The example notebook's table: patients and events per risk group, with rates and mean predicted risk.
+    table = (
+        "risk_group,patients,events,observed_rate_pct,mean_predicted_risk_pct\n"
+        "1 of 4,250,20,8.0,7.5\n2 of 4,250,30,12.0,11.8\n3 of 4,250,45,18.0,17.9\n4 of 4,250,70,28.0,27.2\n"
+    )
+    assert check_one(write(tmp_path, "risk.csv", table)).verdict is Verdict.PASS
+    small = table.replace("1 of 4,250,20,8.0", "1 of 4,6,20,8.0")
+    assert check_one(write(tmp_path, "small.csv", small)).verdict is Verdict.BLOCK

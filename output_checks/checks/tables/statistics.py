@@ -69,10 +69,18 @@ def _n_for_column(column: str, frame: pd.DataFrame, count_cols: list[str]) -> pd
                         return numbers(frame, match)
     named = [c for c in count_cols if is_count_name(c)]
     plain = [c for c in named if set(words(c)) <= COUNT_WORDS]  # "n", "count", "patients"; not "total_cost"
-    for choice in (plain, named):
+    # Several counts ("patients", "events"): a group's statistic rests on its population, not on its outcomes.
+    population = [c for c in plain if set(words(c)) <= POPULATION_WORDS]
+    for choice in (plain, population, named):
         if len(choice) == 1:
             return numbers(frame, choice[0])
     return None
+
+
+# Count names that say how many people a row's group holds (the denominator), as opposed to its events or outcomes.
+POPULATION_WORDS = frozenset({"n", "count", "size", "patients", "participants", "people", "persons", "individuals",
+                              "subjects", "obs", "observations", "population", "cohort", "denominator", "total",
+                              "nobs", "of"})  # fmt: skip
 
 
 def _header_n(column: str) -> float | None:

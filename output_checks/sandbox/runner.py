@@ -239,10 +239,11 @@ class Staging:
         os.chown(folder, self.iso.uid, self.iso.gid)
         return f"{INSIDE_IN}/{index}/{item.checked_name}", digest
 
-    def _copy(self, source: Path, target: Path, limit: int | None = None) -> str:
-        """Copy a regular file (never through a link) for the checks account to read; its sha256."""
+    def _copy(self, source: Path, target: Path, limit: int | None = None, dir_fd: int | None = None) -> str:
+        """Copy a regular file (never through a link; relative to `dir_fd` when given) for the checks account to
+        read; its sha256."""
         digest = hashlib.sha256()
-        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
         with os.fdopen(fd, "rb") as src:
             if not stat.S_ISREG(os.fstat(src.fileno()).st_mode) or (limit and os.fstat(src.fileno()).st_size > limit):
                 raise OSError(f"{source.name}: not a regular file within the limit")
@@ -257,20 +258,28 @@ class Staging:
     def _stage_acro_evidence(self, item: SandboxFile, folder: Path) -> None:
         """ACRO's record of a table (results.json and checksums/NAME.txt beside it) goes into the sandbox with the
         table, so its evidence (an edit after ACRO checked it, ACRO's fail) is judged there as it is in-process."""
-        beside = item.source.parent
-        # ACRO names a table's checksum file after the table; inside, the table has the name it is checked under.
-        inside = folder / "checksums" / f"{item.checked_name}.txt"
-        checksums = (beside / "checksums" / f"{item.source.name}.txt", inside)
-        wanted = [(beside / ACRO_RESULTS, folder / ACRO_RESULTS), checksums]
-        for source, target in wanted:
-            if target.exists() or not source.is_file():
+        # The folder beside the table may be the researcher's: no part of the way to the record is followed
+        # through a link (a `checksums` link to a root-only folder would otherwise be copied from as root).
+        wanted = [
+            ((ACRO_RESULTS,), folder / ACRO_RESULTS),
+            (("checksums", f"{item.source.name}.txt"), folder / "checksums" / f"{item.checked_name}.txt"),
+        ]
+        for parts, target in wanted:
+            if target.exists():
                 continue
-            target.parent.mkdir(mode=0o500, exist_ok=True)
+            opened: list[int] = []
             try:
-                self._copy(source, target, ACRO_EVIDENCE_MAX)
+                opened.append(os.open(item.source.parent, os.O_RDONLY | os.O_DIRECTORY))
+                for part in parts[:-1]:
+                    opened.append(os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=opened[-1]))
+                target.parent.mkdir(mode=0o500, exist_ok=True)
+                self._copy(Path(parts[-1]), target, ACRO_EVIDENCE_MAX, dir_fd=opened[-1])
             except OSError:
                 target.unlink(missing_ok=True)  # no evidence is what a missing record gives: the table's own rules
-            if target.parent != folder:
+            finally:
+                for fd in opened:
+                    os.close(fd)
+            if target.parent != folder and target.parent.exists():
                 os.chown(target.parent, self.iso.uid, self.iso.gid)
 
     def remove(self) -> None:

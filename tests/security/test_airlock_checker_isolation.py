@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -134,3 +135,27 @@ def test_the_checks_account_is_never_one_that_someone_else_made() -> None:
             ensure_checks_account(name)
     finally:
         subprocess.run(["userdel", name], check=False, capture_output=True)
+
+
+def test_acro_evidence_is_never_staged_through_a_link(tmp_path: Path, account: Isolation) -> None:
+    # ACRO's record beside a table is copied into the sandbox by root: a researcher's `checksums` link to a folder
+    # only root can read must not make root copy from it.
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    (outputs / "t.csv").write_text("site,n\na,120\n")
+    (outputs / "results.json").write_text('{"tool": {"name": "ACRO"}, "results": {}}')
+    private = Path(tempfile.mkdtemp(prefix="enclave-root-only-"))
+    try:
+        private.chmod(0o700)
+        (private / "t.csv.txt").write_text("ROOT-ONLY-SECRET")
+        (outputs / "checksums").symlink_to(private)
+        staging = Staging(account)
+        try:
+            staging.add(0, SandboxFile(outputs / "t.csv", "t.csv"))
+            staged = staging.root / "in" / "0"
+            assert (staged / "results.json").is_file()  # the record itself, beside the table, is staged
+            assert not (staged / "checksums" / "t.csv.txt").exists()
+        finally:
+            staging.remove()
+    finally:
+        shutil.rmtree(private)

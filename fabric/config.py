@@ -53,20 +53,33 @@ class Paths:
         """The published view of a project: a symlink to its current build."""
         return self.project_dir(project) / "data"
 
+    @property
+    def storage(self) -> Path:
+        """Root only: each project's file-system image (`PROJECT.img`), whose size is the project's disk quota."""
+        return self.home / "storage"
+
+    def project_image(self, project: str) -> Path:
+        return self.storage / f"{project}.img"
+
+    def project_store(self, project: str) -> Path:
+        """The mount point of the project's own file system (provisioning/storage.py): everything the project
+        writes (outputs, homes, MLflow) is in it, so it stops at the quota and never fills the registry's disk."""
+        return self.project_dir(project) / "store"
+
     def project_outputs(self, project: str) -> Path:
         """Where a project's researchers put what they want released; the only place a request takes files from."""
-        return self.project_dir(project) / "outputs"
+        return self.project_store(project) / "outputs"
 
     def project_homes(self, project: str) -> Path:
         """The project's members' workspace homes, one folder each; a workspace mounts only its own user's."""
-        return self.project_dir(project) / "homes"
+        return self.project_store(project) / "homes"
 
     def project_home(self, project: str, user: str) -> Path:
         return self.project_homes(project) / user
 
     def project_mlflow(self, project: str) -> Path:
         """The project's MLflow store: `mlflow.db` (SQLite tracking) and `artifacts/`; never shared across projects."""
-        return self.project_dir(project) / "mlflow"
+        return self.project_store(project) / "mlflow"
 
     @property
     def hub(self) -> Path:

@@ -1,5 +1,5 @@
-"""Research projects: the YAML spec (purpose, members and roles, datasets, compute limits, airlock overrides),
-its validation, and the registry operations that create projects and change membership."""
+"""Research projects: the YAML spec (purpose, members and roles, datasets, compute limits, storage quota, airlock
+overrides), its validation, and the registry operations that create projects and change membership."""
 
 from __future__ import annotations
 
@@ -84,6 +84,28 @@ class BrowserLimits(BaseModel):
         }
 
 
+MIN_QUOTA = 64 * 2**20  # an ext4 file system with its journal needs a few MiB of its own
+
+
+class StorageLimits(BaseModel):
+    """The project's disk quota: the size of its own file system, which holds its outputs, its members' homes and
+    its MLflow store (provisioning/storage.py). It can be raised later; it is never shrunk."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quota: str = Field(default="20GiB", pattern=SIZE)
+
+    @field_validator("quota")
+    @classmethod
+    def _large_enough(cls, value: str) -> str:
+        if size_bytes(value) < MIN_QUOTA:
+            raise ValueError(f"a storage quota of {value} is too small; at least 64MiB")
+        return value
+
+    def quota_bytes(self) -> int:
+        return size_bytes(self.quota)
+
+
 class AirlockOverrides(BaseModel):
     """Per-project release policy; anything unset takes the platform default (docs/reference/policy.md)."""
 
@@ -107,6 +129,7 @@ class ProjectSpec(BaseModel):
     datasets: list[str] = Field(min_length=1, description="dataset ids, or ['*'] for every registered dataset")
     compute: ComputeLimits = Field(default_factory=ComputeLimits)
     browser: BrowserLimits = Field(default_factory=BrowserLimits)
+    storage: StorageLimits = Field(default_factory=StorageLimits)
     airlock: AirlockOverrides = Field(default_factory=AirlockOverrides)
 
     @field_validator("purpose")

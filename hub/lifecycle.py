@@ -21,7 +21,7 @@ from pathlib import Path
 
 from fabric.config import Paths
 from fabric.errors import FabricError
-from hub import sandbox
+from hub import limits, sandbox
 from hub.config import HubSettings
 
 CONFIG = Path(__file__).with_name("jupyterhub_config.py")
@@ -62,6 +62,17 @@ def ensure_hub_state(paths: Paths) -> None:
     socket_dir.chmod(0o755)
 
 
+def ensure_workspace_ceiling() -> None:
+    """The memory and CPU ceiling of all workspaces together (hub/limits.py), set before any of them starts, so
+    they can never take what the hub, the proxy, the airlock and the OS need."""
+    if os.geteuid() != 0:
+        return  # no workspace is limited without root (the insecure development mode says so loudly)
+    try:
+        limits.ensure_ceiling()
+    except limits.CgroupError as exc:
+        raise FabricError(f"cannot reserve memory and CPU for Enclave's own services: {exc}") from exc
+
+
 def read_pid(paths: Paths) -> int | None:
     """The hub's pid from its pid file, if that process is alive."""
     try:
@@ -89,6 +100,7 @@ def start(settings: HubSettings, *, timeout: float = 120) -> subprocess.Popen:
     if (pid := read_pid(paths)) is not None:
         raise FabricError(f"Enclave is already running (hub pid {pid}) at {settings.url}; `enclave down` stops it")
     ensure_hub_state(paths)
+    ensure_workspace_ceiling()
     log = paths.hub / "jupyterhub.log"
     with log.open("ab") as out:
         process = subprocess.Popen(

@@ -1,25 +1,54 @@
-"""CPU, memory and process limits of a workspace, enforced by a control group per workspace.
+"""CPU, memory and process limits of a workspace, enforced by a control group per workspace, and the ceiling of
+all workspaces together, enforced by their parent group, which keeps a reserve for the hub, proxy, airlock and OS.
 
 These machines run cgroup v1 (one hierarchy per controller, systemd not PID 1); cgroup v2 hosts get the same limits
 through the unified hierarchy. A workspace's group is made before its sandbox starts and the sandbox's first process
 joins it before it runs anything (`join` in the child), so every process of the workspace is counted. The group is
 removed when the workspace stops, after any process left in it is killed.
+
+The parent group (`enclave`, or $ENCLAVE_CGROUP_PARENT) gets the host's memory less a reserve (hierarchical
+accounting on, so the sum of the workspaces counts) and the host's CPUs less a reserve, at half the CPU weight of a
+host service. A workspace whose own limits exceed the ceiling is squeezed to it, not refused: no workspace can use
+more than the ceiling anyway, and the kernel refuses a CPU quota above the parent's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from fabric.projects import ComputeLimits
+from fabric.projects import ComputeLimits, size_bytes
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PARENT = "enclave"
+PARENT_ENV = "ENCLAVE_CGROUP_PARENT"
+RESERVE_MEMORY_ENV = "ENCLAVE_RESERVE_MEMORY"  # bytes, or a size such as 4GiB
+RESERVE_CPUS_ENV = "ENCLAVE_RESERVE_CPUS"
 CFS_PERIOD_US = 100_000
+MIN_RESERVE_MEMORY = 2 * 2**30
+RESERVE_MEMORY_SHARE = 0.15
+MIN_RESERVE_CPUS = 0.5
+RESERVE_CPUS_SHARE = 0.10
+PAGE = 4096
+MIN_CEILING_MEMORY = 256 * 2**20  # below this no workspace starts: a reserve that leaves less is a mistake
+MIN_CEILING_CPUS = 0.1
+PARENT_CPU_SHARES = 512  # v1: half a host process's weight (1024), so the services win when the CPUs are busy
+PARENT_CPU_WEIGHT = 50  # v2: half the default weight (100)
+
+
+def parent_name() -> str:
+    """The parent group of every workspace's group: $ENCLAVE_CGROUP_PARENT (a second installation, or a test), else
+    `enclave`."""
+    name = os.environ.get(PARENT_ENV) or PARENT
+    if not re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", name):
+        raise CgroupError(f"{PARENT_ENV}={name!r} is not a control group name (lower case, digits, '-' and '_')")
+    return name
 
 
 @dataclass(frozen=True)
@@ -55,11 +84,170 @@ class CgroupError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Host:
+    """What the machine has: its memory and the CPUs this process may run on."""
+
+    memory_bytes: int
+    cpus: float
+
+    @classmethod
+    def current(cls) -> Host:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1]) * 1024
+                break
+        else:
+            raise CgroupError("/proc/meminfo has no MemTotal")
+        return cls(memory_bytes=memory, cpus=float(len(os.sched_getaffinity(0))))
+
+
+@dataclass(frozen=True)
+class Reserve:
+    """What the workspaces together may never take: for the hub, the proxy, the airlock and the OS. None is the
+    default: max(2 GiB, 15 %) of memory and max(0.5, 10 %) of the CPUs."""
+
+    memory_bytes: int | None = None
+    cpus: float | None = None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Reserve:
+        """$ENCLAVE_RESERVE_MEMORY (bytes, or a size such as 4GiB) and $ENCLAVE_RESERVE_CPUS."""
+        env = os.environ if env is None else env
+        memory, cpus = env.get(RESERVE_MEMORY_ENV, "").strip(), env.get(RESERVE_CPUS_ENV, "").strip()
+        try:
+            return cls(
+                memory_bytes=(int(memory) if memory.isdigit() else size_bytes(memory)) if memory else None,
+                cpus=float(cpus) if cpus else None,
+            )
+        except (ValueError, KeyError, AttributeError):
+            raise CgroupError(
+                f"{RESERVE_MEMORY_ENV} must be bytes or a size such as 4GiB, {RESERVE_CPUS_ENV} a number of CPUs"
+            ) from None
+
+    def memory_for(self, host: Host) -> int:
+        if self.memory_bytes is not None:
+            return self.memory_bytes
+        return max(MIN_RESERVE_MEMORY, int(host.memory_bytes * RESERVE_MEMORY_SHARE))
+
+    def cpus_for(self, host: Host) -> float:
+        if self.cpus is not None:
+            return self.cpus
+        return max(MIN_RESERVE_CPUS, host.cpus * RESERVE_CPUS_SHARE)
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """What every workspace together may use: the host less the reserve."""
+
+    memory_bytes: int
+    cpus: float
+
+    @classmethod
+    def for_host(cls, host: Host, reserve: Reserve) -> Ceiling:
+        memory = host.memory_bytes - reserve.memory_for(host)
+        memory -= memory % PAGE  # as the kernel stores it, so a rerun finds nothing to change
+        cpus = round(host.cpus - reserve.cpus_for(host), 3)
+        if memory < MIN_CEILING_MEMORY or cpus < MIN_CEILING_CPUS:
+            raise CgroupError(
+                f"the reserve for the host's services ({reserve.memory_for(host) / 2**30:.1f} GiB, "
+                f"{reserve.cpus_for(host):g} CPUs) leaves the workspaces too little of this host's "
+                f"{host.memory_bytes / 2**30:.1f} GiB and {host.cpus:g} CPUs; lower {RESERVE_MEMORY_ENV} or "
+                f"{RESERVE_CPUS_ENV}"
+            )
+        return cls(memory_bytes=memory, cpus=cpus)
+
+    @classmethod
+    def from_env(cls) -> Ceiling:
+        return cls.for_host(Host.current(), Reserve.from_env())
+
+    def squeeze(self, limits: Limits) -> Limits:
+        """A workspace's limits, no larger than the ceiling."""
+        memory = min(limits.memory_bytes, self.memory_bytes)
+        return replace(limits, cpus=min(limits.cpus, self.cpus), memory_bytes=memory)
+
+    @property
+    def cfs_quota_us(self) -> int:
+        return int(self.cpus * CFS_PERIOD_US)
+
+    def v1_files(self) -> dict[str, dict[str, str]]:
+        """The parent group's files per v1 controller, in the order they are written."""
+        return {
+            "cpu": {
+                "cpu.cfs_period_us": str(CFS_PERIOD_US),
+                "cpu.cfs_quota_us": str(self.cfs_quota_us),
+                "cpu.shares": str(PARENT_CPU_SHARES),
+            },
+            "memory": {"memory.use_hierarchy": "1", "memory.limit_in_bytes": str(self.memory_bytes)},
+        }
+
+    def v2_files(self) -> dict[str, str]:
+        return {
+            "cpu.max": f"{self.cfs_quota_us} {CFS_PERIOD_US}",
+            "cpu.weight": str(PARENT_CPU_WEIGHT),
+            "memory.max": str(self.memory_bytes),
+            "memory.swap.max": "0",
+        }
+
+
+def _write_if_changed(path: Path, value: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        if path.read_text().strip() == value:
+            return
+    path.write_text(value)
+
+
+def ensure_ceiling(ceiling: Ceiling | None = None, *, root: Path = CGROUP_ROOT, parent: str | None = None) -> Ceiling:
+    """The parent group of the workspaces, made if absent, with the ceiling's limits (idempotent: only what differs
+    is written). A workspace group already there with a larger CPU quota is lowered first, as the kernel asks."""
+    ceiling = Ceiling.from_env() if ceiling is None else ceiling
+    parent = parent_name() if parent is None else parent
+    try:
+        if (root / "cgroup.controllers").exists():
+            folder = root / parent
+            folder.mkdir(exist_ok=True)
+            (root / "cgroup.subtree_control").write_text("+cpu +memory +pids")
+            for name, value in ceiling.v2_files().items():
+                with contextlib.suppress(FileNotFoundError):  # memory.swap.max needs swap accounting
+                    _write_if_changed(folder / name, value)
+            return ceiling
+        for controller, files in ceiling.v1_files().items():
+            if not (root / controller).is_dir():
+                raise CgroupError(f"cgroup v1 controller {controller!r} is not mounted at {root}")
+            folder = root / controller / parent
+            folder.mkdir(exist_ok=True)
+            if controller == "cpu":
+                for child in (c for c in folder.iterdir() if c.is_dir()):
+                    with contextlib.suppress(FileNotFoundError):
+                        quota = int((child / "cpu.cfs_quota_us").read_text())
+                        if quota < 0 or quota > ceiling.cfs_quota_us:
+                            (child / "cpu.cfs_quota_us").write_text(str(ceiling.cfs_quota_us))
+            for name, value in files.items():
+                try:
+                    _write_if_changed(folder / name, value)
+                except OSError as exc:
+                    if name == "memory.use_hierarchy" and exc.errno in (errno.EBUSY, errno.EINVAL):
+                        raise CgroupError(
+                            f"hierarchical memory accounting cannot be turned on in {folder} while it has groups "
+                            "in it; stop Enclave's workspaces first"
+                        ) from None
+                    if name == "memory.limit_in_bytes" and exc.errno == errno.EBUSY:
+                        raise CgroupError(
+                            f"the workspaces already use more memory than the ceiling of "
+                            f"{ceiling.memory_bytes / 2**30:.1f} GiB; stop some and start again"
+                        ) from None
+                    raise
+    except OSError as exc:
+        raise CgroupError(f"cannot set the workspaces' ceiling in {root}: {exc.strerror}") from exc
+    return ceiling
+
+
+@dataclass(frozen=True)
 class WorkspaceCgroup:
     """The control group(s) of one workspace: one folder per v1 controller, or one folder in the v2 hierarchy."""
 
     name: str
     root: Path = CGROUP_ROOT
+    parent: str = field(default_factory=parent_name)
 
     @property
     def unified(self) -> bool:
@@ -67,14 +255,17 @@ class WorkspaceCgroup:
 
     def folders(self) -> list[Path]:
         if self.unified:
-            return [self.root / PARENT / self.name]
-        return [self.root / controller / PARENT / self.name for controller in ("cpu", "memory", "pids")]
+            return [self.root / self.parent / self.name]
+        return [self.root / controller / self.parent / self.name for controller in ("cpu", "memory", "pids")]
 
-    def create(self, limits: Limits) -> None:
-        """Make the group and write its limits; CgroupError if this host cannot enforce them."""
+    def create(self, limits: Limits, ceiling: Ceiling | None = None) -> Limits:
+        """Make the group under the parent (its ceiling ensured first) and write its limits, squeezed under the
+        ceiling; the limits it got. CgroupError if this host cannot enforce them."""
+        ceiling = ensure_ceiling(ceiling, root=self.root, parent=self.parent)
+        limits = ceiling.squeeze(limits)
         try:
             if self.unified:
-                parent = self.root / PARENT
+                parent = self.root / self.parent
                 parent.mkdir(exist_ok=True)
                 (self.root / "cgroup.subtree_control").write_text("+cpu +memory +pids")
                 (parent / "cgroup.subtree_control").write_text("+cpu +memory +pids")
@@ -83,11 +274,11 @@ class WorkspaceCgroup:
                 for name, value in limits.v2_files().items():
                     with contextlib.suppress(FileNotFoundError):  # memory.swap.max needs swap accounting
                         (folder / name).write_text(value)
-                return
+                return limits
             for controller, files in limits.v1_files().items():
                 if not (self.root / controller).is_dir():
                     raise CgroupError(f"cgroup v1 controller {controller!r} is not mounted at {self.root}")
-                folder = self.root / controller / PARENT / self.name
+                folder = self.root / controller / self.parent / self.name
                 folder.mkdir(parents=True, exist_ok=True)
                 for name, value in files.items():
                     (folder / name).write_text(value)
@@ -96,6 +287,7 @@ class WorkspaceCgroup:
                     (folder / "memory.memsw.limit_in_bytes").write_text(files["memory.limit_in_bytes"])
         except OSError as exc:
             raise CgroupError(f"cannot set workspace limits in {self.root}: {exc.strerror}") from exc
+        return limits
 
     def join(self) -> None:
         """Move the calling process into the group (run in the sandbox's first process, before exec)."""

@@ -163,7 +163,11 @@ def prepare(
         uid=uid,
         gid=gid,
         # the project's browser caps and budget last: nothing the hub passes can loosen them
-        environment={**(environment or {}), **grant.spec.browser.environment()},
+        environment={
+            **(environment or {}),
+            **grant.spec.browser.environment(),
+            "ENCLAVE_STORAGE_QUOTA": grant.spec.storage.quota,  # named in the message when a save finds it full
+        },
         drop_privileges=secure,
         socket_root=socket_root,
         hub_socket_root=hub_socket_root,

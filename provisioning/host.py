@@ -1,6 +1,6 @@
-"""The host side of a project: its Unix account (`enclave-PROJECT`), the owners and modes of its folders, and the
-nftables rule that denies the project accounts any network egress. Each `ensure_*` step is idempotent and says
-what it did; all of them need root.
+"""The host side of a project: its Unix account (`enclave-PROJECT`), its own file system (the disk quota,
+provisioning/storage.py), the owners and modes of its folders, and the nftables rule that denies the project accounts
+any network egress. Each `ensure_*` step is idempotent and says what it did; all of them need root.
 
 Who may do what on disk (the workspace sandbox mounts these into a workspace):
 
@@ -11,10 +11,11 @@ Who may do what on disk (the workspace sandbox mounts these into a workspace):
 | `PROJECT/` | root:PROJECT | 0750 | only the project's account may enter |
 | `PROJECT/views/` | root:PROJECT | 2750 | builds the materialiser writes later inherit the group |
 | every build in views/ (`data` links to one) | root:PROJECT | 0550 dirs, 0440 files | read-only input |
-| `PROJECT/outputs/` | account:PROJECT | 2770 | the researchers' release candidates; the airlock reads them as root |
-| `PROJECT/homes/` | root:PROJECT | 0750 | |
-| `PROJECT/homes/USER/` | account:PROJECT | 0700 | a researcher's workspace home |
-| `PROJECT/mlflow/`, `mlflow/artifacts/` | account:PROJECT | 0700 | the project's MLflow store |
+| `PROJECT/store/` | root:PROJECT | 0750 | the root of the project's own file system (its quota) |
+| `PROJECT/store/outputs/` | account:PROJECT | 2770 | release candidates; the airlock reads them as root |
+| `PROJECT/store/homes/` | root:PROJECT | 0750 | |
+| `PROJECT/store/homes/USER/` | account:PROJECT | 0700 | a researcher's workspace home |
+| `PROJECT/store/mlflow/`, `mlflow/artifacts/` | account:PROJECT | 0700 | the project's MLflow store |
 
 Folders the account owns are opened one component at a time with O_NOFOLLOW and changed through the open
 descriptor, so a symlink the account plants (it may rename and link inside its own folders) can never make root
@@ -290,11 +291,13 @@ def ensure_project_folders(paths: Paths, project: str, account: ProjectAccount, 
         _ensure(stack, tally, project_dir, "views", 0, gid, stat.S_ISGID | 0o750)
         for build in _published_builds(paths, project):
             _seal_build(tally, build, gid)
-        _ensure(stack, tally, project_dir, paths.project_outputs(project).name, uid, gid, stat.S_ISGID | 0o770)
-        homes = _ensure(stack, tally, project_dir, paths.project_homes(project).name, 0, gid, 0o750)
+        # the project's own file system when mounted (provisioning/storage.py), else a plain folder
+        store = _ensure(stack, tally, project_dir, paths.project_store(project).name, 0, gid, 0o750)
+        _ensure(stack, tally, store, paths.project_outputs(project).name, uid, gid, stat.S_ISGID | 0o770)
+        homes = _ensure(stack, tally, store, paths.project_homes(project).name, 0, gid, 0o750)
         for member in members:
             _ensure(stack, tally, homes, member, uid, gid, 0o700)
-        mlflow = _ensure(stack, tally, project_dir, paths.project_mlflow(project).name, uid, gid, 0o700)
+        mlflow = _ensure(stack, tally, store, paths.project_mlflow(project).name, uid, gid, 0o700)
         _ensure(stack, tally, mlflow, "artifacts", uid, gid, 0o700)
     detail = f"{tally.changed} owner/mode changes" if tally.changed else "owners and modes already right"
     return StepResult("folders", f"{project}: {detail}")
@@ -356,7 +359,9 @@ def remove_egress_rules(*, table: str = EGRESS_TABLE) -> StepResult:
 
 # Root-only parts of an installation: no local account (a project's included, should it run anything outside its
 # sandbox) may read the registry, the sites' raw data, the secrets, the airlock's stores or the hub's state.
-PRIVATE = ("registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm", "sites", "secrets", "airlock", "hub")
+PRIVATE = (
+    "registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm", "sites", "secrets", "airlock", "hub", "storage"
+)  # fmt: skip
 
 
 def ensure_home_modes(paths: Paths) -> StepResult:
@@ -410,15 +415,38 @@ def ensure_proc_hidepid() -> StepResult:
     return StepResult("proc", "/proc remounted hidepid=invisible: accounts see only their own processes")
 
 
+def project_quotas(paths: Paths, projects: Iterable[str]) -> dict[str, int]:
+    """Each project's disk quota in bytes, from its spec in the registry (the spec's default when it has none)."""
+    from fabric.db import Registry
+    from fabric.models import Project
+    from fabric.projects import StorageLimits, project_spec
+
+    default = StorageLimits().quota_bytes()
+    url = paths.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return dict.fromkeys(projects, default)  # a host provisioned before its registry: nothing to read
+    registry = Registry(url)
+    try:
+        with registry.session() as session:
+            found = {name: session.get(Project, name) for name in projects}
+            return {name: project_spec(p).storage.quota_bytes() if p else default for name, p in found.items()}
+    finally:
+        registry.close()
+
+
 def ensure_host(paths: Paths, projects: dict[str, list[str]], *, egress_table: str = EGRESS_TABLE) -> list[StepResult]:
-    """Every project's account and folders, then one egress rule covering all their accounts; `projects` maps a
-    project to its researchers."""
+    """Every project's account, file system (its quota, as its spec in the registry says) and folders, then one
+    egress rule covering all their accounts; `projects` maps a project to its researchers."""
+    from provisioning.storage import ensure_project_storage
+
     _require_root("host provisioning")
     done, accounts = [ensure_home_modes(paths), ensure_proc_hidepid()], []
+    quotas = project_quotas(paths, projects)
     for project, researchers in sorted(projects.items()):
         account, result = ensure_project_account(project)
         accounts.append(account)
-        done += [result, ensure_project_folders(paths, project, account, sorted(set(researchers)))]
+        done += [result, ensure_project_storage(paths, project, quotas[project])]
+        done.append(ensure_project_folders(paths, project, account, sorted(set(researchers))))
     done.append(ensure_checks_account()[1])
     done.append(ensure_egress_rules(accounts, table=egress_table))
     return done

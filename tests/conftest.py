@@ -3,7 +3,9 @@ through the real code paths (registry, consent import, projects, materialisation
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,17 @@ import pytest
 from tests.provisioned import Enclave, provision
 
 COHORT = {"patients": 240, "sites": 3, "seed": 11}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_mounts_left(tmp_path_factory) -> Iterator[None]:
+    """A safety net under each fixture's own teardown: no project file system (provisioning/storage.py) stays
+    mounted in pytest's temporary folders, which pytest later deletes."""
+    yield
+    if os.geteuid() == 0:
+        from provisioning.storage import release_all_under
+
+        release_all_under(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")

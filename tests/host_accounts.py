@@ -57,6 +57,9 @@ def scratch_home() -> Iterator[Path]:
         home.chmod(0o711)
         yield home
     finally:
+        from provisioning.storage import release_all_under
+
+        release_all_under(home)  # `enclave host apply` mounts each project's file system inside the home
         shutil.rmtree(home, ignore_errors=True)
 
 

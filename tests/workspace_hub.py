@@ -34,6 +34,7 @@ from hub import lifecycle
 from hub.config import HubSettings
 from provisioning import steps
 from provisioning.host import ensure_host, remove_egress_rules
+from provisioning.storage import release_all_under
 from tests.hub_runner import CHP, XSRF, free_ports
 from tests.provisioned import spec_file
 from tests.workspace_env import workspace_env
@@ -209,8 +210,9 @@ class Person:
             ws.close()
 
 
-def provision(home: Path, cohort: Path) -> tuple[Paths, dict[str, str]]:
-    """The demo project, a second project for alice, the demo users: through the real provisioning steps."""
+def provision(home: Path, cohort: Path, second_extra: str = "") -> tuple[Paths, dict[str, str]]:
+    """The demo project, a second project for alice, the demo users: through the real provisioning steps;
+    `second_extra` is added to the second project's spec (e.g. a small storage quota)."""
     paths = Paths(home)
     paths.home.mkdir(parents=True, exist_ok=True)
     paths.home.chmod(0o711)
@@ -219,7 +221,8 @@ def provision(home: Path, cohort: Path) -> tuple[Paths, dict[str, str]]:
     steps.ensure_sites(registry, paths, actor="test-admin")
     steps.ensure_consent(registry, paths, actor="test-admin")
     steps.ensure_project(registry, steps.DEMO_SPEC, actor="test-admin")
-    second = spec_file(home, SECOND_PROJECT, "GRU", extra=f"browser: {{bytes_per_hour: {SECOND_BUDGET}}}\n")
+    budget = f"browser: {{bytes_per_hour: {SECOND_BUDGET}}}\n"
+    second = spec_file(home, SECOND_PROJECT, "GRU", extra=budget + second_extra)
     steps.ensure_project(registry, second, actor="test-admin")
     for project in (DEMO, SECOND_PROJECT):
         steps.ensure_materialised(registry, paths, project, actor="test-admin", progress=False)
@@ -229,8 +232,8 @@ def provision(home: Path, cohort: Path) -> tuple[Paths, dict[str, str]]:
 
 
 @contextlib.contextmanager
-def running_enclave(home: Path, cohort: Path) -> Iterator[RunningEnclave]:
-    paths, passwords = provision(home, cohort)
+def running_enclave(home: Path, cohort: Path, *, second_extra: str = "") -> Iterator[RunningEnclave]:
+    paths, passwords = provision(home, cohort, second_extra)
     table = f"enclave_egress_t{secrets.token_hex(3)}"
     ensure_host(paths, {DEMO: ["alice", "bob"], SECOND_PROJECT: ["alice"]}, egress_table=table)
     public, proxy_api, airlock = free_ports(3)
@@ -247,6 +250,7 @@ def running_enclave(home: Path, cohort: Path) -> Iterator[RunningEnclave]:
             lifecycle.stop_process(process.pid)
         lifecycle.remove_runtime(paths)
         remove_egress_rules(table=table)
+        release_all_under(paths.home)  # each project's file system (its quota), mounted by ensure_host
         for key, value in previous.items():
             if value is None:
                 os.environ.pop(key, None)

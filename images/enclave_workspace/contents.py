@@ -9,12 +9,16 @@ sequence over from the bytes already written, so the whole file is held to the s
 
 Reading a file first sniffs its start and size (a data file or an oversized one is refused without being read), then
 checks the model jupyter_server built, the bytes that actually go out: a file swapped between the two is still
-held to the rule."""
+held to the rule.
+
+A save that fails because the project's file system is full (its storage quota, provisioning/storage.py) is answered
+with 507 and a message that says what to do, not jupyter_server's 500 with an errno."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import json
 import os
 from typing import Any
@@ -84,7 +88,13 @@ class WorkspaceContentsManager(AsyncLargeFileManager):
     async def save(self, model: dict[str, Any], path: str = "") -> dict[str, Any]:
         if model.get("type") == "file" and model.get("format") == "base64" and isinstance(model.get("content"), str):
             self._refuse_binary(model, path)
-        return await super().save(model, path)
+        try:
+            return await super().save(model, path)
+        except web.HTTPError as exc:
+            if (full := quota_full_message(exc)) is not None:
+                self.log.warning("A save was refused: the project's storage quota is full")
+                raise web.HTTPError(507, full) from None
+            raise
 
     def _refuse_binary(self, model: dict[str, Any], path: str) -> None:
         try:
@@ -104,6 +114,23 @@ class WorkspaceContentsManager(AsyncLargeFileManager):
             with self.perm_to_403(path):
                 os.unlink(os_path)
         raise web.HTTPError(415, BINARY_REFUSED)
+
+
+def quota_full_message(error: BaseException) -> str | None:
+    """What to tell the researcher when a save failed because the project's file system (its quota) is full, or
+    None for any other failure. jupyter_server wraps the OSError in a 500 whose text shows the path and errno; the
+    quota is the project spec's, as the hub passes it ($ENCLAVE_STORAGE_QUOTA)."""
+    cause: BaseException | None = error
+    while cause is not None and not (isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return None
+    size = f" ({quota})" if (quota := os.environ.get("ENCLAVE_STORAGE_QUOTA", "")) else ""
+    return (
+        f"This project's storage quota{size} is full, so nothing more can be saved. Delete files you no longer "
+        "need in your home, in /project/outputs or in the project's MLflow runs (a colleague's files count too), "
+        "or ask a platform admin to raise the project's quota."
+    )
 
 
 def _head_and_size(os_path: str) -> tuple[bytes, int]:

@@ -78,7 +78,7 @@ def test_the_site_policy_changes_the_submit_time_verdict(home, site_policy):
 
 
 def test_check_with_a_project_uses_the_site_policy(home, site_policy):
-    outputs = home / "projects" / "cvd-risk" / "outputs"
+    outputs = Paths(home).project_outputs("cvd-risk")
     result = run(home, "alice", "airlock", "check", "--json", "--project", "cvd-risk", str(outputs / "by_site.csv"))
     assert result.returncode == 1, result.stderr
     assert json.loads(result.stdout)["files"][0]["verdict"] == "block"
@@ -102,5 +102,5 @@ def test_the_web_apps_check_runner_uses_the_site_policy(home, site_policy):
 def test_an_invalid_site_policy_stops_the_checks_instead_of_passing(home, site_policy):
     site_policy.write_text("min_cell_count: zero\n")
     result = run(home, "alice", "airlock", "check", "--json", "--project", "cvd-risk",
-                 str(home / "projects" / "cvd-risk" / "outputs" / "by_site.csv"))  # fmt: skip
+                 str(Paths(home).project_outputs("cvd-risk") / "by_site.csv"))  # fmt: skip
     assert result.returncode == 2 and "min_cell_count" in result.stderr

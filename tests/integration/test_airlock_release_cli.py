@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fabric.config import Paths
 from output_checks.release.service import Airlock
 from tests.airlock_factories import ensure_people
 from tests.provisioned import provision
@@ -66,7 +67,7 @@ def test_submit_review_release_download(home, tmp_path):
     assert show(home, "alice", request_id)["state"] == "approved"
     assert "released counts.csv" in run(home, "carol", "airlock", "release", request_id).stdout
     target = run(home, "alice", "airlock", "download", request_id, "counts.csv", "--to", str(tmp_path)).stdout.strip()
-    original = home / "projects" / "cvd-risk" / "outputs" / "counts.csv"
+    original = Paths(home).project_outputs("cvd-risk") / "counts.csv"
     assert Path(target).read_bytes() == original.read_bytes()
     assert run(home, "carol", "airlock", "download", request_id, "counts.csv", ok=False).returncode == 1
     history = run(home, "root", "audit", "show", "--request", request_id).stdout

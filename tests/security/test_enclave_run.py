@@ -26,6 +26,7 @@ import pytest
 
 from hub import sandbox
 from provisioning.host import account_name, ensure_host, remove_egress_rules
+from provisioning.storage import release_all_under
 from tests.workspace_hub import DEMO, needs_enclave, provision
 
 pytestmark = [pytest.mark.security, needs_enclave, pytest.mark.timeout(300)]
@@ -163,6 +164,7 @@ def enclave_without_hub(tmp_path_factory, cohort, workspace_env):
         yield paths
     finally:
         remove_egress_rules(table=table)
+        release_all_under(paths.home)
 
 
 def test_a_run_needs_no_hub(enclave_without_hub, notebook, monkeypatch, workspace_env):

@@ -222,11 +222,14 @@ def enclave_hub(work: Path, members: list[str], starts: int) -> Iterator[Hub]:
     from hub.config import HubSettings
     from hub.limits import WorkspaceCgroup
     from provisioning.host import HostError, ensure_host, remove_egress_rules, remove_project_account
+    from provisioning.storage import release_all_under
     from tests.hub_runner import free_ports
     from tests.workspace_env import workspace_env
     from tests.workspace_hub import RunningEnclave
 
     home = work / "workspaces-home"
+    if home.exists():
+        release_all_under(home)  # the project's file system, should an earlier run have left it mounted
     shutil.rmtree(home, ignore_errors=True)
     previous = os.environ.get("ENCLAVE_WORKSPACE_ENV")
     os.environ["ENCLAVE_WORKSPACE_ENV"] = str(workspace_env())
@@ -267,6 +270,7 @@ def enclave_hub(work: Path, members: list[str], starts: int) -> Iterator[Hub]:
             lifecycle.remove_runtime(paths)
         with contextlib.suppress(HostError):
             remove_egress_rules(table=EGRESS_TABLE)
+        release_all_under(home)  # ensure_host mounted the project's file system (its quota) in the home
         keep_logs(home / "hub", work / "workspaces-logs" / "enclave")
         shutil.rmtree(home, ignore_errors=True)
         with contextlib.suppress(HostError):

@@ -534,6 +534,21 @@ def host_apply(ctx: Context, egress_table: str) -> None:
         click.echo(f"  {step.step:<12} {step.detail}")
 
 
+@host.command("release")
+@pass_ctx
+@friendly
+def host_release(ctx: Context) -> None:
+    """Unmount every project's file system and detach its loop device, as a reboot does (before removing or moving
+    the Enclave home); `host apply` or `up` mounts them again. Enclave must be stopped."""
+    from hub import lifecycle
+    from provisioning.storage import release_all_under
+
+    if (pid := lifecycle.read_pid(ctx.paths)) is not None:
+        raise FabricError(f"Enclave is running (hub pid {pid}); `enclave down` first")
+    released = release_all_under(ctx.paths.home) if ctx.paths.home.exists() else []
+    click.echo(f"  {'storage':<12} {len(released)} mounts and loop devices released")
+
+
 # ------------------------------------------------------------------------------------------------ hub
 
 

@@ -8,6 +8,8 @@ import os
 import pwd
 import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,7 @@ pytestmark = [
 ]
 
 MiB = 2**20
+ENCLAVE = shutil.which("enclave", path=str(Path(sys.executable).parent)) or "enclave"
 
 
 @pytest.fixture
@@ -120,3 +123,30 @@ def test_host_apply_puts_outputs_homes_and_mlflow_on_the_project_file_system(hom
         remove_egress_rules(table=table)
         release_all_under(home)
         remove_project_account(project)
+
+
+def test_enclave_host_apply_mounts_and_host_release_unmounts_every_store(home, tmp_path):
+    project = throwaway_project("cli")
+    spec = tmp_path / "p.yaml"
+    spec.write_text(
+        f"name: {project}\ntitle: t\npurpose: DS-CVD\ndatasets: ['*']\nmembers: [{{user: erin, role: researcher}}]\n"
+        "storage: {quota: 128MiB}\n"
+    )
+    table = "enclave_egress_strel"
+    try:
+        enclave(home, "project", "create", "-f", str(spec))
+        applied = enclave(home, "host", "apply", "--egress-table", table)
+        assert f"{project}: image of 128 MiB made" in applied
+        assert mounted(Paths(home), project) is not None
+        assert "2 mounts and loop devices released" in enclave(home, "host", "release")
+        assert mounted(Paths(home), project) is None and loop_devices(Paths(home).project_image(project)) == []
+    finally:
+        remove_egress_rules(table=table)
+        release_all_under(home)
+        remove_project_account(project)
+
+
+def enclave(home: Path, *args: str) -> str:
+    done = subprocess.run([ENCLAVE, "--home", str(home), *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout

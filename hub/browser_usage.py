@@ -5,7 +5,7 @@ The spawner gives each workspace server the write end of a pipe; the server repo
 it sent by route. The hub adds them up per workspace and hour in a root-only file (so a restarted workspace starts
 from what it already spent: ENCLAVE_BROWSER_SPENT), and writes one audit event per workspace and hour with the
 totals by route and the number of refused responses — sizes only, never content — when the hour ends or the
-workspace stops.
+workspace stops. The same pipe carries the server's kernel and terminal session events (hub/session_events.py).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 from fabric import audit
 from fabric.db import Registry
+from hub.session_events import SessionAudit, is_session_report
 
 HOUR = 3600
 MAX_LINE = 64 * 1024  # a report is a few hundred bytes; anything longer is not the server's
@@ -120,8 +121,17 @@ class UsageLedger:
             session.commit()
 
 
-async def follow(reader_fd: int, ledger: UsageLedger, workspace: str, *, actor: str, target: str) -> None:
-    """Read a workspace server's reports until it exits (its end of the pipe closes), then close its hour."""
+async def follow(
+    reader_fd: int,
+    ledger: UsageLedger,
+    workspace: str,
+    *,
+    actor: str,
+    target: str,
+    sessions: SessionAudit | None = None,
+) -> None:
+    """Read a workspace server's reports until it exits (its end of the pipe closes), then close its hour. Byte
+    reports go to the ledger; kernel and terminal session events (lines with an `event`) to `sessions`."""
     loop = asyncio.get_running_loop()
     stream = asyncio.StreamReader(limit=MAX_LINE)
     transport, _ = await loop.connect_read_pipe(
@@ -130,14 +140,32 @@ async def follow(reader_fd: int, ledger: UsageLedger, workspace: str, *, actor: 
     try:
         while True:
             try:
-                line = await stream.readline()
+                if sessions is not None and sessions.pending():
+                    # a summary of suppressed reports is due when the minute ends, even if nothing more comes
+                    line = await asyncio.wait_for(stream.readline(), timeout=sessions.seconds_left())
+                else:
+                    line = await stream.readline()
+            except TimeoutError:
+                await asyncio.to_thread(sessions.flush)
+                continue
             except (ValueError, asyncio.LimitOverrunError):
                 break  # not a report: stop listening, keep what was counted
             if not line:
                 break
-            with contextlib.suppress(ValueError, KeyError, TypeError):
+            try:
                 report = json.loads(line)
+            except ValueError:
+                if sessions is not None:
+                    await asyncio.to_thread(sessions.refuse)
+                continue
+            if is_session_report(report):
+                if sessions is not None:
+                    await asyncio.to_thread(sessions.handle, report)
+                continue
+            with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
                 await asyncio.to_thread(ledger.add, workspace, actor=actor, target=target, report=report)
     finally:
         transport.close()
         await asyncio.to_thread(ledger.close, workspace)
+        if sessions is not None:
+            await asyncio.to_thread(sessions.flush, force=True)

@@ -9,6 +9,9 @@ the sandbox (hub/sandbox.py) listening on a Unix socket, and returns that socket
 configurable-http-proxy routes to. The hub must run as root (to drop to the project account and set limits); without
 root it refuses, unless the loudly named `insecure_dev_mode` is on.
 
+Each start, failed start and stop is in the audit log (`workspace.start`, `workspace.start_failed`,
+`workspace.stop` with why), and so are the kernel and terminal sessions the server reports (hub/session_events.py).
+
 Entry point `jupyterhub.spawners: enclave` (pyproject.toml); options are traitlets with help, set in
 hub/jupyterhub_config.py or any `jupyterhub_config.py` as `c.SandboxSpawner.<option>`.
 """
@@ -19,17 +22,21 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.spawner import Spawner
 from tornado import web
 from traitlets import Bool, Float, Integer, Unicode, default
 
+from fabric import audit
 from fabric.config import Paths
 from hub import browser_usage, sandbox, seccomp
 from hub.limits import WorkspaceCgroup
+from hub.session_events import SessionAudit
 from hub.workspaces import INSECURE_ENV, WorkspaceError, insecure_allowed, prepare, registry_of
 
 PASSED_ENV_PREFIXES = ("JUPYTERHUB_", "JPY_")  # what of JupyterHub's environment reaches the workspace
@@ -90,6 +97,13 @@ class SandboxSpawner(Spawner):
     async def start(self) -> str:
         paths = Paths(Path(self.enclave_home))
         try:
+            return await self._start(paths)
+        except web.HTTPError as exc:
+            await asyncio.to_thread(self._audit, paths, "workspace.start_failed", reason=exc.log_message)
+            raise
+
+    async def _start(self, paths: Paths) -> str:
+        try:
             plan = await asyncio.to_thread(
                 prepare,
                 paths,
@@ -138,19 +152,26 @@ class SandboxSpawner(Spawner):
             os.close(usage_read)
             await asyncio.to_thread(plan.cleanup)
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            self.workspace = ""  # nothing runs: the stop JupyterHub sends next has nothing to record
             raise web.HTTPError(503, f"the workspace sandbox could not start ({reason})") from exc
         finally:
             os.close(usage_write)  # the workspace server holds the only write end now
         target = f"workspace:{self.name}/{self.user.name}"
+        sessions = SessionAudit(registry_of(paths), plan.id, self.name, actor=self.user.name, target=target)
         self._usage = asyncio.ensure_future(
-            browser_usage.follow(usage_read, ledger, plan.id, actor=self.user.name, target=target)
+            browser_usage.follow(usage_read, ledger, plan.id, actor=self.user.name, target=target, sessions=sessions)
         )
         self.pid = process.pid
         self._process = process
         self._plan = plan
         # Return once the server accepts connections: JupyterHub's own readiness probe backs off up to 5 s between
         # tries, which on its own would often double the time to a ready workspace.
-        await self._wait_for_socket(plan.layout.socket, process)
+        if await self._wait_for_socket(plan.layout.socket, process):
+            limits = await asyncio.to_thread(_limits_of, plan)
+            await asyncio.to_thread(self._audit, paths, "workspace.start", workspace=plan.id, **limits)
+        else:
+            why = "the server exited" if process.returncode is not None else "the server did not answer in time"
+            await asyncio.to_thread(self._audit, paths, "workspace.start_failed", workspace=plan.id, reason=why)
         url = sandbox.socket_url(plan.layout.socket)
         # JupyterHub keeps a server's address as ip:port; a socket has neither, so hand it the URL to proxy to.
         self.server.connect_url = url
@@ -170,6 +191,8 @@ class SandboxSpawner(Spawner):
         return None
 
     async def stop(self, now: bool = False) -> None:
+        why = self._stop_reason()  # first: read from the hub's call before anything is awaited
+        ran = self.workspace
         cgroup = WorkspaceCgroup(self.workspace) if self.workspace and os.geteuid() == 0 else None
         if not now and cgroup is not None:
             # SIGTERM to the workspace's processes: jupyter-server shuts its kernels down and exits.
@@ -201,10 +224,49 @@ class SandboxSpawner(Spawner):
                 await asyncio.wait_for(usage, timeout=10)
         self._process = self._plan = self._usage = None
         self.clear_state()
+        if ran:
+            paths = Paths(Path(self.enclave_home))
+            try:
+                await asyncio.to_thread(self._audit, paths, "workspace.stop", workspace=ran, **why)
+            except Exception as exc:  # stopped all the same; the hub's log says the record is missing
+                self.log.error("could not record the stop of %s in the audit log: %s", self._log_name, exc)
 
     # -- helpers
 
-    async def _wait_for_socket(self, path: Path, process: asyncio.subprocess.Process) -> None:
+    def _stop_reason(self) -> dict[str, str | int]:
+        """Why this workspace stops, as far as the hub's call says: it exited by itself, the hub is shutting down,
+        or someone asked (the person, an admin, a service such as a revocation or idle culler, or a logout)."""
+        process = getattr(self, "_process", None)
+        if process is not None and process.returncode is not None:
+            return {"reason": "exited", "exit_status": process.returncode}
+        handler = _requesting_handler()
+        if handler is not None:
+            requester = handler.current_user
+            kind, name = getattr(requester, "kind", ""), getattr(requester, "name", "")
+            if type(handler).__name__ == "LogoutHandler":
+                return {"reason": "logout"}
+            if kind == "service":
+                return {"reason": "service", "by": name}
+            if name == self.user.name:
+                return {"reason": "user"}
+            return {"reason": "admin", "by": name} if name else {"reason": "requested"}
+        task = asyncio.current_task()
+        if task is not None and getattr(task.get_coro(), "__qualname__", "") == "User.stop":
+            return {"reason": "hub shutdown"}  # only JupyterHub's cleanup runs User.stop as a task of its own
+        return {"reason": "hub"}
+
+    def _audit(self, paths: Paths, action: str, **detail: Any) -> None:
+        with registry_of(paths).session() as session:
+            audit.record(
+                session,
+                actor=self.user.name,
+                action=action,
+                target=f"workspace:{self.name}/{self.user.name}",
+                project=self.name,
+                **detail,
+            )
+
+    async def _wait_for_socket(self, path: Path, process: asyncio.subprocess.Process) -> bool:
         deadline = asyncio.get_running_loop().time() + self.start_timeout
         while process.returncode is None and asyncio.get_running_loop().time() < deadline:
             if path.is_socket():
@@ -214,9 +276,10 @@ class SandboxSpawner(Spawner):
                     pass
                 else:
                     writer.close()
-                    return
+                    return True
             await asyncio.sleep(0.05)
         # exited or never listened: JupyterHub's own probe reports it (and stop() cleans up)
+        return False
 
     def _hub_environment(self, paths: Paths) -> dict[str, str]:
         env = self.get_env()
@@ -236,3 +299,35 @@ class SandboxSpawner(Spawner):
         logs = paths.hub / "workspace-logs"
         logs.mkdir(parents=True, exist_ok=True, mode=0o700)
         return logs / f"{self.workspace}.log"
+
+
+def _requesting_handler() -> BaseHandler | None:
+    """The hub request handler whose call is stopping a server, found on the calling coroutines' frames (JupyterHub
+    passes no reason to `Spawner.stop`; its stop task is a closure over the handler)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, BaseHandler):
+            return candidate
+        frame = frame.f_back
+    return None
+
+
+def _limits_of(plan: Any) -> dict[str, Any]:
+    """The limits the workspace runs under, as its control group and environment have them."""
+    found: dict[str, Any] = {
+        "browser_bytes_per_hour": plan.layout.environment.get("ENCLAVE_BROWSER_BYTES_PER_HOUR", ""),
+        "confined": plan.secure,
+    }
+    if plan.cgroup is None:
+        return found
+    for key, names in {
+        "memory": ("memory.max", "memory.limit_in_bytes"),
+        "cpu": ("cpu.max", "cpu.cfs_quota_us"),
+        "pids": ("pids.max",),
+    }.items():
+        for name in names:
+            with contextlib.suppress(FileNotFoundError, OSError):
+                found[key] = plan.cgroup.read(name)
+                break
+    return found

@@ -679,14 +679,15 @@ def audit_show(ctx: Context, project: str | None, request_id: str | None, user: 
 @pass_ctx
 @friendly
 def audit_verify(ctx: Context) -> None:
-    """Check the audit log's hash chain; exit 1 and say where if any entry was edited, deleted or reordered."""
+    """Check the audit log's hash chain and its anchors; exit 1 and say where if any entry was edited, deleted or
+    reordered, the tail was cut or rewritten, or an anchor line was forged."""
     with ctx.registry.session() as session:
-        problems = audit.verify(session)
-    for p in problems:
-        click.echo(f"entry {p.seq}: {p.problem}")
-    if problems:
+        result = audit.verify_log(session)
+    for p in result.problems:
+        click.echo(f"anchor line {p.anchor_line}: {p.problem}" if p.anchor_line else f"entry {p.seq}: {p.problem}")
+    if result.problems:
         sys.exit(1)
-    click.echo("audit log intact")
+    click.echo("audit log intact" + (f" ({result.note})" if result.note else ""))
 
 
 from output_checks.cli import airlock  # noqa: E402  (the airlock's commands live with the airlock)

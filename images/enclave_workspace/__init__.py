@@ -98,6 +98,10 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     ServiceResponseScreen.base_url = base_url
     web_app.add_transform(ServiceResponseScreen)
     budget.install(web_app, base_url)
+    # kernel and terminal sessions reported to the hub's audit log on the budget's pipe (sessions.py)
+    from enclave_workspace import sessions
+
+    sessions.install(serverapp)
     # the proxy asks every request to close its connection: close lingeringly, so none of its writes meets a
     # closed socket and turns a served request into a 503 (connections.py)
     connections.install()

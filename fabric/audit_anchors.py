@@ -1,0 +1,120 @@
+"""The audit log's head, anchored outside the database: an append-only, root-only file of signed checkpoints.
+
+After every commit that appended audit events, the committed head (its seq and hash) is read back and appended to
+`$ENCLAVE_HOME/audit/anchors.log` as one line `seq hash time hmac`, signed with a key kept in the secrets folder
+(`secrets/audit-anchor.key`). Someone who can rewrite the database but not root's files can then no longer cut or
+rewrite the tail unseen: `audit.verify` finds an anchored entry missing or different, and a forged line's signature
+fails. Several processes (the hub, the airlock service, the CLI) append to the same file: each line is one `write`
+on a descriptor opened with O_APPEND, so lines never interleave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+KEY_NAME = "audit-anchor.key"
+LOG_NAME = Path("audit") / "anchors.log"
+_LINE = re.compile(r"^(\d{1,18}) ([0-9a-f]{64}) (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) ([0-9a-f]{64})$")
+
+
+@dataclass(frozen=True)
+class Anchor:
+    seq: int
+    hash: str
+    at: str
+    line: int  # where in the file, for people
+
+
+@dataclass(frozen=True)
+class AnchorRead:
+    """What the anchor file holds: the well-signed anchors, the lines that are not, and whether anchoring ever
+    began (a key exists)."""
+
+    anchors: list[Anchor]
+    bad_lines: list[tuple[int, str]]
+    keyed: bool
+    file_exists: bool
+
+
+class Anchors:
+    """One installation's anchor file and its signing key."""
+
+    def __init__(self, log_path: Path, key_path: Path) -> None:
+        self.log_path = log_path
+        self.key_path = key_path
+
+    @classmethod
+    def for_home(cls, home: Path) -> Anchors:
+        return cls(home / LOG_NAME, home / "secrets" / KEY_NAME)
+
+    # -- writing
+
+    def _key(self, *, create: bool) -> bytes | None:
+        try:
+            return bytes.fromhex(self.key_path.read_text().strip())
+        except FileNotFoundError:
+            if not create:
+                return None
+        except ValueError:
+            raise ValueError("the audit anchor key is not readable as hex") from None
+        self.key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Written whole under a private name, then linked into place: a racing process either wins the link or
+        # reads the finished key, never a half-written one.
+        staging = self.key_path.with_name(f".{KEY_NAME}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_hex(32) + "\n")
+            with contextlib.suppress(FileExistsError):  # another process linked its key first: use that one
+                os.link(staging, self.key_path)
+        finally:
+            staging.unlink(missing_ok=True)
+        return bytes.fromhex(self.key_path.read_text().strip())
+
+    @staticmethod
+    def _sign(key: bytes, seq: int, head: str, at: str) -> str:
+        return hmac.new(key, f"{seq} {head} {at}".encode(), hashlib.sha256).hexdigest()
+
+    def write(self, seq: int, head: str, now: datetime | None = None) -> None:
+        """Append one signed checkpoint of the head (seq, hash): one write on an O_APPEND descriptor."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The file exists before the key: a key without a file means the file was removed, never a crash between.
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            key = self._key(create=True)
+            at = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            line = f"{seq} {head} {at} {self._sign(key, seq, head, at)}\n".encode()
+            os.write(fd, line)  # well under PIPE_BUF-sized lines: one write, never interleaved with another's
+        finally:
+            os.close(fd)
+
+    # -- reading
+
+    def read(self) -> AnchorRead:
+        key = self._key(create=False)
+        try:
+            text = self.log_path.read_text(errors="replace")
+            file_exists = True
+        except FileNotFoundError:
+            text, file_exists = "", False
+        anchors: list[Anchor] = []
+        bad: list[tuple[int, str]] = []
+        for number, raw in enumerate(text.splitlines(), start=1):
+            match = _LINE.match(raw)
+            if not match:
+                bad.append((number, "is not an anchor line"))
+                continue
+            seq, head, at, signature = int(match[1]), match[2], match[3], match[4]
+            if key is None or not hmac.compare_digest(signature, self._sign(key, seq, head, at)):
+                bad.append((number, "signature does not match (forged or altered)"))
+                continue
+            anchors.append(Anchor(seq, head, at, number))
+        return AnchorRead(anchors, bad, keyed=key is not None, file_exists=file_exists)

@@ -21,7 +21,7 @@ from fabric.config import Paths
 from fabric.errors import FabricError
 from provisioning.steps import StepResult
 
-MOUNT_OPTIONS = "nosuid,nodev"
+MOUNT_OPTIONS = "nosuid,nodev,discard"  # discard: what a project deletes is given back to the host's disk
 FSTYPE = "ext4"
 SBIN = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
 

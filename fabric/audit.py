@@ -158,5 +158,7 @@ def _check_anchors(anchors: Anchors, hashes: dict[int, str]) -> tuple[list[Chain
         )
     newest = max(a.seq for a in found.anchors)
     unanchored = head - newest
-    note = f"{unanchored} newest entries not anchored yet" if unanchored > 0 else None
-    return problems, note
+    notes = [f"{unanchored} newest entries not anchored yet"] if unanchored > 0 else []
+    if found.torn_tail:
+        notes.append("an anchor line is incomplete (a crash while it was written) and was skipped")
+    return problems, "; ".join(notes) or None

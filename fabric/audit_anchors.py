@@ -42,6 +42,7 @@ class AnchorRead:
     bad_lines: list[tuple[int, str]]
     keyed: bool
     file_exists: bool
+    torn_tail: bool = False  # a line was cut short, as a crash in the middle of its write leaves it
 
 
 class Anchors:
@@ -87,11 +88,15 @@ class Anchors:
         """Append one signed checkpoint of the head (seq, hash): one write on an O_APPEND descriptor."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # The file exists before the key: a key without a file means the file was removed, never a crash between.
-        fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = os.open(self.log_path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             key = self._key(create=True)
             at = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
             line = f"{seq} {head} {at} {self._sign(key, seq, head, at)}\n".encode()
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                # the last line was cut short by a crash: end it, and mark it so with an empty line after it
+                line = b"\n\n" + line
             os.write(fd, line)  # well under PIPE_BUF-sized lines: one write, never interleaved with another's
         finally:
             os.close(fd)
@@ -107,14 +112,23 @@ class Anchors:
             text, file_exists = "", False
         anchors: list[Anchor] = []
         bad: list[tuple[int, str]] = []
-        for number, raw in enumerate(text.splitlines(), start=1):
+        lines = text.splitlines()
+        torn = bool(text) and not text.endswith("\n") and not _LINE.match(lines[-1])
+        if torn:
+            lines.pop()  # skipped, not reported: nothing is taken from it, and the next write starts a fresh line
+        for number, raw in enumerate(lines, start=1):
+            if not raw:
+                continue
             match = _LINE.match(raw)
             if not match:
-                bad.append((number, "is not an anchor line"))
+                if number < len(lines) and not lines[number]:
+                    torn = True  # cut short by a crash, ended by the next write with an empty line
+                else:
+                    bad.append((number, "is not an anchor line"))
                 continue
             seq, head, at, signature = int(match[1]), match[2], match[3], match[4]
             if key is None or not hmac.compare_digest(signature, self._sign(key, seq, head, at)):
                 bad.append((number, "signature does not match (forged or altered)"))
                 continue
             anchors.append(Anchor(seq, head, at, number))
-        return AnchorRead(anchors, bad, keyed=key is not None, file_exists=file_exists)
+        return AnchorRead(anchors, bad, keyed=key is not None, file_exists=file_exists, torn_tail=torn)

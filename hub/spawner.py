@@ -40,6 +40,9 @@ from hub.session_events import SessionAudit
 from hub.workspaces import INSECURE_ENV, WorkspaceError, insecure_allowed, prepare, registry_of
 
 PASSED_ENV_PREFIXES = ("JUPYTERHUB_", "JPY_")  # what of JupyterHub's environment reaches the workspace
+# The hub service through which Enclave's revocation stops workspaces (hub/revocation.py's ADMIN_SERVICE): a stop it
+# asks for is a revocation (an account removed, a membership or role changed).
+REVOCATION_SERVICE = "enclave-admin"
 
 
 class SandboxSpawner(Spawner):
@@ -246,7 +249,7 @@ class SandboxSpawner(Spawner):
             if type(handler).__name__ == "LogoutHandler":
                 return {"reason": "logout"}
             if kind == "service":
-                return {"reason": "service", "by": name}
+                return {"reason": "revocation"} if name == REVOCATION_SERVICE else {"reason": "service", "by": name}
             if name == self.user.name:
                 return {"reason": "user"}
             return {"reason": "admin", "by": name} if name else {"reason": "requested"}

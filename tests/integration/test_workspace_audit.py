@@ -100,6 +100,16 @@ def test_start_stop_kernels_and_terminals_are_in_the_audit_log(running_enclave, 
         assert audit.verify_log(session) == audit.Verification([], None)  # intact, and anchored to its head
 
 
+def test_a_stop_by_revocation_says_so(running_enclave, registry):
+    revocation = pytest.importorskip("hub.revocation", reason="revocation (hub/revocation.py) is not in this tree")
+    bob = running_enclave.person("bob")
+    before = head(registry)
+    bob.spawn(DEMO)
+    revocation.HubAPI.of(running_enclave.paths).stop_servers("bob", [DEMO])  # as `enclave revoke` stops it
+    (stop,) = [e for e in wait_for(registry, before, "workspace.stop") if e.action == "workspace.stop"]
+    assert stop.detail["reason"] == "revocation" and stop.actor == "bob"
+
+
 def test_a_flood_of_session_events_is_cut_to_the_limit(running_enclave, registry):
     bob = running_enclave.person("bob")
     before = head(registry)

@@ -115,6 +115,24 @@ def test_an_anchor_signed_with_another_key_is_found(registry, home):
     assert [p.anchor_line for p in found] == [6]
 
 
+def test_a_line_cut_short_by_a_crash_is_skipped_and_the_next_starts_afresh(registry, home):
+    with (home / "audit" / "anchors.log").open("a") as out:
+        out.write("6 " + "d" * 30)  # a write torn by a crash: no newline
+    result = check(registry)
+    assert result.problems == [] and "incomplete" in result.note
+    with registry.session() as session:
+        audit.record(session, actor="admin", action="site.add", target="site-6")
+    assert anchor_lines(home)[-1].split()[0] == "6"
+    result = check(registry)
+    assert result.problems == [] and "incomplete" in result.note
+    # a line that is not an anchor, in the middle with no empty line after it, is still a problem
+    with (home / "audit" / "anchors.log").open("a") as out:
+        out.write("garbage\n")
+    with registry.session() as session:
+        audit.record(session, actor="admin", action="site.add", target="site-7")
+    assert [p.anchor_line for p in check(registry).problems] == [9]
+
+
 def test_a_removed_anchor_file_is_found(registry, home):
     (home / "audit" / "anchors.log").unlink()
     found = check(registry).problems

@@ -14,14 +14,17 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fabric import audit
 from fabric.errors import FabricError, NotFoundError
+from fabric.models import Project, ProjectMember
 from hub import throttle
 from hub.models import Account
 
@@ -75,12 +78,39 @@ def add_account(session: Session, username: str, password: str, *, actor: str) -
     return Enrolment(username, secret, uri)
 
 
-def remove_account(session: Session, username: str, *, actor: str) -> None:
+def remove_account(session: Session, username: str, *, actor: str) -> list[str]:
+    """Delete the login record and every project membership of `username` (each audited), so that a new account of
+    the same name inherits nothing unless an admin adds it again. Returns the projects it was a member of. Ending the
+    person's hub sessions and workspaces is hub/revocation.py's `revoke_account`, after this commits."""
     account = session.get(Account, username)
     if account is None:
         raise NotFoundError(f"no user {username}")
+    projects = forget_memberships(session, username, actor=actor, reason="account removed")
     session.delete(account)
-    audit.record(session, actor=actor, action="user.remove", target=f"user:{username}")
+    audit.record(session, actor=actor, action="user.remove", target=f"user:{username}", projects=projects)
+    return projects
+
+
+def forget_memberships(session: Session, username: str, *, actor: str, reason: str) -> list[str]:
+    """Remove `username` from every project (the membership rows and the project specs' member lists)."""
+    members = list(session.scalars(select(ProjectMember).where(ProjectMember.username == username)))
+    projects = sorted({m.project_name for m in members})
+    for member in members:
+        session.delete(member)
+        audit.record(session, actor=actor, action="project.remove_member", target=member.project_name,
+                     user=username, role=member.role, reason=reason)  # fmt: skip
+    for project in session.scalars(select(Project).where(Project.name.in_(projects))):
+        spec: dict[str, Any] = dict(project.spec)
+        spec["members"] = [m for m in spec.get("members", []) if m.get("user") != username]
+        project.spec = spec
+    session.flush()
+    return projects
+
+
+def active(session: Session, username: str) -> bool:
+    """Whether `username` has an account that may log in (it exists and is not disabled)."""
+    account = session.get(Account, username) if USERNAME.match(username or "") else None
+    return account is not None and not account.disabled
 
 
 def current_code(session: Session, username: str) -> str:

@@ -7,6 +7,12 @@ The login form's extra field is JupyterHub's own OTP field (`request_otp`, on an
 rules live in hub/accounts.py and hub/throttle.py; this class only adapts them to JupyterHub: it names the source of
 each attempt, and answers a throttled one with 429 and when to try again. Production sites use OIDC through
 OAuthenticator instead (docs/how-to/admin.md).
+
+Sessions: `refresh_user` (every `auth_refresh_age` seconds of a person's use) refuses a session whose account is gone
+or disabled, or which was idle longer than `idle_timeout`, and sets the person's project groups from the registry;
+`add_user` does the same at every hub start, where a user without an account is refused (and, with
+`delete_invalid_users`, deleted). Logout is a confirmation page and a POST that ends the person's browser sessions
+server-side (hub/revocation.py), audited.
 """
 
 from __future__ import annotations
@@ -16,14 +22,17 @@ import ipaddress
 import os
 import socket
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
 from jupyterhub.auth import Authenticator
+from jupyterhub.handlers.login import LogoutHandler
+from sqlalchemy.orm import object_session
 from tornado import web
-from traitlets import Bool, Unicode, default, validate
+from traitlets import Bool, Integer, Unicode, default, validate
 
-from hub import accounts, throttle
+from hub import accounts, revocation, throttle
 
 _UCRED = struct.Struct("3i")  # SO_PEERCRED: pid, uid, gid
 
@@ -97,9 +106,9 @@ class EnclaveAuthenticator(Authenticator):
     def _session(self):
         if self._registry is None:
             from fabric.config import Paths
-            from fabric.db import Registry
+            from hub.workspaces import registry_of  # one Registry per process: opening one migrates, not in threads
 
-            self._registry = Registry(Paths(Path(self.enclave_home)).database_url)
+            self._registry = registry_of(Paths(Path(self.enclave_home)))
         return self._registry.session()
 
     def _verify(self, username: str, password: str, code: str, source: str) -> accounts.Verdict:
@@ -115,8 +124,144 @@ class EnclaveAuthenticator(Authenticator):
             refusal = web.HTTPError(429, "Too many login attempts from here: try again in %d s.", verdict.retry_after)
             refusal.headers = {"Retry-After": str(verdict.retry_after)}  # JupyterHub's error page sets these
             raise refusal
-        return username if verdict else None
+        if verdict:
+            self.note_login(username)
+            return username
+        return None
 
     async def check_allowed(self, username: str, authentication: Any = None) -> bool:
         """Anyone with an Enclave account; what they may then do is decided by their roles and project membership."""
         return True
+
+    # -- sessions
+
+    idle_timeout = Integer(
+        3600,
+        help="Seconds without any request from a person (hub, workspace through its hub check, airlock) after which "
+        "their session is refused and they log in again; 0: never. Noticed within `auth_refresh_age`.",
+    ).tag(config=True)
+
+    _seen: dict[str, float]
+
+    def _last_seen(self) -> dict[str, float]:
+        if not hasattr(self, "_seen"):
+            self._seen = {}
+        return self._seen
+
+    def _account_active(self, username: str) -> bool:
+        with self._session() as session:
+            return accounts.active(session, username)
+
+    def _project_groups(self, username: str) -> set[str]:
+        with self._session() as session:
+            return revocation.project_groups(session, username)
+
+    async def _sync_groups(self, user: Any) -> None:
+        """The person's project groups as the registry has them (platform-admins is left as configured)."""
+        from jupyterhub import orm
+
+        wanted = await asyncio.to_thread(self._project_groups, user.name)
+        orm_user = _orm(user)
+        db = object_session(orm_user)
+        changed = False
+        for name in sorted(revocation.PROJECT_GROUPS):
+            group = orm.Group.find(db, name)
+            if group is None:  # the first start: load_groups makes it
+                continue
+            member = group in orm_user.groups
+            if name in wanted and not member:
+                orm_user.groups.append(group)
+                changed = True
+            elif name not in wanted and member:
+                orm_user.groups.remove(group)
+                changed = True
+        if changed:
+            db.commit()
+
+    async def add_user(self, user: Any) -> None:
+        """At every hub start (and when a user is first made): a user whose account is gone is refused, so the hub
+        deletes it (`delete_invalid_users`) with its tokens and grants; the others get their project groups."""
+        if not await asyncio.to_thread(self._account_active, user.name):
+            raise ValueError("no active Enclave account")
+        super().add_user(user)
+        await self._sync_groups(user)
+
+    async def refresh_user(self, user: Any, handler: Any = None) -> bool:
+        """Refuse the session (a new login is needed; API calls with its tokens are refused, `auth_refresh_strict`)
+        when the account is gone or disabled, or the person was idle too long; otherwise refresh their groups."""
+        if not await asyncio.to_thread(self._account_active, user.name):
+            return False
+        if handler is not None and _persons_request(handler):
+            seen = self._last_seen()
+            now = time.monotonic()
+            last = seen.get(user.name)
+            if self.idle_timeout and last is not None and now - last > self.idle_timeout:
+                # the idle session ends server-side, as at logout: its cookie and browser tokens stop working
+                seen.pop(user.name, None)
+                revoked = revocation.end_browser_sessions(object_session(_orm(user)), _orm(user))
+                await asyncio.to_thread(_audit_revoked, self, user.name, "idle", revoked)
+                return False
+            seen[user.name] = now
+        await self._sync_groups(user)
+        return True
+
+    def note_login(self, username: str) -> None:
+        self._last_seen()[username] = time.monotonic()
+
+    def get_handlers(self, app: Any) -> list[tuple[str, type]]:
+        # before JupyterHub's defaults, so these replace its login (unchanged) and logout handlers
+        return [*super().get_handlers(app), (r"/logout", ConfirmedLogoutHandler)]
+
+
+def _orm(user: Any) -> Any:
+    """The ORM row of a user: JupyterHub passes its wrapper at login, the row itself at start."""
+    return getattr(user, "orm_user", user)
+
+
+def _persons_request(handler: Any) -> bool:
+    """Whether the request comes from the person (a cookie, or a token given to a browser session), not from a
+    server's own token (a workspace reporting activity is not the person using it)."""
+    if not getattr(handler, "_token_authenticated", False):
+        return True
+    from jupyterhub import orm
+
+    raw = handler.get_auth_token()
+    token = orm.APIToken.find(handler.db, raw) if raw else None
+    return token is not None and token.session_id is not None
+
+
+class ConfirmedLogoutHandler(LogoutHandler):
+    """GET asks (a link on another site cannot log anyone out); the form's POST, with the XSRF token, logs out:
+    every browser session of the person ends server-side (hub/revocation.py `end_browser_sessions`), audited."""
+
+    async def get(self) -> None:
+        if self.current_user is None:
+            self.redirect(self.settings["login_url"], permanent=False)
+            return
+        self.finish(await self.render_template("logout_confirm.html", logout_url=self.request.path))
+
+    async def post(self) -> None:
+        user = self.current_user
+        await self.default_handle_logout()  # JupyterHub's own: this session's tokens and cookies
+        if user is not None:
+            revoked = revocation.end_browser_sessions(self.db, user.orm_user)
+            await asyncio.to_thread(_audit_logout, self.authenticator, user.name, revoked)
+            self.authenticator._last_seen().pop(user.name, None)
+        self._jupyterhub_user = None
+        self.redirect(self.settings["login_url"], permanent=False)
+
+
+def _audit_logout(authenticator: EnclaveAuthenticator, username: str, tokens: int) -> None:
+    _audit_revoked(authenticator, username, "logout", tokens, logout=True)
+
+
+def _audit_revoked(
+    authenticator: EnclaveAuthenticator, username: str, reason: str, tokens: int, *, logout: bool = False
+) -> None:
+    from fabric import audit
+
+    with authenticator._session() as session:
+        if logout:
+            audit.record(session, actor=username, action="user.logout", target=f"user:{username}")
+        audit.record(session, actor=username if logout else "enclave-hub", action="access.revoked",
+                     target=f"user:{username}", reason=reason, browser_tokens=tokens, hub_cookie=True)  # fmt: skip

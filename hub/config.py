@@ -10,19 +10,30 @@ check it, and start real hubs from it. Settings come from the environment (what 
 | ENCLAVE_PROXY_API_PORT | 8001 | the proxy's API, loopback only |
 | ENCLAVE_AIRLOCK_PORT | 8090 | the airlock web app (a hub service), loopback only |
 | ENCLAVE_ADMINS | (none) | comma-separated platform admins (group `platform-admins`) |
+| ENCLAVE_SESSION_MAX_SECONDS | 28800 | the longest a login, its cookies and its tokens live (8 h) |
+| ENCLAVE_SESSION_IDLE_SECONDS | 3600 | a session with no request from the person this long is ended; 0: never |
+| ENCLAVE_AUTH_REFRESH_SECONDS | 60 | how often a session is re-checked (account, idle, groups) |
+| ENCLAVE_AUTH_CACHE_SECONDS | 5 | how long workspaces and the airlock trust a token before asking the hub again |
+| ENCLAVE_WORKSPACE_IDLE_SECONDS | 3600 | idle kernels culled, then an idle workspace stopped, after this; 0: never |
 """
 
 from __future__ import annotations
 
+import html
+import json
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from fabric.config import Paths
 from fabric.db import Registry
 from hub.airlock_service import airlock_service
+from hub.models import Account
+from hub.revocation import admin_role, admin_service
 from hub.roles import TOKEN_MAX_SECONDS, hub_groups, hub_roles
 from hub.sandbox import hub_socket, socket_url
 from hub.workspaces import registry_of, researcher_projects
@@ -42,6 +53,11 @@ class HubSettings:
     admins: list[str] = field(default_factory=list)
     proxy_command: str = str(CHP)
     python: str = sys.executable
+    session_max_seconds: int = TOKEN_MAX_SECONDS
+    session_idle_seconds: int = 3600
+    auth_refresh_seconds: int = 60
+    auth_cache_seconds: int = 5
+    workspace_idle_seconds: int = 3600
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> HubSettings:
@@ -63,11 +79,35 @@ class HubSettings:
             proxy_api_port=port("ENCLAVE_PROXY_API_PORT", 8001),
             airlock_port=port("ENCLAVE_AIRLOCK_PORT", 8090),
             admins=[a.strip() for a in env.get("ENCLAVE_ADMINS", "").split(",") if a.strip()],
+            session_max_seconds=seconds(env, "ENCLAVE_SESSION_MAX_SECONDS", TOKEN_MAX_SECONDS, minimum=60),
+            session_idle_seconds=seconds(env, "ENCLAVE_SESSION_IDLE_SECONDS", 3600),
+            auth_refresh_seconds=seconds(env, "ENCLAVE_AUTH_REFRESH_SECONDS", 60, minimum=1),
+            auth_cache_seconds=seconds(env, "ENCLAVE_AUTH_CACHE_SECONDS", 5),
+            workspace_idle_seconds=seconds(env, "ENCLAVE_WORKSPACE_IDLE_SECONDS", 3600),
         )
 
     @property
     def url(self) -> str:
         return f"http://{self.ip}:{self.port}"
+
+
+def seconds(env: Any, name: str, fallback: int, minimum: int = 0) -> int:
+    """A whole number of seconds from the environment (at least `minimum`), or `fallback` when unset."""
+    value = env.get(name)
+    if not value:
+        return fallback
+    if not value.isdigit() or int(value) < minimum:
+        raise ValueError(f"{name} must be a whole number of seconds, at least {minimum}, not {value!r}")
+    return int(value)
+
+
+def spawn_confirmation(spawner: Any) -> str:
+    """The spawner's options form: only a confirmation, so that a GET of /hub/spawn/... (a link on another site)
+    shows a page and the workspace starts only on the form's POST, which carries the XSRF token."""
+    return (
+        f"<p>Start your workspace for project <strong>{html.escape(spawner.name)}</strong>? "
+        "It runs until you stop it or it is idle too long.</p>"
+    )
 
 
 def workspace_projects(registry: Registry):
@@ -109,7 +149,8 @@ def apply_config(c: Any, settings: HubSettings) -> None:
 
     # Roles and groups as data (hub/roles.py): nobody mints tokens; admins get the admin pages, never servers.
     with registry.session() as session:
-        c.JupyterHub.load_groups = hub_groups(session, admins=settings.admins)
+        people = set(session.scalars(select(Account.username)))
+        c.JupyterHub.load_groups = hub_groups(session, admins=settings.admins, people=people)
     c.JupyterHub.load_roles = hub_roles()
     c.JupyterHub.token_expires_in_max_seconds = TOKEN_MAX_SECONDS
 
@@ -129,3 +170,49 @@ def apply_config(c: Any, settings: HubSettings) -> None:
 
     # No login outlives a working day.
     c.JupyterHub.cookie_max_age_days = TOKEN_MAX_SECONDS / 86400
+
+    apply_sessions(c, settings, paths)
+
+
+def apply_sessions(c: Any, settings: HubSettings, paths: Paths) -> None:
+    """Revocation and sessions (docs/explanation/workspace-sandbox.md, "Revocation and sessions"): lifetimes, idle
+    time-outs, SameSite cookies, no state change on GET, and the `enclave-admin` identity revocation uses."""
+    days = settings.session_max_seconds / 86400
+    c.JupyterHub.cookie_max_age_days = days
+    c.JupyterHub.oauth_token_expires_in = settings.session_max_seconds
+    # Every cookie SameSite=Lax (a cross-site POST carries none) and none outlives a session's maximum.
+    cookies = {"samesite": "Lax", "expires_days": days}
+    c.JupyterHub.tornado_settings = {**c.JupyterHub.get("tornado_settings", {}), "cookie_options": cookies}
+    c.Spawner.environment = {**c.Spawner.get("environment", {}), "JUPYTERHUB_COOKIE_OPTIONS": json.dumps(cookies)}
+    for service in c.JupyterHub.services:
+        if service.get("name") == "airlock":
+            service["environment"] = {
+                **service.get("environment", {}),
+                "JUPYTERHUB_COOKIE_OPTIONS": json.dumps(cookies),
+                "ENCLAVE_AUTH_CACHE_SECONDS": str(settings.auth_cache_seconds),
+            }
+    # Workspaces ask the hub again about a token after a few seconds (not JupyterHub's 300), so a revoked one is
+    # refused at once; idle kernels are culled and an idle workspace stops.
+    idle = settings.workspace_idle_seconds
+    c.Spawner.args = [
+        *c.Spawner.get("args", []),
+        f"--HubOAuth.cache_max_age={settings.auth_cache_seconds}",
+        *(
+            [f"--ServerApp.shutdown_no_activity_timeout={idle}", f"--MappingKernelManager.cull_idle_timeout={idle}",
+             "--MappingKernelManager.cull_interval=60"]
+            if idle else []
+        ),
+    ]  # fmt: skip
+    # Sessions are re-checked (account still there and enabled, not idle, groups) every few seconds of use; a
+    # refused one is refused to tokens too, so workspaces and the airlock stop accepting it.
+    c.Authenticator.auth_refresh_age = settings.auth_refresh_seconds
+    c.Authenticator.auth_refresh_strict = True
+    c.Authenticator.delete_invalid_users = True  # a user whose account is gone is deleted at the next start
+    c.EnclaveAuthenticator.idle_timeout = settings.session_idle_seconds
+    # No state change on GET: /hub/spawn/... shows a confirmation whose POST starts the workspace.
+    c.Spawner.options_form = spawn_confirmation
+    # Revocation's identity on the hub's API (hub/revocation.py): its token in the root-only state folder.
+    admin = admin_service(paths)
+    if admin is not None:
+        c.JupyterHub.services = [*c.JupyterHub.services, admin]
+        c.JupyterHub.load_roles = [*c.JupyterHub.load_roles, admin_role()]

@@ -65,11 +65,17 @@ def hub_roles() -> list[dict[str, Any]]:
     return roles
 
 
-def hub_groups(session: Session, admins: list[str] | None = None) -> dict[str, dict[str, list[str]]]:
-    """`c.JupyterHub.load_groups` from project membership (a person in several projects is in each group once)."""
+def hub_groups(
+    session: Session, admins: list[str] | None = None, people: set[str] | None = None
+) -> dict[str, dict[str, list[str]]]:
+    """`c.JupyterHub.load_groups` from project membership (a person in several projects is in each group once).
+    With `people`, only those names (the hub makes a user for every name in a group: one without an account would
+    come back at each start)."""
     groups: dict[str, set[str]] = {group: set() for group in GROUP_ROLES}
     for user, role in session.execute(select(ProjectMember.username, ProjectMember.role)):
         if role in GROUP_OF_ROLE:
             groups[GROUP_OF_ROLE[role]].add(user)
     groups["platform-admins"] |= set(admins or [])
+    if people is not None:
+        groups = {group: users & people for group, users in groups.items()}
     return {group: {"users": sorted(users)} for group, users in groups.items()}

@@ -250,11 +250,14 @@ def user_add(ctx: Context, username: str, password_stdin: bool) -> None:
 @pass_ctx
 @friendly
 def user_remove(ctx: Context, username: str) -> None:
-    from hub import accounts
+    """Remove an account and end its access at once: project memberships, hub sessions, tokens, workspaces."""
+    from hub import accounts, revocation
 
     with ctx.registry.session() as session:
-        accounts.remove_account(session, username, actor=actor())
-    click.echo(f"user {username} removed")
+        projects = accounts.remove_account(session, username, actor=actor())
+    click.echo(f"user {username} removed (from {len(projects)} project(s))")
+    done = revocation.revoke_account(ctx.registry, ctx.paths, username, actor=actor())
+    click.echo(f"access ended: {done.summary()}")
 
 
 # ------------------------------------------------------------------------------------------------ sites
@@ -469,6 +472,9 @@ def project_add_member(ctx: Context, name: str, user: str, role: str) -> None:
     with ctx.registry.session() as session:
         add_member(session, name, user, role, actor=actor())
     click.echo(f"{user} is a {role} on {name}")
+    from hub import revocation  # the running hub's groups follow at once
+
+    click.echo(f"hub: {revocation.apply_membership(ctx.registry, ctx.paths, user, actor=actor()).summary()}")
 
 
 @project.command("materialise")

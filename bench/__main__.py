@@ -8,6 +8,8 @@
   airlock_release    submit -> checks done, a 20-file request            vs  the checks engine alone, same files
   airlock_sandbox    the checks of a 20-file request in checker sandboxes  vs  the same checks in-process
   airlock_web        the review list with 1,000 requests, 4 clients      vs  a static file from the same server
+  airlock_responsiveness  the review list's p95 while 1 GiB is submitted  vs  the same page with no submission
+                     (and vs the airlock at a named earlier commit submitting the same file: git worktree)
   workspaces         hub start, spawn -> ready (1 and 10 at once), idle memory  vs  plain JupyterHub, stock spawner
   sandbox_filters    a syscall-heavy loop with the seccomp filter; a kernel start confined  vs  the same without
 
@@ -568,6 +570,16 @@ def bench_airlock_web(work: Path, sizes: list[int], repeats: int) -> dict:
     return out
 
 
+def bench_airlock_responsiveness(work: Path, sizes: list[int], repeats: int) -> dict:
+    """A checker's review list while a large file is submitted (bench/airlock_responsiveness.py)."""
+    from bench import airlock_responsiveness
+
+    home = provisioned_cohort(work, 300)
+    result = airlock_responsiveness.bench(work, home, ROOT, sizes[0], repeats)
+    log(airlock_responsiveness.report(result))
+    return result
+
+
 def bench_workspaces(work: Path, sizes: list[int], repeats: int) -> dict:
     """Enclave's hub against plain JupyterHub: size is the number of people spawning at once, repeats the
     one-at-a-time spawns (bench/workspaces.py; root only)."""
@@ -607,6 +619,7 @@ BENCHMARKS = {
     "airlock_release": (bench_airlock_release, [20], 3),  # size: files in the request
     "airlock_sandbox": (bench_airlock_sandbox, [20], 5),  # size: files in the request
     "airlock_web": (bench_airlock_web, [1000], 1),  # size: requests in the database
+    "airlock_responsiveness": (bench_airlock_responsiveness, [2**30], 3),  # size: bytes submitted
     "workspaces": (bench_workspaces, [10], 15),  # size: people spawning at once; repeats: one-at-a-time spawns
     "sandbox_filters": (bench_sandbox_filters, [], 15),  # repeats: interleaved runs of each side
 }
@@ -632,7 +645,9 @@ def main() -> None:
 
 def report(results: dict) -> None:
     classic = [
-        name for name in BENCHMARKS if name not in ("airlock", "workspaces", "airlock_generations") and name in results
+        name
+        for name in BENCHMARKS
+        if name not in ("airlock", "workspaces", "airlock_generations", "airlock_responsiveness") and name in results
     ]
     if classic:
         print(f"\n{'benchmark':<20} {'size':>8} {'baseline s':>11} {'enclave s':>10} {'ratio':>7} {'peak RSS':>10}")
@@ -649,6 +664,10 @@ def report(results: dict) -> None:
         from bench import airlock_generations
 
         print(airlock_generations.report(results["airlock_generations"]))
+    if "airlock_responsiveness" in results:
+        from bench import airlock_responsiveness
+
+        print(airlock_responsiveness.report(results["airlock_responsiveness"]))
     if "workspaces" in results:
         from bench import workspaces
 

@@ -155,11 +155,18 @@ def submit_cmd(ctx, files, project, title, justifications, wait, draft) -> None:
 
     app, user = _airlock(ctx), _user()
     why = dict(j.split("=", 1) for j in justifications if "=" in j)
-    request_id = app.tx(
-        lambda s: workflow.request_release(s, app.paths, app.store, project=project, author=user, title=title,
-                                           files=[(path, why.get(path, "")) for path in files], draft=draft)
-    )  # fmt: skip
-    if draft:
+    # Over the policy's size limits: refused here with the reason, before anything is copied or recorded.
+    request_id, pending = app.new_request(project=project, author=user, title=title, draft=draft,
+                                          files=[(path, why.get(path, "")) for path in files])  # fmt: skip
+    if pending:  # a large request: copied here, outside any transaction, so the web app's writers never wait on it
+        submitted = app.prepare(request_id)
+        refused = app.tx(lambda s: workflow.refusal(s, request_id))
+        if refused:
+            _fail(workflow.InvalidRequest(f"the airlock refused request {request_id}: {refused}"))
+        if not submitted:
+            click.echo(request_id)
+            return
+    elif draft:
         click.echo(request_id)
         return
     _start_checks(app, request_id, wait)
@@ -179,6 +186,17 @@ def run_checks_cmd(ctx, request_id, pending) -> None:
             click.echo(done)
     else:
         app.check_request(request_id)
+
+
+@airlock.command("purge")
+@click.pass_context
+@workflow_command
+def purge_cmd(ctx) -> None:
+    """Remove the snapshots of withdrawn and rejected requests closed longer ago than the policy's retention_days
+    (each removal audited; the requests' records and hashes stay). The airlock service also runs this hourly."""
+    app = _airlock(ctx)
+    for request_id in app.purge():
+        click.echo(request_id)
 
 
 @airlock.command("list")

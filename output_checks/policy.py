@@ -27,6 +27,9 @@ class Policy(BaseModel):
     safe_dof_threshold: int = Field(default=10, ge=1)
     max_file_mb: float = Field(gt=0)
     max_table_rows: int = Field(ge=1)
+    submit_max_file_mb: float = Field(gt=0)
+    submit_max_request_mb: float = Field(gt=0)
+    retention_days: float = Field(ge=0)
     individual_min_rows: int = Field(ge=2)
     unique_row_fraction: float = Field(gt=0, le=1)
     allowed_types: list[str]
@@ -43,6 +46,14 @@ class Policy(BaseModel):
     @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 2**20)
+
+    @property
+    def submit_max_file_bytes(self) -> int:
+        return int(self.submit_max_file_mb * 2**20)
+
+    @property
+    def submit_max_request_bytes(self) -> int:
+        return int(self.submit_max_request_mb * 2**20)
 
     @property
     def archive_max_total_bytes(self) -> int:

@@ -41,6 +41,11 @@ def request_at(app: Airlock, state: RequestState, *, author: str = AUTHOR, files
     files = files or {"counts.csv": "site,n\nA,120\nB,45\n"}
     for name, content in files.items():
         write_output(app, name, content)
+    if state is RequestState.PREPARING:  # recorded, its copies not yet taken (Airlock.prepare takes them)
+        return app.tx(
+            lambda s: workflow.begin_request(s, app.paths, project=PROJECT, author=author, title="LDL by site",
+                                             files=[(name, "aggregate counts") for name in files])
+        )  # fmt: skip
 
     def create(session):
         request_id = workflow.create_request(session, project=PROJECT, author=author, title="LDL by site")

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 class RequestState(StrEnum):
     DRAFT = "draft"  # the author is adding files and justifications
+    PREPARING = "preparing"  # the chosen files are being copied into the request's snapshot (in the background)
     CHECKING = "checking"  # the automated checks run on the snapshot
     IN_REVIEW = "in_review"  # checks done; independent reviews under way
     RETURNED = "returned"  # a reviewer asked for changes; the author may revise files and resubmit
@@ -23,6 +24,9 @@ class RequestState(StrEnum):
 
 
 class Action(StrEnum):
+    PREPARE = "prepare"
+    PREPARED = "prepared"
+    REFUSE = "refuse"
     SUBMIT = "submit"
     CHECKS_DONE = "checks_done"
     RETURN = "return"
@@ -42,6 +46,10 @@ class Actor(StrEnum):
 S, A = RequestState, Action
 # (from state, action) -> to state
 TRANSITIONS: dict[tuple[RequestState, Action], RequestState] = {
+    (S.DRAFT, A.PREPARE): S.PREPARING,
+    (S.PREPARING, A.PREPARED): S.DRAFT,
+    (S.PREPARING, A.REFUSE): S.WITHDRAWN,
+    (S.PREPARING, A.WITHDRAW): S.WITHDRAWN,
     (S.DRAFT, A.SUBMIT): S.CHECKING,
     (S.DRAFT, A.WITHDRAW): S.WITHDRAWN,
     (S.CHECKING, A.CHECKS_DONE): S.IN_REVIEW,
@@ -58,6 +66,10 @@ TRANSITIONS: dict[tuple[RequestState, Action], RequestState] = {
 
 # Who may take each action (the state decides which actions exist).
 ACTION_ACTORS: dict[Action, frozenset[Actor]] = {
+    A.PREPARE: frozenset({Actor.AUTHOR}),
+    # The copy finishing, or being refused (over the size limit, changed under the copy), is the airlock's to say.
+    A.PREPARED: frozenset({Actor.SYSTEM}),
+    A.REFUSE: frozenset({Actor.SYSTEM}),
     A.SUBMIT: frozenset({Actor.AUTHOR}),
     A.RESUBMIT: frozenset({Actor.AUTHOR}),
     A.WITHDRAW: frozenset({Actor.AUTHOR}),
@@ -72,6 +84,7 @@ ACTION_ACTORS: dict[Action, frozenset[Actor]] = {
 # Whose turn it is in each state: who is expected to act next (reviewing is the checkers' turn in IN_REVIEW).
 OWNERS: dict[RequestState, frozenset[Actor]] = {
     S.DRAFT: frozenset({Actor.AUTHOR}),
+    S.PREPARING: frozenset({Actor.SYSTEM}),
     S.CHECKING: frozenset({Actor.SYSTEM}),
     S.IN_REVIEW: frozenset({Actor.CHECKER}),
     S.RETURNED: frozenset({Actor.AUTHOR}),

@@ -1,7 +1,8 @@
 """Immutable request snapshots and the egress store, on disk under `Paths.airlock`.
 
-A snapshot is copied once, hashed while it is copied, and made read-only; what is reviewed is the snapshot, and
-what is released must hash to the same SHA-256 (checked again when it is copied out)."""
+A snapshot is copied once, in blocks, hashed while it is copied, and made read-only; what is reviewed is the
+snapshot, and what is released must hash to the same SHA-256 (checked again when it is copied out). A copy stops
+as soon as it passes its byte limit (a file that grows while it is copied is refused), and leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -15,10 +16,15 @@ from pathlib import Path
 from fabric.errors import FabricError
 
 BLOCK = 1 << 20
+COPY_BLOCK = 8 << 20
 
 
 class IntegrityError(FabricError):
     """A snapshot no longer matches the hash it was reviewed under."""
+
+
+class TooLarge(FabricError):
+    """A file, or a request's files together, over the policy's byte limit for a submission."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,24 @@ def open_beneath(root: Path, relative: Path) -> int:
         os.close(fd)
 
 
-def _copy_hashing(source: Path, target: Path, beneath: Path | None = None) -> tuple[str, int]:
+def output_size(root: Path, relative: Path) -> int:
+    """The size of a regular file below `root`, read without following any link (as the copy will open it), so a
+    limit is enforced before a byte is copied."""
+    fd = open_beneath(root, relative)
+    try:
+        info = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise FabricError(f"{relative.name}: not a regular file")
+    return info.st_size
+
+
+def _copy_hashing(
+    source: Path, target: Path, beneath: Path | None = None, limit: int | None = None, shown: str | None = None
+) -> tuple[str, int]:
+    """Copy `source` to `target` block by block, hashing as it goes; past `limit` bytes the copy stops with
+    TooLarge (the file grew after it was measured) and the partial copy is removed."""
     digest = hashlib.sha256()
     size = 0
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -59,18 +82,34 @@ def _copy_hashing(source: Path, target: Path, beneath: Path | None = None) -> tu
         fd = open_beneath(beneath, source.relative_to(beneath))
     else:
         fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as src, tmp.open("wb") as out:
-        if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
-            raise FabricError(f"{source.name}: not a regular file")
-        while block := src.read(BLOCK):
-            digest.update(block)
-            size += len(block)
-            out.write(block)
-        out.flush()
-        os.fsync(out.fileno())
-    os.chmod(tmp, 0o440)
-    tmp.replace(target)
+    try:
+        with os.fdopen(fd, "rb") as src, tmp.open("wb") as out:
+            if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+                raise FabricError(f"{source.name}: not a regular file")
+            # One buffer, reused: a few large blocks, so a copy in a web app's worker thread takes the interpreter
+            # lock a few hundred times per GiB, not thousands (reads, hashing and writes release it).
+            buffer = memoryview(bytearray(COPY_BLOCK))
+            while n := src.readinto(buffer):
+                size += n
+                if limit is not None and size > limit:
+                    raise TooLarge(
+                        f"{shown or source.name}: grew past the airlock's limit of {megabytes(limit)} while it was "
+                        "copied; nothing was taken. Submit it again once it is complete and within the limit"
+                    )
+                digest.update(buffer[:n])
+                out.write(buffer[:n])
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o440)
+        tmp.replace(target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return digest.hexdigest(), size
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 2**20:,.0f} MB" if size >= 2**20 else f"{size:,} bytes"
 
 
 def sha256_file(path: Path) -> str:
@@ -88,12 +127,17 @@ class AirlockStore:
         self.egress = root / "egress"
 
     def snapshot(
-        self, request_id: str, file_id: int, version: int, source: Path, beneath: Path | None = None
-    ) -> Snapshot:
-        """Copy `source` (opened without following links below `beneath`, when given) into the request."""
+        self, request_id: str, file_id: int, version: int, source: Path, beneath: Path | None = None,
+        limit: int | None = None, shown: str | None = None,
+    ) -> Snapshot:  # fmt: skip
+        """Copy `source` (opened without following links below `beneath`, when given) into the request, refusing
+        it (nothing left behind) once more than `limit` bytes have been read."""
         relative = f"{request_id}/{file_id:06d}-v{version}"
-        sha, size = _copy_hashing(source, self.snapshots / relative, beneath)
+        sha, size = _copy_hashing(source, self.snapshots / relative, beneath, limit, shown)
         return Snapshot(relative, sha, size)
+
+    def has_snapshots(self, request_id: str) -> bool:
+        return (self.snapshots / request_id).exists()
 
     def snapshot_path(self, relative: str) -> Path:
         return self.snapshots / relative

@@ -26,7 +26,7 @@ def request_view(session: Session, request_id: str, user: str) -> dict[str, Any]
             {
                 "id": f.id, "path": f.path, "version": f.version, "sha256": f.sha256, "size": f.size,
                 "kind": f.kind, "verdict": f.verdict, "findings": f.findings or [], "justification": f.justification,
-                "withdrawn": f.withdrawn, "released": f.released,
+                "withdrawn": f.withdrawn, "released": f.released, "snapshot": bool(f.snapshot),
                 "outcome": outcome.get(f.id).value if outcome and f.id in outcome else None,
                 "previously_released": [r for r in workflow.previously_released(session, request.project, f.sha256)
                                         if r != request.id],
@@ -40,6 +40,7 @@ def request_view(session: Session, request_id: str, user: str) -> dict[str, Any]
         "you": actor.value if actor else None,
         "waiting_for": sorted(a.value for a in OWNERS[RequestState(request.state)]),
         "files": files, "votes": votes,
+        "refused": workflow.refusal(session, request.id) if request.state == RequestState.WITHDRAWN else None,
         "created_at": request.created_at, "updated_at": request.updated_at,
     }  # fmt: skip
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from fabric import audit
 from fabric.config import Paths
 from fabric.errors import FabricError, NotFoundError
-from fabric.models import ProjectMember
+from fabric.models import AuditEvent, ProjectMember
 from fabric.projects import ProjectRole, get_project, project_spec
 from output_checks.release import ledger as release_ledger
 from output_checks.release.ledger import Cell
@@ -36,7 +36,7 @@ from output_checks.release.states import (
     RequestState,
     allowed,
 )
-from output_checks.release.storage import AirlockStore, IntegrityError
+from output_checks.release.storage import AirlockStore, IntegrityError, Snapshot, TooLarge, megabytes, output_size
 
 SYSTEM = "airlock-checks"
 DEFAULT_REVIEWS = 2
@@ -145,6 +145,86 @@ def previously_released(session: Session, project: str, sha256: str) -> list[str
     return list(session.scalars(select(Release.request_id).where(Release.project == project, Release.sha256 == sha256)))
 
 
+# ------------------------------------------------------------------------------------------------ size limits
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The policy's byte limits on what one submission may copy (`submit_max_file_mb`, `submit_max_request_mb`)."""
+
+    per_file: int
+    per_request: int
+
+
+def limits(session: Session, paths: Paths, project: str) -> Limits:
+    from output_checks.release.site_policy import project_overrides, resolve_policy
+
+    policy = resolve_policy(paths, project_overrides(session, project))
+    return Limits(policy.submit_max_file_bytes, policy.submit_max_request_bytes)
+
+
+def _measure(full: Path, relative: str, per_file: int) -> int:
+    """The file's size, read without following a link (as the copy will open it), refused over the limit before
+    a byte is copied."""
+    outputs = full.parents[len(Path(relative).parts) - 1]
+    size = output_size(outputs, Path(relative))
+    if size > per_file:
+        raise TooLarge(
+            f"{relative}: {megabytes(size)} is over the airlock's limit of {megabytes(per_file)} per file; nothing "
+            "was submitted. Release a smaller output (aggregate it, or split it across requests), or ask the "
+            "output checkers about the limit"
+        )
+    return size
+
+
+def _over_request(total: int, per_request: int) -> TooLarge:
+    return TooLarge(
+        f"the chosen files come to {megabytes(total)}, over the airlock's limit of {megabytes(per_request)} per "
+        "request; nothing was submitted. Choose fewer or smaller files, or split them across requests"
+    )
+
+
+def _room(
+    session: Session, paths: Paths, request: ReleaseRequest, full: Path, relative: str, exclude: int | None
+) -> int:
+    """How many bytes a file added to (or revised in) `request` may have: refused now when it is already over a
+    limit; the copy refuses it too if it grows past the returned figure."""
+    bound = limits(session, paths, request.project)
+    size = _measure(full, relative, bound.per_file)
+    others = sum(f.size for f in current_files(request) if f.id != exclude)
+    if others + size > bound.per_request:
+        raise _over_request(others + size, bound.per_request)
+    return min(bound.per_file, bound.per_request - others)
+
+
+def measure_request(
+    session: Session, paths: Paths, project: str, author: str, files: Iterable[str]
+) -> list[tuple[str, int]]:
+    """Each chosen file's path in the outputs folder and size, or TooLarge/InvalidRequest/NotAllowed saying why the
+    request cannot be taken: every limit is checked before anything is created or copied. Only the project's
+    researchers are answered (no one else learns anything of its outputs folder)."""
+    get_project(session, project)
+    if ProjectRole.RESEARCHER not in project_roles(session, project, author):
+        raise NotAllowed(f"{author} is not a researcher on project {project}")
+    bound = limits(session, paths, project)
+    measured: list[tuple[str, int]] = []
+    for path in files:
+        full, relative = _output_path(paths, project, path)
+        if any(relative == seen for seen, _ in measured):
+            raise InvalidRequest(f"{relative} is chosen twice")
+        measured.append((relative, _measure(full, relative, bound.per_file)))
+    total = sum(size for _, size in measured)
+    if total > bound.per_request:
+        raise _over_request(total, bound.per_request)
+    return measured
+
+
+def refused_submission(session: Session, project: str, author: str, problem: str) -> None:
+    """A submission refused over a size limit before anything was recorded: audited all the same."""
+    audit.record(session, actor=author, action="airlock.submit_refused", target=f"project:{project}",
+                 project=project, problem=problem)  # fmt: skip
+
+
 # ------------------------------------------------------------------------------------------------ author
 
 
@@ -179,12 +259,13 @@ def add_file(
     full, relative = _output_path(paths, request.project, path)
     if any(f.path == relative for f in current_files(request, include_withdrawn=True)):
         raise InvalidRequest(f"{relative} is already in the request (revise it instead)")
-    return _snapshot(session, store, request, user, full, relative, 1, justification)
+    limit = _room(session, paths, request, full, relative, exclude=None)
+    return _snapshot(session, store, request, user, full, relative, 1, justification, limit)
 
 
 def _snapshot(
     session: Session, store: AirlockStore, request: ReleaseRequest, user: str, full: Path, relative: str,
-    version: int, justification: str,
+    version: int, justification: str, limit: int | None = None,
 ) -> RequestFile:  # fmt: skip
     record = RequestFile(
         request_id=request.id, path=relative, version=version, current=True, withdrawn=False, sha256="", size=0,
@@ -193,16 +274,21 @@ def _snapshot(
     session.add(record)
     session.flush()
     outputs = full.parents[len(Path(relative).parts) - 1]  # the resolved outputs folder
-    snap = store.snapshot(request.id, record.id, version, full, beneath=outputs)
+    snap = store.snapshot(request.id, record.id, version, full, beneath=outputs, limit=limit, shown=relative)
     record.sha256, record.size, record.snapshot = snap.sha256, snap.size, snap.relative
     if record not in request.files:
         request.files.append(record)
+    _audit_snapshot(session, request, user, record, snap)
+    return record
+
+
+def _audit_snapshot(session: Session, request: ReleaseRequest, user: str, record: RequestFile, snap: Snapshot) -> None:
+    relative, version = record.path, record.version
     audit.record(
         session, actor=user, action="airlock.add_file", target=f"request:{request.id}", project=request.project,
         path=relative, version=version, sha256=snap.sha256, size=snap.size,
         previously_released=previously_released(session, request.project, snap.sha256),
     )  # fmt: skip
-    return record
 
 
 def justify(session: Session, request_id: str, user: str, path: str, text: str) -> None:
@@ -227,9 +313,10 @@ def revise_file(
         raise InvalidRequest(f"files can be revised only while the request is a draft or returned ({request.state})")
     old = _file(request, path)
     full, relative = _output_path(paths, request.project, path)
+    limit = _room(session, paths, request, full, relative, exclude=old.id)
     old.current = False
     session.flush()
-    return _snapshot(session, store, request, user, full, relative, old.version + 1, old.justification)
+    return _snapshot(session, store, request, user, full, relative, old.version + 1, old.justification, limit)
 
 
 def withdraw_file(session: Session, request_id: str, user: str, path: str) -> None:
@@ -270,9 +357,12 @@ def request_release(
     session: Session, paths: Paths, store: AirlockStore, *, project: str, author: str, title: str,
     files: Iterable[tuple[str, str]], draft: bool = False,
 ) -> str:  # fmt: skip
-    """A new request for `files` ((path in the project's outputs folder, justification) pairs): created, each file
-    snapshotted and hashed, then submitted for the automated checks unless `draft`. What `enclave airlock submit`
-    and the web app's new-request page both call; the caller starts the checks once the transaction commits."""
+    """A new request for `files` ((path in the project's outputs folder, justification) pairs): measured against
+    the policy's limits, created, each file snapshotted and hashed, then submitted for the automated checks unless
+    `draft`, all in the caller's transaction. For small requests (`Airlock.new_request` decides); larger ones are
+    prepared in the background (`begin_request`). The caller starts the checks once the transaction commits."""
+    files = list(files)
+    measure_request(session, paths, project, author, [path for path, _ in files])  # every limit before any copy
     request_id = create_request(session, project=project, author=author, title=title)
     try:
         for path, justification in files:
@@ -283,6 +373,153 @@ def request_release(
         store.remove_request(request_id)  # the transaction rolls back: leave no snapshots behind either
         raise
     return request_id
+
+
+# ------------------------------------------------------------------------------------------------ preparing
+# A large request is taken in two steps, so no one waits on its copy and no transaction is held open across it:
+# `begin_request` records the request and its chosen files (sizes measured, limits checked) in `preparing`; the
+# airlock copies the files outside any transaction and records each snapshot (`snapshot_taken`); `prepared` makes
+# it a draft and, when the author chose so, submits it. A copy that fails (grew past the limit, replaced by a
+# link, vanished) is `refuse`d: the request is withdrawn by the airlock with the reason, and its copies removed.
+
+
+@dataclass(frozen=True)
+class PendingFile:
+    id: int
+    path: str
+    version: int
+
+
+@dataclass(frozen=True)
+class Preparation:
+    request_id: str
+    project: str
+    files: list[PendingFile]
+    limits: Limits
+
+
+def begin_request(
+    session: Session, paths: Paths, *, project: str, author: str, title: str, files: Iterable[tuple[str, str]],
+    draft: bool = False,
+) -> str:  # fmt: skip
+    """A new request in `preparing`, its files chosen but not yet copied (the airlock copies them in the
+    background: `Airlock.prepare`); refused before anything is recorded when a file or the whole is over a limit."""
+    files = list(files)
+    measured = measure_request(session, paths, project, author, [path for path, _ in files])
+    request_id = create_request(session, project=project, author=author, title=title)
+    request = get_request(session, request_id, author, lock=True)
+    for (relative, size), (_, justification) in zip(measured, files, strict=True):
+        request.files.append(
+            RequestFile(request_id=request_id, path=relative, version=1, current=True, withdrawn=False, sha256="",
+                        size=size, snapshot="", justification=justification, released=False)
+        )  # fmt: skip
+    session.flush()
+    _move(session, request, Action.PREPARE, Actor.AUTHOR, author, then="draft" if draft else "submit",
+          files=[{"path": relative, "size": size} for relative, size in measured])  # fmt: skip
+    return request_id
+
+
+def preparation(session: Session, paths: Paths, request_id: str) -> Preparation | None:
+    """What is left to copy of a request in `preparing` (None when it is not, e.g. withdrawn meanwhile)."""
+    request = session.get(ReleaseRequest, request_id)
+    if request is None or request.state != RequestState.PREPARING.value:
+        return None
+    pending = [PendingFile(f.id, f.path, f.version) for f in current_files(request)]
+    return Preparation(request_id, request.project, pending, limits(session, paths, request.project))
+
+
+def preparing(session: Session) -> list[str]:
+    """Requests a restart left in `preparing` (their copies are taken again)."""
+    return list(session.scalars(select(ReleaseRequest.id).where(ReleaseRequest.state == RequestState.PREPARING.value)))
+
+
+def snapshot_taken(session: Session, request_id: str, file_id: int, snap: Snapshot) -> bool:
+    """Record one file's snapshot and hash (audited as the file added); False when the request is no longer being
+    prepared (the caller discards the copy)."""
+    request = session.get(ReleaseRequest, request_id, with_for_update=True)
+    if request is None or request.state != RequestState.PREPARING.value:
+        return False
+    record = next(f for f in request.files if f.id == file_id)
+    record.sha256, record.size, record.snapshot = snap.sha256, snap.size, snap.relative
+    _audit_snapshot(session, request, request.author, record, snap)
+    return True
+
+
+def _intent(session: Session, request_id: str) -> str:
+    """What the author chose when they asked (submit, or keep as a draft), from the request's `prepare` event."""
+    event = session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.target == f"request:{request_id}", AuditEvent.action == f"airlock.{Action.PREPARE.value}")
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+    ).first()
+    return (event.detail or {}).get("then", "draft") if event else "draft"
+
+
+def prepared(session: Session, request_id: str) -> bool:
+    """Every file copied: the request becomes a draft, and is submitted for the checks when its author chose so
+    (True: the caller starts the checks)."""
+    request = session.get(ReleaseRequest, request_id, with_for_update=True)
+    if request is None or request.state != RequestState.PREPARING.value:
+        return False
+    files = current_files(request)
+    if any(not f.snapshot for f in files):
+        raise IntegrityError(f"request {request_id} has a file without its snapshot")
+    _move(session, request, Action.PREPARED, Actor.SYSTEM, SYSTEM,
+          files=[{"path": f.path, "sha256": f.sha256, "size": f.size} for f in files])  # fmt: skip
+    if _intent(session, request_id) != "submit":
+        return False
+    submit(session, request_id, request.author)
+    return True
+
+
+def refuse(session: Session, request_id: str, problem: str) -> None:
+    """A copy could not be taken: the airlock withdraws the request, with the reason its author is shown."""
+    request = session.get(ReleaseRequest, request_id, with_for_update=True)
+    if request is None or request.state != RequestState.PREPARING.value:
+        return
+    _move(session, request, Action.REFUSE, Actor.SYSTEM, SYSTEM, problem=problem)
+
+
+def refusal(session: Session, request_id: str) -> str | None:
+    """Why the airlock refused the request's files, if it did."""
+    event = session.scalars(
+        select(AuditEvent).where(AuditEvent.target == f"request:{request_id}",
+                                 AuditEvent.action == f"airlock.{Action.REFUSE.value}").limit(1)
+    ).first()  # fmt: skip
+    return (event.detail or {}).get("problem") if event else None
+
+
+# ------------------------------------------------------------------------------------------------ retention
+
+
+def purgeable(session: Session, closed_before: datetime) -> list[str]:
+    """Withdrawn and rejected requests closed before `closed_before` (their snapshots may be removed)."""
+    return list(
+        session.scalars(
+            select(ReleaseRequest.id).where(
+                ReleaseRequest.state.in_([RequestState.WITHDRAWN.value, RequestState.REJECTED.value]),
+                ReleaseRequest.updated_at < closed_before,
+            )
+        )
+    )
+
+
+def purge_snapshot(session: Session, store: AirlockStore, request_id: str, retention_days: float) -> bool:
+    """Remove a closed request's snapshot bytes, audited in the same transaction (the record and its hashes stay).
+    False when there is nothing to remove."""
+    request = session.get(ReleaseRequest, request_id, with_for_update=True)
+    if request is None or request.state not in (RequestState.WITHDRAWN.value, RequestState.REJECTED.value):
+        return False
+    if not store.has_snapshots(request_id):
+        return False
+    audit.record(session, actor=SYSTEM, action="airlock.snapshot_purged", target=f"request:{request_id}",
+                 project=request.project, state=request.state, retention_days=retention_days,
+                 files=[{"path": f.path, "version": f.version, "sha256": f.sha256} for f in request.files
+                        if f.snapshot])  # fmt: skip
+    session.flush()
+    store.remove_request(request_id)  # last: a failure here rolls the audit event back with it
+    return True
 
 
 # ------------------------------------------------------------------------------------------------ checks (system)

@@ -23,7 +23,7 @@ from tornado.log import access_log
 from tornado.web import Application, RedirectHandler, RequestHandler
 
 from fabric.config import Paths
-from output_checks.release.service import Airlock, CheckRunner
+from output_checks.release.service import PURGE_EVERY_S, Airlock, CheckRunner
 from output_checks.web import handlers
 from output_checks.web.auth import DevIdentity, HubIdentity, Identity, check_dev_host
 
@@ -89,7 +89,8 @@ def templates() -> Environment:
 
 
 def make_app(airlock: Airlock, identity: Identity, *, runner: CheckRunner | None = None) -> Application:
-    """The application for `identity`'s users; `runner` checks submitted requests (started here if not given)."""
+    """The application for `identity`'s users; `runner` copies and checks submitted requests (started here if not
+    given, then also purging closed requests' snapshots after the policy's retention, hourly)."""
     base = identity.base_url
     pages = [(pattern, identity.bind(handler)) for pattern, handler in handlers.routes(base)]
     bare = [(base.rstrip("/"), RedirectHandler, {"url": base})] if base != "/" else []  # /services/airlock
@@ -97,7 +98,7 @@ def make_app(airlock: Airlock, identity: Identity, *, runner: CheckRunner | None
         [*bare, *identity.routes(), *pages],
         airlock=airlock,
         identity=identity,
-        runner=runner or CheckRunner(airlock).start(),
+        runner=runner or CheckRunner(airlock, purge_every=PURGE_EVERY_S).start(),
         templates=templates(),
         xsrf_cookies=True,
         xsrf_cookie_kwargs={"httponly": True, "samesite": "Strict", "path": base},

@@ -18,6 +18,7 @@ from fabric.errors import FabricError, NotFoundError
 from fabric.projects import ProjectRole
 from output_checks.release import views, workflow
 from output_checks.release.states import Decision, RequestState
+from output_checks.release.storage import TooLarge
 from output_checks.sandbox.runner import preview_sandboxed
 from output_checks.web import highlights, outputs
 
@@ -26,6 +27,7 @@ PER_PAGE = 50
 CHUNK = 1 << 20
 
 STATUS: list[tuple[type[Exception], int]] = [
+    (TooLarge, 413),
     (workflow.NotAllowed, 403),
     (NotFoundError, 404),
     (workflow.InvalidRequest, 409),
@@ -35,6 +37,7 @@ STATUS: list[tuple[type[Exception], int]] = [
 # Shown after an action (the redirect carries a key, never text, so nothing is reflected from the URL).
 DONE = {
     "created": "Saved as a draft.",
+    "preparing": "Received: the airlock is copying your files. The automated checks start when the copy is done.",
     "submitted": "Submitted: the automated checks are running. Reload this page to see their results.",
     "checked": "Submitted, and the automated checks are done: their results are below.",
     "voted": "Your decision is saved. Submit your review when every file is decided.",
@@ -201,7 +204,7 @@ class NewRequest(Page):
         self.form(projects, project)
 
     @authenticated
-    def post(self) -> None:
+    async def post(self) -> None:
         projects = self.researching()
         project = self.get_argument("project", "")
         self.require(projects, project)
@@ -220,11 +223,12 @@ class NewRequest(Page):
         if not chosen:
             problems.append("choose at least one file")
         if not problems:  # nothing is snapshotted unless every chosen file is one the form could offer
+            author, files = self.user, [(p, why.get(p, "")) for p in chosen]
             try:
-                request_id = self.airlock.tx(
-                    lambda s: workflow.request_release(s, paths, self.airlock.store, project=project, author=self.user,
-                                                       title=title, files=[(p, why.get(p, "")) for p in chosen],
-                                                       draft=draft)
+                # Measured (and a small request copied) in a worker thread: other people's pages never wait on it.
+                request_id, pending = await IOLoop.current().run_in_executor(
+                    None, lambda: self.airlock.new_request(project=project, author=author, title=title, files=files,
+                                                           draft=draft)
                 )  # fmt: skip
             except FabricError as exc:
                 problems, status = [str(exc)], status_for(exc)
@@ -232,9 +236,14 @@ class NewRequest(Page):
             self.set_status(status)
             self.form(projects, project, problems=problems, chosen=chosen, title=title, why=why)
             return
-        if not draft:
-            self.settings["runner"].submit(request_id)
-        self.redirect(self.url("requests", request_id) + f"?done={'created' if draft else 'submitted'}", status=303)
+        if pending:  # a large request: copied in the background; its page follows the copy
+            self.settings["runner"].prepare(request_id)
+            done = "preparing"
+        else:
+            if not draft:
+                self.settings["runner"].submit(request_id)
+            done = "created" if draft else "submitted"
+        self.redirect(self.url("requests", request_id) + f"?done={done}", status=303)
 
 
 class ReviewList(Page):
@@ -259,6 +268,8 @@ class RequestPage(Page):
         done = self.get_argument("done", "")
         if done == "submitted" and view["state"] != RequestState.CHECKING:
             done = "checked"  # a reload after the checks finished must not say they are still running
+        if done == "preparing" and view["state"] != RequestState.PREPARING:
+            done = {RequestState.CHECKING: "submitted", RequestState.DRAFT: "created"}.get(view["state"], "")
         self.page(
             "request.html", r=view, history=events, viewed=viewed, my_votes=mine,
             done=DONE.get(done),
@@ -304,8 +315,9 @@ ACTIONS: dict[str, Callable[[Page, str], None]] = {
 }
 
 
-# Actions that wait on the checker sandbox (a release reads its tables for the ledger there): run off the event loop.
-SLOW_ACTIONS = frozenset({"release"})
+# Actions that wait on the checker sandbox (a release reads its tables for the ledger there) or copy a file (a revision
+# takes a new snapshot): run off the event loop.
+SLOW_ACTIONS = frozenset({"release", "revise"})
 
 
 class RequestAction(Page):
@@ -337,10 +349,11 @@ class FilePreview(Page):
             return record.path, record.snapshot, record.sha256, list(record.findings or [])
 
         name, snapshot, sha256, findings = self.tx(read)
-        with self.refusals():
-            source = self.airlock.store.verify(snapshot, sha256)
+        loop = IOLoop.current()
+        with self.refusals():  # hashing a large snapshot takes seconds: not on the event loop
+            source = await loop.run_in_executor(None, self.airlock.store.verify, snapshot, sha256)
         # Rendered in the checker sandbox: nbconvert, pyarrow and the csv reader never run in this process.
-        shown = await IOLoop.current().run_in_executor(None, preview_sandboxed, source, PurePosixPath(name).name)
+        shown = await loop.run_in_executor(None, preview_sandboxed, source, PurePosixPath(name).name)
         if shown.kind == "image":
             self.set_header("Content-Type", shown.content_type)
             self.set_header("Content-Disposition", "inline")
@@ -367,7 +380,7 @@ class FileDownload(Page):
             record = views.request_file(session, request_id, self.user, int(file_id))
             return workflow.download(session, self.airlock.store, request_id, self.user, record.path)
 
-        target = self.tx(fetch)
+        target = await IOLoop.current().run_in_executor(None, self.tx, fetch)  # it hashes the released copy
         self.set_header("Content-Type", "application/octet-stream")
         self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(target.name, safe='')}")
         self.set_header("Content-Length", str(target.stat().st_size))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 import stat
 from dataclasses import dataclass
@@ -77,13 +78,13 @@ def _copy_hashing(
     digest = hashlib.sha256()
     size = 0
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".part")
+    tmp = target.with_name(f"{target.name}.part-{secrets.token_hex(4)}")  # its own: two copiers never share one
     if beneath is not None:
         fd = open_beneath(beneath, source.relative_to(beneath))
     else:
         fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
-        with os.fdopen(fd, "rb") as src, tmp.open("wb") as out:
+        with os.fdopen(fd, "rb") as src, tmp.open("xb") as out:
             if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
                 raise FabricError(f"{source.name}: not a regular file")
             # One buffer, reused: a few large blocks, so a copy in a web app's worker thread takes the interpreter

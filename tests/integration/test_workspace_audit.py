@@ -19,8 +19,9 @@ from sqlalchemy import select
 from fabric import audit
 from fabric.db import Registry
 from fabric.models import AuditEvent
+from hub.authorisation import REFUSED
 from hub.session_events import EVENTS_PER_MINUTE
-from tests.workspace_hub import DEMO, needs_enclave
+from tests.workspace_hub import DEMO, SECOND_PROJECT, needs_enclave
 
 pytestmark = [pytest.mark.integration, needs_enclave]
 
@@ -98,6 +99,25 @@ def test_start_stop_kernels_and_terminals_are_in_the_audit_log(running_enclave, 
     assert stop.detail["reason"] == "user"  # bob stopped it himself, through the hub's API
     with registry.session() as session:
         assert audit.verify_log(session) == audit.Verification([], None)  # intact, and anchored to its head
+
+
+def test_a_refused_start_is_in_the_audit_log(running_enclave, registry):
+    bob = running_enclave.person("bob")  # a researcher in the demo project only
+    before = head(registry)
+    bob.api("POST", f"/users/bob/servers/{SECOND_PROJECT}")
+    deadline = time.monotonic() + 60
+    while not (found := failed_starts(registry, before)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (failed,) = found
+    assert failed.actor == "bob" and failed.target == f"workspace:{SECOND_PROJECT}/bob"
+    assert failed.detail == {"project": SECOND_PROJECT, "reason": REFUSED}
+    assert bob.api("GET", "/users/bob").json().get("servers", {}).get(SECOND_PROJECT) is None
+
+
+def failed_starts(registry: Registry, seq: int) -> list[AuditEvent]:
+    with registry.session() as session:
+        query = select(AuditEvent).where(AuditEvent.seq > seq, AuditEvent.action == "workspace.start_failed")
+        return list(session.scalars(query))
 
 
 def test_a_stop_by_revocation_says_so(running_enclave, registry):

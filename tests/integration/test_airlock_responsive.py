@@ -136,6 +136,24 @@ def test_the_command_line_refuses_the_same_submission_with_the_same_reason(app):
     assert (after[0], after[2]) == (before[0], before[2]) and after[1] == before[1] + 1
 
 
+def test_the_command_line_takes_a_large_allowed_file_through_the_same_background_copy(app):
+    if os.geteuid() != 0:
+        pytest.skip("the CLI acts as ENCLAVE_USER only for root; run the tests as root")
+    path = filled_output(app, "big/allowed.bin", 24 * MiB)  # over the inline size: prepared, then a draft
+    result = subprocess.run(
+        [ENCLAVE, "--home", str(app.paths.home), "airlock", "submit", "big/allowed.bin", "--project", PROJECT,
+         "--title", "Allowed", "--draft"],
+        capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "ENCLAVE_USER": AUTHOR},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    request_id = result.stdout.strip()
+    assert state_of(app, request_id) == RequestState.DRAFT
+    record = app.tx(lambda s: workflow.current_files(workflow.get_request(s, request_id, AUTHOR))[0])
+    assert record.sha256 == hashlib.sha256(path.read_bytes()).hexdigest() and record.size == 24 * MiB
+    actions = [e.action for e in app.tx(lambda s: list(audit.events(s, request=request_id)))]
+    assert actions == ["airlock.create", "airlock.prepare", "airlock.add_file", "airlock.prepared"]
+
+
 def test_a_request_over_the_per_request_total_is_refused_before_any_copy(app):
     site_policy(app, "submit_max_file_mb: 8\nsubmit_max_request_mb: 12\n")
     try:

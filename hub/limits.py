@@ -7,9 +7,9 @@ joins it before it runs anything (`join` in the child), so every process of the 
 removed when the workspace stops, after any process left in it is killed.
 
 The parent group (`enclave`, or $ENCLAVE_CGROUP_PARENT) gets the host's memory less a reserve (hierarchical
-accounting on, so the sum of the workspaces counts) and the host's CPUs less a reserve, at half the CPU weight of a
-host service. A workspace whose own limits exceed the ceiling is squeezed to it, not refused: no workspace can use
-more than the ceiling anyway, and the kernel refuses a CPU quota above the parent's.
+accounting on, so the sum of the workspaces counts) and a CFS quota of the host's CPUs less a reserve. A workspace
+whose own limits exceed the ceiling is squeezed to it, not refused: no workspace can use more than the ceiling
+anyway, and the kernel refuses a CPU quota above the parent's.
 """
 
 from __future__ import annotations
@@ -38,8 +38,11 @@ RESERVE_CPUS_SHARE = 0.10
 PAGE = 4096
 MIN_CEILING_MEMORY = 256 * 2**20  # below this no workspace starts: a reserve that leaves less is a mistake
 MIN_CEILING_CPUS = 0.1
-PARENT_CPU_SHARES = 512  # v1: half a host process's weight (1024), so the services win when the CPUs are busy
-PARENT_CPU_WEIGHT = 50  # v2: half the default weight (100)
+# All workspaces together weigh as much as one host process when the CPUs are busy (v1 shares, v2 weight: the
+# defaults, written so a changed value is put back). Lower would starve workspaces on a host busy with anything
+# else; the CFS quota is what keeps the reserve for the services.
+PARENT_CPU_SHARES = 1024
+PARENT_CPU_WEIGHT = 100
 
 
 def parent_name() -> str:

@@ -116,7 +116,7 @@ def test_the_parent_group_gets_the_ceiling_in_a_v2_tree(tmp_path):
     (tmp_path / "cgroup.controllers").write_text("cpu memory pids")
     ensure_ceiling(Ceiling(memory_bytes=6 * GiB, cpus=1.5), root=tmp_path, parent="enclave")
     folder = tmp_path / "enclave"
-    assert (folder / "cpu.max").read_text() == "150000 100000" and (folder / "cpu.weight").read_text() == "50"
+    assert (folder / "cpu.max").read_text() == "150000 100000" and (folder / "cpu.weight").read_text() == "100"
     assert (folder / "memory.max").read_text() == str(6 * GiB)
 
 

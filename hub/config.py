@@ -10,6 +10,7 @@ check it, and start real hubs from it. Settings come from the environment (what 
 | ENCLAVE_PROXY_API_PORT | 8001 | the proxy's API, loopback only |
 | ENCLAVE_AIRLOCK_PORT | 8090 | the airlock web app (a hub service), loopback only |
 | ENCLAVE_ADMINS | (none) | comma-separated platform admins (group `platform-admins`) |
+| ENCLAVE_SUBDOMAIN_HOST | (none) | `http(s)://host[:port]`: each person on `NAME.host`, the airlock on its own |
 | ENCLAVE_SESSION_MAX_SECONDS | 28800 | the longest a login, its cookies and its tokens live (8 h) |
 | ENCLAVE_SESSION_IDLE_SECONDS | 3600 | a session with no request from the person this long is ended; 0: never |
 | ENCLAVE_AUTH_REFRESH_SECONDS | 60 | how often a session is re-checked (account, idle, groups) |
@@ -33,6 +34,7 @@ from fabric.config import Paths
 from fabric.db import Registry
 from hub.airlock_service import airlock_service
 from hub.models import Account
+from hub.origins import apply_origins, subdomain_host
 from hub.revocation import admin_role, admin_service
 from hub.roles import TOKEN_MAX_SECONDS, hub_groups, hub_roles
 from hub.sandbox import hub_socket, socket_url
@@ -53,6 +55,7 @@ class HubSettings:
     admins: list[str] = field(default_factory=list)
     proxy_command: str = str(CHP)
     python: str = sys.executable
+    subdomain_host: str = ""  # off: one origin (hub/origins.py)
     session_max_seconds: int = TOKEN_MAX_SECONDS
     session_idle_seconds: int = 3600
     auth_refresh_seconds: int = 60
@@ -79,6 +82,7 @@ class HubSettings:
             proxy_api_port=port("ENCLAVE_PROXY_API_PORT", 8001),
             airlock_port=port("ENCLAVE_AIRLOCK_PORT", 8090),
             admins=[a.strip() for a in env.get("ENCLAVE_ADMINS", "").split(",") if a.strip()],
+            subdomain_host=subdomain_host(env.get("ENCLAVE_SUBDOMAIN_HOST", "")),
             session_max_seconds=seconds(env, "ENCLAVE_SESSION_MAX_SECONDS", TOKEN_MAX_SECONDS, minimum=60),
             session_idle_seconds=seconds(env, "ENCLAVE_SESSION_IDLE_SECONDS", 3600),
             auth_refresh_seconds=seconds(env, "ENCLAVE_AUTH_REFRESH_SECONDS", 60, minimum=1),
@@ -167,6 +171,8 @@ def apply_config(c: Any, settings: HubSettings) -> None:
 
     # The airlock web app, as a managed service the hub proxies and authenticates for.
     c.JupyterHub.services = [airlock_service(home=settings.home, port=settings.airlock_port, python=settings.python)]
+    # Each person's workspaces and the airlock on origins of their own, when the hub has a subdomain host.
+    apply_origins(c, settings.subdomain_host)
 
     # No login outlives a working day.
     c.JupyterHub.cookie_max_age_days = TOKEN_MAX_SECONDS / 86400

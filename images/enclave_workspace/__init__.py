@@ -15,7 +15,7 @@ from typing import Any
 
 from jupyter_server.utils import url_path_join
 
-from enclave_workspace import budget, connections
+from enclave_workspace import budget, connections, headers
 from enclave_workspace.authorizer import WorkspaceAuthorizer
 from enclave_workspace.confine import launcher
 from enclave_workspace.contents import WorkspaceContentsManager
@@ -102,6 +102,8 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     from enclave_workspace import sessions
 
     sessions.install(serverapp)
+    # last, so refusals made by the transforms above carry the headers too: a CSP on every page (headers.py)
+    headers.install(web_app, base_url)
     # the proxy asks every request to close its connection: close lingeringly, so none of its writes meets a
     # closed socket and turns a served request into a 503 (connections.py)
     connections.install()

@@ -197,7 +197,7 @@ def test_a_file_that_grows_past_the_limit_after_it_was_measured_is_refused_by_th
 def test_responsiveness_a_large_submission_does_not_block_another_persons_review_list(app, base):
     """RESPONSIVENESS (the issue's bound): carol's review list keeps a p95 under 200 ms while alice submits a
     few hundred MB through the web app; the copy is then byte-identical to the output and hashed."""
-    request_at(app, RequestState.IN_REVIEW)  # something on carol's list
+    in_review = request_at(app, RequestState.IN_REVIEW)  # something on carol's list, and a page to review
     size = 384 * MiB
     path = filled_output(app, "large/cohort-extract.bin", size)
     fd = os.open(path, os.O_RDONLY)
@@ -208,6 +208,7 @@ def test_responsiveness_a_large_submission_does_not_block_another_persons_review
     assert carol.get("/review").status_code == 200
     token = alice.token()
     latencies: list[float] = []
+    reviewing: list[float] = []  # carol's review page of another request (it writes an audit event per view)
     submitted: dict = {}
 
     def submit() -> None:
@@ -226,6 +227,9 @@ def test_responsiveness_a_large_submission_does_not_block_another_persons_review
         started = time.monotonic()
         assert carol.get("/review").status_code == 200
         latencies.append(time.monotonic() - started)
+        started = time.monotonic()
+        assert carol.get(f"/requests/{in_review}").status_code == 200
+        reviewing.append(time.monotonic() - started)
         if request_id is None and "response" in submitted:
             request_id = created_id(submitted["response"])
         if request_id and state_of(app, request_id) != RequestState.PREPARING:
@@ -239,7 +243,11 @@ def test_responsiveness_a_large_submission_does_not_block_another_persons_review
         f"\nreview list during a {size // MiB} MiB submission: n={len(latencies)} median={median * 1000:.1f} ms "
         f"p95={p95 * 1000:.1f} ms max={worst * 1000:.1f} ms; the submission answered in {answered * 1000:.0f} ms"
     )
+    page_p95 = statistics.quantiles(reviewing, n=20, method="inclusive")[-1]
+    print(f"review page of another request meanwhile: median={statistics.median(reviewing) * 1000:.1f} ms "
+          f"p95={page_p95 * 1000:.1f} ms")  # fmt: skip
     assert p95 < P95_BOUND_S, f"p95 {p95 * 1000:.0f} ms while a large file was submitted"
+    assert page_p95 < P95_BOUND_S, f"the review page's p95 {page_p95 * 1000:.0f} ms while a large file was submitted"
     assert len(latencies) >= 10
     record = app.tx(lambda s: workflow.current_files(workflow.get_request(s, request_id, AUTHOR))[0])
     digest = hashlib.sha256()

@@ -181,3 +181,20 @@ def test_a_cut_tail_of_the_real_hubs_log_fails_verify(running_enclave, registry,
     cut = _verify(copy)
     assert cut.returncode == 1
     assert f"tail was cut after entry {last - 3}" in cut.stdout
+
+
+def test_a_stop_at_hub_shutdown_says_so(tmp_path_factory, cohort, workspace_env):
+    from tests.workspace_hub import running_enclave as start
+
+    with start(tmp_path_factory.mktemp("shutdown-hub") / "home", cohort) as enclave:
+        enclave.person("bob").spawn(DEMO)
+        paths = enclave.paths
+    # leaving the block stopped the hub (SIGTERM): JupyterHub's cleanup stops every workspace
+    registry = Registry(paths.database_url)
+    try:
+        with registry.session() as session:
+            stops = [e for e in audit.events(session, actor="bob") if e.action == "workspace.stop"]
+            assert audit.verify_log(session).problems == []
+    finally:
+        registry.close()
+    assert [e.detail["reason"] for e in stops] == ["hub shutdown"]

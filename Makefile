@@ -74,4 +74,6 @@ lock: $(STAMP)
 	npm install --prefix hub --package-lock-only --omit-lockfile-registry-resolved=false
 
 clean:
+	@# each project's file system is mounted under var/: unmount them first (refused while Enclave runs)
+	if [ -x $(BIN)/enclave ] && [ -d var ] && [ "$$(id -u)" = 0 ]; then $(BIN)/enclave host release; fi
 	rm -rf $(VENV) var .pytest_cache hub/node_modules .workspace

@@ -358,9 +358,11 @@ def remove_egress_rules(*, table: str = EGRESS_TABLE) -> StepResult:
 
 
 # Root-only parts of an installation: no local account (a project's included, should it run anything outside its
-# sandbox) may read the registry, the sites' raw data, the secrets, the airlock's stores or the hub's state.
+# sandbox) may read the registry, the sites' raw data, the secrets, the airlock's stores, the hub's state, the
+# projects' file system images or the audit log's anchors.
 PRIVATE = (
-    "registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm", "sites", "secrets", "airlock", "hub", "storage"
+    "registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm", "sites", "secrets", "airlock", "hub", "storage",
+    "audit",
 )  # fmt: skip
 
 

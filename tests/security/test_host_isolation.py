@@ -100,8 +100,11 @@ def test_the_registry_raw_data_and_secrets_are_root_only():
         (home / "sites" / "site-a" / "patients.csv").write_text("nhs\n9434765919\n")
         (home / "sites").chmod(0o755)
         (home / "secrets").mkdir(mode=0o755)
+        (home / "audit").mkdir(mode=0o755)
+        (home / "audit" / "anchors.log").write_text("1 " + "0" * 64 + "\n")
+        (home / "audit" / "anchors.log").chmod(0o644)
         ensure_home_modes(paths)
         for op, path in (("read", home / "registry.sqlite"), ("read", home / "sites" / "site-a" / "patients.csv"),
-                         ("list", home / "secrets"), ("list", home)):  # fmt: skip
+                         ("list", home / "secrets"), ("list", home), ("list", home / "audit")):  # fmt: skip
             assert try_as(account, op, path) == "EACCES", path
         assert ensure_home_modes(paths).detail == "modes already right"

@@ -18,5 +18,10 @@ c.ServerProxy.host_allowlist = named_servers_only
 # Terminals run confined, as kernels do (enclave_workspace/confine.py; kernels through the kernelspec manager).
 c.ServerApp.terminado_settings = {"shell_command": [*launcher(), os.environ.get("SHELL") or "/bin/bash", "-l"]}
 
+# The server's own XSRF cookie SameSite=Lax, as every Enclave cookie (its OAuth cookie's options come from the hub).
+c.ServerApp.tornado_settings = {
+    "xsrf_cookie_kwargs": {"path": os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/"), "samesite": "Lax"}
+}
+
 # Not the user's ~/.local/share/jupyter/labextensions: front-end extensions come from the environment only.
 c.LabApp.labextensions_path = [str(Path(sys.prefix) / "share" / "jupyter" / "labextensions")]

@@ -4,9 +4,9 @@ airlock and other workspaces with the victim's cookies. With `ENCLAVE_SUBDOMAIN_
 serves each person's workspaces on `NAME.HOST` and the airlock on `airlock--service.HOST`.
 
 A real Enclave of this module's own, on `http://localhost:PORT` (Chromium resolves every `*.localhost` name to
-loopback, so no DNS is needed), and Debian's Chromium: alice logs in, opens her workspace on her own origin, opens
-the airlock on its origin through the hub's links; a script on her workspace origin then tries to read the hub's
-API, the airlock and bob's workspace with her cookies, and gets nothing; her own workspace still answers it.
+loopback, so no DNS is needed), and Debian's Chromium: alice logs in, opens her workspace and its MLflow on her own
+origin, opens the airlock on its origin through the hub's links; a script on her workspace origin then tries to read
+the hub's API, the airlock and bob's workspace with her cookies, and gets nothing; her own workspace still answers.
 """
 
 from __future__ import annotations
@@ -145,6 +145,11 @@ def test_each_person_and_the_airlock_on_their_own_origin(enclave, browser):
         alice.goto(f"{hub}/user/alice/{DEMO}/lab")
         alice.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
         assert alice.url.startswith(f"{alice_origin}/user/alice/{DEMO}/"), alice.url
+        # MLflow in her workspace on her origin: its cross-origin check knows the origin (JUPYTERHUB_PUBLIC_URL)
+        mlflow = alice.context.new_page()
+        mlflow.goto(f"{alice_origin}/user/alice/{DEMO}/mlflow/", timeout=180_000)
+        mlflow.get_by_text("Default").first.wait_for(timeout=180_000)  # the experiments list came from its API
+        mlflow.close()
         # the airlock, from the hub's home page link and from JupyterLab's Airlock menu link, on its own origin
         airlock = alice.context.new_page()
         airlock.goto(f"{hub}/services/airlock/")

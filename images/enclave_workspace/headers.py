@@ -34,7 +34,7 @@ from tornado.web import Application, OutputTransform
 # What every page of the workspace may do: JupyterLab's bundle, its styles (lumino writes <style> elements), images
 # and fonts of its own; connections to this server's own path only (a script in the lab cannot read the hub's pages,
 # the airlock or another workspace through fetch, even on a shared origin). `'unsafe-eval'`: JupyterLab validates
-# its settings with ajv, which compiles schemas with `new Function`.
+# its settings with ajv, which compiles schemas with `new Function`; without it the lab never draws (measured).
 LAB_POLICY = (
     "default-src 'none'",
     "script-src {self} 'unsafe-eval' {lab_scripts}",

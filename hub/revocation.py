@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from fabric import audit
 from fabric.config import Paths
 from fabric.db import Registry
+from fabric.errors import FabricError
 from fabric.models import ProjectMember
 from fabric.projects import ProjectRole
 from hub.roles import GROUP_OF_ROLE
@@ -69,6 +70,10 @@ _check(ADMIN_SCOPES)
 
 class HubUnavailable(Exception):
     """The hub is not running (or not reachable on its socket): the next start converges instead."""
+
+
+class RevocationError(FabricError):
+    """The running hub refused or did not finish a step; running the command again resumes it."""
 
 
 # ------------------------------------------------------------------------------------------------ the identity
@@ -155,7 +160,7 @@ class HubAPI:
         finally:
             connection.close()
         if response.status >= 500 or response.status in (401, 403):
-            raise RuntimeError(f"the hub refused {method} {path.split('/')[1]}: HTTP {response.status}")
+            raise RevocationError(f"the hub refused to change {path.split('/')[1]} (HTTP {response.status}); try again")
         return response.status, (json.loads(raw) if raw else None)
 
     def user(self, name: str) -> dict[str, Any] | None:
@@ -172,7 +177,7 @@ class HubAPI:
             if not set(model.get("servers", {})) & set(servers):
                 return
             time.sleep(0.2)
-        raise RuntimeError("a workspace did not stop within a minute; run the command again")
+        raise RevocationError("a workspace did not stop within a minute; run the command again")
 
     def delete_user(self, name: str) -> None:
         self.call("DELETE", f"/users/{quote(name)}")
@@ -227,9 +232,12 @@ def researcher_projects(session: Session, username: str) -> set[str]:
     return set(rows)
 
 
-def revoke_account(registry: Registry, paths: Paths, username: str, *, actor: str) -> Revocation:
+def revoke_account(
+    registry: Registry, paths: Paths, username: str, *, actor: str, only_if_known: bool = False
+) -> Revocation:
     """After an account is removed: stop the person's workspaces and delete them from the hub, which removes their
-    servers, tokens, OAuth grants and hub cookie in one call."""
+    servers, tokens, OAuth grants and hub cookie in one call. With `only_if_known`, nothing is done or recorded
+    unless the running hub still has the user (finishing a revocation cut short)."""
     result = Revocation(username)
     try:
         hub = HubAPI.of(paths)
@@ -243,6 +251,8 @@ def revoke_account(registry: Registry, paths: Paths, username: str, *, actor: st
             result.deleted = True
     except HubUnavailable:
         result.live = False
+    if only_if_known and not result.deleted:
+        return result
     _record(registry, actor, "access.revoked", "account removed", result)
     return result
 

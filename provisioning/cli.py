@@ -251,11 +251,19 @@ def user_add(ctx: Context, username: str, password_stdin: bool) -> None:
 @friendly
 def user_remove(ctx: Context, username: str) -> None:
     """Remove an account and end its access at once: project memberships, hub sessions, tokens, workspaces."""
+    from fabric.errors import NotFoundError
     from hub import accounts, revocation
 
-    with ctx.registry.session() as session:
-        projects = accounts.remove_account(session, username, actor=actor())
-    click.echo(f"user {username} removed (from {len(projects)} project(s))")
+    try:
+        with ctx.registry.session() as session:
+            projects = accounts.remove_account(session, username, actor=actor())
+        click.echo(f"user {username} removed (from {len(projects)} project(s))")
+    except NotFoundError:
+        # removed before, but the running hub may still know the name (a revocation cut short): finish it
+        if not revocation.revoke_account(ctx.registry, ctx.paths, username, actor=actor(), only_if_known=True).deleted:
+            raise
+        click.echo(f"no account {username}; its remaining hub access ended")
+        return
     done = revocation.revoke_account(ctx.registry, ctx.paths, username, actor=actor())
     click.echo(f"access ended: {done.summary()}")
 

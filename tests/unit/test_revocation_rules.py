@@ -93,3 +93,16 @@ def test_removing_an_account_removes_its_memberships(tmp_path):
         assert revocation.project_groups(session, "erin") == set()
         assert hub_groups(session, admins=["ghost"], people={"x"})["platform-admins"]["users"] == []
     registry.close()
+
+
+def test_removing_an_unknown_account_is_an_error_without_a_running_hub(tmp_path):
+    from click.testing import CliRunner
+
+    from provisioning.cli import main
+
+    result = CliRunner().invoke(main, ["--home", str(tmp_path), "user", "remove", "ghost"])
+    assert result.exit_code == 1 and "no user ghost" in result.output
+    registry = Registry(Paths(tmp_path).database_url)
+    with registry.session() as session:
+        assert not [e for e in audit.events(session) if e.action == "access.revoked"], "nothing was revoked"
+    registry.close()

@@ -49,6 +49,7 @@ def hub_environment(settings: HubSettings) -> dict[str, str]:
         ENCLAVE_HUB_PORT=str(settings.port),
         ENCLAVE_PROXY_API_PORT=str(settings.proxy_api_port),
         ENCLAVE_AIRLOCK_PORT=str(settings.airlock_port),
+        ENCLAVE_SUBDOMAIN_HOST=settings.subdomain_host,
     )
     return env
 

@@ -36,13 +36,13 @@ from fabric import audit
 from fabric.config import Paths
 from hub import browser_usage, sandbox, seccomp
 from hub.limits import WorkspaceCgroup
+from hub.revocation import ADMIN_SERVICE as REVOCATION_SERVICE
 from hub.session_events import SessionAudit
 from hub.workspaces import INSECURE_ENV, WorkspaceError, insecure_allowed, prepare, registry_of
 
 PASSED_ENV_PREFIXES = ("JUPYTERHUB_", "JPY_")  # what of JupyterHub's environment reaches the workspace
-# The hub service through which Enclave's revocation stops workspaces (hub/revocation.py's ADMIN_SERVICE): a stop it
-# asks for is a revocation (an account removed, a membership or role changed).
-REVOCATION_SERVICE = "enclave-admin"
+# A stop asked for by the hub service through which Enclave's revocation acts is a revocation (an account removed, a
+# membership or role changed).
 
 
 class SandboxSpawner(Spawner):

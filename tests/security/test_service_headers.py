@@ -98,7 +98,8 @@ def test_the_apps_work_under_their_policies_and_an_injected_script_reaches_nothi
     workspace = alice.server(DEMO)
     problems: list[str] = []
     page = browser_page(browser, enclave, problems)
-    page.goto(f"{workspace}/lab")
+    # ?reset: the lab opens on its launcher, not on whatever an earlier test of this session left open in alice's layout
+    page.goto(f"{workspace}/lab?reset")
     page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
     page.locator(".jp-Launcher").first.wait_for(timeout=60_000)  # the lab drew its launcher (kernels, services)
     page.wait_for_timeout(2000)

@@ -232,13 +232,19 @@ def provision(home: Path, cohort: Path, second_extra: str = "") -> tuple[Paths, 
 
 
 @contextlib.contextmanager
-def running_enclave(home: Path, cohort: Path, *, second_extra: str = "") -> Iterator[RunningEnclave]:
+def running_enclave(
+    home: Path, cohort: Path, *, second_extra: str = "", subdomains: bool = False
+) -> Iterator[RunningEnclave]:
+    """`subdomains`: the hub serves people and services on their own origins under http://localhost:PORT
+    (hub/origins.py)."""
     paths, passwords = provision(home, cohort, second_extra)
     table = f"enclave_egress_t{secrets.token_hex(3)}"
     ensure_host(paths, {DEMO: ["alice", "bob"], SECOND_PROJECT: ["alice"]}, egress_table=table)
     public, proxy_api, airlock = free_ports(3)
-    settings = HubSettings(home=paths.home, port=public, proxy_api_port=proxy_api, airlock_port=airlock)
-    env = {"ENCLAVE_WORKSPACE_ENV": str(workspace_env())}
+    host = f"http://localhost:{public}" if subdomains else ""
+    settings = HubSettings(home=paths.home, port=public, proxy_api_port=proxy_api, airlock_port=airlock,
+                           subdomain_host=host)  # fmt: skip
+    env = {"ENCLAVE_WORKSPACE_ENV": str(workspace_env()), "ENCLAVE_SUBDOMAIN_HOST": host}
     previous = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     process = None

@@ -11,18 +11,12 @@ the hub's API, the airlock and bob's workspace with her cookies, and gets nothin
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
 
 import pytest
 
-from hub import lifecycle
-from hub.config import HubSettings
-from provisioning.host import ensure_host, remove_egress_rules
 from tests.browser import VIEWPORT, chromium, watch
-from tests.hub_runner import free_ports
-from tests.workspace_hub import DEMO, SECOND_PROJECT, RunningEnclave, hub_log, needs_enclave, provision
+from tests.workspace_hub import DEMO, RunningEnclave, hub_log, needs_enclave, running_enclave
 
 pytestmark = [pytest.mark.security, needs_enclave, pytest.mark.timeout(900)]
 
@@ -50,30 +44,8 @@ PEEK = """(url) => new Promise((done) => {
 @pytest.fixture(scope="module")
 def enclave(tmp_path_factory, cohort, workspace_env):
     """An Enclave whose hub serves people and services on subdomains of http://localhost:PORT."""
-    paths, passwords = provision(tmp_path_factory.mktemp("origins-hub") / "home", cohort)
-    table = f"enclave_egress_o{secrets.token_hex(3)}"
-    ensure_host(paths, {DEMO: ["alice", "bob"], SECOND_PROJECT: ["alice"]}, egress_table=table)
-    public, proxy_api, airlock = free_ports(3)
-    host = f"http://localhost:{public}"
-    settings = HubSettings(home=paths.home, port=public, proxy_api_port=proxy_api, airlock_port=airlock,
-                           subdomain_host=host)  # fmt: skip
-    env = {"ENCLAVE_WORKSPACE_ENV": str(workspace_env), "ENCLAVE_SUBDOMAIN_HOST": host}
-    previous = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    process = None
-    try:
-        process = lifecycle.start(settings)
-        yield RunningEnclave(paths, settings, passwords, table)
-    finally:
-        if process is not None:
-            lifecycle.stop_process(process.pid)
-        lifecycle.remove_runtime(paths)
-        remove_egress_rules(table=table)
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with running_enclave(tmp_path_factory.mktemp("origins-hub") / "home", cohort, subdomains=True) as enclave:
+        yield enclave
 
 
 @pytest.fixture(scope="module")

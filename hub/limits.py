@@ -7,7 +7,11 @@ joins it before it runs anything (`join` in the child), so every process of the 
 removed when the workspace stops, after any process left in it is killed.
 
 The parent group (`enclave`, or $ENCLAVE_CGROUP_PARENT) gets the host's memory less a reserve (hierarchical
-accounting on, so the sum of the workspaces counts) and a CFS quota of the host's CPUs less a reserve. A workspace
+accounting on, so the sum of the workspaces counts). CPU is reserved by weight, which costs nothing while the
+services idle: all workspaces together weigh as much as one process of the host (v1 `cpu.shares` 1024, v2
+`cpu.weight` 100), so when the CPUs are busy the hub, the proxy and the airlock, each outside the group, get their
+turn before any workspace, and when they are idle the workspaces use every CPU. A site that wants a hard cap as well
+sets $ENCLAVE_RESERVE_CPUS: the parent then also gets a CFS quota of the host's CPUs less that many. A workspace
 whose own limits exceed the ceiling is squeezed to it, not refused: no workspace can use more than the ceiling
 anyway, and the kernel refuses a CPU quota above the parent's.
 """
@@ -33,16 +37,16 @@ RESERVE_CPUS_ENV = "ENCLAVE_RESERVE_CPUS"
 CFS_PERIOD_US = 100_000
 MIN_RESERVE_MEMORY = 2 * 2**30
 RESERVE_MEMORY_SHARE = 0.15
-MIN_RESERVE_CPUS = 0.5
-RESERVE_CPUS_SHARE = 0.10
 PAGE = 4096
 MIN_CEILING_MEMORY = 256 * 2**20  # below this no workspace starts: a reserve that leaves less is a mistake
 MIN_CEILING_CPUS = 0.1
 # All workspaces together weigh as much as one host process when the CPUs are busy (v1 shares, v2 weight: the
-# defaults, written so a changed value is put back). Lower would starve workspaces on a host busy with anything
-# else; the CFS quota is what keeps the reserve for the services.
+# defaults, written so a changed value is put back). This weight is the CPU reserve: a service thread outside the
+# group competes with the whole group as an equal, and it costs the workspaces nothing while the services idle.
+# Lower would starve the workspaces on a host busy with anything else.
 PARENT_CPU_SHARES = 1024
 PARENT_CPU_WEIGHT = 100
+NO_QUOTA_V2 = "max"
 
 
 def parent_name() -> str:
@@ -106,8 +110,9 @@ class Host:
 
 @dataclass(frozen=True)
 class Reserve:
-    """What the workspaces together may never take: for the hub, the proxy, the airlock and the OS. None is the
-    default: max(2 GiB, 15 %) of memory and max(0.5, 10 %) of the CPUs."""
+    """What the workspaces together may never take: for the hub, the proxy, the airlock and the OS. Memory: None is
+    the default, max(2 GiB, 15 %). CPUs: None (the default) reserves by weight alone (work-conserving, see the
+    module's docstring); a number also caps the workspaces at the host's CPUs less that many."""
 
     memory_bytes: int | None = None
     cpus: float | None = None
@@ -133,17 +138,18 @@ class Reserve:
         return max(MIN_RESERVE_MEMORY, int(host.memory_bytes * RESERVE_MEMORY_SHARE))
 
     def cpus_for(self, host: Host) -> float:
-        if self.cpus is not None:
-            return self.cpus
-        return max(MIN_RESERVE_CPUS, host.cpus * RESERVE_CPUS_SHARE)
+        """CPUs held back by a hard cap: none unless the site asked for one."""
+        return self.cpus or 0.0
 
 
 @dataclass(frozen=True)
 class Ceiling:
-    """What every workspace together may use: the host less the reserve."""
+    """What every workspace together may use: the host less the reserve. `capped`: the CPUs are a hard CFS quota
+    (the site set a CPU reserve); otherwise they are the host's, shared by weight."""
 
     memory_bytes: int
     cpus: float
+    capped: bool = False
 
     @classmethod
     def for_host(cls, host: Host, reserve: Reserve) -> Ceiling:
@@ -157,7 +163,7 @@ class Ceiling:
                 f"{host.memory_bytes / 2**30:.1f} GiB and {host.cpus:g} CPUs; lower {RESERVE_MEMORY_ENV} or "
                 f"{RESERVE_CPUS_ENV}"
             )
-        return cls(memory_bytes=memory, cpus=cpus)
+        return cls(memory_bytes=memory, cpus=cpus, capped=reserve.cpus_for(host) > 0)
 
     @classmethod
     def from_env(cls) -> Ceiling:
@@ -170,7 +176,8 @@ class Ceiling:
 
     @property
     def cfs_quota_us(self) -> int:
-        return int(self.cpus * CFS_PERIOD_US)
+        """The parent's CFS quota: -1 (none) unless capped."""
+        return int(self.cpus * CFS_PERIOD_US) if self.capped else -1
 
     def v1_files(self) -> dict[str, dict[str, str]]:
         """The parent group's files per v1 controller, in the order they are written."""
@@ -185,7 +192,7 @@ class Ceiling:
 
     def v2_files(self) -> dict[str, str]:
         return {
-            "cpu.max": f"{self.cfs_quota_us} {CFS_PERIOD_US}",
+            "cpu.max": f"{self.cfs_quota_us if self.capped else NO_QUOTA_V2} {CFS_PERIOD_US}",
             "cpu.weight": str(PARENT_CPU_WEIGHT),
             "memory.max": str(self.memory_bytes),
             "memory.swap.max": "0",
@@ -218,7 +225,7 @@ def ensure_ceiling(ceiling: Ceiling | None = None, *, root: Path = CGROUP_ROOT, 
                 raise CgroupError(f"cgroup v1 controller {controller!r} is not mounted at {root}")
             folder = root / controller / parent
             folder.mkdir(exist_ok=True)
-            if controller == "cpu":
+            if controller == "cpu" and ceiling.capped:
                 for child in (c for c in folder.iterdir() if c.is_dir()):
                     with contextlib.suppress(FileNotFoundError):
                         quota = int((child / "cpu.cfs_quota_us").read_text())

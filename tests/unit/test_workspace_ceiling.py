@@ -27,13 +27,30 @@ pytestmark = pytest.mark.unit
 GiB = 2**30
 
 
-def test_the_default_reserve_is_the_larger_of_a_floor_and_a_share():
+def test_the_default_memory_reserve_is_the_larger_of_a_floor_and_a_share():
     big = Host(memory_bytes=64 * GiB, cpus=32)
-    assert Reserve().memory_for(big) == int(64 * GiB * 0.15) and Reserve().cpus_for(big) == pytest.approx(3.2)
+    assert Reserve().memory_for(big) == int(64 * GiB * 0.15)
     small = Host(memory_bytes=8 * GiB, cpus=2)
-    assert Reserve().memory_for(small) == 2 * GiB and Reserve().cpus_for(small) == 0.5
-    ceiling = Ceiling.for_host(small, Reserve())
-    assert ceiling.memory_bytes == 6 * GiB and ceiling.cpus == 1.5 and ceiling.cfs_quota_us == 150_000
+    assert Reserve().memory_for(small) == 2 * GiB
+    assert Ceiling.for_host(small, Reserve()).memory_bytes == 6 * GiB
+
+
+def test_the_default_cpu_reserve_is_a_weight_not_a_cap():
+    """Work-conserving: no CFS quota on the parent, so idle services cost the workspaces nothing; every CPU of the
+    host is the workspaces' ceiling, and the parent's weight (one host process) keeps the services' turn."""
+    for host in (Host(memory_bytes=8 * GiB, cpus=2), Host(memory_bytes=64 * GiB, cpus=32)):
+        ceiling = Ceiling.for_host(host, Reserve())
+        assert not ceiling.capped and ceiling.cpus == host.cpus and ceiling.cfs_quota_us == -1
+        assert ceiling.v1_files()["cpu"] == {"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "-1",
+                                             "cpu.shares": str(PARENT_CPU_SHARES)}  # fmt: skip
+        assert ceiling.v2_files()["cpu.max"] == "max 100000" and ceiling.v2_files()["cpu.weight"] == "100"
+
+
+def test_a_cpu_reserve_set_by_the_site_is_also_a_hard_cap():
+    ceiling = Ceiling.for_host(Host(memory_bytes=8 * GiB, cpus=2), Reserve(cpus=0.5))
+    assert ceiling.capped and ceiling.cpus == 1.5 and ceiling.cfs_quota_us == 150_000
+    assert ceiling.v2_files()["cpu.max"] == "150000 100000"
+    assert not Ceiling.for_host(Host(memory_bytes=8 * GiB, cpus=2), Reserve(cpus=0)).capped
 
 
 def test_the_ceiling_is_page_aligned_so_a_rerun_finds_it_unchanged():
@@ -79,12 +96,13 @@ def v1_tree(root):
     return root
 
 
-def test_the_parent_group_gets_the_ceiling_in_a_v1_tree_and_a_rerun_changes_nothing(tmp_path):
+@pytest.mark.parametrize(("capped", "quota"), [(True, "150000"), (False, "-1")])
+def test_the_parent_group_gets_the_ceiling_in_a_v1_tree_and_a_rerun_changes_nothing(tmp_path, capped, quota):
     root = v1_tree(tmp_path)
-    ceiling = Ceiling(memory_bytes=6 * GiB, cpus=1.5)
+    ceiling = Ceiling(memory_bytes=6 * GiB, cpus=1.5, capped=capped)
     ensure_ceiling(ceiling, root=root, parent="enclave")
     cpu, memory = root / "cpu" / "enclave", root / "memory" / "enclave"
-    assert (cpu / "cpu.cfs_quota_us").read_text() == "150000" and (cpu / "cpu.cfs_period_us").read_text() == "100000"
+    assert (cpu / "cpu.cfs_quota_us").read_text() == quota and (cpu / "cpu.cfs_period_us").read_text() == "100000"
     assert (cpu / "cpu.shares").read_text() == str(PARENT_CPU_SHARES)
     assert (memory / "memory.use_hierarchy").read_text() == "1"
     assert (memory / "memory.limit_in_bytes").read_text() == str(6 * GiB)
@@ -99,14 +117,15 @@ def test_a_running_workspace_with_a_larger_cpu_quota_is_lowered_before_the_paren
     child = root / "cpu" / "enclave" / "w0"
     child.mkdir(parents=True)
     (child / "cpu.cfs_quota_us").write_text("400000")
-    ensure_ceiling(Ceiling(memory_bytes=6 * GiB, cpus=1.5), root=root, parent="enclave")
+    ensure_ceiling(Ceiling(memory_bytes=6 * GiB, cpus=1.5, capped=True), root=root, parent="enclave")
     assert (child / "cpu.cfs_quota_us").read_text() == "150000"
 
 
 def test_a_workspace_group_is_made_under_the_ceiling(tmp_path):
     root = v1_tree(tmp_path)
     group = WorkspaceCgroup("w1", root=root, parent="enclave-x")
-    given = group.create(Limits(cpus=8, memory_bytes=64 * GiB, pids=300), Ceiling(memory_bytes=6 * GiB, cpus=1.5))
+    ceiling = Ceiling(memory_bytes=6 * GiB, cpus=1.5, capped=True)
+    given = group.create(Limits(cpus=8, memory_bytes=64 * GiB, pids=300), ceiling)
     assert given == Limits(cpus=1.5, memory_bytes=6 * GiB, pids=300)
     assert group.read("memory.limit_in_bytes") == str(6 * GiB) and group.read("cpu.cfs_quota_us") == "150000"
     assert (root / "memory" / "enclave-x" / "memory.limit_in_bytes").read_text() == str(6 * GiB)
@@ -114,7 +133,7 @@ def test_a_workspace_group_is_made_under_the_ceiling(tmp_path):
 
 def test_the_parent_group_gets_the_ceiling_in_a_v2_tree(tmp_path):
     (tmp_path / "cgroup.controllers").write_text("cpu memory pids")
-    ensure_ceiling(Ceiling(memory_bytes=6 * GiB, cpus=1.5), root=tmp_path, parent="enclave")
+    ensure_ceiling(Ceiling(memory_bytes=6 * GiB, cpus=1.5, capped=True), root=tmp_path, parent="enclave")
     folder = tmp_path / "enclave"
     assert (folder / "cpu.max").read_text() == "150000 100000" and (folder / "cpu.weight").read_text() == "100"
     assert (folder / "memory.max").read_text() == str(6 * GiB)

@@ -17,6 +17,12 @@ Measured the same way on both, interleaved so that other load on the machine fal
   out between processes) of every process of the workspace (Enclave: its control group; baseline: the server's
   process tree), and for Enclave the control group's own charge (which also counts page cache it first touched).
 
+With `--against COMMIT` (repeatable), Enclave as it was at COMMIT runs side by side as well, interleaved the same
+way: a `git worktree` of the commit under the work folder, its own workspace environment built from its own
+`images/` (once, kept), and its own `bench/workspaces.py` driving its hub in a child process on that tree's code
+(`OLD_ENCLAVE`), for a project of its own name. This tree's figures are then also given as ratios to each commit's:
+"unchanged" is a ratio to the code before, measured in the same run, not to another day's figures.
+
 p95 is the nearest-rank percentile: with 20 samples or fewer it is the largest. Root only (workspaces run as project
 accounts in bubblewrap). Everything it starts is stopped, and the host rules it adds are removed, even on failure.
 `python -m bench --only workspaces`, or `python -m bench.workspaces --help` for the knobs.
@@ -383,6 +389,104 @@ def baseline_hub(work: Path, members: list[str], starts: int) -> Iterator[Hub]:
         shutil.rmtree(state, ignore_errors=True)
 
 
+# ------------------------------------------------------------------------------------------------ Enclave at a commit
+
+# The child that runs Enclave as it was at a commit: that tree's packages first on sys.path (ahead of this
+# checkout's editable install; PYTHONPATH carries them to the hub it starts), that tree's bench/workspaces.py
+# provisioning, starting and logging people in. It speaks JSON lines on stdout prefixed "@@ " (anything else there is
+# the old code's own output) and takes commands on stdin: "memory USER", then "stop" (or end of input).
+OLD_ENCLAVE = """
+import json, sys
+tree, work, members, starts, project, table = sys.argv[1:7]
+sys.path.insert(0, tree)
+from pathlib import Path
+import bench.workspaces as old
+old.PROJECT, old.EGRESS_TABLE = project, table
+with old.enclave_hub(Path(work), json.loads(members), int(starts)) as hub:
+    cookies = {
+        name: [{"name": c.name, "value": c.value, "domain": c.domain, "path": c.path, "secure": c.secure}
+               for c in person.http.cookies]
+        for name, person in hub.people.items()
+    }
+    print("@@ " + json.dumps({"url": hub.url, "server": hub.server, "starts": hub.starts, "cookies": cookies}),
+          flush=True)
+    for line in sys.stdin:
+        command, _, argument = line.strip().partition(" ")
+        if command == "memory":
+            print("@@ " + json.dumps(hub.memory(argument)), flush=True)
+        elif command == "stop":
+            break
+"""
+
+
+def old_workspace_env(tree: Path) -> Path:
+    """The commit's own workspace environment (its images/ and lock), built once in its worktree."""
+    env = tree / ".workspace"
+    if not (env / "bin" / "python").exists():
+        log(f"workspaces: building the workspace environment of {tree.name} (once) …")
+        build = f"import sys; sys.path.insert(0, {str(tree)!r}); from provisioning.cli import main; main()"
+        done = subprocess.run(
+            [sys.executable, "-c", build, "workspace", "build", "--dest", str(env)], cwd=tree,
+            env={**os.environ, "PYTHONPATH": str(tree)}, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise SystemExit(f"cannot build the workspace environment of {tree.name}")
+    return env
+
+
+@contextlib.contextmanager
+def enclave_at(work: Path, commit: str, members: list[str], starts: int) -> Iterator[Hub]:
+    """Enclave as it was at `commit`, provisioned, started and its people logged in by that tree's own bench code in
+    a child process; stopped and removed (by that code) after."""
+    import requests
+
+    from bench.airlock_generations import _worktree
+    from tests.workspace_hub import Person
+
+    tree = _worktree(work, commit)
+    env = {**os.environ, "PYTHONPATH": str(tree), "ENCLAVE_WORKSPACE_ENV": str(old_workspace_env(tree))}
+    project, table = f"bench-at-{commit[:7]}", f"enclave_egress_at{commit[:7]}"
+    arguments = [str(tree), str(work / f"at-{commit}"), json.dumps(members), str(starts), project, table]
+    (work / f"at-{commit}").mkdir(parents=True, exist_ok=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", OLD_ENCLAVE, *arguments], cwd=tree, env=env, stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def answer() -> dict:
+        for line in child.stdout:
+            if line.startswith("@@ "):
+                return json.loads(line[3:])
+        raise SystemExit(f"Enclave at {commit} exited ({child.wait()}); its output is above")
+
+    try:
+        ready = answer()
+        hub = Hub(f"enclave@{commit}", ready["url"], ready["server"], starts=ready["starts"])
+        for name, cookies in ready["cookies"].items():
+            http = requests.Session()
+            for c in cookies:
+                http.cookies.set_cookie(requests.cookies.create_cookie(**c))
+            hub.people[name] = Person(hub, name, http)
+
+        def memory(user: str) -> dict[str, int]:
+            child.stdin.write(f"memory {user}\n")
+            child.stdin.flush()
+            return answer()
+
+        hub.memory = memory
+        log(f"workspaces: enclave at {commit} started in {', '.join(f'{s:.2f}' for s in hub.starts)} s")
+        yield hub
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            child.stdin.write("stop\n")
+            child.stdin.close()
+        try:
+            child.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
 # ------------------------------------------------------------------------------------------------ measurements
 
 
@@ -436,26 +540,33 @@ def concurrent(hub: Hub, idle: float) -> Round:
     return Round([seconds[p.name] for p in people if p.name in seconds], failures, memory)
 
 
-def bench(work: Path, concurrency: int, repeats: int, rounds: int = 3, idle: float = 5.0, starts: int = 3) -> dict:
+def bench(
+    work: Path, concurrency: int, repeats: int, rounds: int = 3, idle: float = 5.0, starts: int = 3,
+    against: tuple[str, ...] = (),
+) -> dict:  # fmt: skip
     check_host()
     members = users(max(concurrency, 1))
     out: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count()}
     out["load_average_at_start"] = os.getloadavg()  # other work on the machine slows both sides
-    with enclave_hub(work, members, starts) as enclave, baseline_hub(work, members, starts) as baseline:
-        hubs = (enclave, baseline)
+    out["against"] = list(against)
+    with contextlib.ExitStack() as stack:
+        enclave = stack.enter_context(enclave_hub(work, members, starts))
+        olds = [stack.enter_context(enclave_at(work, commit, members, starts)) for commit in against]
+        baseline = stack.enter_context(baseline_hub(work, members, starts))
+        hubs = (enclave, *olds, baseline)
         singles: dict[str, list[float]] = {h.label: [] for h in hubs}
         for h in hubs:
             warm = single(h)  # the first start reads the environment from disk; not counted
             out[f"{h.label}_first_spawn_s"] = warm
             log(f"workspaces: {h.label} first spawn (not counted) {warm:.2f} s")
         for i in range(repeats):
-            for h in hubs:
+            for h in hubs[i % len(hubs) :] + hubs[: i % len(hubs)]:  # each goes first in turn
                 singles[h.label].append(single(h))
             last = ", ".join(f"{k} {v[-1]:.2f} s" for k, v in singles.items())
             log(f"workspaces: single spawn {i + 1}/{repeats}: {last}")
         rounds_of: dict[str, list[Round]] = {h.label: [] for h in hubs}
         for r in range(rounds):
-            for h in hubs:
+            for h in hubs[r % len(hubs) :] + hubs[: r % len(hubs)]:
                 done = concurrent(h, idle)
                 rounds_of[h.label].append(done)
                 timing = f"median {statistics.median(done.seconds):.2f} s, " if done.seconds else ""
@@ -481,6 +592,7 @@ def bench(work: Path, concurrency: int, repeats: int, rounds: int = 3, idle: flo
             }
     out["load_average_at_end"] = os.getloadavg()
     out["ratios"] = ratios(out)
+    out["ratios_to_commits"] = {commit: ratios(out, f"enclave@{commit}") for commit in against}
     out["baseline_name"] = (
         "plain JupyterHub (same jupyterhub and configurable-http-proxy, SQLite, dummy authenticator, "
         "SimpleLocalProcessSpawner) starting the same jupyterhub-singleuser over loopback TCP"
@@ -504,47 +616,55 @@ def _figure(system: dict, path: tuple[str, str]) -> float | None:
     return None if part is None else part[path[1]]
 
 
-def ratios(result: dict) -> dict[str, float]:
-    """Enclave / baseline for every figure both have."""
+def ratios(result: dict, against: str = "baseline") -> dict[str, float]:
+    """Enclave / `against` (the baseline, or Enclave at a commit) for every figure both have."""
     out = {}
     for label, path, _unit in FIGURES:
-        ours, theirs = _figure(result["enclave"], path), _figure(result["baseline"], path)
+        ours, theirs = _figure(result["enclave"], path), _figure(result[against], path)
         if ours is not None and theirs:
             out[label] = ours / theirs
     return out
 
 
 def report(result: dict) -> str:
-    """The result as a table: each figure for the baseline and Enclave, their ratio, and the issue's goal."""
+    """The result as a table: each figure for the baseline, Enclave at each commit compared against, and Enclave,
+    with Enclave's ratio to the baseline (and the issue's goal) and to each commit."""
     enclave, baseline = result["enclave"], result["baseline"]
+    commits = result.get("against", [])
     n = enclave["concurrency"]
-    lines = [f"\n{'workspaces (N = ' + str(n) + ')':<34} {'baseline':>10} {'enclave':>10} {'ratio':>7}  goal"]
+    columns = ["baseline", *(f"@{c[:7]}" for c in commits), "enclave", "ratio", *(f"vs @{c[:7]}" for c in commits)]
+    lines = [f"\n{'workspaces (N = ' + str(n) + ')':<34} " + " ".join(f"{c:>10}" for c in columns) + "  goal"]
+    systems = [baseline, *(result[f"enclave@{c}"] for c in commits), enclave]
     for label, path, unit in FIGURES:
         scale = 2**20 if unit == "MiB" else 1
-        theirs, ours = (_figure(system, path) for system in (baseline, enclave))
-        cells = [f"{v / scale:>10.2f}" if v is not None else f"{'-':>10}" for v in (theirs, ours)]
+        cells = [
+            f"{v / scale:>10.2f}" if (v := _figure(system, path)) is not None else f"{'-':>10}" for system in systems
+        ]
         goal = ""
         if path[0] in ("single_spawn_s", "concurrent_spawn_s"):
             goal = f"<= {GOAL_RATIO}x"
             if path == ("single_spawn_s", "median"):
                 goal = f"<= {GOAL_SINGLE_MEDIAN_S:.0f} s, " + goal
-        ratio = result["ratios"].get(label)
-        cells.append(f"{(f'{ratio:.2f}x' if ratio else '-'):>7}")
+        for ratio in (result["ratios"].get(label), *(result["ratios_to_commits"][c].get(label) for c in commits)):
+            cells.append(f"{(f'{ratio:.2f}x' if ratio else '-'):>10}")
         lines.append(f"{label + ' (' + unit + ')':<34} {' '.join(cells)}  {goal}")
-    failed = [f"{s['concurrent_failed']}/{s['concurrent_attempted']}" for s in (baseline, enclave)]
-    lines.append(f"{'N at once: failed spawns':<34} {failed[0]:>10} {failed[1]:>10}")
+    failed = [f"{s['concurrent_failed']}/{s['concurrent_attempted']}" for s in systems]
+    lines.append(f"{'N at once: failed spawns':<34} " + " ".join(f"{f:>10}" for f in failed))
     if cg := enclave.get("idle_cgroup_bytes"):
         charge = cg["median"] / 2**20
         lines.append(f"enclave idle workspace, its control group's charge (page cache too): {charge:.0f} MiB")
-    for system in (baseline, enclave):
+    names = ["baseline", *(f"enclave@{c}" for c in commits), "enclave"]
+    for name, system in zip(names, systems, strict=True):
         for message in system["concurrent_failures"][:3]:
-            lines.append(f"failed spawn ({'enclave' if system is enclave else 'baseline'}): {message}")
+            lines.append(f"failed spawn ({name}): {message}")
     lines.append(
         f"spawns: {enclave['single_spawn_s']['n']} one at a time, {enclave['concurrent_attempted']} at once in rounds "
         f"of {n}; load average {result['load_average_at_start'][0]:.1f} at start, "
         f"{result['load_average_at_end'][0]:.1f} at end"
     )
     lines.append(f"baseline: {result['baseline_name']}")
+    for commit in commits:
+        lines.append(f"@{commit[:7]}: Enclave at commit {commit}, its own code and workspace environment")
     return "\n".join(lines)
 
 
@@ -570,6 +690,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--starts", type=positive, default=3, help="timed starts of each hub (default 3)")
     parser.add_argument("--idle", type=float, default=5.0, help="seconds idle before memory is read (default 5)")
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench", help="where the cohort is generated")
+    parser.add_argument(
+        "--against", action="append", default=[], metavar="COMMIT",
+        help="also run Enclave as it was at COMMIT side by side (repeatable; e.g. the commit before a change)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.idle < 0:
         parser.error("--idle must not be negative")
@@ -579,7 +703,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
-    result = bench(args.work, args.concurrent, args.repeats, args.rounds, args.idle, args.starts)
+    against = tuple(args.against)
+    result = bench(args.work, args.concurrent, args.repeats, args.rounds, args.idle, args.starts, against)
     print(report(result))
     log(f"results: {write(result)}")
 

@@ -444,6 +444,9 @@ def enclave_at(work: Path, commit: str, members: list[str], starts: int) -> Iter
     from tests.workspace_hub import Person
 
     tree = _worktree(work, commit)
+    proxy = tree / "hub" / "node_modules"
+    if not proxy.exists():  # the proxy is npm's, built by this checkout's make; the same lock at every commit so far
+        proxy.symlink_to(ROOT / "hub" / "node_modules", target_is_directory=True)
     env = {**os.environ, "PYTHONPATH": str(tree), "ENCLAVE_WORKSPACE_ENV": str(old_workspace_env(tree))}
     project, table = f"bench-at-{commit[:7]}", f"enclave_egress_at{commit[:7]}"
     arguments = [str(tree), str(work / f"at-{commit}"), json.dumps(members), str(starts), project, table]

@@ -10,7 +10,7 @@ check it, and start real hubs from it. Settings come from the environment (what 
 | ENCLAVE_PROXY_API_PORT | 8001 | the proxy's API, loopback only |
 | ENCLAVE_AIRLOCK_PORT | 8090 | the airlock web app (a hub service), loopback only |
 | ENCLAVE_ADMINS | (none) | comma-separated platform admins (group `platform-admins`) |
-| ENCLAVE_SUBDOMAIN_HOST | (none) | `http(s)://host[:port]`: each person on `NAME.host`, the airlock on its own |
+| ENCLAVE_SUBDOMAIN_HOST | http://localhost:PORT | each person on `NAME.host`, the airlock on its own; `off`: one |
 | ENCLAVE_SESSION_MAX_SECONDS | 28800 | the longest a login, its cookies and its tokens live (8 h) |
 | ENCLAVE_SESSION_IDLE_SECONDS | 3600 | a session with no request from the person this long is ended; 0: never |
 | ENCLAVE_AUTH_REFRESH_SECONDS | 60 | how often a session is re-checked (account, idle, groups) |
@@ -34,7 +34,7 @@ from fabric.config import Paths
 from fabric.db import Registry
 from hub.airlock_service import airlock_service
 from hub.models import Account
-from hub.origins import apply_origins, subdomain_host
+from hub.origins import apply_origins, default_subdomain_host, subdomain_host
 from hub.revocation import admin_role, admin_service
 from hub.roles import TOKEN_MAX_SECONDS, hub_groups, hub_roles
 from hub.sandbox import hub_socket, socket_url
@@ -55,7 +55,7 @@ class HubSettings:
     admins: list[str] = field(default_factory=list)
     proxy_command: str = str(CHP)
     python: str = sys.executable
-    subdomain_host: str = ""  # off: one origin (hub/origins.py)
+    subdomain_host: str = ""  # "": off, one origin (from_env turns it on by default: hub/origins.py)
     session_max_seconds: int = TOKEN_MAX_SECONDS
     session_idle_seconds: int = 3600
     auth_refresh_seconds: int = 60
@@ -75,14 +75,16 @@ class HubSettings:
             return int(value)
 
         home = Path(env["ENCLAVE_HOME"]).resolve() if env.get("ENCLAVE_HOME") else Paths.from_env().home
+        ip, public_port = env.get("ENCLAVE_HUB_IP") or "127.0.0.1", port("ENCLAVE_HUB_PORT", 8000)
+        host = env.get("ENCLAVE_SUBDOMAIN_HOST", "")
         return cls(
             home=home,
-            ip=env.get("ENCLAVE_HUB_IP", "127.0.0.1"),
-            port=port("ENCLAVE_HUB_PORT", 8000),
+            ip=ip,
+            port=public_port,
             proxy_api_port=port("ENCLAVE_PROXY_API_PORT", 8001),
             airlock_port=port("ENCLAVE_AIRLOCK_PORT", 8090),
             admins=[a.strip() for a in env.get("ENCLAVE_ADMINS", "").split(",") if a.strip()],
-            subdomain_host=subdomain_host(env.get("ENCLAVE_SUBDOMAIN_HOST", "")),
+            subdomain_host=subdomain_host(host) if host else default_subdomain_host(ip, public_port),
             session_max_seconds=seconds(env, "ENCLAVE_SESSION_MAX_SECONDS", TOKEN_MAX_SECONDS, minimum=60),
             session_idle_seconds=seconds(env, "ENCLAVE_SESSION_IDLE_SECONDS", 3600),
             auth_refresh_seconds=seconds(env, "ENCLAVE_AUTH_REFRESH_SECONDS", 60, minimum=1),
@@ -92,7 +94,13 @@ class HubSettings:
 
     @property
     def url(self) -> str:
+        """Where the proxy listens (the hub's health check): `http://ENCLAVE_HUB_IP:ENCLAVE_HUB_PORT`."""
         return f"http://{self.ip}:{self.port}"
+
+    @property
+    def public_url(self) -> str:
+        """The address a person opens: the subdomain host when there is one (its cookies are on that name)."""
+        return self.subdomain_host or self.url
 
 
 def seconds(env: Any, name: str, fallback: int, minimum: int = 0) -> int:

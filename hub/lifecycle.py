@@ -23,6 +23,7 @@ from fabric.config import Paths
 from fabric.errors import FabricError
 from hub import limits, sandbox
 from hub.config import HubSettings
+from hub.origins import OFF
 
 CONFIG = Path(__file__).with_name("jupyterhub_config.py")
 JUPYTERHUB = Path(sys.executable).with_name("jupyterhub")
@@ -32,7 +33,7 @@ JUPYTERHUB = Path(sys.executable).with_name("jupyterhub")
 class HubStatus:
     pid: int | None
     healthy: bool
-    url: str
+    url: str  # what a person opens
     workspaces: list[tuple[str, str]]  # (project, user) with a live server socket
 
     @property
@@ -49,7 +50,7 @@ def hub_environment(settings: HubSettings) -> dict[str, str]:
         ENCLAVE_HUB_PORT=str(settings.port),
         ENCLAVE_PROXY_API_PORT=str(settings.proxy_api_port),
         ENCLAVE_AIRLOCK_PORT=str(settings.airlock_port),
-        ENCLAVE_SUBDOMAIN_HOST=settings.subdomain_host,
+        ENCLAVE_SUBDOMAIN_HOST=settings.subdomain_host or OFF,  # unset would mean the default, not one origin
     )
     return env
 
@@ -99,7 +100,9 @@ def start(settings: HubSettings, *, timeout: float = 120) -> subprocess.Popen:
     """Start the hub and return once it answers; FabricError (with the log's tail) if it exits or never answers."""
     paths = Paths(settings.home)
     if (pid := read_pid(paths)) is not None:
-        raise FabricError(f"Enclave is already running (hub pid {pid}) at {settings.url}; `enclave down` stops it")
+        raise FabricError(
+            f"Enclave is already running (hub pid {pid}) at {settings.public_url}; `enclave down` stops it"
+        )
     ensure_hub_state(paths)
     ensure_workspace_ceiling()
     log = paths.hub / "jupyterhub.log"
@@ -170,7 +173,9 @@ def status(settings: HubSettings, members: dict[str, list[str]]) -> HubStatus:
             if (run / "jupyter.sock").is_socket():
                 running.append((project, user))
     pid = read_pid(paths)
-    return HubStatus(pid=pid, healthy=pid is not None and healthy(settings.url), url=settings.url, workspaces=running)
+    return HubStatus(
+        pid=pid, healthy=pid is not None and healthy(settings.url), url=settings.public_url, workspaces=running
+    )
 
 
 def tail(path: Path, lines: int = 30) -> str:

@@ -7,6 +7,9 @@ gets and whose answers CORS keeps from it.
 One person's workspaces for different projects share that person's origin (JupyterHub names subdomains by user,
 not by server); inside it the workspace's Content-Security-Policy confines each page's scripts and connections to
 its own path (images/enclave_workspace/headers.py).
+
+On by default: a hub on loopback gets `http://localhost:PORT`, which browsers reach with no DNS at all; a hub on any
+other address must be given its public name, or `off` for one origin (`default_subdomain_host`).
 """
 
 from __future__ import annotations
@@ -17,13 +20,18 @@ from urllib.parse import urlsplit
 from jupyterhub.handlers.base import BaseHandler
 from tornado.web import HTTPError
 
+OFF = "off"
+# The addresses a browser reaches as `localhost` (and as every `*.localhost` name, RFC 6761).
+LOCALHOST_ADDRESSES = frozenset({"127.0.0.1", "::1", "localhost"})
+
 
 def subdomain_host(value: str) -> str:
-    """`scheme://host[:port]` of the hub's public name, whose subdomains serve workspaces and services ("" = off).
+    """`scheme://host[:port]` of the hub's public name, whose subdomains serve workspaces and services; `off` (or
+    "") gives "": one origin.
 
     `http://localhost:8000` works on one machine with no DNS at all: browsers resolve every `*.localhost` name to
     loopback. In production: `https://enclave.example.org` with a wildcard DNS record and certificate."""
-    if not value:
+    if not value or value.strip().lower() == OFF:
         return ""
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
@@ -37,6 +45,19 @@ def subdomain_host(value: str) -> str:
         raise ValueError(f"ENCLAVE_SUBDOMAIN_HOST has an invalid port: {value!r}") from exc
     host = parts.hostname.lower()
     return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
+def default_subdomain_host(ip: str, port: int) -> str:
+    """The subdomain host when ENCLAVE_SUBDOMAIN_HOST is unset: `http://localhost:PORT` for a hub that browsers reach
+    as `localhost`; ValueError for any other address, whose public name Enclave cannot guess."""
+    if ip.strip("[]").lower() in LOCALHOST_ADDRESSES:
+        return f"http://localhost:{port}"
+    raise ValueError(
+        f"Enclave listens on {ip} (ENCLAVE_HUB_IP), which is not reached as http://localhost: set "
+        f"ENCLAVE_SUBDOMAIN_HOST to Enclave's public name (e.g. https://enclave.example.org, with a wildcard DNS "
+        f"record and certificate for *.enclave.example.org), so that each person's workspaces and the airlock get "
+        f"origins of their own; or to `off` for one origin for all (docs/how-to/admin.md)"
+    )
 
 
 class ServiceOriginRedirect(BaseHandler):

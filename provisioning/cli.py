@@ -136,6 +136,8 @@ def _demo(ctx: Context, patients: int, sites: int, seed: int, quiet: bool, *, st
             "the demo starts workspaces as per-project Unix accounts in bubblewrap, which needs root: run "
             "`sudo make demo` (or `enclave demo --no-start` to provision only)"
         )
+    if start:
+        _hub_settings(ctx)  # a setting to correct is said before anything is provisioned
     who = actor()
     registry, result = steps.ensure_registry(ctx.paths)
     done = [result]
@@ -186,7 +188,10 @@ def _hub_settings(ctx: Context) -> Any:
     """The hub's settings from the environment, for this command's Enclave home (`--home` wins)."""
     from hub.config import HubSettings
 
-    return HubSettings.from_env({**os.environ, "ENCLAVE_HOME": str(ctx.paths.home)})
+    try:
+        return HubSettings.from_env({**os.environ, "ENCLAVE_HOME": str(ctx.paths.home)})
+    except ValueError as exc:  # a setting the admin must correct, said in full
+        raise FabricError(str(exc)) from exc
 
 
 def _serve_foreground(ctx: Context) -> None:
@@ -198,7 +203,7 @@ def _serve_foreground(ctx: Context) -> None:
     settings = _hub_settings(ctx)
     click.echo("\nStarting JupyterHub, its proxy and the airlock service ...")
     process = lifecycle.start(settings)
-    click.echo(f"\nEnclave is running at {settings.url}/  (hub log: {ctx.paths.hub / 'jupyterhub.log'})")
+    click.echo(f"\nEnclave is running at {settings.public_url}/  (hub log: {ctx.paths.hub / 'jupyterhub.log'})")
     click.echo("Log in as alice (password, then the code), start the cardio-risk workspace, and open")
     click.echo("cardiac_risk.ipynb in it: it reads all three modalities with Dask, logs a model to MLflow and writes")
     click.echo("a table and a figure to /project/outputs; the Airlock menu submits them for review by carol and dave.")
@@ -575,14 +580,14 @@ def up(ctx: Context, foreground: bool) -> None:
     from hub import lifecycle
     from provisioning.workspace_env import ensure_workspace_env
 
+    settings = _hub_settings(ctx)  # a setting to correct is said before the host is touched
     for step in [ensure_workspace_env(ctx.paths.workspace_env), *_apply_host(ctx)]:
         click.echo(f"  {step.step:<12} {step.detail}")
     if foreground:
         _serve_foreground(ctx)
         return
-    settings = _hub_settings(ctx)
     process = lifecycle.start(settings)
-    click.echo(f"Enclave is running at {settings.url}/ (hub pid {process.pid}); `enclave down` stops it.")
+    click.echo(f"Enclave is running at {settings.public_url}/ (hub pid {process.pid}); `enclave down` stops it.")
 
 
 @main.command()

@@ -1,6 +1,8 @@
 """`enclave up`, `enclave status` and `enclave down` as an admin runs them: the hub starts in the background on the
-configured loopback port, status reports it (exit 0) and which workspaces are open, down stops the hub, the proxy
-and the airlock service (status then exits 3), and a second `up` while running is refused. Root only."""
+configured loopback port, both say the address a person opens (`http://localhost:PORT`: on loopback each person and
+the airlock get origins of their own by default), status reports it (exit 0) and which workspaces are open, down
+stops the hub, the proxy and the airlock service (status then exits 3), and a second `up` while running is refused.
+Root only."""
 
 from __future__ import annotations
 
@@ -38,12 +40,16 @@ def test_up_status_down(tmp_path, cohort, workspace_env):
         assert enclave("status").returncode == 3
         up = enclave("up")
         assert up.returncode == 0, up.stdout + up.stderr
-        assert f"http://127.0.0.1:{public}/" in up.stdout
-        assert requests.get(f"http://127.0.0.1:{public}/hub/login", timeout=10).status_code == 200
-        assert requests.get(f"http://127.0.0.1:{public}/services/airlock/", timeout=10, allow_redirects=False).ok
+        assert f"running at http://localhost:{public}/ " in up.stdout
+        assert requests.get(f"http://localhost:{public}/hub/login", timeout=10).status_code == 200
+        airlock = requests.get(f"http://localhost:{public}/services/airlock/", timeout=10)  # on its own origin
+        assert airlock.ok and any(
+            r.url.startswith(f"http://airlock--service.localhost:{public}/") for r in airlock.history
+        )
 
         state = enclave("status")
-        assert state.returncode == 0 and "answering" in state.stdout and "workspaces 0 open" in state.stdout
+        assert state.returncode == 0 and f"answering at http://localhost:{public}/" in state.stdout
+        assert "workspaces 0 open" in state.stdout
         again = enclave("up")
         assert again.returncode == 1 and "already running" in again.stderr
 

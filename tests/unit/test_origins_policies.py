@@ -9,7 +9,7 @@ import re
 import pytest
 from traitlets.config import Config
 
-from hub.config import HubSettings
+from hub.config import HubSettings, apply_config
 from hub.origins import ServiceOriginRedirect, apply_origins, subdomain_host
 from tests.workspace_env import REPO
 
@@ -85,14 +85,69 @@ def test_subdomain_host_refuses_anything_else(value):
 
 
 def test_the_setting_reaches_jupyterhub(tmp_path):
-    assert HubSettings.from_env({"ENCLAVE_HOME": str(tmp_path)}).subdomain_host == ""
     settings = HubSettings.from_env(
         {"ENCLAVE_HOME": str(tmp_path), "ENCLAVE_SUBDOMAIN_HOST": "https://tre.example.org"}
     )
-    assert settings.subdomain_host == "https://tre.example.org"
+    assert settings.subdomain_host == "https://tre.example.org" and settings.public_url == "https://tre.example.org"
     c = Config()
     apply_origins(c, "")
     assert "subdomain_host" not in c.JupyterHub
     apply_origins(c, settings.subdomain_host)
     assert c.JupyterHub.subdomain_host == "https://tre.example.org"
     assert (r"/services/([^/]+)/(.*)", ServiceOriginRedirect) in c.JupyterHub.extra_handlers
+
+
+@pytest.mark.parametrize("ip", [{}, {"ENCLAVE_HUB_IP": "127.0.0.1"}, {"ENCLAVE_HUB_IP": "::1"}])
+def test_a_hub_on_loopback_is_on_localhost_subdomains_by_default(tmp_path, ip):
+    settings = HubSettings.from_env({"ENCLAVE_HOME": str(tmp_path), **ip})
+    assert settings.subdomain_host == "http://localhost:8000"
+    assert settings.public_url == "http://localhost:8000"  # what `enclave up` and `enclave demo` print
+    c = Config()
+    apply_config(c, settings)
+    assert c.JupyterHub.subdomain_host == "http://localhost:8000"
+    assert c.JupyterHub.bind_url == settings.url  # the proxy still listens on the hub's address
+
+
+def test_the_default_follows_the_hub_port(tmp_path):
+    settings = HubSettings.from_env({"ENCLAVE_HOME": str(tmp_path), "ENCLAVE_HUB_PORT": "9123"})
+    assert settings.subdomain_host == "http://localhost:9123" and settings.url == "http://127.0.0.1:9123"
+
+
+@pytest.mark.parametrize("off", ["off", "OFF"])
+def test_off_is_one_origin(tmp_path, off):
+    settings = HubSettings.from_env({"ENCLAVE_HOME": str(tmp_path), "ENCLAVE_SUBDOMAIN_HOST": off})
+    assert settings.subdomain_host == "" and settings.public_url == "http://127.0.0.1:8000"
+    c = Config()
+    apply_config(c, settings)
+    assert "subdomain_host" not in c.JupyterHub
+
+
+@pytest.mark.parametrize("ip", ["0.0.0.0", "10.1.2.3", "2001:db8::1", "127.0.0.2"])
+def test_a_hub_elsewhere_needs_its_public_name_or_off(tmp_path, ip):
+    env = {"ENCLAVE_HOME": str(tmp_path), "ENCLAVE_HUB_IP": ip}
+    with pytest.raises(ValueError, match="ENCLAVE_SUBDOMAIN_HOST") as refused:
+        HubSettings.from_env(env)
+    assert "https://enclave.example.org" in str(refused.value) and "`off`" in str(refused.value)
+    assert HubSettings.from_env({**env, "ENCLAVE_SUBDOMAIN_HOST": "off"}).subdomain_host == ""
+    named = HubSettings.from_env({**env, "ENCLAVE_SUBDOMAIN_HOST": "https://enclave.example.org"})
+    assert named.public_url == "https://enclave.example.org"
+
+
+def test_the_hub_process_reads_back_what_enclave_up_chose(tmp_path):
+    """`enclave up` passes its settings to the hub in the environment; one origin must stay one origin there."""
+    from hub.lifecycle import hub_environment
+
+    for chosen in ("off", "", "https://enclave.example.org"):
+        settings = HubSettings.from_env({"ENCLAVE_HOME": str(tmp_path), "ENCLAVE_SUBDOMAIN_HOST": chosen})
+        assert HubSettings.from_env(hub_environment(settings)) == settings
+
+
+def test_the_command_line_says_what_to_set_on_a_public_address(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from provisioning.cli import main
+
+    monkeypatch.setenv("ENCLAVE_HUB_IP", "0.0.0.0")
+    monkeypatch.delenv("ENCLAVE_SUBDOMAIN_HOST", raising=False)
+    result = CliRunner().invoke(main, ["--home", str(tmp_path), "status"])
+    assert result.exit_code == 1 and "set ENCLAVE_SUBDOMAIN_HOST" in result.output, result.output

@@ -1,10 +1,12 @@
 """Shared fixtures: a small synthetic cohort generated once per session, and Enclave homes provisioned from it
-through the real code paths (registry, consent import, projects, materialisation)."""
+through the real code paths (registry, consent import, projects, materialisation); and `*.localhost` names resolved
+to loopback in the test process, as browsers resolve them."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,30 @@ import pytest
 from tests.provisioned import Enclave, provision
 
 COHORT = {"patients": 240, "sites": 3, "seed": 11}
+
+
+def resolve_localhost_like_a_browser(getaddrinfo):
+    """`getaddrinfo` that answers 127.0.0.1 for `localhost` and every `*.localhost` name (RFC 6761), as Chromium and
+    Firefox do, and passes every other name on. Enclaves under test serve each person on `NAME.localhost:PORT`
+    (hub/origins.py), and the system's resolver knows only `localhost` itself."""
+
+    def resolve(host, port, family=0, type=0, proto=0, flags=0):
+        name = (host.decode() if isinstance(host, bytes) else host or "").lower().rstrip(".")
+        if (name == "localhost" or name.endswith(".localhost")) and family in (0, socket.AF_INET):
+            return getaddrinfo("127.0.0.1", port, socket.AF_INET, type, proto, flags)
+        return getaddrinfo(host, port, family, type, proto, flags)
+
+    return resolve
+
+
+@pytest.fixture(scope="session", autouse=True)
+def localhost_names() -> Iterator[None]:
+    """Python clients in the test process (requests, tornado's websocket client) reach `NAME.localhost:PORT` as a
+    browser does, for the whole session."""
+    original = socket.getaddrinfo
+    socket.getaddrinfo = resolve_localhost_like_a_browser(original)
+    yield
+    socket.getaddrinfo = original
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,8 +4,12 @@ loopback ports, provisioned through the real steps, and people using it the way 
 `running_enclave(tmp)` provisions a small demo cohort, the demo project (alice and bob researchers, carol and dave
 output checkers) and a second project `echo-study` where alice is a researcher, applies the host rules (project
 accounts, folders, an nftables table of the test's own name), starts the hub with `hub.lifecycle.start` and stops
-everything after. `Person` logs in with password + TOTP, spawns and stops workspaces through the hub's REST API with
-the browser's cookies and XSRF token, and runs code in a workspace's kernel over its websocket, as JupyterLab does.
+everything after. Like the product's default, the hub is on `http://localhost:PORT`, each person's workspaces on
+`http://NAME.localhost:PORT` and the airlock on `http://airlock--service.localhost:PORT` (hub/origins.py; the test
+process resolves these names as browsers do, tests/conftest.py); `subdomains=False` gives one origin,
+`http://127.0.0.1:PORT`. `Person` logs in with password + TOTP, spawns and stops workspaces through the hub's REST
+API with the browser's cookies and XSRF token, and runs code in a workspace's kernel over its websocket, as
+JupyterLab does, each request carrying the cookies of its own origin only.
 
 Root only (workspaces run as project accounts in bubblewrap); tests using it skip with the reason otherwise.
 """
@@ -22,7 +26,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -61,7 +67,24 @@ class RunningEnclave:
 
     @property
     def url(self) -> str:
-        return self.settings.url
+        """The hub's address, as a person opens it (its cookies are on this name)."""
+        return self.settings.public_url
+
+    def origin(self, user: str) -> str:
+        """Where `user`'s workspaces are served: `http://USER.localhost:PORT`, or the hub's address on one origin."""
+        return self._subdomain(user)
+
+    @property
+    def airlock(self) -> str:
+        """Where the airlock is served: `http://airlock--service.localhost:PORT`, or the hub's address."""
+        return self._subdomain("airlock--service")
+
+    def _subdomain(self, name: str) -> str:
+        # JupyterHub's default ("idna") subdomain hook: NAME.HOST for a person, NAME--service.HOST for a service
+        if not self.settings.subdomain_host:
+            return self.url
+        scheme, netloc = self.settings.subdomain_host.split("://", 1)
+        return f"{scheme}://{name}.{netloc}"
 
     def person(self, name: str) -> Person:
         """`name`, logged in (once per test session of this Enclave)."""
@@ -88,6 +111,75 @@ class RunningEnclave:
             registry.close()
 
 
+def localhost_name(host: str) -> bool:
+    return host == "localhost" or host.endswith(".localhost")
+
+
+class BrowserCookiePolicy(DefaultCookiePolicy):
+    """Cookies matched to `localhost` names as a browser matches them (RFC 6265): http.cookiejar takes a host with no
+    dot for `HOST.local`, so it refuses the session cookie JupyterHub sets with `domain=localhost` and never sends it
+    back; and a host-only cookie goes to its own host alone, never to a subdomain. Other names: the default."""
+
+    def __init__(self) -> None:
+        super().__init__(strict_ns_domain=DefaultCookiePolicy.DomainStrictNonDomain)
+
+    def set_ok_domain(self, cookie, request) -> bool:
+        host = urlsplit(request.get_full_url()).hostname or ""
+        if localhost_name(host) and cookie.domain_specified:
+            return domain_match(host, cookie.domain)
+        return super().set_ok_domain(cookie, request)
+
+    def domain_return_ok(self, domain, request) -> bool:
+        if localhost_name(urlsplit(request.get_full_url()).hostname or ""):
+            return True  # return_ok_domain decides, cookie by cookie
+        return super().domain_return_ok(domain, request)
+
+    def return_ok_domain(self, cookie, request) -> bool:
+        host = urlsplit(request.get_full_url()).hostname or ""
+        if not localhost_name(host):
+            return super().return_ok_domain(cookie, request)
+        if cookie.domain_specified:
+            return domain_match(host, cookie.domain)
+        return cookie.domain in (host, f"{host}.local")  # how http.cookiejar stores a dotless host's own cookies
+
+
+def domain_match(host: str, domain: str) -> bool:
+    domain = domain.lstrip(".")
+    return host == domain or host.endswith(f".{domain}")
+
+
+class BrowserSession(requests.Session):
+    """A `requests` session whose cookies behave as a browser's on `localhost` names (BrowserCookiePolicy)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cookies.set_policy(BrowserCookiePolicy())
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        prepared = super().prepare_request(request)
+        # requests merges the session's cookies into a new jar of the default policy; choose them again with ours
+        # (redirects copy the jar with its policy)
+        prepared._cookies.set_policy(self.cookies.get_policy())
+        prepared.headers.pop("Cookie", None)
+        prepared.prepare_cookies(prepared._cookies)
+        return prepared
+
+
+def cookie_header(http: requests.Session, url: str) -> str:
+    """The `Cookie` header `http` sends to `url`: that origin's and path's cookies only (for websockets, which
+    requests does not open)."""
+    return requests.cookies.get_cookie_header(http.cookies, requests.Request("GET", url)) or ""
+
+
+def cookie_for(http: requests.Session, url: str, name: str) -> str:
+    """The value of cookie `name` that `http` sends to `url`, or ""."""
+    for pair in cookie_header(http, url).split("; "):
+        key, _, value = pair.partition("=")
+        if key == name:
+            return value
+    return ""
+
+
 @dataclass
 class Person:
     enclave: RunningEnclave
@@ -96,7 +188,7 @@ class Person:
 
     @classmethod
     def log_in(cls, enclave: RunningEnclave, name: str) -> Person:
-        http = requests.Session()
+        http = BrowserSession()
         page = http.get(f"{enclave.url}/hub/login", timeout=30)
         xsrf = XSRF.search(page.text).group(1)
         data = {"username": name, "password": enclave.passwords[name], "otp": enclave.totp(name), "_xsrf": xsrf}
@@ -105,7 +197,7 @@ class Person:
         return cls(enclave, name, http)
 
     def hub_xsrf(self) -> dict[str, str]:
-        return {"X-XSRFToken": self.http.cookies.get("_xsrf", path="/hub/") or ""}
+        return {"X-XSRFToken": cookie_for(self.http, f"{self.enclave.url}/hub/", "_xsrf")}
 
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         """The hub's REST API as the browser calls it: session cookie plus XSRF header."""
@@ -141,16 +233,24 @@ class Person:
             assert time.monotonic() < deadline, "the workspace did not stop"
             time.sleep(0.1)
 
+    @property
+    def origin(self) -> str:
+        """Where this person's workspaces are served (their own origin, with subdomains)."""
+        return self.enclave.origin(self.name)
+
     def server(self, project: str) -> str:
-        return f"{self.enclave.url}/user/{self.name}/{project}"
+        return f"{self.origin}/user/{self.name}/{project}"
 
     def open_workspace(self, project: str) -> requests.Response:
         """GET the workspace (following the hub's OAuth redirects), so its own cookies are set, as in a browser."""
         return self.http.get(f"{self.server(project)}/lab", timeout=60)
 
     def server_xsrf(self, project: str) -> dict[str, str]:
-        path = f"/user/{self.name}/{project}/"
-        return {"X-XSRFToken": self.http.cookies.get("_xsrf", path=path) or ""}
+        return {"X-XSRFToken": cookie_for(self.http, f"{self.server(project)}/", "_xsrf")}
+
+    def cookie_header(self, url: str) -> str:
+        """The cookies this person's browser sends to `url`."""
+        return cookie_header(self.http, url)
 
     def workspace(self, method: str, project: str, path: str, **kwargs) -> requests.Response:
         """A request to the workspace's own server (its REST API, /files, /nbconvert...)."""
@@ -175,9 +275,9 @@ class Person:
             self.workspace("DELETE", project, f"/api/kernels/{kernel}")
 
     async def _execute(self, project: str, kernel: str, code: str, timeout: float) -> str:
-        url = self.server(project).replace("http://", "ws://") + f"/api/kernels/{kernel}/channels"
-        cookies = "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
-        request = HTTPRequest(url, headers={"Cookie": cookies, **self.server_xsrf(project)})
+        url = f"{self.server(project)}/api/kernels/{kernel}/channels"
+        headers = {"Cookie": self.cookie_header(url), **self.server_xsrf(project)}
+        request = HTTPRequest(url.replace("http://", "ws://"), headers=headers)
         ws = await websocket_connect(request)
         msg_id = uuid.uuid4().hex
         ws.write_message(
@@ -233,10 +333,10 @@ def provision(home: Path, cohort: Path, second_extra: str = "") -> tuple[Paths, 
 
 @contextlib.contextmanager
 def running_enclave(
-    home: Path, cohort: Path, *, second_extra: str = "", subdomains: bool = False
+    home: Path, cohort: Path, *, second_extra: str = "", subdomains: bool = True
 ) -> Iterator[RunningEnclave]:
-    """`subdomains`: the hub serves people and services on their own origins under http://localhost:PORT
-    (hub/origins.py)."""
+    """`subdomains` (the product's default): the hub serves people and services on their own origins under
+    http://localhost:PORT (hub/origins.py); False: one origin, http://127.0.0.1:PORT."""
     paths, passwords = provision(home, cohort, second_extra)
     table = f"enclave_egress_t{secrets.token_hex(3)}"
     ensure_host(paths, {DEMO: ["alice", "bob"], SECOND_PROJECT: ["alice"]}, egress_table=table)
@@ -244,7 +344,7 @@ def running_enclave(
     host = f"http://localhost:{public}" if subdomains else ""
     settings = HubSettings(home=paths.home, port=public, proxy_api_port=proxy_api, airlock_port=airlock,
                            subdomain_host=host)  # fmt: skip
-    env = {"ENCLAVE_WORKSPACE_ENV": str(workspace_env()), "ENCLAVE_SUBDOMAIN_HOST": host}
+    env = {"ENCLAVE_WORKSPACE_ENV": str(workspace_env()), "ENCLAVE_SUBDOMAIN_HOST": host or "off"}
     previous = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     process = None

@@ -191,7 +191,7 @@ def test_a_terminal_is_confined_as_a_kernel_is(alice_in_demo):
 async def terminal(person, name: str, line: str, timeout: float = 60) -> str:
     """Type `line` into a workspace terminal over its websocket, as JupyterLab does; what it printed."""
     url = person.server(DEMO).replace("http://", "ws://") + f"/terminals/websocket/{name}"
-    cookies = "; ".join(f"{c.name}={c.value}" for c in person.http.cookies)
+    cookies = person.cookie_header(url.replace("ws://", "http://", 1))
     ws = await websocket_connect(HTTPRequest(url, headers={"Cookie": cookies, **person.server_xsrf(DEMO)}))
     ws.write_message(json.dumps(["stdin", line + "\r"]))
     seen = ""

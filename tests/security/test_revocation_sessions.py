@@ -26,7 +26,7 @@ from fabric.db import Registry
 from fabric.models import ProjectMember
 from hub import revocation
 from provisioning.cli import main
-from tests.workspace_hub import DEMO, Person, RunningEnclave, needs_enclave
+from tests.workspace_hub import DEMO, BrowserSession, Person, RunningEnclave, cookie_for, needs_enclave
 
 pytestmark = [pytest.mark.security, needs_enclave, pytest.mark.timeout(900)]
 
@@ -59,7 +59,7 @@ def remove(enclave: RunningEnclave, name: str) -> None:
 
 def copy_of(person: Person) -> requests.Session:
     """Someone holding a copy of the person's cookies (a stolen or left-behind browser profile)."""
-    thief = requests.Session()
+    thief = BrowserSession()
     thief.cookies.update(person.http.cookies)
     return thief
 
@@ -67,15 +67,14 @@ def copy_of(person: Person) -> requests.Session:
 def places(enclave: RunningEnclave, person: Person) -> dict[str, Callable[[requests.Session], bool]]:
     """Whether a browser with these cookies is let in: the hub API, the workspace (status, a new kernel, MLflow), the
     airlock. A redirect to a login is a refusal."""
-    url, name = enclave.url, person.name
-    server = f"{url}/user/{name}/{DEMO}"
+    url, server = enclave.url, person.server(DEMO)
 
     def hub(http: requests.Session) -> bool:
-        xsrf = {"X-XSRFToken": http.cookies.get("_xsrf", path="/hub/") or ""}
+        xsrf = {"X-XSRFToken": cookie_for(http, f"{url}/hub/", "_xsrf")}
         return http.get(f"{url}/hub/api/user", headers=xsrf, timeout=30, allow_redirects=False).status_code == 200
 
     def xsrf(http: requests.Session) -> dict[str, str]:
-        return {"X-XSRFToken": http.cookies.get("_xsrf", path=f"/user/{name}/{DEMO}/") or ""}
+        return {"X-XSRFToken": cookie_for(http, f"{server}/", "_xsrf")}
 
     def workspace(http: requests.Session) -> bool:
         answer = http.get(f"{server}/api/status", headers=xsrf(http), timeout=30, allow_redirects=False)
@@ -291,7 +290,7 @@ def test_every_cookie_carries_samesite(running_enclave):
     seen: list[str] = []
     person = new_person(enclave, "rv-ck")
     try:
-        http = requests.Session()  # log in again, watching every Set-Cookie on the way (redirects included)
+        http = BrowserSession()  # log in again, watching every Set-Cookie on the way (redirects included)
         http.hooks["response"].append(lambda r, *a, **k: seen.extend(r.raw.headers.getlist("Set-Cookie")))
         page = http.get(f"{enclave.url}/hub/login", timeout=30)
         data = {"username": person.name, "password": enclave.passwords[person.name], "otp": enclave.totp(person.name),

@@ -144,8 +144,8 @@ def test_a_researcher_cannot_mint_tokens_use_the_admin_api_or_anothers_workspace
     assert alice.api("POST", "/users/bob/servers/cardio-risk").status_code in (403, 404)
     assert alice.api("POST", "/users", json={"usernames": ["mallory"]}).status_code == 403
     assert alice.api("GET", "/proxy").status_code == 403
-    # bob's workspace through the proxy: the hub refuses alice at OAuth, whatever the server's state
-    bob_space = alice.http.get(f"{running_enclave.url}/user/bob/{DEMO}/api/contents", timeout=30)
+    # bob's workspace through the proxy, on his origin: the hub refuses alice at OAuth, whatever the server's state
+    bob_space = alice.http.get(f"{running_enclave.origin('bob')}/user/bob/{DEMO}/api/contents", timeout=30)
     assert bob_space.status_code in (403, 404, 424)
 
 

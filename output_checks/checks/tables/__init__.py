@@ -10,8 +10,9 @@ sites-only VCFs. Three questions, each over every row (streamed, never sampled):
 3. Does any cell hold an identifier? Each column's distinct values are screened once (Presidio and known
    identifiers); numeric columns only where a number could be an identifier; a column stops at its first block.
 
-The package splits by concept: `readers` (formats), `profile` (what each column holds), `persons` (question 1),
-`counts` (question 2), `acro` (ACRO's evidence); this module drives them over one table.
+The package splits by concept: `readers` (formats), `profile` (what each column holds), `persons` (question 1, with
+each column's role in `person_columns` and genotype columns in `sample_columns`), `counts` (question 2), `acro`
+(ACRO's evidence); this module drives them over one table.
 """
 
 from __future__ import annotations

@@ -1,0 +1,36 @@
+"""Every name a fabric package lists in `__all__` is importable from it: a notebook's `from fabric.readers import X`
+follows the list, so a name listed but never imported fails only there, at the researcher's first use."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import pytest
+
+import fabric
+
+pytestmark = pytest.mark.unit
+
+
+def _packages() -> list[str]:
+    # Packages only: their __init__ is where the public lists live, and importing fabric.migrations' env.py would
+    # run Alembic.
+    found = ["fabric"]
+    found += [m.name for m in pkgutil.walk_packages(fabric.__path__, "fabric.") if m.ispkg]
+    return sorted(found)
+
+
+def test_the_readers_package_is_among_those_checked() -> None:
+    assert {"fabric.readers", "fabric.clinical", "fabric.synthetic"} <= set(_packages())
+
+
+@pytest.mark.parametrize("name", _packages())
+def test_every_name_in_all_is_importable(name: str) -> None:
+    package = importlib.import_module(name)
+    listed = getattr(package, "__all__", [])
+    missing = [n for n in listed if not hasattr(package, n)]
+    assert not missing, f"{name}.__all__ lists names it does not define: {missing}"
+    namespace: dict[str, object] = {}
+    exec(f"from {name} import *", namespace)  # what a notebook's star import does with the list
+    assert set(listed) <= namespace.keys()

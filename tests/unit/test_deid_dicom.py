@@ -223,7 +223,7 @@ def test_returned_digest_is_that_of_the_written_file(tmp_path: Path) -> None:
 
 
 def test_direct_write_removes_its_partial_output_on_failure(tmp_path: Path) -> None:
-    from fabric.materialise import imaging
+    from fabric.materialise.files import write_hashed
 
     def fail_midway(fh) -> None:
         fh.write(b"DICM" * 100)
@@ -231,8 +231,8 @@ def test_direct_write_removes_its_partial_output_on_failure(tmp_path: Path) -> N
 
     dst = tmp_path / "staging" / "out.dcm"
     with pytest.raises(OSError, match="disk full"):
-        imaging._write(dst, fail_midway, atomic=False)
+        write_hashed(dst, fail_midway, atomic=False)
     assert not dst.exists() and list(dst.parent.iterdir()) == []
-    digest, size = imaging._write(dst, lambda fh: fh.write(b"ok"), atomic=False)
+    digest, size = write_hashed(dst, lambda fh: fh.write(b"ok"), atomic=False)
     assert dst.read_bytes() == b"ok" and size == 2
     assert digest == "2689367b205c16ce32ed4200942b8b8b1e262dfc70d9bc9fbc77c49699a4f1df"

@@ -17,7 +17,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, Imp
 from test_deid_dicom import make_dicom
 
 from fabric.errors import InvalidInputError
-from fabric.materialise import imaging
+from fabric.materialise import deid_fast_path, deid_pydicom, deid_recipe, imaging
 
 pytestmark = pytest.mark.unit
 
@@ -35,9 +35,9 @@ def oracle(src: Path, work: Path) -> bool:
     for path in (fast, slow):
         path.unlink(missing_ok=True)
     with imaging._quiet():
-        taken = imaging._deidentify_fast(src, fast, PSEUDONYM, KEY)
+        taken = deid_fast_path.deidentify_fast(src, fast, PSEUDONYM, KEY)
         try:
-            imaging._deidentify_pydicom(src, slow, PSEUDONYM, KEY)
+            deid_pydicom.deidentify(src, slow, PSEUDONYM, KEY)
         except InvalidInputError:
             assert not taken, f"{src.name}: the fast path accepted a file the pydicom path rejects"
             assert not fast.exists()
@@ -134,7 +134,7 @@ def test_public_api_uses_the_fast_path(cohort_files: list[Path], tmp_path: Path,
     def refuse(*_args: object) -> None:
         raise AssertionError("fell back to pydicom")
 
-    monkeypatch.setattr(imaging, "_deidentify_pydicom", refuse)
+    monkeypatch.setattr(deid_pydicom, "deidentify", refuse)
     pairs = [(src, tmp_path / "view" / f"{n}.dcm") for n, src in enumerate(cohort_files[:20])]
     imaging.deidentify_dicom_many(pairs, pseudonym=PSEUDONYM, key=KEY)
     out = pydicom.dcmread(pairs[0][1])
@@ -285,14 +285,14 @@ def test_encapsulated_damage_declined(tmp_path: Path) -> None:
 
 def test_blank_rule_matches_pydicom(tmp_path: Path, monkeypatch) -> None:
     """The default recipe blanks only sequences (declined); a recipe that blanks a plain element is handled."""
-    plan = imaging._plan
-    monkeypatch.setattr(imaging, "_plan", lambda tag: imaging.BLANK if tag == 0x00080020 else plan(tag))
-    imaging._fast_action.cache_clear()
+    plan = deid_recipe.plan
+    monkeypatch.setattr(deid_recipe, "plan", lambda tag: deid_recipe.BLANK if tag == 0x00080020 else plan(tag))
+    deid_fast_path._fast_action.cache_clear()
     try:
         assert oracle(write(tmp_path, "x.dcm", part10(image(StudyDate=b"2023070"))), tmp_path)
         assert pydicom.dcmread(tmp_path / "fast" / "out.dcm").StudyDate == ""
     finally:
-        imaging._fast_action.cache_clear()
+        deid_fast_path._fast_action.cache_clear()
 
 
 def test_truncations_and_flips_agree(cohort_files: list[Path], tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""Materialising a project's view: the consent filter, pseudonym assignment, per-modality de-identified copies,
-the manifest, and the atomic publish that swaps the project's `data` link to a complete new build.
+"""Materialising a project's view: the build that runs the per-modality de-identified copies in parallel over the
+plan (plan.py: the consent filter and pseudonym assignment), the manifest, and the atomic publish that swaps the
+project's `data` link to a complete new build.
 
 A build is written into a staging folder and only renamed into place and linked once every file is written and
 hashed; any failure removes the staging folder and leaves the published view as it was.
@@ -21,56 +22,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-from sqlalchemy import select
 from tqdm import tqdm
 
 from fabric import audit
-from fabric.clinical import open_site_clinical
-from fabric.clinical.schema import DRUG_CLASSES, IDENTIFYING, VIEW_SCHEMAS
 from fabric.config import Paths
-from fabric.consent import state_in_force
 from fabric.db import Registry
 from fabric.errors import FabricError
+from fabric.materialise.clinical import write_clinical
 from fabric.materialise.files import sha256_file
 from fabric.materialise.genomics import materialise_bam, materialise_vcf, observed_sites
 from fabric.materialise.imaging import deidentify_dicom_many
-from fabric.models import ConsentEvent, Dataset, PatientRecord, ProjectBuild
-from fabric.projects import get_project, project_spec, resolve_datasets
-from fabric.pseudonyms import load_or_create_key, pseudonym, rekey_uid
+from fabric.materialise.plan import BuildPlan, DatasetPlan, plan_build
+from fabric.models import ProjectBuild
+from fabric.pseudonyms import load_or_create_key, rekey_uid
 
 MANIFEST = "MANIFEST.json"
 # Owner and the project's Unix group may list and read; nobody may write. The group is the project's (provisioning).
 VIEW_DIR_MODE = stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP
 IMAGING_BATCH = 4  # studies per worker task: large enough to amortise task overhead, small for a smooth bar
-
-
-@dataclass(frozen=True)
-class DatasetPlan:
-    """What to copy from one dataset: its patients' local ids mapped to (enclave patient id, pseudonym)."""
-
-    id: str
-    site: str
-    modality: str
-    format: str
-    location: Path
-    checksum: str
-    members: dict[str, tuple[str, str]]
-
-
-@dataclass
-class BuildPlan:
-    project: str
-    purpose: str
-    commercial: bool
-    compute: dict
-    datasets: list[DatasetPlan]
-    eligible: int
-    excluded: int
-
-    def pseudonyms(self) -> set[str]:
-        return {pseudo for d in self.datasets for _pid, pseudo in d.members.values()}
 
 
 @dataclass
@@ -83,91 +52,6 @@ class BuildSummary:
     files: int
     bytes: int
     modalities: dict[str, int] = field(default_factory=dict)
-
-
-def plan_build(registry: Registry, paths: Paths, name: str, *, on: datetime | None = None) -> BuildPlan:
-    """Decide who and what goes into the view: patients in the project's datasets whose consent in force covers
-    the project's purpose, each with the project's pseudonym."""
-    with registry.session() as session:
-        project = get_project(session, name)
-        spec = project_spec(project)
-        dataset_ids = resolve_datasets(session, spec)
-        datasets = session.scalars(select(Dataset).where(Dataset.id.in_(dataset_ids)).order_by(Dataset.id)).all()
-        records = session.execute(
-            select(PatientRecord.dataset_id, PatientRecord.local_id, PatientRecord.patient_id).where(
-                PatientRecord.dataset_id.in_(dataset_ids)
-            )
-        ).all()
-        by_dataset: dict[str, list[tuple[str, str]]] = {}
-        patient_ids: set[str] = set()
-        for dataset_id, local_id, patient_id in records:
-            by_dataset.setdefault(dataset_id, []).append((local_id, patient_id))
-            patient_ids.add(patient_id)
-        events: dict[str, list[ConsentEvent]] = {}
-        for event in session.scalars(select(ConsentEvent).where(ConsentEvent.patient_id.in_(patient_ids))):
-            events.setdefault(event.patient_id, []).append(event)
-        day = (on or datetime.now(UTC)).date()
-        eligible = {
-            pid
-            for pid in patient_ids
-            if (state := state_in_force(events.get(pid, []), day)) is not None
-            and state.covers(spec.purpose, commercial=spec.commercial)
-        }
-        key = load_or_create_key(paths.project_key(name))
-        names = {pid: pseudonym(key, pid) for pid in eligible}
-        plans = [
-            DatasetPlan(
-                id=d.id,
-                site=d.site_id,
-                modality=d.modality,
-                format=d.format,
-                location=Path(d.location),
-                checksum=d.checksum,
-                members={
-                    local: (pid, names[pid]) for local, pid in sorted(by_dataset.get(d.id, [])) if pid in eligible
-                },
-            )
-            for d in datasets
-        ]
-        return BuildPlan(
-            project=name,
-            purpose=spec.purpose,
-            commercial=spec.commercial,
-            compute=spec.compute.for_view(),
-            datasets=plans,
-            eligible=len(eligible),
-            excluded=len(patient_ids) - len(eligible),
-        )
-
-
-# ------------------------------------------------------------------------------------------------ clinical
-
-
-def _view_frame(table: str, chunk, plan: DatasetPlan) -> pa.Table:
-    """One source chunk -> rows of the view table: consented patients only, pseudonymised, identifiers dropped."""
-    mapping = {local: pseudo for local, (_pid, pseudo) in plan.members.items()}
-    chunk = chunk[chunk["mrn"].isin(mapping.keys())].copy()
-    chunk.insert(0, "pseudonym", chunk["mrn"].map(mapping))
-    chunk.insert(1, "site", plan.site)
-    if table == "patients":
-        chunk["year_of_birth"] = [d.year if d is not None else None for d in chunk["birth_date"]]
-    if table == "medications":
-        chunk["drug_class"] = chunk["drug"].map(DRUG_CLASSES).fillna("unclassified")
-    chunk = chunk.drop(columns=[c for c in chunk.columns if c in IDENTIFYING])
-    schema = VIEW_SCHEMAS[table]
-    return pa.Table.from_pandas(chunk[schema.names], schema=schema, preserve_index=False)
-
-
-def write_clinical(out: Path, plans: list[DatasetPlan]) -> None:
-    """Harmonise every clinical dataset into one Parquet file per table, streaming chunk by chunk."""
-    out.mkdir(parents=True)
-    clinical = [p for p in plans if p.modality == "clinical"]
-    for table, schema in VIEW_SCHEMAS.items():
-        with pq.ParquetWriter(out / f"{table}.parquet", schema, compression="zstd") as writer:
-            for plan in clinical:
-                reader = open_site_clinical(plan.location, plan.format, plan.site)
-                for chunk in reader.iter_table(table):
-                    writer.write_table(_view_frame(table, chunk, plan))
 
 
 # ------------------------------------------------------------------------------------------------ workers

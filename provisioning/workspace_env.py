@@ -55,7 +55,7 @@ def stamp_inputs(repo: Path = REPO) -> list[Path]:
         repo / "provisioning" / "workspace_env.py",
         *_files(images / "jupyter"),
         *_files(images / "enclave_workspace"),
-        *(p for p in _files(repo / "fabric") if p.suffix == ".py"),
+        *(p for p in _files(repo / "fabric") if p.suffix in (".py", ".yaml")),
     ]
     missing = [str(p.relative_to(repo)) for p in inputs if not p.is_file()]
     if missing:

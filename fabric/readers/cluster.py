@@ -8,31 +8,55 @@ Inside a workspace the dashboard listens on $ENCLAVE_DASK_DASHBOARD (a loopback 
 jupyter-server-proxy route `dask` forwards to), and the client's dashboard link goes through the hub
 (`{JUPYTERHUB_SERVICE_PREFIX}dask/status`), since the browser cannot reach the sandbox's loopback directly.
 Elsewhere the dashboard takes any free port and the link is Dask's own.
+
+Its defaults live in cluster.yaml beside this module, registered with `dask.config` at import under
+`enclave.local`, so a notebook (`dask.config.set`), a Dask config file or a DASK_ENCLAVE__... variable can change
+them; the project's limits in MANIFEST.json and the arguments of `start_client` come first.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dask
+import yaml
 from distributed import Client
 
 from fabric.errors import FabricError
 
-DEFAULTS: dict[str, Any] = {"dask_workers": 2, "threads_per_worker": 1, "memory_limit": "4GiB"}
+CONFIG_FILE = Path(__file__).with_name("cluster.yaml")
+CONFIG = "enclave.local"  # the LocalCluster's section of the Dask config
+# Each compute limit of MANIFEST.json, and the key of CONFIG that supplies it when the manifest states none.
+LIMIT_KEYS = {"dask_workers": "n-workers", "threads_per_worker": "threads-per-worker", "memory_limit": "memory-limit"}
 ENV_DASHBOARD = "ENCLAVE_DASK_DASHBOARD"
 ENV_SERVICE_PREFIX = "JUPYTERHUB_SERVICE_PREFIX"
 DASHBOARD_ROUTE = "dask"  # the workspace's jupyter-server-proxy route to the dashboard port
 
 
+def register_defaults(path: Path = CONFIG_FILE) -> None:
+    """Add cluster.yaml to Dask's defaults: below every config file, variable and `dask.config.set`, and kept by
+    `dask.config.refresh()`. Nothing is copied into ~/.config/dask: a copy there would pin the values it held."""
+    with path.open(encoding="utf-8") as fh:
+        dask.config.update_defaults(yaml.safe_load(fh))
+
+
+register_defaults()
+
+
+def default_limits() -> dict[str, Any]:
+    """The compute limits a view whose manifest states none gets, read from the Dask config now."""
+    return {limit: dask.config.get(f"{CONFIG}.{key}") for limit, key in LIMIT_KEYS.items()}
+
+
 def compute_limits(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The manifest's `compute` section over the defaults; FabricError if it is malformed."""
+    """The manifest's `compute` section over the configured defaults; FabricError if it is malformed."""
     compute = manifest.get("compute") or {}
     if not isinstance(compute, dict):
         raise FabricError(f"MANIFEST.json 'compute' must be an object, not {type(compute).__name__}")
-    limits = {**DEFAULTS, **{k: v for k, v in compute.items() if k in DEFAULTS}}
+    limits = {**default_limits(), **{k: v for k, v in compute.items() if k in LIMIT_KEYS}}
     for key in ("dask_workers", "threads_per_worker"):
         if not isinstance(limits[key], int) or isinstance(limits[key], bool) or limits[key] < 1:
             raise FabricError(f"MANIFEST.json compute.{key} must be a positive integer, not {limits[key]!r}")
@@ -40,9 +64,10 @@ def compute_limits(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def dashboard_address(environ: Mapping[str, str] | None = None) -> str:
-    """Where the dashboard listens: $ENCLAVE_DASK_DASHBOARD in a workspace, else any free port."""
+    """Where the dashboard listens: $ENCLAVE_DASK_DASHBOARD in a workspace, else the configured address (any free
+    port unless changed)."""
     environ = os.environ if environ is None else environ
-    return environ.get(ENV_DASHBOARD, "").strip() or ":0"
+    return environ.get(ENV_DASHBOARD, "").strip() or str(dask.config.get(f"{CONFIG}.dashboard-address"))
 
 
 def dashboard_link(environ: Mapping[str, str] | None = None) -> str | None:
@@ -60,19 +85,16 @@ def dashboard_link(environ: Mapping[str, str] | None = None) -> str | None:
     return link.replace("{", "{{").replace("}", "}}")
 
 
-def start_client(
+def cluster_options(
     manifest: dict[str, Any],
     n_workers: int | None = None,
     threads_per_worker: int | None = None,
     memory_limit: str | int | None = None,
-    processes: bool = True,
+    processes: bool | None = None,
     **cluster_kwargs: Any,
-) -> Client:
-    """A Client on a new `distributed.LocalCluster`; arguments override the manifest limits, never exceed them.
-
-    The dashboard listens on `dashboard_address` if given, else on `dashboard_address()`; under JupyterHub the
-    client's `dashboard_link` points through the hub (see the module docstring).
-    """
+) -> dict[str, Any]:
+    """The LocalCluster's arguments: those given, within the manifest's limits, else the limits themselves; the
+    rest from the Dask config (`enclave.local`). FabricError for a request past a limit."""
     limits = compute_limits(manifest)
     workers = limits["dask_workers"] if n_workers is None else n_workers
     threads = limits["threads_per_worker"] if threads_per_worker is None else threads_per_worker
@@ -80,19 +102,36 @@ def start_client(
         raise FabricError(f"n_workers={workers}: this project allows 1 to {limits['dask_workers']} Dask workers")
     if threads < 1 or threads > limits["threads_per_worker"]:
         raise FabricError(f"threads_per_worker={threads}: this project allows 1 to {limits['threads_per_worker']}")
+    return {
+        "n_workers": workers,
+        "threads_per_worker": threads,
+        "memory_limit": limits["memory_limit"] if memory_limit is None else memory_limit,
+        "processes": bool(dask.config.get(f"{CONFIG}.processes")) if processes is None else processes,
+        "dashboard_address": cluster_kwargs.pop("dashboard_address", None) or dashboard_address(),
+        **cluster_kwargs,
+    }
+
+
+def start_client(
+    manifest: dict[str, Any],
+    n_workers: int | None = None,
+    threads_per_worker: int | None = None,
+    memory_limit: str | int | None = None,
+    processes: bool | None = None,
+    **cluster_kwargs: Any,
+) -> Client:
+    """A Client on a new `distributed.LocalCluster` (see `cluster_options`): arguments override the manifest's
+    limits and never exceed them; the manifest's limits override the configured defaults.
+
+    The dashboard listens on `dashboard_address` if given, else on `dashboard_address()`; under JupyterHub the
+    client's `dashboard_link` points through the hub (see the module docstring).
+    """
+    options = cluster_options(manifest, n_workers, threads_per_worker, memory_limit, processes, **cluster_kwargs)
     if link := dashboard_link():
         # Global on purpose: Client.dashboard_link reads the template whenever it is asked, not at start.
         dask.config.set({"distributed.dashboard.link": link})
     # The Client starts (and on close() stops) its own LocalCluster.
-    return Client(
-        n_workers=workers,
-        threads_per_worker=threads,
-        memory_limit=limits["memory_limit"] if memory_limit is None else memory_limit,
-        processes=processes,
-        dashboard_address=cluster_kwargs.pop("dashboard_address", None) or dashboard_address(),
-        set_as_default=True,
-        **cluster_kwargs,
-    )
+    return Client(**options, set_as_default=True)
 
 
 def current_client() -> Client | None:

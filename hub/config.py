@@ -1,7 +1,10 @@
-"""The hub's whole configuration, applied by one side-effect-free function to a traitlets Config.
+"""The hub's whole configuration, applied by one function to a traitlets Config.
 
-hub/jupyterhub_config.py is only `apply_config(c, HubSettings.from_env())`; tests apply it to a bare `Config()` and
-check it, and start real hubs from it. Settings come from the environment (what `enclave up` passes):
+It starts nothing, but it is not free of side effects: it opens the registry (creating or migrating its database)
+to read the accounts, and makes revocation's API token in the hub state folder when that folder exists and has
+none (hub/revocation.py). hub/jupyterhub_config.py is only `apply_config(c, HubSettings.from_env())`; tests apply
+it to a bare `Config()` and check it, and start real hubs from it. Settings come from the environment (what
+`enclave up` passes):
 
 | variable | default | what |
 | --- | --- | --- |

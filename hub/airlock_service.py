@@ -1,17 +1,17 @@
-"""The airlock web app as a JupyterHub managed service, for `jupyterhub_config.py`:
-
-    from hub.airlock_service import airlock_service, load_roles
-    c.JupyterHub.services = [airlock_service(home=ENCLAVE_HOME)]
-    c.JupyterHub.load_roles = [*load_roles()]
+"""The airlock web app as a JupyterHub managed service: `airlock_service` is its `c.JupyterHub.services` entry,
+which hub/config.py adds (`apply_config`), with the session settings in its environment (`apply_sessions`).
 
 The hub starts `enclave airlock web` with the environment a managed service gets (JUPYTERHUB_API_TOKEN,
 JUPYTERHUB_CLIENT_ID, JUPYTERHUB_SERVICE_PREFIX=/services/airlock/, JUPYTERHUB_SERVICE_URL, ...), proxies
-/services/airlock/ to it and is its OAuth provider. A visitor is identified by their own OAuth token, which must
-carry the scope `access:services!service=airlock`; `load_roles` grants it to hub users (every user by default,
-since what each person may see and do is decided by the release workflow from their project roles). The service
-itself needs no hub API scope: it only asks the hub who a visitor is, with the visitor's token, so it is given
-no role (least privilege). `oauth_no_confirm` skips the hub's "authorise this service?" page: the airlock is
-part of the platform, not a third party.
+/services/airlock/ to it (on its own origin, `airlock--service.HOST`, when the hub has a subdomain host:
+hub/origins.py) and is its OAuth provider. A visitor is identified by their own OAuth token, which must carry the
+scope `access:services!service=airlock`. Enclave's hub grants that scope to the `researchers` and
+`output-checkers` groups (hub/roles.py); what each person may see and do there is then decided by the release
+workflow from their project roles. `load_roles` grants it instead to named users and groups, or to every hub user,
+for a hub configured by hand (tests/integration/test_airlock_hub.py). The service itself needs no hub API scope: it
+only asks the hub who a visitor is, with the visitor's token, so it is given no role (least privilege).
+`oauth_no_confirm` skips the hub's "authorise this service?" page: the airlock is part of the platform, not a third
+party.
 
 The service runs as root (it owns the request store and the audit chain) but never parses a researcher's file
 itself: checks and previews run in the checker sandbox as `enclave-airlock-checks` (output_checks/sandbox), which

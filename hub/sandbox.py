@@ -1,10 +1,10 @@
 """The workspace sandbox as data: what a (user, project) workspace sees, and the bubblewrap command that builds it.
 
 A workspace runs under bubblewrap, started as root: new mount, PID, IPC, UTS, cgroup and network namespaces (the
-network namespace holds only loopback, so there is no route out), a file tree built from nothing but read-only
-system folders, the workspace environment and the project's folders, then `setpriv` drops to the project's Unix
-account with no capabilities and no way to regain privileges. The layout inside is a contract (docs/explanation/
-workspace-sandbox.md):
+network namespace holds only loopback, so there is no route out), a root that starts empty and gets only what the
+table below lists, then `setpriv` drops to the project's Unix account with no capabilities and no way to regain
+privileges; bwrap loads the seccomp filter of hub/seccomp.py just before the first command. The layout inside is a
+contract (docs/explanation/workspace-sandbox.md):
 
 | inside | host | access |
 | --- | --- | --- |
@@ -13,9 +13,14 @@ workspace-sandbox.md):
 | /project/mlflow | the project's MLflow store | read-write |
 | /home/USER | the user's home for this project | read-write |
 | /run/enclave | the workspace's runtime folder (its server socket) | read-write |
+| /run/hub | the hub's API socket folder, the only way out (none in a batch run) | read-only (connecting is allowed) |
 | the workspace environment | the same absolute path as on the host | read-only |
+| /usr and its /bin, /lib, ... links | the host's | read-only |
+| /etc | generated passwd, group, hosts, nsswitch.conf, and the few host files of `HOST_ETC` | read-only |
+| /tmp, /dev/shm | empty tmpfs | read-write |
 
-`SandboxLayout.argv` is pure: tests check every rule of the table without starting anything.
+`SandboxLayout.argv` starts nothing and writes nothing (it only looks at which host folders exist): tests check
+every rule of the table without starting anything.
 """
 
 from __future__ import annotations

@@ -38,7 +38,8 @@ DASHBOARD_ROUTE = "dask"  # the workspace's jupyter-server-proxy route to the da
 
 def register_defaults(path: Path = CONFIG_FILE) -> None:
     """Add cluster.yaml to Dask's defaults: below every config file, variable and `dask.config.set`, and kept by
-    `dask.config.refresh()`. Nothing is copied into ~/.config/dask: a copy there would pin the values it held."""
+    `dask.config.refresh()`. Unlike dask-jobqueue, no commented copy goes to ~/.config/dask: importing the readers
+    writes no file (cluster.yaml itself is the documentation)."""
     with path.open(encoding="utf-8") as fh:
         dask.config.update_defaults(yaml.safe_load(fh))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from traitlets.config.loader import PyFileConfigLoader
 
-from bench import workspaces
+from bench import workspace_hubs, workspaces
 from bench.__main__ import BENCHMARKS
 from fabric.projects import ProjectRole, ProjectSpec
 from provisioning.host import account_name
@@ -112,3 +112,25 @@ def test_failed_spawns_are_reported_and_missing_figures_shown_as_dashes() -> Non
     line = next(x for x in text.splitlines() if x.startswith("N at once: median"))
     assert line.split()[-5:-2] == ["10.00", "-", "-"]  # baseline, enclave, ratio
     assert "0/30" in text and "30/30" in text and "spawn refused: 500" in text
+
+
+def test_enclave_at_a_commit_gets_its_own_column_and_ratio() -> None:
+    """`--against COMMIT`: the commit's figures beside the others and this tree's ratio to them ("unchanged" is
+    measured against the code before, in the same run)."""
+    commit = "57c7665abcdef"
+    result = {"enclave": _system(1.5), "baseline": _system(1.0), f"enclave@{commit}": _system(1.2)}
+    result |= {"baseline_name": "plain JupyterHub", "against": [commit]}
+    result |= {"load_average_at_start": (1.0, 1.0, 1.0), "load_average_at_end": (2.0, 2.0, 2.0)}
+    result["ratios"] = workspaces.ratios(result)
+    result["ratios_to_commits"] = {commit: workspaces.ratios(result, f"enclave@{commit}")}
+    assert result["ratios_to_commits"][commit]["one spawn: median"] == pytest.approx(1.25)
+    text = workspaces.report(result)
+    header = text.strip().splitlines()[0].split()
+    assert header[-6:] == ["@57c7665", "enclave", "ratio", "vs", "@57c7665", "goal"]
+    line = next(x for x in text.splitlines() if x.startswith("one spawn: median"))
+    assert line.split()[4:9] == ["3.00", "3.60", "4.50", "1.50x", "1.25x"]
+    assert f"Enclave at commit {commit}" in text
+
+
+def test_the_driver_of_enclave_at_a_commit_is_valid_python() -> None:
+    compile(workspace_hubs.OLD_ENCLAVE, "OLD_ENCLAVE", "exec")

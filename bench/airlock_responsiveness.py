@@ -57,7 +57,10 @@ def _output(home: Path, size: int) -> Path:
 OLD_HOME = """
 import sys
 from pathlib import Path
-from bench.__main__ import provisioned_cohort
+try:
+    from bench.fabric_benchmarks import provisioned_cohort
+except ImportError:  # a tree from before make bench's benchmarks had modules of their own
+    from bench.__main__ import provisioned_cohort
 from bench import airlock_web
 home = provisioned_cohort(Path(sys.argv[1]), 300)
 airlock_web.populate(home, 50)

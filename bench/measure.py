@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -83,3 +84,22 @@ def run(command: list[str], *, env: dict[str, str] | None = None, cwd: Path | No
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:3])}… failed ({proc.returncode}):\n{stderr[-3000:]}")
     return Run(seconds, peak, stdout)
+
+
+# ------------------------------------------------------------------------------------------------ helpers of make bench
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def median_run(command: list[str], repeats: int) -> tuple[Run, list[Run]]:
+    runs = [run(command, cwd=ROOT) for _ in range(repeats)]
+    return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2], runs
+
+
+def task(name: str, *args: str) -> list[str]:
+    return [PYTHON, "-m", "bench.tasks", name, *args]

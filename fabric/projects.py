@@ -21,6 +21,22 @@ from fabric.models import Dataset, Project, ProjectMember
 
 PROJECT_NAME = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
 USERNAME = r"^[a-z_][a-z0-9_-]{0,31}$"
+ACCOUNT_PREFIX = "enclave-"  # each project's own Unix account, which its workspaces and runs use
+MAX_UNIX_NAME = 32  # useradd's limit on Linux (utmp's ut_user)
+
+
+def project_account_name(project: str) -> str:
+    """The project's Unix account, `enclave-PROJECT` (made by host provisioning, used by the hub's sandbox): SpecError
+    unless `project` is a project name whose account fits a Unix user name (at most 32 characters)."""
+    if not re.fullmatch(PROJECT_NAME, project):
+        raise SpecError(f"{project!r} is not a project name (lower case, digits and '-', 3-32 characters)")
+    name = ACCOUNT_PREFIX + project
+    if len(name) > MAX_UNIX_NAME:
+        raise SpecError(
+            f"project {project}: its Unix account {name} would be {len(name)} characters, over the limit of "
+            f"{MAX_UNIX_NAME}; host provisioning needs project names of at most {MAX_UNIX_NAME - len(ACCOUNT_PREFIX)}"
+        )
+    return name
 
 
 class ProjectRole(StrEnum):

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from fabric.config import Paths
 from fabric.db import Registry
 from fabric.models import Project, ProjectMember
-from fabric.projects import ProjectRole
+from fabric.projects import ProjectRole, project_account_name
 from hub import sandbox, seccomp
 from hub.authorisation import WorkspaceError, authorise_workspace
 from hub.limits import CgroupError, Limits, WorkspaceCgroup
@@ -186,10 +186,8 @@ def prepare(
 
 
 def _account(project: str) -> tuple[int, int]:
-    from provisioning.host import account_name  # provisioning's imports are heavy; the hub needs only this
-
     try:
-        entry = pwd.getpwnam(account_name(project))
+        entry = pwd.getpwnam(project_account_name(project))
     except KeyError:
         raise WorkspaceError(503, f"project {project} has no Unix account: run `enclave host apply`") from None
     return entry.pw_uid, entry.pw_gid

@@ -38,14 +38,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fabric.config import Paths
-from fabric.errors import FabricError
+from fabric.errors import FabricError, SpecError
 from fabric.materialise.view import VIEW_DIR_MODE
-from fabric.projects import PROJECT_NAME, USERNAME
+from fabric.projects import USERNAME, project_account_name
 from output_checks.sandbox.runner import CHECKS_ACCOUNT
 from provisioning.steps import StepResult
 
-ACCOUNT_PREFIX = "enclave-"
-MAX_UNIX_NAME = 32  # useradd's limit on Linux (utmp's ut_user)
 NOLOGIN = "/usr/sbin/nologin"
 NO_HOME = "/nonexistent"
 EGRESS_TABLE = "enclave_egress"
@@ -71,16 +69,11 @@ class ProjectAccount:
 
 
 def account_name(project: str) -> str:
-    """`enclave-PROJECT`, checked to be a project name and a Unix user name of at most 32 characters."""
-    if not re.fullmatch(PROJECT_NAME, project):
-        raise HostError(f"{project!r} is not a project name (lower case, digits and '-', 3-32 characters)")
-    name = ACCOUNT_PREFIX + project
-    if len(name) > MAX_UNIX_NAME:
-        raise HostError(
-            f"project {project}: its Unix account {name} would be {len(name)} characters, over the limit of "
-            f"{MAX_UNIX_NAME}; host provisioning needs project names of at most {MAX_UNIX_NAME - len(ACCOUNT_PREFIX)}"
-        )
-    return name
+    """`enclave-PROJECT` (fabric.projects.project_account_name), refused as a HostError when it cannot be an account."""
+    try:
+        return project_account_name(project)
+    except SpecError as exc:
+        raise HostError(str(exc)) from None
 
 
 def _require_root(what: str) -> None:

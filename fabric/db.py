@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,21 @@ AUDIT_ANCHORS = "enclave.audit_anchors"
 AUDIT_APPENDED = "enclave.audit_appended"
 
 
+TABLES_GROUP = "enclave.tables"  # entry points: each package's models module (pyproject.toml)
+
+
 class Base(DeclarativeBase):
     pass
+
+
+def load_tables() -> list[str]:
+    """Every package's tables registered on Base.metadata, by importing the models module each package names as an
+    `enclave.tables` entry point (a package adds its tables without editing this one, which imports none of them);
+    the names of the packages found."""
+    found = sorted(entry_points(group=TABLES_GROUP), key=lambda point: point.name)
+    for point in found:
+        point.load()
+    return [point.name for point in found]
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -3,12 +3,10 @@
 from alembic import context
 from sqlalchemy import pool
 
-import fabric.models  # noqa: F401  (registers the tables on Base.metadata)
-import hub.models  # noqa: F401  (local accounts)
-import output_checks.release.models  # noqa: F401  (the airlock's tables live in the same registry)
-from fabric.db import Base, make_engine
+from fabric.db import Base, load_tables, make_engine
 
 config = context.config
+load_tables()  # every package's tables (fabric's, the hub's accounts, the airlock's), through their entry points
 target_metadata = Base.metadata
 
 

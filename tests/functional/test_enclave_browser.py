@@ -1,5 +1,7 @@
 """End to end in a real headless Chromium (tests/browser.py), through a real Enclave (tests/workspace_hub.py: the
-hub, the proxy, the airlock service, sandboxed workspaces): alice logs in with her password and TOTP code, starts
+hub, the proxy, the airlock service, sandboxed workspaces) as the README's "Try it" runs it: the hub on
+`http://localhost:PORT`, alice's workspace on her own origin (`alice.localhost`), the airlock on its own
+(`airlock--service.localhost`). Alice logs in with her password and TOTP code, starts
 the demo project's workspace from the hub's home page, runs the example notebook in JupyterLab (its figure shows
 inline), edits and saves a text file, looks at the Dask dashboard and the MLflow UI, asks for its two
 outputs through JupyterLab's Airlock menu; carol and dave, each logged in through the hub with their own codes,
@@ -60,7 +62,7 @@ MLFLOW_NOISE = (
 
 def enclaves_own_problems(problems: list[str], enclave: RunningEnclave) -> list[str]:
     """The console errors to fail on: all but WORKSPACE_NOISE and MLFLOW_NOISE."""
-    workspace = re.escape(f"{enclave.url}/user/alice/{DEMO}/")
+    workspace = re.escape(f"{enclave.origin('alice')}/user/alice/{DEMO}/")
     noise = [re.compile(pattern.format(workspace=workspace)) for pattern in (WORKSPACE_NOISE, MLFLOW_NOISE)]
     return [p for p in problems if not any(n.match(p) for n in noise)]
 
@@ -158,7 +160,7 @@ def edit_text_file(page, enclave: RunningEnclave) -> None:
 def open_dashboard_and_mlflow(page, enclave: RunningEnclave) -> None:
     """The Dask dashboard of a cluster in her workspace, and the MLflow UI showing the notebook's experiment, each
     in a tab of her browser; nothing on either is refused by the workspace's screening or budget."""
-    workspace = f"{enclave.url}/user/alice/{DEMO}"
+    workspace = f"{enclave.origin('alice')}/user/alice/{DEMO}"
     refused: list[str] = []
 
     def watch(tab) -> None:
@@ -200,6 +202,7 @@ def whole_page_screenshot(page, name: str) -> None:
 
 def test_researcher_runs_the_example_and_gets_its_table_released(browser, running_enclave, tmp_path):
     enclave = running_enclave
+    assert enclave.url == f"http://localhost:{enclave.settings.port}"  # the default: an origin per person
     outputs = enclave.paths.project_outputs(DEMO)
     table = outputs / TABLE
     before = table.stat().st_mtime_ns if table.exists() else None
@@ -212,7 +215,7 @@ def test_researcher_runs_the_example_and_gets_its_table_released(browser, runnin
         alice = log_in(browser, enclave, "alice", problems)
         assert alice.locator(f"tr[data-server-name='{DEMO}']").is_visible()
         alice.locator(f"#start-{DEMO}").click()
-        alice.wait_for_url(f"**/user/alice/{DEMO}/lab**", timeout=SPAWN_TIMEOUT_MS)
+        alice.wait_for_url(f"{enclave.origin('alice')}/user/alice/{DEMO}/lab**", timeout=SPAWN_TIMEOUT_MS)
         alice.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
         notebook = alice.locator(f".jp-DirListing-item[title*='{NOTEBOOK}']")
         notebook.wait_for(timeout=60_000)
@@ -242,7 +245,7 @@ def test_researcher_runs_the_example_and_gets_its_table_released(browser, runnin
         with alice.context.expect_page() as opened:
             alice.locator(".lm-Menu-itemLabel", has_text="Submit outputs to the airlock").click()
         airlock = opened.value
-        airlock.wait_for_url(f"{enclave.url}/services/airlock/new**")
+        airlock.wait_for_url(f"{enclave.airlock}/services/airlock/new**")
         airlock.get_by_label("Title").fill("Cardiac risk groups and calibration figure")
         airlock.get_by_label(TABLE, exact=True).check()
         airlock.get_by_label(f"Justification for {TABLE}").fill("Rounded risk-group counts for the paper's table 2.")
@@ -257,7 +260,7 @@ def test_researcher_runs_the_example_and_gets_its_table_released(browser, runnin
             time.sleep(1)
             airlock.reload()
         assert "in_review" in state, state
-        airlock.goto(f"{enclave.url}/services/airlock/requests/{request_id}")  # without "submitted, checks running"
+        airlock.goto(f"{enclave.airlock}/services/airlock/requests/{request_id}")  # without "submitted, checks running"
         # the rounded table passes every check; a figure cannot be judged automatically: a person must look at it
         assert "pass" in file_section(airlock, TABLE).get_by_role("heading", level=3).inner_text()
         assert "review" in file_section(airlock, FIGURE).get_by_role("heading", level=3).inner_text()
@@ -267,8 +270,8 @@ def test_researcher_runs_the_example_and_gets_its_table_released(browser, runnin
         # approves both files (the figure's verdict is review: a checker may approve it; no override is needed)
         for checker in CHECKERS:
             page = log_in(browser, enclave, checker, problems)
-            page.goto(f"{enclave.url}/services/airlock/")
-            assert page.url == f"{enclave.url}/services/airlock/review", page.url
+            page.goto(f"{enclave.url}/services/airlock/")  # the hub's link, on to the airlock's own origin
+            assert page.url == f"{enclave.airlock}/services/airlock/review", page.url
             page.get_by_role("link", name=request_id).click()
             for path, comment in ((TABLE, "Rounded counts, all at least 10."), (FIGURE, "Drawn from the table.")):
                 section = file_section(page, path)
@@ -290,7 +293,7 @@ def test_researcher_runs_the_example_and_gets_its_table_released(browser, runnin
         assert "released" in page.locator(".facts").first.inner_text()
 
         # 5. alice (still logged in) downloads the released table: the bytes her notebook wrote
-        airlock.goto(f"{enclave.url}/services/airlock/requests/{request_id}")
+        airlock.goto(f"{enclave.airlock}/services/airlock/requests/{request_id}")
         assert "released" in airlock.locator(".facts").first.inner_text()
         with airlock.expect_download() as download:
             airlock.get_by_role("link", name=f"Download {TABLE}").click()

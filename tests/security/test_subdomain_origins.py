@@ -1,7 +1,7 @@
 """Finding 9 of issue 17 (the origin half): the hub, every workspace and the airlock shared one origin, so a script
 injected into one person's workspace pages (a co-researcher's MLflow run, say) could read the hub's pages, the
-airlock and other workspaces with the victim's cookies. With `ENCLAVE_SUBDOMAIN_HOST` (hub/origins.py) the hub
-serves each person's workspaces on `NAME.HOST` and the airlock on `airlock--service.HOST`.
+airlock and other workspaces with the victim's cookies. Now (hub/origins.py, `ENCLAVE_SUBDOMAIN_HOST`, on by default)
+the hub serves each person's workspaces on `NAME.HOST` and the airlock on `airlock--service.HOST`.
 
 A real Enclave of this module's own, on `http://localhost:PORT` (Chromium resolves every `*.localhost` name to
 loopback, so no DNS is needed), and Debian's Chromium: alice logs in, opens her workspace and its MLflow on her own
@@ -43,8 +43,10 @@ PEEK = """(url) => new Promise((done) => {
 
 @pytest.fixture(scope="module")
 def enclave(tmp_path_factory, cohort, workspace_env):
-    """An Enclave whose hub serves people and services on subdomains of http://localhost:PORT."""
-    with running_enclave(tmp_path_factory.mktemp("origins-hub") / "home", cohort, subdomains=True) as enclave:
+    """An Enclave of its own, whose hub serves people and services on subdomains of http://localhost:PORT (the
+    default)."""
+    with running_enclave(tmp_path_factory.mktemp("origins-hub") / "home", cohort) as enclave:
+        assert enclave.url == f"http://localhost:{enclave.settings.port}"
         yield enclave
 
 
@@ -71,8 +73,7 @@ def log_in(browser, enclave: RunningEnclave, hub: str, user: str, problems: list
 
 
 def hub_api(page, hub: str, method: str, path: str) -> int:
-    """The hub's REST API with the browser's own cookies and XSRF token (the hub's cookies are on the hub's name,
-    `localhost`, so a Python client on 127.0.0.1 would not hold them)."""
+    """The hub's REST API with the browser's own cookies and XSRF token (what is measured is the browser's view)."""
     response = page.context.request.fetch(f"{hub}/hub/api{path}", method=method, headers=hub_xsrf(page, hub))
     return response.status
 

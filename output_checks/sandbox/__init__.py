@@ -5,5 +5,7 @@ the airlock's own unprivileged account; otherwise a plain subprocess with the sa
 as JSON and reads JSON back; a crash, a hang or a memory blow-up in the child is a `review`, never a failure of the
 service (docs/explanation/airlock-checks.md).
 
-`runner` is the parent side (import it from there: this package's import stays light, since the child is in it too);
-`child` is what runs inside; `mocking` holds misbehaving checks for the robustness tests."""
+`runner` is the parent side (import it from there: this package's import stays light, since the child is in it too),
+built from `confinement` (bubblewrap and the checks account), `limits`, `staging` (the files a child reads), `process`
+(one running child) and `warm` (the child started ahead); `child` is what runs inside; `mocking` holds misbehaving
+checks for the robustness tests."""

@@ -118,11 +118,11 @@ def test_a_preview_of_a_damaged_file_is_no_preview_with_a_reason(tmp_path: Path)
 def test_without_root_the_checks_run_in_a_plain_subprocess_under_the_same_limits_and_say_so_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from output_checks.sandbox import runner
+    from output_checks.sandbox import confinement
 
-    monkeypatch.setattr(runner.os, "geteuid", lambda: 1000)  # a developer's machine: no account to switch to
-    monkeypatch.setattr(runner, "_SAID", set())
-    assert not runner.isolation().sandboxed
+    monkeypatch.setattr(confinement.os, "geteuid", lambda: 1000)  # a developer's machine: no account to switch to
+    monkeypatch.setattr(confinement, "_SAID", set())
+    assert not confinement.isolation().sandboxed
     files = {"before.csv": AROUND["before.csv"], "bomb.txt": mocking.GREEDY, "bad.txt": mocking.CRASH}
     files["after.txt"] = AROUND["after.txt"]
     with caplog.at_level("WARNING", logger="enclave.airlock.sandbox"):
@@ -135,12 +135,12 @@ def test_without_root_the_checks_run_in_a_plain_subprocess_under_the_same_limits
 
 
 def test_a_checker_started_ahead_checks_the_next_request_and_a_crash_there_is_still_review(tmp_path: Path) -> None:
-    from output_checks.sandbox import runner
+    from output_checks.sandbox import warm
 
-    runner.keep_warm()  # as the airlock service does
+    warm.keep_warm()  # as the airlock service does
     try:
-        assert runner.wait_warm()
-        spare = runner._SPARE[0].child
+        assert warm.wait_warm()
+        spare = warm._SPARE[0].child
         files = {"before.csv": AROUND["before.csv"], "bad.txt": mocking.CRASH, "after.txt": AROUND["after.txt"]}
         for name, content in files.items():
             (tmp_path / name).write_bytes(content)
@@ -150,7 +150,7 @@ def test_a_checker_started_ahead_checks_the_next_request_and_a_crash_there_is_st
         assert spare.proc.returncode is not None  # the warm child took the request (and died on bad.txt)
         assert reasons(reports["bad.txt"]) == ["the checker crashed (SIGSEGV) on this file: a reviewer must open it"]
         assert_neighbours_checked(reports)
-        assert len(runner._SPARE) == 1 and runner._SPARE[0].child is not spare  # the next one, started after
+        assert len(warm._SPARE) == 1 and warm._SPARE[0].child is not spare  # the next one, started after
     finally:
-        runner.keep_warm(False)
-    assert runner._SPARE == []
+        warm.keep_warm(False)
+    assert warm._SPARE == []

@@ -21,16 +21,9 @@ import pytest
 
 from output_checks.policy import load_policy
 from output_checks.sandbox import mocking
-from output_checks.sandbox.runner import (
-    REPO,
-    CheckerLimits,
-    Isolation,
-    SandboxFile,
-    Staging,
-    check_files_sandboxed,
-    isolation,
-    sandbox_argv,
-)
+from output_checks.sandbox.confinement import REPO, Isolation, isolation, sandbox_argv
+from output_checks.sandbox.runner import CheckerLimits, SandboxFile, check_files_sandboxed
+from output_checks.sandbox.staging import Staging
 from provisioning.host import HostError, ensure_checks_account
 from tests.host_accounts import needs_root
 

@@ -344,7 +344,9 @@ def running_enclave(
     host = f"http://localhost:{public}" if subdomains else ""
     settings = HubSettings(home=paths.home, port=public, proxy_api_port=proxy_api, airlock_port=airlock,
                            subdomain_host=host)  # fmt: skip
-    env = {"ENCLAVE_WORKSPACE_ENV": str(workspace_env()), "ENCLAVE_SUBDOMAIN_HOST": host or "off"}
+    # the subdomain setting goes to the hub in `settings` only: in os.environ it would outlive this Enclave for the
+    # `enclave` commands that later tests run
+    env = {"ENCLAVE_WORKSPACE_ENV": str(workspace_env())}
     previous = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     process = None

@@ -29,7 +29,8 @@ def test_up_status_down(tmp_path, cohort, workspace_env):
     paths, _ = provision(tmp_path / "home", cohort)
     public, proxy_api, airlock = free_ports(3)
     table = f"enclave_egress_t{secrets.token_hex(3)}"
-    env = {**os.environ, "ENCLAVE_HOME": str(paths.home), "ENCLAVE_WORKSPACE_ENV": str(workspace_env),
+    inherited = {k: v for k, v in os.environ.items() if k not in ("ENCLAVE_HUB_IP", "ENCLAVE_SUBDOMAIN_HOST")}
+    env = {**inherited, "ENCLAVE_HOME": str(paths.home), "ENCLAVE_WORKSPACE_ENV": str(workspace_env),
            "ENCLAVE_HUB_PORT": str(public), "ENCLAVE_PROXY_API_PORT": str(proxy_api),
            "ENCLAVE_AIRLOCK_PORT": str(airlock), "ENCLAVE_EGRESS_TABLE": table}  # fmt: skip
 

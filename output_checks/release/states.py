@@ -1,13 +1,15 @@
 """The request state machine as data: states, the moves between them, and who may act in each state.
 
-`TRANSITIONS` is the only list of allowed moves; `workflow.move` checks it before any side effect. `OWNERS` says
-whose turn it is in each state (a test checks every state has an entry, and only terminal states have no owner).
-The state diagram in docs/explanation/airlock-workflow.md is generated from these tables (`diagram()`), and a test
-fails if the committed one differs.
+`TRANSITIONS` is the only list of allowed moves; `workflow.move` checks it before any side effect. `PERMISSIONS`
+says who may do each thing that is not a move (add, justify, revise or withdraw a file, vote, download, ...) in
+each state; `workflow.permit` checks it the same way. `OWNERS` says whose turn it is in each state (tests check
+that every table covers every state). The state diagram in docs/explanation/airlock-workflow.md is generated
+from these tables (`diagram()`), and a test fails if the committed one differs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -108,6 +110,65 @@ class Decision(StrEnum):
 
 def allowed(state: RequestState, action: Action, actor: Actor) -> bool:
     return (state, action) in TRANSITIONS and actor in ACTION_ACTORS[action]
+
+
+class Activity(StrEnum):
+    """What a person does to a request that is not a move between states."""
+
+    VIEW = "view"  # see the request, its files' previews and its history
+    ADD_FILE = "add_file"
+    JUSTIFY = "justify"
+    REVISE = "revise"  # take a new version of a file from the outputs folder
+    WITHDRAW_FILE = "withdraw_file"
+    VOTE = "vote"  # decide one file
+    SUBMIT_REVIEW = "submit_review"
+    DOWNLOAD = "download"
+
+
+_AUTHOR, _CHECKER, _BOTH, _NOBODY = (
+    frozenset({Actor.AUTHOR}), frozenset({Actor.CHECKER}), frozenset({Actor.AUTHOR, Actor.CHECKER}), frozenset(),
+)  # fmt: skip
+
+
+def _only(who: frozenset[Actor], states: Iterable[RequestState]) -> dict[RequestState, frozenset[Actor]]:
+    chosen = set(states)
+    return {state: who if state in chosen else _NOBODY for state in RequestState}
+
+
+# activity -> state -> who may do it there; anyone else (another researcher, a stranger, the airlock itself) may not.
+# Written out for every state, so that a new state must be placed here (a test checks the table is complete).
+PERMISSIONS: dict[Activity, dict[RequestState, frozenset[Actor]]] = {
+    Activity.VIEW: _only(_BOTH, RequestState),
+    Activity.ADD_FILE: _only(_AUTHOR, EDITABLE),
+    Activity.JUSTIFY: _only(_AUTHOR, EDITABLE),
+    Activity.REVISE: _only(_AUTHOR, EDITABLE),
+    # A file may leave a request until its reviews are complete.
+    Activity.WITHDRAW_FILE: _only(_AUTHOR, (*EDITABLE, S.CHECKING, S.IN_REVIEW)),
+    Activity.VOTE: _only(_CHECKER, (S.IN_REVIEW,)),
+    Activity.SUBMIT_REVIEW: _only(_CHECKER, (S.IN_REVIEW,)),
+    Activity.DOWNLOAD: _only(_AUTHOR, (S.RELEASED,)),
+}
+
+# Why an activity is refused in a state its actor may do it in other states ({state} is the request's).
+REFUSED_IN_STATE: dict[Activity, str] = {
+    Activity.VIEW: "this request cannot be seen ({state})",
+    Activity.ADD_FILE: "files can be added only while the request is a draft or returned ({state})",
+    Activity.JUSTIFY: "justifications can be changed only while the request is a draft or returned ({state})",
+    Activity.REVISE: "files can be revised only while the request is a draft or returned ({state})",
+    Activity.WITHDRAW_FILE: "a file cannot be withdrawn from a request that is {state}",
+    Activity.VOTE: "only a request in review can be reviewed ({state})",
+    Activity.SUBMIT_REVIEW: "only a request in review can be reviewed ({state})",
+    Activity.DOWNLOAD: "nothing is released from a request that is {state}",
+}
+
+
+def permitted(state: RequestState, activity: Activity, actor: Actor | None) -> bool:
+    return actor is not None and actor in PERMISSIONS[activity][state]
+
+
+def ever_permitted(activity: Activity, actor: Actor | None) -> bool:
+    """Whether `actor` may do `activity` in some state (if not, a refusal is about who they are, not the state)."""
+    return any(actor in who for who in PERMISSIONS[activity].values())
 
 
 def diagram() -> str:

@@ -96,7 +96,7 @@ def test_system_moves_are_never_a_persons(app, shared, action, role):
 
         def move(session, request_id=request_id):
             request = session.get(workflow.ReleaseRequest, request_id)
-            workflow._move(session, request, action, workflow.actor_for(session, request, PEOPLE[role]), PEOPLE[role])
+            workflow.move(session, request, action, workflow.actor_for(session, request, PEOPLE[role]), PEOPLE[role])
 
         with pytest.raises(workflow.NotAllowed):
             app.tx(move)

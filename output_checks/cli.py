@@ -1,4 +1,6 @@
-"""`enclave airlock ...`: the airlock's command line, thin over `engine.check_paths`.
+"""`enclave airlock ...`: the airlock's command line, thin over the checker sandbox (`check`) and the airlock's
+business layer (`output_checks.release.airlock.Airlock`) for the release workflow, whose refusals are one line on
+stderr and exit status 1.
 
 `check` prints the contract's JSON with --json (and nothing else on stdout) or a readable summary; it exits 0 when
 every file passes, 1 when any is review or block, and 2 for a usage error (bad option, missing path, bad policy
@@ -104,7 +106,7 @@ def _user() -> str:
 def _airlock(ctx: click.Context):
     from fabric.config import Paths
     from fabric.db import Registry
-    from output_checks.release.service import Airlock
+    from output_checks.release.airlock import Airlock
 
     paths = getattr(ctx.find_root().obj, "paths", None) or Paths.from_env()
     paths.home.mkdir(parents=True, exist_ok=True)
@@ -117,7 +119,8 @@ def _fail(exc: Exception) -> None:
 
 
 def workflow_command(fn):
-    """Run a workflow verb; its refusals (not allowed, wrong state, not found) are one line on stderr, exit 1."""
+    """Run a verb of the business layer; its refusals (not allowed, wrong state, not found) are one line on
+    stderr, exit 1."""
     import functools
 
     @functools.wraps(fn)
@@ -151,7 +154,7 @@ def _start_checks(app, request_id: str, wait: bool) -> None:
 @workflow_command
 def submit_cmd(ctx, files, project, title, justifications, wait, draft) -> None:
     """Request release of FILES from the project's outputs folder (paths relative to it)."""
-    from output_checks.release import workflow
+    from output_checks.release.workflow import InvalidRequest
 
     app, user = _airlock(ctx), _user()
     why = dict(j.split("=", 1) for j in justifications if "=" in j)
@@ -160,9 +163,9 @@ def submit_cmd(ctx, files, project, title, justifications, wait, draft) -> None:
                                           files=[(path, why.get(path, "")) for path in files])  # fmt: skip
     if pending:  # a large request: copied here, outside any transaction, so the web app's writers never wait on it
         submitted = app.prepare(request_id)
-        refused = app.tx(lambda s: workflow.refusal(s, request_id))
+        refused = app.refusal(request_id, user)
         if refused:
-            _fail(workflow.InvalidRequest(f"the airlock refused request {request_id}: {refused}"))
+            _fail(InvalidRequest(f"the airlock refused request {request_id}: {refused}"))
         if not submitted:
             click.echo(request_id)
             return
@@ -205,16 +208,9 @@ def purge_cmd(ctx) -> None:
 @workflow_command
 def list_cmd(ctx, to_review) -> None:
     """Your requests, or those waiting for your review."""
-    from output_checks.release import workflow
-
     app, user = _airlock(ctx), _user()
-
-    def rows(session):
-        requests = workflow.review_queue(session, user) if to_review else workflow.my_requests(session, user)
-        return [(r.id, r.project, r.state, r.author, r.title) for r in requests]
-
-    for request_id, project, state, author, title in app.tx(rows):
-        click.echo(f"{request_id}  {project}  {state:<9}  {author}  {title}")
+    for r in app.review_queue(user) if to_review else app.my_requests(user):
+        click.echo(f"{r.id}  {r.project}  {r.state:<9}  {r.author}  {r.title}")
 
 
 @airlock.command("show")
@@ -224,10 +220,8 @@ def list_cmd(ctx, to_review) -> None:
 @workflow_command
 def show_cmd(ctx, request_id, as_json) -> None:
     """A request: its files, the checks' findings, the reviews you may see."""
-    from output_checks.release.views import request_view
-
     app, user = _airlock(ctx), _user()
-    view = app.tx(lambda s: request_view(s, request_id, user))
+    view = app.request(request_id, user)
     if as_json:
         click.echo(json.dumps(view, indent=1, default=str))
         return
@@ -254,16 +248,14 @@ def show_cmd(ctx, request_id, as_json) -> None:
 @workflow_command
 def review_cmd(ctx, request_id, path, decision, comment, override_reason, finish) -> None:
     """Decide files of a request in review, then submit the review."""
-    from output_checks.release import workflow
-
     app, user = _airlock(ctx), _user()
     if path and decision:
-        app.tx(lambda s: workflow.vote(s, request_id, user, path, decision, comment, override_reason))
+        app.vote(request_id, user, path, decision, comment, override_reason)
     elif path or decision:
         raise click.UsageError("--file and --decision go together")
     if finish:
-        app.tx(lambda s: workflow.submit_review(s, request_id, user))
-    click.echo(app.tx(lambda s: workflow.get_request(s, request_id, user).state))
+        app.submit_review(request_id, user)
+    click.echo(app.state(request_id, user))
 
 
 @airlock.command("release")
@@ -286,10 +278,8 @@ def download_cmd(ctx, request_id, path, folder) -> None:
     """Copy a file released to you out of the egress store."""
     import shutil
 
-    from output_checks.release import workflow
-
     app, user = _airlock(ctx), _user()
-    source = app.tx(lambda s: workflow.download(s, app.store, request_id, user, path))
+    source = app.download(request_id, user, path)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / Path(path).name
     shutil.copyfile(source, target)
@@ -302,13 +292,12 @@ def download_cmd(ctx, request_id, path, folder) -> None:
 @click.pass_context
 @workflow_command
 def withdraw_cmd(ctx, request_id, path) -> None:
-    from output_checks.release import workflow
-
+    """Withdraw a request, or one file of it."""
     app, user = _airlock(ctx), _user()
     if path:
-        app.tx(lambda s: workflow.withdraw_file(s, request_id, user, path))
+        app.withdraw_file(request_id, user, path)
     else:
-        app.tx(lambda s: workflow.withdraw(s, request_id, user))
+        app.withdraw(request_id, user)
     click.echo("withdrawn")
 
 
@@ -320,16 +309,8 @@ def withdraw_cmd(ctx, request_id, path) -> None:
 @workflow_command
 def resubmit_cmd(ctx, request_id, revised, wait) -> None:
     """Submit a draft, or send a returned request back for checks and review with revised files."""
-    from output_checks.release import workflow
-
     app, user = _airlock(ctx), _user()
-
-    def run(session):
-        for path in revised:
-            workflow.revise_file(session, app.paths, app.store, request_id, user, path)
-        workflow.submit(session, request_id, user)
-
-    app.tx(run)
+    app.submit(request_id, user, revised=revised)
     _start_checks(app, request_id, wait)
     click.echo(request_id)
 
@@ -342,10 +323,8 @@ def resubmit_cmd(ctx, request_id, revised, wait) -> None:
 @workflow_command
 def justify_cmd(ctx, request_id, path, text) -> None:
     """Say why a file of a draft or returned request should be released (replaces its justification)."""
-    from output_checks.release import workflow
-
     app, user = _airlock(ctx), _user()
-    app.tx(lambda s: workflow.justify(s, request_id, user, path, text))
+    app.justify(request_id, user, path, text)
     click.echo("justified")
 
 

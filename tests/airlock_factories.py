@@ -1,4 +1,5 @@
-"""Test helpers: reach any release-request state through the real workflow (no shortcuts into the tables).
+"""Test helpers: reach any release-request state through the airlock's real business layer (its verbs, no shortcuts
+into the tables).
 
 Roles on the project used by these tests: alice (researcher, the author), bob (researcher), carol and dave (output
 checkers), erin (researcher and output checker), mallory (no role)."""
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from fabric.projects import add_member
 from output_checks.release import workflow
-from output_checks.release.service import Airlock
+from output_checks.release.airlock import Airlock
 from output_checks.release.states import RequestState
 
 PROJECT = "cvd-risk"
@@ -37,29 +38,30 @@ def write_output(app: Airlock, name: str, content: str | bytes) -> str:
 
 
 def request_at(app: Airlock, state: RequestState, *, author: str = AUTHOR, files: dict[str, str] | None = None) -> str:
-    """A request in `state`, made through the workflow. Files default to one clean count table."""
+    """A request in `state`, made through the business layer. Files default to one clean count table."""
     files = files or {"counts.csv": "site,n\nA,120\nB,45\n"}
     for name, content in files.items():
         write_output(app, name, content)
     if state is RequestState.PREPARING:  # recorded, its copies not yet taken (Airlock.prepare takes them)
-        return app.tx(
-            lambda s: workflow.begin_request(s, app.paths, project=PROJECT, author=author, title="LDL by site",
-                                             files=[(name, "aggregate counts") for name in files])
-        )  # fmt: skip
-
-    def create(session):
-        request_id = workflow.create_request(session, project=PROJECT, author=author, title="LDL by site")
-        for name in files:
-            workflow.add_file(session, app.paths, app.store, request_id, author, name, "aggregate counts")
+        request_id, pending = app.new_request(
+            project=PROJECT,
+            author=author,
+            title="LDL by site",
+            files=[(name, "aggregate counts") for name in files],
+            inline_bytes=0,
+        )
+        assert pending
         return request_id
 
-    request_id = app.tx(create)
+    request_id = app.create_request(project=PROJECT, author=author, title="LDL by site")
+    for name in files:
+        app.add_file(request_id, author, name, "aggregate counts")
     if state is RequestState.DRAFT:
         return request_id
     if state is RequestState.WITHDRAWN:
-        app.tx(lambda s: workflow.withdraw(s, request_id, author))
+        app.withdraw(request_id, author)
         return request_id
-    app.tx(lambda s: workflow.submit(s, request_id, author))
+    app.submit(request_id, author)
     if state is RequestState.CHECKING:
         return request_id
     app.check_request(request_id)
@@ -69,20 +71,16 @@ def request_at(app: Airlock, state: RequestState, *, author: str = AUTHOR, files
     review_all(app, request_id, decision)
     if state is RequestState.RELEASED:
         app.release(request_id, CHECKERS[0])
-    assert app.tx(lambda s: workflow.get_request(s, request_id, author).state) == state.value
+    assert app.state(request_id, author) == state.value
     return request_id
 
 
 def review_all(app: Airlock, request_id: str, decision: str, reason: str = "") -> None:
     for checker in CHECKERS:
-
-        def run(session, checker=checker):
-            request = workflow.get_request(session, request_id, checker)
-            for f in workflow.current_files(request):
-                workflow.vote(session, request_id, checker, f.path, decision, "ok", reason)
-            workflow.submit_review(session, request_id, checker)
-
-        app.tx(run)
+        for f in app.request(request_id, checker)["files"]:
+            if not f["withdrawn"]:
+                app.vote(request_id, checker, f["path"], decision, "ok", reason)
+        app.submit_review(request_id, checker)
 
 
 def outputs(app: Airlock) -> Path:

@@ -1,81 +1,71 @@
-"""The automated checks on a request's snapshots: the checks engine over the immutable copies, under the policy
-`site_policy.resolve_policy` gives (defaults, the site's file, the project's overrides) and with the project's known
-identifiers, run in the checker sandbox (output_checks/sandbox)."""
+"""The automated checks on a request's snapshots, as functions of what they are given: the verified snapshots, the
+policy and the project's known identifiers in, each file's report out (`check_snapshots`); the keyed cells of its
+tables (`table_cells`) and the differencing findings against the project's release ledger (`add_differencing`).
+Researcher bytes are parsed only in the checker sandbox (output_checks/sandbox). The business layer
+(release/airlock.py) reads what they need from the registry and records what they return."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from output_checks.release import ledger, workflow
-from output_checks.release.ledger import Cell
-from output_checks.release.models import ReleaseRequest
-from output_checks.release.site_policy import project_overrides, resolve_policy
-from output_checks.release.storage import IntegrityError
+from output_checks.policy import Policy
+from output_checks.release import ledger
+from output_checks.release.ledger import Cell, Released
 from output_checks.sandbox.runner import SandboxFile, check_files_sandboxed
 
 if TYPE_CHECKING:
-    from output_checks.release.service import Airlock
+    from output_checks.screening.known import KnownIdentifiers
 
 
-def run_checks_on_snapshots(airlock: Airlock, request_id: str) -> dict[int, dict[str, Any]]:
-    from output_checks.screening.known import build_known_identifiers
+@dataclass(frozen=True)
+class SnapshotToCheck:
+    """One file of a request: its record's id, its path in the request, and its snapshot's bytes (verified)."""
 
-    def plan(session):
-        request = session.get(ReleaseRequest, request_id)
-        files = [(f.id, f.path, f.snapshot, f.sha256) for f in workflow.current_files(request)]
-        return request.project, files, project_overrides(session, request.project)
+    file_id: int
+    path: str
+    source: Path
 
-    project, files, overrides = airlock.tx(plan)
-    policy = resolve_policy(airlock.paths, overrides)
-    known = build_known_identifiers(airlock.registry, airlock.paths, project)
-    # Check exactly the bytes that will be reviewed, under the file's own name (the snapshot has none), in the
-    # checker sandbox: researcher bytes are never parsed in the airlock's process.
-    batch = [
-        SandboxFile(airlock.store.verify(snapshot, sha), path, Path(path).name) for _, path, snapshot, sha in files
-    ]
+
+def check_snapshots(
+    snapshots: Sequence[SnapshotToCheck], policy: Policy, known: KnownIdentifiers | None
+) -> dict[int, dict[str, Any]]:
+    """Each snapshot's report (the engine's FileReport JSON) by file id, checked under the file's own name (the
+    snapshot has none) in the checker sandbox."""
+    batch = [SandboxFile(s.source, s.path, Path(s.path).name) for s in snapshots]
     reports = check_files_sandboxed(batch, policy, known)
-    results = {file_id: report.to_json() for (file_id, *_), report in zip(files, reports, strict=True)}
-    add_differencing(airlock, request_id, project, files, results, policy.min_cell_count)
-    return results
+    return {s.file_id: report.to_json() for s, report in zip(snapshots, reports, strict=True)}
 
 
-def snapshot_tables(airlock: Airlock, project: str, files: list[tuple[int, str, str, str]]) -> dict[int, list[Cell]]:
-    """The keyed cells (release/ledger.py) of each table among `files` ((id, path, snapshot, sha256)), read by the
-    reviewer's previewer in the checker sandbox: the airlock never parses a researcher's file itself. A table
-    whose preview is cut short gets no sums of its rows (they would not be the released totals)."""
+def table_cells(snapshots: Iterable[SnapshotToCheck], key: bytes) -> dict[int, list[Cell]]:
+    """The keyed cells (release/ledger.py) of each table among `snapshots`, read by the reviewer's previewer in the
+    checker sandbox. A table whose preview is cut short gets no sums of its rows (they would not be the released
+    totals)."""
     from output_checks.sandbox.runner import preview_sandboxed
 
-    key = ledger.ledger_key(airlock.paths, project)
     out: dict[int, list[Cell]] = {}
-    for file_id, path, snapshot, sha in files:
-        try:
-            source = airlock.store.verify(snapshot, sha)
-        except IntegrityError:
-            continue  # never keyed: the release that would copy it verifies it again, and aborts with the reason
-        shown = preview_sandboxed(source, Path(path).name)
+    for s in snapshots:
+        shown = preview_sandboxed(s.source, Path(s.path).name)
         if shown.kind == "table":
-            out[file_id] = ledger.keyed_cells(shown.columns, shown.rows, key, complete=not shown.truncated)
+            out[s.file_id] = ledger.keyed_cells(shown.columns, shown.rows, key, complete=not shown.truncated)
     return out
 
 
+def tables_among(results: Mapping[int, dict[str, Any]]) -> set[int]:
+    """The file ids whose report says they are a table (the kinds the ledger keeps)."""
+    return {file_id for file_id, report in results.items() if report.get("type") in ledger.TABLE_KINDS}
+
+
 def add_differencing(
-    airlock: Airlock, request_id: str, project: str, files: list[tuple[int, str, str, str]],
-    results: dict[int, dict[str, Any]], min_cell_count: int,
+    report: dict[str, Any], cells: list[Cell], released: dict[Released, dict[tuple[str, str], float]],
+    min_cell_count: int,
 ) -> None:  # fmt: skip
-    """Compare each table of the request with the project's ledger of released tables; a table that differs from
-    a released one by a small group gets a review finding naming the earlier release."""
-    if not airlock.tx(lambda s: ledger.has_entries(s, project)):
-        return
-    tables = [f for f in files if results.get(f[0], {}).get("type") in ledger.TABLE_KINDS]
-    for file_id, cells in snapshot_tables(airlock, project, tables).items():
-        if not cells:
-            continue
-        released = airlock.tx(lambda s, cells=cells: ledger.released_cells(s, project, cells,
-                                                                            exclude_request=request_id))  # fmt: skip
-        found = ledger.differencing_findings(cells, released, min_cell_count)
-        if found:
-            report = results[file_id]
-            report["findings"] = [*report["findings"], *found]
-            if report["verdict"] == "pass":
-                report["verdict"] = "review"
+    """A table that differs from a released one by a small group gets a review finding naming the earlier release
+    (and its verdict is raised from pass to review)."""
+    found = ledger.differencing_findings(cells, released, min_cell_count)
+    if found:
+        report["findings"] = [*report["findings"], *found]
+        if report["verdict"] == "pass":
+            report["verdict"] = "review"

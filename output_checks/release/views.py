@@ -1,4 +1,6 @@
-"""What a person may see of a request, as plain data for the CLI, the web app and their tests (read-only)."""
+"""What a person may see of a request, as plain data for the CLI, the web app and their tests (read-only): what
+they `can` do to it now comes from the workflow's tables (workflow/abilities.py), and the words for its state and
+its people are chosen here, so that no template decides a rule."""
 
 from __future__ import annotations
 
@@ -13,7 +15,11 @@ from fabric.errors import NotFoundError
 from fabric.models import AuditEvent, ProjectMember
 from output_checks.release import workflow
 from output_checks.release.models import ReleaseRequest, RequestFile, Review
-from output_checks.release.states import OWNERS, RequestState
+from output_checks.release.states import OWNERS, Actor, RequestState
+
+# How a page names each party of a request (`{author}` is the request's author).
+PARTY = {Actor.AUTHOR: "the author ({author})", Actor.CHECKER: "output checkers", Actor.SYSTEM: "the automated checks"}
+YOU_ARE = {Actor.AUTHOR: "the author", Actor.CHECKER: "an output checker"}
 
 
 def request_view(session: Session, request_id: str, user: str) -> dict[str, Any]:
@@ -28,17 +34,23 @@ def request_view(session: Session, request_id: str, user: str) -> dict[str, Any]
                 "kind": f.kind, "verdict": f.verdict, "findings": f.findings or [], "justification": f.justification,
                 "withdrawn": f.withdrawn, "released": f.released, "snapshot": bool(f.snapshot),
                 "outcome": outcome.get(f.id).value if outcome and f.id in outcome else None,
+                "blocked": f.verdict == "block",  # approving it needs a written reason
                 "previously_released": [r for r in workflow.previously_released(session, request.project, f.sha256)
                                         if r != request.id],
             }
         )  # fmt: skip
     votes = [v.__dict__ for v in workflow.visible_votes(session, request, user)]
+    state = RequestState(request.state)
+    waiting = sorted(OWNERS[state], key=list(Actor).index)
     return {
         "id": request.id, "project": request.project, "author": request.author, "title": request.title,
         "state": request.state, "round": request.round, "reviews_required": request.reviews_required,
         "reviews_submitted": len(workflow.submitted_reviews(session, request)),
-        "you": actor.value if actor else None,
-        "waiting_for": sorted(a.value for a in OWNERS[RequestState(request.state)]),
+        "you": actor.value if actor else None, "you_are": YOU_ARE.get(actor, "") if actor else "",
+        "waiting_for": sorted(a.value for a in waiting),
+        "whose_turn": [PARTY[a].format(author=request.author) for a in waiting],
+        "copying": state is RequestState.PREPARING, "checks_running": state is RequestState.CHECKING,
+        "can": workflow.abilities(session, request, user),
         "files": files, "votes": votes,
         "refused": workflow.refusal(session, request.id) if request.state == RequestState.WITHDRAWN else None,
         "created_at": request.created_at, "updated_at": request.updated_at,

@@ -1,3 +1,4 @@
 """The airlock web app: a JupyterHub service (or a stand-alone development server) where researchers request
-release of their outputs and output checkers review them. Thin over `output_checks.release.workflow`: every page
-and form calls the same functions as `enclave airlock ...`, and the workflow alone decides who may do what."""
+release of their outputs and output checkers review them. Thin over the airlock's business layer
+(`output_checks.release.airlock.Airlock`): every page and form calls the same verbs as `enclave airlock ...`, and
+that layer alone decides who may do what."""

@@ -1,4 +1,4 @@
-"""The airlock web app: a tornado application over the release workflow, with its background check runner.
+"""The airlock web app: a tornado application over the airlock's business layer, with its background check runner.
 
 Run it behind JupyterHub as the `airlock` service (hub/airlock_service.py registers it; identity through the hub's
 OAuth), or on its own for development: `enclave airlock web --dev-login` (127.0.0.1 only; pick a user at
@@ -23,7 +23,8 @@ from tornado.log import access_log
 from tornado.web import Application, RedirectHandler, RequestHandler
 
 from fabric.config import Paths
-from output_checks.release.service import PURGE_EVERY_S, Airlock, CheckRunner
+from output_checks.release.airlock import Airlock
+from output_checks.release.service import PURGE_EVERY_S, CheckRunner
 from output_checks.web import handlers
 from output_checks.web.auth import DevIdentity, HubIdentity, Identity, check_dev_host
 

@@ -1,24 +1,24 @@
-"""The airlock's pages. Each handler reads its form, calls one workflow function (or read-only view) in one
-transaction and renders a template; the workflow decides who may do what, and its refusals become HTTP errors
-here: NotAllowed 403, NotFoundError 404, InvalidRequest 409, any other FabricError 400."""
+"""The airlock's pages. Each handler reads its form, calls one verb of the airlock's business layer
+(release/airlock.py) and renders a template with what it returns; the business layer decides who may do what
+(pages show the forms its `can` allows), and its refusals become HTTP errors here: NotAllowed 403, NotFoundError
+404, InvalidRequest 409, TooLarge 413, any other FabricError 400."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from sqlalchemy.orm import Session
 from tornado.ioloop import IOLoop
 from tornado.web import HTTPError, RequestHandler, StaticFileHandler, authenticated
 
 from fabric.errors import FabricError, NotFoundError
-from fabric.projects import ProjectRole
-from output_checks.release import views, workflow
+from output_checks.release.airlock import Airlock
 from output_checks.release.states import Decision, RequestState
 from output_checks.release.storage import TooLarge
+from output_checks.release.workflow import InvalidRequest, NotAllowed
 from output_checks.sandbox.runner import preview_sandboxed
 from output_checks.web import highlights, outputs
 
@@ -28,9 +28,9 @@ CHUNK = 1 << 20
 
 STATUS: list[tuple[type[Exception], int]] = [
     (TooLarge, 413),
-    (workflow.NotAllowed, 403),
+    (NotAllowed, 403),
     (NotFoundError, 404),
-    (workflow.InvalidRequest, 409),
+    (InvalidRequest, 409),
     (FabricError, 400),
 ]
 
@@ -64,7 +64,7 @@ def status_for(exc: Exception) -> int:
 
 
 class Refused(HTTPError):
-    """A workflow refusal, with its message for the error page."""
+    """A refusal of the business layer, with its message for the error page."""
 
     def __init__(self, exc: FabricError) -> None:
         super().__init__(status_for(exc), reason=None)
@@ -100,13 +100,13 @@ def render(handler: RequestHandler, template: str, **context: Any) -> str:
 
 
 class Page(RequestHandler):
-    """Every page: security headers, the signed-in user, one transaction per call, errors as pages."""
+    """Every page: security headers, the signed-in user, the business layer's refusals as error pages."""
 
     def set_default_headers(self) -> None:
         security_headers(self)
 
     @property
-    def airlock(self):
+    def airlock(self) -> Airlock:
         return self.settings["airlock"]
 
     @property
@@ -116,8 +116,7 @@ class Page(RequestHandler):
     def researcher_projects(self) -> list[str]:
         """The projects where the signed-in user is a researcher (looked up once per call)."""
         if not hasattr(self, "_researching"):
-            roles = self.tx(lambda s: views.user_projects(s, self.user)) if self.current_user else {}
-            self._researching = sorted(p for p, r in roles.items() if ProjectRole.RESEARCHER.value in r)
+            self._researching = self.call(self.airlock.researcher_projects, self.user) if self.current_user else []
         return self._researching
 
     @contextmanager
@@ -127,9 +126,10 @@ class Page(RequestHandler):
         except FabricError as exc:
             raise Refused(exc) from None
 
-    def tx(self, fn: Callable[[Session], T]) -> T:
+    def call(self, verb: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """One verb of the business layer, its refusals as HTTP errors."""
         with self.refusals():
-            return self.airlock.tx(fn)
+            return verb(*args, **kwargs)
 
     def url(self, *parts: object) -> str:
         return self.settings["identity"].base_url + "/".join(quote(str(p), safe="") for p in parts)
@@ -159,8 +159,7 @@ class Page(RequestHandler):
 class Home(Page):
     @authenticated
     def get(self) -> None:
-        roles = self.tx(lambda s: views.user_projects(s, self.user))
-        checker = any("output_checker" in r for r in roles.values())
+        checker = self.call(self.airlock.checks_outputs, self.user)
         self.redirect(self.url("review" if checker else "requests"), status=303)
 
 
@@ -168,7 +167,7 @@ class MyRequests(Page):
     @authenticated
     def get(self) -> None:
         number = self.page_number()
-        page = self.tx(lambda s: views.my_requests_page(s, self.user, number, PER_PAGE))
+        page = self.call(self.airlock.my_requests_page, self.user, number, PER_PAGE)
         self.page("my_requests.html", page=page, researcher=bool(self.researcher_projects()))
 
 
@@ -180,13 +179,13 @@ class NewRequest(Page):
     def researching(self) -> list[str]:
         projects = self.researcher_projects()
         if not projects:
-            raise Refused(workflow.NotAllowed("only researchers can ask for a release, and you are not a researcher "
-                                              "on any project"))  # fmt: skip
+            raise Refused(NotAllowed("only researchers can ask for a release, and you are not a researcher "
+                                     "on any project"))  # fmt: skip
         return projects
 
     def require(self, projects: list[str], project: str) -> None:
         if project not in projects:  # another project's outputs are neither listed nor taken
-            raise Refused(workflow.NotAllowed(f"you are not a researcher on project {project[:64]!r}"))
+            raise Refused(NotAllowed(f"you are not a researcher on project {project[:64]!r}"))
 
     def form(self, projects: list[str], project: str, *, problems: Sequence[str] = (), chosen: Iterable[str] = (),
              title: str = "", why: dict[str, str] | None = None) -> None:  # fmt: skip
@@ -250,20 +249,15 @@ class ReviewList(Page):
     @authenticated
     def get(self) -> None:
         number = self.page_number()
-        page = self.tx(lambda s: views.review_page(s, self.user, number, PER_PAGE))
+        page = self.call(self.airlock.review_page, self.user, number, PER_PAGE)
         self.page("review.html", page=page)
 
 
 class RequestPage(Page):
     @authenticated
     def get(self, request_id: str) -> None:
-        def read(session: Session) -> tuple[dict[str, Any], Any]:
-            view = views.request_view(session, request_id, self.user)
-            if view["you"] == "checker":
-                workflow.record_view(session, request_id, self.user, "request")
-            return view, views.history(session, request_id, self.user)
-
-        view, (events, viewed) = self.tx(read)
+        opened = self.call(self.airlock.open_request, request_id, self.user)  # a checker's look is audited
+        view = opened.view
         mine = {v["path"]: v for v in view["votes"] if v["reviewer"] == self.user}
         done = self.get_argument("done", "")
         if done == "submitted" and view["state"] != RequestState.CHECKING:
@@ -271,9 +265,8 @@ class RequestPage(Page):
         if done == "preparing" and view["state"] != RequestState.PREPARING:
             done = {RequestState.CHECKING: "submitted", RequestState.DRAFT: "created"}.get(view["state"], "")
         self.page(
-            "request.html", r=view, history=events, viewed=viewed, my_votes=mine,
-            done=DONE.get(done),
-            reviewed=any(v["submitted"] for v in mine.values()), decisions=[d.value for d in Decision],
+            "request.html", r=view, history=opened.history, viewed=opened.viewed, my_votes=mine,
+            done=DONE.get(done), decisions=[d.value for d in Decision],
         )  # fmt: skip
 
 
@@ -282,36 +275,26 @@ def _vote(h: Page, request_id: str) -> None:
     if decision not in {d.value for d in Decision}:
         raise HTTPError(400, "choose approve, reject or needs changes")
     path, comment, reason = h.get_argument("path"), h.get_argument("comment", ""), h.get_argument("override_reason", "")
-    h.tx(lambda s: workflow.vote(s, request_id, h.user, path, decision, comment, reason))
+    h.call(h.airlock.vote, request_id, h.user, path, decision, comment, reason)
 
 
 def _submit(h: Page, request_id: str) -> None:
-    h.tx(lambda s: workflow.submit(s, request_id, h.user))
+    h.call(h.airlock.submit, request_id, h.user)
     h.settings["runner"].submit(request_id)
 
 
-def _release(h: Page, request_id: str) -> None:
-    with h.refusals():
-        h.airlock.release(request_id, h.user)
-
-
-def _revise(h: Page, request_id: str) -> None:
-    path = h.get_argument("path")
-    h.tx(lambda s: workflow.revise_file(s, h.airlock.paths, h.airlock.store, request_id, h.user, path))
-
-
-# Every action a form can post, each one workflow call (the same verbs as `enclave airlock ...`).
+# Every action a form can post, each one verb of the business layer (the same verbs as `enclave airlock ...`).
 ACTIONS: dict[str, Callable[[Page, str], None]] = {
     "vote": _vote,
-    "review": lambda h, rid: h.tx(lambda s: workflow.submit_review(s, rid, h.user)),
-    "release": _release,
+    "review": lambda h, rid: h.call(h.airlock.submit_review, rid, h.user),
+    "release": lambda h, rid: h.call(h.airlock.release, rid, h.user),
     "submit": _submit,
-    "withdraw": lambda h, rid: h.tx(lambda s: workflow.withdraw(s, rid, h.user)),
-    "withdraw-file": lambda h, rid: h.tx(lambda s: workflow.withdraw_file(s, rid, h.user, h.get_argument("path"))),
-    "justify": lambda h, rid: h.tx(
-        lambda s: workflow.justify(s, rid, h.user, h.get_argument("path"), h.get_argument("justification", ""))
+    "withdraw": lambda h, rid: h.call(h.airlock.withdraw, rid, h.user),
+    "withdraw-file": lambda h, rid: h.call(h.airlock.withdraw_file, rid, h.user, h.get_argument("path")),
+    "justify": lambda h, rid: h.call(
+        h.airlock.justify, rid, h.user, h.get_argument("path"), h.get_argument("justification", "")
     ),
-    "revise": _revise,
+    "revise": lambda h, rid: h.call(h.airlock.revise, rid, h.user, h.get_argument("path")),
 }
 
 
@@ -342,16 +325,11 @@ class FilePreview(Page):
 
     @authenticated
     async def get(self, request_id: str, file_id: str) -> None:
-        def read(session: Session) -> tuple[str, str, str, list[dict[str, Any]]]:
-            record = views.request_file(session, request_id, self.user, int(file_id))
-            if workflow.actor_for(session, record.request, self.user) is workflow.Actor.CHECKER:
-                workflow.record_view(session, request_id, self.user, f"preview:{record.path}:v{record.version}")
-            return record.path, record.snapshot, record.sha256, list(record.findings or [])
-
-        name, snapshot, sha256, findings = self.tx(read)
+        opened = self.call(self.airlock.open_preview, request_id, self.user, int(file_id))  # a checker's is audited
+        name, findings = opened.path, opened.findings
         loop = IOLoop.current()
         with self.refusals():  # hashing a large snapshot takes seconds: not on the event loop
-            source = await loop.run_in_executor(None, self.airlock.store.verify, snapshot, sha256)
+            source = await loop.run_in_executor(None, self.airlock.verified_snapshot, opened.snapshot, opened.sha256)
         # Rendered in the checker sandbox: nbconvert, pyarrow and the csv reader never run in this process.
         shown = await loop.run_in_executor(None, preview_sandboxed, source, PurePosixPath(name).name)
         if shown.kind == "image":
@@ -372,15 +350,13 @@ class FilePreview(Page):
 
 
 class FileDownload(Page):
-    """A released file, for its requester only (the workflow decides), as an attachment."""
+    """A released file, for its requester only (the business layer decides), as an attachment."""
 
     @authenticated
     async def get(self, request_id: str, file_id: str) -> None:
-        def fetch(session: Session) -> Path:
-            record = views.request_file(session, request_id, self.user, int(file_id))
-            return workflow.download(session, self.airlock.store, request_id, self.user, record.path)
-
-        target = await IOLoop.current().run_in_executor(None, self.tx, fetch)  # it hashes the released copy
+        download = self.airlock.download_file
+        # It hashes the released copy: not on the event loop.
+        target = await IOLoop.current().run_in_executor(None, self.call, download, request_id, self.user, int(file_id))
         self.set_header("Content-Type", "application/octet-stream")
         self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(target.name, safe='')}")
         self.set_header("Content-Length", str(target.stat().st_size))

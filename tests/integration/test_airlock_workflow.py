@@ -199,7 +199,7 @@ def test_a_crashing_check_run_is_retried_then_goes_to_review(app, monkeypatch):
         calls.append(1)
         raise RuntimeError("engine down")
 
-    monkeypatch.setattr(checks, "run_checks_on_snapshots", crash)
+    monkeypatch.setattr(checks, "check_snapshots", crash)
     request_id = request_at(app, RequestState.CHECKING)
     app.check_request(request_id)
     assert len(calls) == workflow.MAX_CHECK_ATTEMPTS

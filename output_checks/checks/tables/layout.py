@@ -102,11 +102,19 @@ def unnamed(i: int) -> str:
     return f"Unnamed: {i}"
 
 
+def unique_header(header: list[str]) -> list[str]:
+    """Column names made unique as pandas makes them: a repeated `x` becomes `x.1`, `x.2`..."""
+    seen: dict[str, int] = {}
+    out = []
+    for h in header:
+        seen[h] = seen.get(h, 0) + 1
+        out.append(h if seen[h] == 1 else f"{h}.{seen[h] - 1}")
+    return out
+
+
 def with_header(raw: Iterator[pd.DataFrame], has_header: bool = True) -> Iterator[pd.DataFrame]:
     """Chunks read without a header (string cells, positional columns) given their column names from the header
     rows at the top of the first chunk."""
-    from output_checks.checks.tables.readers import unique_header
-
     names: list[str] | None = None
     for chunk in raw:
         if names is None:

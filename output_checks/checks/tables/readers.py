@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from output_checks.checks.tables.layout import with_header
+from output_checks.checks.tables.layout import unique_header, with_header
 from output_checks.checks.tables.profile import NUMBER
 from output_checks.sniff import HEAD, decode_text, text_encoding
 
@@ -140,15 +140,6 @@ def _raw_rows(rows: Iterator[tuple[Any, ...]] | list[list[str]]) -> Iterator[pd.
             batch = []
     if batch:
         yield pd.DataFrame(batch)
-
-
-def unique_header(header: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for h in header:
-        seen[h] = seen.get(h, 0) + 1
-        out.append(h if seen[h] == 1 else f"{h}.{seen[h] - 1}")
-    return out
 
 
 def json_records(data: Any) -> list[dict[str, Any]] | None:

@@ -1,0 +1,5 @@
+"""`python -m provisioning.cli`: the `enclave` command."""
+
+from provisioning.cli import main
+
+main()

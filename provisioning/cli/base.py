@@ -1,0 +1,76 @@
+"""What every `enclave` command shares: the top-level group (`--home`), the context it hands each command (the
+Enclave home and its registry), and `friendly`, which turns errors the user can act on into one line and exit 1."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from fabric.config import Paths
+from fabric.db import Registry
+from fabric.errors import FabricError
+
+
+def actor() -> str:
+    """Who is acting: the invoking user (through sudo too)."""
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+class Context:
+    def __init__(self, home: Path | None) -> None:
+        self.paths = Paths(home.resolve()) if home else Paths.from_env()
+        self._registry: Registry | None = None
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self.paths.home.mkdir(parents=True, exist_ok=True)
+            self._registry = Registry(self.paths.database_url)
+        return self._registry
+
+
+def friendly(fn: Callable) -> Callable:
+    """Turn FabricError into one line on stderr and exit 1; other failures into a short notice (the traceback
+    only with ENCLAVE_DEBUG=1, since library messages may quote file contents)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FabricError as exc:
+            click.echo(f"enclave: error: {exc}", err=True)
+            sys.exit(1)
+        except ValidationError as exc:
+            click.echo(f"enclave: error: {exc.errors()[0]['msg']}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("enclave: interrupted; nothing was published", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            if os.environ.get("ENCLAVE_DEBUG"):
+                raise
+            click.echo(
+                f"enclave: internal error ({type(exc).__name__}); rerun with ENCLAVE_DEBUG=1 for details", err=True
+            )
+            sys.exit(3)
+
+    return wrapper
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(path_type=Path), help="Enclave state folder (default: $ENCLAVE_HOME).")
+@click.pass_context
+def main(ctx: click.Context, home: Path | None) -> None:
+    """Enclave: a trusted research environment for multimodal cardiovascular research."""
+    ctx.obj = Context(home)

@@ -21,7 +21,7 @@ DEBIAN_PACKAGES := python3-venv python3-dev build-essential bcftools tabix tesse
 
 .PHONY: demo test check format bench lock system-packages workspace-env clean
 
-# As root: provision the demo, build the workspace environment, start Enclave on http://127.0.0.1:8000 (Ctrl-C stops).
+# As root: provision the demo, build the workspace environment, start Enclave on http://localhost:8000 (Ctrl-C stops).
 demo: $(STAMP) $(CHP)
 	$(BIN)/enclave demo
 

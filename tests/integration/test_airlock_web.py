@@ -73,13 +73,9 @@ def other_project_request(app: Airlock) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "biomed.csv").write_text("group,n\nA,150\n")
 
-    def create(session):
-        request_id = workflow.create_request(session, project=OTHER, author=AUTHOR, title="biomed counts")
-        workflow.add_file(session, app.paths, app.store, request_id, AUTHOR, "biomed.csv", "aggregate")
-        workflow.submit(session, request_id, AUTHOR)
-        return request_id
-
-    request_id = app.tx(create)
+    request_id = app.create_request(project=OTHER, author=AUTHOR, title="biomed counts")
+    app.add_file(request_id, AUTHOR, "biomed.csv", "aggregate")
+    app.submit(request_id, AUTHOR)
     app.check_request(request_id)
     return request_id
 
@@ -210,7 +206,7 @@ def test_the_author_gets_403_on_vote_even_when_also_a_checker(app, base):
     own = request_at(app, RequestState.IN_REVIEW, author=BOTH)
     r = person(base, BOTH).post(f"/requests/{own}/vote", {"path": "counts.csv", "decision": "approve"})
     assert r.status_code == 403
-    assert app.tx(lambda s: workflow.visible_votes(s, workflow.get_request(s, own, BOTH), BOTH)) == []
+    assert app.votes(own, BOTH) == []
 
 
 def test_a_post_without_the_xsrf_token_is_refused(app, base):
@@ -221,7 +217,7 @@ def test_a_post_without_the_xsrf_token_is_refused(app, base):
     r = carol.post(f"/requests/{request_id}/vote", {"path": "counts.csv", "decision": "approve", "_xsrf": "forged"},
                    xsrf=False)  # fmt: skip
     assert r.status_code == 403
-    assert app.tx(lambda s: workflow.visible_votes(s, workflow.get_request(s, request_id, CAROL), CAROL)) == []
+    assert app.votes(request_id, CAROL) == []
 
 
 def test_wrong_state_is_409_and_bad_input_400(app, base):

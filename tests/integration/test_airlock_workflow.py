@@ -49,9 +49,9 @@ PERSON_ACTIONS = [Action.SUBMIT, Action.RESUBMIT, Action.WITHDRAW, Action.RELEAS
 
 def attempt(app: Airlock, action: Action, request_id: str, user: str) -> None:
     if action in (Action.SUBMIT, Action.RESUBMIT):
-        app.tx(lambda s: workflow.submit(s, request_id, user))
+        app.submit(request_id, user)
     elif action is Action.WITHDRAW:
-        app.tx(lambda s: workflow.withdraw(s, request_id, user))
+        app.withdraw(request_id, user)
     elif action is Action.RELEASE:
         app.release(request_id, user)
 
@@ -109,7 +109,7 @@ def test_system_moves_are_never_a_persons(app, shared, action, role):
 def test_the_author_never_reviews_even_when_also_a_checker(app):
     request_id = request_at(app, RequestState.IN_REVIEW, author=BOTH)
     with pytest.raises(workflow.NotAllowed, match="authors can never review"):
-        app.tx(lambda s: workflow.vote(s, request_id, BOTH, "counts.csv", "approve"))
+        app.vote(request_id, BOTH, "counts.csv", "approve")
     assert state_of(app, request_id) == "in_review"
 
 
@@ -118,29 +118,26 @@ def test_votes_are_hidden_until_every_review_is_in(app):
     first, second = CHECKERS
 
     def vote_and_submit(user, decision):
-        def run(session):
-            workflow.vote(session, request_id, user, "counts.csv", decision, f"{user} says {decision}")
-            workflow.submit_review(session, request_id, user)
-
-        app.tx(run)
+        app.vote(request_id, user, "counts.csv", decision, f"{user} says {decision}")
+        app.submit_review(request_id, user)
 
     vote_and_submit(first, "approve")
-    seen = app.tx(lambda s: workflow.visible_votes(s, workflow.get_request(s, request_id, second), second))
+    seen = app.votes(request_id, second)
     assert seen == []
-    mine = app.tx(lambda s: workflow.visible_votes(s, workflow.get_request(s, request_id, first), first))
+    mine = app.votes(request_id, first)
     assert [v.reviewer for v in mine] == [first]
-    author_view = app.tx(lambda s: workflow.visible_votes(s, workflow.get_request(s, request_id, AUTHOR), AUTHOR))
+    author_view = app.votes(request_id, AUTHOR)
     assert author_view == []
     vote_and_submit(second, "approve")
     assert state_of(app, request_id) == "approved"
-    everyone = app.tx(lambda s: workflow.visible_votes(s, workflow.get_request(s, request_id, AUTHOR), AUTHOR))
+    everyone = app.votes(request_id, AUTHOR)
     assert sorted(v.reviewer for v in everyone) == sorted(CHECKERS)
 
 
 def test_a_third_review_is_refused(app):
     request_id = request_at(app, RequestState.APPROVED)
     with pytest.raises(FabricError):
-        app.tx(lambda s: workflow.vote(s, request_id, BOTH, "counts.csv", "reject"))
+        app.vote(request_id, BOTH, "counts.csv", "reject")
 
 
 def test_approving_a_blocked_file_needs_a_written_reason(app):
@@ -148,7 +145,7 @@ def test_approving_a_blocked_file_needs_a_written_reason(app):
     verdict = app.tx(lambda s: workflow.current_files(workflow.get_request(s, request_id, AUTHOR))[0].verdict)
     assert verdict == "block"
     with pytest.raises(workflow.InvalidRequest, match="needs a written reason"):
-        app.tx(lambda s: workflow.vote(s, request_id, CHECKERS[0], "small.csv", "approve"))
+        app.vote(request_id, CHECKERS[0], "small.csv", "approve")
     review_all(app, request_id, "approve", reason="B is a synthetic test site")
     overrides = app.tx(lambda s: [e for e in audit.events(s, request=request_id) if e.action == "airlock.override"])
     assert len(overrides) == 2 and overrides[0].detail["reason"] == "B is a synthetic test site"
@@ -157,8 +154,8 @@ def test_approving_a_blocked_file_needs_a_written_reason(app):
 def test_returned_request_is_revised_and_reviewed_again(app):
     request_id = request_at(app, RequestState.RETURNED)
     write_output(app, "counts.csv", "site,n\nA,130\nB,50\n")
-    app.tx(lambda s: workflow.revise_file(s, app.paths, app.store, request_id, AUTHOR, "counts.csv"))
-    app.tx(lambda s: workflow.submit(s, request_id, AUTHOR))
+    app.revise(request_id, AUTHOR, "counts.csv")
+    app.submit(request_id, AUTHOR)
     app.check_request(request_id)
     request = app.tx(lambda s: workflow.get_request(s, request_id, AUTHOR))
     assert request.state == "in_review" and request.round == 2
@@ -169,8 +166,8 @@ def test_returned_request_is_revised_and_reviewed_again(app):
 
 def test_withdrawn_file_is_not_reviewed_or_released(app):
     request_id = request_at(app, RequestState.DRAFT, files={"a.csv": "site,n\nA,120\n", "b.csv": "site,n\nB,200\n"})
-    app.tx(lambda s: workflow.withdraw_file(s, request_id, AUTHOR, "b.csv"))
-    app.tx(lambda s: workflow.submit(s, request_id, AUTHOR))
+    app.withdraw_file(request_id, AUTHOR, "b.csv")
+    app.submit(request_id, AUTHOR)
     app.check_request(request_id)
     review_all(app, request_id, "approve")
     assert app.release(request_id, CHECKERS[0]) == ["a.csv"]
@@ -181,9 +178,9 @@ def test_withdrawn_file_is_not_reviewed_or_released(app):
 
 def test_checks_run_on_the_snapshot_not_the_live_file(app):
     write_output(app, "late.csv", "site,n\nA,120\n")
-    request_id = app.tx(lambda s: workflow.create_request(s, project="cvd-risk", author=AUTHOR, title="t"))
-    app.tx(lambda s: workflow.add_file(s, app.paths, app.store, request_id, AUTHOR, "late.csv"))
-    app.tx(lambda s: workflow.submit(s, request_id, AUTHOR))
+    request_id = app.create_request(project="cvd-risk", author=AUTHOR, title="t")
+    app.add_file(request_id, AUTHOR, "late.csv")
+    app.submit(request_id, AUTHOR)
     write_output(app, "late.csv", "site,n\nA,3\n")  # edited after submission: not what is reviewed
     app.check_request(request_id)
     files = app.tx(lambda s: workflow.current_files(workflow.get_request(s, request_id, AUTHOR)))
@@ -219,12 +216,12 @@ def test_resume_picks_up_requests_left_checking(app):
 def test_release_and_download_are_byte_identical(app, tmp_path):
     content = "site,n\nA,120\nB,45\n"
     request_id = request_at(app, RequestState.RELEASED, files={"final.csv": content})
-    path = app.tx(lambda s: workflow.download(s, app.store, request_id, AUTHOR, "final.csv"))
+    path = app.download(request_id, AUTHOR, "final.csv")
     assert path.read_text() == content
     with pytest.raises(workflow.NotAllowed):
-        app.tx(lambda s: workflow.download(s, app.store, request_id, CHECKERS[0], "final.csv"))
+        app.download(request_id, CHECKERS[0], "final.csv")
     with pytest.raises(NotFoundError):
-        app.tx(lambda s: workflow.download(s, app.store, request_id, STRANGER, "final.csv"))
+        app.download(request_id, STRANGER, "final.csv")
 
 
 def test_re_requesting_released_bytes_is_visible(app):
@@ -243,12 +240,12 @@ def test_files_outside_the_outputs_folder_are_refused(app, tmp_path):
     secret.write_text("x")
     for path in (str(secret), "../data/clinical/patients.parquet", "../../../etc/passwd"):
         with pytest.raises(FabricError):
-            app.tx(lambda s, path=path: workflow.add_file(s, app.paths, app.store, request_id, AUTHOR, path))
+            app.add_file(request_id, AUTHOR, path)
 
 
 def test_every_step_is_audited_and_the_chain_holds(app):
     request_id = request_at(app, RequestState.RELEASED)
-    app.tx(lambda s: workflow.download(s, app.store, request_id, AUTHOR, "counts.csv"))
+    app.download(request_id, AUTHOR, "counts.csv")
     actions = app.tx(lambda s: [e.action for e in audit.events(s, request=request_id)])
     for expected_action in ("airlock.create", "airlock.add_file", "airlock.submit", "airlock.checks_done",
                             "airlock.vote", "airlock.review", "airlock.approve", "airlock.release",
@@ -282,7 +279,7 @@ def test_concurrent_reviewers_lose_nothing(app):
         t.join()
     assert errors == []
     assert state_of(app, request_id) == "approved"
-    votes = app.tx(lambda s: workflow.visible_votes(s, workflow.get_request(s, request_id, AUTHOR), AUTHOR))
+    votes = app.votes(request_id, AUTHOR)
     assert sorted(v.reviewer for v in votes) == sorted(CHECKERS)
     tallies = app.tx(lambda s: [e for e in audit.events(s, request=request_id) if e.action == "airlock.approve"])
     assert len(tallies) == 1

@@ -39,9 +39,9 @@ def app(tmp_path_factory, cohort) -> Airlock:
 def test_author_cannot_review_or_release_their_own_request_even_as_a_checker(app):
     request_id = request_at(app, RequestState.IN_REVIEW, author=BOTH)
     with pytest.raises(workflow.NotAllowed):
-        app.tx(lambda s: workflow.vote(s, request_id, BOTH, "counts.csv", "approve"))
+        app.vote(request_id, BOTH, "counts.csv", "approve")
     with pytest.raises(workflow.NotAllowed):
-        app.tx(lambda s: workflow.submit_review(s, request_id, BOTH))
+        app.submit_review(request_id, BOTH)
     approved = request_at(app, RequestState.APPROVED, author=BOTH)
     with pytest.raises(workflow.NotAllowed):
         app.release(approved, BOTH)
@@ -51,27 +51,27 @@ def test_a_checker_of_another_project_sees_nothing(app):
     request_id = request_at(app, RequestState.IN_REVIEW)
     with pytest.raises(NotFoundError):
         app.tx(lambda s: workflow.get_request(s, request_id, "zoe"))
-    assert request_id not in [r.id for r in app.tx(lambda s: workflow.review_queue(s, "zoe"))]
+    assert request_id not in [r.id for r in app.review_queue("zoe")]
     with pytest.raises(NotFoundError):
-        app.tx(lambda s: workflow.vote(s, request_id, "zoe", "counts.csv", "approve"))
+        app.vote(request_id, "zoe", "counts.csv", "approve")
 
 
 def test_no_one_but_the_requester_downloads_and_not_another_projects_release(app):
     request_id = request_at(app, RequestState.RELEASED)
     for user in (*CHECKERS, "zoe", "bob", "mallory"):
         with pytest.raises(FabricError):
-            app.tx(lambda s, user=user: workflow.download(s, app.store, request_id, user, "counts.csv"))
+            app.download(request_id, user, "counts.csv")
 
 
 def test_a_submitted_file_cannot_be_edited(app):
     request_id = request_at(app, RequestState.IN_REVIEW)
     write_output(app, "extra.csv", "site,n\nA,120\n")
     with pytest.raises(workflow.InvalidRequest):
-        app.tx(lambda s: workflow.add_file(s, app.paths, app.store, request_id, AUTHOR, "extra.csv"))
+        app.add_file(request_id, AUTHOR, "extra.csv")
     with pytest.raises(workflow.InvalidRequest):
-        app.tx(lambda s: workflow.revise_file(s, app.paths, app.store, request_id, AUTHOR, "counts.csv"))
+        app.revise(request_id, AUTHOR, "counts.csv")
     with pytest.raises(workflow.InvalidRequest):
-        app.tx(lambda s: workflow.justify(s, request_id, AUTHOR, "counts.csv", "changed my mind"))
+        app.justify(request_id, AUTHOR, "counts.csv", "changed my mind")
     record = app.tx(lambda s: workflow.current_files(workflow.get_request(s, request_id, AUTHOR))[0])
     snapshot = app.store.snapshot_path(record.snapshot)
     assert snapshot.stat().st_mode & 0o222 == 0  # read-only on disk
@@ -85,7 +85,7 @@ def test_a_swapped_snapshot_is_detected_before_release(app):
     snapshot.write_bytes(snapshot.read_bytes().replace(b"120", b"3"))
     with pytest.raises(IntegrityError):
         app.release(request_id, CHECKERS[0])
-    assert app.tx(lambda s: workflow.get_request(s, request_id, AUTHOR).state) == "approved"
+    assert app.state(request_id, AUTHOR) == "approved"
     egress = app.store.egress / "cvd-risk" / request_id
     assert not egress.exists() or not any(egress.iterdir())
     actions = app.tx(lambda s: [e.action for e in audit.events(s, request=request_id)])

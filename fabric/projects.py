@@ -1,9 +1,12 @@
 """Research projects: the YAML spec (purpose, members and roles, datasets, compute limits, storage quota, airlock
-overrides), its validation, and the registry operations that create projects and change membership."""
+overrides), its validation, and the registry operations that create and replace projects and change membership,
+each audited. Who may review releases is checked here against a number the caller passes in (the airlock's default
+lives in output_checks, which fabric does not import)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -18,6 +21,7 @@ from fabric.consent import PURPOSE_PARENT
 from fabric.documents import load_yaml_model
 from fabric.errors import FabricError, NotFoundError, SpecError
 from fabric.models import Dataset, Project, ProjectMember
+from fabric.project_plan import SpecPlan, plan_changes
 
 PROJECT_NAME = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
 USERNAME = r"^[a-z_][a-z0-9_-]{0,31}$"
@@ -185,28 +189,78 @@ def resolve_datasets(session: Session, spec: ProjectSpec) -> list[str]:
     return list(spec.datasets)
 
 
-def create_project(session: Session, spec: ProjectSpec, *, actor: str, replace: bool = False) -> Project:
-    """Create a project from a validated spec; with `replace`, update an existing one to match the spec."""
+def reviews_required(spec: ProjectSpec, default_reviews: int) -> int:
+    """Independent reviews each of the project's release requests needs: its own setting, else the airlock's default."""
+    return spec.airlock.reviews_required or default_reviews
+
+
+def _checkers(members: Iterable[tuple[str, str]]) -> set[str]:
+    return {user for user, role in members if role == ProjectRole.OUTPUT_CHECKER.value}
+
+
+def require_enough_checkers(spec: ProjectSpec, default_reviews: int) -> None:
+    """SpecError unless the spec names at least as many output checkers as its releases need reviews: with fewer, a
+    release request would wait for a review nobody can give."""
+    checkers = _checkers((m.user, m.role.value) for m in spec.members)
+    needed = reviews_required(spec, default_reviews)
+    if len(checkers) < needed:
+        raise SpecError(
+            f"project {spec.name}: {len(checkers)} output checker(s), but each release needs {needed} independent "
+            f"reviews (airlock.reviews_required, default {default_reviews}); name at least {needed} output checkers "
+            "or lower airlock.reviews_required"
+        )
+
+
+def _members(project: Project) -> list[tuple[str, str]]:
+    return [(m.username, m.role) for m in project.members]
+
+
+def _set_members(session: Session, project: Project, members: list[tuple[str, str]]) -> None:
+    """Make the project's member rows and its stored spec's members match `members`. Rows that stay are kept: replacing
+    them all inserted a (project, user, role) row before its old twin was deleted, which the unique key refused."""
+    wanted = set(members)
+    for row in [r for r in project.members if (r.username, r.role) not in wanted]:
+        project.members.remove(row)
+    session.flush()  # deletions first, so a role given back in the same change does not meet its old row
+    have = set(_members(project))
+    project.members.extend(ProjectMember(username=u, role=r) for u, r in dict.fromkeys(members) if (u, r) not in have)
+    spec: dict[str, Any] = dict(project.spec or {})
+    spec["members"] = [{"user": u, "role": r} for u, r in dict.fromkeys(members)]
+    project.spec = spec
+
+
+def plan_replacement(session: Session, spec: ProjectSpec) -> SpecPlan | None:
+    """What replacing project `spec.name` with `spec` would change; None when there is no such project yet."""
+    project = session.get(Project, spec.name)
+    if project is None:
+        return None
+    return plan_changes(project.spec, _members(project), spec.model_dump(mode="json"))
+
+
+def create_project(
+    session: Session, spec: ProjectSpec, *, actor: str, replace: bool = False, expected: SpecPlan | None = None
+) -> Project:
+    """Create a project from a validated spec; with `replace`, update an existing one to match the spec, auditing what
+    changed. With `expected` (the plan an admin approved), refuse if the project changed since it was shown."""
     resolve_datasets(session, spec)
     project = session.get(Project, spec.name)
     if project is not None and not replace:
         raise FabricError(f"project {spec.name} already exists (use --replace to update it from the spec)")
+    plan = plan_replacement(session, spec)
+    if expected is not None and plan != expected:
+        raise FabricError(f"project {spec.name} changed since its plan was shown; run the command again")
     if project is None:
-        project = Project(name=spec.name, created_at=_now())
+        project = Project(name=spec.name, created_at=_now(), spec={})
         session.add(project)
     project.title, project.purpose, project.commercial = spec.title, spec.purpose, spec.commercial
+    _set_members(session, project, [(m.user, m.role.value) for m in spec.members])
     project.spec = spec.model_dump(mode="json")
-    project.members = [ProjectMember(username=m.user, role=m.role.value) for m in spec.members]
     session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        action="project.update" if replace else "project.create",
-        target=spec.name,
-        purpose=spec.purpose,
-        datasets=spec.datasets,
-        members=[f"{m.user}:{m.role.value}" for m in spec.members],
-    )
+    if plan is None:
+        audit.record(session, actor=actor, action="project.create", target=spec.name, purpose=spec.purpose,
+                     datasets=spec.datasets, members=[f"{m.user}:{m.role.value}" for m in spec.members])  # fmt: skip
+    elif not plan.empty:
+        audit.record(session, actor=actor, action="project.update", target=spec.name, **plan.audit_detail())
     return project
 
 
@@ -226,9 +280,54 @@ def add_member(session: Session, name: str, user: str, role: str, *, actor: str)
     member = Member(user=user, role=role)  # validates both
     if any(m.username == member.user and m.role == member.role.value for m in project.members):
         return
-    project.members.append(ProjectMember(username=member.user, role=member.role.value))
-    spec: dict[str, Any] = dict(project.spec)
-    spec["members"] = [*spec.get("members", []), {"user": member.user, "role": member.role.value}]
-    project.spec = spec
+    _set_members(session, project, [*_members(project), (member.user, member.role.value)])
     session.flush()
     audit.record(session, actor=actor, action="project.add_member", target=name, user=user, role=member.role.value)
+
+
+def _roles_of(project: Project, user: str) -> list[str]:
+    roles = sorted(role for u, role in _members(project) if u == user)
+    if not roles:
+        raise NotFoundError(f"{user} is not a member of project {project.name} (see 'enclave project show')")
+    return roles
+
+
+def _keep_enough_checkers(project: Project, after: list[tuple[str, str]], default_reviews: int) -> None:
+    """Refuse a membership change that leaves fewer output checkers than the project's releases need reviews. A project
+    already short (made before this rule) may still lose researchers; it may not lose checkers."""
+    before, remaining = _checkers(_members(project)), _checkers(after)
+    needed = reviews_required(project_spec(project), default_reviews)
+    if len(remaining) < needed and len(remaining) < len(before):
+        raise FabricError(
+            f"project {project.name} would have {len(remaining)} output checker(s), but each release needs {needed} "
+            f"independent reviews (airlock.reviews_required, default {default_reviews}); add another output checker "
+            "first or lower airlock.reviews_required"
+        )
+
+
+def remove_member(session: Session, name: str, user: str, *, actor: str, default_reviews: int) -> list[str]:
+    """Take `user` off project `name` in every role they hold there; returns those roles."""
+    project = get_project(session, name)
+    roles = _roles_of(project, user)
+    after = [(u, r) for u, r in _members(project) if u != user]
+    _keep_enough_checkers(project, after, default_reviews)
+    _set_members(session, project, after)
+    session.flush()
+    audit.record(session, actor=actor, action="project.remove_member", target=name, user=user, roles=roles)
+    return roles
+
+
+def set_role(session: Session, name: str, user: str, role: str, *, actor: str, default_reviews: int) -> list[str]:
+    """Make `role` the only role of member `user` on project `name`; returns the roles they had (unchanged when they
+    already held just that one)."""
+    project = get_project(session, name)
+    new = Member(user=user, role=role).role.value  # validates both
+    roles = _roles_of(project, user)
+    if roles == [new]:
+        return roles
+    after = [(u, r) for u, r in _members(project) if u != user] + [(user, new)]
+    _keep_enough_checkers(project, after, default_reviews)
+    _set_members(session, project, after)
+    session.flush()
+    audit.record(session, actor=actor, action="project.set_role", target=name, user=user, roles_before=roles, role=new)
+    return roles

@@ -15,8 +15,18 @@ from fabric import audit
 from fabric.catalogue import DatasetSpec, add_site, find_patient, get_site, register_dataset
 from fabric.consent import import_consent, state_in_force, withdraw
 from fabric.errors import FabricError
+from fabric.identifiers.schemes import SCHEMES
 from fabric.models import Dataset, PatientRecord, Project, Site
-from fabric.projects import ProjectSpec, add_member, create_project, get_project
+from fabric.projects import (
+    ProjectSpec,
+    add_member,
+    create_project,
+    get_project,
+    plan_replacement,
+    remove_member,
+    require_enough_checkers,
+    set_role,
+)
 from provisioning.cli.base import Context, actor, friendly, main, pass_ctx
 
 # ------------------------------------------------------------------------------------------------ users
@@ -88,7 +98,7 @@ def site_add(ctx: Context, folder: Path, quiet: bool) -> None:
         click.echo(f"site {added.id}: {len(summaries)} datasets")
         for s in summaries:
             extra = f", {s.unlinked} unlinked" if s.unlinked else ""
-            extra += f", {s.invalid_nhs_numbers} invalid NHS numbers" if s.invalid_nhs_numbers else ""
+            extra += f", {s.invalid_identifiers} invalid {SCHEMES[s.scheme].name}s" if s.invalid_identifiers else ""
             click.echo(f"  {s.dataset:<24} {s.linked} records linked ({s.new_patients} new patients{extra})")
 
 
@@ -225,19 +235,49 @@ def project() -> None:
     """Research projects."""
 
 
+def _default_reviews() -> int:
+    """The airlock's default number of reviews per release, for projects that do not set their own."""
+    from output_checks.release.workflow import DEFAULT_REVIEWS
+
+    return DEFAULT_REVIEWS
+
+
+def _apply_to_hub(ctx: Context, users: list[str]) -> None:
+    """The running hub follows each membership change at once: groups set, workspaces no longer allowed stopped."""
+    from hub import revocation
+
+    for user in users:
+        done = revocation.apply_membership(ctx.registry, ctx.paths, user, actor=actor())
+        click.echo(f"hub, {user}: {done.summary()}")
+
+
 @project.command("create")
 @click.option("-f", "spec_file", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--replace", is_flag=True, help="Update an existing project to match the spec.")
+@click.option("--replace", is_flag=True, help="Update an existing project to match the spec (its changes shown first).")
+@click.option("--yes", is_flag=True, help="With --replace: apply the changes without asking.")
 @pass_ctx
 @friendly
-def project_create(ctx: Context, spec_file: Path, replace: bool) -> None:
-    """Create a project from a YAML spec (see docs/reference/project-spec.md)."""
+def project_create(ctx: Context, spec_file: Path, replace: bool, yes: bool) -> None:
+    """Create a project from a YAML spec (see docs/reference/project-spec.md); refused when it names fewer output
+    checkers than its releases need reviews."""
     spec = ProjectSpec.load(spec_file)
+    require_enough_checkers(spec, _default_reviews())
+    plan = None
+    if replace:
+        with ctx.registry.session() as session:
+            plan = plan_replacement(session, spec)
+    if plan is not None:
+        if plan.empty:
+            click.echo(f"project {spec.name}: no changes")
+            return
+        click.echo(f"project {spec.name} changes:\n" + "\n".join(f"  {line}" for line in plan.lines()))
+        if not yes and not click.confirm("Apply these changes?", default=False):
+            raise FabricError("nothing changed")
     with ctx.registry.session() as session:
-        create_project(session, spec, actor=actor(), replace=replace)
-    click.echo(
-        f"project {spec.name} {'updated' if replace else 'created'}; next: enclave project materialise {spec.name}"
-    )
+        create_project(session, spec, actor=actor(), replace=replace, expected=plan)
+    click.echo(f"project {spec.name} {'updated' if plan else 'created'}; next: enclave project materialise {spec.name}")
+    if plan is not None:
+        _apply_to_hub(ctx, plan.affected_users())
 
 
 @project.command("list")
@@ -276,13 +316,43 @@ def project_show(ctx: Context, name: str) -> None:
 @pass_ctx
 @friendly
 def project_add_member(ctx: Context, name: str, user: str, role: str) -> None:
-    """Add USER to project NAME with ROLE."""
+    """Add USER to project NAME with ROLE; the running hub follows at once."""
     with ctx.registry.session() as session:
         add_member(session, name, user, role, actor=actor())
     click.echo(f"{user} is a {role} on {name}")
-    from hub import revocation  # the running hub's groups follow at once
+    _apply_to_hub(ctx, [user])
 
-    click.echo(f"hub: {revocation.apply_membership(ctx.registry, ctx.paths, user, actor=actor()).summary()}")
+
+@project.command("remove-member")
+@click.argument("name")
+@click.argument("user")
+@pass_ctx
+@friendly
+def project_remove_member(ctx: Context, name: str, user: str) -> None:
+    """Take USER off project NAME in every role; their running workspace for it stops and their access ends at once.
+    Refused when it would leave fewer output checkers than the project's releases need reviews."""
+    with ctx.registry.session() as session:
+        roles = remove_member(session, name, user, actor=actor(), default_reviews=_default_reviews())
+    click.echo(f"{user} is no longer a member of {name} (was {', '.join(roles)})")
+    _apply_to_hub(ctx, [user])
+
+
+@project.command("set-role")
+@click.argument("name")
+@click.argument("user")
+@click.argument("role", type=click.Choice(["researcher", "output_checker"]))
+@pass_ctx
+@friendly
+def project_set_role(ctx: Context, name: str, user: str, role: str) -> None:
+    """Make ROLE the only role of member USER on project NAME; the running hub follows at once (a researcher made an
+    output checker loses their workspace). Refused when it would leave too few output checkers."""
+    with ctx.registry.session() as session:
+        before = set_role(session, name, user, role, actor=actor(), default_reviews=_default_reviews())
+    if before == [role]:
+        click.echo(f"{user} is already a {role} on {name}")
+        return
+    click.echo(f"{user} is now a {role} on {name} (was {', '.join(before)})")
+    _apply_to_hub(ctx, [user])
 
 
 @project.command("materialise")

@@ -1,5 +1,6 @@
-"""The installed `enclave` command end to end: registration, consent, projects, materialisation and its errors.
-Runs the console entry point in subprocesses, as an admin would."""
+"""The installed `enclave` command end to end: registration, consent, projects (created, replaced from a changed spec,
+members removed and roles changed), materialisation and its errors. Runs the console entry point in subprocesses, as
+an admin would."""
 
 from __future__ import annotations
 
@@ -16,9 +17,12 @@ pytestmark = pytest.mark.integration
 ENCLAVE = shutil.which("enclave", path=str(Path(sys.executable).parent)) or "enclave"
 
 
-def enclave(home: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+CHECKERS = "members: [{user: carol, role: output_checker}, {user: dave, role: output_checker}]\n"
+
+
+def enclave(home: Path, *args: str, ok: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [ENCLAVE, "--home", str(home), *args], capture_output=True, text=True, timeout=300, check=False
+        [ENCLAVE, "--home", str(home), *args], capture_output=True, text=True, timeout=300, check=False, input=stdin
     )
     if ok:
         assert result.returncode == 0, result.stderr
@@ -50,7 +54,7 @@ def test_reimport_is_a_no_op(home, cohort):
 
 def test_project_lifecycle_and_withdrawal(home, tmp_path, cohort):
     spec = tmp_path / "p.yaml"
-    spec.write_text("name: cli-proj\ntitle: t\npurpose: DS-CVD\ndatasets: ['*']\n")
+    spec.write_text("name: cli-proj\ntitle: t\npurpose: DS-CVD\ndatasets: ['*']\n" + CHECKERS)
     enclave(home, "project", "create", "-f", str(spec))
     again = enclave(home, "project", "create", "-f", str(spec), ok=False)
     assert again.returncode == 1 and "already exists" in again.stderr
@@ -67,6 +71,46 @@ def test_project_lifecycle_and_withdrawal(home, tmp_path, cohort):
     out = enclave(home, "consent", "withdraw", nhs, "--rematerialise", "--quiet").stdout
     assert nhs not in out and "cli-proj" in out
     assert "not covered" in enclave(home, "consent", "show", nhs).stdout
+    assert "audit log intact" in enclave(home, "audit", "verify").stdout
+
+
+def test_a_project_changes_by_a_plan_shown_first_and_every_change_is_audited(home, tmp_path):
+    spec = tmp_path / "c.yaml"
+    first = (
+        "name: cli-change\ntitle: t\npurpose: DS-CVD\ndatasets: ['*']\nmembers:\n  - {user: alice, role: researcher}\n"
+    )
+    spec.write_text(first + "  - {user: carol, role: output_checker}\n")
+    refused = enclave(home, "project", "create", "-f", str(spec), ok=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "1 output checker(s), but each release needs 2 independent reviews" in refused.stderr
+    spec.write_text(first + "  - {user: carol, role: output_checker}\n  - {user: dave, role: output_checker}\n")
+    enclave(home, "project", "create", "-f", str(spec))
+
+    # alice stays (this failed with IntegrityError), changes role; erin joins; the purpose changes
+    changed = spec.read_text().replace("alice, role: researcher", "alice, role: output_checker")
+    spec.write_text(changed.replace("DS-CVD", "HMB") + "  - {user: erin, role: researcher}\n")
+    declined = enclave(home, "project", "create", "-f", str(spec), "--replace", stdin="n\n", ok=False)
+    plan = ["+ member erin (researcher)", "~ member alice: researcher -> output_checker", "~ purpose: DS-CVD -> HMB"]
+    assert all(line in declined.stdout for line in plan) and "nothing changed" in declined.stderr
+    assert "alice (researcher)" in enclave(home, "project", "show", "cli-change").stdout
+    applied = enclave(home, "project", "create", "-f", str(spec), "--replace", "--yes").stdout
+    assert "project cli-change updated" in applied and "hub, erin: the hub is not running" in applied
+    shown = enclave(home, "project", "show", "cli-change").stdout
+    assert "alice (output_checker)" in shown and "erin (researcher)" in shown and "purpose HMB" in shown
+    assert "no changes" in enclave(home, "project", "create", "-f", str(spec), "--replace").stdout
+
+    assert "(was researcher)" in enclave(home, "project", "remove-member", "cli-change", "erin").stdout
+    assert "(was output_checker)" in enclave(home, "project", "set-role", "cli-change", "alice", "researcher").stdout
+    short = enclave(home, "project", "remove-member", "cli-change", "carol", ok=False)
+    assert short.returncode == 1 and "would have 1 output checker(s), but each release needs 2" in short.stderr
+    missing = enclave(home, "project", "remove-member", "cli-change", "erin", ok=False)
+    assert "erin is not a member of project cli-change" in missing.stderr
+    shown = enclave(home, "project", "show", "cli-change").stdout
+    assert "erin" not in shown and "alice (researcher)" in shown and "carol (output_checker)" in shown
+
+    log = enclave(home, "audit", "show", "--project", "cli-change").stdout
+    for action in ("project.create", "project.update", "project.remove_member", "project.set_role"):
+        assert action in log
     assert "audit log intact" in enclave(home, "audit", "verify").stdout
 
 
@@ -87,7 +131,7 @@ def test_errors_are_one_clear_line_without_identifiers(home, tmp_path):
 
 def test_tampering_with_a_view_is_detected(home, tmp_path):
     spec = tmp_path / "t.yaml"
-    spec.write_text("name: tamper\ntitle: t\npurpose: HMB\ndatasets: ['*']\n")
+    spec.write_text("name: tamper\ntitle: t\npurpose: HMB\ndatasets: ['*']\n" + CHECKERS)
     enclave(home, "project", "create", "-f", str(spec))
     enclave(home, "project", "materialise", "tamper", "--quiet")
     view = (home / "projects" / "tamper" / "data").resolve()

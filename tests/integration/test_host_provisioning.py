@@ -164,7 +164,10 @@ def test_enclave_host_apply_provisions_every_project_in_the_registry(tmp_path):
     table = f"enclave_egress_t{secrets.token_hex(3)}"
     spec = tmp_path / "p.yaml"
     spec.write_text(
-        f"name: {project}\ntitle: t\npurpose: DS-CVD\ndatasets: ['*']\nmembers: [{{user: erin, role: researcher}}]\n"
+        f"name: {project}\ntitle: t\npurpose: DS-CVD\ndatasets: ['*']\n"
+        # two output checkers: a project with fewer checkers than the reviews its releases need is refused
+        "members: [{user: erin, role: researcher}, {user: carol, role: output_checker},"
+        " {user: dave, role: output_checker}]\n"
     )
     with scratch_home() as home:
         try:

@@ -129,7 +129,10 @@ def test_enclave_host_apply_mounts_and_host_release_unmounts_every_store(home, t
     project = throwaway_project("cli")
     spec = tmp_path / "p.yaml"
     spec.write_text(
-        f"name: {project}\ntitle: t\npurpose: DS-CVD\ndatasets: ['*']\nmembers: [{{user: erin, role: researcher}}]\n"
+        f"name: {project}\ntitle: t\npurpose: DS-CVD\ndatasets: ['*']\n"
+        # two output checkers: a project with fewer checkers than the reviews its releases need is refused
+        "members: [{user: erin, role: researcher}, {user: carol, role: output_checker},"
+        " {user: dave, role: output_checker}]\n"
         "storage: {quota: 128MiB}\n"
     )
     table = "enclave_egress_strel"

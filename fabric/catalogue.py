@@ -1,11 +1,11 @@
 """The catalogue: sites, their datasets (modality, format, location, checksum) and the patient index that links
-each patient's records across sites and modalities by NHS number."""
+each patient's records across sites and modalities by NHS number, or by the national identifier scheme a site
+declares (fabric/identifiers/schemes.py)."""
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import re
 import secrets
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,8 +24,11 @@ from fabric import audit
 from fabric.clinical import FORMATS, open_site_clinical
 from fabric.documents import load_yaml_model
 from fabric.errors import FabricError, InvalidInputError, NotFoundError
+from fabric.identifiers import nhs
+from fabric.identifiers.formatting import compact
+from fabric.identifiers.schemes import DEFAULT_SCHEME, SCHEMES, scheme
 from fabric.materialise.files import sha256_file
-from fabric.models import Dataset, Patient, PatientRecord, Site
+from fabric.models import Dataset, Patient, PatientIdentifier, PatientRecord, Site
 
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 Modality = Literal["clinical", "imaging", "genomics"]
@@ -63,12 +66,16 @@ class SiteManifest(BaseModel):
     id: str = Field(pattern=SLUG)
     name: str = Field(min_length=1, max_length=200)
     clinical_format: str
+    identifier_scheme: str = Field(
+        default=DEFAULT_SCHEME, description="the national identifier its patients carry (fabric/identifiers/schemes.py)"
+    )
     datasets: list[DatasetSpec] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> SiteManifest:
         if self.clinical_format not in FORMATS:
             raise ValueError(f"clinical_format {self.clinical_format!r} is not one of {', '.join(FORMATS)}")
+        scheme(self.identifier_scheme)  # a ValueError naming the known schemes
         ids = [d.id for d in self.datasets]
         if len(ids) != len(set(ids)):
             raise ValueError("dataset ids must be unique")
@@ -106,14 +113,7 @@ def dataset_checksum(path: Path, *, progress: bool = False) -> tuple[str, int, i
 # ------------------------------------------------------------------------------------------------ NHS numbers
 
 
-def nhs_number_valid(number: str) -> bool:
-    """Modulus 11 check of a 10-digit NHS number."""
-    if not re.fullmatch(r"\d{10}", number):
-        return False
-    total = sum(int(d) * w for d, w in zip(number[:9], range(10, 1, -1), strict=True))
-    check = 11 - total % 11
-    check = 0 if check == 11 else check
-    return check != 10 and check == int(number[9])
+nhs_number_valid = nhs.is_valid  # kept importable here, where callers found it before identifier schemes
 
 
 # ------------------------------------------------------------------------------------------------ registration
@@ -125,27 +125,50 @@ class IndexSummary:
     linked: int = 0
     new_patients: int = 0
     unlinked: int = 0
-    invalid_nhs_numbers: int = 0
+    invalid_identifiers: int = 0
+    scheme: str = DEFAULT_SCHEME
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def invalid_nhs_numbers(self) -> int:
+        """Invalid identifiers of an NHS site (the count's name before sites declared schemes)."""
+        return self.invalid_identifiers if self.scheme == "nhs" else 0
 
 
 class PatientIndex:
-    """The NHS number -> patient map for one registration, creating patients as new numbers appear."""
+    """The identifier -> patient map of one scheme for one registration, creating patients as new (valid,
+    normalised) identifiers appear. NHS numbers live on the patient; other schemes' in patient_identifiers."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, scheme_code: str = DEFAULT_SCHEME) -> None:
         self.session = session
-        self.by_nhs: dict[str, str] = dict(session.execute(select(Patient.nhs_number, Patient.id)).all())
+        self.scheme = scheme(scheme_code)
+        if self.scheme.code == "nhs":
+            query = select(Patient.nhs_number, Patient.id).where(Patient.nhs_number.is_not(None))
+        else:
+            query = select(PatientIdentifier.value, PatientIdentifier.patient_id).where(
+                PatientIdentifier.scheme == self.scheme.code
+            )
+        self.by_identifier: dict[str, str] = dict(session.execute(query).all())
         self.now = datetime.now(UTC).replace(tzinfo=None)
 
-    def patient_for(self, nhs_number: str, summary: IndexSummary) -> str | None:
-        if not nhs_number_valid(nhs_number):
-            summary.invalid_nhs_numbers += 1
+    def identifier_of(self) -> dict[str, str]:
+        """patient id -> normalised identifier in this scheme."""
+        return {patient_id: value for value, patient_id in self.by_identifier.items()}
+
+    def patient_for(self, raw: str, summary: IndexSummary) -> str | None:
+        number = self.scheme.normalise(raw)
+        if number is None:
+            summary.invalid_identifiers += 1
             return None
-        patient_id = self.by_nhs.get(nhs_number)
+        patient_id = self.by_identifier.get(number)
         if patient_id is None:
             patient_id = f"EP-{secrets.token_hex(6)}"
-            self.session.add(Patient(id=patient_id, nhs_number=nhs_number, created_at=self.now))
-            self.by_nhs[nhs_number] = patient_id
+            if self.scheme.code == "nhs":
+                self.session.add(Patient(id=patient_id, nhs_number=number, created_at=self.now))
+            else:
+                self.session.add(Patient(id=patient_id, nhs_number=None, created_at=self.now))
+                self.session.add(PatientIdentifier(patient_id=patient_id, scheme=self.scheme.code, value=number))
+            self.by_identifier[number] = patient_id
             summary.new_patients += 1
         return patient_id
 
@@ -173,7 +196,8 @@ def vcf_samples(path: Path) -> list[str]:
 
 
 def _local_ids(site: Site, spec: DatasetSpec, root: Path, clinical_mrns: dict[str, str]) -> Iterator[tuple[str, str]]:
-    """(local id, NHS number) for every patient a dataset holds; NHS numbers resolved per modality."""
+    """(local id, national identifier) for every patient a dataset holds; identifiers resolved per modality (an
+    imaging folder's MRN through `clinical_mrns`, the site's clinical records)."""
     location = root / spec.path
     if spec.modality == "clinical":
         reader = open_site_clinical(location, spec.format, site.id)
@@ -217,24 +241,23 @@ def register_dataset(
     dataset.checksum, dataset.files, dataset.bytes = checksum, files, size
     session.flush()
 
-    summary = IndexSummary(spec.id)
+    summary = IndexSummary(spec.id, scheme=site.identifier_scheme)
+    index = PatientIndex(session, site.identifier_scheme)
     # MRNs in imaging folders resolve through the same site's clinical records.
     clinical_mrns: dict[str, str] = {}
+    identifier_of = index.identifier_of()
     for other in site.datasets:
         if other.modality == "clinical" and other.id != spec.id:
             rows = session.execute(
-                select(PatientRecord.local_id, Patient.nhs_number)
-                .join(Patient)
-                .where(PatientRecord.dataset_id == other.id)
+                select(PatientRecord.local_id, PatientRecord.patient_id).where(PatientRecord.dataset_id == other.id)
             ).all()
-            clinical_mrns.update(rows)
-    index = PatientIndex(session)
+            clinical_mrns.update((mrn, identifier_of[pid]) for mrn, pid in rows if pid in identifier_of)
     known = set(session.scalars(select(PatientRecord.local_id).where(PatientRecord.dataset_id == spec.id)))
-    for local_id, nhs in _local_ids(site, spec, root, clinical_mrns):
-        if not nhs:
+    for local_id, identifier in _local_ids(site, spec, root, clinical_mrns):
+        if not identifier:
             summary.unlinked += 1
             continue
-        patient_id = index.patient_for(nhs, summary)
+        patient_id = index.patient_for(identifier, summary)
         if patient_id is None:
             continue
         summary.linked += 1
@@ -253,7 +276,8 @@ def register_dataset(
         bytes=size,
         linked=summary.linked,
         unlinked=summary.unlinked,
-        invalid_nhs_numbers=summary.invalid_nhs_numbers,
+        identifier_scheme=summary.scheme,
+        invalid_identifiers=summary.invalid_identifiers,
     )
     return summary
 
@@ -270,7 +294,14 @@ def add_site(
     if site is None:
         site = Site(id=manifest.id, registered_at=now)
         session.add(site)
+    if site.identifier_scheme not in (None, manifest.identifier_scheme) and site.datasets:
+        # its patients are already linked by the old scheme's numbers; relinking them is not a re-add
+        raise FabricError(
+            f"site {site.id} was registered with identifier scheme {site.identifier_scheme!r}, "
+            f"its site.yaml now says {manifest.identifier_scheme!r}"
+        )
     site.name, site.clinical_format, site.root = manifest.name, manifest.clinical_format, str(site_dir)
+    site.identifier_scheme = manifest.identifier_scheme
     session.flush()
     audit.record(session, actor=actor, action="site.add", target=site.id, datasets=len(manifest.datasets))
     order = {"clinical": 0, "genomics": 1, "imaging": 2}
@@ -289,11 +320,18 @@ def get_site(session: Session, site_id: str) -> Site:
 
 
 def find_patient(session: Session, identifier: str) -> Patient:
-    """A patient by enclave id (EP-…) or NHS number; the error never repeats what was asked for."""
+    """A patient by enclave id (EP-…), NHS number or another scheme's identifier; the error never repeats what was
+    asked for."""
     identifier = identifier.strip().replace(" ", "")
     patient = session.get(Patient, identifier)
     if patient is None and identifier.isdigit():
         patient = session.scalars(select(Patient).where(Patient.nhs_number == identifier)).first()
+    if patient is None:
+        candidates = {n for s in SCHEMES.values() if s.code != "nhs" and (n := s.normalise(identifier))}
+        candidates.add(compact(identifier))
+        patient = session.scalars(
+            select(Patient).join(PatientIdentifier).where(PatientIdentifier.value.in_(candidates))
+        ).first()
     if patient is None:
         raise NotFoundError("no patient in the index matches that identifier")
     return patient

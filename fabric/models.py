@@ -18,6 +18,8 @@ class Site(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     clinical_format: Mapped[str] = mapped_column(String(32))
+    # the national identifier its patients carry (fabric/identifiers/schemes.py); they link across sites by it
+    identifier_scheme: Mapped[str] = mapped_column(String(32), default="nhs", server_default="nhs")
     root: Mapped[str] = mapped_column(Text)
     registered_at: Mapped[datetime] = mapped_column(DateTime)
 
@@ -41,18 +43,31 @@ class Dataset(Base):
 
 
 class Patient(Base):
-    """One person across every site and modality, linked by NHS number."""
+    """One person across every site and modality, linked by NHS number, or by another national identifier
+    (PatientIdentifier) for patients of sites that declare another scheme."""
 
     __tablename__ = "patients"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    nhs_number: Mapped[str] = mapped_column(String(10), unique=True)
+    nhs_number: Mapped[str | None] = mapped_column(String(10), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
     records: Mapped[list[PatientRecord]] = relationship(back_populates="patient")
     consent_events: Mapped[list[ConsentEvent]] = relationship(
         back_populates="patient", order_by="(ConsentEvent.date, ConsentEvent.id)"
     )
+
+
+class PatientIdentifier(Base):
+    """A patient's national identifier in a scheme other than the NHS's, in its normalised form."""
+
+    __tablename__ = "patient_identifiers"
+    __table_args__ = (UniqueConstraint("scheme", "value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), index=True)
+    scheme: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(String(32))
 
 
 class PatientRecord(Base):

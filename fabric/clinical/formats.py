@@ -12,6 +12,7 @@ import pandas as pd
 from fabric.clinical.schema import MEASURE_UNITS, SOURCE_COLUMNS
 from fabric.documents import iter_ndjson
 from fabric.errors import FabricError, InvalidInputError
+from fabric.identifiers.schemes import FHIR_SYSTEMS
 
 CHUNK_ROWS = 100_000
 
@@ -265,6 +266,17 @@ class FhirNdjsonReader:
         raise InvalidInputError(path, f"line {number}: Patient has no identifier of system {system}")
 
     @staticmethod
+    def _national_identifier(path: Path, number: int, patient: dict) -> str:
+        """The patient's NHS number, or another scheme's national identifier (the catalogue checks that it is the
+        scheme the site declares)."""
+        for ident in patient.get("identifier") or []:
+            if ident.get("system") in FHIR_SYSTEMS and ident.get("value"):
+                return str(ident["value"])
+        raise InvalidInputError(
+            path, f"line {number}: Patient has no identifier of system {NHS_SYSTEM} or another scheme's"
+        )
+
+    @staticmethod
     def _date(path: Path, number: int, value: object, field: str):
         try:
             return pd.Timestamp(str(value)[:10]).date()
@@ -301,7 +313,7 @@ class FhirNdjsonReader:
             mrn = self._identifier(path, number, p, self.mrn_system)
             yield {
                 "mrn": mrn,
-                "nhs_number": self._identifier(path, number, p, NHS_SYSTEM).replace(" ", ""),
+                "nhs_number": self._national_identifier(path, number, p).replace(" ", ""),
                 "surname": name.get("family"),
                 "forename": (name.get("given") or [None])[0],
                 "birth_date": self._date(path, number, p.get("birthDate"), "birthDate"),

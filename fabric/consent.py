@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from fabric import audit
 from fabric.documents import iter_ndjson
 from fabric.errors import FabricError
-from fabric.models import ConsentEvent, Patient
+from fabric.identifiers.schemes import DEFAULT_SCHEME, scheme
+from fabric.models import ConsentEvent, Patient, PatientIdentifier, Site
 
 # DUO primary categories, each with the broader purpose that contains it (None: the root). A consent for a purpose
 # covers projects whose purpose is that purpose or any narrower one. Add a disease-specific code here to enable it.
@@ -84,22 +85,29 @@ def state_in_force(events: Iterable[ConsentEvent], on: date | None = None) -> Co
 
 @dataclass(frozen=True)
 class ConsentRecord:
-    """One consent event as a site exports it (docs/reference/data-layout.md)."""
+    """One consent event as a site exports it (docs/reference/data-layout.md): the patient by NHS number, or by
+    `identifier` in the scheme the site declares."""
 
-    nhs_number: str
+    identifier: str
     date: date
     action: ConsentAction
     purposes: tuple[str, ...]
     modifiers: tuple[str, ...]
 
+    @property
+    def nhs_number(self) -> str:
+        """The identifier of an NHS site's event (its name before sites declared schemes)."""
+        return self.identifier
+
     @classmethod
-    def parse(cls, raw: dict, where: str) -> ConsentRecord:
+    def parse(cls, raw: dict, where: str, scheme_code: str = DEFAULT_SCHEME) -> ConsentRecord:
+        key = "identifier" if "identifier" in raw or scheme_code != DEFAULT_SCHEME else "nhs_number"
         try:
             action = ConsentAction(raw["action"])
             when = date.fromisoformat(raw["date"])
             purposes = tuple(raw.get("purposes") or ())
             modifiers = tuple(raw.get("modifiers") or ())
-            nhs = str(raw["nhs_number"]).replace(" ", "")
+            nhs = str(raw[key]).replace(" ", "")
         except KeyError as exc:
             raise FabricError(f"{where}: missing field {exc.args[0]!r}") from None
         except (ValueError, TypeError) as exc:
@@ -109,15 +117,21 @@ class ConsentRecord:
                 raise FabricError(f"{where}: unknown purpose code {code!r}; known: {', '.join(PURPOSE_PARENT)}")
         if action is not ConsentAction.WITHDRAW and not purposes:
             raise FabricError(f"{where}: a {action} event must name at least one purpose")
-        if not (nhs.isdigit() and len(nhs) == 10):
-            raise FabricError(f"{where}: NHS number is not 10 digits")
-        return cls(nhs, when, action, purposes, modifiers)
+        if scheme_code == DEFAULT_SCHEME:
+            if not (nhs.isdigit() and len(nhs) == 10):
+                raise FabricError(f"{where}: NHS number is not 10 digits")
+            return cls(nhs, when, action, purposes, modifiers)
+        declared = scheme(scheme_code)
+        number = declared.normalise(str(raw[key]))
+        if number is None:  # the message never repeats the number
+            raise FabricError(f"{where}: identifier is not a valid {declared.name}")
+        return cls(number, when, action, purposes, modifiers)
 
 
-def read_consent_file(path: Path) -> Iterator[ConsentRecord]:
-    """Parse a consent.ndjson export, naming the line of any problem."""
+def read_consent_file(path: Path, scheme_code: str = DEFAULT_SCHEME) -> Iterator[ConsentRecord]:
+    """Parse a consent.ndjson export of a site of `scheme_code`, naming the line of any problem."""
     for number, raw in iter_ndjson(path):
-        yield ConsentRecord.parse(raw, f"{path.name} line {number}")
+        yield ConsentRecord.parse(raw, f"{path.name} line {number}", scheme_code)
 
 
 @dataclass
@@ -129,8 +143,15 @@ class ImportSummary:
 
 def import_consent(session: Session, path: Path, *, source: str, actor: str) -> ImportSummary:
     """Record a site's consent events; re-importing the same file is a no-op. Events for patients the index does
-    not know are counted, not stored (they have no data to govern)."""
-    by_nhs = dict(session.execute(select(Patient.nhs_number, Patient.id)).all())
+    not know are counted, not stored (they have no data to govern). Patients are found by the identifier scheme of
+    the site named by `source` (NHS numbers for a source that is not a registered site)."""
+    site = session.get(Site, source)
+    scheme_code = site.identifier_scheme if site is not None else DEFAULT_SCHEME
+    if scheme_code == DEFAULT_SCHEME:
+        by_identifier = dict(session.execute(select(Patient.nhs_number, Patient.id)).all())
+    else:
+        query = select(PatientIdentifier.value, PatientIdentifier.patient_id)
+        by_identifier = dict(session.execute(query.where(PatientIdentifier.scheme == scheme_code)).all())
     existing = {
         (pid, d, a)
         for pid, d, a in session.execute(
@@ -139,8 +160,8 @@ def import_consent(session: Session, path: Path, *, source: str, actor: str) -> 
     }
     summary = ImportSummary()
     now = datetime.now(UTC).replace(tzinfo=None)
-    for rec in read_consent_file(path):
-        patient_id = by_nhs.get(rec.nhs_number)
+    for rec in read_consent_file(path, scheme_code):
+        patient_id = by_identifier.get(rec.identifier)
         if patient_id is None:
             summary.unknown_patients += 1
             continue

@@ -13,10 +13,11 @@ import yaml
 from sqlalchemy import select
 
 from fabric.catalogue import add_site, find_patient
+from fabric.consent import import_consent
 from fabric.db import Registry, make_engine, upgrade
 from fabric.errors import FabricError
 from fabric.identifiers.schemes import SCHEMES
-from fabric.models import Patient, PatientIdentifier, PatientRecord, Site
+from fabric.models import ConsentEvent, Patient, PatientIdentifier, PatientRecord, Site
 
 pytestmark = pytest.mark.unit
 
@@ -191,3 +192,25 @@ def test_the_migration_keeps_existing_patients_and_relaxes_the_nhs_number(tmp_pa
         db.execute(sa.text("INSERT INTO patients VALUES ('EP-2', NULL, '2026-01-01 00:00:00')"))
         assert db.execute(sa.text("PRAGMA foreign_key_check")).all() == []
     engine.dispose()
+
+
+def consent_file(folder: Path, lines: list[dict]) -> Path:
+    path = folder / "consent.ndjson"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def test_consent_of_a_non_nhs_site_finds_its_patients_by_the_sites_scheme(registry, tmp_path):
+    folder = site_export(tmp_path, "leiden", [("L1", BSN_A)], "nl-bsn")
+    add(registry, folder)
+    grant = {"date": "2021-03-04", "action": "grant", "purposes": ["GRU"]}
+    path = consent_file(folder, [{"identifier": "1234.56.721", **grant}, {"identifier": BSN_B, **grant}])
+    with registry.session() as session:
+        summary = import_consent(session, path, source="leiden", actor="test")
+        assert (summary.recorded, summary.unknown_patients) == (1, 1)
+        (event,) = session.scalars(select(ConsentEvent)).all()
+        assert event.patient_id == patients_by_local_id(registry)["L1"]
+    bad = consent_file(folder, [{"identifier": BSN_A[:-1] + "0", **grant}])
+    with registry.session() as session, pytest.raises(FabricError, match="not a valid Burgerservicenummer") as info:
+        import_consent(session, bad, source="leiden", actor="test")
+    assert BSN_A[:-1] not in str(info.value)

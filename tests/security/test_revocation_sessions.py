@@ -1,7 +1,8 @@
 """Access ends when it should (issue 17, findings 1, 2, 3 and 7), against a real hub, real sandboxed workspaces and
 the airlock service: a removed account's cookies are refused everywhere within seconds and its workspace stops; a
-logged-out session's cookies are refused everywhere; membership changes apply to the running hub; a cross-site GET
-of /hub/spawn/... or /hub/logout changes nothing; every cookie carries SameSite.
+logged-out session's cookies are refused everywhere; membership changes (`enclave project add-member`, `remove-member`,
+`set-role`) apply to the running hub; a cross-site GET of /hub/spawn/... or /hub/logout changes nothing; every cookie
+carries SameSite.
 
 Each test makes its own people (`enclave user add`, `enclave project add-member`) and never touches the shared
 fixture's alice, bob, carol or dave.
@@ -220,21 +221,31 @@ def test_membership_changes_apply_to_the_running_hub(running_enclave):
         workspace_checks = {k: v for k, v in checks.items() if k in ("workspace", "new kernel", "MLflow")}
         assert not [name for name, check in workspace_checks.items() if not check(thief)]
 
-        # taken off the project (the registry change a removal command makes), then revoked
-        registry = Registry(enclave.paths.database_url)
-        try:
-            with registry.session() as session:
-                for member in session.scalars(select(ProjectMember).where(ProjectMember.username == person.name)):
-                    session.delete(member)
-            result = revocation.apply_membership(registry, enclave.paths, person.name, actor="test-admin")
-        finally:
-            registry.close()
-        assert result.live and result.stopped == [DEMO]
+        # taken off the project: `enclave project remove-member` changes the registry and revokes through the hub
+        out = enclave_cli(enclave, "project", "remove-member", DEMO, person.name)
+        assert f"{person.name} is no longer a member of {DEMO}" in out and "stopped 1 workspace(s)" in out
         assert not servers_of(enclave, person.name), "the workspace of a project they left still runs"
         refused_within(workspace_checks, thief)
         assert "researchers" not in person.api("GET", "/user").json()["groups"]
         assert person.api("POST", f"/users/{person.name}/servers/{DEMO}").status_code == 403
         assert checks["airlock"](person.http), "the person still reaches the airlock (their own requests)"
+
+        # back as a researcher, then made an output checker (`set-role`): no workspace for a checker
+        enclave_cli(enclave, "project", "add-member", DEMO, person.name, "researcher")
+        person.spawn(DEMO)
+        out = enclave_cli(enclave, "project", "set-role", DEMO, person.name, "output_checker")
+        assert "(was researcher)" in out and "stopped 1 workspace(s)" in out
+        assert not servers_of(enclave, person.name), "a checker's workspace still runs"
+        assert person.api("GET", "/user").json()["groups"] == ["output-checkers"]
+        assert person.api("POST", f"/users/{person.name}/servers/{DEMO}").status_code == 403
+        registry = Registry(enclave.paths.database_url)
+        try:
+            with registry.session() as session:
+                events = audit.events(session, project=DEMO, limit=500)
+                changes = [e.action for e in events if e.detail.get("user") == person.name]
+        finally:
+            registry.close()
+        assert changes == ["project.add_member", "project.remove_member", "project.add_member", "project.set_role"]
     finally:
         remove(enclave, person.name)
 

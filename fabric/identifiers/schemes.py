@@ -23,6 +23,7 @@ from fabric.identifiers import (
 class Scheme:
     code: str
     name: str
+    plural: str  # as `enclave site add` counts invalid ones
     country: str
     normalise: Callable[[str], str | None]
     examples: tuple[str, ...]  # synthetic numbers made by the algorithm, never a real person's
@@ -42,6 +43,7 @@ SCHEMES: dict[str, Scheme] = {
         Scheme(
             "nhs",
             "NHS number",
+            "NHS numbers",
             "GB",
             nhs.normalise,
             ("943 476 5919", "9434765919"),
@@ -50,6 +52,7 @@ SCHEMES: dict[str, Scheme] = {
         Scheme(
             "nl-bsn",
             "Burgerservicenummer (BSN)",
+            "BSNs",
             "NL",
             bsn.normalise,
             ("1112.22.333", "111222333"),
@@ -58,6 +61,7 @@ SCHEMES: dict[str, Scheme] = {
         Scheme(
             "fr-nir",
             "NIR (numéro de sécurité sociale, INSEE)",
+            "NIRs",
             "FR",
             nir.normalise,
             ("1 84 12 75 123 456 40", "2 90 05 2A 004 012 66"),
@@ -66,6 +70,7 @@ SCHEMES: dict[str, Scheme] = {
         Scheme(
             "pl-pesel",
             "PESEL",
+            "PESEL numbers",
             "PL",
             pesel.normalise,
             ("85031412347", "03310256785"),
@@ -74,6 +79,7 @@ SCHEMES: dict[str, Scheme] = {
         Scheme(
             "se-personnummer",
             "Personnummer",
+            "personnummer",
             "SE",
             personnummer.normalise,
             ("811218-9876", "19811218-9876", "20120304-1239"),
@@ -82,6 +88,7 @@ SCHEMES: dict[str, Scheme] = {
         Scheme(
             "it-codice-fiscale",
             "Codice fiscale",
+            "codici fiscali",
             "IT",
             codice_fiscale.normalise,
             ("TSTNMO85M50L219V", "prv cgn 71t22 f839 r"),
@@ -90,6 +97,7 @@ SCHEMES: dict[str, Scheme] = {
         Scheme(
             "es-dni-nie",
             "DNI or NIE",
+            "DNIs or NIEs",
             "ES",
             dni.normalise,
             ("40506070-B", "X-1234567-L", "Z0918273A"),
@@ -98,6 +106,7 @@ SCHEMES: dict[str, Scheme] = {
         Scheme(
             "be-national-number",
             "National register number (rijksregisternummer)",
+            "national register numbers",
             "BE",
             belgian_national_number.normalise,
             ("85.07.30-033.28", "05.01.10-123.09"),

@@ -98,7 +98,7 @@ def site_add(ctx: Context, folder: Path, quiet: bool) -> None:
         click.echo(f"site {added.id}: {len(summaries)} datasets")
         for s in summaries:
             extra = f", {s.unlinked} unlinked" if s.unlinked else ""
-            extra += f", {s.invalid_identifiers} invalid {SCHEMES[s.scheme].name}s" if s.invalid_identifiers else ""
+            extra += f", {s.invalid_identifiers} invalid {SCHEMES[s.scheme].plural}" if s.invalid_identifiers else ""
             click.echo(f"  {s.dataset:<24} {s.linked} records linked ({s.new_patients} new patients{extra})")
 
 

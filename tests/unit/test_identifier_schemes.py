@@ -94,7 +94,7 @@ def test_every_scheme_has_cases_a_validator_and_examples():
     assert set(CASES) == set(SCHEMES)
     assert DEFAULT_SCHEME == "nhs" in SCHEMES
     for code, entry in SCHEMES.items():
-        assert entry.code == code and entry.name and len(entry.country) == 2
+        assert entry.code == code and entry.name and entry.plural and len(entry.country) == 2
         assert callable(entry.normalise) and entry.examples
         for example in entry.examples:
             assert entry.normalise(example) is not None, (code, example)

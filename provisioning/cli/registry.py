@@ -1,5 +1,5 @@
-"""`enclave user`, `site`, `dataset`, `consent`, `project` and `audit`: the registry's records, which these commands
-add to and read, every change audited."""
+"""`enclave user`, `site`, `dataset`, `consent` and `audit`: the registry's records, which these commands add to and
+read, every change audited (projects: provisioning/cli/projects.py)."""
 
 from __future__ import annotations
 
@@ -14,19 +14,8 @@ from sqlalchemy import func, select
 from fabric import audit
 from fabric.catalogue import DatasetSpec, add_site, find_patient, get_site, register_dataset
 from fabric.consent import import_consent, state_in_force, withdraw
-from fabric.errors import FabricError
 from fabric.identifiers.schemes import SCHEMES
 from fabric.models import Dataset, PatientRecord, Project, Site
-from fabric.projects import (
-    ProjectSpec,
-    add_member,
-    create_project,
-    get_project,
-    plan_replacement,
-    remove_member,
-    require_enough_checkers,
-    set_role,
-)
 from provisioning.cli.base import Context, actor, friendly, main, pass_ctx
 
 # ------------------------------------------------------------------------------------------------ users
@@ -225,170 +214,6 @@ def consent_show(ctx: Context, patient: str) -> None:
         for proj in session.scalars(select(Project).order_by(Project.name)):
             ok = state is not None and state.covers(proj.purpose, commercial=proj.commercial)
             click.echo(f"  project {proj.name} ({proj.purpose}): {'covered' if ok else 'not covered'}")
-
-
-# ------------------------------------------------------------------------------------------------ projects
-
-
-@main.group()
-def project() -> None:
-    """Research projects."""
-
-
-def _default_reviews() -> int:
-    """The airlock's default number of reviews per release, for projects that do not set their own."""
-    from output_checks.release.workflow import DEFAULT_REVIEWS
-
-    return DEFAULT_REVIEWS
-
-
-def _apply_to_hub(ctx: Context, users: list[str]) -> None:
-    """The running hub follows each membership change at once: groups set, workspaces no longer allowed stopped."""
-    from hub import revocation
-
-    for user in users:
-        done = revocation.apply_membership(ctx.registry, ctx.paths, user, actor=actor())
-        click.echo(f"hub, {user}: {done.summary()}")
-
-
-@project.command("create")
-@click.option("-f", "spec_file", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--replace", is_flag=True, help="Update an existing project to match the spec (its changes shown first).")
-@click.option("--yes", is_flag=True, help="With --replace: apply the changes without asking.")
-@pass_ctx
-@friendly
-def project_create(ctx: Context, spec_file: Path, replace: bool, yes: bool) -> None:
-    """Create a project from a YAML spec (see docs/reference/project-spec.md); refused when it names fewer output
-    checkers than its releases need reviews."""
-    spec = ProjectSpec.load(spec_file)
-    require_enough_checkers(spec, _default_reviews())
-    plan = None
-    if replace:
-        with ctx.registry.session() as session:
-            plan = plan_replacement(session, spec)
-    if plan is not None:
-        if plan.empty:
-            click.echo(f"project {spec.name}: no changes")
-            return
-        click.echo(f"project {spec.name} changes:\n" + "\n".join(f"  {line}" for line in plan.lines()))
-        if not yes and not click.confirm("Apply these changes?", default=False):
-            raise FabricError("nothing changed")
-    with ctx.registry.session() as session:
-        create_project(session, spec, actor=actor(), replace=replace, expected=plan)
-    click.echo(f"project {spec.name} {'updated' if plan else 'created'}; next: enclave project materialise {spec.name}")
-    if plan is not None:
-        _apply_to_hub(ctx, plan.affected_users())
-
-
-@project.command("list")
-@pass_ctx
-@friendly
-def project_list(ctx: Context) -> None:
-    """List projects with their current build."""
-    with ctx.registry.session() as session:
-        for p in session.scalars(select(Project).order_by(Project.name)):
-            build = p.builds[-1] if p.builds else None
-            current = f"{build.id} ({build.patients} patients)" if build else "not materialised"
-            click.echo(f"{p.name:<20} {p.purpose:<8} {len(p.members)} members  {current}")
-
-
-@project.command("show")
-@click.argument("name")
-@pass_ctx
-@friendly
-def project_show(ctx: Context, name: str) -> None:
-    """A project's purpose, members, datasets and builds."""
-    with ctx.registry.session() as session:
-        p = get_project(session, name)
-        click.echo(f"{p.name}: {p.title}\n  purpose {p.purpose}{' (commercial)' if p.commercial else ''}")
-        for m in p.members:
-            click.echo(f"  member {m.username} ({m.role})")
-        click.echo(f"  datasets {', '.join(p.spec['datasets'])}")
-        for b in p.builds:
-            click.echo(f"  build {b.id}: {b.patients} patients, {b.files} files, manifest {b.manifest_sha256[:12]}")
-        click.echo(f"  view {ctx.paths.project_data(name)}")
-
-
-@project.command("add-member")
-@click.argument("name")
-@click.argument("user")
-@click.argument("role", type=click.Choice(["researcher", "output_checker"]))
-@pass_ctx
-@friendly
-def project_add_member(ctx: Context, name: str, user: str, role: str) -> None:
-    """Add USER to project NAME with ROLE; the running hub follows at once."""
-    with ctx.registry.session() as session:
-        add_member(session, name, user, role, actor=actor())
-    click.echo(f"{user} is a {role} on {name}")
-    _apply_to_hub(ctx, [user])
-
-
-@project.command("remove-member")
-@click.argument("name")
-@click.argument("user")
-@pass_ctx
-@friendly
-def project_remove_member(ctx: Context, name: str, user: str) -> None:
-    """Take USER off project NAME in every role; their running workspace for it stops and their access ends at once.
-    Refused when it would leave fewer output checkers than the project's releases need reviews."""
-    with ctx.registry.session() as session:
-        roles = remove_member(session, name, user, actor=actor(), default_reviews=_default_reviews())
-    click.echo(f"{user} is no longer a member of {name} (was {', '.join(roles)})")
-    _apply_to_hub(ctx, [user])
-
-
-@project.command("set-role")
-@click.argument("name")
-@click.argument("user")
-@click.argument("role", type=click.Choice(["researcher", "output_checker"]))
-@pass_ctx
-@friendly
-def project_set_role(ctx: Context, name: str, user: str, role: str) -> None:
-    """Make ROLE the only role of member USER on project NAME; the running hub follows at once (a researcher made an
-    output checker loses their workspace). Refused when it would leave too few output checkers."""
-    with ctx.registry.session() as session:
-        before = set_role(session, name, user, role, actor=actor(), default_reviews=_default_reviews())
-    if before == [role]:
-        click.echo(f"{user} is already a {role} on {name}")
-        return
-    click.echo(f"{user} is now a {role} on {name} (was {', '.join(before)})")
-    _apply_to_hub(ctx, [user])
-
-
-@project.command("materialise")
-@click.argument("name")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: all cores).")
-@pass_ctx
-@friendly
-def project_materialise(ctx: Context, name: str, quiet: bool, workers: int | None) -> None:
-    """Build and atomically publish project NAME's consented, pseudonymised view."""
-    from fabric.materialise.view import materialise_project
-
-    s = materialise_project(ctx.registry, ctx.paths, name, actor=actor(), progress=not quiet, workers=workers)
-    click.echo(
-        f"{name}: build {s.build_id} published: {s.patients} patients ({s.excluded} excluded by consent), "
-        f"{s.files} files, {s.bytes / 1e6:.1f} MB; modalities {s.modalities}"
-    )
-
-
-@project.command("verify")
-@click.argument("name")
-@pass_ctx
-@friendly
-def project_verify(ctx: Context, name: str) -> None:
-    """Check project NAME's published view against its manifest (SHA-256 of every file)."""
-    from fabric.materialise.view import verify_view
-
-    view = ctx.paths.project_data(name)
-    if not view.exists():
-        raise FabricError(f"project {name} has no published view (run 'enclave project materialise {name}')")
-    problems = verify_view(view.resolve())
-    for p in problems:
-        click.echo(p)
-    if problems:
-        sys.exit(1)
-    click.echo(f"{name}: every file matches the manifest")
 
 
 # ------------------------------------------------------------------------------------------------ audit

@@ -92,6 +92,8 @@ def test_a_project_changes_by_a_plan_shown_first_and_every_change_is_audited(hom
     declined = enclave(home, "project", "create", "-f", str(spec), "--replace", stdin="n\n", ok=False)
     plan = ["+ member erin (researcher)", "~ member alice: researcher -> output_checker", "~ purpose: DS-CVD -> HMB"]
     assert all(line in declined.stdout for line in plan) and "nothing changed" in declined.stderr
+    unanswered = enclave(home, "project", "create", "-f", str(spec), "--replace", stdin="", ok=False)
+    assert "nothing changed" in unanswered.stderr and "internal error" not in unanswered.stderr
     assert "alice (researcher)" in enclave(home, "project", "show", "cli-change").stdout
     applied = enclave(home, "project", "create", "-f", str(spec), "--replace", "--yes").stdout
     assert "project cli-change updated" in applied and "hub, erin: the hub is not running" in applied

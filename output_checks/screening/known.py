@@ -1,11 +1,12 @@
 """Known-identifier screening: the actual identifiers of a project's source patients (NHS numbers, hospital
-numbers, sample ids, names, dates of birth, postcodes) and the project's own pseudonyms, held only as keyed hashes.
+numbers, national identifiers of other schemes, sample ids, names, dates of birth, postcodes) and the project's own
+pseudonyms, held only as keyed hashes.
 
 The index is built from the registry and the sites' clinical exports when a check starts, under a random key that
 never leaves the process, so no plaintext list exists and a hash cannot be tested offline. Text is cut into
 candidate tokens of each kind, normalised, hashed and looked up: an exact match of a real identifier, hence almost
-no false positives. A pseudonym, a name, an NHS number, a hospital number or a postcode blocks; a date of birth on
-its own goes to review (many people share one), and blocks beside any other match.
+no false positives. A pseudonym, a name, an NHS or other national number, a hospital number or a postcode blocks;
+a date of birth on its own goes to review (many people share one), and blocks beside any other match.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import re
 import secrets
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
+from fabric.identifiers.formatting import compact
+from fabric.identifiers.schemes import SCHEMES
 from output_checks.masking import mask
+from output_checks.screening.dates import dates_in
+from output_checks.screening.national import NationalShapes, digit_forms
 from output_checks.screening.tokens import BASE32, DIGIT_CHAIN, pseudonym_tokens, strip_invisible, windows
 from output_checks.verdicts import Finding, Verdict
 
@@ -39,14 +43,6 @@ WORD = re.compile(r"[A-Za-z\u00C0-\u024F][A-Za-z\u00C0-\u024F'\-]*")
 JOINED_WORD = re.compile(r"\b[A-Za-z]{6,}\b")  # "MargaretThompson", "nospmohtteragram"
 NAME_GAP = re.compile(r"^[ ,._]{1,3}$")
 POSTCODE = re.compile(r"\b([A-Za-z]{1,2}\d[A-Za-z\d]?)\s*(\d[A-Za-z]{2})\b")
-MONTHS = {m: i for i, m in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}  # fmt: skip
-DATE_DMY = re.compile(r"\b(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})\b")
-DATE_ISO = re.compile(r"\b(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\b")
-DATE_COMPACT = re.compile(r"(?<![\d.])((?:19|20)\d{2})(\d{2})(\d{2})(?![\d.])")  # 19610303
-DATE_SAS = re.compile(r"(?i)\b(\d{1,2})[-\s]?([a-z]{3})[-\s]?(\d{4})\b")  # SAS date9.: 03MAR1961
-DATE_WORDS = re.compile(r"(?i)\b(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?([a-z]{3})[a-z]*\.?,?\s+(\d{4})\b")
-DATE_US_WORDS = re.compile(r"(?i)\b([a-z]{3})[a-z]*\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\b")
 REVERSIBLE = frozenset(("nhs", "id", "pseudonym", "name"))
 JOINED_NAME_MIN = 6
 FORMAT_VERSION = 2  # of `export`: 2 hashes pseudonym bodies (no "P-"), joined names and birth years
@@ -54,46 +50,22 @@ FORMAT_VERSION = 2  # of `export`: 2 hashes pseudonym bodies (no "P-"), joined n
 WHAT = {
     "pseudonym": ("a pseudonym of this project: individual-level data", Verdict.BLOCK),
     "nhs": ("an NHS number of a source patient", Verdict.BLOCK),
+    "national": ("a national identifier of a source patient", Verdict.BLOCK),
     "id": ("a hospital or sample number of a source patient", Verdict.BLOCK),
     "name": ("the name of a source patient", Verdict.BLOCK),
     "postcode": ("the postcode of a source patient", Verdict.BLOCK),
     "dob": ("a source patient's date of birth", Verdict.REVIEW),
 }
+NORMALISERS = {code: s.normalise for code, s in SCHEMES.items()}
 DISGUISED = "written disguised (reversed, split or re-cased)"
 
 
-def _iso(y: int, m: int, d: int) -> str | None:
-    if not 1850 <= y <= 2100:
-        return None
-    try:
-        return date(y, m, d).isoformat()
-    except ValueError:
-        return None
-
-
-def dates_in(text: str) -> Iterator[tuple[str, str]]:
-    """(matched text, ISO date) for every full date written in a common form; a day/month order that cannot be
-    told apart (03/04/1961) yields both readings."""
-    for m in DATE_DMY.finditer(text):
-        seen = set()
-        for iso in (_iso(int(m[3]), int(m[2]), int(m[1])), _iso(int(m[3]), int(m[1]), int(m[2]))):
-            if iso and iso not in seen:
-                seen.add(iso)
-                yield m[0], iso
-    for m in DATE_ISO.finditer(text):
-        iso = _iso(int(m[1]), int(m[2]), int(m[3]))
-        if iso:
-            yield m[0], iso
-    for m in DATE_COMPACT.finditer(text):
-        iso = _iso(int(m[1]), int(m[2]), int(m[3]))
-        if iso:
-            yield m[0], iso
-    for pattern, order in ((DATE_WORDS, (1, 2, 3)), (DATE_SAS, (1, 2, 3)), (DATE_US_WORDS, (2, 1, 3))):
-        for m in pattern.finditer(text):
-            day, month, year = (m[i] for i in order)
-            number = MONTHS.get(month.lower())
-            if number and (iso := _iso(int(year), number, int(day))):
-                yield m[0], iso
+def _normal_form(scheme: str, value: str) -> str:
+    # Registry values are stored normalised already; one that no longer passes its check is kept compact, so it is
+    # still found where written as stored.
+    normalise = NORMALISERS.get(scheme)
+    normal = normalise(value) if normalise is not None else None
+    return normal if normal is not None else compact(value)
 
 
 def _norm_name(*parts: str) -> str:
@@ -118,14 +90,16 @@ class Match:
     start: int = -1  # span in the screened text, when known
     end: int = -1
     disguised: bool = False
+    scheme: str = ""  # of a national identifier
 
 
 class KnownIdentifiers:
     """A keyed-hash set of identifiers; `findings(segment)` reports each one that occurs in a piece of text.
 
-    Values are hashed in a normal form (pseudonym bodies upper-case without "P-", NHS numbers as digits, names
-    lower-case in both orders and joined), and text is read the same way, forwards and reversed, after invisible
-    characters and separators are removed: the disguises seen in release requests all fold onto the normal form.
+    Values are hashed in a normal form (pseudonym bodies upper-case without "P-", NHS numbers as digits, other
+    national identifiers as their scheme normalises them, names lower-case in both orders and joined), and text is
+    read the same way, forwards and reversed, after invisible characters and separators are removed: the disguises
+    seen in release requests all fold onto the normal form.
     `cohort_size` is the number of distinct patients in the project's view (None when unknown).
     """
 
@@ -137,6 +111,7 @@ class KnownIdentifiers:
         self._kinds: set[str] = set()
         self._version = FORMAT_VERSION
         self._birth_years: dict[bytes, int] = {}  # while building: keyed hash of a year -> patients born in it
+        self._national = NationalShapes((), NORMALISERS)  # the schemes of the national identifiers held
 
     def __len__(self) -> int:
         return len(self._hashes)
@@ -173,6 +148,19 @@ class KnownIdentifiers:
         self._put(kind, value)
         if kind in REVERSIBLE:
             self._put(kind, value[::-1])
+
+    def add_national(self, scheme: str, value: str | None) -> None:
+        """A national identifier of `scheme` (a registry `patient_identifiers` row), hashed with its scheme in the
+        scheme's normal form: text is read into that form by the scheme's own normaliser, reversal included."""
+        if value is None or not str(value).strip():
+            return
+        if scheme not in self._national.schemes:
+            self._national = NationalShapes(self._national.schemes | {scheme}, NORMALISERS)
+        normal = _normal_form(scheme, strip_invisible(str(value)).text)
+        self._put("national", f"{scheme}\x00{normal}")
+        for form in digit_forms(scheme, normal):  # any scheme's, both ways round: a first, cheap lookup
+            self._put("nationaldigits", form)
+            self._put("nationaldigits", form[::-1])
 
     def add_name(self, forename: str | None, surname: str | None) -> None:
         if forename and surname:
@@ -221,6 +209,7 @@ class KnownIdentifiers:
             "cohort_size": self.cohort_size,
             "key": self._key.hex(),
             "kinds": sorted(self._kinds),
+            "schemes": sorted(self._national.schemes),
             "hashes": base64.b64encode(b"".join(sorted(self._hashes))).decode(),
         }
 
@@ -233,6 +222,7 @@ class KnownIdentifiers:
         index._version = int(data.get("version", 1))
         index._key = bytes.fromhex(data["key"])
         index._kinds = set(data["kinds"])
+        index._national = NationalShapes(data.get("schemes", ()), NORMALISERS)
         blob = base64.b64decode(data["hashes"])
         index._hashes = {blob[i : i + 16] for i in range(0, len(blob), 16)}
         return index
@@ -259,12 +249,21 @@ class KnownIdentifiers:
 
         if "pseudonym" in self._kinds and len(t) >= 16:
             yield from self._pseudonyms(t, match)
-        if "nhs" in self._kinds or "id" in self._kinds:
-            for w in windows(t, DIGIT_LENGTHS, chain=DIGIT_CHAIN):
+        national = self._national if "national" in self._kinds else None
+        if "nhs" in self._kinds or "id" in self._kinds or national:
+            lengths = DIGIT_LENGTHS | national.lengths if national else DIGIT_LENGTHS
+            for w in windows(t, lengths, chain=DIGIT_CHAIN):
                 if len(w.joined) == 10 and self._has("nhs", w.joined):
                     yield match("nhs", w.start, w.end, len(w.groups) > 3)
                 elif self._has("id", w.joined):
                     yield match("id", w.start, w.end)
+                if national and len(w.joined) in national.lengths:
+                    for code, backwards in self._national_digits(w.joined):
+                        yield replace(match("national", w.start, w.end, backwards), scheme=code)
+        if national:
+            for c in national.tokens(t):
+                if self._has_national(c.scheme, c.value):
+                    yield replace(match("national", c.start, c.end, c.reversed), scheme=c.scheme)
         if "id" in self._kinds:
             for m in CODE.finditer(t):
                 if self._has("id", re.sub(r"[\s-]", "", m[0]).upper()):
@@ -284,7 +283,22 @@ class KnownIdentifiers:
                     at = t.find(raw)
                     yield match("dob", at, at + len(raw))
 
+    def _has_national(self, scheme: str, value: str) -> bool:
+        return self._has("national", f"{scheme}\x00{value}")
+
+    def _national_digits(self, joined: str) -> Iterator[tuple[str, bool]]:
+        """(scheme, reversed) of each patient's number a run of digits is, read both ways round."""
+        if not self._has("nationaldigits", joined):
+            return
+        for token, backwards in ((joined, False), (joined[::-1], True)):
+            for code, value in self._national.digits(token):
+                if self._has_national(code, value):
+                    yield code, backwards
+
     def _number(self, t: str) -> Iterator[Match]:
+        if "national" in self._kinds and len(t) in self._national.lengths:
+            for code, backwards in self._national_digits(t):
+                yield Match("national", t, 0, len(t), backwards, code)
         if len(t) == 10 and self._has("nhs", t):
             yield Match("nhs", t, 0, 10)
         elif 6 <= len(t) <= 12 and self._has("id", t):
@@ -334,6 +348,8 @@ class KnownIdentifiers:
                 continue
             seen.add((m.kind, m.text))
             what, verdict = WHAT[m.kind]
+            if m.scheme:
+                what = f"{what} ({SCHEMES[m.scheme].name})"
             if m.kind == "dob" and others:
                 verdict = Verdict.BLOCK
             how = f", {DISGUISED}" if m.disguised else ""
@@ -346,7 +362,7 @@ def build_known_identifiers(registry: Registry, paths: Paths, project: str) -> K
     from sqlalchemy import select
 
     from fabric.clinical.formats import open_site_clinical
-    from fabric.models import Dataset, Patient, PatientRecord
+    from fabric.models import Dataset, Patient, PatientIdentifier, PatientRecord
     from fabric.projects import get_project, project_spec, resolve_datasets
     from fabric.pseudonyms import pseudonym
 
@@ -361,9 +377,17 @@ def build_known_identifiers(registry: Registry, paths: Paths, project: str) -> K
             .join(Patient, Patient.id == PatientRecord.patient_id)
             .where(PatientRecord.dataset_id.in_(dataset_ids))
         ).all()
+        national = session.execute(
+            select(PatientIdentifier.scheme, PatientIdentifier.value)
+            .join(PatientRecord, PatientRecord.patient_id == PatientIdentifier.patient_id)
+            .where(PatientRecord.dataset_id.in_(dataset_ids))
+            .distinct()
+        ).all()
         datasets = session.scalars(select(Dataset).where(Dataset.id.in_(dataset_ids))).all()
         clinical = [(d.id, d.site_id, d.format, d.location) for d in datasets if d.modality == "clinical"]
     index.cohort_size = len({patient_id for _, _, patient_id, _ in rows})
+    for scheme, value in national:
+        index.add_national(scheme, value)
     mrns_by_dataset: dict[str, set[str]] = {}
     for local_id, dataset_id, patient_id, nhs in rows:
         index.add("nhs", nhs)

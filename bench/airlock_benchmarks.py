@@ -254,24 +254,31 @@ def report_airlock(r: dict) -> None:
                 )
 
 
-def bench_airlock_release(work: Path, sizes: list[int], repeats: int) -> dict:
-    """Submit -> checks done for an N-file request, against the checks engine alone on the same files (the
-    workflow's own cost: snapshots, hashing, the database, the audit chain)."""
+def request_files(work: Path, count: int, kind: str) -> tuple[Path, Path, list[str]]:
+    """`count` files of the bundle's slice copied into the demo project's outputs as bench-NN.EXT, and a listing of
+    their names: (the Enclave home, the listing, the names). The home and the bundle are made once and reused."""
     home = provisioned_cohort(work, 2000)
     bundle = airlock_bundle.prepare(work, 1.0, (10, 100))
     sources = sorted(p for p in (bundle / "slice").rglob("*") if p.is_file())
+    outputs = home / "projects" / "cardio-risk" / "outputs"
+    outputs.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i in range(count):
+        source = sources[i % len(sources)]
+        name = f"bench-{i:02d}{source.suffix}"
+        shutil.copyfile(source, outputs / name)
+        names.append(name)
+    listing = work / f"{kind}-{count}.txt"
+    listing.write_text("\n".join(names))
+    return home, listing, names
+
+
+def bench_airlock_release(work: Path, sizes: list[int], repeats: int) -> dict:
+    """Submit -> checks done for an N-file request, against the checks engine alone on the same files (the
+    workflow's own cost: snapshots, hashing, the database, the audit chain)."""
     out = {}
     for count in sizes:
-        outputs = home / "projects" / "cardio-risk" / "outputs"
-        outputs.mkdir(parents=True, exist_ok=True)
-        names = []
-        for i in range(count):
-            source = sources[i % len(sources)]
-            name = f"bench-{i:02d}{source.suffix}"
-            shutil.copyfile(source, outputs / name)
-            names.append(name)
-        listing = work / f"release-{count}.txt"
-        listing.write_text("\n".join(names))
+        home, listing, names = request_files(work, count, "release")
         ours = [run(task("release_checks", str(home), str(listing)), cwd=ROOT) for _ in range(repeats)]
         base = [run(task("engine_checks", str(home), str(listing)), cwd=ROOT) for _ in range(repeats)]
         enclave_s = statistics.median(json.loads(r.stdout)["total"] for r in ours)
@@ -282,7 +289,7 @@ def bench_airlock_release(work: Path, sizes: list[int], repeats: int) -> dict:
             "enclave_s": enclave_s,
             "ratio": enclave_s / baseline_s,
             "submit_s": statistics.median(json.loads(r.stdout)["submit"] for r in ours),
-            "bytes": sum((outputs / n).stat().st_size for n in names),
+            "bytes": sum((home / "projects" / "cardio-risk" / "outputs" / n).stat().st_size for n in names),
             "peak_rss_bytes": max(r.peak_rss for r in ours),
         }
         log(f"airlock release {count} files: submit->checks done {enclave_s:.2f}s, engine alone {baseline_s:.2f}s")
@@ -293,21 +300,9 @@ def bench_airlock_sandbox(work: Path, sizes: list[int], repeats: int) -> dict:
     """The checks of an N-file request in checker sandboxes against the same checks in-process (goal: at most
     1.2x the median), with the child started ahead as the airlock service does (and, reported beside it, started
     on demand as the command line does); runs alternate, so all see the same machine load."""
-    home = provisioned_cohort(work, 2000)
-    bundle = airlock_bundle.prepare(work, 1.0, (10, 100))
-    sources = sorted(p for p in (bundle / "slice").rglob("*") if p.is_file())
     out = {}
     for count in sizes:
-        outputs = home / "projects" / "cardio-risk" / "outputs"
-        outputs.mkdir(parents=True, exist_ok=True)
-        names = []
-        for i in range(count):
-            source = sources[i % len(sources)]
-            name = f"bench-{i:02d}{source.suffix}"
-            shutil.copyfile(source, outputs / name)
-            names.append(name)
-        listing = work / f"sandbox-{count}.txt"
-        listing.write_text("\n".join(names))
+        home, listing, _names = request_files(work, count, "sandbox")
         runs: dict[str, list] = {"inprocess": [], "sandboxed": [], "sandboxed-warm": []}
         for _ in range(repeats):
             for mode in runs:

@@ -45,6 +45,21 @@ SYSTEM_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")  # merged-/usr
 # Read-only files from the host's /etc that programs in the workspace need (time zone, MIME types for the file
 # browser, fonts for matplotlib); nothing that names a host, a network or an account.
 HOST_ETC = ("localtime", "timezone", "mime.types", "fonts", "ld.so.cache", "alternatives")
+
+
+def system_mounts() -> list[str]:
+    """bwrap arguments for the host's programs, read-only: /usr, and /bin, /lib, ... as the host has them (merged-/usr
+    symlinks, or folders). Both sandboxes start from it, the workspaces' and the airlock checker's."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in SYSTEM_LINKS:
+        host = Path("/") / name
+        if host.is_symlink():
+            args += ["--symlink", os.readlink(host), f"/{name}"]
+        elif host.is_dir():
+            args += ["--ro-bind", str(host), f"/{name}"]
+    return args
+
+
 NAMESPACES = ("--unshare-pid", "--unshare-ipc", "--unshare-net", "--unshare-uts", "--unshare-cgroup")
 
 
@@ -109,13 +124,7 @@ class SandboxLayout:
             target.chmod(0o644)
 
     def mounts(self) -> list[str]:
-        args: list[str] = ["--ro-bind", "/usr", "/usr"]
-        for name in SYSTEM_LINKS:
-            host = Path("/") / name
-            if host.is_symlink():
-                args += ["--symlink", os.readlink(host), f"/{name}"]
-            elif host.is_dir():
-                args += ["--ro-bind", str(host), f"/{name}"]
+        args = system_mounts()
         args += ["--proc", "/proc", "--dev", "/dev"]
         args += ["--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm"]  # noqa: S108
         args += ["--perms", "0755", "--dir", "/etc"]

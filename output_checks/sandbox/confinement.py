@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.sandbox import HOST_ETC, NAMESPACES, SYSTEM_LINKS, base_python_home
+from hub.sandbox import HOST_ETC, NAMESPACES, base_python_home, system_mounts
 from output_checks.sandbox.limits import CheckerLimits
 
 log = logging.getLogger("enclave.airlock.sandbox")
@@ -114,13 +114,7 @@ def sandbox_argv(
     """bwrap's command line for one checker child (pure: the security test reads it as well as running it)."""
     assert iso.uid is not None and iso.gid is not None
     args = [shutil.which("bwrap") or "bwrap", *NAMESPACES, "--die-with-parent", "--new-session"]
-    args += ["--ro-bind", "/usr", "/usr"]
-    for name in SYSTEM_LINKS:
-        host = Path("/") / name
-        if host.is_symlink():
-            args += ["--symlink", os.readlink(host), f"/{name}"]
-        elif host.is_dir():
-            args += ["--ro-bind", str(host), f"/{name}"]
+    args += system_mounts()
     args += ["--proc", "/proc", "--dev", "/dev"]
     args += ["--size", str(limits.scratch_bytes), "--perms", "1777", "--tmpfs", "/tmp"]  # noqa: S108
     args += ["--perms", "0755", "--dir", "/etc"]

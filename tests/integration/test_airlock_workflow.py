@@ -17,6 +17,7 @@ from tests.airlock_factories import (
     BOTH,
     CHECKERS,
     OTHER_RESEARCHER,
+    PROJECT,
     STRANGER,
     ensure_people,
     request_at,
@@ -284,3 +285,33 @@ def test_concurrent_reviewers_lose_nothing(app):
     tallies = app.tx(lambda s: [e for e in audit.events(s, request=request_id) if e.action == "airlock.approve"])
     assert len(tallies) == 1
     assert app.tx(audit.verify) == []
+
+
+def test_an_author_taken_off_the_project_can_no_longer_act_on_their_requests(app):
+    """Membership ends access to the airlock too: a researcher removed from the project (or made only a checker)
+    cannot see their returned request, revise it (which would snapshot the project's outputs afresh for them),
+    submit or withdraw it. Found in review of `enclave project remove-member` (issue 16)."""
+    from fabric.projects import add_member, remove_member, set_role
+
+    for leaver, leave in (("frank", "remove"), ("grace", "set-role")):
+        app.tx(lambda s, who=leaver: add_member(s, PROJECT, who, "researcher", actor="test-admin"))
+        request_id = request_at(app, RequestState.RETURNED, author=leaver)
+        assert app.state(request_id, leaver) == "returned"  # the control: while a member, the author acts
+        versions = app.tx(lambda s, r=request_id: len(workflow.get_request(s, r, CHECKERS[0]).files))
+        if leave == "remove":
+            app.tx(lambda s, who=leaver: remove_member(s, PROJECT, who, actor="test-admin", default_reviews=2))
+        else:
+            app.tx(lambda s, who=leaver: set_role(s, PROJECT, who, "output_checker", actor="test-admin",
+                                                  default_reviews=2))  # fmt: skip
+        write_output(app, "counts.csv", "site,n\nA,131\nB,52\n")
+        for act in (
+            lambda r=request_id, who=leaver: app.state(r, who),
+            lambda r=request_id, who=leaver: app.open_request(r, who),
+            lambda r=request_id, who=leaver: app.revise(r, who, "counts.csv"),
+            lambda r=request_id, who=leaver: app.submit(r, who),
+            lambda r=request_id, who=leaver: app.withdraw(r, who),
+        ):
+            with pytest.raises(NotFoundError):
+                act()
+        assert app.tx(lambda s, r=request_id: len(workflow.get_request(s, r, CHECKERS[0]).files)) == versions
+        assert app.state(request_id, CHECKERS[0]) == "returned"  # the project's checkers still see it

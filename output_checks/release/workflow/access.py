@@ -51,10 +51,14 @@ def project_roles(session: Session, project: str, user: str) -> set[str]:
 
 
 def actor_for(session: Session, request: ReleaseRequest, user: str) -> Actor | None:
-    """The author is always the author, even if also a checker on the project: never their own reviewer."""
+    """The author is always the author, even if also a checker on the project: never their own reviewer. And the
+    author only while still a researcher of the request's project: taken off it (`enclave project remove-member`,
+    `set-role`, a replaced spec), they can no longer see, revise, submit or download their requests, whose files
+    would otherwise be snapshotted afresh from the project's outputs for someone whose access has ended."""
+    roles = project_roles(session, request.project, user)
     if user == request.author:
-        return Actor.AUTHOR
-    if ProjectRole.OUTPUT_CHECKER in project_roles(session, request.project, user):
+        return Actor.AUTHOR if ProjectRole.RESEARCHER in roles else None
+    if ProjectRole.OUTPUT_CHECKER in roles:
         return Actor.CHECKER
     return None
 

@@ -11,6 +11,7 @@ The `enclave` CLI runs as root on the host and reaches the running hub on its Un
 | membership removed, role changed | groups set from the registry; workspaces not allowed now stopped |
 | membership added | group membership set from the registry |
 | logout (inside the hub) | the person's hub cookie and browser tokens revoked (`end_browser_sessions`) |
+| a step the hub refuses | recorded `access.apply_failed` and raised; `enclave project apply-access` resumes it |
 
 When the hub is not running, the next start converges: users without an account are deleted from the hub and group
 membership is set from the registry (hub/authenticator.py `add_user`), and no workspace outlives the hub.
@@ -54,6 +55,7 @@ NEVER_GRANTED = frozenset(
 )  # fmt: skip
 PROJECT_GROUPS = frozenset(GROUP_OF_ROLE.values())  # groups that follow project membership (not platform-admins)
 STOP_WAIT_SECONDS = 60
+PAGINATED = "application/jupyterhub-pagination+json"  # asks JupyterHub for its paged form of a list
 
 
 def _check(scopes: list[str]) -> None:
@@ -144,9 +146,9 @@ class HubAPI:
             raise HubUnavailable("the hub is not running")
         return cls(path, token)
 
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    def call(self, method: str, path: str, body: Any = None, accept: str = "application/json") -> tuple[int, Any]:
         connection = _UnixConnection(self.socket_path, self.timeout)
-        headers = {"Authorization": f"token {self._token}", "Accept": "application/json"}
+        headers = {"Authorization": f"token {self._token}", "Accept": accept}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -167,6 +169,17 @@ class HubAPI:
         status, model = self.call("GET", f"/users/{quote(name)}")
         return None if status == 404 else model
 
+    def active_users(self) -> list[dict[str, Any]]:
+        """Every hub user with a server running or starting, page by page (the hub pages its user list)."""
+        users: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            _, page = self.call("GET", f"/users?state=active&offset={offset}&limit=200", accept=PAGINATED)
+            users.extend(page["items"])
+            if not page["_pagination"]["next"] or not page["items"]:
+                return users
+            offset += len(page["items"])
+
     def stop_servers(self, name: str, servers: list[str]) -> None:
         """Ask the hub to stop `servers` of `name` together, then wait until none is left running."""
         for server in servers:
@@ -186,9 +199,13 @@ class HubAPI:
         for group in sorted(PROJECT_GROUPS):
             body = {"users": [name]}
             if group in groups and group not in current:
-                self.call("POST", f"/groups/{group}/users", body)
+                status, _ = self.call("POST", f"/groups/{group}/users", body)
             elif group not in groups and group in current:
-                self.call("DELETE", f"/groups/{group}/users", body)
+                status, _ = self.call("DELETE", f"/groups/{group}/users", body)
+            else:
+                continue
+            if status >= 300:  # 404 too: the hub answers so for a group it lacks or one this identity may not change
+                raise RevocationError(f"the hub refused to change a project group (HTTP {status}); try again")
 
 
 # ------------------------------------------------------------------------------------------------ the operation
@@ -277,9 +294,22 @@ def apply_membership(registry: Registry, paths: Paths, username: str, *, actor: 
                 hub.stop_servers(username, result.stopped)
     except HubUnavailable:
         result.live = False
+    except RevocationError as exc:  # recorded, then raised: the caller reports it and `apply-access` resumes it
+        _record(registry, actor, "access.apply_failed", f"membership changed; {exc}", result)
+        raise
     action = "access.revoked" if (result.stopped or result.removed_groups) else "access.applied"
     _record(registry, actor, action, "membership changed", result)
     return result
+
+
+def running_workspace_owners(paths: Paths, project: str) -> set[str]:
+    """Who has a workspace of `project` running in the hub now (a server is named for its project); empty when the hub
+    is not running."""
+    try:
+        users = HubAPI.of(paths).active_users()
+    except HubUnavailable:
+        return set()
+    return {user["name"] for user in users if project in user.get("servers", {})}
 
 
 def _record(registry: Registry, actor: str, action: str, reason: str, result: Revocation) -> None:

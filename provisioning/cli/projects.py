@@ -1,6 +1,7 @@
 """`enclave project`: create a project from its spec, replace it by a plan shown first, change its members, build and
 verify its view. Every change is audited, and membership changes reach the running hub at once through
-hub/revocation.py (the registry side, fabric/projects.py, knows nothing of the hub)."""
+hub/revocation.py (the registry side, fabric/projects.py, knows nothing of the hub); `apply-access` makes the hub
+follow the registry again where a change could not reach it."""
 
 from __future__ import annotations
 
@@ -37,13 +38,27 @@ def _default_reviews() -> int:
     return DEFAULT_REVIEWS
 
 
-def _apply_to_hub(ctx: Context, users: list[str]) -> None:
-    """The running hub follows each membership change at once: groups set, workspaces no longer allowed stopped."""
+def _apply_to_hub(ctx: Context, project_name: str, users: list[str]) -> None:
+    """The running hub follows each membership change at once: groups set, workspaces no longer allowed stopped.
+    Every user is tried even when the hub fails one; the registry change already stands, so the failures end in one
+    error naming the command that applies them again (`apply-access`, idempotent)."""
     from hub import revocation
 
+    failed = []
     for user in users:
-        done = revocation.apply_membership(ctx.registry, ctx.paths, user, actor=actor())
+        try:
+            done = revocation.apply_membership(ctx.registry, ctx.paths, user, actor=actor())
+        except revocation.RevocationError as exc:
+            failed.append(user)
+            click.echo(f"hub, {user}: NOT APPLIED: {exc}", err=True)
+            continue
         click.echo(f"hub, {user}: {done.summary()}")
+    if failed:
+        again = " ".join(["enclave project apply-access", project_name, *failed])
+        raise FabricError(
+            f"the registry changed but the running hub did not follow for {len(failed)} of {len(users)} "
+            f"{'person' if len(users) == 1 else 'people'}; when the hub answers, run: {again}"
+        )
 
 
 def _confirmed(question: str) -> bool:
@@ -80,7 +95,7 @@ def project_create(ctx: Context, spec_file: Path, replace: bool, yes: bool) -> N
         create_project(session, spec, actor=actor(), replace=replace, expected=plan)
     click.echo(f"project {spec.name} {'updated' if plan else 'created'}; next: enclave project materialise {spec.name}")
     if plan is not None:
-        _apply_to_hub(ctx, plan.affected_users())
+        _apply_to_hub(ctx, spec.name, plan.affected_users())
 
 
 @project.command("list")
@@ -123,7 +138,7 @@ def project_add_member(ctx: Context, name: str, user: str, role: str) -> None:
     with ctx.registry.session() as session:
         add_member(session, name, user, role, actor=actor())
     click.echo(f"{user} is a {role} on {name}")
-    _apply_to_hub(ctx, [user])
+    _apply_to_hub(ctx, name, [user])
 
 
 @project.command("remove-member")
@@ -137,7 +152,7 @@ def project_remove_member(ctx: Context, name: str, user: str) -> None:
     with ctx.registry.session() as session:
         roles = remove_member(session, name, user, actor=actor(), default_reviews=_default_reviews())
     click.echo(f"{user} is no longer a member of {name} (was {', '.join(roles)})")
-    _apply_to_hub(ctx, [user])
+    _apply_to_hub(ctx, name, [user])
 
 
 @project.command("set-role")
@@ -155,7 +170,27 @@ def project_set_role(ctx: Context, name: str, user: str, role: str) -> None:
         click.echo(f"{user} is already a {role} on {name}")
         return
     click.echo(f"{user} is now a {role} on {name} (was {', '.join(before)})")
-    _apply_to_hub(ctx, [user])
+    _apply_to_hub(ctx, name, [user])
+
+
+@project.command("apply-access")
+@click.argument("name")
+@click.argument("users", nargs=-1)
+@pass_ctx
+@friendly
+def project_apply_access(ctx: Context, name: str, users: tuple[str, ...]) -> None:
+    """Make the running hub follow the registry for project NAME again: for each of USERS (default: every member and
+    everyone with a workspace of NAME running), set their groups and stop workspaces they may no longer have.
+    Idempotent: what a membership change could not apply (the hub down or failing) is applied by this."""
+    from hub import revocation
+
+    with ctx.registry.session() as session:
+        members = sorted({m.username for m in get_project(session, name).members})
+    people = list(dict.fromkeys(users)) or sorted({*members, *revocation.running_workspace_owners(ctx.paths, name)})
+    if not people:
+        click.echo(f"{name}: no members and no running workspaces")
+        return
+    _apply_to_hub(ctx, name, people)
 
 
 @project.command("materialise")

@@ -10,12 +10,13 @@ secret in them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pwd
 import shutil
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from sqlalchemy import select
 
 from fabric.config import Paths
 from fabric.db import Registry
+from fabric.errors import FabricError
+from fabric.materialise.builds import BuildPin, pin_current, sweep_after
 from fabric.models import Project, ProjectMember
 from fabric.projects import ProjectRole, project_account_name
 from hub import sandbox, seccomp
@@ -81,6 +84,8 @@ class WorkspacePlan:
     layout: sandbox.SandboxLayout
     cgroup: WorkspaceCgroup | None  # None in the insecure development mode
     secure: bool
+    pin: BuildPin | None = None  # the project's build the sandbox binds, kept while it runs (fabric/materialise/builds)
+    after: Callable[[], None] | None = None  # once the sandbox is gone: sweep the builds nobody uses any more
 
     @property
     def id(self) -> str:
@@ -123,10 +128,16 @@ class WorkspacePlan:
             self.cgroup.join()
 
     def cleanup(self) -> None:
-        """After the workspace ended: kill stragglers, remove its control group and socket folder."""
+        """After the workspace ended: kill stragglers, remove its control group and socket folder, release its build
+        (removed now if a newer one was published meanwhile and nobody else uses it)."""
         if self.cgroup is not None:
             self.cgroup.remove()
         shutil.rmtree(self.layout.run, ignore_errors=True)
+        if self.pin is not None:
+            self.pin.release()
+            self.pin = None
+            if self.after is not None:
+                self.after()
 
 
 def prepare(
@@ -175,14 +186,22 @@ def prepare(
     )
     _prepare_folders(layout, secure)
     layout.write_etc()
+    # The build bound at /project/data is the one published now, pinned until the sandbox is gone: a newer build
+    # published meanwhile leaves this workspace's data as it was (fabric/materialise/builds.py).
+    try:
+        pin = pin_current(paths.project_data(project))
+    except FabricError as exc:
+        raise WorkspaceError(409, str(exc)) from exc
     cgroup = None
     if secure:
         cgroup = WorkspaceCgroup(layout.run.name)
         try:
             cgroup.create(Limits.from_compute(grant.compute))
         except CgroupError as exc:
+            pin.release()
             raise WorkspaceError(503, f"cannot limit the workspace's CPU and memory: {exc}") from exc
-    return WorkspacePlan(layout=layout, cgroup=cgroup, secure=secure)
+    after = functools.partial(sweep_after, registry_of(paths), paths, project)
+    return WorkspacePlan(layout=replace(layout, data=pin.build), cgroup=cgroup, secure=secure, pin=pin, after=after)
 
 
 def _account(project: str) -> tuple[int, int]:

@@ -9,6 +9,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import select
+
 from fabric.catalogue import add_site
 from fabric.config import Paths
 from fabric.consent import import_consent
@@ -93,6 +95,19 @@ def ensure_materialised(
         f"{project}: {summary.patients} consented patients ({summary.excluded} excluded by consent), "
         f"{summary.files} files, {summary.bytes / 1e6:.0f} MB",
     )
+
+
+def ensure_builds_swept(registry: Registry, paths: Paths, *, actor: str) -> StepResult:
+    """Every project's superseded builds that nobody uses any more, past their grace period, removed (audited)."""
+    from fabric.materialise.builds import sweep_project
+
+    removed = kept = 0
+    with registry.session() as session:
+        names = list(session.scalars(select(Project.name).order_by(Project.name)))
+    for name in names:
+        swept = sweep_project(registry, paths, name, actor=actor)
+        removed, kept = removed + len(swept.removed), kept + len(swept.in_use) + len(swept.within_grace)
+    return StepResult("builds", f"{removed} superseded build(s) removed, {kept} kept (in use or within the grace)")
 
 
 def ensure_demo_users(registry: Registry, paths: Paths, users: list[str], *, actor: str) -> tuple[dict, StepResult]:

@@ -1,6 +1,6 @@
 """Materialising a project's view: the build that runs the per-modality de-identified copies in parallel over the
 plan (plan.py: the consent filter and pseudonym assignment), the manifest, and the atomic publish that swaps the
-project's `data` link to a complete new build.
+project's `data` link to a complete new build (builds.py then removes the superseded builds nobody uses).
 
 A build is written into a staging folder and only renamed into place and linked once every file is written and
 hashed; any failure removes the staging folder and leaves the published view as it was.
@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
 import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
@@ -28,6 +27,7 @@ from fabric import audit
 from fabric.config import Paths
 from fabric.db import Registry
 from fabric.errors import FabricError
+from fabric.materialise.builds import BUILD_TIME_FORMAT, remove_tree, sweep_project
 from fabric.materialise.clinical import write_clinical
 from fabric.materialise.files import sha256_file
 from fabric.materialise.genomics import materialise_bam, materialise_vcf, observed_sites
@@ -52,6 +52,7 @@ class BuildSummary:
     files: int
     bytes: int
     modalities: dict[str, int] = field(default_factory=dict)
+    kept: list[str] = field(default_factory=list)  # superseded builds kept: in use, or within their grace period
 
 
 # ------------------------------------------------------------------------------------------------ workers
@@ -103,19 +104,6 @@ def _project_lock(project_dir: Path) -> Iterator[None]:
         yield
 
 
-def _make_writable(path: Path) -> None:
-    for root, dirs, _files in os.walk(path):
-        for d in dirs:
-            os.chmod(os.path.join(root, d), 0o700)
-    os.chmod(path, 0o700)
-
-
-def _remove_tree(path: Path) -> None:
-    if path.exists():
-        _make_writable(path)
-        shutil.rmtree(path)
-
-
 def _seal(path: Path) -> None:
     """Read-only, for the owner and the project's group only: the view is an input, never a scratch space."""
     for root, dirs, files in os.walk(path):
@@ -165,8 +153,8 @@ def write_manifest(
 
 
 def publish(project_dir: Path, staging: Path, build_id: str) -> Path:
-    """Rename the finished build into place and swap the `data` link to it in one atomic rename; then remove
-    older builds (a withdrawn patient must not linger in them)."""
+    """Rename the finished build into place and swap the `data` link to it in one atomic rename. Older builds are
+    left to `builds.sweep`, which keeps those a workspace or run still uses."""
     views = project_dir / "views"
     final = views / build_id
     os.rename(staging, final)
@@ -178,9 +166,6 @@ def publish(project_dir: Path, staging: Path, build_id: str) -> Path:
         os.fsync(fd)
     finally:
         os.close(fd)
-    for old in views.iterdir():
-        if old.name != build_id:
-            _remove_tree(old)
     return final
 
 
@@ -199,7 +184,7 @@ def materialise_project(
         plan = plan_build(registry, paths, name)
         key = load_or_create_key(paths.project_key(name))
         built_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-        build_id = built_at.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+        build_id = built_at.strftime(BUILD_TIME_FORMAT) + "-" + secrets.token_hex(3)
         staging = project_dir / "views" / f".staging-{build_id}"
         staging.mkdir(parents=True)
         try:
@@ -208,7 +193,7 @@ def materialise_project(
             _seal(staging)
             final = publish(project_dir, staging, build_id)
         except BaseException:
-            _remove_tree(staging)
+            remove_tree(staging)
             raise
         summary = BuildSummary(
             project=name,
@@ -243,6 +228,8 @@ def materialise_project(
                 files=files,
                 manifest_sha256=manifest_sha,
             )
+        swept = sweep_project(registry, paths, name, actor=actor)
+        summary.kept = swept.in_use + swept.within_grace
         return summary
 
 

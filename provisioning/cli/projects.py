@@ -12,6 +12,7 @@ import click
 from sqlalchemy import select
 
 from fabric.errors import FabricError
+from fabric.materialise.builds import GRACE_ENV
 from fabric.models import Project
 from fabric.projects import (
     ProjectSpec,
@@ -208,6 +209,34 @@ def project_materialise(ctx: Context, name: str, quiet: bool, workers: int | Non
         f"{name}: build {s.build_id} published: {s.patients} patients ({s.excluded} excluded by consent), "
         f"{s.files} files, {s.bytes / 1e6:.1f} MB; modalities {s.modalities}"
     )
+    if s.kept:
+        click.echo(
+            f"  previous build(s) {', '.join(s.kept)} kept while a workspace or run still uses them (or within "
+            f"{GRACE_ENV}); removed once they end. Open workspaces see the new build after a restart."
+        )
+
+
+@project.command("prune-builds")
+@click.argument("names", nargs=-1)
+@pass_ctx
+@friendly
+def project_prune_builds(ctx: Context, names: tuple[str, ...]) -> None:
+    """Remove the superseded builds of projects NAMES (default: every project) that no workspace or run uses any more
+    and whose grace period is over; each removal is audited. Also done after every publish, at every workspace's or
+    run's end and at `enclave up`."""
+    from fabric.materialise.builds import sweep_project
+
+    with ctx.registry.session() as session:
+        projects = [get_project(session, n).name for n in names] or list(
+            session.scalars(select(Project.name).order_by(Project.name))
+        )
+    for name in projects:
+        swept = sweep_project(ctx.registry, ctx.paths, name, actor=actor())
+        click.echo(
+            f"{name}: {len(swept.removed)} removed"
+            + (f"; in use: {', '.join(swept.in_use)}" if swept.in_use else "")
+            + (f"; within the grace period: {', '.join(swept.within_grace)}" if swept.within_grace else "")
+        )
 
 
 @project.command("verify")

@@ -211,7 +211,9 @@ def up(ctx: Context, foreground: bool) -> None:
     from provisioning.workspace_env import ensure_workspace_env
 
     settings = _hub_settings(ctx)  # a setting to correct is said before the host is touched
-    for step in [ensure_workspace_env(ctx.paths.workspace_env), *_apply_host(ctx)]:
+    done = [ensure_workspace_env(ctx.paths.workspace_env), *_apply_host(ctx)]
+    done.append(steps.ensure_builds_swept(ctx.registry, ctx.paths, actor=actor()))
+    for step in done:
         click.echo(f"  {step.step:<12} {step.detail}")
     if foreground:
         _serve_foreground(ctx)

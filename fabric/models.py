@@ -110,6 +110,9 @@ class Project(Base):
     purpose: Mapped[str] = mapped_column(String(32))
     commercial: Mapped[bool] = mapped_column(Boolean)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # With `datasets: ['*']`: the datasets an admin accepted (those registered when the project was created or
+    # replaced, and those accepted since); a dataset registered later waits for a decision (fabric/projects.py).
+    datasets_accepted: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
     members: Mapped[list[ProjectMember]] = relationship(

@@ -9,6 +9,7 @@ from typing import Any
 
 # The spec's fields the plan shows one by one; every other field is compared whole and shown as old -> new.
 MEMBERS, DATASETS, NAME = "members", "datasets", "name"
+EVERY = ["*"]  # `datasets: ['*']`
 
 
 def roles_by_user(members: list[tuple[str, str]]) -> dict[str, list[str]]:
@@ -63,12 +64,29 @@ class SpecPlan:
         return {key: value for key, value in detail.items() if value}
 
 
-def plan_changes(old_spec: dict[str, Any], old_members: list[tuple[str, str]], new_spec: dict[str, Any]) -> SpecPlan:
+def plan_changes(
+    old_spec: dict[str, Any],
+    old_members: list[tuple[str, str]],
+    new_spec: dict[str, Any],
+    *,
+    old_datasets: list[str] | None = None,
+    new_datasets: list[str] | None = None,
+) -> SpecPlan:
     """The plan from a project's stored spec and its (user, role) memberships to `new_spec` (both as dumped to JSON).
-    Members come from the registry's rows, not the stored spec, since `add-member` and `set-role` change them."""
+    Members come from the registry's rows, not the stored spec, since `add-member` and `set-role` change them.
+    Datasets are compared as the concrete lists the caller resolves (['*'] stands for the datasets a project
+    accepted, and for every registered one in a new spec); switching between ['*'] and a list shows as a field."""
+    old_datasets = old_spec.get(DATASETS, []) if old_datasets is None else old_datasets
+    new_datasets = new_spec.get(DATASETS, []) if new_datasets is None else new_datasets
     old = roles_by_user(old_members)
     new = roles_by_user([(m["user"], m["role"]) for m in new_spec.get(MEMBERS, [])])
-    old_datasets, new_datasets = old_spec.get(DATASETS, []), new_spec.get(DATASETS, [])
+    fields = {
+        key: (old_spec.get(key), value)
+        for key, value in new_spec.items()
+        if key not in (NAME, MEMBERS, DATASETS) and old_spec.get(key) != value
+    }
+    if (old_spec.get(DATASETS) == EVERY) != (new_spec.get(DATASETS) == EVERY):
+        fields[DATASETS] = (old_spec.get(DATASETS), new_spec.get(DATASETS))
     return SpecPlan(
         project=new_spec[NAME],
         added={user: roles for user, roles in new.items() if user not in old},
@@ -76,9 +94,5 @@ def plan_changes(old_spec: dict[str, Any], old_members: list[tuple[str, str]], n
         roles_changed={user: (old[user], new[user]) for user in new if user in old and old[user] != new[user]},
         datasets_added=[d for d in new_datasets if d not in old_datasets],
         datasets_removed=[d for d in old_datasets if d not in new_datasets],
-        fields={
-            key: (old_spec.get(key), value)
-            for key, value in new_spec.items()
-            if key not in (NAME, MEMBERS, DATASETS) and old_spec.get(key) != value
-        },
+        fields=fields,
     )

@@ -1,12 +1,15 @@
 """Research projects: the YAML spec (purpose, members and roles, datasets, compute limits, storage quota, airlock
-overrides), its validation, and the registry operations that create and replace projects and change membership,
-each audited. Who may review releases is checked here against a number the caller passes in (the airlock's default
-lives in output_checks, which fabric does not import)."""
+overrides), its validation, and the registry operations that create and replace projects, change membership and
+accept datasets, each audited. `datasets: ['*']` is a decision made when the project is created or replaced: it
+takes the datasets registered then (kept in `Project.datasets_accepted`); one registered later waits until an admin
+accepts it (`accept_datasets`, or a replace whose plan shows it). Who may review releases is checked here against a
+number the caller passes in (the airlock's default lives in output_checks, which fabric does not import)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -179,14 +182,56 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+EVERY_DATASET = ["*"]
+
+
+def _registered(session: Session) -> list[str]:
+    return sorted(session.scalars(select(Dataset.id)))
+
+
 def resolve_datasets(session: Session, spec: ProjectSpec) -> list[str]:
-    registered = set(session.scalars(select(Dataset.id)))
-    if spec.datasets == ["*"]:
-        return sorted(registered)
+    """The datasets `spec` names; for ['*'], every dataset registered now (what creating or replacing accepts)."""
+    registered = _registered(session)
+    if spec.datasets == EVERY_DATASET:
+        return registered
     unknown = [d for d in spec.datasets if d not in registered]
     if unknown:
         raise SpecError(f"project {spec.name}: unknown dataset(s) {', '.join(unknown)} (see 'enclave dataset list')")
     return list(spec.datasets)
+
+
+@dataclass(frozen=True)
+class ProjectDatasets:
+    """A project's datasets: those in its view, and (with ['*']) those registered since that wait for an admin."""
+
+    accepted: list[str]
+    waiting: list[str]
+
+
+def project_datasets(session: Session, project: Project) -> ProjectDatasets:
+    """Which datasets project `project` builds its view from, and which wait for a decision."""
+    named = list(project.spec.get("datasets", []))
+    if named != EVERY_DATASET:
+        return ProjectDatasets(named, [])
+    accepted = set(project.datasets_accepted or [])
+    registered = _registered(session)
+    return ProjectDatasets([d for d in registered if d in accepted], [d for d in registered if d not in accepted])
+
+
+def accept_datasets(session: Session, name: str, *, actor: str, expected: list[str] | None = None) -> list[str]:
+    """Let the datasets waiting for project `name` (registered after it accepted ['*']) into its view from the next
+    materialisation; returns them. With `expected` (the list an admin was shown), refuse if it changed since."""
+    project = get_project(session, name)
+    waiting = project_datasets(session, project).waiting
+    if expected is not None and waiting != expected:
+        raise FabricError(
+            f"the datasets waiting for project {name} changed since they were shown; run the command again"
+        )
+    if waiting:
+        project.datasets_accepted = sorted({*(project.datasets_accepted or []), *waiting})
+        session.flush()
+        audit.record(session, actor=actor, action="project.accept_datasets", target=name, datasets=waiting)
+    return waiting
 
 
 def reviews_required(spec: ProjectSpec, default_reviews: int) -> int:
@@ -234,15 +279,22 @@ def plan_replacement(session: Session, spec: ProjectSpec) -> SpecPlan | None:
     project = session.get(Project, spec.name)
     if project is None:
         return None
-    return plan_changes(project.spec, _members(project), spec.model_dump(mode="json"))
+    return plan_changes(
+        project.spec,
+        _members(project),
+        spec.model_dump(mode="json"),
+        old_datasets=project_datasets(session, project).accepted,
+        new_datasets=resolve_datasets(session, spec),
+    )
 
 
 def create_project(
     session: Session, spec: ProjectSpec, *, actor: str, replace: bool = False, expected: SpecPlan | None = None
 ) -> Project:
     """Create a project from a validated spec; with `replace`, update an existing one to match the spec, auditing what
-    changed. With `expected` (the plan an admin approved), refuse if the project changed since it was shown."""
-    resolve_datasets(session, spec)
+    changed. With `expected` (the plan an admin approved), refuse if the project changed since it was shown. With
+    ['*'], the datasets registered now are the ones accepted (a replace's plan shows those that join)."""
+    datasets = resolve_datasets(session, spec)
     project = session.get(Project, spec.name)
     if project is not None and not replace:
         raise FabricError(f"project {spec.name} already exists (use --replace to update it from the spec)")
@@ -255,10 +307,12 @@ def create_project(
     project.title, project.purpose, project.commercial = spec.title, spec.purpose, spec.commercial
     _set_members(session, project, [(m.user, m.role.value) for m in spec.members])
     project.spec = spec.model_dump(mode="json")
+    project.datasets_accepted = datasets if spec.datasets == EVERY_DATASET else None
     session.flush()
     if plan is None:
         audit.record(session, actor=actor, action="project.create", target=spec.name, purpose=spec.purpose,
-                     datasets=spec.datasets, members=[f"{m.user}:{m.role.value}" for m in spec.members])  # fmt: skip
+                     datasets=spec.datasets, accepted=datasets,
+                     members=[f"{m.user}:{m.role.value}" for m in spec.members])  # fmt: skip
     elif not plan.empty:
         audit.record(session, actor=actor, action="project.update", target=spec.name, **plan.audit_detail())
     return project

@@ -1,5 +1,6 @@
 """Who and what goes into a project's view: the patients of the project's datasets whose consent in force covers
-the project's purpose, each under the project's pseudonym, dataset by dataset."""
+the project's purpose, each under the project's pseudonym, dataset by dataset. A project of `datasets: ['*']` builds
+from the datasets it accepted; those registered since wait for an admin and stay out."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from fabric.config import Paths
 from fabric.consent import state_in_force
 from fabric.db import Registry
 from fabric.models import ConsentEvent, Dataset, PatientRecord
-from fabric.projects import get_project, project_spec, resolve_datasets
+from fabric.projects import get_project, project_datasets, project_spec
 from fabric.pseudonyms import load_or_create_key, pseudonym
 
 
@@ -50,7 +51,7 @@ def plan_build(registry: Registry, paths: Paths, name: str, *, on: datetime | No
     with registry.session() as session:
         project = get_project(session, name)
         spec = project_spec(project)
-        dataset_ids = resolve_datasets(session, spec)
+        dataset_ids = project_datasets(session, project).accepted
         datasets = session.scalars(select(Dataset).where(Dataset.id.in_(dataset_ids)).order_by(Dataset.id)).all()
         records = session.execute(
             select(PatientRecord.dataset_id, PatientRecord.local_id, PatientRecord.patient_id).where(

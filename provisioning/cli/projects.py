@@ -1,7 +1,8 @@
-"""`enclave project`: create a project from its spec, replace it by a plan shown first, change its members, build and
-verify its view. Every change is audited, and membership changes reach the running hub at once through
-hub/revocation.py (the registry side, fabric/projects.py, knows nothing of the hub); `apply-access` makes the hub
-follow the registry again where a change could not reach it."""
+"""`enclave project`: create a project from its spec, replace it by a plan shown first, change its members, accept
+the datasets registered since a `datasets: ['*']` project was made, build and verify its view. Every change is
+audited, and membership changes reach the running hub at once through hub/revocation.py (the registry side,
+fabric/projects.py, knows nothing of the hub); `apply-access` makes the hub follow the registry again where a change
+could not reach it."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from fabric.materialise.builds import GRACE_ENV
 from fabric.models import Project
 from fabric.projects import (
     ProjectSpec,
+    accept_datasets,
     add_member,
     create_project,
     get_project,
     plan_replacement,
+    project_datasets,
     remove_member,
     require_enough_checkers,
     set_role,
@@ -122,10 +125,45 @@ def project_show(ctx: Context, name: str) -> None:
         click.echo(f"{p.name}: {p.title}\n  purpose {p.purpose}{' (commercial)' if p.commercial else ''}")
         for m in p.members:
             click.echo(f"  member {m.username} ({m.role})")
-        click.echo(f"  datasets {', '.join(p.spec['datasets'])}")
+        chosen = project_datasets(session, p)
+        if p.spec["datasets"] == ["*"]:
+            click.echo(f"  datasets * (accepted: {', '.join(chosen.accepted) or 'none'})")
+        else:
+            click.echo(f"  datasets {', '.join(chosen.accepted)}")
+        if chosen.waiting:
+            click.echo(f"  {_waiting_notice(name, chosen.waiting)}: {', '.join(chosen.waiting)}")
         for b in p.builds:
             click.echo(f"  build {b.id}: {b.patients} patients, {b.files} files, manifest {b.manifest_sha256[:12]}")
         click.echo(f"  view {ctx.paths.project_data(name)}")
+
+
+def _waiting_notice(name: str, waiting: list[str]) -> str:
+    return (
+        f"{len(waiting)} dataset(s) registered since wait for a decision, not in the view "
+        f"(enclave project accept-datasets {name})"
+    )
+
+
+@project.command("accept-datasets")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Accept without asking.")
+@pass_ctx
+@friendly
+def project_accept_datasets(ctx: Context, name: str, yes: bool) -> None:
+    """Let the datasets registered since project NAME took `datasets: ['*']` into its view (shown first, then asked);
+    they join at its next materialisation. To keep one out for good, list the datasets in the spec instead and
+    replace it (enclave project create -f SPEC --replace)."""
+    with ctx.registry.session() as session:
+        waiting = project_datasets(session, get_project(session, name)).waiting
+    if not waiting:
+        click.echo(f"project {name}: no datasets wait for a decision")
+        return
+    click.echo(f"project {name} changes:\n" + "\n".join(f"  + dataset {d}" for d in waiting))
+    if not yes and not _confirmed("Add these datasets to the project?"):
+        raise FabricError("nothing changed (pass --yes to accept without asking)")
+    with ctx.registry.session() as session:
+        accept_datasets(session, name, actor=actor(), expected=waiting)
+    click.echo(f"project {name}: {len(waiting)} dataset(s) accepted; next: enclave project materialise {name}")
 
 
 @project.command("add-member")
@@ -201,7 +239,8 @@ def project_apply_access(ctx: Context, name: str, users: tuple[str, ...]) -> Non
 @pass_ctx
 @friendly
 def project_materialise(ctx: Context, name: str, quiet: bool, workers: int | None) -> None:
-    """Build and atomically publish project NAME's consented, pseudonymised view."""
+    """Build and atomically publish project NAME's consented, pseudonymised view (from the datasets it accepted; a
+    note names any that wait for a decision)."""
     from fabric.materialise.view import materialise_project
 
     s = materialise_project(ctx.registry, ctx.paths, name, actor=actor(), progress=not quiet, workers=workers)
@@ -209,6 +248,10 @@ def project_materialise(ctx: Context, name: str, quiet: bool, workers: int | Non
         f"{name}: build {s.build_id} published: {s.patients} patients ({s.excluded} excluded by consent), "
         f"{s.files} files, {s.bytes / 1e6:.1f} MB; modalities {s.modalities}"
     )
+    with ctx.registry.session() as session:
+        waiting = project_datasets(session, get_project(session, name)).waiting
+    if waiting:
+        click.echo(f"  note: {_waiting_notice(name, waiting)}")
     if s.kept:
         click.echo(
             f"  previous build(s) {', '.join(s.kept)} kept while a workspace or run still uses them (or within "

@@ -1,10 +1,10 @@
 """The catalogue: sites, their datasets (modality, format, location, checksum) and the patient index that links
 each patient's records across sites and modalities by NHS number, or by the national identifier scheme a site
-declares (fabric/identifiers/schemes.py)."""
+declares (fabric/identifiers/schemes.py). A site's export is checked whole (fabric/site_export.py) before anything
+of it is recorded."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import secrets
 from collections.abc import Iterator
@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-import pysam
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,6 +28,7 @@ from fabric.identifiers.formatting import compact
 from fabric.identifiers.schemes import DEFAULT_SCHEME, SCHEMES, scheme
 from fabric.materialise.files import sha256_file
 from fabric.models import Dataset, Patient, PatientIdentifier, PatientRecord, Site
+from fabric.site_export import check_export, read_sample_manifest, vcf_samples
 
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 Modality = Literal["clinical", "imaging", "genomics"]
@@ -173,28 +173,6 @@ class PatientIndex:
         return patient_id
 
 
-def _read_sample_manifest(path: Path) -> dict[str, str]:
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if not reader.fieldnames or not {"sample_id", "nhs_number"} <= set(reader.fieldnames):
-                raise InvalidInputError(path, "needs columns sample_id,nhs_number")
-            return {row["sample_id"]: row["nhs_number"].replace(" ", "") for row in reader}
-    except FileNotFoundError:
-        raise InvalidInputError(path, "lab sample manifest not found") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise InvalidInputError(path, f"not a readable CSV ({type(exc).__name__})") from None
-
-
-def vcf_samples(path: Path) -> list[str]:
-    """The sample names in a VCF/BCF header."""
-    try:
-        with pysam.VariantFile(str(path)) as vcf:
-            return list(vcf.header.samples)
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(path, f"not a readable VCF ({exc.__class__.__name__})") from None
-
-
 def _local_ids(site: Site, spec: DatasetSpec, root: Path, clinical_mrns: dict[str, str]) -> Iterator[tuple[str, str]]:
     """(local id, national identifier) for every patient a dataset holds; identifiers resolved per modality (an
     imaging folder's MRN through `clinical_mrns`, the site's clinical records)."""
@@ -209,11 +187,11 @@ def _local_ids(site: Site, spec: DatasetSpec, root: Path, clinical_mrns: dict[st
         for folder in sorted(p for p in location.iterdir() if p.is_dir()):
             yield folder.name, clinical_mrns.get(folder.name, "")
     elif spec.format == "vcf":
-        manifest = _read_sample_manifest(root / spec.samples)
+        manifest = read_sample_manifest(root / spec.samples)
         for sample in vcf_samples(location):
             yield sample, manifest.get(sample, "")
     else:
-        manifest = _read_sample_manifest(root / spec.samples)
+        manifest = read_sample_manifest(root / spec.samples)
         if not location.is_dir():
             raise InvalidInputError(location, "BAM folder does not exist")
         for bam in sorted(location.glob("*.bam")):
@@ -286,9 +264,11 @@ def add_site(
     session: Session, site_dir: Path, *, actor: str, progress: bool = False
 ) -> tuple[Site, list[IndexSummary]]:
     """Register a site from its folder's site.yaml, with every dataset it lists (clinical first, so imaging MRNs
-    resolve). Re-adding an unchanged site changes nothing."""
+    resolve). The whole export is checked first: any problem refuses it with every problem listed
+    (IncompleteExportError), before anything is recorded. Re-adding an unchanged site changes nothing."""
     site_dir = site_dir.resolve()
     manifest = SiteManifest.load(site_dir / "site.yaml")
+    check_export(site_dir, manifest.id, manifest.identifier_scheme, manifest.datasets)
     now = datetime.now(UTC).replace(tzinfo=None)
     site = session.get(Site, manifest.id)
     if site is None:

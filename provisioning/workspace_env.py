@@ -31,6 +31,9 @@ from provisioning.steps import StepResult
 REPO = Path(__file__).resolve().parents[1]
 STAMP = ".enclave-workspace.sha256"
 STEP = "workspace env"
+# The admin side's commands, installed with the enclave package (whose fabric readers a workspace needs) but not
+# working in a sandbox (no registry, no airlock checks' models): removed, so nobody finds them on a workspace's PATH.
+ADMIN_SCRIPTS = ("enclave",)
 
 
 def config_targets(repo: Path = REPO) -> dict[Path, PurePosixPath]:
@@ -125,6 +128,8 @@ def _build(build: Path, *, uv: str, python: str, stamp: str) -> int:
                 *("--refresh-package", "enclave", "--refresh-package", "enclave-workspace", *map(str, sources)),
             ],
         )
+    for script in ADMIN_SCRIPTS:
+        (build / "bin" / script).unlink(missing_ok=True)
     for source, target in config_targets(REPO).items():
         (build / target).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, build / target)

@@ -22,7 +22,14 @@ import jsonschema
 import pytest
 
 from fabric.errors import FabricError
-from provisioning.workspace_env import REPO, config_targets, ensure_workspace_env, input_digest, stamp_inputs
+from provisioning.workspace_env import (
+    ADMIN_SCRIPTS,
+    REPO,
+    config_targets,
+    ensure_workspace_env,
+    input_digest,
+    stamp_inputs,
+)
 from tests.workspace_env import requires_workspace_env, workspace_env
 
 pytestmark = pytest.mark.unit
@@ -207,6 +214,8 @@ def test_dockerfile_builds_from_the_same_lock_config_and_packages():
     assert "COPY images/requirements.lock /tmp/requirements.lock" in final
     assert re.search(r"pip install --require-hashes --only-binary :all: -r /tmp/requirements.lock", text)
     assert re.search(r"pip install --no-deps /tmp/wheels/\*\.whl", text)
+    for script in ADMIN_SCRIPTS:  # as the local builder: the admin's commands are not in a workspace
+        assert f"rm -f /opt/workspace/bin/{script}" in text
     assert "pip wheel --no-deps --wheel-dir /wheels . ./images" in "\n".join(instructions)
     # Every config file goes where the local builder puts it, under the image's environment.
     copies = [i.split()[1:] for i in final if i.startswith("COPY ") and "images/jupyter/" in i]
@@ -265,3 +274,13 @@ def test_builder_never_replaces_a_folder_that_is_not_an_environment(tmp_path):
     with pytest.raises(FabricError, match="not a Python environment"):
         ensure_workspace_env(precious)
     assert (precious / "keep.txt").read_text() == "keep"
+
+
+def test_the_admin_command_is_not_on_a_workspaces_path(workspace_env):
+    """`enclave` inside a workspace crashed (no registry, no checks' models there, issue 16): it is not installed in
+    the workspace environment, whose bin/ is the first entry of a workspace's PATH; the readers it needs are."""
+    env = workspace_env  # the session's environment, brought up to date by its real builder
+    for script in ADMIN_SCRIPTS:
+        assert not (env / "bin" / script).exists(), f"{script} is in the workspace environment"
+    assert (env / "bin" / "jupyterhub-singleuser").is_file()
+    assert list((env / "lib").glob("python3*/site-packages/fabric/readers/__init__.py"))

@@ -22,6 +22,7 @@ from output_checks.screening.national import DIGIT_LENGTHS, LETTER_SHAPES
 from output_checks.screening.text import Segment
 from output_checks.verdicts import Verdict
 from tests.airlock_helpers import check_one, messages, write
+from tests.site_exports import complete_csv_local
 
 pytestmark = pytest.mark.unit
 
@@ -164,6 +165,7 @@ def bsn_site(root: Path, site_id: str, rows: list[tuple[str, str]]) -> Path:
     header = "MRN,NHS_NO,SURNAME,FORENAME,DOB,SEX,POSTCODE,ETHNIC_GRP,SMOKER"
     lines = [header] + [f"{mrn},{number},Jansen,Anna,01/02/1980,F,AB1 2CD,,N" for mrn, number in rows]
     (folder / "clinical" / "patients.csv").write_text("\n".join(lines) + "\n")
+    complete_csv_local(folder / "clinical")  # site add checks the whole export
     datasets = [{"id": f"{site_id}-clinical", "modality": "clinical", "format": "csv-local", "path": "clinical"}]
     manifest = {"id": site_id, "name": site_id.title(), "clinical_format": "csv-local", "datasets": datasets,
                 "identifier_scheme": "nl-bsn"}  # fmt: skip

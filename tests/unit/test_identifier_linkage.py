@@ -18,6 +18,7 @@ from fabric.db import Registry, make_engine, upgrade
 from fabric.errors import FabricError
 from fabric.identifiers.schemes import SCHEMES
 from fabric.models import ConsentEvent, Patient, PatientIdentifier, PatientRecord, Site
+from tests.site_exports import complete_csv_local, dicom_study
 
 pytestmark = pytest.mark.unit
 
@@ -34,10 +35,10 @@ def site_export(root: Path, site_id: str, rows: list[tuple[str, str]], scheme: s
     (folder / "clinical").mkdir(parents=True)
     lines = [HEADER] + [f"{mrn},{number},Test,Person,01/02/1980,F,AB1 2CD,,N" for mrn, number in rows]
     (folder / "clinical" / "patients.csv").write_text("\n".join(lines) + "\n")
+    complete_csv_local(folder / "clinical")  # site add checks the whole export
     datasets = [{"id": f"{site_id}-clinical", "modality": "clinical", "format": "csv-local", "path": "clinical"}]
     for mrn in mrn_folders:
-        (folder / "imaging" / mrn).mkdir(parents=True)
-        (folder / "imaging" / mrn / "series.txt").write_text("not a real DICOM file; only the folder is indexed")
+        dicom_study(folder / "imaging", mrn)
     if mrn_folders:
         datasets.append({"id": f"{site_id}-imaging", "modality": "imaging", "format": "dicom", "path": "imaging"})
     manifest = {"id": site_id, "name": site_id.title(), "clinical_format": "csv-local", "datasets": datasets}
@@ -101,7 +102,8 @@ def fhir_site(root: Path, site_id: str, patients: list[tuple[str, str, str]], sc
         for mrn, system, value in patients
     ]
     (folder / "clinical" / "Patient.ndjson").write_text("\n".join(lines) + "\n")
-    (folder / "clinical" / "Observation.ndjson").write_text("")
+    for resource in ("Observation", "Condition", "MedicationStatement"):  # site add checks the whole export
+        (folder / "clinical" / f"{resource}.ndjson").write_text("")
     datasets = [{"id": f"{site_id}-clinical", "modality": "clinical", "format": "fhir-ndjson", "path": "clinical"}]
     manifest = {"id": site_id, "name": site_id.title(), "clinical_format": "fhir-ndjson", "datasets": datasets}
     manifest["identifier_scheme"] = scheme

@@ -204,12 +204,24 @@ def purge_cmd(ctx) -> None:
 
 @airlock.command("list")
 @click.option("--to-review", is_flag=True, help="Requests waiting for your review instead of your own.")
+@click.option("--project", help="Only this project's requests.")
+@click.option("--all", "everything", is_flag=True,
+              help="With --project, as its output checker: every request of the project you may list, the release "
+                   "history (released and rejected) included.")  # fmt: skip
 @click.pass_context
 @workflow_command
-def list_cmd(ctx, to_review) -> None:
-    """Your requests, or those waiting for your review."""
+def list_cmd(ctx, to_review, project, everything) -> None:
+    """Your requests, those waiting for your review, or (--project P --all) a project's requests and release
+    history."""
     app, user = _airlock(ctx), _user()
-    for r in app.review_queue(user) if to_review else app.my_requests(user):
+    if everything:
+        if not project:
+            raise click.UsageError("--all needs --project: a release history is one project's")
+        rows = app.project_requests(user, project)
+    else:
+        rows = app.review_queue(user) if to_review else app.my_requests(user)
+        rows = [r for r in rows if project in (None, r.project)]
+    for r in rows:
         click.echo(f"{r.id}  {r.project}  {r.state:<9}  {r.author}  {r.title}")
 
 

@@ -135,6 +135,26 @@ class Airlock:
     def review_page(self, user: str, page: int, per_page: int) -> views.Page:
         return self.tx(lambda s: views.review_page(s, user, page, per_page))
 
+    def history_page(self, user: str, page: int, per_page: int, project: str | None = None) -> views.Page:
+        return self.tx(lambda s: views.history_page(s, user, page, per_page, project))
+
+    def checked_projects(self, user: str) -> list[str]:
+        return self.tx(lambda s: workflow.checked_projects(s, user))
+
+    def project_requests(self, user: str, project: str) -> list[RequestRow]:
+        """Every request of `project` its output checker `user` may list: those in review or approved (not their own)
+        and the release history (released, rejected), most recently updated first."""
+
+        def read(session: Session) -> list[RequestRow]:
+            if project not in workflow.checked_projects(session, user):
+                raise workflow.NotAllowed(f"you are not an output checker on project {project[:64]!r}")
+            rows = [r for r in workflow.review_queue(session, user) if r.project == project]
+            rows += workflow.release_history(session, user, project)
+            rows.sort(key=lambda r: (r.updated_at, r.id), reverse=True)
+            return [_row(r) for r in rows]
+
+        return self.tx(read)
+
     def verified_snapshot(self, snapshot: str, sha256: str) -> Path:
         """A snapshot's bytes, refused (IntegrityError) unless they still hash to what was recorded."""
         return self.store.verify(snapshot, sha256)

@@ -132,6 +132,12 @@ def my_requests_page(session: Session, author: str, page: int = 1, per_page: int
     return Page(_summaries(session, requests, author), page, max(1, -(-total // per_page)), total)
 
 
+def history_page(session: Session, checker: str, page: int = 1, per_page: int = 50, project: str | None = None) -> Page:
+    """One page of `workflow.release_history`, summarised."""
+    requests, page, total = _page(session, workflow.release_history_query(checker, project), page, per_page)
+    return Page(_summaries(session, requests, checker), page, max(1, -(-total // per_page)), total)
+
+
 def request_file(session: Session, request_id: str, user: str, file_id: int) -> RequestFile:
     """A file (any version) of a request `user` may see."""
     request = workflow.get_request(session, request_id, user)

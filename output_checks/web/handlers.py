@@ -253,6 +253,21 @@ class ReviewList(Page):
         self.page("review.html", page=page)
 
 
+class ReleaseHistory(Page):
+    """What the projects a checker checks let out or refused before (released and rejected requests), to difference
+    a new request against; `?project=P` narrows it to one of them."""
+
+    @authenticated
+    def get(self) -> None:
+        number = self.page_number()
+        projects = self.call(self.airlock.checked_projects, self.user)
+        project = self.get_argument("project", "") or None
+        if project is not None and project not in projects:
+            raise HTTPError(404, "no release history of that project that you can see")
+        page = self.call(self.airlock.history_page, self.user, number, PER_PAGE, project)
+        self.page("history.html", page=page, projects=projects, project=project)
+
+
 class RequestPage(Page):
     @authenticated
     def get(self, request_id: str) -> None:
@@ -384,6 +399,7 @@ def routes(base: str) -> list[tuple[str, type[RequestHandler]]]:
         (base + "requests", MyRequests),
         (base + "new", NewRequest),
         (base + "review", ReviewList),
+        (base + "history", ReleaseHistory),
         (base + f"requests/{rid}", RequestPage),
         (base + f"requests/{rid}/([a-z-]+)", RequestAction),
         (base + f"requests/{rid}/files/{fid}/preview", FilePreview),

@@ -138,6 +138,13 @@ def test_submit_review_release_download(browser, site):
     carol.get_by_role("button", name="Release the approved files").click()
     assert "released" in carol.locator(".facts").first.inner_text()
 
+    # the release stays in the project's history for its checkers, who compare new requests with it (issue 16)
+    dave.get_by_role("navigation", name="Main").get_by_role("link", name="Release history").click()
+    history = dave.get_by_role("table").first
+    assert request_id in history.inner_text() and "released" in history.inner_text()
+    history.get_by_role("link", name=request_id).click()
+    assert "released" in dave.locator(".facts").first.inner_text()
+
     # alice downloads it: the bytes are the ones she asked for
     alice.goto(f"{base}/requests/{request_id}")
     assert alice.get_by_role("link", name="Download report.md").count() == 0

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from fabric.config import Paths
+from fabric.db import Registry
 from output_checks.release.service import Airlock
-from tests.airlock_factories import ensure_people
+from output_checks.release.states import RequestState
+from tests.airlock_factories import ensure_people, request_at
 from tests.provisioned import provision
 
 pytestmark = pytest.mark.integration
@@ -93,3 +95,24 @@ def test_withdraw(home):
     assert run(home, "carol", "airlock", "withdraw", request_id, ok=False).returncode == 1
     run(home, "alice", "airlock", "withdraw", request_id)
     assert show(home, "alice", request_id)["state"] == "withdrawn"
+
+
+def test_a_projects_release_history_from_the_command_line(home):
+    paths = Paths(home)
+    registry = Registry(paths.database_url)
+    try:
+        app = Airlock(registry, paths)
+        released, open_one = request_at(app, RequestState.RELEASED), request_at(app, RequestState.IN_REVIEW)
+        mine = request_at(app, RequestState.RELEASED, author="erin")  # erin is a researcher and a checker
+    finally:
+        registry.close()
+    listed = run(home, "dave", "airlock", "list", "--project", "cvd-risk", "--all").stdout
+    states = {line.split()[0]: line.split()[2] for line in listed.splitlines()}
+    assert states[released] == "released" and states[open_one] == "in_review" and states[mine] == "released"
+    assert set(states.values()) <= {"in_review", "approved", "released", "rejected"}
+    assert released not in run(home, "dave", "airlock", "list", "--to-review").stdout, "history in the queue"
+    refused = run(home, "alice", "airlock", "list", "--project", "cvd-risk", "--all", ok=False)
+    assert refused.returncode == 1 and "not an output checker on project 'cvd-risk'" in refused.stderr
+    usage = run(home, "dave", "airlock", "list", "--all", ok=False)
+    assert usage.returncode == 2 and "--all needs --project" in usage.stderr
+    assert released in run(home, "alice", "airlock", "list", "--project", "cvd-risk").stdout  # her own, filtered

@@ -464,3 +464,37 @@ def test_tornado_warnings_never_carry_oauth_secrets():
     )
     SecretQueryFilter().filter(record)
     assert "c0de" not in record.getMessage() and "s7ate" not in record.getMessage()
+
+
+def test_a_checker_sees_the_release_history_of_the_projects_they_check(app, base):
+    """Released and rejected requests stay visible to the project's checkers (issue 16: they dropped off every list,
+    though differencing across requests is the checkers' job); not requests still under way, not other projects'."""
+    released = request_at(app, RequestState.RELEASED)
+    rejected = request_at(app, RequestState.REJECTED)
+    open_one = request_at(app, RequestState.IN_REVIEW)
+    bio = other_project_request(app)
+    dave = person(base, DAVE)
+    page = dave.get("/history")
+    assert page.status_code == 200 and "Release history" in page.text
+    assert released in page.text and rejected in page.text
+    assert open_one not in page.text and bio not in page.text, "the history shows more than the project's outcomes"
+    assert released in dave.get("/history", params={"project": "cvd-risk"}).text
+    assert dave.get("/history", params={"project": OTHER}).status_code == 404, "another project's history"
+    assert released in person(base, CAROL).get("/history", params={"project": "cvd-risk"}).text
+    assert dave.get(f"/requests/{released}").status_code == 200, "a released request cannot be opened from the list"
+
+    frank = person(base, FRANK).get("/history").text  # checks biomed only
+    assert released not in frank and rejected not in frank
+    outsider = person(base, STRANGER).get("/history")
+    assert outsider.status_code == 200 and "not an output checker on any project" in outsider.text
+    assert released not in outsider.text
+    researcher = person(base, AUTHOR).get("/history").text  # alice wrote them, but checks nothing
+    assert "not an output checker on any project" in researcher and released not in researcher
+
+
+def test_the_release_history_is_listed_page_by_page(app):
+    request_at(app, RequestState.RELEASED)
+    first = app.history_page(CAROL, 1, 1, "cvd-risk")
+    assert first.total >= 1 and first.pages == first.total and len(first.rows) == 1
+    assert {r["state"] for r in app.history_page(CAROL, 1, 500).rows} <= {"released", "rejected"}
+    assert app.history_page(STRANGER, 1, 50).total == 0

@@ -54,11 +54,15 @@ from output_checks.release.workflow.preparing import (
 )
 from output_checks.release.workflow.retention import purge_snapshot, purgeable
 from output_checks.release.workflow.reviews import (
+    CLOSED_STATES,
     VoteView,
+    checked_projects,
     count_requests,
     my_requests,
     my_requests_query,
     outcomes,
+    release_history,
+    release_history_query,
     review_queue,
     review_queue_query,
     submit_review,
@@ -68,13 +72,14 @@ from output_checks.release.workflow.reviews import (
 )
 
 __all__ = [
-    "DEFAULT_REVIEWS", "MAX_CHECK_ATTEMPTS", "SYSTEM", "Action", "Activity", "Actor", "Decision", "IntegrityError",
-    "InvalidRequest", "Limits", "NotAllowed", "PendingFile", "Preparation", "ReleaseRequest", "RequestState",
-    "VoteView", "abilities", "actor_for", "add_file", "begin_request", "can_view", "checks_failed", "count_requests",
-    "create_request", "current_files", "download", "file_named", "get_request", "justify", "limits",
-    "measure_request", "move", "my_requests", "my_requests_query", "now", "outcomes", "pending_checks", "permit",
-    "preparation", "prepared", "preparing", "previously_released", "project_roles", "purge_snapshot", "purgeable",
-    "record_checks", "record_view", "refusal", "refuse", "refused_submission", "release", "release_aborted",
-    "request_release", "require", "review_queue", "review_queue_query", "reviewed", "revise_file", "snapshot_taken",
-    "submit", "submit_review", "submitted_reviews", "visible_votes", "vote", "withdraw", "withdraw_file",
+    "CLOSED_STATES", "DEFAULT_REVIEWS", "MAX_CHECK_ATTEMPTS", "SYSTEM", "Action", "Activity", "Actor", "Decision",
+    "IntegrityError", "InvalidRequest", "Limits", "NotAllowed", "PendingFile", "Preparation", "ReleaseRequest",
+    "RequestState", "VoteView", "abilities", "actor_for", "add_file", "begin_request", "can_view", "checked_projects",
+    "checks_failed", "count_requests", "create_request", "current_files", "download", "file_named", "get_request",
+    "justify", "limits", "measure_request", "move", "my_requests", "my_requests_query", "now", "outcomes",
+    "pending_checks", "permit", "preparation", "prepared", "preparing", "previously_released", "project_roles",
+    "purge_snapshot", "purgeable", "record_checks", "record_view", "refusal", "refuse", "refused_submission", "release",
+    "release_aborted", "release_history", "release_history_query", "request_release", "require", "review_queue",
+    "review_queue_query", "reviewed", "revise_file", "snapshot_taken", "submit", "submit_review", "submitted_reviews",
+    "visible_votes", "vote", "withdraw", "withdraw_file",
 ]  # fmt: skip

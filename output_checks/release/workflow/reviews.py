@@ -1,6 +1,7 @@
 """Independent reviews: each output checker decides every file of the round (a blocked file approved only with a
 written reason), submits their review, and the tally of all of them decides the request's next state. Votes stay
-hidden from other reviewers until the round is complete. Also the review queue and the author's own list."""
+hidden from other reviewers until the round is complete. Also the review queue, the author's own list and a
+project's release history."""
 
 from __future__ import annotations
 
@@ -174,6 +175,35 @@ def review_queue(session: Session, reviewer: str) -> list[ReleaseRequest]:
     """Requests on projects `reviewer` checks, not their own, that are in review or approved (to release); the
     page shows whether their own review of the round is started or submitted."""
     return list(session.scalars(review_queue_query(reviewer)))
+
+
+CLOSED_STATES = (RequestState.RELEASED.value, RequestState.REJECTED.value)  # the outcomes a release history shows
+
+
+def checked_projects(session: Session, checker: str) -> list[str]:
+    """The projects `checker` is an output checker on, by name."""
+    rows = session.scalars(
+        select(ProjectMember.project_name)
+        .where(ProjectMember.username == checker, ProjectMember.role == ProjectRole.OUTPUT_CHECKER.value)
+        .order_by(ProjectMember.project_name)
+    )
+    return list(rows)
+
+
+def release_history_query(checker: str, project: str | None = None) -> Select[tuple[ReleaseRequest]]:
+    """Released and rejected requests of the projects `checker` checks (or of one of them), most recent first: what
+    a project let out before, for differencing a new request against it. Their own requests too, read-only."""
+    projects = select(ProjectMember.project_name).where(
+        ProjectMember.username == checker, ProjectMember.role == ProjectRole.OUTPUT_CHECKER.value
+    )
+    query = select(ReleaseRequest).where(ReleaseRequest.project.in_(projects), ReleaseRequest.state.in_(CLOSED_STATES))
+    if project is not None:
+        query = query.where(ReleaseRequest.project == project)
+    return query.order_by(ReleaseRequest.updated_at.desc(), ReleaseRequest.id)
+
+
+def release_history(session: Session, checker: str, project: str | None = None) -> list[ReleaseRequest]:
+    return list(session.scalars(release_history_query(checker, project)))
 
 
 def my_requests_query(author: str) -> Select[tuple[ReleaseRequest]]:

@@ -206,6 +206,8 @@ def create_backup(paths: Paths, dest: Path, *, include_sites: bool = True, progr
         raise BackupError(f"{dest} exists and is not an empty folder; name a new folder for the backup")
     if dest == paths.home or (paths.home in dest.parents and dest.parent != paths.home / "backups"):
         raise BackupError(f"{dest} is inside the Enclave home; put backups elsewhere (or under {paths.home}/backups)")
+    if database_kind(paths.database_url) != "sqlite":
+        postgres_tool("pg_dump")  # missing: said before anything is written
     dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     staging = dest.parent / f".{dest.name}.partial-{os.getpid()}"
     staging.mkdir(mode=0o700)

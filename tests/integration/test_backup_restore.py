@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 
 from fabric.config import Paths
+from fabric.db import Registry
 from fabric.db import upgrade as migrate
 from provisioning.backup import current_revision, head_revision
+from tests.host_accounts import needs_root, throwaway_account
 from tests.provisioned import provision
 
 pytestmark = pytest.mark.integration
@@ -216,3 +218,29 @@ def test_upgrade_backs_up_first_then_migrates_to_head(tmp_path):
     assert "registry.upgraded" in enclave("--home", str(paths.home), "audit", "show").stdout
     again = enclave("--home", str(paths.home), "upgrade", "--quiet").stdout
     assert f"registry already at revision {head}" in again
+
+
+@needs_root("useradd")
+def test_as_root_restored_store_files_belong_to_the_project_account(tmp_path):
+    """The production order: the store waits for `host apply` (here: the account made, the store an empty folder),
+    then `--stores-only` writes it with each file's mode, owned by the project's account, folders it makes too."""
+    with throwaway_account("bk") as account:
+        project = account.name.removeprefix("enclave-")
+        source = Paths(tmp_path / "source")
+        Registry(source.database_url).close()
+        (source.project_outputs(project) / "tables").mkdir(parents=True)
+        (source.project_outputs(project) / "tables" / "t.csv").write_text("a,b\n")
+        (source.project_outputs(project) / "tables" / "t.csv").chmod(0o640)
+        dest = tmp_path / "backup"
+        enclave("--home", str(source.home), "backup", str(dest), "--quiet")
+        target = Paths(tmp_path / "target")
+        out = enclave("restore", str(dest), "--home", str(target.home), "--quiet").stdout
+        assert f"waiting    {project}: not mounted yet" in out
+        assert not target.project_store(project).exists()
+        target.project_store(project).mkdir(parents=True)
+        out = enclave("--home", str(target.home), "restore", str(dest), "--stores-only", "--quiet").stdout
+        assert f"stores     {project}" in out and "is not a mounted file system" in out
+        for path, mode in ((target.project_outputs(project) / "tables" / "t.csv", 0o640),
+                           (target.project_outputs(project) / "tables", 0o700)):  # fmt: skip
+            st = path.lstat()
+            assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (account.uid, account.gid, mode), path

@@ -134,9 +134,11 @@ def workflow_command(fn):
 
 
 def _start_checks(app, request_id: str, wait: bool) -> None:
-    """Check a submitted request now (--wait) or in a detached process, so the command returns at once."""
+    """Check a submitted request (or a draft's files, for its author) now (--wait) or in a detached process, so the
+    command returns at once."""
     if wait:
         app.check_request(request_id)
+        app.check_draft(request_id)
     else:
         from output_checks.release.service import detach_check
 
@@ -166,13 +168,10 @@ def submit_cmd(ctx, files, project, title, justifications, wait, draft) -> None:
         refused = app.refusal(request_id, user)
         if refused:
             _fail(InvalidRequest(f"the airlock refused request {request_id}: {refused}"))
-        if not submitted:
+        if not submitted and not draft:
             click.echo(request_id)
             return
-    elif draft:
-        click.echo(request_id)
-        return
-    _start_checks(app, request_id, wait)
+    _start_checks(app, request_id, wait)  # a draft's too: its author sees the verdicts before submitting
     click.echo(request_id)
 
 
@@ -182,13 +181,15 @@ def submit_cmd(ctx, files, project, title, justifications, wait, draft) -> None:
 @click.pass_context
 @workflow_command
 def run_checks_cmd(ctx, request_id, pending) -> None:
-    """Run the automated checks of a submitted request (the background step of submit)."""
+    """Run the automated checks of a submitted request, or of a draft's files not checked yet (the background step of
+    submit)."""
     app = _airlock(ctx)
     if pending or not request_id:
         for done in app.resume():
             click.echo(done)
     else:
         app.check_request(request_id)
+        app.check_draft(request_id)
 
 
 @airlock.command("purge")

@@ -341,6 +341,9 @@ class Airlock:
 
     def check_request(self, request_id: str) -> None:
         """Run the automated checks on one request's snapshots and record the results (or the failure)."""
+        state = self.tx(lambda s: getattr(s.get(workflow.ReleaseRequest, request_id), "state", None))
+        if state != workflow.RequestState.CHECKING.value:
+            return  # withdrawn meanwhile, checked by another runner, or a draft (`check_draft`)
         try:
             results = self._check(request_id)
         except Exception as exc:  # any failure is recorded and retried, never left hanging
@@ -352,16 +355,32 @@ class Airlock:
             return
         self.tx(lambda s: workflow.record_checks(s, request_id, results))
 
-    def _check(self, request_id: str) -> dict[int, dict[str, Any]]:
-        """The checks' results for a request's current files: read the plan, resolve the policy and the project's
-        known identifiers, check the verified snapshots, then compare its tables with the project's ledger."""
+    def check_draft(self, request_id: str) -> int:
+        """Run the automated checks on a draft's (or a returned request's) copied files that wait for them and show
+        the results to its author: no state changes, no reviewer is involved, and submitting checks every file
+        again. A failure leaves them unchecked (logged): the checks at submission decide. Returns how many files
+        were checked."""
+        try:
+            results = self._check(request_id, draft=True)
+        except Exception as exc:
+            log.warning("checks of draft %s failed (%s)", request_id, type(exc).__name__)
+            return 0
+        return self.tx(lambda s: workflow.record_draft_checks(s, request_id, results)) if results else 0
+
+    def _check(self, request_id: str, *, draft: bool = False) -> dict[int, dict[str, Any]]:
+        """The checks' results for a request's current files (a draft's: those waiting for them): read the plan,
+        resolve the policy and the project's known identifiers, check the verified snapshots, then compare its
+        tables with the project's ledger."""
         from output_checks.screening.known import build_known_identifiers
 
         def plan(session: Session) -> tuple[str, list[RequestFile], dict[str, Any]]:
             request = session.get(workflow.ReleaseRequest, request_id)
-            return request.project, workflow.current_files(request), project_overrides(session, request.project)
+            files = workflow.unchecked_draft_files(request) if draft else workflow.current_files(request)
+            return request.project, files, project_overrides(session, request.project)
 
         project, files, overrides = self.tx(plan)
+        if not files:
+            return {}
         policy = resolve_policy(self.paths, overrides)
         known = build_known_identifiers(self.registry, self.paths, project)
         # Check exactly the bytes that will be reviewed: a snapshot that no longer matches its hash fails the run.
@@ -379,6 +398,9 @@ class Airlock:
                 checks.add_differencing(results[file_id], keyed, released, policy.min_cell_count)
         return results
 
+    def pending_draft_checks(self) -> list[str]:
+        return self.tx(workflow.pending_draft_checks)
+
     def pending_checks(self) -> list[str]:
         """Requests in `checking` (a restart left them, or their checks are queued)."""
         return self.tx(workflow.pending_checks)
@@ -388,13 +410,17 @@ class Airlock:
         return self.tx(workflow.preparing)
 
     def resume(self) -> list[str]:
-        """Requests a restart left in `preparing` or `checking`: copy and check them now."""
+        """Requests a restart left in `preparing` or `checking`, and drafts with files not checked yet: copy and
+        check them now."""
         for request_id in self.preparing():
             self.prepare(request_id)
         pending = self.pending_checks()
         for request_id in pending:
             self.check_request(request_id)
-        return pending
+        drafts = self.pending_draft_checks()
+        for request_id in drafts:
+            self.check_draft(request_id)
+        return pending + drafts
 
     def purge(self, now: datetime | None = None) -> list[str]:
         """Remove the snapshots of withdrawn and rejected requests closed more than the policy's `retention_days`

@@ -1,6 +1,7 @@
 """The airlock as a running service: background threads that copy large requests into their snapshots, check
-submitted requests and purge closed requests' snapshots after the policy's retention, over the business layer
-(release/airlock.py); and the detached `enclave airlock run-checks` process the CLI starts.
+submitted requests (and drafts, for their authors) and purge closed requests' snapshots after the policy's
+retention, over the business layer (release/airlock.py); and the detached `enclave airlock run-checks` process the
+CLI starts.
 
 Checks never block the caller: `submit` returns at once and a runner (a thread in the web app, a detached process
 from the CLI) checks the snapshots. A crashed run is retried; requests left in `checking` or `preparing` by a
@@ -21,6 +22,7 @@ __all__ = ["PURGE_EVERY_S", "Airlock", "CheckRunner", "detach_check"]
 
 log = logging.getLogger("enclave.airlock")
 STOP = "\x00stop"
+DRAFT = "draft:"  # a queued draft check, as opposed to a submitted request's
 PURGE_EVERY_S = 3600
 
 
@@ -49,6 +51,8 @@ class CheckRunner:
             self.prepare(request_id)
         for request_id in self.airlock.pending_checks():
             self.submit(request_id)
+        for request_id in self.airlock.pending_draft_checks():
+            self.check_draft(request_id)
         if self.purge_every:
             threading.Thread(target=self._purge, name="airlock-purge", daemon=True).start()
         return self
@@ -68,6 +72,11 @@ class CheckRunner:
         self._begin()
         self.queue.put(request_id)
 
+    def check_draft(self, request_id: str) -> None:
+        """Check a draft's files that wait for it, for its author (after the submitted requests queued before)."""
+        self._begin()
+        self.queue.put(DRAFT + request_id)
+
     def prepare(self, request_id: str) -> None:
         """Copy a `preparing` request's files in the background; then check it if it was submitted."""
         self._begin()
@@ -86,6 +95,8 @@ class CheckRunner:
             try:
                 if self.airlock.prepare(request_id):
                     self.submit(request_id)
+                else:  # a draft (or refused, withdrawn: then nothing waits and the check is a no-op)
+                    self.check_draft(request_id)
             except Exception:  # the runner must outlive any one request
                 log.exception("snapshot runner: request %s", request_id)
             finally:
@@ -94,7 +105,10 @@ class CheckRunner:
     def _run(self) -> None:
         while (request_id := self.queue.get()) != STOP:
             try:
-                self.airlock.check_request(request_id)
+                if request_id.startswith(DRAFT):
+                    self.airlock.check_draft(request_id.removeprefix(DRAFT))
+                else:
+                    self.airlock.check_request(request_id)
             except Exception:  # the runner must outlive any one request
                 log.exception("check runner: request %s", request_id)
             finally:

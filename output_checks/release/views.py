@@ -50,6 +50,8 @@ def request_view(session: Session, request_id: str, user: str) -> dict[str, Any]
         "waiting_for": sorted(a.value for a in waiting),
         "whose_turn": [PARTY[a].format(author=request.author) for a in waiting],
         "copying": state is RequestState.PREPARING, "checks_running": state is RequestState.CHECKING,
+        "draft_checks": request.state in workflow.DRAFT_STATES,
+        "draft_checks_running": bool(workflow.unchecked_draft_files(request)),
         "can": workflow.abilities(session, request, user),
         "files": files, "votes": votes,
         "refused": workflow.refusal(session, request.id) if request.state == RequestState.WITHDRAWN else None,

@@ -239,7 +239,9 @@ class NewRequest(Page):
             self.settings["runner"].prepare(request_id)
             done = "preparing"
         else:
-            if not draft:
+            if draft:  # its author sees the checks' verdicts before any reviewer is involved
+                self.settings["runner"].check_draft(request_id)
+            else:
                 self.settings["runner"].submit(request_id)
             done = "created" if draft else "submitted"
         self.redirect(self.url("requests", request_id) + f"?done={done}", status=303)
@@ -293,6 +295,11 @@ def _vote(h: Page, request_id: str) -> None:
     h.call(h.airlock.vote, request_id, h.user, path, decision, comment, reason)
 
 
+def _revise(h: Page, request_id: str) -> None:
+    h.call(h.airlock.revise, request_id, h.user, h.get_argument("path"))
+    h.settings["runner"].check_draft(request_id)  # the new version's verdict, before it goes back to review
+
+
 def _submit(h: Page, request_id: str) -> None:
     h.call(h.airlock.submit, request_id, h.user)
     h.settings["runner"].submit(request_id)
@@ -309,7 +316,7 @@ ACTIONS: dict[str, Callable[[Page, str], None]] = {
     "justify": lambda h, rid: h.call(
         h.airlock.justify, rid, h.user, h.get_argument("path"), h.get_argument("justification", "")
     ),
-    "revise": lambda h, rid: h.call(h.airlock.revise, rid, h.user, h.get_argument("path")),
+    "revise": _revise,
 }
 
 

@@ -154,3 +154,34 @@ def test_submit_review_release_download(browser, site):
     assert Path(download.value.path()).read_bytes() == COUNTS
     shot(alice, "released")
     assert problems == []
+
+
+def test_a_researcher_sees_the_checks_verdicts_on_a_draft_before_submitting(browser, site):
+    """Issue 16: the automatic verdicts of a draft, on the request page the New request page (JupyterLab's Airlock
+    menu) leads to, before any reviewer is involved; the draft stays a draft and out of the checkers' list."""
+    base, airlock = site
+    write_output(airlock, "small-by-site.csv", b"site,n\nA,120\nB,4\nC,230\n")
+    problems: list[str] = []
+    alice = sign_in(browser, base, AUTHOR, problems)
+    alice.goto(f"{base}/new")
+    alice.get_by_label("Title").fill("LDL by site, draft")
+    alice.get_by_label("small-by-site.csv", exact=True).check()
+    alice.get_by_label("Justification for small-by-site.csv").fill("Group sizes per site.")
+    alice.get_by_role("button", name="Save as draft").click()
+    request_id = re.search(r"/requests/(r-[0-9]{8}-[0-9a-f]{8})", alice.url).group(1)
+
+    deadline = time.monotonic() + CHECKS_TIMEOUT_S
+    while "block" not in file_section(alice, "small-by-site.csv").locator("h3").inner_text():
+        assert time.monotonic() < deadline, "the draft's checks did not finish"
+        time.sleep(1)
+        alice.reload()
+    section = file_section(alice, "small-by-site.csv")
+    assert "below the minimum of 10" in section.get_by_role("table").inner_text()
+    assert "draft" in alice.locator(".facts").first.inner_text()
+    assert "before anyone reviews this request" in alice.content()
+    shot(alice, "draft-verdicts", full_page=True)
+
+    carol = sign_in(browser, base, CHECKERS[0], problems)
+    carol.goto(f"{base}/review")
+    assert request_id not in carol.content(), "a draft reached the checkers"
+    assert problems == []

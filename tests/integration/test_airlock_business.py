@@ -102,6 +102,7 @@ MUTATING: dict[str, tuple[RequestState | None, Call, str, str]] = {
     "download_file": (R.RELEASED, _download_file, AUTHOR, "airlock.download"),
     "prepare": (R.PREPARING, _prepare, workflow.SYSTEM, "airlock.prepared"),
     "check_request": (R.CHECKING, lambda a, rid: a.check_request(rid), workflow.SYSTEM, "airlock.checks_done"),
+    "check_draft": (R.DRAFT, lambda a, rid: a.check_draft(rid), workflow.SYSTEM, "airlock.draft_checked"),
     "resume": (R.CHECKING, lambda a, rid: a.resume(), workflow.SYSTEM, "airlock.checks_done"),
     "purge": (R.WITHDRAWN, _purge, workflow.SYSTEM, "airlock.snapshot_purged"),
 }  # fmt: skip
@@ -127,6 +128,7 @@ READS: dict[str, Call] = {
     "my_requests_page": lambda a, _: a.my_requests_page(AUTHOR, 1, 10),
     "review_page": lambda a, _: a.review_page(CHECKER, 1, 10),
     "history_page": lambda a, _: a.history_page(CHECKER, 1, 10),
+    "pending_draft_checks": lambda a, _: a.pending_draft_checks(),
     "checked_projects": lambda a, _: a.checked_projects(CHECKER),
     "project_requests": lambda a, rid: a.project_requests(CHECKER, a.request(rid, CHECKER)["project"]),
     "verified_snapshot": _verify_snapshot,

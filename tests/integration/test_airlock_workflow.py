@@ -315,3 +315,37 @@ def test_an_author_taken_off_the_project_can_no_longer_act_on_their_requests(app
                 act()
         assert app.tx(lambda s, r=request_id: len(workflow.get_request(s, r, CHECKERS[0]).files)) == versions
         assert app.state(request_id, CHECKERS[0]) == "returned"  # the project's checkers still see it
+
+
+def test_a_draft_is_checked_for_its_author_without_a_change_of_state(app):
+    """Issue 16: a draft's verdicts before any reviewer is involved. Its files are checked where they wait (state and
+    reviewers untouched, audited), a revised file of a returned request is checked on its own, and submitting checks
+    every file again: the draft's verdicts are never the ones reviewers decide on."""
+    write_output(app, "small.csv", "site,n\nA,120\nB,4\n")
+    write_output(app, "counts.csv", "site,n\nA,131\nB,52\n")
+    request_id = app.create_request(project=PROJECT, author=AUTHOR, title="draft")
+    app.add_file(request_id, AUTHOR, "small.csv", "group sizes")
+    app.add_file(request_id, AUTHOR, "counts.csv", "group sizes")
+    assert request_id in app.pending_draft_checks()
+    before = app.tx(lambda s: len(audit.events(s, request=request_id)))
+    assert app.check_draft(request_id) == 2
+    view = app.request(request_id, AUTHOR)
+    assert view["state"] == "draft" and not view["draft_checks_running"] and view["draft_checks"]
+    assert {f["path"]: f["verdict"] for f in view["files"]} == {"small.csv": "block", "counts.csv": "pass"}
+    actions = app.tx(lambda s: [e.action for e in audit.events(s, request=request_id)])
+    assert len(actions) == before + 1 and actions.count("airlock.draft_checked") == 1
+    assert request_id not in app.pending_draft_checks() and app.check_draft(request_id) == 0
+    assert request_id not in {r.id for r in app.review_queue(CHECKERS[0])}
+
+    app.submit(request_id, AUTHOR)  # submitted: every file checked again for the reviewers
+    app.check_request(request_id)
+    assert app.state(request_id, AUTHOR) == "in_review"
+    assert app.check_draft(request_id) == 0, "a submitted request is not a draft"
+
+    returned = request_at(app, RequestState.RETURNED)
+    app.revise(returned, AUTHOR, "counts.csv")
+    files = {f["path"]: f for f in app.request(returned, AUTHOR)["files"]}
+    assert files["counts.csv"]["verdict"] is None and app.request(returned, AUTHOR)["draft_checks_running"]
+    assert app.check_draft(returned) == 1
+    assert app.request(returned, AUTHOR)["files"][0]["verdict"] == "pass"
+    assert app.state(returned, AUTHOR) == "returned"

@@ -114,6 +114,8 @@ class Project(Base):
     # replaced, and those accepted since); a dataset registered later waits for a decision (fabric/projects.py).
     datasets_accepted: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # Set once by `enclave project close`: its researchers' access ended, its view removed; kept for the record.
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     members: Mapped[list[ProjectMember]] = relationship(
         back_populates="project", cascade="all, delete-orphan", order_by="ProjectMember.username"

@@ -221,7 +221,7 @@ def project_datasets(session: Session, project: Project) -> ProjectDatasets:
 def accept_datasets(session: Session, name: str, *, actor: str, expected: list[str] | None = None) -> list[str]:
     """Let the datasets waiting for project `name` (registered after it accepted ['*']) into its view from the next
     materialisation; returns them. With `expected` (the list an admin was shown), refuse if it changed since."""
-    project = get_project(session, name)
+    project = get_open_project(session, name)
     waiting = project_datasets(session, project).waiting
     if expected is not None and waiting != expected:
         raise FabricError(
@@ -279,6 +279,7 @@ def plan_replacement(session: Session, spec: ProjectSpec) -> SpecPlan | None:
     project = session.get(Project, spec.name)
     if project is None:
         return None
+    get_open_project(session, spec.name)
     return plan_changes(
         project.spec,
         _members(project),
@@ -325,12 +326,35 @@ def get_project(session: Session, name: str) -> Project:
     return project
 
 
+def get_open_project(session: Session, name: str) -> Project:
+    """The project, refused when it is closed: a closed project's members, datasets and view change no more."""
+    project = get_project(session, name)
+    if project.closed_at is not None:
+        raise FabricError(f"project {name} is closed (since {project.closed_at:%Y-%m-%d}): it changes no more")
+    return project
+
+
+def close_project(session: Session, name: str, *, actor: str) -> list[str]:
+    """Close project `name`: its researchers' memberships end (every access keyed on them goes: workspaces, hub
+    groups, airlock authoring) while its output checkers stay, to read its release history; it can no longer be
+    changed or materialised. Returns the researchers whose access ended. Its view is removed by the caller
+    (materialise/builds.py); outputs, MLflow stores, airlock records and the audit log are kept."""
+    project = get_open_project(session, name)
+    researchers = sorted({u for u, r in _members(project) if r == ProjectRole.RESEARCHER.value})
+    _set_members(session, project, [(u, r) for u, r in _members(project) if r != ProjectRole.RESEARCHER.value])
+    project.closed_at = _now()
+    session.flush()
+    audit.record(session, actor=actor, action="project.close", target=name, researchers=researchers,
+                 checkers=sorted(_checkers(_members(project))))  # fmt: skip
+    return researchers
+
+
 def project_spec(project: Project) -> ProjectSpec:
     return ProjectSpec.model_validate(project.spec)
 
 
 def add_member(session: Session, name: str, user: str, role: str, *, actor: str) -> None:
-    project = get_project(session, name)
+    project = get_open_project(session, name)
     member = Member(user=user, role=role)  # validates both
     if any(m.username == member.user and m.role == member.role.value for m in project.members):
         return
@@ -361,7 +385,7 @@ def _keep_enough_checkers(project: Project, after: list[tuple[str, str]], defaul
 
 def remove_member(session: Session, name: str, user: str, *, actor: str, default_reviews: int) -> list[str]:
     """Take `user` off project `name` in every role they hold there; returns those roles."""
-    project = get_project(session, name)
+    project = get_open_project(session, name)
     roles = _roles_of(project, user)
     after = [(u, r) for u, r in _members(project) if u != user]
     _keep_enough_checkers(project, after, default_reviews)
@@ -374,7 +398,7 @@ def remove_member(session: Session, name: str, user: str, *, actor: str, default
 def set_role(session: Session, name: str, user: str, role: str, *, actor: str, default_reviews: int) -> list[str]:
     """Make `role` the only role of member `user` on project `name`; returns the roles they had (unchanged when they
     already held just that one)."""
-    project = get_project(session, name)
+    project = get_open_project(session, name)
     new = Member(user=user, role=role).role.value  # validates both
     roles = _roles_of(project, user)
     if roles == [new]:

@@ -157,13 +157,12 @@ def remove_tree(path: Path) -> None:
 
 def sweep(project_dir: Path, *, grace: int, now: datetime | None = None, proc: Path = Path("/proc")) -> Sweep:
     """Remove `project_dir`'s superseded builds that nobody uses and whose grace period is over. Staging folders
-    (`.staging-*`, a build being written) and the current build are never touched."""
+    (`.staging-*`, a build being written) and the current build are never touched; with no `data` link (a closed
+    project's view withdrawn), every build is superseded."""
     views = project_dir / "views"
     result = Sweep()
-    try:
-        current = (project_dir / "data").resolve(strict=True).name
-    except FileNotFoundError:
-        return result  # nothing published: nothing is superseded
+    link = project_dir / "data"
+    current = link.resolve().name if link.is_symlink() else None
     builds = (
         sorted(p.name for p in views.iterdir() if p.is_dir() and not p.name.startswith(".")) if views.is_dir() else []
     )
@@ -201,6 +200,20 @@ def sweep_project(registry: Registry, paths: Paths, name: str, *, actor: str = S
             for build in result.removed:
                 audit.record(session, actor=actor, action="project.build_removed", target=name, build=build,
                              reason="superseded and no longer in use")  # fmt: skip
+    return result
+
+
+def withdraw_view(registry: Registry, paths: Paths, name: str, *, actor: str) -> Sweep:
+    """A closed project's view goes: its `data` link is removed (no workspace or run can start on it), then every
+    build nobody uses is removed now, whatever the grace period, and those still in use when their last sandbox
+    ends. Audited (`project.view_removed`)."""
+    link = paths.project_data(name)
+    if link.is_symlink():
+        link.unlink()
+    result = sweep(paths.project_dir(name), grace=0)
+    with registry.session() as session:
+        audit.record(session, actor=actor, action="project.view_removed", target=name, builds_removed=result.removed,
+                     builds_in_use=result.in_use)  # fmt: skip
     return result
 
 

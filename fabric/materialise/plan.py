@@ -14,7 +14,7 @@ from fabric.config import Paths
 from fabric.consent import state_in_force
 from fabric.db import Registry
 from fabric.models import ConsentEvent, Dataset, PatientRecord
-from fabric.projects import get_project, project_datasets, project_spec
+from fabric.projects import get_open_project, project_datasets, project_spec
 from fabric.pseudonyms import load_or_create_key, pseudonym
 
 
@@ -49,7 +49,7 @@ def plan_build(registry: Registry, paths: Paths, name: str, *, on: datetime | No
     """Decide who and what goes into the view: patients in the project's datasets whose consent in force covers
     the project's purpose, each with the project's pseudonym."""
     with registry.session() as session:
-        project = get_project(session, name)
+        project = get_open_project(session, name)
         spec = project_spec(project)
         dataset_ids = project_datasets(session, project).accepted
         datasets = session.scalars(select(Dataset).where(Dataset.id.in_(dataset_ids)).order_by(Dataset.id)).all()

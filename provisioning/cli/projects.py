@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from sqlalchemy import select
 
 from fabric.errors import FabricError
-from fabric.materialise.builds import GRACE_ENV
+from fabric.materialise.builds import GRACE_ENV, withdraw_view
 from fabric.models import Project
 from fabric.projects import (
     ProjectSpec,
     accept_datasets,
     add_member,
+    close_project,
     create_project,
+    get_open_project,
     get_project,
     plan_replacement,
     project_datasets,
@@ -111,6 +114,8 @@ def project_list(ctx: Context) -> None:
         for p in session.scalars(select(Project).order_by(Project.name)):
             build = p.builds[-1] if p.builds else None
             current = f"{build.id} ({build.patients} patients)" if build else "not materialised"
+            if p.closed_at is not None:
+                current = f"closed {p.closed_at:%Y-%m-%d}"
             click.echo(f"{p.name:<20} {p.purpose:<8} {len(p.members)} members  {current}")
 
 
@@ -123,6 +128,8 @@ def project_show(ctx: Context, name: str) -> None:
     with ctx.registry.session() as session:
         p = get_project(session, name)
         click.echo(f"{p.name}: {p.title}\n  purpose {p.purpose}{' (commercial)' if p.commercial else ''}")
+        if p.closed_at is not None:
+            click.echo(f"  closed {p.closed_at:%Y-%m-%d %H:%M} UTC: no researchers, no view; history and outputs kept")
         for m in p.members:
             click.echo(f"  member {m.username} ({m.role})")
         chosen = project_datasets(session, p)
@@ -210,6 +217,44 @@ def project_set_role(ctx: Context, name: str, user: str, role: str) -> None:
         return
     click.echo(f"{user} is now a {role} on {name} (was {', '.join(before)})")
     _apply_to_hub(ctx, name, [user])
+
+
+@project.command("close")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Close without asking.")
+@pass_ctx
+@friendly
+def project_close(ctx: Context, name: str, yes: bool) -> None:
+    """Close project NAME for good: its researchers' access ends (workspaces stopped, no new release requests), its
+    view is removed, and it can no longer be changed or materialised; its outputs, MLflow store, airlock history
+    (still open to its output checkers) and audit log are kept. Refused while a release request is under way."""
+    from output_checks.release.workflow import requests_under_way
+
+    def refuse_if_busy(session: Any) -> None:
+        if busy := requests_under_way(session, name):
+            raise FabricError(
+                f"project {name} has {len(busy)} release request(s) under way ({', '.join(busy[:5])}"
+                f"{', ...' if len(busy) > 5 else ''}): let their reviews finish, or their authors withdraw them, first"
+            )
+
+    with ctx.registry.session() as session:
+        project = get_open_project(session, name)
+        refuse_if_busy(session)
+        researchers = sorted({m.username for m in project.members if m.role == "researcher"})
+    click.echo(
+        f"closing project {name}: access ends for {len(researchers)} researcher(s) "
+        f"({', '.join(researchers) or 'none'}); its view is removed; outputs, MLflow store, airlock history and "
+        "audit log are kept. This cannot be undone."
+    )
+    if not yes and not _confirmed("Close it?"):
+        raise FabricError("nothing changed (pass --yes to close without asking)")
+    with ctx.registry.session() as session:
+        refuse_if_busy(session)  # a request submitted while the question was open
+        researchers = close_project(session, name, actor=actor())
+    swept = withdraw_view(ctx.registry, ctx.paths, name, actor=actor())
+    kept = f"; {len(swept.in_use)} build(s) still in use go when their workspace or run ends" if swept.in_use else ""
+    click.echo(f"project {name} closed; view removed ({len(swept.removed)} build(s)){kept}")
+    _apply_to_hub(ctx, name, researchers)
 
 
 @project.command("apply-access")

@@ -16,6 +16,7 @@ from fabric.catalogue import DatasetSpec, add_site, find_patient, get_site, regi
 from fabric.consent import import_consent, state_in_force, withdraw
 from fabric.identifiers.schemes import SCHEMES
 from fabric.models import Dataset, PatientRecord, Project, Site
+from fabric.projects import project_datasets
 from provisioning.cli.base import Context, actor, friendly, main, pass_ctx
 
 # ------------------------------------------------------------------------------------------------ users
@@ -187,7 +188,8 @@ def consent_withdraw(ctx: Context, patient: str, on: Any, rematerialise: bool, q
         affected = [
             proj.name
             for proj in session.scalars(select(Project).order_by(Project.name))
-            if proj.builds and (proj.spec["datasets"] == ["*"] or dataset_ids & set(proj.spec["datasets"]))
+            # a project built from one of the patient's datasets, and still open (a closed one has no view)
+            if proj.builds and proj.closed_at is None and dataset_ids & set(project_datasets(session, proj).accepted)
         ]
     click.echo(f"withdrawal recorded for {patient_id}; projects affected: {', '.join(affected) or 'none'}")
     if rematerialise:

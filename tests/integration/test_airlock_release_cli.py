@@ -116,3 +116,18 @@ def test_a_projects_release_history_from_the_command_line(home):
     usage = run(home, "dave", "airlock", "list", "--all", ok=False)
     assert usage.returncode == 2 and "--all needs --project" in usage.stderr
     assert released in run(home, "alice", "airlock", "list", "--project", "cvd-risk").stdout  # her own, filtered
+
+
+def test_a_project_does_not_close_while_a_release_request_is_under_way(home):
+    paths = Paths(home)
+    registry = Registry(paths.database_url)
+    try:
+        under_way = request_at(Airlock(registry, paths), RequestState.IN_REVIEW)
+    finally:
+        registry.close()
+    refused = subprocess.run([ENCLAVE, "--home", str(home), "project", "close", "cvd-risk", "--yes"],
+                             capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert refused.returncode == 1 and "under way" in refused.stderr and under_way in refused.stderr
+    assert "closed" not in subprocess.run([ENCLAVE, "--home", str(home), "project", "show", "cvd-risk"],
+                                          capture_output=True, text=True, timeout=300, check=True).stdout  # fmt: skip
+    assert (paths.project_data("cvd-risk")).is_symlink(), "the view went though the project stayed open"

@@ -142,3 +142,32 @@ def test_tampering_with_a_view_is_detected(home, tmp_path):
     target.write_bytes(target.read_bytes() + b"x")
     result = enclave(home, "project", "verify", "tamper", ok=False)
     assert result.returncode == 1 and "clinical/patients.parquet: content differs" in result.stdout
+
+
+def test_a_closed_project_loses_its_researchers_and_its_view_and_changes_no_more(home, tmp_path):
+    spec = tmp_path / "closing.yaml"
+    members = CHECKERS.replace("}]", "}, {user: erin, role: researcher}]").strip()
+    spec.write_text(f"name: cli-close\ntitle: t\npurpose: DS-CVD\ndatasets: ['*']\n{members}\n")
+    enclave(home, "project", "create", "-f", str(spec))
+    enclave(home, "project", "materialise", "cli-close", "--quiet")
+    project = home / "projects" / "cli-close"
+    assert (project / "data").is_symlink()
+    unanswered = enclave(home, "project", "close", "cli-close", stdin="", ok=False)
+    assert unanswered.returncode == 1 and "nothing changed" in unanswered.stderr and (project / "data").is_symlink()
+
+    closed = enclave(home, "project", "close", "cli-close", "--yes").stdout
+    assert "access ends for 1 researcher(s) (erin)" in closed and "project cli-close closed; view removed" in closed
+    assert not (project / "data").exists() and not [p for p in (project / "views").iterdir() if p.is_dir()]
+    shown = enclave(home, "project", "show", "cli-close").stdout
+    assert "closed " in shown and "erin" not in shown and "carol (output_checker)" in shown
+    listed = enclave(home, "project", "list").stdout.splitlines()
+    assert "closed " in next(line for line in listed if line.startswith("cli-close"))
+    for refused in (("project", "materialise", "cli-close", "--quiet"),
+                    ("project", "add-member", "cli-close", "erin", "researcher"),
+                    ("project", "close", "cli-close", "--yes"),
+                    ("project", "create", "-f", str(spec), "--replace", "--yes")):  # fmt: skip
+        result = enclave(home, *refused, ok=False)
+        assert result.returncode == 1 and "cli-close is closed" in result.stderr, refused
+    assert "audit log intact" in enclave(home, "audit", "verify").stdout
+    events = enclave(home, "audit", "show", "--project", "cli-close").stdout
+    assert "project.close" in events and "project.view_removed" in events

@@ -160,3 +160,28 @@ def test_a_build_mounted_in_another_mount_namespace_is_in_use(project):
         holder.kill()
         holder.wait()
     assert builds.sweep(project, grace=0, now=NOW).removed == [MIDDLE]
+
+
+def test_a_closed_projects_view_goes_except_what_a_sandbox_still_uses(tmp_path, monkeypatch):
+    monkeypatch.setenv(builds.GRACE_ENV, "3600")  # a closed project's view goes whatever the grace period
+    paths = Paths(tmp_path / "home")
+    paths.home.mkdir()
+    project = paths.project_dir("p1")
+    for build in (OLD, NEW):
+        publish(project, build)
+    pin = builds.pin_current(project / "data")  # a run still reading the last build
+    registry = Registry(paths.database_url)
+    try:
+        swept = builds.withdraw_view(registry, paths, "p1", actor="test-admin")
+        assert not (project / "data").exists() and not (project / "data").is_symlink()
+        assert swept.removed == [OLD] and swept.in_use == [NEW]
+        with pytest.raises(FabricError, match="has no published view"):
+            builds.pin_current(project / "data")  # nothing new starts on it
+        pin.release()
+        # as the sandbox's end sweeps it: nothing superseded it, so no grace period counts for it
+        assert builds.sweep_project(registry, paths, "p1").removed == [NEW]
+        with registry.session() as session:
+            [event] = [e for e in audit.events(session) if e.action == "project.view_removed"]
+            assert event.detail["builds_removed"] == [OLD] and event.detail["builds_in_use"] == [NEW]
+    finally:
+        registry.close()

@@ -1,6 +1,7 @@
 """Changing a project (issue 16): replacing its spec keeps the members who stay (it used to fail with the unique key's
-IntegrityError), the plan says what changes, members are removed and roles changed with an audit event each, and a
-project never gets or keeps fewer output checkers than its releases need reviews (a real registry database)."""
+IntegrityError), the plan says what changes, members are removed and roles changed with an audit event each, a
+project never gets or keeps fewer output checkers than its releases need reviews, and a closed project's researchers
+lose their membership while nothing about it changes any more (a real registry database)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from fabric.models import ProjectMember
 from fabric.project_plan import plan_changes
 from fabric.projects import (
     ProjectSpec,
+    accept_datasets,
     add_member,
+    close_project,
     create_project,
     plan_replacement,
     remove_member,
@@ -152,3 +155,26 @@ def test_membership_changes_keep_enough_checkers(registry):
         remove_member(session, "heart", "alice", actor="admin", default_reviews=DEFAULT_REVIEWS)
         remove_member(session, "heart", "carol", actor="admin", default_reviews=1)
     assert rows(registry) == [("bob", "researcher"), ("dave", "output_checker")]
+
+
+def test_closing_ends_the_researchers_access_keeps_the_checkers_and_freezes_the_project(registry):
+    with registry.session() as session:
+        assert close_project(session, "heart", actor="admin") == ["alice", "bob"]
+    assert rows(registry) == [("carol", "output_checker"), ("dave", "output_checker")]
+    with registry.session() as session:
+        [event] = [e for e in audit.events(session) if e.action == "project.close"]
+        assert event.detail["researchers"] == ["alice", "bob"] and event.detail["checkers"] == ["carol", "dave"]
+    refusals = {
+        "add a member": lambda s: add_member(s, "heart", "erin", "researcher", actor="admin"),
+        "remove one": lambda s: remove_member(s, "heart", "carol", actor="admin", default_reviews=DEFAULT_REVIEWS),
+        "change a role": lambda s: set_role(s, "heart", "dave", "researcher", actor="admin",
+                                            default_reviews=DEFAULT_REVIEWS),
+        "replace it": lambda s: create_project(s, spec(), actor="admin", replace=True),
+        "accept datasets": lambda s: accept_datasets(s, "heart", actor="admin"),
+        "close it again": lambda s: close_project(s, "heart", actor="admin"),
+    }  # fmt: skip
+    for what, change in refusals.items():
+        with registry.session() as session, pytest.raises(FabricError, match="heart is closed"):
+            change(session)
+            pytest.fail(f"a closed project let the admin {what}")
+    assert rows(registry) == [("carol", "output_checker"), ("dave", "output_checker")]

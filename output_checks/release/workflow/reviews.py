@@ -202,6 +202,17 @@ def release_history_query(checker: str, project: str | None = None) -> Select[tu
     return query.order_by(ReleaseRequest.updated_at.desc(), ReleaseRequest.id)
 
 
+UNDER_WAY = (RequestState.PREPARING.value, RequestState.CHECKING.value, RequestState.IN_REVIEW.value,
+             RequestState.APPROVED.value)  # fmt: skip
+
+
+def requests_under_way(session: Session, project: str) -> list[str]:
+    """The project's requests being copied, checked, reviewed or waiting for release: closing the project waits for
+    them (a draft or returned request is its author's, inert once the author's access ends)."""
+    query = select(ReleaseRequest.id).where(ReleaseRequest.project == project, ReleaseRequest.state.in_(UNDER_WAY))
+    return list(session.scalars(query.order_by(ReleaseRequest.id)))
+
+
 def release_history(session: Session, checker: str, project: str | None = None) -> list[ReleaseRequest]:
     return list(session.scalars(release_history_query(checker, project)))
 

@@ -1,6 +1,6 @@
 """The import structure of Enclave's packages, read from the code: which module imports which (every `import`,
 at module level or inside a function), the layers they must respect, the cycles they must not form, and the
-package diagram in docs/developers.md.
+package diagram in docs/developers.md and docs/explanation/architecture.md.
 
 Layers, lowest first: a package may import the ones below it, never one above. The order is the data flow
 (DESIGN.md): the data fabric at the bottom, the airlock's checks and release on it, the hub that runs workspaces and
@@ -37,7 +37,8 @@ KNOWN_UPWARD = {
     ("output_checks/sandbox/confinement.py", "hub.sandbox"): "the bubblewrap base layout both sandboxes share (the "
     "host's /etc, namespaces, system links) moves into the kernel package (issue 12, item 1)",
 }
-DOC = ROOT / "docs" / "developers.md"
+# The docs that carry the generated diagram, each between BEGIN and END.
+DOCS = (ROOT / "docs" / "developers.md", ROOT / "docs" / "explanation" / "architecture.md")
 COMMAND = "python -m tests.layers --write"
 BEGIN, END = f"<!-- import-diagram:begin (generated: {COMMAND}) -->", "<!-- import-diagram:end -->"
 
@@ -185,16 +186,18 @@ def _block(text: str) -> tuple[int, int]:
     return start, end
 
 
-def committed() -> str:
-    text = DOC.read_text()
+def committed(doc: Path = DOCS[0]) -> str:
+    text = doc.read_text()
     start, end = _block(text)
     return text[start:end].strip("\n")
 
 
 def write() -> None:
-    text = DOC.read_text()
-    start, end = _block(text)
-    DOC.write_text(text[:start] + "\n" + diagram(imports()) + "\n" + text[end:])
+    current = diagram(imports())
+    for doc in DOCS:
+        text = doc.read_text()
+        start, end = _block(text)
+        doc.write_text(text[:start] + "\n" + current + "\n" + text[end:])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,10 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv == ["--write"]:
         write()
         return 0
-    if committed() != diagram(imports()):
-        print(f"docs/developers.md's import diagram is out of date: run {COMMAND}", file=sys.stderr)
-        return 1
-    return 0
+    current = diagram(imports())
+    stale = [doc.relative_to(ROOT).as_posix() for doc in DOCS if committed(doc) != current]
+    for doc in stale:
+        print(f"{doc}'s import diagram is out of date: run {COMMAND}", file=sys.stderr)
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

@@ -243,17 +243,40 @@ def _checkers(members: Iterable[tuple[str, str]]) -> set[str]:
     return {user for user, role in members if role == ProjectRole.OUTPUT_CHECKER.value}
 
 
+def available_reviewers(members: Iterable[tuple[str, str]]) -> tuple[int, str | None]:
+    """The fewest output checkers any of the project's release requests can have, and who wrote that request when
+    it is a member who is both a researcher and a checker (never their own reviewer); (checkers, None) otherwise."""
+    members = list(members)
+    checkers = _checkers(members)
+    authors = {user for user, role in members if role == ProjectRole.RESEARCHER.value}
+    fewest, who = len(checkers), None
+    for author in sorted(authors & checkers):
+        if len(checkers) - 1 < fewest:
+            fewest, who = len(checkers) - 1, author
+    return fewest, who
+
+
+def _shortfall(
+    name: str, members: Iterable[tuple[str, str]], needed: int, default_reviews: int, *, would: bool = False
+) -> str | None:
+    fewest, author = available_reviewers(members)
+    if fewest >= needed:
+        return None
+    reviews = f"each release needs {needed} independent reviews (airlock.reviews_required, default {default_reviews})"
+    if author is None:
+        return f"project {name}{' would have' if would else ':'} {fewest} output checker(s), but {reviews}"
+    return (f"project {name}: {author} {'would be' if would else 'is'} a researcher and an output checker, so their "
+            f"own release requests {'would have' if would else 'have'} only {fewest} other output checker(s), but "
+            f"{reviews}")  # fmt: skip
+
+
 def require_enough_checkers(spec: ProjectSpec, default_reviews: int) -> None:
-    """SpecError unless the spec names at least as many output checkers as its releases need reviews: with fewer, a
-    release request would wait for a review nobody can give."""
-    checkers = _checkers((m.user, m.role.value) for m in spec.members)
+    """SpecError unless every release request of the project can get as many reviews as it needs: at least that many
+    output checkers, and as many besides themselves for a member who is both a researcher and a checker. With fewer,
+    a release request would wait for a review nobody can give."""
     needed = reviews_required(spec, default_reviews)
-    if len(checkers) < needed:
-        raise SpecError(
-            f"project {spec.name}: {len(checkers)} output checker(s), but each release needs {needed} independent "
-            f"reviews (airlock.reviews_required, default {default_reviews}); name at least {needed} output checkers "
-            "or lower airlock.reviews_required"
-        )
+    if problem := _shortfall(spec.name, ((m.user, m.role.value) for m in spec.members), needed, default_reviews):
+        raise SpecError(f"{problem}; name more output checkers or lower airlock.reviews_required")
 
 
 def _members(project: Project) -> list[tuple[str, str]]:
@@ -353,12 +376,19 @@ def project_spec(project: Project) -> ProjectSpec:
     return ProjectSpec.model_validate(project.spec)
 
 
-def add_member(session: Session, name: str, user: str, role: str, *, actor: str) -> None:
+def add_member(
+    session: Session, name: str, user: str, role: str, *, actor: str, default_reviews: int | None = None
+) -> None:
+    """Add `user` to project `name` with `role`. With `default_reviews` (the CLI's), refused when it leaves a release
+    request fewer reviewers than it needs (a checker made a researcher too can never review their own requests)."""
     project = get_open_project(session, name)
     member = Member(user=user, role=role)  # validates both
     if any(m.username == member.user and m.role == member.role.value for m in project.members):
         return
-    _set_members(session, project, [*_members(project), (member.user, member.role.value)])
+    after = [*_members(project), (member.user, member.role.value)]
+    if default_reviews is not None:
+        _keep_enough_checkers(project, after, default_reviews)
+    _set_members(session, project, after)
     session.flush()
     audit.record(session, actor=actor, action="project.add_member", target=name, user=user, role=member.role.value)
 
@@ -371,16 +401,15 @@ def _roles_of(project: Project, user: str) -> list[str]:
 
 
 def _keep_enough_checkers(project: Project, after: list[tuple[str, str]], default_reviews: int) -> None:
-    """Refuse a membership change that leaves fewer output checkers than the project's releases need reviews. A project
-    already short (made before this rule) may still lose researchers; it may not lose checkers."""
-    before, remaining = _checkers(_members(project)), _checkers(after)
+    """Refuse a membership change that leaves a release request of the project fewer output checkers than it needs
+    reviews (`available_reviewers`). A project already short (made before this rule) may change in ways that do not
+    make it shorter."""
     needed = reviews_required(project_spec(project), default_reviews)
-    if len(remaining) < needed and len(remaining) < len(before):
-        raise FabricError(
-            f"project {project.name} would have {len(remaining)} output checker(s), but each release needs {needed} "
-            f"independent reviews (airlock.reviews_required, default {default_reviews}); add another output checker "
-            "first or lower airlock.reviews_required"
-        )
+    before, _ = available_reviewers(_members(project))
+    remaining, _ = available_reviewers(after)
+    if remaining < needed and remaining < before:
+        problem = _shortfall(project.name, after, needed, default_reviews, would=True)
+        raise FabricError(f"{problem}; add another output checker first or lower airlock.reviews_required")
 
 
 def remove_member(session: Session, name: str, user: str, *, actor: str, default_reviews: int) -> list[str]:

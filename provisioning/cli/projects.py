@@ -182,7 +182,7 @@ def project_accept_datasets(ctx: Context, name: str, yes: bool) -> None:
 def project_add_member(ctx: Context, name: str, user: str, role: str) -> None:
     """Add USER to project NAME with ROLE; the running hub follows at once."""
     with ctx.registry.session() as session:
-        add_member(session, name, user, role, actor=actor())
+        add_member(session, name, user, role, actor=actor(), default_reviews=_default_reviews())
     click.echo(f"{user} is a {role} on {name}")
     _apply_to_hub(ctx, name, [user])
 

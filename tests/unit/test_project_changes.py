@@ -136,8 +136,8 @@ def test_a_spec_with_fewer_checkers_than_reviews_is_refused():
         require_enough_checkers(spec(one), DEFAULT_REVIEWS)
     with pytest.raises(SpecError, match="needs 3 independent reviews"):
         require_enough_checkers(spec(airlock={"reviews_required": 3}), DEFAULT_REVIEWS)
-    both = [("carol", "researcher"), ("carol", "output_checker")]  # one person counts once
-    with pytest.raises(SpecError, match=r"1 output checker\(s\)"):
+    both = [("carol", "researcher"), ("carol", "output_checker")]  # never their own reviewer: no one for carol's
+    with pytest.raises(SpecError, match=r"carol is a researcher and an output checker.* only 0 other"):
         require_enough_checkers(spec(both), DEFAULT_REVIEWS)
     require_enough_checkers(spec(one, airlock={"reviews_required": 1}), DEFAULT_REVIEWS)
     require_enough_checkers(spec(), DEFAULT_REVIEWS)
@@ -178,3 +178,25 @@ def test_closing_ends_the_researchers_access_keeps_the_checkers_and_freezes_the_
             change(session)
             pytest.fail(f"a closed project let the admin {what}")
     assert rows(registry) == [("carol", "output_checker"), ("dave", "output_checker")]
+
+
+def test_a_researcher_who_also_checks_needs_enough_other_checkers():
+    """Review finding (issue 16): a member who is both a researcher and an output checker can never review their own
+    requests, so counting them as one of the two reviewers left their requests waiting forever."""
+    both = [("erin", "researcher"), ("erin", "output_checker"), ("carol", "output_checker")]
+    with pytest.raises(SpecError, match="erin is a researcher and an output checker, so their own release requests"):
+        require_enough_checkers(spec(both), DEFAULT_REVIEWS)
+    require_enough_checkers(spec([*both, ("dave", "output_checker")]), DEFAULT_REVIEWS)  # two others for erin
+    require_enough_checkers(spec(both, airlock={"reviews_required": 1}), DEFAULT_REVIEWS)
+
+
+def test_making_a_checker_a_researcher_too_is_refused_when_their_requests_would_lack_reviewers(registry):
+    with registry.session() as session, pytest.raises(FabricError, match="carol would be a researcher and an output"):
+        add_member(session, "heart", "carol", "researcher", actor="admin", default_reviews=DEFAULT_REVIEWS)
+    assert ("carol", "researcher") not in rows(registry)
+    with registry.session() as session:  # a third checker first: then carol's requests have two others
+        add_member(session, "heart", "erin", "output_checker", actor="admin", default_reviews=DEFAULT_REVIEWS)
+        add_member(session, "heart", "carol", "researcher", actor="admin", default_reviews=DEFAULT_REVIEWS)
+    assert ("carol", "researcher") in rows(registry)
+    with registry.session() as session, pytest.raises(FabricError, match="would be a researcher and an output"):
+        remove_member(session, "heart", "erin", actor="admin", default_reviews=DEFAULT_REVIEWS)

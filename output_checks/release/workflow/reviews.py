@@ -158,11 +158,16 @@ def visible_votes(session: Session, request: ReleaseRequest, viewer: str) -> lis
     return out
 
 
+def checked_projects_query(checker: str) -> Select[tuple[str]]:
+    """The names of the projects `checker` is an output checker on (a subquery of the lists below)."""
+    return select(ProjectMember.project_name).where(
+        ProjectMember.username == checker, ProjectMember.role == ProjectRole.OUTPUT_CHECKER.value
+    )
+
+
 def review_queue_query(reviewer: str) -> Select[tuple[ReleaseRequest]]:
     """The query behind `review_queue`, newest first (the web app pages through it)."""
-    projects = select(ProjectMember.project_name).where(
-        ProjectMember.username == reviewer, ProjectMember.role == ProjectRole.OUTPUT_CHECKER.value
-    )
+    projects = checked_projects_query(reviewer)
     return (
         select(ReleaseRequest)
         .where(ReleaseRequest.project.in_(projects), ReleaseRequest.author != reviewer,
@@ -182,20 +187,13 @@ CLOSED_STATES = (RequestState.RELEASED.value, RequestState.REJECTED.value)  # th
 
 def checked_projects(session: Session, checker: str) -> list[str]:
     """The projects `checker` is an output checker on, by name."""
-    rows = session.scalars(
-        select(ProjectMember.project_name)
-        .where(ProjectMember.username == checker, ProjectMember.role == ProjectRole.OUTPUT_CHECKER.value)
-        .order_by(ProjectMember.project_name)
-    )
-    return list(rows)
+    return list(session.scalars(checked_projects_query(checker).order_by(ProjectMember.project_name)))
 
 
 def release_history_query(checker: str, project: str | None = None) -> Select[tuple[ReleaseRequest]]:
     """Released and rejected requests of the projects `checker` checks (or of one of them), most recent first: what
     a project let out before, for differencing a new request against it. Their own requests too, read-only."""
-    projects = select(ProjectMember.project_name).where(
-        ProjectMember.username == checker, ProjectMember.role == ProjectRole.OUTPUT_CHECKER.value
-    )
+    projects = checked_projects_query(checker)
     query = select(ReleaseRequest).where(ReleaseRequest.project.in_(projects), ReleaseRequest.state.in_(CLOSED_STATES))
     if project is not None:
         query = query.where(ReleaseRequest.project == project)

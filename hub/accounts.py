@@ -29,6 +29,9 @@ from hub import throttle
 from hub.models import Account
 
 USERNAME = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")  # also a safe Unix account name
+# One plain address (no display name, no spaces, no header-breaking characters): the airlock's notices go there.
+LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"  # one part of a domain name
+EMAIL = re.compile(rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]{{1,64}}@{LABEL}(?:\.{LABEL})+$")
 MIN_PASSWORD = 12
 ISSUER = "Enclave"
 HASHER = PasswordHasher()  # argon2id with the library's current defaults (RFC 9106 low-memory profile)
@@ -63,19 +66,37 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
-def add_account(session: Session, username: str, password: str, *, actor: str) -> Enrolment:
+def checked_email(address: str) -> str:
+    """`address` when it is one plain e-mail address (at most 254 characters), else AccountError."""
+    address = address.strip()
+    if len(address) > 254 or not EMAIL.match(address):
+        raise AccountError(f"not a plain e-mail address (like name@example.org): {address[:80]!r}")
+    return address
+
+
+def add_account(session: Session, username: str, password: str, *, actor: str, email: str | None = None) -> Enrolment:
     if not USERNAME.match(username):
         raise AccountError("a user name is 2-32 characters: a lower-case letter, then letters, digits, '_' or '-'")
     if len(password) < MIN_PASSWORD:
         raise AccountError(f"a password has at least {MIN_PASSWORD} characters")
     if session.get(Account, username) is not None:
         raise AccountError(f"user {username} already exists")
+    address = checked_email(email) if email else None
     secret = pyotp.random_base32()
     session.add(Account(username=username, password_hash=HASHER.hash(password), totp_secret=secret,
-                        last_totp_step=0, disabled=False, created_at=_now()))  # fmt: skip
-    audit.record(session, actor=actor, action="user.add", target=f"user:{username}")
+                        last_totp_step=0, disabled=False, created_at=_now(), email=address))  # fmt: skip
+    audit.record(session, actor=actor, action="user.add", target=f"user:{username}", email=bool(address))
     uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=ISSUER)
     return Enrolment(username, secret, uri)
+
+
+def set_email(session: Session, username: str, email: str | None, *, actor: str) -> None:
+    """Set (or, with None or "", clear) the address `username`'s notices go to; audited without the address."""
+    account = session.get(Account, username)
+    if account is None:
+        raise NotFoundError(f"no user {username}")
+    account.email = checked_email(email) if email else None
+    audit.record(session, actor=actor, action="user.set_email", target=f"user:{username}", email=bool(account.email))
 
 
 def remove_account(session: Session, username: str, *, actor: str) -> list[str]:

@@ -20,6 +20,8 @@ class Account(Base):
     last_totp_step: Mapped[int] = mapped_column(Integer, default=0)  # a code is accepted once (no replay)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # Where the airlock's notices of waiting requests go (output checkers); none: no e-mail, the hub page only.
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True, default=None)
 
 
 class LoginFailure(Base):

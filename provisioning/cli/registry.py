@@ -30,9 +30,10 @@ def user() -> None:
 @user.command("add")
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+@click.option("--email", help="Where the airlock's notices of waiting release requests go (output checkers).")
 @pass_ctx
 @friendly
-def user_add(ctx: Context, username: str, password_stdin: bool) -> None:
+def user_add(ctx: Context, username: str, password_stdin: bool, email: str | None) -> None:
     """Create an account; prints the TOTP enrolment once (scan it into an authenticator app)."""
     from hub import accounts
 
@@ -41,8 +42,22 @@ def user_add(ctx: Context, username: str, password_stdin: bool) -> None:
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     with ctx.registry.session() as session:
-        enrolment = accounts.add_account(session, username, password, actor=actor())
+        enrolment = accounts.add_account(session, username, password, actor=actor(), email=email)
     click.echo(f"user {username} created; set up their authenticator app with (shown once):\n{enrolment.uri}")
+
+
+@user.command("set-email")
+@click.argument("username")
+@click.argument("address")
+@pass_ctx
+@friendly
+def user_set_email(ctx: Context, username: str, address: str) -> None:
+    """Set the e-mail address USERNAME's airlock notices go to ("" clears it: no e-mail)."""
+    from hub import accounts
+
+    with ctx.registry.session() as session:
+        accounts.set_email(session, username, address or None, actor=actor())
+    click.echo(f"user {username}: notices {'go to ' + address if address else 'by e-mail off'}")
 
 
 @user.command("remove")

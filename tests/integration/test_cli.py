@@ -171,3 +171,15 @@ def test_a_closed_project_loses_its_researchers_and_its_view_and_changes_no_more
     assert "audit log intact" in enclave(home, "audit", "verify").stdout
     events = enclave(home, "audit", "show", "--project", "cli-close").stdout
     assert "project.close" in events and "project.view_removed" in events
+
+
+def test_a_users_email_is_set_at_creation_changed_and_cleared(tmp_path):
+    home = tmp_path / "home"
+    enclave(home, "user", "add", "nora", "--password-stdin", "--email", "nora@hospital.example.org",
+            stdin="a long enough password\n")  # fmt: skip
+    changed = enclave(home, "user", "set-email", "nora", "norah@x.example.org").stdout
+    assert "notices go to norah@x.example.org" in changed
+    assert "off" in enclave(home, "user", "set-email", "nora", "").stdout
+    refused = enclave(home, "user", "set-email", "nora", "not an address", ok=False)
+    assert refused.returncode != 0 and "e-mail address" in refused.stderr
+    assert enclave(home, "user", "set-email", "nobody", "x@example.org", ok=False).returncode != 0

@@ -228,3 +228,20 @@ def test_the_hub_authenticator_uses_the_accounts(tmp_path, registry, alice):
     assert asyncio.run(authenticator.authenticate(None, data)) == "alice"
     assert asyncio.run(authenticator.authenticate(None, data)) is None  # replayed code
     assert asyncio.run(authenticator.authenticate(None, {"username": "alice", "password": PASSWORD})) is None
+
+
+def test_an_account_may_have_one_plain_email_address_set_and_cleared_audited_without_it(registry, alice):
+    with registry.session() as session:
+        accounts.add_account(session, "carol", PASSWORD, actor="admin", email="carol@hospital.example.org")
+        assert session.get(Account, "carol").email == "carol@hospital.example.org"
+        assert session.get(Account, "alice").email is None
+        for bad in ("carol", "carol@", "a b@example.org", "x@example.org\nBcc: eve@example.org", "Carol <c@x.org>"):
+            with pytest.raises(accounts.AccountError):
+                accounts.set_email(session, "alice", bad, actor="admin")
+        accounts.set_email(session, "alice", "alice@hospital.example.org", actor="admin")
+        assert session.get(Account, "alice").email == "alice@hospital.example.org"
+        accounts.set_email(session, "alice", None, actor="admin")
+        assert session.get(Account, "alice").email is None
+        events = [e for e in audit.events(session, limit=50) if e.action in ("user.add", "user.set_email")]
+    assert [e.detail.get("email") for e in events if e.target == "user:alice"] == [False, True, False]
+    assert not any("@" in str(e.detail) for e in events), "the audit says whether there is an address, not which"

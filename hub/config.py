@@ -19,12 +19,14 @@ it to a bare `Config()` and check it, and start real hubs from it. Settings come
 | ENCLAVE_AUTH_REFRESH_SECONDS | 60 | how often a session is re-checked (account, idle, groups) |
 | ENCLAVE_AUTH_CACHE_SECONDS | 5 | how long workspaces and the airlock trust a token before asking the hub again |
 | ENCLAVE_WORKSPACE_IDLE_SECONDS | 3600 | idle kernels culled, then an idle workspace stopped, after this; 0: never |
+| ENCLAVE_SMTP_*, ENCLAVE_PUBLIC_URL | (none) | the airlock's e-mail notices (output_checks/release/notices.py) |
 """
 
 from __future__ import annotations
 
 import html
 import json
+import logging
 import os
 import sys
 from dataclasses import dataclass, field
@@ -42,10 +44,13 @@ from hub.revocation import admin_role, admin_service
 from hub.roles import TOKEN_MAX_SECONDS, hub_groups, hub_roles
 from hub.sandbox import hub_socket, socket_url
 from hub.workspaces import registry_of, researcher_projects
+from output_checks.release import notices
+from output_checks.release.airlock import Airlock
 
 REPO = Path(__file__).resolve().parents[1]
 CHP = REPO / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"
 TEMPLATES = Path(__file__).with_name("templates")
+log = logging.getLogger("enclave.hub")
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,9 @@ class HubSettings:
     auth_refresh_seconds: int = 60
     auth_cache_seconds: int = 5
     workspace_idle_seconds: int = 3600
+    # The airlock's e-mail notices (output_checks/release/notices.py): ENCLAVE_SMTP_* and ENCLAVE_PUBLIC_URL, passed
+    # on to the airlock service (a managed service gets only the environment the hub gives it).
+    notice_settings: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> HubSettings:
@@ -93,6 +101,7 @@ class HubSettings:
             auth_refresh_seconds=seconds(env, "ENCLAVE_AUTH_REFRESH_SECONDS", 60, minimum=1),
             auth_cache_seconds=seconds(env, "ENCLAVE_AUTH_CACHE_SECONDS", 5),
             workspace_idle_seconds=seconds(env, "ENCLAVE_WORKSPACE_IDLE_SECONDS", 3600),
+            notice_settings={k: env[k] for k in notices.VARIABLES if env.get(k)},
         )
 
     @property
@@ -134,6 +143,31 @@ def workspace_projects(registry: Registry):
         return researcher_projects(registry, user.name)
 
     return projects
+
+
+def waiting_reviews(registry: Registry, paths: Paths):
+    """The home page's notice to an output checker of the release requests waiting for them (a template variable
+    called with the signed-in user at each render, never cached): None for anyone with nothing waiting."""
+    airlock = Airlock(registry, paths)  # its reads only: the notices' e-mail is the airlock service's to send
+
+    def waiting(user: Any) -> dict[str, Any] | None:
+        if user is None:
+            return None
+        try:
+            rows = airlock.waiting(user.name)
+        except Exception:  # the notice is a convenience: the home page still renders without it
+            log.exception("could not read the release requests waiting for %s", user.name)
+            return None
+        if not rows:
+            return None
+        since = "{:%Y-%m-%d %H:%M} UTC".format
+        return {
+            "count": sum(w.count for w in rows), "oldest": since(min(w.oldest for w in rows)),
+            "projects": [{"project": w.project, "to_review": w.to_review, "to_release": w.to_release,
+                          "oldest": since(w.oldest)} for w in rows],
+        }  # fmt: skip
+
+    return waiting
 
 
 def apply_config(c: Any, settings: HubSettings) -> None:
@@ -178,7 +212,10 @@ def apply_config(c: Any, settings: HubSettings) -> None:
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 60
     c.JupyterHub.template_paths = [str(TEMPLATES)]
-    c.JupyterHub.template_vars = {"enclave_projects": workspace_projects(registry)}
+    c.JupyterHub.template_vars = {
+        "enclave_projects": workspace_projects(registry),
+        "enclave_waiting": waiting_reviews(registry, paths),  # an output checker's requests waiting for them
+    }
 
     # The airlock web app, as a managed service the hub proxies and authenticates for.
     c.JupyterHub.services = [airlock_service(home=settings.home, port=settings.airlock_port, python=settings.python)]
@@ -207,6 +244,9 @@ def apply_sessions(c: Any, settings: HubSettings, paths: Paths) -> None:
                 **service.get("environment", {}),
                 "JUPYTERHUB_COOKIE_OPTIONS": json.dumps(cookies),
                 "ENCLAVE_AUTH_CACHE_SECONDS": str(settings.auth_cache_seconds),
+                # a notice links to the airlock where people reach it
+                "ENCLAVE_PUBLIC_URL": settings.public_url,
+                **settings.notice_settings,
             }
     # Workspaces ask the hub again about a token after a few seconds (not JupyterHub's 300), so a revoked one is
     # refused at once; idle kernels are culled and an idle workspace stops.

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from fabric.config import Paths
 from fabric.errors import FabricError
 from fabric.projects import ProjectRole
-from output_checks.release import checks, ledger, views, workflow
+from output_checks.release import checks, ledger, notices, views, workflow
 from output_checks.release.checks import SnapshotToCheck
 from output_checks.release.models import RequestFile
 from output_checks.release.site_policy import project_overrides, resolve_policy
@@ -81,6 +81,7 @@ class Airlock:
         self.registry = registry
         self.paths = paths
         self.store = AirlockStore(paths.airlock)
+        self.notifier = notices.Notifier(registry, notices.relay_from_env())  # checkers told of waiting requests
 
     def tx(self, fn: Callable[[Session], T]) -> T:
         """Run `fn` in one transaction; retry when a concurrent writer took the same audit sequence number."""
@@ -137,6 +138,9 @@ class Airlock:
 
     def history_page(self, user: str, page: int, per_page: int, project: str | None = None) -> views.Page:
         return self.tx(lambda s: views.history_page(s, user, page, per_page, project))
+
+    def waiting(self, user: str) -> list[notices.Waiting]:  # what waits for the checker `user`, per project
+        return self.tx(lambda s: notices.waiting_for(s, user))
 
     def checked_projects(self, user: str) -> list[str]:
         return self.tx(lambda s: workflow.checked_projects(s, user))
@@ -265,7 +269,7 @@ class Airlock:
         self.tx(lambda s: workflow.vote(s, request_id, user, path, decision, comment, override_reason))
 
     def submit_review(self, request_id: str, user: str) -> None:
-        self.tx(lambda s: workflow.submit_review(s, request_id, user))
+        self.tx(lambda s: self.notifier.watch(s, workflow.submit_review, request_id, user))  # approved: checkers told
 
     def release(self, request_id: str, user: str) -> list[str]:
         """Release the approved files, adding their tables to the project's ledger in the same transaction; a copy
@@ -349,11 +353,11 @@ class Airlock:
         except Exception as exc:  # any failure is recorded and retried, never left hanging
             problem = type(exc).__name__
             log.warning("checks for %s failed (%s)", request_id, problem)
-            retry = self.tx(lambda s: workflow.checks_failed(s, request_id, problem))
+            retry = self.tx(lambda s: self.notifier.watch(s, workflow.checks_failed, request_id, problem))
             if retry:
                 self.check_request(request_id)
             return
-        self.tx(lambda s: workflow.record_checks(s, request_id, results))
+        self.tx(lambda s: self.notifier.watch(s, workflow.record_checks, request_id, results))  # checkers told
 
     def check_draft(self, request_id: str) -> int:
         """Run the automated checks on a draft's (or a returned request's) copied files that wait for them and show

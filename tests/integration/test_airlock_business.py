@@ -130,6 +130,7 @@ READS: dict[str, Call] = {
     "history_page": lambda a, _: a.history_page(CHECKER, 1, 10),
     "pending_draft_checks": lambda a, _: a.pending_draft_checks(),
     "checked_projects": lambda a, _: a.checked_projects(CHECKER),
+    "waiting": lambda a, _: a.waiting(CHECKER),
     "project_requests": lambda a, rid: a.project_requests(CHECKER, a.request(rid, CHECKER)["project"]),
     "verified_snapshot": _verify_snapshot,
     "pending_checks": lambda a, _: a.pending_checks(),

@@ -15,9 +15,10 @@ export ENCLAVE_WORKSPACE_ENV
 # for the airlock's OCR of figures, Chromium for the web app's browser tests (driven by Playwright, never downloaded),
 # Node.js and npm for JupyterHub's proxy (configurable-http-proxy, pinned in hub/package-lock.json), bubblewrap for
 # the workspace sandbox and Debian's libseccomp bindings to compile its filter (hub/seccomp.py), nftables and
-# iproute2 for the host egress rule and its test (provisioning/host.py).
+# iproute2 for the host egress rule and its test (provisioning/host.py), systemd's systemd-analyze to verify the units
+# `enclave install` writes.
 DEBIAN_PACKAGES := python3-venv python3-dev build-essential bcftools tabix tesseract-ocr tesseract-ocr-eng chromium \
-	nodejs npm nftables bubblewrap iproute2 python3-seccomp
+	nodejs npm nftables bubblewrap iproute2 python3-seccomp systemd
 
 .PHONY: demo test check format bench lock system-packages workspace-env clean
 

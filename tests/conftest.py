@@ -15,6 +15,9 @@ import pytest
 from tests.provisioned import Enclave, provision
 
 COHORT = {"patients": 240, "sites": 3, "seed": 11}
+# A host's own settings file (/etc/enclave/enclave.env, provisioning/site_settings.py) must not reach the Enclaves
+# the tests make, nor the commands they run: none is read unless a test names one.
+os.environ.setdefault("ENCLAVE_SETTINGS_FILE", "")
 
 
 def resolve_localhost_like_a_browser(getaddrinfo):

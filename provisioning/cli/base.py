@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from fabric.config import Paths
 from fabric.db import Registry
 from fabric.errors import FabricError
+from provisioning.site_settings import apply_settings
 
 
 def actor() -> str:
@@ -73,4 +74,9 @@ pass_ctx = click.make_pass_decorator(Context)
 @click.pass_context
 def main(ctx: click.Context, home: Path | None) -> None:
     """Enclave: a trusted research environment for multimodal cardiovascular research."""
+    try:
+        apply_settings()  # the site's settings file (/etc/enclave/enclave.env): sudo drops ENCLAVE_* variables
+    except FabricError as exc:
+        click.echo(f"enclave: error: {exc}", err=True)
+        sys.exit(1)
     ctx.obj = Context(home)

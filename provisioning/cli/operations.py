@@ -1,5 +1,6 @@
-"""`enclave backup`, `restore` and `upgrade`: an installation copied out, put back on a new home, and its registry
-migrated with a backup first (provisioning/backup.py and provisioning/restore.py own the rules)."""
+"""`enclave install`, `backup`, `restore` and `upgrade`: a production host set up without the demo
+(provisioning/install.py), an installation copied out, put back on a new home, and its registry migrated with a
+backup first (provisioning/backup.py and provisioning/restore.py own the rules)."""
 
 from __future__ import annotations
 
@@ -155,3 +156,27 @@ def upgrade(ctx: Context, backup_to: Path | None, no_sites: bool, quiet: bool) -
     else:
         click.echo(f"registry migrated from revision {before} to {after}")
     click.echo(ENCRYPT)
+
+
+@main.command("install")
+@click.option("--home", "home", type=click.Path(path_type=Path), default=None,
+              help="The Enclave home the settings name (default /var/lib/enclave).")  # fmt: skip
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("/"), show_default=True,
+              help="Write every file under this folder instead (a staging tree); nothing is enabled then.")  # fmt: skip
+@friendly
+def install_cmd(home: Path | None, root: Path) -> None:
+    """Set up this host for production, without demo data (as root): the settings file /etc/enclave/enclave.env
+    (written once, then yours), systemd units that apply the host rules and start Enclave at every boot and restart
+    it on failure, log rotation, and an empty registry. Idempotent. Then: edit the settings, add sites, users and
+    projects, `systemctl start enclave` (docs/how-to/install.md)."""
+    import os
+    import sys
+
+    from provisioning.install import DEFAULT_HOME, InstallPlan, install
+
+    if root == Path("/") and os.geteuid() != 0:
+        raise FabricError("enclave install writes /etc and enables services: run it as root (or give --root)")
+    plan = InstallPlan(home=(home or DEFAULT_HOME).absolute(), enclave=Path(sys.executable).with_name("enclave"),
+                       root=root.absolute())  # fmt: skip
+    for step in install(plan):
+        click.echo(f"  {step.step:<10} {step.detail}")

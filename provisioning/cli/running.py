@@ -136,9 +136,11 @@ def _serve_foreground(ctx: Context) -> None:
     click.echo("\nStarting JupyterHub, its proxy and the airlock service ...")
     process = lifecycle.start(settings)
     click.echo(f"\nEnclave is running at {settings.public_url}/  (hub log: {ctx.paths.hub / 'jupyterhub.log'})")
-    click.echo("Log in as alice (password, then the code), start the cardio-risk workspace, and open")
-    click.echo("cardiac_risk.ipynb in it: it reads all three modalities with Dask, logs a model to MLflow and writes")
-    click.echo("a table and a figure to /project/outputs; the Airlock menu submits them for review by carol and dave.")
+    if (ctx.paths.sites / steps.COHORT_MARKER).exists():  # the demo's synthetic cohort: say what to try
+        click.echo("Log in as alice (password, then the code), start the cardio-risk workspace, and open")
+        click.echo("cardiac_risk.ipynb in it: it reads all three modalities with Dask, logs a model to MLflow and")
+        click.echo("writes a table and a figure to /project/outputs; the Airlock menu submits them for review by carol")
+        click.echo("and dave.")
     click.echo("Press Ctrl-C (or run `enclave down`) to stop everything.")
 
     def _terminate(*_: Any) -> None:

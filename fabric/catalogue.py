@@ -1,7 +1,7 @@
 """The catalogue: sites, their datasets (modality, format, location, checksum) and the patient index that links
 each patient's records across sites and modalities by NHS number, or by the national identifier scheme a site
-declares (fabric/identifiers/schemes.py). A site's export is checked whole (fabric/site_export.py) before anything
-of it is recorded."""
+declares (fabric/identifiers/schemes.py), or, at a site of local MRNs alone, by its MRN and linkage table
+(fabric/linkage.py). A site's export is checked whole (fabric/site_export.py) before anything of it is recorded."""
 
 from __future__ import annotations
 
@@ -25,10 +25,11 @@ from fabric.documents import load_yaml_model
 from fabric.errors import FabricError, InvalidInputError, NotFoundError
 from fabric.identifiers import nhs
 from fabric.identifiers.formatting import compact
-from fabric.identifiers.schemes import DEFAULT_SCHEME, SCHEMES, scheme
+from fabric.identifiers.schemes import DEFAULT_SCHEME, LOCAL_MRN, SCHEMES, check_site_scheme, scheme
+from fabric.linkage import Link, SiteMrnIndex, load_linkage, patient_at
 from fabric.materialise.files import sha256_file
 from fabric.models import Dataset, Patient, PatientIdentifier, PatientRecord, Site
-from fabric.site_export import check_export, read_sample_manifest, vcf_samples
+from fabric.site_export import IncompleteExportError, check_export, read_sample_manifest, vcf_samples
 
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 Modality = Literal["clinical", "imaging", "genomics"]
@@ -69,13 +70,21 @@ class SiteManifest(BaseModel):
     identifier_scheme: str = Field(
         default=DEFAULT_SCHEME, description="the national identifier its patients carry (fabric/identifiers/schemes.py)"
     )
+    linkage: str | None = Field(
+        default=None, description="a local-mrn site's linkage table beside site.yaml (fabric/linkage.py)"
+    )
     datasets: list[DatasetSpec] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> SiteManifest:
         if self.clinical_format not in FORMATS:
             raise ValueError(f"clinical_format {self.clinical_format!r} is not one of {', '.join(FORMATS)}")
-        scheme(self.identifier_scheme)  # a ValueError naming the known schemes
+        check_site_scheme(self.identifier_scheme)  # a ValueError naming the known schemes
+        if self.linkage is not None:
+            if self.identifier_scheme != LOCAL_MRN:
+                raise ValueError(f"linkage is for a site of identifier_scheme {LOCAL_MRN} (patients with MRNs only)")
+            if Path(self.linkage).is_absolute() or ".." in Path(self.linkage).parts:
+                raise ValueError("linkage must be relative to the site folder and stay inside it")
         ids = [d.id for d in self.datasets]
         if len(ids) != len(set(ids)):
             raise ValueError("dataset ids must be unique")
@@ -127,6 +136,7 @@ class IndexSummary:
     unlinked: int = 0
     invalid_identifiers: int = 0
     scheme: str = DEFAULT_SCHEME
+    through_linkage: int = 0  # a local-mrn site's MRNs that its linkage table linked to a patient (first seen now)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -174,34 +184,59 @@ class PatientIndex:
 
 
 def _local_ids(site: Site, spec: DatasetSpec, root: Path, clinical_mrns: dict[str, str]) -> Iterator[tuple[str, str]]:
-    """(local id, national identifier) for every patient a dataset holds; identifiers resolved per modality (an
-    imaging folder's MRN through `clinical_mrns`, the site's clinical records)."""
+    """(local id, identifier) for every patient a dataset holds; identifiers resolved per modality (an imaging
+    folder's MRN through `clinical_mrns`, the site's clinical records). A local-mrn site's identifier is the MRN."""
     location = root / spec.path
+    local_mrn = site.identifier_scheme == LOCAL_MRN
     if spec.modality == "clinical":
         reader = open_site_clinical(location, spec.format, site.id)
         for chunk in reader.iter_table("patients"):
-            yield from zip(chunk["mrn"], chunk["nhs_number"], strict=True)
+            yield from zip(chunk["mrn"], chunk["mrn" if local_mrn else "nhs_number"], strict=True)
     elif spec.modality == "imaging":
         if not location.is_dir():
             raise InvalidInputError(location, "imaging folder does not exist")
         for folder in sorted(p for p in location.iterdir() if p.is_dir()):
-            yield folder.name, clinical_mrns.get(folder.name, "")
+            yield folder.name, folder.name if local_mrn else clinical_mrns.get(folder.name, "")
     elif spec.format == "vcf":
-        manifest = read_sample_manifest(root / spec.samples)
+        manifest = read_sample_manifest(root / spec.samples, site.identifier_scheme)
         for sample in vcf_samples(location):
             yield sample, manifest.get(sample, "")
     else:
-        manifest = read_sample_manifest(root / spec.samples)
+        manifest = read_sample_manifest(root / spec.samples, site.identifier_scheme)
         if not location.is_dir():
             raise InvalidInputError(location, "BAM folder does not exist")
         for bam in sorted(location.glob("*.bam")):
             yield bam.stem, manifest.get(bam.stem, "")
 
 
+def site_links(session: Session, root: Path, site_id: str, linkage: str | None) -> dict[str, Link]:
+    """A local-mrn site's linkage table resolved (none: no links); IncompleteExportError listing its problems."""
+    if linkage is None:
+        return {}
+    links, problems = load_linkage(session, site_id, root / linkage)
+    if problems:
+        raise IncompleteExportError(root / linkage, problems)
+    return links
+
+
+def _mrn_index(session: Session, site: Site, links: dict[str, Link] | None) -> SiteMrnIndex:
+    if links is None:  # a dataset registered on its own: the linkage table site.yaml names now
+        root = Path(site.root)
+        links = site_links(session, root, site.id, SiteManifest.load(root / "site.yaml").linkage)
+    return SiteMrnIndex(session, site.id, links)
+
+
 def register_dataset(
-    session: Session, site: Site, spec: DatasetSpec, *, actor: str, progress: bool = False
+    session: Session,
+    site: Site,
+    spec: DatasetSpec,
+    *,
+    actor: str,
+    progress: bool = False,
+    links: dict[str, Link] | None = None,
 ) -> IndexSummary:
-    """Record (or refresh) one dataset and index its patients; idempotent for unchanged data."""
+    """Record (or refresh) one dataset and index its patients; idempotent for unchanged data. A local-mrn site's
+    MRNs link by `links` (default: its linkage table, read again)."""
     root = Path(site.root)
     location = root / spec.path
     if not location.exists():
@@ -220,12 +255,13 @@ def register_dataset(
     session.flush()
 
     summary = IndexSummary(spec.id, scheme=site.identifier_scheme)
-    index = PatientIndex(session, site.identifier_scheme)
-    # MRNs in imaging folders resolve through the same site's clinical records.
+    local_mrn = site.identifier_scheme == LOCAL_MRN
+    index = _mrn_index(session, site, links) if local_mrn else PatientIndex(session, site.identifier_scheme)
+    # MRNs in imaging folders resolve through the same site's clinical records (a local-mrn site's are its MRNs).
     clinical_mrns: dict[str, str] = {}
-    identifier_of = index.identifier_of()
+    identifier_of = {} if isinstance(index, SiteMrnIndex) else index.identifier_of()
     for other in site.datasets:
-        if other.modality == "clinical" and other.id != spec.id:
+        if other.modality == "clinical" and other.id != spec.id and not local_mrn:
             rows = session.execute(
                 select(PatientRecord.local_id, PatientRecord.patient_id).where(PatientRecord.dataset_id == other.id)
             ).all()
@@ -235,7 +271,12 @@ def register_dataset(
         if not identifier:
             summary.unlinked += 1
             continue
-        patient_id = index.patient_for(identifier, summary)
+        if isinstance(index, SiteMrnIndex):
+            patient_id, created, linked = index.patient_for(identifier)
+            summary.new_patients += created
+            summary.through_linkage += linked
+        else:
+            patient_id = index.patient_for(identifier, summary)
         if patient_id is None:
             continue
         summary.linked += 1
@@ -256,6 +297,7 @@ def register_dataset(
         unlinked=summary.unlinked,
         identifier_scheme=summary.scheme,
         invalid_identifiers=summary.invalid_identifiers,
+        **({"through_linkage": summary.through_linkage} if local_mrn else {}),
     )
     return summary
 
@@ -268,7 +310,15 @@ def add_site(
     (IncompleteExportError), before anything is recorded. Re-adding an unchanged site changes nothing."""
     site_dir = site_dir.resolve()
     manifest = SiteManifest.load(site_dir / "site.yaml")
-    check_export(site_dir, manifest.id, manifest.identifier_scheme, manifest.datasets)
+    check_export(
+        site_dir,
+        manifest.id,
+        manifest.identifier_scheme,
+        manifest.datasets,
+        linkage=manifest.linkage,
+        session=session,
+    )
+    links = site_links(session, site_dir, manifest.id, manifest.linkage)
     now = datetime.now(UTC).replace(tzinfo=None)
     site = session.get(Site, manifest.id)
     if site is None:
@@ -283,11 +333,12 @@ def add_site(
     site.name, site.clinical_format, site.root = manifest.name, manifest.clinical_format, str(site_dir)
     site.identifier_scheme = manifest.identifier_scheme
     session.flush()
-    audit.record(session, actor=actor, action="site.add", target=site.id, datasets=len(manifest.datasets))
+    linkage = {"linkage_mrns": len(links)} if manifest.linkage else {}
+    audit.record(session, actor=actor, action="site.add", target=site.id, datasets=len(manifest.datasets), **linkage)
     order = {"clinical": 0, "genomics": 1, "imaging": 2}
     summaries = []
     for spec in sorted(manifest.datasets, key=lambda d: order[d.modality]):
-        summaries.append(register_dataset(session, site, spec, actor=actor, progress=progress))
+        summaries.append(register_dataset(session, site, spec, actor=actor, progress=progress, links=links))
         session.refresh(site)
     return site, summaries
 
@@ -299,9 +350,14 @@ def get_site(session: Session, site_id: str) -> Site:
     return site
 
 
-def find_patient(session: Session, identifier: str) -> Patient:
-    """A patient by enclave id (EP-…), NHS number or another scheme's identifier; the error never repeats what was
-    asked for."""
+def find_patient(session: Session, identifier: str, site: str | None = None) -> Patient:
+    """A patient by enclave id (EP-…), NHS number or another scheme's identifier, or by its MRN at `site`; the error
+    never repeats what was asked for."""
+    if site is not None:
+        patient_id = patient_at(session, get_site(session, site).id, identifier)
+        if patient_id is None:
+            raise NotFoundError(f"no patient of site {site} has that MRN")
+        return session.get(Patient, patient_id)
     identifier = identifier.strip().replace(" ", "")
     patient = session.get(Patient, identifier)
     if patient is None and identifier.isdigit():

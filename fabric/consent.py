@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from fabric import audit
 from fabric.documents import iter_ndjson
 from fabric.errors import FabricError
-from fabric.identifiers.schemes import DEFAULT_SCHEME, scheme
-from fabric.models import ConsentEvent, Patient, PatientIdentifier, Site
+from fabric.identifiers.schemes import DEFAULT_SCHEME, LOCAL_MRN, scheme
+from fabric.models import ConsentEvent, Patient, PatientIdentifier, Site, SiteMrn
 
 # DUO primary categories, each with the broader purpose that contains it (None: the root). A consent for a purpose
 # covers projects whose purpose is that purpose or any narrower one. Add a disease-specific code here to enable it.
@@ -85,8 +85,8 @@ def state_in_force(events: Iterable[ConsentEvent], on: date | None = None) -> Co
 
 @dataclass(frozen=True)
 class ConsentRecord:
-    """One consent event as a site exports it (docs/reference/data-layout.md): the patient by NHS number, or by
-    `identifier` in the scheme the site declares."""
+    """One consent event as a site exports it (docs/reference/data-layout.md): the patient by NHS number, by
+    `identifier` in the scheme the site declares, or by `mrn` at a local-mrn site."""
 
     identifier: str
     date: date
@@ -101,7 +101,10 @@ class ConsentRecord:
 
     @classmethod
     def parse(cls, raw: dict, where: str, scheme_code: str = DEFAULT_SCHEME) -> ConsentRecord:
-        key = "identifier" if "identifier" in raw or scheme_code != DEFAULT_SCHEME else "nhs_number"
+        if scheme_code == LOCAL_MRN:
+            key = "mrn"
+        else:
+            key = "identifier" if "identifier" in raw or scheme_code != DEFAULT_SCHEME else "nhs_number"
         try:
             action = ConsentAction(raw["action"])
             when = date.fromisoformat(raw["date"])
@@ -117,6 +120,11 @@ class ConsentRecord:
                 raise FabricError(f"{where}: unknown purpose code {code!r}; known: {', '.join(PURPOSE_PARENT)}")
         if action is not ConsentAction.WITHDRAW and not purposes:
             raise FabricError(f"{where}: a {action} event must name at least one purpose")
+        if scheme_code == LOCAL_MRN:
+            mrn = str(raw[key]).strip()
+            if not mrn:
+                raise FabricError(f"{where}: mrn is empty")
+            return cls(mrn, when, action, purposes, modifiers)
         if scheme_code == DEFAULT_SCHEME:
             if not (nhs.isdigit() and len(nhs) == 10):
                 raise FabricError(f"{where}: NHS number is not 10 digits")
@@ -144,10 +152,14 @@ class ImportSummary:
 def import_consent(session: Session, path: Path, *, source: str, actor: str) -> ImportSummary:
     """Record a site's consent events; re-importing the same file is a no-op. Events for patients the index does
     not know are counted, not stored (they have no data to govern). Patients are found by the identifier scheme of
-    the site named by `source` (NHS numbers for a source that is not a registered site)."""
+    the site named by `source` (NHS numbers for a source that is not a registered site), a local-mrn site's by its
+    MRNs."""
     site = session.get(Site, source)
     scheme_code = site.identifier_scheme if site is not None else DEFAULT_SCHEME
-    if scheme_code == DEFAULT_SCHEME:
+    if scheme_code == LOCAL_MRN:
+        query = select(SiteMrn.mrn, SiteMrn.patient_id).where(SiteMrn.site_id == source)
+        by_identifier = dict(session.execute(query).all())
+    elif scheme_code == DEFAULT_SCHEME:
         by_identifier = dict(session.execute(select(Patient.nhs_number, Patient.id)).all())
     else:
         query = select(PatientIdentifier.value, PatientIdentifier.patient_id)

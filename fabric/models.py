@@ -70,6 +70,20 @@ class PatientIdentifier(Base):
     value: Mapped[str] = mapped_column(String(32))
 
 
+class SiteMrn(Base):
+    """A patient's MRN at a site that identifies its patients by MRN alone (identifier_scheme local-mrn): scoped to
+    the site, so equal MRNs at two sites are two people unless the site's linkage table (fabric/linkage.py) names
+    the patient elsewhere."""
+
+    __tablename__ = "site_mrns"
+    __table_args__ = (UniqueConstraint("site_id", "mrn"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"))
+    mrn: Mapped[str] = mapped_column(String(64))
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), index=True)
+
+
 class PatientRecord(Base):
     """A patient's local identifier in one dataset: an MRN (clinical, imaging) or a lab sample ID (genomics)."""
 

@@ -1,7 +1,8 @@
 """A site's export checked whole before `enclave site add` records anything: every dataset site.yaml declares (its
 file or folder there; clinical tables read through the site's reader, every table, as materialisation reads them;
 DICOM headers and sizes, not pixels; VCF and BAM headers, samples and BGZF end markers; the lab sample manifest)
-and the consent file beside it. Every problem is collected, so the custodian fixes the export once, and they come
+the consent file beside it, and a local-mrn site's linkage table (read, and resolved against the registry when a
+session is given: fabric/linkage.py). Every problem is collected, so the custodian fixes the export once, and they come
 back in one error that names each file and what is wrong, never a patient identifier: a path inside a patient's
 imaging folder shows that folder's name masked, and BAM files (named by lab sample) likewise."""
 
@@ -20,11 +21,14 @@ import pysam
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
+from sqlalchemy.orm import Session
 
 from fabric.clinical import open_site_clinical
 from fabric.clinical.schema import TABLES
 from fabric.consent import read_consent_file
 from fabric.errors import FabricError, InvalidInputError
+from fabric.identifiers.schemes import DEFAULT_SCHEME, LOCAL_MRN
+from fabric.linkage import load_linkage
 
 CONSENT_FILE = "consent.ndjson"  # beside site.yaml, imported by `enclave consent import`
 BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
@@ -70,14 +74,16 @@ def masked(name: str) -> str:
 # ------------------------------------------------------------------------------------------------ shared readers
 
 
-def read_sample_manifest(path: Path) -> dict[str, str]:
-    """The lab's sample manifest: sample id -> national identifier."""
+def read_sample_manifest(path: Path, scheme_code: str = DEFAULT_SCHEME) -> dict[str, str]:
+    """The lab's sample manifest: sample id -> national identifier (column nhs_number), or the MRN at a local-mrn
+    site (column mrn)."""
+    column = "mrn" if scheme_code == LOCAL_MRN else "nhs_number"
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
-            if not reader.fieldnames or not {"sample_id", "nhs_number"} <= set(reader.fieldnames):
-                raise InvalidInputError(path, "needs columns sample_id,nhs_number")
-            return {row["sample_id"]: row["nhs_number"].replace(" ", "") for row in reader}
+            if not reader.fieldnames or not {"sample_id", column} <= set(reader.fieldnames):
+                raise InvalidInputError(path, f"needs columns sample_id,{column}")
+            return {row["sample_id"]: row[column].replace(" ", "") for row in reader}
     except FileNotFoundError:
         raise InvalidInputError(path, "lab sample manifest not found") from None
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -226,9 +232,9 @@ def _bams(location: Path) -> Iterator[str]:
             yield f"{shown}: not coordinate-sorted; a .bai index needs coordinate order"
 
 
-def _samples(path: Path) -> Iterator[str]:
+def _samples(path: Path, scheme_code: str) -> Iterator[str]:
     try:
-        if not read_sample_manifest(path):
+        if not read_sample_manifest(path, scheme_code):
             yield f"{path}: the lab sample manifest lists no samples"
     except InvalidInputError as exc:
         yield str(exc)
@@ -240,6 +246,10 @@ def _consent(path: Path, scheme_code: str) -> Iterator[str]:
             pass
     except FabricError as exc:
         yield str(exc) if str(exc).startswith(str(path)) else f"{path.parent}/{exc}"
+
+
+def _linkage(path: Path, site_id: str, session: Session | None) -> Iterator[str]:
+    yield from load_linkage(session, site_id, path)[1]
 
 
 # ------------------------------------------------------------------------------------------------ the whole export
@@ -256,14 +266,24 @@ def _dataset(root: Path, entry: DatasetEntry, site_id: str) -> Iterable[str]:
     return _vcf(location) if entry.format == "vcf" else _bams(location)
 
 
-def export_problems(root: Path, site_id: str, scheme_code: str, datasets: Iterable[DatasetEntry]) -> list[str]:
+def export_problems(
+    root: Path,
+    site_id: str,
+    scheme_code: str,
+    datasets: Iterable[DatasetEntry],
+    *,
+    linkage: str | None = None,
+    session: Session | None = None,
+) -> list[str]:
     """Every problem of the export in `root` that would stop registration or a later materialisation."""
     problems: dict[str, None] = {}  # ordered, each once (two genomics datasets share one sample manifest)
     checks: list[Callable[[], Iterable[str]]] = []
     for entry in datasets:
         checks.append(lambda e=entry: _dataset(root, e, site_id))
         if entry.modality == "genomics":
-            checks.append(lambda e=entry: _samples(root / e.samples))
+            checks.append(lambda e=entry: _samples(root / e.samples, scheme_code))
+    if linkage is not None:  # a local-mrn site's linkage table (site.yaml's `linkage`)
+        checks.append(lambda: _linkage(root / linkage, site_id, session))
     if (root / CONSENT_FILE).exists():
         checks.append(lambda: _consent(root / CONSENT_FILE, scheme_code))
     for check in checks:
@@ -271,8 +291,16 @@ def export_problems(root: Path, site_id: str, scheme_code: str, datasets: Iterab
     return list(problems)
 
 
-def check_export(root: Path, site_id: str, scheme_code: str, datasets: Iterable[DatasetEntry]) -> None:
+def check_export(
+    root: Path,
+    site_id: str,
+    scheme_code: str,
+    datasets: Iterable[DatasetEntry],
+    *,
+    linkage: str | None = None,
+    session: Session | None = None,
+) -> None:
     """IncompleteExportError listing every problem of the export, or nothing."""
-    problems = export_problems(root, site_id, scheme_code, datasets)
+    problems = export_problems(root, site_id, scheme_code, datasets, linkage=linkage, session=session)
     if problems:
         raise IncompleteExportError(root / "site.yaml", problems)

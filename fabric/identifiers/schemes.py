@@ -1,6 +1,8 @@
 """The national identifier schemes a site may declare (its `identifier_scheme` in site.yaml), as data: each with
 its normaliser (compact form, or None when the check digits are wrong) and synthetic valid examples written the
-way people write them. Patients of sites that declare the same scheme link when their normalised numbers match."""
+way people write them. Patients of sites that declare the same scheme link when their normalised numbers match. A site
+with no national identifier declares `local-mrn` instead (LOCAL_MRN): its MRNs, scoped to the site, and its linkage
+table (fabric/linkage.py)."""
 
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ class Scheme:
 
 
 DEFAULT_SCHEME = "nhs"
+LOCAL_MRN = "local-mrn"  # a site's own MRNs alone, no national identifier (fabric/linkage.py); not a national scheme
 
 SCHEMES: dict[str, Scheme] = {
     s.code: s
@@ -127,6 +130,13 @@ def scheme(code: str) -> Scheme:
         return SCHEMES[code]
     except KeyError:
         raise ValueError(f"unknown identifier scheme {code!r}; known: {', '.join(SCHEMES)}") from None
+
+
+def check_site_scheme(code: str) -> str:
+    """`code` when a site may declare it (a national scheme or LOCAL_MRN); ValueError naming them all otherwise."""
+    if code != LOCAL_MRN and code not in SCHEMES:
+        raise ValueError(f"unknown identifier scheme {code!r}; known: {', '.join(SCHEMES)}, {LOCAL_MRN}")
+    return code
 
 
 def normalise(code: str, raw: str) -> str | None:

@@ -104,6 +104,7 @@ def site_add(ctx: Context, folder: Path, quiet: bool) -> None:
         for s in summaries:
             extra = f", {s.unlinked} unlinked" if s.unlinked else ""
             extra += f", {s.invalid_identifiers} invalid {SCHEMES[s.scheme].plural}" if s.invalid_identifiers else ""
+            extra += f", {s.through_linkage} MRNs linked by the linkage table" if s.through_linkage else ""
             click.echo(f"  {s.dataset:<24} {s.linked} records linked ({s.new_patients} new patients{extra})")
 
 
@@ -188,15 +189,19 @@ def consent_import(ctx: Context, file: Path, site_id: str) -> None:
 @click.argument("patient")
 @click.option("--on", "on", type=click.DateTime(formats=["%Y-%m-%d"]), help="Effective date (default today).")
 @click.option("--rematerialise", is_flag=True, help="Rebuild every affected project's view now.")
+@click.option("--site", "site_id", help="PATIENT is an MRN at this site.")
 @click.option("--quiet", is_flag=True)
 @pass_ctx
 @friendly
-def consent_withdraw(ctx: Context, patient: str, on: Any, rematerialise: bool, quiet: bool) -> None:
-    """Record that PATIENT (enclave id or NHS number) withdrew consent for every purpose."""
+def consent_withdraw(
+    ctx: Context, patient: str, on: Any, rematerialise: bool, site_id: str | None, quiet: bool
+) -> None:
+    """Record that PATIENT (enclave id, national identifier, or MRN with --site) withdrew consent for every
+    purpose."""
     from fabric.materialise.view import materialise_project
 
     with ctx.registry.session() as session:
-        p = find_patient(session, patient)
+        p = find_patient(session, patient, site_id)
         patient_id = p.id
         withdraw(session, p, on=on.date() if on else None, actor=actor())
         dataset_ids = {r.dataset_id for r in p.records}
@@ -217,12 +222,14 @@ def consent_withdraw(ctx: Context, patient: str, on: Any, rematerialise: bool, q
 
 @consent.command("show")
 @click.argument("patient")
+@click.option("--site", "site_id", help="PATIENT is an MRN at this site.")
 @pass_ctx
 @friendly
-def consent_show(ctx: Context, patient: str) -> None:
-    """Consent history of PATIENT and which projects it covers today."""
+def consent_show(ctx: Context, patient: str, site_id: str | None) -> None:
+    """Consent history of PATIENT (enclave id, national identifier, or MRN with --site) and which projects it
+    covers today."""
     with ctx.registry.session() as session:
-        p = find_patient(session, patient)
+        p = find_patient(session, patient, site_id)
         click.echo(f"patient {p.id}")
         for e in p.consent_events:
             mods = f" [{', '.join(e.modifiers)}]" if e.modifiers else ""

@@ -81,6 +81,13 @@ def _row_problem(row: dict[str | None, str | None]) -> tuple[LinkRow | None, str
     return LinkRow(0, mrn, scheme=code, identifier=number), None
 
 
+def _header_ok(columns: list[str]) -> bool:
+    """`mrn` and at least one whole pair, each column once, no other."""
+    known, named = {"mrn", *BY_SITE, *BY_NATIONAL}, set(columns)
+    pair = set(BY_SITE) <= named or set(BY_NATIONAL) <= named
+    return "mrn" in named and pair and named <= known and len(named) == len(columns)
+
+
 def read_linkage(path: Path) -> tuple[list[LinkRow], list[str]]:
     """The rows of a linkage table, and every problem of it as 'file line N: what is wrong'."""
     rows: list[LinkRow] = []
@@ -89,13 +96,7 @@ def read_linkage(path: Path) -> tuple[list[LinkRow], list[str]]:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             columns = [c.strip() for c in reader.fieldnames or ()]
-            if (
-                "mrn" not in columns
-                or len(set(columns)) != len(columns)
-                or not set(columns) <= {"mrn", *BY_SITE, *BY_NATIONAL}
-            ):
-                return [], [f"{path}: {HEADER_HELP}"]  # the header is not repeated: without one, its first row is
-            if not (set(BY_SITE) <= set(columns) or set(BY_NATIONAL) <= set(columns)):
+            if not _header_ok(columns):  # not repeated: in a table without a header, it is the first row
                 return [], [f"{path}: {HEADER_HELP}"]
             reader.fieldnames = columns
             for row in reader:
@@ -109,6 +110,8 @@ def read_linkage(path: Path) -> tuple[list[LinkRow], list[str]]:
         return [], [f"{path}: linkage table not found (site.yaml names it)"]
     except (UnicodeDecodeError, csv.Error) as exc:
         return [], [f"{path}: not a readable CSV ({type(exc).__name__})"]
+    except OSError as exc:
+        return [], [f"{path}: cannot be read ({exc.strerror or type(exc).__name__})"]
     return rows, problems
 
 

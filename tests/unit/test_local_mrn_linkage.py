@@ -177,6 +177,11 @@ def test_a_table_without_its_header_is_refused_without_repeating_its_first_row(t
     ]
     path.write_text("mrn,scheme,identifier\nA1,nhs,9434765919,extra\n")
     assert read_linkage(path)[1] == [f"{path} line 2: more values than the header has columns"]
+    path.write_bytes(b"mrn,site,site_mrn\n\xff\xfeA1,leeds,N1\n")
+    assert read_linkage(path)[1] == [f"{path}: not a readable CSV (UnicodeDecodeError)"]
+    path.unlink()
+    path.mkdir()
+    assert read_linkage(path)[1] == [f"{path}: cannot be read (Is a directory)"]
 
 
 def test_a_registered_mrn_is_not_relinked(registry, tmp_path):

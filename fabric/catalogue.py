@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from fabric import audit
-from fabric.clinical import FORMATS, open_site_clinical
+from fabric.clinical import FORMATS, CsvDialect, open_site_clinical
 from fabric.documents import load_yaml_model
 from fabric.errors import FabricError, InvalidInputError, NotFoundError
 from fabric.identifiers import nhs
@@ -70,6 +70,9 @@ class SiteManifest(BaseModel):
     identifier_scheme: str = Field(
         default=DEFAULT_SCHEME, description="the national identifier its patients carry (fabric/identifiers/schemes.py)"
     )
+    clinical_dialect: CsvDialect | None = Field(
+        default=None, description="a csv-local export's names, dates and separators (fabric/clinical/dialect.py)"
+    )
     linkage: str | None = Field(
         default=None, description="a local-mrn site's linkage table beside site.yaml (fabric/linkage.py)"
     )
@@ -79,6 +82,8 @@ class SiteManifest(BaseModel):
     def _consistent(self) -> SiteManifest:
         if self.clinical_format not in FORMATS:
             raise ValueError(f"clinical_format {self.clinical_format!r} is not one of {', '.join(FORMATS)}")
+        if self.clinical_dialect is not None and self.clinical_format != "csv-local":
+            raise ValueError(f"clinical_dialect describes a csv-local export, not {self.clinical_format}")
         check_site_scheme(self.identifier_scheme)  # a ValueError naming the known schemes
         if self.linkage is not None:
             if self.identifier_scheme != LOCAL_MRN:
@@ -189,7 +194,7 @@ def _local_ids(site: Site, spec: DatasetSpec, root: Path, clinical_mrns: dict[st
     location = root / spec.path
     local_mrn = site.identifier_scheme == LOCAL_MRN
     if spec.modality == "clinical":
-        reader = open_site_clinical(location, spec.format, site.id)
+        reader = open_site_clinical(location, spec.format, site.id, site.clinical_dialect)
         for chunk in reader.iter_table("patients"):
             yield from zip(chunk["mrn"], chunk["mrn" if local_mrn else "nhs_number"], strict=True)
     elif spec.modality == "imaging":
@@ -315,6 +320,7 @@ def add_site(
         manifest.id,
         manifest.identifier_scheme,
         manifest.datasets,
+        manifest.clinical_dialect,
         linkage=manifest.linkage,
         session=session,
     )
@@ -332,9 +338,22 @@ def add_site(
         )
     site.name, site.clinical_format, site.root = manifest.name, manifest.clinical_format, str(site_dir)
     site.identifier_scheme = manifest.identifier_scheme
+    declared = manifest.clinical_dialect
+    dialect = (declared.model_dump(exclude_defaults=True) or None) if declared is not None else None
+    dialect_changed = site.clinical_dialect != dialect
+    site.clinical_dialect = dialect
     session.flush()
     linkage = {"linkage_mrns": len(links)} if manifest.linkage else {}
-    audit.record(session, actor=actor, action="site.add", target=site.id, datasets=len(manifest.datasets), **linkage)
+    audit.record(
+        session,
+        actor=actor,
+        action="site.add",
+        target=site.id,
+        datasets=len(manifest.datasets),
+        **linkage,
+        clinical_dialect=dialect,
+        clinical_dialect_changed=dialect_changed,
+    )
     order = {"clinical": 0, "genomics": 1, "imaging": 2}
     summaries = []
     for spec in sorted(manifest.datasets, key=lambda d: order[d.modality]):

@@ -20,6 +20,8 @@ class Site(Base):
     clinical_format: Mapped[str] = mapped_column(String(32))
     # the national identifier its patients carry (fabric/identifiers/schemes.py); they link across sites by it
     identifier_scheme: Mapped[str] = mapped_column(String(32), default="nhs", server_default="nhs")
+    # a csv-local site's CSV dialect as site.yaml declared it (fabric/clinical/dialect.py); None: the default layout
+    clinical_dialect: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     root: Mapped[str] = mapped_column(Text)
     registered_at: Mapped[datetime] = mapped_column(DateTime)
 

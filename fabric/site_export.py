@@ -23,7 +23,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 from sqlalchemy.orm import Session
 
-from fabric.clinical import open_site_clinical
+from fabric.clinical import CsvDialect, open_site_clinical
 from fabric.clinical.schema import TABLES
 from fabric.consent import read_consent_file
 from fabric.errors import FabricError, InvalidInputError
@@ -111,11 +111,11 @@ def _bgzf_complete(path: Path) -> bool:
         return handle.read() == BGZF_EOF
 
 
-def _clinical(location: Path, fmt: str, site_id: str) -> Iterator[str]:
+def _clinical(location: Path, fmt: str, site_id: str, dialect: CsvDialect | None) -> Iterator[str]:
     if not location.is_dir():
         yield f"{location}: clinical export folder does not exist"
         return
-    reader = open_site_clinical(location, fmt, site_id)
+    reader = open_site_clinical(location, fmt, site_id, dialect)
     for table in TABLES:
         rows = unnamed = 0
         try:
@@ -255,12 +255,12 @@ def _linkage(path: Path, site_id: str, session: Session | None) -> Iterator[str]
 # ------------------------------------------------------------------------------------------------ the whole export
 
 
-def _dataset(root: Path, entry: DatasetEntry, site_id: str) -> Iterable[str]:
+def _dataset(root: Path, entry: DatasetEntry, site_id: str, dialect: CsvDialect | None = None) -> Iterable[str]:
     location = root / entry.path
     if not location.exists():
         return [f"{location}: dataset {entry.id} not found"]
     if entry.modality == "clinical":
-        return _clinical(location, entry.format, site_id)
+        return _clinical(location, entry.format, site_id, dialect)
     if entry.modality == "imaging":
         return _imaging(location)
     return _vcf(location) if entry.format == "vcf" else _bams(location)
@@ -271,15 +271,17 @@ def export_problems(
     site_id: str,
     scheme_code: str,
     datasets: Iterable[DatasetEntry],
+    dialect: CsvDialect | None = None,
     *,
     linkage: str | None = None,
     session: Session | None = None,
 ) -> list[str]:
-    """Every problem of the export in `root` that would stop registration or a later materialisation."""
+    """Every problem of the export in `root` that would stop registration or a later materialisation; a csv-local
+    clinical export is read in `dialect` (site.yaml's clinical_dialect; None: the default layout)."""
     problems: dict[str, None] = {}  # ordered, each once (two genomics datasets share one sample manifest)
     checks: list[Callable[[], Iterable[str]]] = []
     for entry in datasets:
-        checks.append(lambda e=entry: _dataset(root, e, site_id))
+        checks.append(lambda e=entry: _dataset(root, e, site_id, dialect))
         if entry.modality == "genomics":
             checks.append(lambda e=entry: _samples(root / e.samples, scheme_code))
     if linkage is not None:  # a local-mrn site's linkage table (site.yaml's `linkage`)
@@ -296,11 +298,12 @@ def check_export(
     site_id: str,
     scheme_code: str,
     datasets: Iterable[DatasetEntry],
+    dialect: CsvDialect | None = None,
     *,
     linkage: str | None = None,
     session: Session | None = None,
 ) -> None:
     """IncompleteExportError listing every problem of the export, or nothing."""
-    problems = export_problems(root, site_id, scheme_code, datasets, linkage=linkage, session=session)
+    problems = export_problems(root, site_id, scheme_code, datasets, dialect, linkage=linkage, session=session)
     if problems:
         raise IncompleteExportError(root / "site.yaml", problems)

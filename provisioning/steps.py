@@ -37,17 +37,25 @@ def ensure_registry(paths: Paths) -> tuple[Registry, StepResult]:
     return registry, StepResult("registry", "schema up to date")
 
 
-def ensure_cohort(paths: Paths, *, patients: int, sites: int, seed: int, progress: bool) -> StepResult:
-    """Generate the synthetic cohort unless one with the same parameters is already there."""
-    wanted = {"patients": patients, "sites": sites, "seed": seed}
+def ensure_cohort(
+    paths: Paths, *, patients: int, sites: int, seed: int, progress: bool, extra_sites: tuple[str, ...] = ()
+) -> StepResult:
+    """Generate the synthetic cohort unless one with the same parameters is already there; `extra_sites` adds
+    sites outside the UK (fabric/synthetic/dutch.py)."""
+    wanted: dict = {"patients": patients, "sites": sites, "seed": seed}
+    if extra_sites:  # a UK-only cohort's marker is as it was before there were other sites
+        wanted["extra_sites"] = list(extra_sites)
     marker = paths.sites / COHORT_MARKER
     if marker.exists() and json.loads(marker.read_text()) == wanted:
-        return StepResult("cohort", f"already generated ({patients} patients, {sites} sites, seed {seed})")
+        also = f" + {', '.join(extra_sites)}" if extra_sites else ""
+        return StepResult("cohort", f"already generated ({patients} patients, {sites} sites{also}, seed {seed})")
     if paths.sites.exists() and any(paths.sites.iterdir()):
         raise FabricError(
             f"{paths.sites} holds another cohort; remove it (make clean) or pass the parameters it was made with"
         )
-    summary = generate_cohort(paths.sites, patients=patients, sites=sites, seed=seed, progress=progress)
+    summary = generate_cohort(
+        paths.sites, patients=patients, sites=sites, seed=seed, progress=progress, extra_sites=tuple(extra_sites)
+    )
     marker.write_text(json.dumps(wanted))
     return StepResult("cohort", f"generated {summary.patients} patients across {summary.sites} sites")
 

@@ -62,7 +62,9 @@ def raw_identifiers(sites: Path) -> RawIdentifiers:
         manifest = yaml.safe_load((site_dir / "site.yaml").read_text())
         for ds in manifest["datasets"]:
             if ds["modality"] == "clinical":
-                reader = open_site_clinical(site_dir / ds["path"], ds["format"], manifest["id"])
+                reader = open_site_clinical(
+                    site_dir / ds["path"], ds["format"], manifest["id"], manifest.get("clinical_dialect")
+                )
                 for chunk in reader.iter_table("patients"):
                     for row in chunk.itertuples():
                         nhs = row.nhs_number

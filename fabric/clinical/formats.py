@@ -3,197 +3,27 @@ tables of fabric/clinical/schema.py in bounded chunks, with local codes and unit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
-from fabric.clinical.schema import MEASURE_UNITS, SOURCE_COLUMNS
+from fabric.clinical.csv_local import CsvLocalReader
+from fabric.clinical.dialect import CsvDialect, as_dialect
+from fabric.clinical.harmonise import CHUNK_ROWS, harmonise_units
+from fabric.clinical.schema import SOURCE_COLUMNS
 from fabric.documents import iter_ndjson
 from fabric.errors import FabricError, InvalidInputError
 from fabric.identifiers.schemes import FHIR_SYSTEMS
 
-CHUNK_ROWS = 100_000
-
-# (measure, unit as the site writes it) -> conversion to the harmonised unit of MEASURE_UNITS.
-UNIT_CONVERSIONS: dict[tuple[str, str], Callable[[float], float]] = {
-    ("ldl", "mmol/L"): lambda v: v,
-    ("ldl", "mg/dL"): lambda v: v / 38.67,
-    ("troponin_t", "ng/L"): lambda v: v,
-    ("troponin_t", "ug/L"): lambda v: v * 1000.0,
-    ("nt_probnp", "pg/mL"): lambda v: v,
-    ("nt_probnp", "ng/L"): lambda v: v,
-    ("hba1c", "mmol/mol"): lambda v: v,
-    ("hba1c", "%"): lambda v: 10.929 * (v - 2.15),
-    ("qtc", "ms"): lambda v: v,
-    ("qrs", "ms"): lambda v: v,
-    ("sbp", "mmHg"): lambda v: v,
-    ("sbp", "mm[Hg]"): lambda v: v,
-    ("dbp", "mmHg"): lambda v: v,
-    ("dbp", "mm[Hg]"): lambda v: v,
-    ("lvef", "%"): lambda v: v,
-    ("lv_mass", "g"): lambda v: v,
-}
+__all__ = ["FORMATS", "CsvLocalReader", "FhirNdjsonReader", "SiteClinicalReader", "open_site_clinical"]
 
 
 class SiteClinicalReader(Protocol):
     """One site's clinical export, read as the harmonised source tables."""
 
     def iter_table(self, table: str) -> Iterator[pd.DataFrame]: ...
-
-
-def harmonise_units(frame: pd.DataFrame, source: Path) -> pd.DataFrame:
-    """Convert `value` to each measure's harmonised unit; an unknown measure/unit pair is an error."""
-    out = []
-    for (measure, unit), group in frame.groupby(["measure", "unit"], sort=False):
-        convert = UNIT_CONVERSIONS.get((measure, unit))
-        if convert is None:
-            raise InvalidInputError(source, f"no conversion for measure {measure!r} in unit {unit!r}")
-        group = group.copy()
-        group["value"] = convert(group["value"].astype(float))
-        group["unit"] = MEASURE_UNITS[measure]
-        out.append(group)
-    if not out:
-        return frame.iloc[0:0]
-    return pd.concat(out, ignore_index=True)[SOURCE_COLUMNS["measurements"]]
-
-
-def _dates(series: pd.Series, fmt: str, source: Path, column: str) -> pd.Series:
-    parsed = pd.to_datetime(series.replace("", None), format=fmt, errors="coerce")
-    bad = parsed.isna() & series.fillna("").ne("")
-    if bad.any():
-        raise InvalidInputError(source, f"column {column}: {int(bad.sum())} value(s) are not dates in {fmt}")
-    return parsed.dt.date
-
-
-# ---------------------------------------------------------------------------------------------------- csv-local
-
-
-class CsvLocalReader:
-    """A PAS/EPR export: one CSV per table with the site's own column names and dd/mm/yyyy dates."""
-
-    FILES = {
-        "patients": "patients.csv",
-        "diagnoses": "diagnoses.csv",
-        "medications": "medications.csv",
-        "measurements": "results.csv",
-        "outcomes": "events.csv",
-    }
-    TEST_CODES = {
-        "LDL": "ldl",
-        "TROPT": "troponin_t",
-        "NTPROBNP": "nt_probnp",
-        "HBA1C": "hba1c",
-        "QTC": "qtc",
-        "QRS": "qrs",
-        "SBP": "sbp",
-        "DBP": "dbp",
-        "LVEF": "lvef",
-        "LVMASS": "lv_mass",
-    }
-    EVENTS = {
-        "MI": "mi",
-        "STROKE": "stroke",
-        "HF_ADMISSION": "hf_admission",
-        "REVASC": "revascularisation",
-        "CV_DEATH": "cv_death",
-    }
-    SMOKER = {"N": "never", "EX": "ex", "Y": "current", "": None}
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def _chunks(self, table: str, required: list[str]) -> Iterator[pd.DataFrame]:
-        path = self.root / self.FILES[table]
-        if not path.is_file():
-            raise InvalidInputError(path, "missing from the site's clinical export")
-        try:
-            reader = pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=CHUNK_ROWS, encoding="utf-8")
-            for chunk in reader:
-                missing = [c for c in required if c not in chunk.columns]
-                if missing:
-                    raise InvalidInputError(path, f"missing column(s) {', '.join(missing)}")
-                yield chunk
-        except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise InvalidInputError(path, f"not a readable CSV ({type(exc).__name__})") from None
-
-    def iter_table(self, table: str) -> Iterator[pd.DataFrame]:
-        path = self.root / self.FILES.get(table, table)
-        if table == "patients":
-            cols = ["MRN", "NHS_NO", "SURNAME", "FORENAME", "DOB", "SEX", "POSTCODE", "ETHNIC_GRP", "SMOKER"]
-            for c in self._chunks(table, cols):
-                smoking = c["SMOKER"].str.upper().map(self.SMOKER)
-                if smoking.isna().any() and c["SMOKER"].ne("").any():
-                    unknown = sorted(set(c.loc[smoking.isna(), "SMOKER"]) - {""})
-                    if unknown:
-                        raise InvalidInputError(path, f"unknown SMOKER code(s) {unknown[:3]}")
-                yield pd.DataFrame(
-                    {
-                        "mrn": c["MRN"],
-                        "nhs_number": c["NHS_NO"].str.replace(" ", "", regex=False),
-                        "surname": c["SURNAME"],
-                        "forename": c["FORENAME"],
-                        "birth_date": _dates(c["DOB"], "%d/%m/%Y", path, "DOB"),
-                        "postcode": c["POSTCODE"],
-                        "sex": c["SEX"].str.upper(),
-                        "ethnicity": c["ETHNIC_GRP"].replace("", None),
-                        "smoking": smoking,
-                    }
-                )
-        elif table == "diagnoses":
-            for c in self._chunks(table, ["MRN", "ICD10", "DIAG_DESC", "DIAG_DATE"]):
-                yield pd.DataFrame(
-                    {
-                        "mrn": c["MRN"],
-                        "icd10": c["ICD10"].str.upper(),
-                        "description": c["DIAG_DESC"],
-                        "diagnosis_date": _dates(c["DIAG_DATE"], "%d/%m/%Y", path, "DIAG_DATE"),
-                    }
-                )
-        elif table == "medications":
-            for c in self._chunks(table, ["MRN", "DRUG", "DOSE", "START_DATE"]):
-                yield pd.DataFrame(
-                    {
-                        "mrn": c["MRN"],
-                        "drug": c["DRUG"].str.lower(),
-                        "dose": c["DOSE"],
-                        "start_date": _dates(c["START_DATE"], "%d/%m/%Y", path, "START_DATE"),
-                    }
-                )
-        elif table == "measurements":
-            for c in self._chunks(table, ["MRN", "TEST_CODE", "RESULT", "UNITS", "RESULT_DATE"]):
-                measure = c["TEST_CODE"].str.upper().map(self.TEST_CODES)
-                if measure.isna().any():
-                    unknown = sorted(set(c.loc[measure.isna(), "TEST_CODE"]))
-                    raise InvalidInputError(path, f"unknown TEST_CODE(s) {unknown[:5]}")
-                value = pd.to_numeric(c["RESULT"], errors="coerce")
-                if value.isna().any():
-                    raise InvalidInputError(path, f"{int(value.isna().sum())} RESULT value(s) are not numbers")
-                frame = pd.DataFrame(
-                    {
-                        "mrn": c["MRN"],
-                        "measure": measure,
-                        "value": value,
-                        "unit": c["UNITS"],
-                        "measured_on": _dates(c["RESULT_DATE"], "%d/%m/%Y", path, "RESULT_DATE"),
-                    }
-                )
-                yield harmonise_units(frame, path)
-        elif table == "outcomes":
-            for c in self._chunks(table, ["MRN", "EVENT", "EVENT_DATE"]):
-                event = c["EVENT"].str.upper().map(self.EVENTS)
-                if event.isna().any():
-                    raise InvalidInputError(path, f"unknown EVENT(s) {sorted(set(c.loc[event.isna(), 'EVENT']))[:5]}")
-                yield pd.DataFrame(
-                    {
-                        "mrn": c["MRN"],
-                        "event": event,
-                        "event_date": _dates(c["EVENT_DATE"], "%d/%m/%Y", path, "EVENT_DATE"),
-                    }
-                )
-        else:
-            raise FabricError(f"unknown clinical table {table!r}")
 
 
 # -------------------------------------------------------------------------------------------------- fhir-ndjson
@@ -406,12 +236,15 @@ class FhirNdjsonReader:
 FORMATS = ("csv-local", "fhir-ndjson")
 
 
-def open_site_clinical(root: Path, fmt: str, site_id: str) -> SiteClinicalReader:
-    """The reader for one site's clinical export folder."""
+def open_site_clinical(
+    root: Path, fmt: str, site_id: str, dialect: CsvDialect | Mapping[str, Any] | None = None
+) -> SiteClinicalReader:
+    """The reader for one site's clinical export folder; `dialect` is a csv-local site's `clinical_dialect` (None:
+    the default layout)."""
     if not root.is_dir():
         raise InvalidInputError(root, "clinical export folder does not exist")
     if fmt == "csv-local":
-        return CsvLocalReader(root)
+        return CsvLocalReader(root, as_dialect(dialect, f"site {site_id}: clinical_dialect"))
     if fmt == "fhir-ndjson":
         return FhirNdjsonReader(root, site_id)
     raise FabricError(f"unknown clinical format {fmt!r}; known: {', '.join(FORMATS)}")

@@ -35,6 +35,6 @@ def write_clinical(out: Path, plans: list[DatasetPlan]) -> None:
     for table, schema in VIEW_SCHEMAS.items():
         with pq.ParquetWriter(out / f"{table}.parquet", schema, compression="zstd") as writer:
             for plan in clinical:
-                reader = open_site_clinical(plan.location, plan.format, plan.site)
+                reader = open_site_clinical(plan.location, plan.format, plan.site, plan.dialect)
                 for chunk in reader.iter_table(table):
                     writer.write_table(_view_frame(table, chunk, plan))

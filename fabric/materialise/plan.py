@@ -29,6 +29,7 @@ class DatasetPlan:
     location: Path
     checksum: str
     members: dict[str, tuple[str, str]]
+    dialect: dict | None = None  # a csv-local clinical dataset's site dialect, as registered
 
 
 @dataclass
@@ -83,6 +84,7 @@ def plan_build(registry: Registry, paths: Paths, name: str, *, on: datetime | No
                 format=d.format,
                 location=Path(d.location),
                 checksum=d.checksum,
+                dialect=d.site.clinical_dialect if d.modality == "clinical" else None,
                 members={
                     local: (pid, names[pid]) for local, pid in sorted(by_dataset.get(d.id, [])) if pid in eligible
                 },

@@ -1,7 +1,8 @@
 """Clinical export writers: a site's records rendered in its own format, `csv-local` or `fhir-ndjson`.
 
 The two formats carry the same facts in the shapes the data-layout contract fixes: csv-local has dd/mm/yyyy
-dates, spaced NHS numbers and local result codes in mmol/L and mmol/mol; fhir-ndjson has FHIR R4 resources with
+dates, spaced NHS numbers and local result codes in mmol/L and mmol/mol (or the site's own dialect: names, dates,
+separators, encoding); fhir-ndjson has FHIR R4 resources with
 LOINC codes, LDL in mg/dL and HbA1c in % (NGSP). Writers append chunk by chunk so a cohort streams to disk.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -16,6 +18,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+from fabric.clinical.dialect import DEFAULT_DIALECT, CsvDialect
 from fabric.synthetic.identifiers import format_nhs_number
 
 
@@ -37,8 +40,8 @@ def fhir_patient_id(seed: int, site_id: str, mrn: str) -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
 
 
-def _ddmmyyyy(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values).dt.strftime("%d/%m/%Y")
+def _dates(values: pd.Series, fmt: str) -> pd.Series:
+    return pd.to_datetime(values).dt.strftime(fmt)
 
 
 def _iso(values: pd.Series) -> list[str]:
@@ -52,39 +55,40 @@ def _result_text(codes: pd.Series, values: pd.Series) -> pd.Series:
 
 
 class CsvLocalWriter:
-    """`clinical/*.csv` as the contract's csv-local tables."""
+    """`clinical/*.csv` as the contract's csv-local tables, in the site's dialect (the default layout unless given);
+    `written` renders a national identifier as the site writes it."""
 
-    FILES = {
-        "patients": "MRN,NHS_NO,SURNAME,FORENAME,DOB,SEX,POSTCODE,ETHNIC_GRP,SMOKER",
-        "diagnoses": "MRN,ICD10,DIAG_DESC,DIAG_DATE",
-        "medications": "MRN,DRUG,DOSE,START_DATE",
-        "results": "MRN,TEST_CODE,RESULT,UNITS,RESULT_DATE",
-        "events": "MRN,EVENT,EVENT_DATE",
-    }
-
-    def __init__(self, clinical_dir: Path) -> None:
+    def __init__(
+        self,
+        clinical_dir: Path,
+        dialect: CsvDialect = DEFAULT_DIALECT,
+        written: Callable[[str], str] = format_nhs_number,
+    ) -> None:
         clinical_dir.mkdir(parents=True, exist_ok=True)
+        self.dialect = dialect
+        self.written = written
         self._files: dict[str, IO[str]] = {}
-        for name, header in self.FILES.items():
-            fh = open(clinical_dir / f"{name}.csv", "w", encoding="utf-8", newline="")  # noqa: SIM115
-            fh.write(header + "\n")
-            self._files[name] = fh
+        for table in ("patients", "diagnoses", "medications", "measurements", "outcomes"):
+            fh = open(clinical_dir / dialect.file(table), "w", encoding=dialect.encoding, newline="")  # noqa: SIM115
+            fh.write(dialect.delimiter.join(dialect.header(table)) + "\n")
+            self._files[table] = fh
 
-    def _append(self, name: str, frame: pd.DataFrame) -> None:
+    def _append(self, table: str, frame: pd.DataFrame) -> None:
         if len(frame):
-            frame.to_csv(self._files[name], header=False, index=False, lineterminator="\n")
+            frame.to_csv(self._files[table], header=False, index=False, lineterminator="\n", sep=self.dialect.delimiter)
 
     def write(self, records: SiteRecords, units: dict[str, str]) -> None:
+        fmt = self.dialect.date_format
         p = records.patients
         self._append(
             "patients",
             pd.DataFrame(
                 {
                     "MRN": p["mrn"],
-                    "NHS_NO": p["nhs"].map(format_nhs_number),
+                    "NHS_NO": p["nhs"].map(self.written),
                     "SURNAME": p["surname"],
                     "FORENAME": p["forename"],
-                    "DOB": _ddmmyyyy(p["dob"]),
+                    "DOB": _dates(p["dob"], fmt),
                     "SEX": np.where(p["male"], "M", "F"),
                     "POSTCODE": p["postcode"],
                     "ETHNIC_GRP": p["ethnicity"],
@@ -96,29 +100,40 @@ class CsvLocalWriter:
         self._append(
             "diagnoses",
             pd.DataFrame(
-                {"MRN": d["mrn"], "ICD10": d["icd10"], "DIAG_DESC": d["description"], "DIAG_DATE": _ddmmyyyy(d["date"])}
+                {
+                    "MRN": d["mrn"],
+                    "ICD10": d["icd10"],
+                    "DIAG_DESC": d["description"],
+                    "DIAG_DATE": _dates(d["date"], fmt),
+                }
             ),
         )
         m = records.medications
         self._append(
             "medications",
-            pd.DataFrame({"MRN": m["mrn"], "DRUG": m["drug"], "DOSE": m["dose"], "START_DATE": _ddmmyyyy(m["start"])}),
+            pd.DataFrame(
+                {"MRN": m["mrn"], "DRUG": m["drug"], "DOSE": m["dose"], "START_DATE": _dates(m["start"], fmt)}
+            ),
         )
         r = records.results
+        result = _result_text(r["code"], r["value"])
+        if self.dialect.decimal != ".":
+            result = result.str.replace(".", self.dialect.decimal, regex=False)
         self._append(
-            "results",
+            "measurements",
             pd.DataFrame(
                 {
                     "MRN": r["mrn"],
                     "TEST_CODE": r["code"],
-                    "RESULT": _result_text(r["code"], r["value"]),
+                    "RESULT": result,
                     "UNITS": r["code"].map(units),
-                    "RESULT_DATE": _ddmmyyyy(r["date"]),
+                    "RESULT_DATE": _dates(r["date"], fmt),
                 }
             ),
         )
         e = records.events
-        self._append("events", pd.DataFrame({"MRN": e["mrn"], "EVENT": e["event"], "EVENT_DATE": _ddmmyyyy(e["date"])}))
+        events = pd.DataFrame({"MRN": e["mrn"], "EVENT": e["event"], "EVENT_DATE": _dates(e["date"], fmt)})
+        self._append("outcomes", events)
 
     def close(self) -> None:
         for fh in self._files.values():

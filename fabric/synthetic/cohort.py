@@ -6,6 +6,9 @@ DICOM studies are written per patient. Only what the variant files need is kept 
 sample's id and its genotypes at the planted variants (~15 bytes a sample). Once all patients are out, each
 site's VCF is written in variant blocks (background genotypes drawn per block), then a few BAMs and site.yaml.
 Memory is therefore bounded by the chunk size, not the cohort size.
+
+Sites outside the UK (`extra_sites`, fabric/synthetic/dutch.py) are simulated after the UK ones from random streams
+of their own, with their own people, so adding one never changes a byte of the UK sites' exports.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ import pysam
 import yaml
 from tqdm import tqdm
 
+from fabric.clinical.dialect import as_dialect
 from fabric.errors import FabricError
 from fabric.synthetic import consent, identifiers, phenotypes
 from fabric.synthetic.clinical import CsvLocalWriter, FhirNdjsonWriter, SiteRecords, fhir_patient_id
+from fabric.synthetic.dutch import EXTRA_SITES
 from fabric.synthetic.genomics import (
     BAM_REGION,
     PLANTED,
@@ -36,6 +41,7 @@ from fabric.synthetic.genomics import (
 )
 from fabric.synthetic.identifiers import Site
 from fabric.synthetic.imaging import CmrStudy, write_cine_study
+from fabric.synthetic.population import UK, IdentifierAllocator, Population
 
 CHUNK_PATIENTS = 500
 VARIANT_BLOCK = 1000
@@ -78,17 +84,21 @@ class CohortSummary:
 class _SiteOutput:
     """One site's open files and counters while the cohort streams."""
 
-    def __init__(self, root: Path, site: Site, index: int, seed: int) -> None:
+    def __init__(self, root: Path, site: Site, index: int, seed: int, population: Population = UK) -> None:
         self.site = site
         self.index = index
-        self.format = identifiers.site_format(index)
+        self.population = population
+        # UK sites alternate formats; another country's site exports csv-local in its own dialect
+        self.format = identifiers.site_format(index) if population.is_uk else "csv-local"
         self.dir = root / site.id
         self.seed = seed
         for sub in ("clinical", "imaging", "genomics/bam"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         clinical = self.dir / "clinical"
         self.clinical: CsvLocalWriter | FhirNdjsonWriter = (
-            CsvLocalWriter(clinical) if self.format == "csv-local" else FhirNdjsonWriter(clinical, site.id)
+            CsvLocalWriter(clinical, as_dialect(population.dialect), population.written)
+            if self.format == "csv-local"
+            else FhirNdjsonWriter(clinical, site.id)
         )
         self.consent: IO[str] = open(self.dir / "consent.ndjson", "w", encoding="utf-8")  # noqa: SIM115
         self.samples_csv: IO[str] = open(self.dir / "genomics" / "samples.csv", "w", encoding="utf-8")  # noqa: SIM115
@@ -116,7 +126,7 @@ class _SiteOutput:
         self.samples_csv.close()
 
 
-def _validate(out: Path, patients: int, sites: int, seed: int, variants: int) -> None:
+def _validate(out: Path, patients: int, sites: int, seed: int, variants: int, extra_sites: tuple[str, ...]) -> None:
     def is_int(v: object) -> bool:
         return isinstance(v, int | np.integer) and not isinstance(v, bool)
 
@@ -128,9 +138,13 @@ def _validate(out: Path, patients: int, sites: int, seed: int, variants: int) ->
         raise FabricError(f"seed must be a non-negative whole number, got {seed!r}")
     if not is_int(variants) or not len(PLANTED) <= variants <= MAX_VARIANTS:
         raise FabricError(f"variants must be a whole number from {len(PLANTED)} to {MAX_VARIANTS}, got {variants!r}")
+    if not isinstance(extra_sites, tuple | list) or not all(s in EXTRA_SITES for s in extra_sites):
+        raise FabricError(f"extra_sites must name sites among {', '.join(EXTRA_SITES)}, got {extra_sites!r}")
+    if len(set(extra_sites)) != len(extra_sites):
+        raise FabricError(f"extra_sites names a site twice: {extra_sites!r}")
     if out.exists() and not out.is_dir():
         raise FabricError(f"{out}: exists and is not a directory")
-    for site in identifiers.choose_sites(sites):
+    for site in [*identifiers.choose_sites(sites), *(EXTRA_SITES[s][0] for s in extra_sites)]:
         target = out / site.id
         if target.exists() and any(target.iterdir()):
             # Never overwrite or mix into an existing export: it may be real custodian data.
@@ -145,29 +159,49 @@ def generate_cohort(
     seed: int = 42,
     progress: bool = True,
     variants: int = DEFAULT_VARIANTS,
+    extra_sites: tuple[str, ...] = (),
 ) -> CohortSummary:
-    """Write a synthetic multimodal cardiac cohort as per-site exports under `out/<site_id>/`.
+    """Write a synthetic multimodal cardiac cohort as per-site exports under `out/<site_id>/`: `patients` across
+    `sites` UK sites, and for each site of `extra_sites` (e.g. `("umcu",)`, the Dutch site) as many patients again
+    as an average UK site holds (patients // sites), its own people.
 
-    Output is byte-identical for the same arguments. Raises FabricError for invalid arguments or when a target
-    site folder already holds files.
+    Output is byte-identical for the same arguments, and the UK sites' for the same patients, sites and seed
+    whatever `extra_sites` says. Raises FabricError for invalid arguments or when a target site folder already
+    holds files.
     """
     out = Path(out)
-    _validate(out, patients, sites, seed, variants)
+    extra_sites = tuple(extra_sites) if isinstance(extra_sites, list) else extra_sites
+    _validate(out, patients, sites, seed, variants, extra_sites)
     chosen = identifiers.choose_sites(sites)
     out.mkdir(parents=True, exist_ok=True)
-    outputs = [_SiteOutput(out, site, i, seed) for i, site in enumerate(chosen)]
+    uk = [_SiteOutput(out, site, i, seed) for i, site in enumerate(chosen)]
     weights = 1.0 / (1.0 + 0.25 * np.arange(sites))
     weights /= weights.sum()
     nhs_allocator = identifiers.NhsNumberAllocator()
-    summary = CohortSummary(patients=patients, sites=sites, files=0, bytes=0, variants_per_site=variants)
+    extra = [
+        _SiteOutput(out, EXTRA_SITES[sid][0], sites + j, seed, EXTRA_SITES[sid][1]) for j, sid in enumerate(extra_sites)
+    ]
+    outputs = uk + extra
+    per_extra = max(1, patients // sites)
+    total = patients + per_extra * len(extra)
+    summary = CohortSummary(patients=total, sites=sites + len(extra), files=0, bytes=0, variants_per_site=variants)
 
-    bar = tqdm(total=patients, disable=not progress, file=sys.stderr, unit="patient", desc="synthetic cohort")
+    bar = tqdm(total=total, disable=not progress, file=sys.stderr, unit="patient", desc="synthetic cohort")
     try:
         for chunk_index, first in enumerate(range(0, patients, CHUNK_PATIENTS)):
             n = min(CHUNK_PATIENTS, patients - first)
             rng = np.random.default_rng([seed, 1, chunk_index])
-            _write_chunk(rng, first, n, outputs, weights, nhs_allocator, summary)
+            _write_chunk(rng, first, n, uk, weights, nhs_allocator, UK, summary)
             bar.update(n)
+        for j, output in enumerate(extra):
+            # its own streams ([seed, 5, j, chunk]) and patient numbers after everyone before it
+            allocator = output.population.new_allocator()
+            start = patients + j * per_extra
+            for chunk_index, first in enumerate(range(0, per_extra, CHUNK_PATIENTS)):
+                n = min(CHUNK_PATIENTS, per_extra - first)
+                rng = np.random.default_rng([seed, 5, j, chunk_index])
+                _write_chunk(rng, start + first, n, [output], np.ones(1), allocator, output.population, summary)
+                bar.update(n)
         for output in outputs:
             output.close_streams()
         bar.set_description("genomics")
@@ -208,16 +242,19 @@ def _write_chunk(
     n: int,
     outputs: list[_SiteOutput],
     weights: np.ndarray,
-    nhs_allocator: identifiers.NhsNumberAllocator,
+    allocator: IdentifierAllocator,
+    population: Population,
     summary: CohortSummary,
 ) -> None:
     truth = phenotypes.simulate(rng, first, n)
     p = truth.patients
     n_sites = len(outputs)
     male = p["male"].to_numpy()
-    p["nhs"] = nhs_allocator.draw(rng, n)
-    p["forename"] = identifiers.forenames(rng, male)
-    p["surname"] = identifiers.surnames(rng, n)
+    p["nhs"] = allocator.draw(rng, n)  # the national identifier: NHS number, or the population's scheme's
+    p["forename"] = population.forenames(rng, male)
+    p["surname"] = population.surnames(rng, n)
+    if not population.records_ethnicity:
+        p["ethnicity"] = ""
     home = rng.choice(n_sites, n, p=weights)
     other = (home + 1 + rng.integers(0, max(n_sites - 1, 1), n)) % n_sites
     second = np.where(p["multi_site"].to_numpy() & (n_sites > 1), other, -1)
@@ -226,10 +263,11 @@ def _write_chunk(
     postcode = np.empty(n, dtype=object)
     for s, output in enumerate(outputs):
         mask = home == s
-        postcode[mask] = identifiers.postcodes(rng, output.site, int(mask.sum()))
+        postcode[mask] = population.postcodes(rng, output.site, int(mask.sum()))
     p["postcode"] = postcode
     summary.multi_site_patients += int((second >= 0).sum())
-    consent_trails = consent.consent_lines(rng, p["nhs"].tolist(), p["baseline"].to_numpy("datetime64[D]"))
+    baseline = p["baseline"].to_numpy("datetime64[D]")
+    consent_trails = consent.consent_lines(rng, p["nhs"].tolist(), baseline, population.consent_key)
 
     for s, output in enumerate(outputs):
         home_idx = np.flatnonzero(home == s)
@@ -284,7 +322,8 @@ def _write_study(output: _SiteOutput, row: dict) -> None:
     pid = int(row["pid"])
     mrn = output.mrn_of[pid]
     rng = np.random.default_rng([output.seed, 2, pid])
-    referrer = f"{identifiers.surnames(rng, 1)[0]}^{identifiers.forenames(rng, np.array([rng.random() < 0.5]))[0]}^^Dr"
+    people = output.population
+    referrer = f"{people.surnames(rng, 1)[0]}^{people.forenames(rng, np.array([rng.random() < 0.5]))[0]}^^Dr"
     output.studies += 1
     heart_rate = int(np.clip(rng.normal(80 if row["dcm"] else 66, 9), 45, 115))
     study_date = np.datetime64(row["study_date"], "D")
@@ -357,10 +396,11 @@ def _write_genomics(output: _SiteOutput, panel: pd.DataFrame, summary: CohortSum
 
 def _write_site_yaml(output: _SiteOutput) -> None:
     sid = output.site.id
-    manifest = {
-        "id": sid,
-        "name": output.site.name,
-        "clinical_format": output.format,
+    manifest: dict = {"id": sid, "name": output.site.name, "clinical_format": output.format}
+    if not output.population.is_uk:  # UK sites' manifests stay as they were: NHS numbers, the default layout
+        manifest["identifier_scheme"] = output.population.scheme
+        manifest["clinical_dialect"] = output.population.dialect
+    manifest |= {
         "datasets": [
             {"id": f"{sid}-clinical", "modality": "clinical", "format": output.format, "path": "clinical"},
             {"id": f"{sid}-imaging", "modality": "imaging", "format": "dicom", "path": "imaging"},

@@ -18,8 +18,11 @@ _PURPOSE_P = [0.55, 0.30, 0.15]
 _NARROWER = {"GRU": ["HMB", "DS-CVD"], "HMB": ["DS-CVD"], "DS-CVD": ["DS-CVD"]}
 
 
-def consent_lines(rng: np.random.Generator, nhs_numbers: list[str], baseline: np.ndarray) -> list[list[str]]:
-    """For each patient, the NDJSON lines of their consent trail (oldest first)."""
+def consent_lines(
+    rng: np.random.Generator, nhs_numbers: list[str], baseline: np.ndarray, key: str = "nhs_number"
+) -> list[list[str]]:
+    """For each patient, the NDJSON lines of their consent trail (oldest first), naming them by `key` (`identifier`
+    at a site of another identifier scheme)."""
     n = len(nhs_numbers)
     grant = baseline.astype("datetime64[D]") + rng.integers(0, 90, n).astype("timedelta64[D]")
     purpose = PURPOSES[rng.choice(3, n, p=_PURPOSE_P)]
@@ -34,22 +37,20 @@ def consent_lines(rng: np.random.Generator, nhs_numbers: list[str], baseline: np
     for i, nhs in enumerate(nhs_numbers):
         g = min(grant[i], EXPORT_DATE)
         modifiers = ["NPU"] if npu[i] else []
-        lines = [_line(nhs, g, "grant", [str(purpose[i])], modifiers)]
+        lines = [_line(key, nhs, g, "grant", [str(purpose[i])], modifiers)]
         last = g
         if narrowed[i] and narrow_date[i] < EXPORT_DATE:
             options = _NARROWER[str(purpose[i])]
             narrower = options[int(narrow_choice[i] * len(options))]
             # Narrowing to the same purpose only makes sense by adding the not-for-profit restriction.
             mods = ["NPU"] if (narrower == purpose[i] or narrow_choice[i] < 0.3 or npu[i]) else []
-            lines.append(_line(nhs, narrow_date[i], "narrow", [narrower], mods))
+            lines.append(_line(key, nhs, narrow_date[i], "narrow", [narrower], mods))
             last = narrow_date[i]
         if withdrawn[i]:
-            lines.append(_line(nhs, min(last + withdraw_after[i], EXPORT_DATE), "withdraw", [], []))
+            lines.append(_line(key, nhs, min(last + withdraw_after[i], EXPORT_DATE), "withdraw", [], []))
         out.append(lines)
     return out
 
 
-def _line(nhs: str, date: np.datetime64, action: str, purposes: list[str], modifiers: list[str]) -> str:
-    return json.dumps(
-        {"nhs_number": nhs, "date": str(date), "action": action, "purposes": purposes, "modifiers": modifiers}
-    )
+def _line(key: str, nhs: str, date: np.datetime64, action: str, purposes: list[str], modifiers: list[str]) -> str:
+    return json.dumps({key: nhs, "date": str(date), "action": action, "purposes": purposes, "modifiers": modifiers})

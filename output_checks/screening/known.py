@@ -384,7 +384,11 @@ def build_known_identifiers(registry: Registry, paths: Paths, project: str) -> K
             .distinct()
         ).all()
         datasets = session.scalars(select(Dataset).where(Dataset.id.in_(dataset_ids))).all()
-        clinical = [(d.id, d.site_id, d.format, d.location) for d in datasets if d.modality == "clinical"]
+        clinical = [
+            (d.id, d.site_id, d.format, d.location, d.site.clinical_dialect)
+            for d in datasets
+            if d.modality == "clinical"
+        ]
     index.cohort_size = len({patient_id for _, _, patient_id, _ in rows})
     for scheme, value in national:
         index.add_national(scheme, value)
@@ -397,9 +401,9 @@ def build_known_identifiers(registry: Registry, paths: Paths, project: str) -> K
             index.add("pseudonym", pseudonym(key, patient_id))
     from pathlib import Path
 
-    for dataset_id, site_id, fmt, location in clinical:
+    for dataset_id, site_id, fmt, location, dialect in clinical:
         wanted = mrns_by_dataset.get(dataset_id, set())
-        for frame in open_site_clinical(Path(location), fmt, site_id).iter_table("patients"):
+        for frame in open_site_clinical(Path(location), fmt, site_id, dialect).iter_table("patients"):
             frame = frame[frame["mrn"].isin(wanted)]
             for forename, surname, born, postcode in zip(
                 frame["forename"], frame["surname"], frame["birth_date"], frame["postcode"], strict=True

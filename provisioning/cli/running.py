@@ -18,20 +18,41 @@ from provisioning.cli.base import Context, actor, friendly, main, pass_ctx
 
 # ------------------------------------------------------------------------------------------------ demo
 
+NL_SITE = click.option(
+    "--nl-site/--no-nl-site",
+    default=True,
+    show_default=True,
+    help="Add the Dutch site (umcu: BSNs, Dutch column names, dd-mm-yyyy dates, ';' and decimal comma) with "
+    "PATIENTS/SITES patients of its own.",
+)
+
+
+def _extra_sites(nl_site: bool) -> tuple[str, ...]:
+    return ("umcu",) if nl_site else ()
+
 
 @main.command("demo-data")
 @click.option("--patients", default=2000, show_default=True, type=click.IntRange(min=1))
 @click.option("--sites", default=5, show_default=True, type=click.IntRange(1, 26))
 @click.option("--seed", default=42, show_default=True, type=int)
+@NL_SITE
 @click.option("--out", type=click.Path(path_type=Path), help="Sites folder (default: $ENCLAVE_HOME/sites).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @pass_ctx
 @friendly
-def demo_data(ctx: Context, patients: int, sites: int, seed: int, out: Path | None, quiet: bool) -> None:
-    """Generate the synthetic multimodal cardiac cohort (clinical, DICOM, VCF/BAM, consent) for SITES sites."""
+def demo_data(ctx: Context, patients: int, sites: int, seed: int, nl_site: bool, out: Path | None, quiet: bool) -> None:
+    """Generate the synthetic multimodal cardiac cohort (clinical, DICOM, VCF/BAM, consent): PATIENTS across SITES
+    UK sites, and a Dutch site unless --no-nl-site."""
     from fabric.synthetic import generate_cohort
 
-    summary = generate_cohort(out or ctx.paths.sites, patients=patients, sites=sites, seed=seed, progress=not quiet)
+    summary = generate_cohort(
+        out or ctx.paths.sites,
+        patients=patients,
+        sites=sites,
+        seed=seed,
+        progress=not quiet,
+        extra_sites=_extra_sites(nl_site),
+    )
     click.echo(f"generated {summary.patients} patients across {summary.sites} sites in {out or ctx.paths.sites}")
 
 
@@ -39,14 +60,17 @@ def demo_data(ctx: Context, patients: int, sites: int, seed: int, out: Path | No
 @click.option("--patients", default=2000, show_default=True, type=click.IntRange(min=1))
 @click.option("--sites", default=5, show_default=True, type=click.IntRange(1, 26))
 @click.option("--seed", default=42, show_default=True, type=int)
+@NL_SITE
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--no-start", is_flag=True, help="Provision only; do not start the hub.")
 @click.pass_context
-def demo(click_ctx: click.Context, patients: int, sites: int, seed: int, quiet: bool, no_start: bool) -> None:
+def demo(
+    click_ctx: click.Context, patients: int, sites: int, seed: int, nl_site: bool, quiet: bool, no_start: bool
+) -> None:
     """Generate the synthetic cohort, provision the demo project and users, build the workspace environment, and
     (as root) start Enclave in the foreground until Ctrl-C."""
     if click_ctx.invoked_subcommand is None:
-        _demo(click_ctx.obj, patients, sites, seed, quiet, start=not no_start)
+        _demo(click_ctx.obj, patients, sites, seed, quiet, start=not no_start, extra_sites=_extra_sites(nl_site))
 
 
 @demo.command("otp")
@@ -62,7 +86,9 @@ def demo_otp(ctx: Context, user: str) -> None:
 
 
 @friendly
-def _demo(ctx: Context, patients: int, sites: int, seed: int, quiet: bool, *, start: bool) -> None:
+def _demo(
+    ctx: Context, patients: int, sites: int, seed: int, quiet: bool, *, start: bool, extra_sites: tuple[str, ...] = ()
+) -> None:
     if start and os.geteuid() != 0:
         raise FabricError(
             "the demo starts workspaces as per-project Unix accounts in bubblewrap, which needs root: run "
@@ -73,7 +99,8 @@ def _demo(ctx: Context, patients: int, sites: int, seed: int, quiet: bool, *, st
     who = actor()
     registry, result = steps.ensure_registry(ctx.paths)
     done = [result]
-    done.append(steps.ensure_cohort(ctx.paths, patients=patients, sites=sites, seed=seed, progress=not quiet))
+    cohort = {"patients": patients, "sites": sites, "seed": seed, "extra_sites": extra_sites}
+    done.append(steps.ensure_cohort(ctx.paths, **cohort, progress=not quiet))
     done.append(steps.ensure_sites(registry, ctx.paths, actor=who, progress=not quiet))
     done.append(steps.ensure_consent(registry, ctx.paths, actor=who))
     project, result = steps.ensure_project(registry, steps.DEMO_SPEC, actor=who)

@@ -1,5 +1,6 @@
 """Readers for the clinical export formats sites send (docs/reference/data-layout.md), each yielding the source
-tables of fabric/clinical/schema.py in bounded chunks, with local codes and units harmonised."""
+tables of fabric/clinical/schema.py in bounded chunks, with local codes and units harmonised: the fhir-ndjson
+reader here, csv-local's in fabric/clinical/csv_local.py, and `open_site_clinical`, which picks one for a site."""
 
 from __future__ import annotations
 

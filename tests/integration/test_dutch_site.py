@@ -193,3 +193,19 @@ def test_the_airlock_knows_the_dutch_patients_through_their_dialect(nl_cohort, t
     for text in (f"{patient.forename} {patient.surname} was seen", f"BSN {patient.nhs_number}"):
         findings = list(known.findings(Segment("l", text)))
         assert findings and all(patient.surname not in f.message for f in findings), text
+
+
+def test_extra_sites_are_validated(tmp_path):
+    for extra, message in [
+        (("paris",), "extra_sites must name sites among umcu, got ('paris',)"),
+        ("umcu", "extra_sites must name sites among umcu"),
+        (("umcu", "umcu"), "extra_sites names a site twice"),
+    ]:
+        with pytest.raises(FabricError, match=re.escape(message)):
+            generate_cohort(tmp_path / "x", patients=5, sites=1, progress=False, extra_sites=extra)
+    assert not (tmp_path / "x").exists()  # refused before anything was written
+    (tmp_path / "y" / "umcu").mkdir(parents=True)
+    (tmp_path / "y" / "umcu" / "real.csv").write_text("custodian data")
+    with pytest.raises(FabricError, match="umcu: already exists and is not empty"):
+        generate_cohort(tmp_path / "y", patients=5, sites=1, progress=False, extra_sites=("umcu",))
+    assert not (tmp_path / "y" / "rbh").exists()

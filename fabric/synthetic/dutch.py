@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fabric.synthetic import identifiers
 from fabric.synthetic.identifiers import Site
 from fabric.synthetic.population import Population
 
@@ -108,13 +109,11 @@ SURNAMES = (
 
 
 def forenames(rng: np.random.Generator, male: np.ndarray) -> np.ndarray:
-    m = np.asarray(MALE_FORENAMES)[rng.integers(0, len(MALE_FORENAMES), male.size)]
-    f = np.asarray(FEMALE_FORENAMES)[rng.integers(0, len(FEMALE_FORENAMES), male.size)]
-    return np.where(male, m, f)
+    return identifiers.forenames(rng, male, MALE_FORENAMES, FEMALE_FORENAMES)
 
 
 def surnames(rng: np.random.Generator, n: int) -> np.ndarray:
-    return np.asarray(SURNAMES)[rng.integers(0, len(SURNAMES), n)]
+    return identifiers.surnames(rng, n, SURNAMES)
 
 
 # ---------------------------------------------------------------------------------------------------- postcodes

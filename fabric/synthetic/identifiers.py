@@ -181,14 +181,21 @@ SURNAMES = _words(
 )
 
 
-def forenames(rng: np.random.Generator, male: np.ndarray) -> np.ndarray:
-    m = np.asarray(MALE_FORENAMES)[rng.integers(0, len(MALE_FORENAMES), male.size)]
-    f = np.asarray(FEMALE_FORENAMES)[rng.integers(0, len(FEMALE_FORENAMES), male.size)]
+def forenames(
+    rng: np.random.Generator,
+    male: np.ndarray,
+    male_names: tuple[str, ...] | list[str] = MALE_FORENAMES,
+    female_names: tuple[str, ...] | list[str] = FEMALE_FORENAMES,
+) -> np.ndarray:
+    """A forename per person, from `male_names` or `female_names` as `male` says (a country's lists; the UK's by
+    default)."""
+    m = np.asarray(male_names)[rng.integers(0, len(male_names), male.size)]
+    f = np.asarray(female_names)[rng.integers(0, len(female_names), male.size)]
     return np.where(male, m, f)
 
 
-def surnames(rng: np.random.Generator, n: int) -> np.ndarray:
-    return np.asarray(SURNAMES)[rng.integers(0, len(SURNAMES), n)]
+def surnames(rng: np.random.Generator, n: int, names: tuple[str, ...] | list[str] = SURNAMES) -> np.ndarray:
+    return np.asarray(names)[rng.integers(0, len(names), n)]
 
 
 # ---------------------------------------------------------------------------------------------------- postcodes

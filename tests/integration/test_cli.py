@@ -5,28 +5,16 @@ an admin would."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.enclave_cli import enclave
 
-ENCLAVE = shutil.which("enclave", path=str(Path(sys.executable).parent)) or "enclave"
+pytestmark = pytest.mark.integration
 
 
 CHECKERS = "members: [{user: carol, role: output_checker}, {user: dave, role: output_checker}]\n"
-
-
-def enclave(home: Path, *args: str, ok: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [ENCLAVE, "--home", str(home), *args], capture_output=True, text=True, timeout=300, check=False, input=stdin
-    )
-    if ok:
-        assert result.returncode == 0, result.stderr
-    return result
 
 
 @pytest.fixture(scope="module")

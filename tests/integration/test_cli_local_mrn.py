@@ -8,29 +8,19 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from tests.enclave_cli import enclave
 from tests.site_exports import complete_csv_local
 
 pytestmark = pytest.mark.integration
 
-ENCLAVE = shutil.which("enclave", path=str(Path(sys.executable).parent)) or "enclave"
 CHECKERS = "members: [{user: carol, role: output_checker}, {user: dave, role: output_checker}]\n"
 HEADER = "MRN,NHS_NO,SURNAME,FORENAME,DOB,SEX,POSTCODE,ETHNIC_GRP,SMOKER"
-
-
-def enclave(home: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([ENCLAVE, "--home", str(home), *args], capture_output=True, text=True, timeout=300)
-    if ok:
-        assert result.returncode == 0, result.stderr
-    return result
 
 
 def local_mrn_site(folder: Path, uk: list[dict[str, str]], linkage: str) -> Path:

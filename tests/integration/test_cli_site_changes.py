@@ -8,25 +8,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.enclave_cli import enclave
+
 pytestmark = pytest.mark.integration
 
-ENCLAVE = shutil.which("enclave", path=str(Path(sys.executable).parent)) or "enclave"
 CHECKERS = "members: [{user: carol, role: output_checker}, {user: dave, role: output_checker}]\n"
-
-
-def enclave(home: Path, *args: str, ok: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [ENCLAVE, "--home", str(home), *args], capture_output=True, text=True, timeout=300, check=False, input=stdin
-    )
-    if ok:
-        assert result.returncode == 0, result.stderr
-    return result
 
 
 def sites_of(cohort):

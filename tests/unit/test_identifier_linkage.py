@@ -18,34 +18,17 @@ from fabric.db import Registry, make_engine, upgrade
 from fabric.errors import FabricError
 from fabric.identifiers.schemes import SCHEMES
 from fabric.models import ConsentEvent, Patient, PatientIdentifier, PatientRecord, Site
-from tests.site_exports import complete_csv_local, dicom_study
+from tests.site_exports import csv_local_site
 
 pytestmark = pytest.mark.unit
 
-HEADER = "MRN,NHS_NO,SURNAME,FORENAME,DOB,SEX,POSTCODE,ETHNIC_GRP,SMOKER"
 # synthetic numbers made by each scheme's algorithm (tests/unit/test_identifier_schemes.py checks them)
 BSN_A, BSN_B = "123456721", "111222333"
 PESEL = "92071504321"
 NHS = "4010232137"
 
 
-def site_export(root: Path, site_id: str, rows: list[tuple[str, str]], scheme: str | None, mrn_folders=()) -> Path:
-    """A site folder with a csv-local clinical export of (MRN, national identifier) rows, and imaging folders."""
-    folder = root / site_id
-    (folder / "clinical").mkdir(parents=True)
-    lines = [HEADER] + [f"{mrn},{number},Test,Person,01/02/1980,F,AB1 2CD,,N" for mrn, number in rows]
-    (folder / "clinical" / "patients.csv").write_text("\n".join(lines) + "\n")
-    complete_csv_local(folder / "clinical")  # site add checks the whole export
-    datasets = [{"id": f"{site_id}-clinical", "modality": "clinical", "format": "csv-local", "path": "clinical"}]
-    for mrn in mrn_folders:
-        dicom_study(folder / "imaging", mrn)
-    if mrn_folders:
-        datasets.append({"id": f"{site_id}-imaging", "modality": "imaging", "format": "dicom", "path": "imaging"})
-    manifest = {"id": site_id, "name": site_id.title(), "clinical_format": "csv-local", "datasets": datasets}
-    if scheme is not None:
-        manifest["identifier_scheme"] = scheme
-    (folder / "site.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-    return folder
+site_export = csv_local_site  # a site declaring a scheme's identifiers in NHS_NO
 
 
 @pytest.fixture

@@ -21,42 +21,18 @@ from fabric.errors import FabricError, NotFoundError, SpecError
 from fabric.linkage import read_linkage
 from fabric.models import AuditEvent, ConsentEvent, Patient, PatientIdentifier, PatientRecord, Site, SiteMrn
 from fabric.site_export import IncompleteExportError, read_sample_manifest
-from tests.site_exports import complete_csv_local, dicom_study
+from tests.site_exports import csv_local_site
 
 pytestmark = pytest.mark.unit
 
-HEADER = "MRN,NHS_NO,SURNAME,FORENAME,DOB,SEX,POSTCODE,ETHNIC_GRP,SMOKER"
 NHS_1, NHS_2, NHS_BAD = "4010232137", "9434765919", "4010232138"  # the last fails its check digit
 BSN = "123456721"
 
 
-def site_export(
-    root: Path,
-    site_id: str,
-    rows: list[tuple[str, str]],
-    scheme: str | None = "local-mrn",
-    linkage: str | None = None,
-    mrn_folders=(),
-) -> Path:
-    """A csv-local site of (MRN, NHS_NO) rows, with a linkage table (its CSV text) and imaging folders."""
-    folder = root / site_id
-    (folder / "clinical").mkdir(parents=True, exist_ok=True)
-    lines = [HEADER] + [f"{mrn},{number},Test,Person,01/02/1980,F,AB1 2CD,,N" for mrn, number in rows]
-    (folder / "clinical" / "patients.csv").write_text("\n".join(lines) + "\n")
-    complete_csv_local(folder / "clinical")
-    datasets = [{"id": f"{site_id}-clinical", "modality": "clinical", "format": "csv-local", "path": "clinical"}]
-    for mrn in mrn_folders:
-        dicom_study(folder / "imaging", mrn)
-    if mrn_folders:
-        datasets.append({"id": f"{site_id}-imaging", "modality": "imaging", "format": "dicom", "path": "imaging"})
-    manifest = {"id": site_id, "name": site_id.title(), "clinical_format": "csv-local", "datasets": datasets}
-    if scheme is not None:
-        manifest["identifier_scheme"] = scheme
-    if linkage is not None:
-        (folder / "linkage.csv").write_text(linkage)
-        manifest["linkage"] = "linkage.csv"
-    (folder / "site.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-    return folder
+def site_export(root: Path, site_id: str, rows: list[tuple[str, str]], scheme: str | None = "local-mrn",
+                linkage: str | None = None, mrn_folders=()) -> Path:  # fmt: skip
+    """A local-MRN site by default: csv_local_site with its linkage table."""
+    return csv_local_site(root, site_id, rows, scheme, linkage, mrn_folders)
 
 
 @pytest.fixture

@@ -63,7 +63,7 @@ def bench_sandbox_filters(work: Path, sizes: list[int], repeats: int) -> dict:
     """The seccomp filter and the kernels' Landlock confinement, each against the same sandboxed command without
     it (bench/sandbox_filters.py; root only)."""
     from bench import sandbox_filters
-    from fabric.config import Paths
+    from kernel.config import Paths
 
     result = sandbox_filters.bench(Paths.from_env().workspace_env, repeats)
     log(sandbox_filters.report(result))

@@ -40,7 +40,7 @@ QUIET_S = 8.0
 
 def _output(home: Path, size: int) -> Path:
     """`size` bytes of incompressible data in the project's outputs folder (written once, reused)."""
-    from fabric.config import Paths
+    from kernel.config import Paths
 
     path = Paths(home).project_outputs(PROJECT) / NAME
     if not (path.exists() and path.stat().st_size == size):
@@ -98,8 +98,8 @@ class _States:
     """Reads a request's state from the registry (one connection pool for the whole run: polling stays cheap)."""
 
     def __init__(self, home: Path) -> None:
-        from fabric.config import Paths
-        from fabric.db import Registry
+        from kernel.config import Paths
+        from kernel.db import Registry
 
         self.registry = Registry(Paths(home).database_url)
 
@@ -115,8 +115,8 @@ class _States:
 
 def _tidy(home: Path, request_id: str) -> None:
     """Withdraw the bench's request and remove its snapshot (1 GiB a run)."""
-    from fabric.config import Paths
-    from fabric.db import Registry
+    from kernel.config import Paths
+    from kernel.db import Registry
     from output_checks.release import workflow
     from output_checks.release.service import Airlock
 

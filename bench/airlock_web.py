@@ -17,8 +17,8 @@ from pathlib import Path
 
 
 def populate(home: Path, count: int) -> None:
-    from fabric.config import Paths
-    from fabric.db import Registry
+    from kernel.config import Paths
+    from kernel.db import Registry
     from output_checks.release import workflow
     from output_checks.release.service import Airlock
 

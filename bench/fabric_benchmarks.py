@@ -27,7 +27,7 @@ def write_view_manifest(view: Path, workers: int = 2) -> None:
 
 
 def provisioned_cohort(work: Path, patients: int) -> Path:
-    from fabric.config import Paths
+    from kernel.config import Paths
     from provisioning import steps
 
     home = work / f"cohort-{patients}"

@@ -20,8 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from fabric.config import Paths
 from hub import sandbox, seccomp
+from kernel import bubblewrap
+from kernel.config import Paths
 
 SYSCALLS = """
 import os, time
@@ -44,7 +45,7 @@ def _layout(root: Path, env: Path) -> sandbox.SandboxLayout:
     layout = sandbox.SandboxLayout(
         project="bench", user="bench", uid=nobody.pw_uid, gid=nobody.pw_gid, env=env,
         data=root / "data", outputs=root / "outputs", mlflow=root / "mlflow", home=root / "home",
-        run=root / "run", etc=root / "etc", python_home=sandbox.base_python_home(env),
+        run=root / "run", etc=root / "etc", python_home=bubblewrap.base_python_home(env),
     )  # fmt: skip
     layout = sandbox.replace(layout, environment=layout.base_environment())
     layout.write_etc()

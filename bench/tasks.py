@@ -40,9 +40,9 @@ def dicom_index(view: str, workers: str) -> dict:
 
 
 def materialise(home: str, project: str) -> dict:
-    from fabric.config import Paths
-    from fabric.db import Registry
     from fabric.materialise.view import materialise_project
+    from kernel.config import Paths
+    from kernel.db import Registry
 
     paths = Paths(Path(home))
     registry = Registry(paths.database_url)
@@ -54,8 +54,8 @@ def materialise(home: str, project: str) -> dict:
 def release_checks(home: str, files: str) -> dict:
     """Submit a request of the files listed in `files` (in the project's outputs) and time submit -> checks done,
     as the background runner does it."""
-    from fabric.config import Paths
-    from fabric.db import Registry
+    from kernel.config import Paths
+    from kernel.db import Registry
     from output_checks.release import workflow
     from output_checks.release.service import Airlock
 
@@ -81,8 +81,8 @@ def release_checks(home: str, files: str) -> dict:
 
 def engine_checks(home: str, files: str) -> dict:
     """The baseline: the checks engine alone on the same files, with the same policy and known identifiers."""
-    from fabric.config import Paths
-    from fabric.db import Registry
+    from kernel.config import Paths
+    from kernel.db import Registry
     from output_checks.engine import check_paths
     from output_checks.policy import load_policy
     from output_checks.screening.known import build_known_identifiers
@@ -101,8 +101,8 @@ def checker_isolation(home: str, files: str, mode: str) -> dict:
     """The checks on the same files, in this process (`inprocess`, how the airlock ran them before) or in checker
     sandboxes, started on demand (`sandboxed`: the command line) or ahead (`sandboxed-warm`: the airlock service);
     same policy, same known identifiers, timed from the index built (and the warm child ready)."""
-    from fabric.config import Paths
-    from fabric.db import Registry
+    from kernel.config import Paths
+    from kernel.db import Registry
     from output_checks.engine import Target, check_file, make_context
     from output_checks.policy import load_policy
     from output_checks.sandbox.runner import SandboxFile, check_files_sandboxed, isolation

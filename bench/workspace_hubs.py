@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fabric.config import Paths
+    from kernel.config import Paths
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "bench-spawn"  # its Unix account enclave-bench-spawn exists only while the benchmark runs
@@ -129,7 +129,7 @@ def spec_text(members: list[str]) -> str:
 def provision(work: Path, home: Path, members: list[str]) -> tuple[Paths, dict[str, str]]:
     """A fresh home over a small cohort (generated once under `work`, reused), the project materialised, an account
     (password + TOTP) per member."""
-    from fabric.config import Paths
+    from kernel.config import Paths
     from provisioning import steps
 
     cohort = Paths(work / "workspaces-cohort")

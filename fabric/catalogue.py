@@ -10,7 +10,6 @@ import secrets
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -19,17 +18,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
-from fabric import audit
 from fabric.clinical import FORMATS, CsvDialect, open_site_clinical
-from fabric.documents import load_yaml_model
-from fabric.errors import FabricError, InvalidInputError, NotFoundError
 from fabric.identifiers import nhs
 from fabric.identifiers.formatting import compact
 from fabric.identifiers.schemes import DEFAULT_SCHEME, LOCAL_MRN, SCHEMES, check_site_scheme, scheme
 from fabric.linkage import Link, SiteMrnIndex, load_linkage, patient_at
-from fabric.materialise.files import sha256_file
 from fabric.models import Dataset, Patient, PatientIdentifier, PatientRecord, Site
 from fabric.site_export import IncompleteExportError, check_export, read_sample_manifest, vcf_samples
+from kernel import audit
+from kernel.clock import utcnow
+from kernel.digests import sha256_file
+from kernel.documents import load_yaml_model
+from kernel.errors import EnclaveError, InvalidInputError, NotFoundError
 
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 Modality = Literal["clinical", "imaging", "genomics"]
@@ -164,7 +164,7 @@ class PatientIndex:
                 PatientIdentifier.scheme == self.scheme.code
             )
         self.by_identifier: dict[str, str] = dict(session.execute(query).all())
-        self.now = datetime.now(UTC).replace(tzinfo=None)
+        self.now = utcnow()
 
     def identifier_of(self) -> dict[str, str]:
         """patient id -> normalised identifier in this scheme."""
@@ -247,10 +247,10 @@ def register_dataset(
     if not location.exists():
         raise InvalidInputError(location, f"dataset {spec.id} not found")
     checksum, files, size = dataset_checksum(location, progress=progress)
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utcnow()
     dataset = session.get(Dataset, spec.id)
     if dataset is not None and dataset.site_id != site.id:
-        raise FabricError(f"dataset id {spec.id} already belongs to site {dataset.site_id}")
+        raise EnclaveError(f"dataset id {spec.id} already belongs to site {dataset.site_id}")
     changed = dataset is None or dataset.checksum != checksum
     if dataset is None:
         dataset = Dataset(id=spec.id, site_id=site.id, registered_at=now)
@@ -325,14 +325,14 @@ def add_site(
         session=session,
     )
     links = site_links(session, site_dir, manifest.id, manifest.linkage)
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utcnow()
     site = session.get(Site, manifest.id)
     if site is None:
         site = Site(id=manifest.id, registered_at=now)
         session.add(site)
     if site.identifier_scheme not in (None, manifest.identifier_scheme) and site.datasets:
         # its patients are already linked by the old scheme's numbers; relinking them is not a re-add
-        raise FabricError(
+        raise EnclaveError(
             f"site {site.id} was registered with identifier scheme {site.identifier_scheme!r}, "
             f"its site.yaml now says {manifest.identifier_scheme!r}"
         )

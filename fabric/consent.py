@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 
@@ -13,11 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fabric import audit
-from fabric.documents import iter_ndjson
-from fabric.errors import FabricError
 from fabric.identifiers.schemes import DEFAULT_SCHEME, LOCAL_MRN, scheme
 from fabric.models import ConsentEvent, Patient, PatientIdentifier, Site, SiteMrn
+from kernel import audit
+from kernel.clock import utcnow
+from kernel.documents import iter_ndjson
+from kernel.errors import EnclaveError
 
 # DUO primary categories, each with the broader purpose that contains it (None: the root). A consent for a purpose
 # covers projects whose purpose is that purpose or any narrower one. Add a disease-specific code here to enable it.
@@ -46,7 +47,7 @@ class ConsentAction(StrEnum):
 def purpose_chain(purpose: str) -> list[str]:
     """`purpose` and every broader purpose containing it, narrowest first."""
     if purpose not in PURPOSE_PARENT:
-        raise FabricError(f"unknown purpose code {purpose!r}; known: {', '.join(PURPOSE_PARENT)}")
+        raise EnclaveError(f"unknown purpose code {purpose!r}; known: {', '.join(PURPOSE_PARENT)}")
     chain = [purpose]
     while (parent := PURPOSE_PARENT[chain[-1]]) is not None:
         chain.append(parent)
@@ -112,27 +113,27 @@ class ConsentRecord:
             modifiers = tuple(raw.get("modifiers") or ())
             nhs = str(raw[key]).replace(" ", "")
         except KeyError as exc:
-            raise FabricError(f"{where}: missing field {exc.args[0]!r}") from None
+            raise EnclaveError(f"{where}: missing field {exc.args[0]!r}") from None
         except (ValueError, TypeError) as exc:
-            raise FabricError(f"{where}: {exc}") from None
+            raise EnclaveError(f"{where}: {exc}") from None
         for code in purposes:
             if code not in PURPOSE_PARENT:
-                raise FabricError(f"{where}: unknown purpose code {code!r}; known: {', '.join(PURPOSE_PARENT)}")
+                raise EnclaveError(f"{where}: unknown purpose code {code!r}; known: {', '.join(PURPOSE_PARENT)}")
         if action is not ConsentAction.WITHDRAW and not purposes:
-            raise FabricError(f"{where}: a {action} event must name at least one purpose")
+            raise EnclaveError(f"{where}: a {action} event must name at least one purpose")
         if scheme_code == LOCAL_MRN:
             mrn = str(raw[key]).strip()
             if not mrn:
-                raise FabricError(f"{where}: mrn is empty")
+                raise EnclaveError(f"{where}: mrn is empty")
             return cls(mrn, when, action, purposes, modifiers)
         if scheme_code == DEFAULT_SCHEME:
             if not (nhs.isdigit() and len(nhs) == 10):
-                raise FabricError(f"{where}: NHS number is not 10 digits")
+                raise EnclaveError(f"{where}: NHS number is not 10 digits")
             return cls(nhs, when, action, purposes, modifiers)
         declared = scheme(scheme_code)
         number = declared.normalise(str(raw[key]))
         if number is None:  # the message never repeats the number
-            raise FabricError(f"{where}: identifier is not a valid {declared.name}")
+            raise EnclaveError(f"{where}: identifier is not a valid {declared.name}")
         return cls(number, when, action, purposes, modifiers)
 
 
@@ -171,7 +172,7 @@ def import_consent(session: Session, path: Path, *, source: str, actor: str) -> 
         ).all()
     }
     summary = ImportSummary()
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utcnow()
     for rec in read_consent_file(path, scheme_code):
         patient_id = by_identifier.get(rec.identifier)
         if patient_id is None:
@@ -217,11 +218,11 @@ def withdraw(session: Session, patient: Patient, *, on: date | None, actor: str,
             purposes=[],
             modifiers=[],
             source=source,
-            recorded_at=datetime.now(UTC).replace(tzinfo=None),
+            recorded_at=utcnow(),
         )
     )
     try:
         session.flush()
     except IntegrityError:
-        raise FabricError("a withdrawal on that date is already recorded for this patient") from None
+        raise EnclaveError("a withdrawal on that date is already recorded for this patient") from None
     audit.record(session, actor=actor, action="consent.withdraw", target=patient.id, effective=when.isoformat())

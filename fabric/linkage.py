@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Select, select
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from fabric.identifiers.schemes import DEFAULT_SCHEME, LOCAL_MRN, SCHEMES
 from fabric.models import Dataset, Patient, PatientIdentifier, PatientRecord, Site, SiteMrn
+from kernel.clock import utcnow
 
 BY_SITE = ("site", "site_mrn")
 BY_NATIONAL = ("scheme", "identifier")
@@ -162,7 +162,7 @@ def patient_with(session: Session, scheme_code: str, number: str) -> str | None:
 def new_patient(session: Session, scheme_code: str | None = None, number: str | None = None) -> str:
     """A new enclave patient, carrying a national identifier when given one."""
     patient_id = f"EP-{secrets.token_hex(6)}"
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utcnow()
     nhs_number = number if scheme_code == DEFAULT_SCHEME else None
     session.add(Patient(id=patient_id, nhs_number=nhs_number, created_at=now))
     if scheme_code not in (None, DEFAULT_SCHEME) and number:

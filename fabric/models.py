@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from fabric.db import Base
+from kernel.db import Base
 
 
 class Site(Base):
@@ -165,18 +165,3 @@ class ProjectBuild(Base):
     manifest_sha256: Mapped[str] = mapped_column(String(64))
 
     project: Mapped[Project] = relationship(back_populates="builds")
-
-
-class AuditEvent(Base):
-    """An append-only, hash-chained record of a state change (fabric/audit.py owns writing and verifying)."""
-
-    __tablename__ = "audit_events"
-
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    at: Mapped[datetime] = mapped_column(DateTime)
-    actor: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(64), index=True)
-    target: Mapped[str] = mapped_column(String(200), index=True)  # a request's history is read by target
-    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -19,12 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fabric import audit
 from fabric.consent import PURPOSE_PARENT
-from fabric.documents import load_yaml_model
-from fabric.errors import FabricError, NotFoundError, SpecError
 from fabric.models import Dataset, Project, ProjectMember
 from fabric.project_plan import SpecPlan, plan_changes
+from kernel import audit
+from kernel.clock import utcnow
+from kernel.documents import load_yaml_model
+from kernel.errors import EnclaveError, NotFoundError, SpecError
 
 PROJECT_NAME = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
 USERNAME = r"^[a-z_][a-z0-9_-]{0,31}$"
@@ -178,10 +178,6 @@ class ProjectSpec(BaseModel):
         return load_yaml_model(cls, path, "project spec")
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 EVERY_DATASET = ["*"]
 
 
@@ -224,7 +220,7 @@ def accept_datasets(session: Session, name: str, *, actor: str, expected: list[s
     project = get_open_project(session, name)
     waiting = project_datasets(session, project).waiting
     if expected is not None and waiting != expected:
-        raise FabricError(
+        raise EnclaveError(
             f"the datasets waiting for project {name} changed since they were shown; run the command again"
         )
     if waiting:
@@ -321,12 +317,12 @@ def create_project(
     datasets = resolve_datasets(session, spec)
     project = session.get(Project, spec.name)
     if project is not None and not replace:
-        raise FabricError(f"project {spec.name} already exists (use --replace to update it from the spec)")
+        raise EnclaveError(f"project {spec.name} already exists (use --replace to update it from the spec)")
     plan = plan_replacement(session, spec)
     if expected is not None and plan != expected:
-        raise FabricError(f"project {spec.name} changed since its plan was shown; run the command again")
+        raise EnclaveError(f"project {spec.name} changed since its plan was shown; run the command again")
     if project is None:
-        project = Project(name=spec.name, created_at=_now(), spec={})
+        project = Project(name=spec.name, created_at=utcnow(), spec={})
         session.add(project)
     project.title, project.purpose, project.commercial = spec.title, spec.purpose, spec.commercial
     _set_members(session, project, [(m.user, m.role.value) for m in spec.members])
@@ -353,7 +349,7 @@ def get_open_project(session: Session, name: str) -> Project:
     """The project, refused when it is closed: a closed project's members, datasets and view change no more."""
     project = get_project(session, name)
     if project.closed_at is not None:
-        raise FabricError(f"project {name} is closed (since {project.closed_at:%Y-%m-%d}): it changes no more")
+        raise EnclaveError(f"project {name} is closed (since {project.closed_at:%Y-%m-%d}): it changes no more")
     return project
 
 
@@ -365,7 +361,7 @@ def close_project(session: Session, name: str, *, actor: str) -> list[str]:
     project = get_open_project(session, name)
     researchers = sorted({u for u, r in _members(project) if r == ProjectRole.RESEARCHER.value})
     _set_members(session, project, [(u, r) for u, r in _members(project) if r != ProjectRole.RESEARCHER.value])
-    project.closed_at = _now()
+    project.closed_at = utcnow()
     session.flush()
     audit.record(session, actor=actor, action="project.close", target=name, researchers=researchers,
                  checkers=sorted(_checkers(_members(project))))  # fmt: skip
@@ -409,7 +405,7 @@ def _keep_enough_checkers(project: Project, after: list[tuple[str, str]], defaul
     remaining, _ = available_reviewers(after)
     if remaining < needed and remaining < before:
         problem = _shortfall(project.name, after, needed, default_reviews, would=True)
-        raise FabricError(f"{problem}; add another output checker first or lower airlock.reviews_required")
+        raise EnclaveError(f"{problem}; add another output checker first or lower airlock.reviews_required")
 
 
 def remove_member(session: Session, name: str, user: str, *, actor: str, default_reviews: int) -> list[str]:

@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session
 from fabric.clinical import CsvDialect, open_site_clinical
 from fabric.clinical.schema import TABLES
 from fabric.consent import read_consent_file
-from fabric.errors import FabricError, InvalidInputError
 from fabric.identifiers.schemes import DEFAULT_SCHEME, LOCAL_MRN
 from fabric.linkage import load_linkage
+from kernel.errors import EnclaveError, InvalidInputError
 
 CONSENT_FILE = "consent.ndjson"  # beside site.yaml, imported by `enclave consent import`
 BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
@@ -244,7 +244,7 @@ def _consent(path: Path, scheme_code: str) -> Iterator[str]:
     try:
         for _record in read_consent_file(path, scheme_code):
             pass
-    except FabricError as exc:
+    except EnclaveError as exc:
         yield str(exc) if str(exc).startswith(str(path)) else f"{path.parent}/{exc}"
 
 

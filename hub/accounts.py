@@ -22,11 +22,12 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fabric import audit
-from fabric.errors import FabricError, NotFoundError
 from fabric.models import Project, ProjectMember
 from hub import throttle
 from hub.models import Account
+from kernel import audit
+from kernel.clock import utcnow
+from kernel.errors import EnclaveError, NotFoundError
 
 USERNAME = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")  # also a safe Unix account name
 # One plain address (no display name, no spaces, no header-breaking characters): the airlock's notices go there.
@@ -37,7 +38,7 @@ ISSUER = "Enclave"
 HASHER = PasswordHasher()  # argon2id with the library's current defaults (RFC 9106 low-memory profile)
 
 
-class AccountError(FabricError):
+class AccountError(EnclaveError):
     pass
 
 
@@ -62,10 +63,6 @@ class Verdict:
         return self.ok
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-
-
 def checked_email(address: str) -> str:
     """`address` when it is one plain e-mail address (at most 254 characters), else AccountError."""
     address = address.strip()
@@ -83,8 +80,8 @@ def add_account(session: Session, username: str, password: str, *, actor: str, e
         raise AccountError(f"user {username} already exists")
     address = checked_email(email) if email else None
     secret = pyotp.random_base32()
-    session.add(Account(username=username, password_hash=HASHER.hash(password), totp_secret=secret,
-                        last_totp_step=0, disabled=False, created_at=_now(), email=address))  # fmt: skip
+    session.add(Account(username=username, password_hash=HASHER.hash(password), totp_secret=secret, last_totp_step=0,
+                        disabled=False, created_at=utcnow(whole_seconds=True), email=address))  # fmt: skip
     audit.record(session, actor=actor, action="user.add", target=f"user:{username}", email=bool(address))
     uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=ISSUER)
     return Enrolment(username, secret, uri)

@@ -28,11 +28,15 @@ from typing import Any
 
 from jupyterhub.auth import Authenticator
 from jupyterhub.handlers.login import LogoutHandler
-from sqlalchemy.orm import object_session
+from sqlalchemy.orm import Session, object_session
 from tornado import web
 from traitlets import Bool, Integer, Unicode, default, validate
 
 from hub import accounts, revocation, throttle
+from hub.workspaces import registry_of
+from kernel import audit
+from kernel.config import Paths, default_home
+from kernel.db import Registry
 
 _UCRED = struct.Struct("3i")  # SO_PEERCRED: pid, uid, gid
 
@@ -87,8 +91,6 @@ class EnclaveAuthenticator(Authenticator):
 
     @default("enclave_home")
     def _default_home(self) -> str:
-        from fabric.config import default_home
-
         return str(default_home())
 
     @default("otp_prompt")
@@ -103,17 +105,15 @@ class EnclaveAuthenticator(Authenticator):
 
     _registry = None
 
-    def _session(self):
+    def _registry_of_home(self) -> Registry:
         if self._registry is None:
-            from fabric.config import Paths
-            from hub.workspaces import registry_of  # one Registry per process: opening one migrates, not in threads
-
-            self._registry = registry_of(Paths(Path(self.enclave_home)))
-        return self._registry.session()
+            self._registry = registry_of(Paths(Path(self.enclave_home)))  # one per process: opening one migrates
+        return self._registry
 
     def _verify(self, username: str, password: str, code: str, source: str) -> accounts.Verdict:
-        with self._session() as session:
-            return accounts.verify_login(session, username, password, code, source=source)
+        return self._registry_of_home().transaction(
+            lambda session: accounts.verify_login(session, username, password, code, source=source)
+        )
 
     async def authenticate(self, handler: Any, data: dict[str, str]) -> str | None:
         username = self.normalize_username(data.get("username", ""))
@@ -149,11 +149,11 @@ class EnclaveAuthenticator(Authenticator):
         return self._seen
 
     def _account_active(self, username: str) -> bool:
-        with self._session() as session:
+        with self._registry_of_home().session() as session:
             return accounts.active(session, username)
 
     def _project_groups(self, username: str) -> set[str]:
-        with self._session() as session:
+        with self._registry_of_home().session() as session:
             return revocation.project_groups(session, username)
 
     async def _sync_groups(self, user: Any) -> None:
@@ -258,10 +258,10 @@ def _audit_logout(authenticator: EnclaveAuthenticator, username: str, tokens: in
 def _audit_revoked(
     authenticator: EnclaveAuthenticator, username: str, reason: str, tokens: int, *, logout: bool = False
 ) -> None:
-    from fabric import audit
-
-    with authenticator._session() as session:
+    def record(session: Session) -> None:
         if logout:
             audit.record(session, actor=username, action="user.logout", target=f"user:{username}")
         audit.record(session, actor=username if logout else "enclave-hub", action="access.revoked",
                      target=f"user:{username}", reason=reason, browser_tokens=tokens, hub_cookie=True)  # fmt: skip
+
+    authenticator._registry_of_home().transaction(record)

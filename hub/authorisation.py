@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from fabric.db import Registry
 from fabric.models import Project, ProjectMember
 from fabric.projects import ComputeLimits, ProjectRole, ProjectSpec
 from hub.limits import Limits
+from kernel.db import Registry
 
 # One answer for every refusal (not a member, a checker only, another project's member, no such project, the default
 # server): it names neither the person nor the project, so nobody learns which projects exist by asking.

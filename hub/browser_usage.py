@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fabric import audit
-from fabric.db import Registry
 from hub.session_events import SessionAudit, is_session_report
+from kernel import audit
+from kernel.db import Registry
 
 HOUR = 3600
 MAX_LINE = 64 * 1024  # a report is a few hundred bytes; anything longer is not the server's
@@ -107,8 +107,8 @@ class UsageLedger:
         total = sum(entry["bytes"].values())
         if total == already and not entry["refused"]:
             return
-        with self.registry.session() as session:
-            audit.record(
+        self.registry.transaction(
+            lambda session: audit.record(
                 session,
                 actor=actor,
                 action="workspace.browser_bytes",
@@ -118,7 +118,7 @@ class UsageLedger:
                 total=total,
                 refused=entry["refused"],
             )
-            session.commit()
+        )
 
 
 async def follow(

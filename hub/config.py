@@ -8,7 +8,7 @@ it to a bare `Config()` and check it, and start real hubs from it. Settings come
 
 | variable | default | what |
 | --- | --- | --- |
-| ENCLAVE_HOME | see fabric/config.py | the installation: registry, projects, hub state |
+| ENCLAVE_HOME | see kernel/config.py | the installation: registry, projects, hub state |
 | ENCLAVE_HUB_IP / ENCLAVE_HUB_PORT | 127.0.0.1 / 8000 | where browsers reach Enclave (the proxy) |
 | ENCLAVE_PROXY_API_PORT | 8001 | the proxy's API, loopback only |
 | ENCLAVE_AIRLOCK_PORT | 8090 | the airlock web app (a hub service), loopback only |
@@ -35,8 +35,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from fabric.config import Paths
-from fabric.db import Registry
 from hub.airlock_service import airlock_service
 from hub.models import Account
 from hub.origins import apply_origins, default_subdomain_host, subdomain_host
@@ -44,6 +42,8 @@ from hub.revocation import admin_role, admin_service
 from hub.roles import TOKEN_MAX_SECONDS, hub_groups, hub_roles
 from hub.sandbox import hub_socket, socket_url
 from hub.workspaces import registry_of, researcher_projects
+from kernel.config import Paths
+from kernel.db import Registry
 from output_checks.release import notices
 from output_checks.release.airlock import Airlock
 

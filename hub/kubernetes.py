@@ -21,8 +21,8 @@ from typing import Any
 
 from tornado import web
 
-from fabric.db import Registry
 from hub.authorisation import WorkspaceError, WorkspaceGrant, authorise_workspace
+from kernel.db import Registry
 
 NAMESPACE = "enclave-{servername}"
 DATA_MOUNT = "/projects/{servername}/data"

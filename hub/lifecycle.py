@@ -19,11 +19,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from fabric.config import Paths
-from fabric.errors import FabricError
 from hub import limits, sandbox
 from hub.config import HubSettings
 from hub.origins import OFF
+from kernel.config import Paths
+from kernel.errors import EnclaveError
 
 CONFIG = Path(__file__).with_name("jupyterhub_config.py")
 JUPYTERHUB = Path(sys.executable).with_name("jupyterhub")
@@ -72,7 +72,7 @@ def ensure_workspace_ceiling() -> None:
     try:
         limits.ensure_ceiling()
     except limits.CgroupError as exc:
-        raise FabricError(f"cannot reserve memory and CPU for Enclave's own services: {exc}") from exc
+        raise EnclaveError(f"cannot reserve memory and CPU for Enclave's own services: {exc}") from exc
 
 
 def read_pid(paths: Paths) -> int | None:
@@ -97,10 +97,10 @@ def healthy(url: str) -> bool:
 
 
 def start(settings: HubSettings, *, timeout: float = 120) -> subprocess.Popen:
-    """Start the hub and return once it answers; FabricError (with the log's tail) if it exits or never answers."""
+    """Start the hub and return once it answers; EnclaveError (with the log's tail) if it exits or never answers."""
     paths = Paths(settings.home)
     if (pid := read_pid(paths)) is not None:
-        raise FabricError(
+        raise EnclaveError(
             f"Enclave is already running (hub pid {pid}) at {settings.public_url}; `enclave down` stops it"
         )
     ensure_hub_state(paths)
@@ -119,10 +119,10 @@ def start(settings: HubSettings, *, timeout: float = 120) -> subprocess.Popen:
     deadline = time.monotonic() + timeout
     while not healthy(settings.url):
         if process.poll() is not None:
-            raise FabricError(f"the hub exited ({process.returncode}); its log {log} ends:\n{tail(log)}")
+            raise EnclaveError(f"the hub exited ({process.returncode}); its log {log} ends:\n{tail(log)}")
         if time.monotonic() > deadline:
             stop_process(process.pid)
-            raise FabricError(f"the hub did not answer at {settings.url} within {timeout:.0f} s; see {log}")
+            raise EnclaveError(f"the hub did not answer at {settings.url} within {timeout:.0f} s; see {log}")
         time.sleep(0.25)
     return process
 

@@ -35,14 +35,14 @@ from jupyterhub.scopes import scope_definitions
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fabric import audit
-from fabric.config import Paths
-from fabric.db import Registry
-from fabric.errors import FabricError
 from fabric.models import ProjectMember
 from fabric.projects import ProjectRole
 from hub.roles import GROUP_OF_ROLE
 from hub.sandbox import hub_socket
+from kernel import audit
+from kernel.config import Paths
+from kernel.db import Registry
+from kernel.errors import EnclaveError
 
 ADMIN_SERVICE = "enclave-admin"
 TOKEN_FILE = "enclave-admin.token"  # noqa: S105 (a file name, not a secret)
@@ -74,7 +74,7 @@ class HubUnavailable(Exception):
     """The hub is not running (or not reachable on its socket): the next start converges instead."""
 
 
-class RevocationError(FabricError):
+class RevocationError(EnclaveError):
     """The running hub refused or did not finish a step; running the command again resumes it."""
 
 
@@ -313,10 +313,19 @@ def running_workspace_owners(paths: Paths, project: str) -> set[str]:
 
 
 def _record(registry: Registry, actor: str, action: str, reason: str, result: Revocation) -> None:
-    with registry.session() as session:
-        audit.record(session, actor=actor, action=action, target=f"user:{result.user}", reason=reason,
-                     live=result.live, stopped=result.stopped, groups=result.groups,
-                     hub_user_deleted=result.deleted)  # fmt: skip
+    registry.transaction(
+        lambda session: audit.record(
+            session,
+            actor=actor,
+            action=action,
+            target=f"user:{result.user}",
+            reason=reason,
+            live=result.live,
+            stopped=result.stopped,
+            groups=result.groups,
+            hub_user_deleted=result.deleted,
+        )
+    )
 
 
 # ------------------------------------------------------------------------------------------------ inside the hub

@@ -26,12 +26,12 @@ every rule of the table without starting anything.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import quote
 
-from fabric.config import Paths
+from kernel.bubblewrap import HOST_ETC, NAMESPACES, base_python_home, system_mounts
+from kernel.config import Paths
 
 SOCKET_ROOT = Path("/run/enclave-workspaces")  # short: a Unix socket path must fit in 108 bytes
 HUB_SOCKET_ROOT = Path("/run/enclave-hub")
@@ -41,26 +41,6 @@ INSIDE_SOCKET = f"{INSIDE_RUN}/jupyter.sock"
 INSIDE_DATA = "/project/data"
 INSIDE_OUTPUTS = "/project/outputs"
 INSIDE_MLFLOW = "/project/mlflow"
-SYSTEM_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")  # merged-/usr symlinks on Debian
-# Read-only files from the host's /etc that programs in the workspace need (time zone, MIME types for the file
-# browser, fonts for matplotlib); nothing that names a host, a network or an account.
-HOST_ETC = ("localtime", "timezone", "mime.types", "fonts", "ld.so.cache", "alternatives")
-
-
-def system_mounts() -> list[str]:
-    """bwrap arguments for the host's programs, read-only: /usr, and /bin, /lib, ... as the host has them (merged-/usr
-    symlinks, or folders). Both sandboxes start from it, the workspaces' and the airlock checker's."""
-    args = ["--ro-bind", "/usr", "/usr"]
-    for name in SYSTEM_LINKS:
-        host = Path("/") / name
-        if host.is_symlink():
-            args += ["--symlink", os.readlink(host), f"/{name}"]
-        elif host.is_dir():
-            args += ["--ro-bind", str(host), f"/{name}"]
-    return args
-
-
-NAMESPACES = ("--unshare-pid", "--unshare-ipc", "--unshare-net", "--unshare-uts", "--unshare-cgroup")
 
 
 def workspace_id(paths: Paths, project: str, user: str) -> str:
@@ -205,19 +185,6 @@ def _parents(path: Path) -> list[str]:
             continue
         args += ["--perms", "0755", "--dir", str(parent)]
     return args
-
-
-def base_python_home(env: Path) -> Path | None:
-    """The prefix of the interpreter a venv was made from, when the sandbox must mount it (not under /usr)."""
-    cfg = env / "pyvenv.cfg"
-    if not cfg.exists():
-        return None
-    for line in cfg.read_text().splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == "home":
-            prefix = Path(value.strip()).resolve().parent
-            return None if prefix == Path("/usr") or Path("/usr") in prefix.parents else prefix
-    return None
 
 
 def layout(

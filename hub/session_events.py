@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fabric import audit
-from fabric.db import Registry
+from kernel import audit
+from kernel.db import Registry
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _KERNEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -134,8 +134,8 @@ class SessionAudit:
         self._audited = self._suppressed = self._refused = 0
 
     def _record(self, action: str, **detail: Any) -> None:
-        with self.registry.session() as session:
-            audit.record(
+        self.registry.transaction(
+            lambda session: audit.record(
                 session,
                 actor=self.actor,
                 action=action,
@@ -144,3 +144,4 @@ class SessionAudit:
                 workspace=self.workspace,
                 **detail,
             )
+        )

@@ -32,13 +32,13 @@ from jupyterhub.spawner import Spawner
 from tornado import web
 from traitlets import Bool, Float, Integer, Unicode, default
 
-from fabric import audit
-from fabric.config import Paths
 from hub import browser_usage, sandbox, seccomp
 from hub.limits import WorkspaceCgroup
 from hub.revocation import ADMIN_SERVICE as REVOCATION_SERVICE
 from hub.session_events import SessionAudit
 from hub.workspaces import INSECURE_ENV, WorkspaceError, insecure_allowed, prepare, registry_of
+from kernel import audit
+from kernel.config import Paths
 
 PASSED_ENV_PREFIXES = ("JUPYTERHUB_", "JPY_")  # what of JupyterHub's environment reaches the workspace
 # A stop asked for by the hub service through which Enclave's revocation acts is a revocation (an account removed, a
@@ -259,8 +259,8 @@ class SandboxSpawner(Spawner):
         return {"reason": "hub"}
 
     def _audit(self, paths: Paths, action: str, **detail: Any) -> None:
-        with registry_of(paths).session() as session:
-            audit.record(
+        registry_of(paths).transaction(
+            lambda session: audit.record(
                 session,
                 actor=self.user.name,
                 action=action,
@@ -268,6 +268,7 @@ class SandboxSpawner(Spawner):
                 project=self.name,
                 **detail,
             )
+        )
 
     async def _wait_for_socket(self, path: Path, process: asyncio.subprocess.Process) -> bool:
         deadline = asyncio.get_running_loop().time() + self.start_timeout

@@ -22,15 +22,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from fabric.config import Paths
-from fabric.db import Registry
-from fabric.errors import FabricError
 from fabric.materialise.builds import BuildPin, pin_current, sweep_after
 from fabric.models import Project, ProjectMember
 from fabric.projects import ProjectRole, project_account_name
 from hub import sandbox, seccomp
 from hub.authorisation import WorkspaceError, authorise_workspace
 from hub.limits import CgroupError, Limits, WorkspaceCgroup
+from kernel.config import Paths
+from kernel.db import Registry
+from kernel.errors import EnclaveError
 
 INSECURE_ENV = "ENCLAVE_INSECURE_DEV_MODE"
 
@@ -190,7 +190,7 @@ def prepare(
     # published meanwhile leaves this workspace's data as it was (fabric/materialise/builds.py).
     try:
         pin = pin_current(paths.project_data(project))
-    except FabricError as exc:
+    except EnclaveError as exc:
         raise WorkspaceError(409, str(exc)) from exc
     cgroup = None
     if secure:

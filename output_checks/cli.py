@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from fabric.errors import FabricError
+from kernel.errors import EnclaveError
 from output_checks.verdicts import Report, Verdict
 
 SYMBOL = {Verdict.PASS: "pass  ", Verdict.REVIEW: "REVIEW", Verdict.BLOCK: "BLOCK "}
@@ -27,7 +27,7 @@ def airlock() -> None:
 
 
 def _project_policy(paths, project: str):
-    from fabric.db import Registry
+    from kernel.db import Registry
     from output_checks.release.site_policy import project_overrides
     from output_checks.screening.known import build_known_identifiers
 
@@ -57,7 +57,7 @@ def check(
 ) -> None:  # fmt: skip
     """Check files and folders (walked recursively) for identifiers, individual-level data, raw data and small
     counts. Exit 0: every file passes; 1: some need review or are blocked; 2: usage error."""
-    from fabric.config import Paths
+    from kernel.config import Paths
     from output_checks.release.site_policy import resolve_policy
     from output_checks.sandbox.runner import check_paths_sandboxed
 
@@ -69,7 +69,7 @@ def check(
         # The same layers as the release workflow's checks; an account that may not read the site's file (a
         # researcher's advisory check) gets the defaults, but a project's check must see the site's policy.
         policy = resolve_policy(installation, overrides, policy_file, strict=bool(project))
-    except FabricError as exc:
+    except EnclaveError as exc:
         raise click.UsageError(str(exc)) from None
     # Parsed in checker children (a sandbox as root), never in this process: the contract is unchanged.
     progress = not as_json and sys.stderr.isatty()
@@ -104,8 +104,8 @@ def _user() -> str:
 
 
 def _airlock(ctx: click.Context):
-    from fabric.config import Paths
-    from fabric.db import Registry
+    from kernel.config import Paths
+    from kernel.db import Registry
     from output_checks.release.airlock import Airlock
 
     paths = getattr(ctx.find_root().obj, "paths", None) or Paths.from_env()
@@ -127,7 +127,7 @@ def workflow_command(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except FabricError as exc:
+        except EnclaveError as exc:
             _fail(exc)
 
     return wrapper
@@ -351,7 +351,7 @@ def web_cmd(ctx, host, port, dev_login) -> None:
     requests are checked in the background; requests a restart left in 'checking' are checked on start."""
     import logging
 
-    from fabric.config import Paths
+    from kernel.config import Paths
     from output_checks.web.app import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

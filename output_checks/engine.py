@@ -4,7 +4,6 @@ review, never pass). Files are checked on every core; each worker builds its Pre
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
+from kernel.digests import sha256_file
 from output_checks.checks import Context, Subject, load_checks
 from output_checks.policy import Policy, load_policy
 from output_checks.screening.known import KnownIdentifiers
@@ -54,14 +54,6 @@ def targets(paths: Sequence[Path]) -> Iterator[Target | tuple[str, str]]:
             yield Target(root, str(root))
         else:
             yield str(root), "not a regular file"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def run_checks(subject: Subject, ctx: Context) -> list[Finding]:
@@ -110,7 +102,7 @@ def _cap(findings: list[Finding]) -> list[Finding]:
 def check_file(target: Target, ctx: Context) -> FileReport:
     path = target.path
     try:
-        digest = sha256_of(path)
+        digest = sha256_file(path)
         size = path.stat().st_size
     except OSError as exc:
         unreadable = Finding("engine", Verdict.REVIEW, f"cannot read the file ({exc.strerror})")

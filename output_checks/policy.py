@@ -9,7 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fabric.errors import SpecError
+from kernel.errors import SpecError
 
 DEFAULTS = "policy.yaml"
 

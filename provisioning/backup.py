@@ -24,15 +24,16 @@ from pathlib import Path, PurePosixPath
 from sqlalchemy.engine import make_url
 from tqdm import tqdm
 
-from fabric.config import Paths
-from fabric.errors import FabricError
+from kernel.config import Paths
+from kernel.db import revision_text
+from kernel.errors import EnclaveError
 from provisioning import backup_files as files
 
 FORMAT = "enclave-backup/1"
 MANIFEST = "MANIFEST.json"
 REGISTRY_SQLITE = "registry.sqlite"
 REGISTRY_PGDUMP = "registry.pgdump"
-ANCHORS = "audit"  # the audit log's anchors (fabric/audit_anchors.py): copied before the registry, see below
+ANCHORS = "audit"  # the audit log's anchors (kernel/audit_anchors.py): copied before the registry, see below
 STORE_SKIP = ("lost+found",)  # ext4's own folder at the root of a project's file system
 LEFT_OUT = (
     "project views (rebuilt by `enclave project materialise` from the sites and the keys)",
@@ -41,7 +42,7 @@ LEFT_OUT = (
 )
 
 
-class BackupError(FabricError):
+class BackupError(EnclaveError):
     """A backup that cannot be written or trusted, or a home it cannot be restored into."""
 
 
@@ -86,7 +87,7 @@ def current_revision(url: str) -> str | None:
     """The registry's Alembic revision as it stands, without migrating it (None: no registry there)."""
     from alembic.runtime.migration import MigrationContext
 
-    from fabric.db import make_engine
+    from kernel.db import make_engine
 
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and not (parsed.database and Path(parsed.database).is_file()):
@@ -94,18 +95,18 @@ def current_revision(url: str) -> str | None:
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            return revision_text(MigrationContext.configure(connection).get_current_heads())
     finally:
         engine.dispose()
 
 
 def head_revision(url: str) -> str | None:
-    """The revision this Enclave's migrations end at."""
+    """The revision this Enclave's migrations end at: every branch's head."""
     from alembic.script import ScriptDirectory
 
-    from fabric.db import alembic_config
+    from kernel.db import alembic_config
 
-    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    return revision_text(ScriptDirectory.from_config(alembic_config(url)).get_heads())
 
 
 def sqlite_revision(path: Path) -> str | None:
@@ -113,12 +114,12 @@ def sqlite_revision(path: Path) -> str | None:
 
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+        rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
     except sqlite3.DatabaseError:
         return None
     finally:
         connection.close()
-    return row[0] if row else None
+    return revision_text(row[0] for row in rows)
 
 
 def postgres_environment(url: str) -> dict[str, str]:
@@ -188,7 +189,7 @@ def registered_sites(url: str, registry_copy: Path | None) -> dict[str, str]:
             connection.close()
     from sqlalchemy import text
 
-    from fabric.db import make_engine
+    from kernel.db import make_engine
 
     engine = make_engine(url)
     try:
@@ -342,13 +343,16 @@ def record_backup(paths: Paths, report: BackupReport, actor: str) -> bool:
     False when it is older (opening it to audit would migrate it: `enclave upgrade` audits its own backup)."""
     if report.revision != head_revision(paths.database_url):
         return False
-    from fabric import audit
-    from fabric.db import Registry
+    from kernel import audit
+    from kernel.db import Registry
 
     registry = Registry(paths.database_url)
     try:
-        with registry.session() as session:
-            audit.record(session, actor=actor, action="backup.created", target=str(report.dest), **summary(report))
+        registry.transaction(
+            lambda session: audit.record(
+                session, actor=actor, action="backup.created", target=str(report.dest), **summary(report)
+            )
+        )
     finally:
         registry.close()
     return True

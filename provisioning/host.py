@@ -37,10 +37,10 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from fabric.config import Paths
-from fabric.errors import FabricError, SpecError
 from fabric.materialise.view import VIEW_DIR_MODE
 from fabric.projects import USERNAME, project_account_name
+from kernel.config import Paths
+from kernel.errors import EnclaveError, SpecError
 from output_checks.sandbox.runner import CHECKS_ACCOUNT
 from provisioning.steps import StepResult
 
@@ -51,7 +51,7 @@ VIEW_FILE_MODE = stat.S_IRUSR | stat.S_IRGRP  # as fabric.materialise.view seals
 SBIN = ("/usr/sbin", "/sbin")
 
 
-class HostError(FabricError):
+class HostError(EnclaveError):
     """A host provisioning step that cannot proceed (not root, a tool missing, a name that does not fit)."""
 
 
@@ -412,9 +412,9 @@ def ensure_proc_hidepid() -> StepResult:
 
 def project_quotas(paths: Paths, projects: Iterable[str]) -> dict[str, int]:
     """Each project's disk quota in bytes, from its spec in the registry (the spec's default when it has none)."""
-    from fabric.db import Registry
     from fabric.models import Project
     from fabric.projects import StorageLimits, project_spec
+    from kernel.db import Registry
 
     default = StorageLimits().quota_bytes()
     url = paths.database_url

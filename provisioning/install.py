@@ -21,8 +21,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from fabric.config import Paths
-from fabric.db import Registry
+from kernel.config import Paths
+from kernel.db import Registry
 from provisioning.site_settings import DEFAULT_SETTINGS
 from provisioning.steps import StepResult
 

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import nbformat
 
-from fabric.config import Paths
-from fabric.errors import FabricError
 from hub import sandbox
 from hub.workspaces import WorkspaceError, insecure_allowed, prepare
+from kernel.config import Paths
+from kernel.errors import EnclaveError
 from output_checks.release.storage import open_beneath
 
 MAX_NOTEBOOK_BYTES = 16 << 20  # the airlock's default per-file limit: a notebook larger than that is not a script
@@ -91,26 +91,26 @@ def read_notebook(notebook: Path, who: Invoker) -> bytes:
         with _acting_as(who):
             fd = os.open(notebook, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # no FIFO can block the run
     except OSError as exc:
-        raise FabricError(f"{notebook}: cannot be opened with your rights ({exc.strerror}); nothing was run") from None
+        raise EnclaveError(f"{notebook}: cannot be opened with your rights ({exc.strerror}); nothing was run") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise FabricError(f"{notebook}: not a regular file; nothing was run")
+        raise EnclaveError(f"{notebook}: not a regular file; nothing was run")
     with os.fdopen(fd, "rb") as source:
         content = source.read(MAX_NOTEBOOK_BYTES + 1)
     if len(content) > MAX_NOTEBOOK_BYTES:
-        raise FabricError(f"{notebook}: larger than {MAX_NOTEBOOK_BYTES >> 20} MiB, not run as a notebook")
+        raise EnclaveError(f"{notebook}: larger than {MAX_NOTEBOOK_BYTES >> 20} MiB, not run as a notebook")
     try:
         nbformat.validate(nbformat.reads(content.decode("utf-8"), as_version=4))
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError, nbformat.ValidationError):
         # no detail: a validation message can quote the file's content
-        raise FabricError(f"{notebook}: not a Jupyter notebook (.ipynb, nbformat 4); nothing was run") from None
+        raise EnclaveError(f"{notebook}: not a Jupyter notebook (.ipynb, nbformat 4); nothing was run") from None
     return content
 
 
 def _open_runs(home: Path, uid: int | None, gid: int | None) -> int:
     """The user's `runs/` folder, made if missing and opened without following a link at the home or at runs/
     (the researcher can replace either with a link from the workspace); owned by the project account."""
-    refused = FabricError(f"{RUNS}/ in your project home is a link or not a folder; nothing was run")
+    refused = EnclaveError(f"{RUNS}/ in your project home is a link or not a folder; nothing was run")
     try:
         fd = open_beneath(home.parent, Path(home.name))
         try:
@@ -121,7 +121,7 @@ def _open_runs(home: Path, uid: int | None, gid: int | None) -> int:
         finally:
             os.close(fd)
         runs = open_beneath(home.parent, Path(home.name, RUNS))
-    except FabricError:
+    except EnclaveError:
         raise refused from None
     if not stat.S_ISDIR(os.fstat(runs).st_mode):
         os.close(runs)
@@ -138,8 +138,8 @@ def _create(runs: int, name: str, content: bytes, uid: int | None, gid: int | No
         fd = os.open(name, flags, 0o600, dir_fd=runs)
     except OSError as exc:
         if exc.errno == errno.EEXIST:
-            raise FabricError(f"{RUNS}/{name} already exists (a file or a link); nothing was run") from None
-        raise FabricError(f"cannot create {RUNS}/{name} ({exc.strerror}); nothing was run") from None
+            raise EnclaveError(f"{RUNS}/{name} already exists (a file or a link); nothing was run") from None
+        raise EnclaveError(f"cannot create {RUNS}/{name} ({exc.strerror}); nothing was run") from None
     with os.fdopen(fd, "wb") as out:
         out.write(content)
         if uid is not None and gid is not None:
@@ -175,7 +175,7 @@ def run_in_sandbox(
         # project folders or an environment that the caller (or anyone but root) could have made.
         for what, path in (("Enclave home", paths.home), ("workspace environment", paths.workspace_env)):
             if problem := untrusted(path):
-                raise FabricError(f"through sudo, `enclave run` uses only a root-owned {what}: {problem}")
+                raise EnclaveError(f"through sudo, `enclave run` uses only a root-owned {what}: {problem}")
     content = read_notebook(notebook, who)
     # A batch run needs no hub: bind its socket folder only when one is there.
     hub_root = sandbox.HUB_SOCKET_ROOT if sandbox.hub_socket(paths).parent.is_dir() else None
@@ -190,7 +190,7 @@ def run_in_sandbox(
             hub_socket_root=hub_root,
         )
     except WorkspaceError as exc:
-        raise FabricError(exc.message) from exc
+        raise EnclaveError(exc.message) from exc
     try:
         layout = plan.layout
         owner = (layout.uid, layout.gid) if plan.secure else (None, None)

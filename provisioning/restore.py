@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
-from fabric.config import Paths
+from kernel.config import Paths
 from provisioning import backup_files as files
 from provisioning.backup import (
     FORMAT,
@@ -264,8 +264,8 @@ def _pg_restore(url: str, dump: Path) -> None:
 
 def _finish(paths: Paths, report: RestoreReport, actor: str, *, action: str, backup: Path, manifest: dict) -> None:
     """Open the registry (which migrates it), verify the audit chain, and audit the restore."""
-    from fabric import audit
-    from fabric.db import Registry
+    from kernel import audit
+    from kernel.db import Registry
 
     registry = Registry(paths.database_url)
     try:
@@ -274,7 +274,8 @@ def _finish(paths: Paths, report: RestoreReport, actor: str, *, action: str, bac
         report.audit_problems = [f"entry {p.seq}: {p.problem}" for p in found.problems]
         report.audit_note = found.note
         report.revision = current_revision(paths.database_url)
-        with registry.session() as session:
+
+        def record(session: Session) -> list[str]:
             moved = _move_sites(session, paths, manifest) if action == "backup.restored" else []
             audit.record(
                 session, actor=actor, action=action, target=str(backup), created_at=manifest.get("created_at"),
@@ -282,7 +283,9 @@ def _finish(paths: Paths, report: RestoreReport, actor: str, *, action: str, bac
                 revision_before=report.backup_revision, revision=report.revision, stores=report.stores,
                 waiting=report.waiting, audit_problems=len(report.audit_problems), sites_moved=moved,
             )  # fmt: skip
-        report.sites_moved = moved
+            return moved
+
+        report.sites_moved = registry.transaction(record)
     finally:
         registry.close()
 

@@ -16,7 +16,7 @@ import stat
 from collections.abc import MutableMapping
 from pathlib import Path
 
-from fabric.errors import FabricError
+from kernel.errors import EnclaveError
 
 SETTINGS_ENV = "ENCLAVE_SETTINGS_FILE"
 DEFAULT_SETTINGS = Path("/etc/enclave/enclave.env")
@@ -36,9 +36,9 @@ def _trusted(path: Path) -> None:
     for checked in (path, path.parent):
         info = checked.stat()
         if os.geteuid() == 0 and info.st_uid != 0:
-            raise FabricError(f"{checked} must belong to root: root trusts the settings it holds")
+            raise EnclaveError(f"{checked} must belong to root: root trusts the settings it holds")
         if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            raise FabricError(f"{checked} must not be writable by its group or others (chmod go-w {checked})")
+            raise EnclaveError(f"{checked} must not be writable by its group or others (chmod go-w {checked})")
 
 
 def read_settings(path: Path) -> dict[str, str]:
@@ -53,9 +53,9 @@ def read_settings(path: Path) -> dict[str, str]:
         name, sep, value = line.partition("=")
         name, value = name.strip(), value.strip()
         if not sep or not NAME.fullmatch(name):
-            raise FabricError(f"{path}, line {number}: not a NAME=value setting")
+            raise EnclaveError(f"{path}, line {number}: not a NAME=value setting")
         if not ALLOWED.fullmatch(name):
-            raise FabricError(f"{path}, line {number}: {name} is not an Enclave setting (ENCLAVE_...)")
+            raise EnclaveError(f"{path}, line {number}: {name} is not an Enclave setting (ENCLAVE_...)")
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
         settings[name] = value

@@ -7,19 +7,21 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from fabric.catalogue import add_site
-from fabric.config import Paths
 from fabric.consent import import_consent
-from fabric.db import Registry
-from fabric.errors import FabricError
 from fabric.materialise.view import BuildSummary, materialise_project
 from fabric.models import Project
 from fabric.projects import ProjectSpec, create_project
 from fabric.synthetic import generate_cohort
+from kernel.config import Paths
+from kernel.db import Registry
+from kernel.errors import EnclaveError
 
 DEMO_SPEC = Path(__file__).with_name("demo") / "cardio-risk.yaml"
 COHORT_MARKER = ".cohort.json"
@@ -50,7 +52,7 @@ def ensure_cohort(
         also = f" + {', '.join(extra_sites)}" if extra_sites else ""
         return StepResult("cohort", f"already generated ({patients} patients, {sites} sites{also}, seed {seed})")
     if paths.sites.exists() and any(paths.sites.iterdir()):
-        raise FabricError(
+        raise EnclaveError(
             f"{paths.sites} holds another cohort; remove it (make clean) or pass the parameters it was made with"
         )
     summary = generate_cohort(
@@ -68,9 +70,8 @@ def ensure_sites(registry: Registry, paths: Paths, *, actor: str, progress: bool
     linked = 0
     folders = site_folders(paths)
     for folder in folders:
-        with registry.session() as session:
-            _site, summaries = add_site(session, folder, actor=actor, progress=progress)
-            linked += sum(s.linked for s in summaries)
+        _site, summaries = registry.transaction(partial(add_site, site_dir=folder, actor=actor, progress=progress))
+        linked += sum(s.linked for s in summaries)
     return StepResult("sites", f"{len(folders)} sites registered, {linked} patient records linked")
 
 
@@ -79,19 +80,22 @@ def ensure_consent(registry: Registry, paths: Paths, *, actor: str) -> StepResul
     for folder in site_folders(paths):
         consent = folder / "consent.ndjson"
         if consent.exists():
-            with registry.session() as session:
-                recorded += import_consent(session, consent, source=folder.name, actor=actor).recorded
+            imported = registry.transaction(partial(import_consent, path=consent, source=folder.name, actor=actor))
+            recorded += imported.recorded
     return StepResult("consent", f"{recorded} new consent events recorded")
 
 
 def ensure_project(registry: Registry, spec_path: Path, *, actor: str) -> tuple[str, StepResult]:
     spec = ProjectSpec.load(spec_path)
-    with registry.session() as session:
+
+    def ensure(session: Session) -> str:
         existing = session.get(Project, spec.name)
         if existing is not None and existing.spec == spec.model_dump(mode="json"):
-            return spec.name, StepResult("project", f"{spec.name} up to date")
+            return "up to date"
         create_project(session, spec, actor=actor, replace=existing is not None)
-    return spec.name, StepResult("project", f"{spec.name} {'updated' if existing else 'created'}")
+        return "updated" if existing else "created"
+
+    return spec.name, StepResult("project", f"{spec.name} {registry.transaction(ensure)}")
 
 
 def ensure_materialised(
@@ -110,8 +114,7 @@ def ensure_builds_swept(registry: Registry, paths: Paths, *, actor: str) -> Step
     from fabric.materialise.builds import sweep_project
 
     removed = kept = 0
-    with registry.session() as session:
-        names = list(session.scalars(select(Project.name).order_by(Project.name)))
+    names = registry.transaction(lambda session: list(session.scalars(select(Project.name).order_by(Project.name))))
     for name in names:
         swept = sweep_project(registry, paths, name, actor=actor)
         removed, kept = removed + len(swept.removed), kept + len(swept.in_use) + len(swept.within_grace)
@@ -131,18 +134,20 @@ def ensure_demo_users(registry: Registry, paths: Paths, users: list[str], *, act
     store = paths.secrets / "demo-passwords.json"
     paths.secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
     known = json.loads(store.read_text()) if store.exists() else {}
-    shown: dict[str, tuple[str, str | None]] = {}
-    created = 0
-    with registry.session() as session:
+
+    def add(session: Session) -> dict[str, tuple[str, str | None]]:
+        shown: dict[str, tuple[str, str | None]] = {}
         for user in users:
             if session.get(Account, user) is not None:
                 shown[user] = (known.get(user, "(set before; see your records)"), None)
                 continue
             password = token.token_urlsafe(12)
-            enrolment = accounts.add_account(session, user, password, actor=actor)
-            known[user] = password
-            shown[user] = (password, enrolment.uri)
-            created += 1
+            shown[user] = (password, accounts.add_account(session, user, password, actor=actor).uri)
+        return shown
+
+    shown = registry.transaction(add)
+    created = sum(1 for _password, uri in shown.values() if uri is not None)
+    known.update({user: password for user, (password, uri) in shown.items() if uri is not None})
     fd = os.open(store, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(known, fh)

@@ -17,8 +17,8 @@ import subprocess
 from contextlib import suppress
 from pathlib import Path
 
-from fabric.config import Paths
-from fabric.errors import FabricError
+from kernel.config import Paths
+from kernel.errors import EnclaveError
 from provisioning.steps import StepResult
 
 MOUNT_OPTIONS = "nosuid,nodev,discard"  # discard: what a project deletes is given back to the host's disk
@@ -26,7 +26,7 @@ FSTYPE = "ext4"
 SBIN = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
 
 
-class StorageError(FabricError):
+class StorageError(EnclaveError):
     """A project's storage that cannot be made, grown or mounted (a tool missing, no loop device, files in the way)."""
 
 

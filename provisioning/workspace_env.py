@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
-from fabric.errors import FabricError
+from kernel.errors import EnclaveError
 from provisioning.steps import StepResult
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,10 +59,11 @@ def stamp_inputs(repo: Path = REPO) -> list[Path]:
         *_files(images / "jupyter"),
         *_files(images / "enclave_workspace"),
         *(p for p in _files(repo / "fabric") if p.suffix in (".py", ".yaml")),
+        *(p for p in _files(repo / "kernel") if p.suffix in (".py", ".mako")),
     ]
     missing = [str(p.relative_to(repo)) for p in inputs if not p.is_file()]
     if missing:
-        raise FabricError(f"workspace environment inputs missing in {repo}: {', '.join(missing)}")
+        raise EnclaveError(f"workspace environment inputs missing in {repo}: {', '.join(missing)}")
     return inputs
 
 
@@ -186,7 +187,7 @@ def _refuse_to_replace_non_env(dest: Path) -> None:
         return
     if dest.is_dir() and not dest.is_symlink() and ((dest / "pyvenv.cfg").is_file() or not any(dest.iterdir())):
         return
-    raise FabricError(f"{dest} exists and is not a Python environment; choose another destination")
+    raise EnclaveError(f"{dest} exists and is not a Python environment; choose another destination")
 
 
 def _world_readable(root: Path) -> None:
@@ -216,7 +217,7 @@ def _builders_take_turns(folder: Path) -> Iterator[None]:
 def _interpreter(python: str) -> str:
     found = shutil.which(python)
     if found is None:
-        raise FabricError(f"Python interpreter {python} not found (the workspace environment needs Python 3.11)")
+        raise EnclaveError(f"Python interpreter {python} not found (the workspace environment needs Python 3.11)")
     return found
 
 
@@ -227,7 +228,7 @@ def _uv() -> str:
         return str(beside)
     found = shutil.which("uv")
     if found is None:
-        raise FabricError("uv not found (beside this Python or on PATH); install it: pip install uv")
+        raise EnclaveError("uv not found (beside this Python or on PATH); install it: pip install uv")
     return found
 
 
@@ -235,7 +236,7 @@ def _run(step: str, command: list[str], cwd: str | None = None) -> None:
     result = subprocess.run(command, capture_output=True, text=True, cwd=cwd, check=False)
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()[-5:]
-        raise FabricError(f"workspace environment: could not {step}: " + " | ".join(detail))
+        raise EnclaveError(f"workspace environment: could not {step}: " + " | ".join(detail))
 
 
 def _files(folder: Path) -> list[Path]:

@@ -102,7 +102,7 @@ def footprint(app: Airlock) -> tuple[int, int, list[str]]:
     files on disk."""
     from sqlalchemy import func, select
 
-    from fabric.models import AuditEvent
+    from kernel.models import AuditEvent
     from output_checks.release import workflow
 
     requests_, events = app.tx(

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from fabric.config import Paths
 from fabric.materialise.view import _seal, publish
+from kernel.config import Paths
 from provisioning.host import ProjectAccount, ensure_project_account, remove_project_account
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # reachable by any account, unlike the venv under the checkout

@@ -19,9 +19,9 @@ from types import SimpleNamespace
 
 from traitlets.config import Config
 
-from fabric.db import Registry
 from fabric.projects import ProjectSpec, create_project
 from hub.kubernetes import configure_kubespawner
+from kernel.db import Registry
 
 IMAGE = "registry.invalid/enclave/workspace@sha256:" + "0" * 64
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from fabric.config import Paths
-from fabric.db import Registry
 from fabric.projects import ProjectSpec
+from kernel.config import Paths
+from kernel.db import Registry
 from provisioning import steps
 
 

@@ -35,9 +35,9 @@ import requests
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from fabric.config import Paths
 from hub import lifecycle
 from hub.config import HubSettings
+from kernel.config import Paths
 from provisioning import steps
 from provisioning.host import ensure_host, remove_egress_rules
 from provisioning.storage import release_all_under
@@ -95,8 +95,8 @@ class RunningEnclave:
     def totp(self, user: str) -> str:
         """`user`'s current code, as their authenticator app shows it; a fresh one if the last was used (the hub
         refuses a replayed code), which can mean waiting for the next 30-second step."""
-        from fabric.db import Registry
         from hub import accounts
+        from kernel.db import Registry
 
         registry = Registry(self.paths.database_url)
         try:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from fabric.clinical.dialect import DEFAULT_COLUMNS, DEFAULT_DIALECT, CsvDialect
 from fabric.clinical.harmonise import CHUNK_ROWS, harmonise_units, parse_dates
-from fabric.errors import FabricError, InvalidInputError
+from kernel.errors import EnclaveError, InvalidInputError
 
 
 class CsvLocalReader:
@@ -85,7 +85,7 @@ class CsvLocalReader:
 
     def iter_table(self, table: str) -> Iterator[pd.DataFrame]:
         if table not in DEFAULT_COLUMNS:
-            raise FabricError(f"unknown clinical table {table!r}")
+            raise EnclaveError(f"unknown clinical table {table!r}")
         path = self.root / self.dialect.file(table)
         name = self.dialect.column
         if table == "patients":

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from fabric.documents import describe
-from fabric.errors import SpecError
+from kernel.documents import describe
+from kernel.errors import SpecError
 
 # The default layout: source table -> (file name, its columns in order).
 DEFAULT_FILES: dict[str, str] = {

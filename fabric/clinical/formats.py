@@ -14,9 +14,9 @@ from fabric.clinical.csv_local import CsvLocalReader
 from fabric.clinical.dialect import CsvDialect, as_dialect
 from fabric.clinical.harmonise import CHUNK_ROWS, harmonise_units
 from fabric.clinical.schema import SOURCE_COLUMNS
-from fabric.documents import iter_ndjson
-from fabric.errors import FabricError, InvalidInputError
 from fabric.identifiers.schemes import FHIR_SYSTEMS
+from kernel.documents import iter_ndjson
+from kernel.errors import EnclaveError, InvalidInputError
 
 __all__ = ["FORMATS", "CsvLocalReader", "FhirNdjsonReader", "SiteClinicalReader", "open_site_clinical"]
 
@@ -227,7 +227,7 @@ class FhirNdjsonReader:
             "outcomes": self._outcomes,
         }.get(table)
         if rows is None:
-            raise FabricError(f"unknown clinical table {table!r}")
+            raise EnclaveError(f"unknown clinical table {table!r}")
         for chunk in self._chunked(rows(), table):
             if table == "measurements":
                 chunk = harmonise_units(chunk, self.root / "Observation.ndjson")
@@ -248,4 +248,4 @@ def open_site_clinical(
         return CsvLocalReader(root, as_dialect(dialect, f"site {site_id}: clinical_dialect"))
     if fmt == "fhir-ndjson":
         return FhirNdjsonReader(root, site_id)
-    raise FabricError(f"unknown clinical format {fmt!r}; known: {', '.join(FORMATS)}")
+    raise EnclaveError(f"unknown clinical format {fmt!r}; known: {', '.join(FORMATS)}")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from fabric.clinical.schema import MEASURE_UNITS, SOURCE_COLUMNS
-from fabric.errors import InvalidInputError
+from kernel.errors import InvalidInputError
 
 CHUNK_ROWS = 100_000
 

@@ -21,13 +21,16 @@ import os
 import shutil
 import stat
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from fabric import audit
-from fabric.config import Paths
-from fabric.db import Registry
-from fabric.errors import FabricError
+from sqlalchemy.orm import Session
+
+from kernel import audit
+from kernel.clock import utcnow
+from kernel.config import Paths
+from kernel.db import Registry
+from kernel.errors import EnclaveError
 
 GRACE_ENV = "ENCLAVE_BUILD_GRACE_SECONDS"
 BUILD_TIME_FORMAT = "%Y%m%dT%H%M%SZ"  # a build id is its publication time in this form, '-', 6 random hex digits
@@ -41,9 +44,9 @@ def grace_seconds() -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise FabricError(f"{GRACE_ENV} must be a whole number of seconds, not {raw!r}") from None
+        raise EnclaveError(f"{GRACE_ENV} must be a whole number of seconds, not {raw!r}") from None
     if value < 0:
-        raise FabricError(f"{GRACE_ENV} must not be negative")
+        raise EnclaveError(f"{GRACE_ENV} must not be negative")
     return value
 
 
@@ -78,7 +81,7 @@ def pin_current(data_link: Path, attempts: int = 5) -> BuildPin:
         try:
             build = data_link.resolve(strict=True)
         except FileNotFoundError:
-            raise FabricError(f"project {data_link.parent.name} has no published view") from None
+            raise EnclaveError(f"project {data_link.parent.name} has no published view") from None
         try:
             fd = os.open(build, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -87,7 +90,7 @@ def pin_current(data_link: Path, attempts: int = 5) -> BuildPin:
         if os.fstat(fd).st_nlink > 0:  # still there: removal takes the exclusive lock first, so it stays now
             return BuildPin(build, fd)
         os.close(fd)
-    raise FabricError(f"project {data_link.parent.name}'s view kept changing while a workspace started; try again")
+    raise EnclaveError(f"project {data_link.parent.name}'s view kept changing while a workspace started; try again")
 
 
 def _pinned(build: Path) -> tuple[bool, int | None]:
@@ -169,7 +172,7 @@ def sweep(project_dir: Path, *, grace: int, now: datetime | None = None, proc: P
     superseded = [b for b in builds if b != current]
     if not superseded:
         return result
-    now = now or datetime.now(UTC).replace(tzinfo=None)
+    now = now or utcnow()
     mounted = mounted_builds(proc)
     for build in superseded:
         newer = [b for b in builds if b > build]  # ids sort by their publication time
@@ -196,10 +199,13 @@ def sweep_project(registry: Registry, paths: Paths, name: str, *, actor: str = S
     """Sweep project `name`'s builds with the site's grace period; each removal is audited (`project.build_removed`)."""
     result = sweep(paths.project_dir(name), grace=grace_seconds())
     if result.removed:
-        with registry.session() as session:
+
+        def record(session: Session) -> None:
             for build in result.removed:
                 audit.record(session, actor=actor, action="project.build_removed", target=name, build=build,
                              reason="superseded and no longer in use")  # fmt: skip
+
+        registry.transaction(record)
     return result
 
 
@@ -211,9 +217,10 @@ def withdraw_view(registry: Registry, paths: Paths, name: str, *, actor: str) ->
     if link.is_symlink():
         link.unlink()
     result = sweep(paths.project_dir(name), grace=0)
-    with registry.session() as session:
-        audit.record(session, actor=actor, action="project.view_removed", target=name, builds_removed=result.removed,
-                     builds_in_use=result.in_use)  # fmt: skip
+    registry.transaction(
+        lambda session: audit.record(session, actor=actor, action="project.view_removed", target=name,
+                                     builds_removed=result.removed, builds_in_use=result.in_use)
+    )  # fmt: skip
     return result
 
 

@@ -17,9 +17,9 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
-from fabric.errors import InvalidInputError
 from fabric.materialise import deid_recipe as recipe
 from fabric.materialise.files import write_hashed
+from kernel.errors import InvalidInputError
 
 
 def _scrub(ds: Dataset, key: bytes) -> None:

@@ -11,16 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from kernel.digests import sha256_file
+
 _CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks so large BAMs and VCFs never sit in memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class _HashingWriter:

@@ -33,7 +33,7 @@ from typing import IO, Any
 
 import pysam
 
-from fabric.errors import InvalidInputError
+from kernel.errors import InvalidInputError
 
 # BGZF blocks hold at most 64 KiB of compressed data; bgzip's own input block size keeps incompressible input
 # within that limit.

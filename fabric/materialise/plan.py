@@ -10,12 +10,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from fabric.config import Paths
 from fabric.consent import state_in_force
-from fabric.db import Registry
 from fabric.models import ConsentEvent, Dataset, PatientRecord
 from fabric.projects import get_open_project, project_datasets, project_spec
 from fabric.pseudonyms import load_or_create_key, pseudonym
+from kernel.config import Paths
+from kernel.db import Registry
 
 
 @dataclass(frozen=True)

@@ -18,23 +18,25 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy.orm import Session
 from tqdm import tqdm
 
-from fabric import audit
-from fabric.config import Paths
-from fabric.db import Registry
-from fabric.errors import FabricError
 from fabric.materialise.builds import BUILD_TIME_FORMAT, remove_tree, sweep_project
 from fabric.materialise.clinical import write_clinical
-from fabric.materialise.files import sha256_file
 from fabric.materialise.genomics import materialise_bam, materialise_vcf, observed_sites
 from fabric.materialise.imaging import deidentify_dicom_many
 from fabric.materialise.plan import BuildPlan, DatasetPlan, plan_build
 from fabric.models import ProjectBuild
 from fabric.pseudonyms import load_or_create_key, rekey_uid
+from kernel import audit
+from kernel.clock import utcnow
+from kernel.config import Paths
+from kernel.db import Registry
+from kernel.digests import sha256_file
+from kernel.errors import EnclaveError
 
 MANIFEST = "MANIFEST.json"
 # Owner and the project's Unix group may list and read; nobody may write. The group is the project's (provisioning).
@@ -58,12 +60,12 @@ class BuildSummary:
 # ------------------------------------------------------------------------------------------------ workers
 
 
-def _redacted(error: Exception, members: dict[str, tuple[str, str]]) -> FabricError:
+def _redacted(error: Exception, members: dict[str, tuple[str, str]]) -> EnclaveError:
     """The error with every site-local id (MRN, sample id) replaced by the enclave patient id."""
     message = str(error)
     for local, (pid, _pseudo) in members.items():
         message = message.replace(local, pid)
-    return FabricError(message)
+    return EnclaveError(message)
 
 
 def _imaging_task(batch: list[tuple[list[tuple[Path, Path]], str]], key: bytes) -> dict[str, tuple[str, int]]:
@@ -100,7 +102,7 @@ def _project_lock(project_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise FabricError(f"project {project_dir.name} is already being materialised") from None
+            raise EnclaveError(f"project {project_dir.name} is already being materialised") from None
         yield
 
 
@@ -183,7 +185,7 @@ def materialise_project(
     with _project_lock(project_dir):
         plan = plan_build(registry, paths, name)
         key = load_or_create_key(paths.project_key(name))
-        built_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        built_at = utcnow(whole_seconds=True)
         build_id = built_at.strftime(BUILD_TIME_FORMAT) + "-" + secrets.token_hex(3)
         staging = project_dir / "views" / f".staging-{build_id}"
         staging.mkdir(parents=True)
@@ -205,7 +207,8 @@ def materialise_project(
             bytes=size,
             modalities=json.loads((final / MANIFEST).read_text())["modalities"],
         )
-        with registry.session() as session:
+
+        def record(session: Session) -> None:
             session.add(
                 ProjectBuild(
                     id=build_id,
@@ -228,6 +231,8 @@ def materialise_project(
                 files=files,
                 manifest_sha256=manifest_sha,
             )
+
+        registry.transaction(record)
         swept = sweep_project(registry, paths, name, actor=actor)
         summary.kept = swept.in_use + swept.within_grace
         return summary

@@ -10,8 +10,8 @@ the hub (`/user/<user>/<project>/dask/status`); see fabric.readers.cluster. Expe
 project's own MLflow store through fabric.tracking.
 """
 
-from fabric.errors import InvalidInputError
 from fabric.readers.regions import Region, parse_region
 from fabric.readers.view import GenotypeMatrix, ProjectView, open_project
+from kernel.errors import InvalidInputError
 
 __all__ = ["GenotypeMatrix", "InvalidInputError", "ProjectView", "Region", "open_project", "parse_region"]

@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 from distributed import Client
 
-from fabric.config import Paths
-from fabric.errors import FabricError, InvalidInputError
 from fabric.readers import clinical, cluster, imaging, vcf
 from fabric.readers.regions import Region, parse_regions, plan_chunks
+from kernel.config import Paths
+from kernel.errors import EnclaveError, InvalidInputError
 
 ENV_VIEW = "ENCLAVE_PROJECT_DATA"
 MANIFEST = "MANIFEST.json"
@@ -52,17 +52,17 @@ class GenotypeMatrix:
 def open_project(name: str | None = None, *, path: Path | str | None = None) -> ProjectView:
     """Open a project's published view by name, by folder, or (no arguments) from $ENCLAVE_PROJECT_DATA."""
     if name is not None and path is not None:
-        raise FabricError("open_project takes a project name or a path, not both")
+        raise EnclaveError("open_project takes a project name or a path, not both")
     if path is not None:
         root = Path(path)
     elif name is not None:
         root = Paths.from_env().project_data(name)
         if not root.exists():
-            raise FabricError(f"project {name!r} has no published view at {root}; has it been materialised?")
+            raise EnclaveError(f"project {name!r} has no published view at {root}; has it been materialised?")
     elif env := os.environ.get(ENV_VIEW):
         root = Path(env)
     else:
-        raise FabricError(f"open_project needs a project name, a path, or ${ENV_VIEW} set to a view folder")
+        raise EnclaveError(f"open_project needs a project name, a path, or ${ENV_VIEW} set to a view folder")
     return ProjectView(root)
 
 
@@ -73,7 +73,7 @@ class ProjectView:
         self.chunk_bytes = chunk_bytes  # compressed VCF bytes per task; smaller means more, smaller tasks
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
-            raise FabricError(f"{self.root}: no project view here (not a folder)")
+            raise EnclaveError(f"{self.root}: no project view here (not a folder)")
         self.manifest = _read_manifest(self.root)
         _check_listed_files(self.root, self.manifest)
 
@@ -123,12 +123,12 @@ class ProjectView:
     def _select(self, site: str | Sequence[str] | None) -> list[vcf.SiteVcf]:
         files = self._site_files
         if not files:
-            raise FabricError(f"{self.root}: this view has no genomics (no genomics/*.vcf.gz)")
+            raise EnclaveError(f"{self.root}: this view has no genomics (no genomics/*.vcf.gz)")
         if site is None:
             return files
         wanted = [site] if isinstance(site, str) else list(site)
         if unknown := [s for s in wanted if s not in self.sites]:
-            raise FabricError(f"no genomics for site(s) {', '.join(unknown)}; sites: {', '.join(self.sites)}")
+            raise EnclaveError(f"no genomics for site(s) {', '.join(unknown)}; sites: {', '.join(self.sites)}")
         return [f for f in files if f.site in wanted]
 
     def _regions(self, files: list[vcf.SiteVcf], region: RegionArg) -> list[Region] | None:
@@ -238,16 +238,16 @@ class ProjectView:
         shapes = index[["rows", "columns"]].drop_duplicates()
         kinds = index[["bits_allocated", "pixel_representation"]].drop_duplicates()
         if len(shapes) != 1 or shapes.isna().any(axis=None):
-            raise FabricError(f"pixels() needs images of one size; these rows have {len(shapes)}: filter to a series")
+            raise EnclaveError(f"pixels() needs images of one size; these rows have {len(shapes)}: filter to a series")
         if len(kinds) != 1 or kinds.isna().any(axis=None):
-            raise FabricError("pixels() needs one pixel type (BitsAllocated/PixelRepresentation); filter the rows")
+            raise EnclaveError("pixels() needs one pixel type (BitsAllocated/PixelRepresentation); filter the rows")
         if "frames" in index and (index["frames"].fillna(1) > 1).any():
-            raise FabricError("pixels() reads single-frame images; these rows include multi-frame files")
+            raise EnclaveError("pixels() reads single-frame images; these rows include multi-frame files")
         shape = (int(shapes.iloc[0, 0]), int(shapes.iloc[0, 1]))
         try:
             dtype = imaging.pixel_dtype(int(kinds.iloc[0, 0]), int(kinds.iloc[0, 1]))
         except ValueError as exc:
-            raise FabricError(f"pixels(): {exc}") from exc
+            raise EnclaveError(f"pixels(): {exc}") from exc
         paths = [str(p) for p in index["path"]]
         stacks = [
             da.from_delayed(
@@ -274,7 +274,7 @@ def _call_variants(part: tuple[str, str, Region]) -> pd.DataFrame:
 def _read_manifest(root: Path) -> dict[str, Any]:
     path = root / MANIFEST
     if not path.exists():
-        raise FabricError(f"{root}: not a complete project view (no {MANIFEST}); was materialisation interrupted?")
+        raise EnclaveError(f"{root}: not a complete project view (no {MANIFEST}); was materialisation interrupted?")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

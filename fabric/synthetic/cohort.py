@@ -26,7 +26,6 @@ import yaml
 from tqdm import tqdm
 
 from fabric.clinical.dialect import as_dialect
-from fabric.errors import FabricError
 from fabric.synthetic import consent, identifiers, phenotypes
 from fabric.synthetic.clinical import CsvLocalWriter, FhirNdjsonWriter, SiteRecords, fhir_patient_id
 from fabric.synthetic.dutch import EXTRA_SITES
@@ -42,6 +41,7 @@ from fabric.synthetic.genomics import (
 from fabric.synthetic.identifiers import Site
 from fabric.synthetic.imaging import CmrStudy, write_cine_study
 from fabric.synthetic.population import UK, IdentifierAllocator, Population
+from kernel.errors import EnclaveError
 
 CHUNK_PATIENTS = 500
 VARIANT_BLOCK = 1000
@@ -131,24 +131,24 @@ def _validate(out: Path, patients: int, sites: int, seed: int, variants: int, ex
         return isinstance(v, int | np.integer) and not isinstance(v, bool)
 
     if not is_int(patients) or not 1 <= patients <= MAX_PATIENTS:
-        raise FabricError(f"patients must be a whole number from 1 to {MAX_PATIENTS}, got {patients!r}")
+        raise EnclaveError(f"patients must be a whole number from 1 to {MAX_PATIENTS}, got {patients!r}")
     if not is_int(sites) or not 1 <= sites <= identifiers.MAX_SITES:
-        raise FabricError(f"sites must be a whole number from 1 to {identifiers.MAX_SITES}, got {sites!r}")
+        raise EnclaveError(f"sites must be a whole number from 1 to {identifiers.MAX_SITES}, got {sites!r}")
     if not is_int(seed) or seed < 0:
-        raise FabricError(f"seed must be a non-negative whole number, got {seed!r}")
+        raise EnclaveError(f"seed must be a non-negative whole number, got {seed!r}")
     if not is_int(variants) or not len(PLANTED) <= variants <= MAX_VARIANTS:
-        raise FabricError(f"variants must be a whole number from {len(PLANTED)} to {MAX_VARIANTS}, got {variants!r}")
+        raise EnclaveError(f"variants must be a whole number from {len(PLANTED)} to {MAX_VARIANTS}, got {variants!r}")
     if not isinstance(extra_sites, tuple | list) or not all(s in EXTRA_SITES for s in extra_sites):
-        raise FabricError(f"extra_sites must name sites among {', '.join(EXTRA_SITES)}, got {extra_sites!r}")
+        raise EnclaveError(f"extra_sites must name sites among {', '.join(EXTRA_SITES)}, got {extra_sites!r}")
     if len(set(extra_sites)) != len(extra_sites):
-        raise FabricError(f"extra_sites names a site twice: {extra_sites!r}")
+        raise EnclaveError(f"extra_sites names a site twice: {extra_sites!r}")
     if out.exists() and not out.is_dir():
-        raise FabricError(f"{out}: exists and is not a directory")
+        raise EnclaveError(f"{out}: exists and is not a directory")
     for site in [*identifiers.choose_sites(sites), *(EXTRA_SITES[s][0] for s in extra_sites)]:
         target = out / site.id
         if target.exists() and any(target.iterdir()):
             # Never overwrite or mix into an existing export: it may be real custodian data.
-            raise FabricError(f"{target}: already exists and is not empty; remove it or choose another folder")
+            raise EnclaveError(f"{target}: already exists and is not empty; remove it or choose another folder")
 
 
 def generate_cohort(
@@ -166,7 +166,7 @@ def generate_cohort(
     as an average UK site holds (patients // sites), its own people.
 
     Output is byte-identical for the same arguments, and the UK sites' for the same patients, sites and seed
-    whatever `extra_sites` says. Raises FabricError for invalid arguments or when a target site folder already
+    whatever `extra_sites` says. Raises EnclaveError for invalid arguments or when a target site folder already
     holds files.
     """
     out = Path(out)

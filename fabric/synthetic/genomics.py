@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pysam
 
-from fabric.errors import FabricError
+from kernel.errors import EnclaveError
 
 # GRCh38 primary assembly lengths, in the order the VCF header and tabix index use.
 CONTIG_LENGTHS: dict[str, int] = {
@@ -115,7 +115,7 @@ def synthetic_panel(n_variants: int, seed: int) -> pd.DataFrame:
     frequency genotypes are drawn from), planted (index into PLANTED, or -1).
     """
     if n_variants < len(PLANTED):
-        raise FabricError(f"a panel needs at least {len(PLANTED)} variants (the planted ones), got {n_variants}")
+        raise EnclaveError(f"a panel needs at least {len(PLANTED)} variants (the planted ones), got {n_variants}")
     rng = _panel_rng(seed, 1)
     planted = pd.DataFrame(
         {
@@ -245,13 +245,15 @@ class VcfWriter:
             return
         genotypes = np.asarray(genotypes)
         if genotypes.shape != (n, len(self.samples)):
-            raise FabricError(f"{self.path.name}: genotypes are {genotypes.shape}, expected ({n}, {len(self.samples)})")
+            raise EnclaveError(
+                f"{self.path.name}: genotypes are {genotypes.shape}, expected ({n}, {len(self.samples)})"
+            )
         chrom_idx = variants["chrom"].map(CONTIG_ORDER)
         if chrom_idx.isna().any():
-            raise FabricError(f"{self.path.name}: contig not in GRCh38: {variants['chrom'][chrom_idx.isna()].iloc[0]}")
+            raise EnclaveError(f"{self.path.name}: contig not in GRCh38: {variants['chrom'][chrom_idx.isna()].iloc[0]}")
         key = chrom_idx.to_numpy(np.int64) * 1_000_000_000 + variants["pos"].to_numpy(np.int64)
         if np.any(np.diff(key) < 0) or key[0] < self._last[0] * 1_000_000_000 + self._last[1]:
-            raise FabricError(f"{self.path.name}: variants are not sorted by contig and position")
+            raise EnclaveError(f"{self.path.name}: variants are not sorted by contig and position")
         self._last = (int(chrom_idx.iloc[-1]), int(variants["pos"].iloc[-1]))
 
         fixed = (

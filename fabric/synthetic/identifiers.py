@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fabric.errors import FabricError
+from kernel.errors import EnclaveError
 
 # ---------------------------------------------------------------------------------------------------- sites
 
@@ -72,7 +72,7 @@ def site_format(index: int) -> str:
 
 def choose_sites(n: int) -> tuple[Site, ...]:
     if not 1 <= n <= MAX_SITES:
-        raise FabricError(f"sites must be between 1 and {MAX_SITES}, got {n}")
+        raise EnclaveError(f"sites must be between 1 and {MAX_SITES}, got {n}")
     return SITES[:n]
 
 
@@ -139,7 +139,7 @@ _MRN_MULT = 7_368_787
 def mrn(site: Site, counter: int) -> str:
     """The site's `counter`-th MRN, e.g. `RBH0412345`: site prefix and seven digits, unique within the site."""
     if counter >= _MRN_SPACE:
-        raise FabricError(f"site {site.id} has run out of MRNs")
+        raise EnclaveError(f"site {site.id} has run out of MRNs")
     offset = sum(ord(c) for c in site.id) * 104_729
     return f"{site.code}{(counter * _MRN_MULT + offset) % _MRN_SPACE:07d}"
 

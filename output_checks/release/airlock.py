@@ -12,21 +12,17 @@ request is copied by `prepare` and checked by `check_request`, both run in the b
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy.exc import IntegrityError as DBIntegrityError
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from fabric.config import Paths
-from fabric.errors import FabricError
 from fabric.projects import ProjectRole
+from kernel.config import Paths
+from kernel.errors import EnclaveError
 from output_checks.release import checks, ledger, notices, views, workflow
 from output_checks.release.checks import SnapshotToCheck
 from output_checks.release.models import RequestFile
@@ -35,17 +31,16 @@ from output_checks.release.storage import AirlockStore, IntegrityError, TooLarge
 
 log = logging.getLogger("enclave.airlock")
 T = TypeVar("T")
-RETRIES = 5
 # A request whose files come to less than this is copied before the caller's answer (in a worker thread of the web
 # app: a fraction of a second); a larger one is prepared in the background and its page follows the copy.
 INLINE_BYTES = 16 * 2**20
 
 
 class Records(Protocol):
-    """What the business layer needs of the database: a session per transaction that commits or rolls back as a
-    unit, the change and its audit events together (`fabric.db.Registry`)."""
+    """What the business layer needs of the database (`kernel.db.Registry`): a transaction that commits or rolls
+    back as a unit, the change and its audit events together, run again when a concurrent writer got there first."""
 
-    def session(self) -> AbstractContextManager[Session]: ...
+    def transaction(self, change: Callable[[Session], T]) -> T: ...
 
 
 @dataclass(frozen=True)
@@ -84,16 +79,8 @@ class Airlock:
         self.notifier = notices.Notifier(registry, notices.relay_from_env())  # checkers told of waiting requests
 
     def tx(self, fn: Callable[[Session], T]) -> T:
-        """Run `fn` in one transaction; retry when a concurrent writer took the same audit sequence number."""
-        for attempt in range(RETRIES):
-            try:
-                with self.registry.session() as session:
-                    return fn(session)
-            except (DBIntegrityError, OperationalError) as exc:
-                if attempt == RETRIES - 1 or not _conflict(exc):
-                    raise
-                time.sleep(0.05 * (attempt + 1))
-        raise AssertionError("unreachable")
+        """Run `fn` in one transaction, again when a concurrent writer got there first (`Registry.transaction`)."""
+        return self.registry.transaction(fn)
 
     # ------------------------------------------------------------------------------------------------ reading
 
@@ -295,7 +282,7 @@ class Airlock:
 
         try:
             project, files = self.tx(plan)
-        except FabricError:
+        except EnclaveError:
             return {}
         if not files or project is None:
             return {}
@@ -335,8 +322,8 @@ class Airlock:
                 if not self.tx(lambda s, f=f, snap=snap: workflow.snapshot_taken(s, request_id, f.id, snap)):
                     self.store.snapshot_path(snap.relative).unlink(missing_ok=True)  # withdrawn meanwhile
                     return False
-        except (FabricError, OSError) as exc:
-            problem = str(exc) if isinstance(exc, FabricError) else f"{path}: could not be copied ({exc.strerror})"
+        except (EnclaveError, OSError) as exc:
+            problem = str(exc) if isinstance(exc, EnclaveError) else f"{path}: could not be copied ({exc.strerror})"
             self.store.remove_request(request_id)
             self.tx(lambda s: workflow.refuse(s, request_id, problem))
             log.warning("request %s refused while it was prepared", request_id)
@@ -442,8 +429,3 @@ class Airlock:
 
 def _row(request: workflow.ReleaseRequest) -> RequestRow:
     return RequestRow(request.id, request.project, request.state, request.author, request.title)
-
-
-def _conflict(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return "unique" in text or "locked" in text or "busy" in text or "duplicate" in text

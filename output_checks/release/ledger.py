@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, tuple_
 
-from fabric import audit
+from kernel import audit
 from output_checks.release.models import LedgerCell, RequestFile
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from fabric.config import Paths
+    from kernel.config import Paths
 
 CHECK = "differencing"
 TABLE_KINDS = frozenset({"csv", "tsv", "parquet"})  # what the preview reads as rows and columns

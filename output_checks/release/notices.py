@@ -28,9 +28,7 @@ import smtplib
 import ssl
 import stat
 import threading
-import time
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -41,10 +39,10 @@ from typing import Any, TypeVar
 from sqlalchemy import Boolean, String, column, event, select, table
 from sqlalchemy.orm import Session
 
-from fabric import audit
-from fabric.errors import FabricError
 from fabric.models import ProjectMember
 from fabric.projects import ProjectRole
+from kernel import audit
+from kernel.errors import EnclaveError
 from output_checks.release.models import ReleaseRequest, Review
 from output_checks.release.states import RequestState
 from output_checks.release.workflow.access import SYSTEM
@@ -52,7 +50,6 @@ from output_checks.release.workflow.reviews import review_queue
 
 log = logging.getLogger("enclave.airlock")
 T = TypeVar("T")
-AUDIT_TRIES = 5
 
 # The states a notice is sent on entering, and what the checkers are asked to do there.
 NOTICE_STATES = {RequestState.IN_REVIEW.value: "waits for your review",
@@ -149,7 +146,7 @@ def addresses(session: Session, usernames: list[str]) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------------ the relay
 
 
-class RelayError(FabricError):
+class RelayError(EnclaveError):
     """The SMTP settings are not usable (the notice is not sent, and says why)."""
 
 
@@ -288,10 +285,10 @@ def send(settings: RelaySettings, notice: Notice) -> None:
             smtp.send_message(message(settings, notice, address), from_addr=settings.sender, to_addrs=[address])
 
 
-def deliver(session_of: Callable[[], AbstractContextManager[Session]], settings: RelaySettings | None,
+def deliver(transaction: Callable[[Callable[[Session], Any]], Any], settings: RelaySettings | None,
             notice: Notice) -> bool:  # fmt: skip
-    """Send `notice` through the relay and audit the outcome in a transaction of its own (`session_of()`); any
-    failure is logged and audited, never raised. True when the relay took every message."""
+    """Send `notice` through the relay and audit the outcome in a transaction of its own (`transaction`, the
+    registry's); any failure is logged and audited, never raised. True when the relay took every message."""
     if settings is None:
         return False
     names = sorted(notice.recipients)
@@ -300,24 +297,20 @@ def deliver(session_of: Callable[[], AbstractContextManager[Session]], settings:
     except (OSError, smtplib.SMTPException, RelayError) as exc:
         problem = type(exc).__name__ + (f": {exc}" if isinstance(exc, RelayError) else "")
         log.warning("notice of request %s not sent (%s)", notice.request_id, problem)
-        _audit(session_of, "airlock.notice_failed", notice, names, problem=problem)
+        _audit(transaction, "airlock.notice_failed", notice, names, problem=problem)
         return False
-    _audit(session_of, "airlock.notice_sent", notice, names)
+    _audit(transaction, "airlock.notice_sent", notice, names)
     return True
 
 
-def _audit(session_of: Callable[[], AbstractContextManager[Session]], action: str, notice: Notice,
-           names: list[str], **detail: str) -> None:  # fmt: skip
-    for attempt in range(AUDIT_TRIES):  # another writer may hold the audit chain's head for a moment
-        try:
-            with session_of() as session:
-                audit.record(session, actor=SYSTEM, action=action, target=f"request:{notice.request_id}",
-                             project=notice.project, state=notice.state, recipients=names, **detail)  # fmt: skip
-            return
-        except Exception:
-            if attempt == AUDIT_TRIES - 1:  # the audit store is down too: the log is what remains
-                log.exception("could not audit %s for request %s", action, notice.request_id)
-            time.sleep(0.1 * (attempt + 1))
+def _audit(transaction: Callable[[Callable[[Session], Any]], Any], action: str, notice: Notice, names: list[str],
+           **detail: str) -> None:  # fmt: skip
+    try:
+        transaction(lambda session: audit.record(session, actor=SYSTEM, action=action,
+                                                 target=f"request:{notice.request_id}", project=notice.project,
+                                                 state=notice.state, recipients=names, **detail))  # fmt: skip
+    except Exception:  # the audit store is down too: the log is what remains
+        log.exception("could not audit %s for request %s", action, notice.request_id)
 
 
 # ------------------------------------------------------------------------------------------------ the notifier
@@ -331,7 +324,7 @@ class Notifier:
     """
 
     def __init__(self, records: Any, relay: RelaySettings | None) -> None:
-        self.records = records  # `Records` of release/airlock.py: `session()` per transaction
+        self.records = records  # `Records` of release/airlock.py: the registry's `transaction`
         self.relay = relay
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -354,7 +347,7 @@ class Notifier:
 
     def _committed(self, session: Session) -> None:
         for notice in session.info.pop(PENDING, []):
-            thread = threading.Thread(target=deliver, args=(self.records.session, self.relay, notice),
+            thread = threading.Thread(target=deliver, args=(self.records.transaction, self.relay, notice),
                                       name=f"airlock-notice-{notice.request_id}")  # fmt: skip
             with self._lock:
                 self._threads = [t for t in self._threads if t.is_alive()] + [thread]

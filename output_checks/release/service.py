@@ -15,7 +15,7 @@ import queue
 import threading
 from pathlib import Path
 
-from fabric.config import Paths
+from kernel.config import Paths
 from output_checks.release.airlock import Airlock
 
 __all__ = ["PURGE_EVERY_S", "Airlock", "CheckRunner", "detach_check"]

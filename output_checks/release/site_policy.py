@@ -7,13 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fabric.errors import SpecError
+from kernel.errors import SpecError
 from output_checks.policy import Policy, load_policy
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from fabric.config import Paths
+    from kernel.config import Paths
 
 SITE_POLICY = "policy.yaml"  # in the airlock's folder: root's, like the rest of the airlock's state
 

@@ -14,17 +14,18 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from fabric.errors import FabricError
+from kernel.digests import sha256_file
+from kernel.errors import EnclaveError
 
 BLOCK = 1 << 20
 COPY_BLOCK = 8 << 20
 
 
-class IntegrityError(FabricError):
+class IntegrityError(EnclaveError):
     """A snapshot no longer matches the hash it was reviewed under."""
 
 
-class TooLarge(FabricError):
+class TooLarge(EnclaveError):
     """A file, or a request's files together, over the policy's byte limit for a submission."""
 
 
@@ -46,13 +47,13 @@ def open_beneath(root: Path, relative: Path) -> int:
         *folders, name = relative.parts
         for part in folders:
             if part in ("", ".", ".."):
-                raise FabricError(f"{relative}: not a plain path inside the outputs folder")
+                raise EnclaveError(f"{relative}: not a plain path inside the outputs folder")
             inner = os.open(part, nofollow | os.O_DIRECTORY, dir_fd=fd)
             os.close(fd)
             fd = inner
         return os.open(name, nofollow | os.O_NONBLOCK, dir_fd=fd)
     except OSError as exc:
-        raise FabricError(f"{relative}: cannot be read as a file inside the outputs folder ({exc.strerror})") from exc
+        raise EnclaveError(f"{relative}: cannot be read as a file inside the outputs folder ({exc.strerror})") from exc
     finally:
         os.close(fd)
 
@@ -66,7 +67,7 @@ def output_size(root: Path, relative: Path) -> int:
     finally:
         os.close(fd)
     if not stat.S_ISREG(info.st_mode):
-        raise FabricError(f"{relative.name}: not a regular file")
+        raise EnclaveError(f"{relative.name}: not a regular file")
     return info.st_size
 
 
@@ -86,7 +87,7 @@ def _copy_hashing(
     try:
         with os.fdopen(fd, "rb") as src, tmp.open("xb") as out:
             if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
-                raise FabricError(f"{source.name}: not a regular file")
+                raise EnclaveError(f"{source.name}: not a regular file")
             # One buffer, reused: a few large blocks, so a copy in a web app's worker thread takes the interpreter
             # lock a few hundred times per GiB, not thousands (reads, hashing and writes release it).
             buffer = memoryview(bytearray(COPY_BLOCK))
@@ -111,14 +112,6 @@ def _copy_hashing(
 
 def megabytes(size: int) -> str:
     return f"{size / 2**20:,.0f} MB" if size >= 2**20 else f"{size:,} bytes"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class AirlockStore:

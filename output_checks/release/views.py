@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from fabric.errors import NotFoundError
-from fabric.models import AuditEvent, ProjectMember
+from fabric.models import ProjectMember
+from kernel.errors import NotFoundError
+from kernel.models import AuditEvent
 from output_checks.release import workflow
 from output_checks.release.models import ReleaseRequest, RequestFile, Review
 from output_checks.release.states import OWNERS, Actor, RequestState

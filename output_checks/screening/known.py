@@ -30,8 +30,8 @@ from output_checks.screening.tokens import BASE32, DIGIT_CHAIN, pseudonym_tokens
 from output_checks.verdicts import Finding, Verdict
 
 if TYPE_CHECKING:
-    from fabric.config import Paths
-    from fabric.db import Registry
+    from kernel.config import Paths
+    from kernel.db import Registry
     from output_checks.screening.text import Segment
 
 PSEUDONYM = re.compile(r"\bP-[A-Z2-7]{16}\b")

@@ -22,7 +22,7 @@ from tornado.httpserver import HTTPServer
 from tornado.log import access_log
 from tornado.web import Application, RedirectHandler, RequestHandler
 
-from fabric.config import Paths
+from kernel.config import Paths
 from output_checks.release.airlock import Airlock
 from output_checks.release.service import PURGE_EVERY_S, CheckRunner
 from output_checks.web import handlers
@@ -114,7 +114,7 @@ def make_app(airlock: Airlock, identity: Identity, *, runner: CheckRunner | None
 
 def serve(paths: Paths, *, host: str | None, port: int | None, dev_login: bool) -> None:
     """Run the app until interrupted: dev login on loopback, or as the hub's service (address from the hub)."""
-    from fabric.db import Registry
+    from kernel.db import Registry
 
     if dev_login:
         host = host or "127.0.0.1"

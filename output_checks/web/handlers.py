@@ -1,7 +1,7 @@
 """The airlock's pages. Each handler reads its form, calls one verb of the airlock's business layer
 (release/airlock.py) and renders a template with what it returns; the business layer decides who may do what
 (pages show the forms its `can` allows), and its refusals become HTTP errors here: NotAllowed 403, NotFoundError
-404, InvalidRequest 409, TooLarge 413, any other FabricError 400."""
+404, InvalidRequest 409, TooLarge 413, any other EnclaveError 400."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from urllib.parse import quote
 from tornado.ioloop import IOLoop
 from tornado.web import HTTPError, RequestHandler, StaticFileHandler, authenticated
 
-from fabric.errors import FabricError, NotFoundError
+from kernel.errors import EnclaveError, NotFoundError
 from output_checks.release.airlock import Airlock
 from output_checks.release.states import Decision, RequestState
 from output_checks.release.storage import TooLarge
@@ -31,7 +31,7 @@ STATUS: list[tuple[type[Exception], int]] = [
     (NotAllowed, 403),
     (NotFoundError, 404),
     (InvalidRequest, 409),
-    (FabricError, 400),
+    (EnclaveError, 400),
 ]
 
 # Shown after an action (the redirect carries a key, never text, so nothing is reflected from the URL).
@@ -66,7 +66,7 @@ def status_for(exc: Exception) -> int:
 class Refused(HTTPError):
     """A refusal of the business layer, with its message for the error page."""
 
-    def __init__(self, exc: FabricError) -> None:
+    def __init__(self, exc: EnclaveError) -> None:
         super().__init__(status_for(exc), reason=None)
         self.message = str(exc)
 
@@ -123,7 +123,7 @@ class Page(RequestHandler):
     def refusals(self) -> Iterator[None]:
         try:
             yield
-        except FabricError as exc:
+        except EnclaveError as exc:
             raise Refused(exc) from None
 
     def call(self, verb: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -229,7 +229,7 @@ class NewRequest(Page):
                     None, lambda: self.airlock.new_request(project=project, author=author, title=title, files=files,
                                                            draft=draft)
                 )  # fmt: skip
-            except FabricError as exc:
+            except EnclaveError as exc:
                 problems, status = [str(exc)], status_for(exc)
         if problems:
             self.set_status(status)

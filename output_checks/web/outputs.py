@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fabric.config import Paths
-from fabric.errors import FabricError
+from kernel.config import Paths
+from kernel.errors import EnclaveError
 
 MAX_LISTED = 500  # more than a person picks from; the rest are counted, and the command line takes any of them
 WORKSPACE_OUTPUTS = "/project/outputs"  # the same folder as mounted in the project's workspaces
 
 
-class NotAnOutput(FabricError):
+class NotAnOutput(EnclaveError):
     """A chosen path is not a regular file of the project's outputs folder (HTTP 400)."""
 
 

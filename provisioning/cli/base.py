@@ -14,9 +14,9 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from fabric.config import Paths
-from fabric.db import Registry
-from fabric.errors import FabricError
+from kernel.config import Paths
+from kernel.db import Registry
+from kernel.errors import EnclaveError
 from provisioning.site_settings import apply_settings
 
 
@@ -39,14 +39,14 @@ class Context:
 
 
 def friendly(fn: Callable) -> Callable:
-    """Turn FabricError into one line on stderr and exit 1; other failures into a short notice (the traceback
+    """Turn EnclaveError into one line on stderr and exit 1; other failures into a short notice (the traceback
     only with ENCLAVE_DEBUG=1, since library messages may quote file contents)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except FabricError as exc:
+        except EnclaveError as exc:
             click.echo(f"enclave: error: {exc}", err=True)
             sys.exit(1)
         except ValidationError as exc:
@@ -76,7 +76,7 @@ def main(ctx: click.Context, home: Path | None) -> None:
     """Enclave: a trusted research environment for multimodal cardiovascular research."""
     try:
         apply_settings()  # the site's settings file (/etc/enclave/enclave.env): sudo drops ENCLAVE_* variables
-    except FabricError as exc:
+    except EnclaveError as exc:
         click.echo(f"enclave: error: {exc}", err=True)
         sys.exit(1)
     ctx.obj = Context(home)

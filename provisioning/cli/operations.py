@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from fabric.config import Paths
-from fabric.errors import FabricError
+from kernel.config import Paths
+from kernel.errors import EnclaveError
 from provisioning.backup import (
     LEFT_OUT,
     BackupReport,
@@ -107,7 +107,7 @@ def restore(ctx: Context, backup_dir: Path, home: Path | None, stores_only: bool
             f"`{me} restore {backup_dir} --stores-only`"
         )
     if report.audit_problems:
-        raise FabricError(
+        raise EnclaveError(
             f"restored, but the audit log does not verify ({len(report.audit_problems)} problems): "
             + "; ".join(report.audit_problems[:5])
         )
@@ -126,17 +126,17 @@ def restore(ctx: Context, backup_dir: Path, home: Path | None, stores_only: bool
 @friendly
 def upgrade(ctx: Context, backup_to: Path | None, no_sites: bool, quiet: bool) -> None:
     """Back up, then migrate the registry to this Enclave's schema (Enclave must be stopped)."""
-    from fabric import audit
-    from fabric.db import Registry
-    from fabric.db import upgrade as migrate
     from hub import lifecycle
+    from kernel import audit
+    from kernel.db import Registry
+    from kernel.db import upgrade as migrate
 
     paths, url = ctx.paths, ctx.paths.database_url
     if paths.hub.is_dir() and (pid := lifecycle.read_pid(paths)) is not None:
-        raise FabricError(f"Enclave is running (hub pid {pid}); `enclave down` first")
+        raise EnclaveError(f"Enclave is running (hub pid {pid}); `enclave down` first")
     before = current_revision(url)
     if before is None:
-        raise FabricError(f"no registry in {paths.home}: nothing to upgrade")
+        raise EnclaveError(f"no registry in {paths.home}: nothing to upgrade")
     if backup_to is None:
         (paths.home / "backups").mkdir(mode=0o700, exist_ok=True)
         backup_to = paths.home / "backups" / f"upgrade-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
@@ -146,9 +146,11 @@ def upgrade(ctx: Context, backup_to: Path | None, no_sites: bool, quiet: bool) -
     after = current_revision(url)
     registry = Registry(url)
     try:
-        with registry.session() as session:
-            detail = {**summary(report), "revision_before": before, "revision": after, "backup": str(report.dest)}
-            audit.record(session, actor=actor(), action="registry.upgraded", target=str(paths.home), **detail)
+        detail = {**summary(report), "revision_before": before, "revision": after, "backup": str(report.dest)}
+        registry.transaction(
+            lambda session: audit.record(session, actor=actor(), action="registry.upgraded", target=str(paths.home),
+                                         **detail)
+        )  # fmt: skip
     finally:
         registry.close()
     if before == after:
@@ -175,7 +177,7 @@ def install_cmd(home: Path | None, root: Path) -> None:
     from provisioning.install import DEFAULT_HOME, InstallPlan, install
 
     if root == Path("/") and os.geteuid() != 0:
-        raise FabricError("enclave install writes /etc and enables services: run it as root (or give --root)")
+        raise EnclaveError("enclave install writes /etc and enables services: run it as root (or give --root)")
     plan = InstallPlan(home=(home or DEFAULT_HOME).absolute(), enclave=Path(sys.executable).with_name("enclave"),
                        root=root.absolute())  # fmt: skip
     for step in install(plan):

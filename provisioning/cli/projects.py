@@ -13,7 +13,6 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from fabric.errors import FabricError
 from fabric.materialise.builds import GRACE_ENV, withdraw_view
 from fabric.models import Project
 from fabric.projects import (
@@ -30,6 +29,7 @@ from fabric.projects import (
     require_enough_checkers,
     set_role,
 )
+from kernel.errors import EnclaveError
 from provisioning.cli.base import Context, actor, friendly, main, pass_ctx
 
 
@@ -62,7 +62,7 @@ def _apply_to_hub(ctx: Context, project_name: str, users: list[str]) -> None:
         click.echo(f"hub, {user}: {done.summary()}")
     if failed:
         again = " ".join(["enclave project apply-access", project_name, *failed])
-        raise FabricError(
+        raise EnclaveError(
             f"the registry changed but the running hub did not follow for {len(failed)} of {len(users)} "
             f"{'person' if len(users) == 1 else 'people'}; when the hub answers, run: {again}"
         )
@@ -97,9 +97,10 @@ def project_create(ctx: Context, spec_file: Path, replace: bool, yes: bool) -> N
             return
         click.echo(f"project {spec.name} changes:\n" + "\n".join(f"  {line}" for line in plan.lines()))
         if not yes and not _confirmed("Apply these changes?"):
-            raise FabricError("nothing changed (pass --yes to apply without asking)")
-    with ctx.registry.session() as session:
-        create_project(session, spec, actor=actor(), replace=replace, expected=plan)
+            raise EnclaveError("nothing changed (pass --yes to apply without asking)")
+    ctx.registry.transaction(
+        lambda session: create_project(session, spec, actor=actor(), replace=replace, expected=plan)
+    )
     click.echo(f"project {spec.name} {'updated' if plan else 'created'}; next: enclave project materialise {spec.name}")
     if plan is not None:
         _apply_to_hub(ctx, spec.name, plan.affected_users())
@@ -167,9 +168,8 @@ def project_accept_datasets(ctx: Context, name: str, yes: bool) -> None:
         return
     click.echo(f"project {name} changes:\n" + "\n".join(f"  + dataset {d}" for d in waiting))
     if not yes and not _confirmed("Add these datasets to the project?"):
-        raise FabricError("nothing changed (pass --yes to accept without asking)")
-    with ctx.registry.session() as session:
-        accept_datasets(session, name, actor=actor(), expected=waiting)
+        raise EnclaveError("nothing changed (pass --yes to accept without asking)")
+    ctx.registry.transaction(lambda session: accept_datasets(session, name, actor=actor(), expected=waiting))
     click.echo(f"project {name}: {len(waiting)} dataset(s) accepted; next: enclave project materialise {name}")
 
 
@@ -181,8 +181,9 @@ def project_accept_datasets(ctx: Context, name: str, yes: bool) -> None:
 @friendly
 def project_add_member(ctx: Context, name: str, user: str, role: str) -> None:
     """Add USER to project NAME with ROLE; the running hub follows at once."""
-    with ctx.registry.session() as session:
-        add_member(session, name, user, role, actor=actor(), default_reviews=_default_reviews())
+    ctx.registry.transaction(
+        lambda session: add_member(session, name, user, role, actor=actor(), default_reviews=_default_reviews())
+    )
     click.echo(f"{user} is a {role} on {name}")
     _apply_to_hub(ctx, name, [user])
 
@@ -195,8 +196,9 @@ def project_add_member(ctx: Context, name: str, user: str, role: str) -> None:
 def project_remove_member(ctx: Context, name: str, user: str) -> None:
     """Take USER off project NAME in every role; their running workspace for it stops and their access ends at once.
     Refused when it would leave fewer output checkers than the project's releases need reviews."""
-    with ctx.registry.session() as session:
-        roles = remove_member(session, name, user, actor=actor(), default_reviews=_default_reviews())
+    roles = ctx.registry.transaction(
+        lambda session: remove_member(session, name, user, actor=actor(), default_reviews=_default_reviews())
+    )
     click.echo(f"{user} is no longer a member of {name} (was {', '.join(roles)})")
     _apply_to_hub(ctx, name, [user])
 
@@ -210,8 +212,9 @@ def project_remove_member(ctx: Context, name: str, user: str) -> None:
 def project_set_role(ctx: Context, name: str, user: str, role: str) -> None:
     """Make ROLE the only role of member USER on project NAME; the running hub follows at once (a researcher made an
     output checker loses their workspace). Refused when it would leave too few output checkers."""
-    with ctx.registry.session() as session:
-        before = set_role(session, name, user, role, actor=actor(), default_reviews=_default_reviews())
+    before = ctx.registry.transaction(
+        lambda session: set_role(session, name, user, role, actor=actor(), default_reviews=_default_reviews())
+    )
     if before == [role]:
         click.echo(f"{user} is already a {role} on {name}")
         return
@@ -232,7 +235,7 @@ def project_close(ctx: Context, name: str, yes: bool) -> None:
 
     def refuse_if_busy(session: Any) -> None:
         if busy := requests_under_way(session, name):
-            raise FabricError(
+            raise EnclaveError(
                 f"project {name} has {len(busy)} release request(s) under way ({', '.join(busy[:5])}"
                 f"{', ...' if len(busy) > 5 else ''}): let their reviews finish, or their authors withdraw them, first"
             )
@@ -247,7 +250,7 @@ def project_close(ctx: Context, name: str, yes: bool) -> None:
         "audit log are kept. This cannot be undone."
     )
     if not yes and not _confirmed("Close it?"):
-        raise FabricError("nothing changed (pass --yes to close without asking)")
+        raise EnclaveError("nothing changed (pass --yes to close without asking)")
     with ctx.registry.session() as session:
         refuse_if_busy(session)  # a request submitted while the question was open
         researchers = close_project(session, name, actor=actor())
@@ -337,7 +340,7 @@ def project_verify(ctx: Context, name: str) -> None:
 
     view = ctx.paths.project_data(name)
     if not view.exists():
-        raise FabricError(f"project {name} has no published view (run 'enclave project materialise {name}')")
+        raise EnclaveError(f"project {name} has no published view (run 'enclave project materialise {name}')")
     problems = verify_view(view.resolve())
     for p in problems:
         click.echo(p)

@@ -10,13 +10,14 @@ from typing import Any
 
 import click
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from fabric import audit
 from fabric.catalogue import DatasetSpec, add_site, find_patient, get_site, register_dataset
-from fabric.consent import import_consent, state_in_force, withdraw
+from fabric.consent import ImportSummary, import_consent, state_in_force, withdraw
 from fabric.identifiers.schemes import SCHEMES
 from fabric.models import Dataset, PatientRecord, Project, Site
 from fabric.projects import project_datasets
+from kernel import audit
 from provisioning.cli.base import Context, actor, friendly, main, pass_ctx
 
 # ------------------------------------------------------------------------------------------------ users
@@ -41,8 +42,9 @@ def user_add(ctx: Context, username: str, password_stdin: bool, email: str | Non
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    with ctx.registry.session() as session:
-        enrolment = accounts.add_account(session, username, password, actor=actor(), email=email)
+    enrolment = ctx.registry.transaction(
+        lambda session: accounts.add_account(session, username, password, actor=actor(), email=email)
+    )
     click.echo(f"user {username} created; set up their authenticator app with (shown once):\n{enrolment.uri}")
 
 
@@ -55,8 +57,7 @@ def user_set_email(ctx: Context, username: str, address: str) -> None:
     """Set the e-mail address USERNAME's airlock notices go to ("" clears it: no e-mail)."""
     from hub import accounts
 
-    with ctx.registry.session() as session:
-        accounts.set_email(session, username, address or None, actor=actor())
+    ctx.registry.transaction(lambda session: accounts.set_email(session, username, address or None, actor=actor()))
     click.echo(f"user {username}: notices {'go to ' + address if address else 'by e-mail off'}")
 
 
@@ -66,12 +67,11 @@ def user_set_email(ctx: Context, username: str, address: str) -> None:
 @friendly
 def user_remove(ctx: Context, username: str) -> None:
     """Remove an account and end its access at once: project memberships, hub sessions, tokens, workspaces."""
-    from fabric.errors import NotFoundError
     from hub import accounts, revocation
+    from kernel.errors import NotFoundError
 
     try:
-        with ctx.registry.session() as session:
-            projects = accounts.remove_account(session, username, actor=actor())
+        projects = ctx.registry.transaction(lambda session: accounts.remove_account(session, username, actor=actor()))
         click.echo(f"user {username} removed (from {len(projects)} project(s))")
     except NotFoundError:
         # removed before, but the running hub may still know the name (a revocation cut short): finish it
@@ -98,14 +98,14 @@ def site() -> None:
 @friendly
 def site_add(ctx: Context, folder: Path, quiet: bool) -> None:
     """Register the site exported in FOLDER (with its site.yaml) and index its patients."""
-    with ctx.registry.session() as session:
-        added, summaries = add_site(session, folder, actor=actor(), progress=not quiet)
-        click.echo(f"site {added.id}: {len(summaries)} datasets")
-        for s in summaries:
-            extra = f", {s.unlinked} unlinked" if s.unlinked else ""
-            extra += f", {s.invalid_identifiers} invalid {SCHEMES[s.scheme].plural}" if s.invalid_identifiers else ""
-            extra += f", {s.through_linkage} MRNs linked by the linkage table" if s.through_linkage else ""
-            click.echo(f"  {s.dataset:<24} {s.linked} records linked ({s.new_patients} new patients{extra})")
+    added, summaries = ctx.registry.transaction(lambda session: add_site(session, folder, actor=actor(),
+                                                                          progress=not quiet))  # fmt: skip
+    click.echo(f"site {added.id}: {len(summaries)} datasets")
+    for s in summaries:
+        extra = f", {s.unlinked} unlinked" if s.unlinked else ""
+        extra += f", {s.invalid_identifiers} invalid {SCHEMES[s.scheme].plural}" if s.invalid_identifiers else ""
+        extra += f", {s.through_linkage} MRNs linked by the linkage table" if s.through_linkage else ""
+        click.echo(f"  {s.dataset:<24} {s.linked} records linked ({s.new_patients} new patients{extra})")
 
 
 @site.command("list")
@@ -140,9 +140,9 @@ def dataset_register(
 ) -> None:
     """Register (or re-verify) one dataset of a registered site."""
     spec = DatasetSpec(id=dataset_id, modality=modality, format=fmt, path=rel_path, samples=samples)
-    with ctx.registry.session() as session:
-        s = register_dataset(session, get_site(session, site_id), spec, actor=actor())
-        click.echo(f"{s.dataset}: {s.linked} records linked ({s.new_patients} new patients, {s.unlinked} unlinked)")
+    s = ctx.registry.transaction(lambda session: register_dataset(session, get_site(session, site_id), spec,
+                                                                  actor=actor()))  # fmt: skip
+    click.echo(f"{s.dataset}: {s.linked} records linked ({s.new_patients} new patients, {s.unlinked} unlinked)")
 
 
 @dataset.command("list")
@@ -176,9 +176,12 @@ def consent() -> None:
 @friendly
 def consent_import(ctx: Context, file: Path, site_id: str) -> None:
     """Import consent events (NDJSON) from a site; re-importing is a no-op."""
-    with ctx.registry.session() as session:
+
+    def record(session: Session) -> ImportSummary:
         get_site(session, site_id)
-        s = import_consent(session, file, source=site_id, actor=actor())
+        return import_consent(session, file, source=site_id, actor=actor())
+
+    s = ctx.registry.transaction(record)
     click.echo(
         f"{s.recorded} consent events recorded, {s.already_present} already present, "
         f"{s.unknown_patients} for patients not in the index"
@@ -200,17 +203,18 @@ def consent_withdraw(
     purpose."""
     from fabric.materialise.view import materialise_project
 
-    with ctx.registry.session() as session:
+    def record(session: Session) -> tuple[str, list[str]]:
         p = find_patient(session, patient, site_id)
-        patient_id = p.id
         withdraw(session, p, on=on.date() if on else None, actor=actor())
         dataset_ids = {r.dataset_id for r in p.records}
-        affected = [
+        return p.id, [
             proj.name
             for proj in session.scalars(select(Project).order_by(Project.name))
             # a project built from one of the patient's datasets, and still open (a closed one has no view)
             if proj.builds and proj.closed_at is None and dataset_ids & set(project_datasets(session, proj).accepted)
         ]
+
+    patient_id, affected = ctx.registry.transaction(record)
     click.echo(f"withdrawal recorded for {patient_id}; projects affected: {', '.join(affected) or 'none'}")
     if rematerialise:
         for name in affected:

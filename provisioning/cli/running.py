@@ -11,8 +11,8 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from fabric.errors import FabricError
 from fabric.models import Project
+from kernel.errors import EnclaveError
 from provisioning import steps
 from provisioning.cli.base import Context, actor, friendly, main, pass_ctx
 
@@ -90,7 +90,7 @@ def _demo(
     ctx: Context, patients: int, sites: int, seed: int, quiet: bool, *, start: bool, extra_sites: tuple[str, ...] = ()
 ) -> None:
     if start and os.geteuid() != 0:
-        raise FabricError(
+        raise EnclaveError(
             "the demo starts workspaces as per-project Unix accounts in bubblewrap, which needs root: run "
             "`sudo make demo` (or `enclave demo --no-start` to provision only)"
         )
@@ -150,7 +150,7 @@ def _hub_settings(ctx: Context) -> Any:
     try:
         return HubSettings.from_env({**os.environ, "ENCLAVE_HOME": str(ctx.paths.home)})
     except ValueError as exc:  # a setting the admin must correct, said in full
-        raise FabricError(str(exc)) from exc
+        raise EnclaveError(str(exc)) from exc
 
 
 def _serve_foreground(ctx: Context) -> None:
@@ -222,7 +222,7 @@ def host_release(ctx: Context) -> None:
     from provisioning.storage import release_all_under
 
     if (pid := lifecycle.read_pid(ctx.paths)) is not None:
-        raise FabricError(f"Enclave is running (hub pid {pid}); `enclave down` first")
+        raise EnclaveError(f"Enclave is running (hub pid {pid}); `enclave down` first")
     released = release_all_under(ctx.paths.home) if ctx.paths.home.exists() else []
     click.echo(f"  {'storage':<12} {len(released)} mounts and loop devices released")
 
@@ -299,7 +299,7 @@ def run_notebook(
     caller = invoker().name
     if caller is not None and user_name not in (None, caller):
         # through sudo, a person runs in their own home only
-        raise FabricError("through sudo, `enclave run` runs in your own project home: leave out --user")
+        raise EnclaveError("through sudo, `enclave run` runs in your own project home: leave out --user")
     result = run_in_sandbox(ctx.paths, notebook, project_name, user_name or actor(), dict(parameters))
     click.echo(f"executed notebook: {result.executed} (in the workspace: {result.inside})")
     sys.exit(result.returncode)

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from fabric.errors import FabricError
-from fabric.models import AuditEvent
+from kernel.errors import EnclaveError
+from kernel.models import AuditEvent
 from output_checks.release import workflow
 from output_checks.release.airlock import Airlock
 from output_checks.release.states import PERMISSIONS, Activity, Actor, RequestState
@@ -235,7 +235,7 @@ def test_permission_matrix_through_the_business_layer(app, shared, activity, sta
     else:
         request_id = shared[state]
         before = snapshot_of(app, request_id)
-        with pytest.raises(FabricError):
+        with pytest.raises(EnclaveError):
             attempt(app, activity, request_id, user)
         assert snapshot_of(app, request_id) == before
 

@@ -17,7 +17,7 @@ from datetime import datetime
 
 import pytest
 
-from fabric import audit
+from kernel import audit
 from output_checks.release import workflow
 from output_checks.release.service import Airlock
 from provisioning import steps

@@ -17,8 +17,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from fabric.models import AuditEvent
 from hub import accounts
+from kernel.models import AuditEvent
 from output_checks.release import notices
 from output_checks.release.airlock import Airlock
 from output_checks.release.states import RequestState

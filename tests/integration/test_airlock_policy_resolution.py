@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from fabric.config import Paths
-from fabric.db import Registry
+from kernel.config import Paths
+from kernel.db import Registry
 from output_checks.release import workflow
 from output_checks.release.service import Airlock
 from output_checks.release.site_policy import SITE_POLICY

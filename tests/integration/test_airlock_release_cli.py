@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from fabric.config import Paths
-from fabric.db import Registry
+from kernel.config import Paths
+from kernel.db import Registry
 from output_checks.release.service import Airlock
 from output_checks.release.states import RequestState
 from tests.airlock_factories import ensure_people, request_at

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from fabric import audit
+from kernel import audit
 from output_checks.release import workflow
 from output_checks.release.service import Airlock
 from output_checks.release.states import RequestState

@@ -15,8 +15,8 @@ import time
 import pytest
 from tornado.web import Application, RequestHandler
 
-from fabric import audit
 from fabric.projects import add_member
+from kernel import audit
 from output_checks.release import views, workflow
 from output_checks.release.service import Airlock, CheckRunner
 from output_checks.release.states import RequestState

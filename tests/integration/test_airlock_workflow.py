@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from fabric import audit
-from fabric.errors import FabricError, NotFoundError
+from kernel import audit
+from kernel.errors import EnclaveError, NotFoundError
 from output_checks.release import workflow
 from output_checks.release.service import Airlock
 from output_checks.release.states import ACTION_ACTORS, TRANSITIONS, Action, Actor, RequestState
@@ -85,7 +85,7 @@ def test_transition_matrix(app, shared, state, action, role):
         assert state_of(app, request_id) == TRANSITIONS[key].value
     else:
         request_id = shared[state]
-        with pytest.raises(FabricError):
+        with pytest.raises(EnclaveError):
             attempt(app, action, request_id, user)
         assert state_of(app, request_id) == state.value
 
@@ -137,7 +137,7 @@ def test_votes_are_hidden_until_every_review_is_in(app):
 
 def test_a_third_review_is_refused(app):
     request_id = request_at(app, RequestState.APPROVED)
-    with pytest.raises(FabricError):
+    with pytest.raises(EnclaveError):
         app.vote(request_id, BOTH, "counts.csv", "reject")
 
 
@@ -240,7 +240,7 @@ def test_files_outside_the_outputs_folder_are_refused(app, tmp_path):
     secret = tmp_path / "secret.csv"
     secret.write_text("x")
     for path in (str(secret), "../data/clinical/patients.parquet", "../../../etc/passwd"):
-        with pytest.raises(FabricError):
+        with pytest.raises(EnclaveError):
             app.add_file(request_id, AUTHOR, path)
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from fabric.config import Paths
-from fabric.db import Registry
-from fabric.db import upgrade as migrate
+from kernel.config import Paths
+from kernel.db import Registry
+from kernel.db import upgrade as migrate
 from provisioning.backup import current_revision, head_revision
 from tests.host_accounts import needs_root, throwaway_account
 from tests.provisioned import provision
@@ -32,8 +32,8 @@ PROJECT = "cvd-risk"
 WRITER = """
 import sys
 from pathlib import Path
-from fabric import audit
-from fabric.db import Registry
+from kernel import audit
+from kernel.db import Registry
 
 registry, stop, started, n = Registry(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), 0
 while not stop.exists():

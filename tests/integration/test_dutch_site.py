@@ -22,10 +22,10 @@ import pytest
 import yaml
 
 from fabric.clinical import open_site_clinical
-from fabric.errors import FabricError
 from fabric.identifiers import bsn
 from fabric.synthetic import generate_cohort
 from fabric.synthetic.dutch import DIALECT
+from kernel.errors import EnclaveError
 from tests.view_scan import decoded
 
 pytestmark = pytest.mark.integration
@@ -153,7 +153,7 @@ def test_demo_data_adds_the_dutch_site_unless_told_not_to(tmp_path):
 
 
 def test_the_demo_cohort_step_remembers_the_dutch_site(tmp_path):
-    from fabric.config import Paths
+    from kernel.config import Paths
     from provisioning import steps
 
     paths = Paths(tmp_path / "home")
@@ -162,14 +162,14 @@ def test_the_demo_cohort_step_remembers_the_dutch_site(tmp_path):
     assert made.detail == "generated 20 patients across 2 sites"
     again = steps.ensure_cohort(paths, **cohort, extra_sites=("umcu",))
     assert again.detail == "already generated (10 patients, 1 sites + umcu, seed 2)"
-    with pytest.raises(FabricError, match="holds another cohort"):  # not silently the UK-only one
+    with pytest.raises(EnclaveError, match="holds another cohort"):  # not silently the UK-only one
         steps.ensure_cohort(paths, **cohort)
 
 
 def test_the_airlock_knows_the_dutch_patients_through_their_dialect(nl_cohort, tmp_path):
     """The airlock's known-identifier index reads each site's clinical records as registered: the Dutch site's in
     its dialect, so a Dutch patient's name or BSN in an output is found."""
-    from fabric.config import Paths
+    from kernel.config import Paths
     from output_checks.screening.known import build_known_identifiers
     from output_checks.screening.text import Segment
     from provisioning import steps
@@ -201,11 +201,11 @@ def test_extra_sites_are_validated(tmp_path):
         ("umcu", "extra_sites must name sites among umcu"),
         (("umcu", "umcu"), "extra_sites names a site twice"),
     ]:
-        with pytest.raises(FabricError, match=re.escape(message)):
+        with pytest.raises(EnclaveError, match=re.escape(message)):
             generate_cohort(tmp_path / "x", patients=5, sites=1, progress=False, extra_sites=extra)
     assert not (tmp_path / "x").exists()  # refused before anything was written
     (tmp_path / "y" / "umcu").mkdir(parents=True)
     (tmp_path / "y" / "umcu" / "real.csv").write_text("custodian data")
-    with pytest.raises(FabricError, match="umcu: already exists and is not empty"):
+    with pytest.raises(EnclaveError, match="umcu: already exists and is not empty"):
         generate_cohort(tmp_path / "y", patients=5, sites=1, progress=False, extra_sites=("umcu",))
     assert not (tmp_path / "y" / "rbh").exists()

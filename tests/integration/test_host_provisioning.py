@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fabric.config import Paths
+from kernel.config import Paths
 from provisioning.host import (
     HostError,
     ensure_project_account,

@@ -10,10 +10,10 @@ import pyotp
 import pytest
 import requests
 
-from fabric import audit
-from fabric.config import Paths
-from fabric.db import Registry
 from hub import accounts
+from kernel import audit
+from kernel.config import Paths
+from kernel.db import Registry
 from tests.hub_runner import CHP, NO_CHP, free_ports, login_form, loopback_config, running_hub
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(not CHP.exists(), reason=NO_CHP), pytest.mark.timeout(300)]

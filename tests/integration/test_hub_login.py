@@ -6,9 +6,9 @@ from __future__ import annotations
 import pyotp
 import pytest
 
-from fabric.config import Paths
-from fabric.db import Registry
 from hub import accounts
+from kernel.config import Paths
+from kernel.db import Registry
 from tests.hub_runner import CHP, NO_CHP, free_ports, login_form, loopback_config, running_hub
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(not CHP.exists(), reason=NO_CHP), pytest.mark.timeout(180)]

@@ -17,14 +17,14 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from fabric import audit
-from fabric.config import Paths
-from fabric.db import Registry
 from fabric.models import ProjectMember
 from hub import accounts
 from hub.lifecycle import ensure_hub_state
 from hub.revocation import ADMIN_SCOPES, admin_role, admin_service
 from hub.sandbox import hub_socket, socket_url
+from kernel import audit
+from kernel.config import Paths
+from kernel.db import Registry
 from tests.hub_runner import CHP, NO_CHP, free_ports, login_form, loopback_config, running_hub
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(not CHP.exists(), reason=NO_CHP), pytest.mark.timeout(400)]

@@ -44,7 +44,7 @@ def test_a_checker_sees_what_waits_for_them_and_a_researcher_sees_nothing(tmp_pa
         loopback_config(tmp_path, public=public, hub=hub_port, proxy_api=api)
         + f"""
 from pathlib import Path
-from fabric.config import Paths
+from kernel.config import Paths
 from hub.config import TEMPLATES, waiting_reviews, workspace_projects
 from hub.workspaces import registry_of
 

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import select
 
 from fabric.catalogue import find_patient
-from fabric.errors import FabricError
 from fabric.materialise.view import MANIFEST, materialise_project, verify_view
 from fabric.models import Patient, PatientRecord
 from fabric.pseudonyms import load_or_create_key, pseudonym
+from kernel.errors import EnclaveError
 from tests.provisioned import Enclave, provision
 from tests.view_scan import view_tables
 
@@ -192,7 +192,7 @@ def test_a_failed_build_leaves_the_published_view_untouched(tmp_path, own_cohort
     mrn_folder = next(p for p in sorted(own_cohort.glob("*/imaging/*")) if p.name in {r for r in _consented_mrns(env)})
     victim = sorted(mrn_folder.rglob("*.dcm"))[0]
     victim.write_bytes(victim.read_bytes()[:200])
-    with pytest.raises(FabricError) as info:
+    with pytest.raises(EnclaveError) as info:
         materialise_project(env.registry, env.paths, "cvd-risk", actor="test", progress=False)
     assert mrn_folder.name not in str(info.value), "errors must not quote MRNs"
     assert env.view("cvd-risk") == published

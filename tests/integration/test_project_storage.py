@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fabric.config import Paths
+from kernel.config import Paths
 from provisioning.host import ensure_host, remove_egress_rules, remove_project_account
 from provisioning.storage import (
     StorageError,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from fabric.models import AuditEvent, ConsentEvent, Dataset, Patient, ProjectBuild
+from fabric.models import ConsentEvent, Dataset, Patient, ProjectBuild
+from kernel.models import AuditEvent
 from provisioning import steps
 from tests.provisioned import provision
 
@@ -37,18 +38,18 @@ def test_running_the_steps_twice_records_nothing_new_but_a_fresh_build(tmp_path,
 
 
 def test_a_different_cohort_is_not_silently_overwritten(tmp_path, cohort):
-    from fabric.config import Paths
-    from fabric.errors import FabricError
+    from kernel.config import Paths
+    from kernel.errors import EnclaveError
 
     paths = Paths(tmp_path / "home")
     paths.sites.mkdir(parents=True)
     (paths.sites / "someone-elses-site").mkdir()
-    with pytest.raises(FabricError, match="holds another cohort"):
+    with pytest.raises(EnclaveError, match="holds another cohort"):
         steps.ensure_cohort(paths, patients=10, sites=1, seed=1, progress=False)
 
 
 def test_example_notebooks_are_copied_where_missing_and_never_over_a_researchers_copy(tmp_path):
-    from fabric.config import Paths
+    from kernel.config import Paths
 
     paths = Paths(tmp_path)
     home = paths.project_home("p", "alice")

@@ -17,11 +17,11 @@ import pysam
 import pytest
 import yaml
 
-from fabric.errors import FabricError
 from fabric.synthetic import CohortSummary, generate_cohort, imaging
 from fabric.synthetic.clinical import OBSERVATION_CODES
 from fabric.synthetic.genomics import GENE_REGIONS
 from fabric.synthetic.identifiers import is_valid_nhs_number
+from kernel.errors import EnclaveError
 
 pytestmark = pytest.mark.integration
 
@@ -376,11 +376,11 @@ def test_arguments_are_validated(tmp_path: Path) -> None:
         {"seed": -1},
         {"variants": 3},
     ):
-        with pytest.raises(FabricError):
+        with pytest.raises(EnclaveError):
             generate_cohort(tmp_path / "x", progress=False, **kwargs)  # type: ignore[arg-type]
     (tmp_path / "y" / "rbh").mkdir(parents=True)
     (tmp_path / "y" / "rbh" / "keep.txt").write_text("real data")
-    with pytest.raises(FabricError, match="not empty"):
+    with pytest.raises(EnclaveError, match="not empty"):
         generate_cohort(tmp_path / "y", patients=5, sites=1, progress=False)
     assert (tmp_path / "y" / "rbh" / "keep.txt").read_text() == "real data"
 

@@ -16,11 +16,11 @@ import time
 import pytest
 from sqlalchemy import select
 
-from fabric import audit
-from fabric.db import Registry
-from fabric.models import AuditEvent
 from hub.authorisation import REFUSED
 from hub.session_events import EVENTS_PER_MINUTE
+from kernel import audit
+from kernel.db import Registry
+from kernel.models import AuditEvent
 from tests.workspace_hub import DEMO, SECOND_PROJECT, needs_enclave
 
 pytestmark = [pytest.mark.integration, needs_enclave]

@@ -30,13 +30,13 @@ TRACKING = """
 import json, sys
 from pathlib import Path
 import mlflow
-from fabric.errors import FabricError
+from kernel.errors import EnclaveError
 from fabric.tracking import experiment
 
 def refused(name):
     try:
         experiment(name)
-    except FabricError as exc:
+    except EnclaveError as exc:
         return str(exc)
     return None
 

@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from test_deid_dicom import make_dicom
 from test_materialise_genomics import SAMPLES, make_bam, write_vcf
 
-from fabric.errors import InvalidInputError
 from fabric.materialise.genomics import materialise_bam, materialise_vcf
 from fabric.materialise.imaging import deidentify_dicom
+from kernel.errors import InvalidInputError
 from tests.third_party import HTSLIB
 
 pytestmark = pytest.mark.robustness

@@ -13,10 +13,11 @@ from sqlalchemy import func, select
 
 from fabric.catalogue import add_site
 from fabric.consent import import_consent
-from fabric.db import Registry
-from fabric.errors import FabricError, InvalidInputError, SpecError
-from fabric.models import AuditEvent, ConsentEvent, Dataset, Patient, Site
+from fabric.models import ConsentEvent, Dataset, Patient, Site
 from fabric.site_export import IncompleteExportError
+from kernel.db import Registry
+from kernel.errors import EnclaveError, InvalidInputError, SpecError
+from kernel.models import AuditEvent
 
 pytestmark = pytest.mark.robustness
 
@@ -119,7 +120,7 @@ def test_bad_consent_line_records_nothing(registry, own_cohort):
     lines = consent.read_text().splitlines()
     consent.write_text("\n".join([*lines[:5], '{"nhs_number": "1", "date": "2020-01-01"}', *lines[5:]]) + "\n")
     with (
-        pytest.raises(FabricError, match=r"consent\.ndjson line 6: missing field 'action'"),
+        pytest.raises(EnclaveError, match=r"consent\.ndjson line 6: missing field 'action'"),
         registry.session() as session,
     ):
         import_consent(session, consent, source=site.name, actor="test")

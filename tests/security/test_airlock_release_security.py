@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from fabric import audit
-from fabric.errors import FabricError, NotFoundError
+from kernel import audit
+from kernel.errors import EnclaveError, NotFoundError
 from output_checks.release import workflow
 from output_checks.release.service import Airlock
 from output_checks.release.states import RequestState
@@ -59,7 +59,7 @@ def test_a_checker_of_another_project_sees_nothing(app):
 def test_no_one_but_the_requester_downloads_and_not_another_projects_release(app):
     request_id = request_at(app, RequestState.RELEASED)
     for user in (*CHECKERS, "zoe", "bob", "mallory"):
-        with pytest.raises(FabricError):
+        with pytest.raises(EnclaveError):
             app.download(request_id, user, "counts.csv")
 
 

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from fabric.errors import FabricError
+from kernel.errors import EnclaveError
 from output_checks.release.storage import AirlockStore, open_beneath
 
 pytestmark = [pytest.mark.security, pytest.mark.unit]
@@ -37,10 +37,10 @@ def test_a_folder_swapped_for_a_link_is_refused(outputs):
     (root / "tables" / "counts.csv").unlink()
     (root / "tables").rmdir()
     (root / "tables").symlink_to(secret, target_is_directory=True)  # the swap, after the path was checked
-    with pytest.raises(FabricError, match="cannot be read"):
+    with pytest.raises(EnclaveError, match="cannot be read"):
         open_beneath(root, root.joinpath("tables/counts.csv").relative_to(root))
     store = AirlockStore(root.parent / "airlock")
-    with pytest.raises(FabricError):
+    with pytest.raises(EnclaveError):
         store.snapshot("r1", 1, 1, root / "tables" / "counts.csv", beneath=root)
     assert not any((root.parent / "airlock").rglob("*-v1"))
 
@@ -48,9 +48,9 @@ def test_a_folder_swapped_for_a_link_is_refused(outputs):
 def test_a_file_link_and_a_fifo_are_refused(outputs):
     root, secret = outputs
     (root / "link.csv").symlink_to(secret / "counts.csv")
-    with pytest.raises(FabricError):
+    with pytest.raises(EnclaveError):
         open_beneath(root, root.joinpath("link.csv").relative_to(root))
     os.mkfifo(root / "pipe.csv")
     store = AirlockStore(root.parent / "airlock")
-    with pytest.raises(FabricError, match="not a regular file"):  # opened without blocking, then refused
+    with pytest.raises(EnclaveError, match="not a regular file"):  # opened without blocking, then refused
         store.snapshot("r1", 2, 1, root / "pipe.csv", beneath=root)

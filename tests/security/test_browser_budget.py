@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import pytest
 
-from fabric import audit
-from fabric.db import Registry
 from fabric.projects import size_bytes
+from kernel import audit
+from kernel.db import Registry
 from tests.workspace_hub import SECOND_BUDGET, SECOND_PROJECT, needs_enclave
 
 pytestmark = [pytest.mark.security, needs_enclave]

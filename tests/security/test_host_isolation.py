@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fabric.config import Paths
+from kernel.config import Paths
 from provisioning.host import HostError, ensure_project_folders
 from tests.host_accounts import VIEW, fake_build, needs_root, scratch_home, throwaway_account, try_as
 

@@ -24,11 +24,11 @@ from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_unix_socket
 
-from fabric import audit
-from fabric.config import Paths
-from fabric.db import Registry
 from hub import accounts, throttle
 from hub.authenticator import client_source
+from kernel import audit
+from kernel.config import Paths
+from kernel.db import Registry
 from tests.hub_runner import CHP, NO_CHP, XSRF, free_ports, loopback_config, running_hub
 
 pytestmark = [pytest.mark.security, pytest.mark.timeout(180)]

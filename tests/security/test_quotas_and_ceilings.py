@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from fabric import audit
-from fabric.db import Registry
 from fabric.projects import size_bytes
+from kernel import audit
+from kernel.db import Registry
 from tests.workspace_hub import DEMO, SECOND_PROJECT, Person, needs_enclave
 from tests.workspace_hub import running_enclave as start
 

@@ -22,10 +22,10 @@ import requests
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from fabric import audit
-from fabric.db import Registry
 from fabric.models import ProjectMember
 from hub import revocation
+from kernel import audit
+from kernel.db import Registry
 from provisioning.cli import main
 from tests.workspace_hub import DEMO, BrowserSession, Person, RunningEnclave, cookie_for, needs_enclave
 

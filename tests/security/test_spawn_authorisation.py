@@ -16,9 +16,9 @@ import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 from tornado import web
 
-from fabric.config import Paths
 from hub.authorisation import REFUSED, WorkspaceError
 from hub.workspaces import prepare
+from kernel.config import Paths
 from tests.kubernetes_harness import (
     OTHER_PROJECT,
     PROJECT,

@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 import pyotp
 import pytest
 
-from fabric import audit
-from fabric.config import Paths
-from fabric.db import Registry
 from hub import accounts, throttle
 from hub.authenticator import EnclaveAuthenticator
 from hub.models import Account, LoginFailure
+from kernel import audit
+from kernel.config import Paths
+from kernel.db import Registry
 
 pytestmark = pytest.mark.unit
 PASSWORD = "correct horse battery"

@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from fabric.catalogue import add_site
-from fabric.config import Paths
-from fabric.db import Registry
 from fabric.identifiers.schemes import SCHEMES
 from fabric.projects import ProjectSpec, create_project
+from kernel.config import Paths
+from kernel.db import Registry
 from output_checks.screening.known import KnownIdentifiers, build_known_identifiers
 from output_checks.screening.national import DIGIT_LENGTHS, LETTER_SHAPES
 from output_checks.screening.text import Segment

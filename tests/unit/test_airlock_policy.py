@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fabric.errors import SpecError
+from kernel.errors import SpecError
 from output_checks.checks import CHECKS, load_checks
 from output_checks.policy import Policy, default_values, load_policy
 from output_checks.sniff import KINDS, MAGIC

@@ -3,9 +3,9 @@
 import pytest
 from sqlalchemy import delete, text, update
 
-from fabric import audit
-from fabric.db import Registry
-from fabric.models import AuditEvent
+from kernel import audit
+from kernel.db import Registry
+from kernel.models import AuditEvent
 
 pytestmark = pytest.mark.unit
 

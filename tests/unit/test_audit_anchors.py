@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
-from fabric import audit
-from fabric.audit_anchors import Anchors
-from fabric.db import Registry
-from fabric.models import AuditEvent
+from kernel import audit
+from kernel.audit_anchors import Anchors
+from kernel.db import Registry
+from kernel.models import AuditEvent
 from provisioning.cli import main
 
 pytestmark = pytest.mark.unit

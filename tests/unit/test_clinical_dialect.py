@@ -14,11 +14,12 @@ from fabric.catalogue import SiteManifest, add_site
 from fabric.clinical import DEFAULT_DIALECT, CsvDialect, open_site_clinical
 from fabric.clinical.dialect import as_dialect
 from fabric.clinical.schema import SOURCE_COLUMNS
-from fabric.db import Registry
-from fabric.errors import InvalidInputError, SpecError
-from fabric.models import AuditEvent, Site
+from fabric.models import Site
 from fabric.site_export import IncompleteExportError
 from fabric.synthetic.dutch import DIALECT as DUTCH
+from kernel.db import Registry
+from kernel.errors import InvalidInputError, SpecError
+from kernel.models import AuditEvent
 
 pytestmark = pytest.mark.unit
 

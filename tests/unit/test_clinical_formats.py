@@ -8,7 +8,7 @@ import pytest
 
 from fabric.clinical import open_site_clinical
 from fabric.clinical.schema import MEASURE_UNITS, SOURCE_COLUMNS
-from fabric.errors import FabricError, InvalidInputError
+from kernel.errors import EnclaveError, InvalidInputError
 
 pytestmark = pytest.mark.unit
 
@@ -205,7 +205,7 @@ def test_fhir_dangling_subject_is_refused_without_echoing_it(fhir_site):
 
 
 def test_unknown_format_and_missing_folder(tmp_path, csv_site):
-    with pytest.raises(FabricError, match="unknown clinical format"):
+    with pytest.raises(EnclaveError, match="unknown clinical format"):
         open_site_clinical(csv_site, "hl7v2", "x")
     with pytest.raises(InvalidInputError, match="does not exist"):
         open_site_clinical(tmp_path / "nope", "csv-local", "x")

@@ -13,8 +13,8 @@ from fabric.consent import (
     purpose_chain,
     state_in_force,
 )
-from fabric.errors import FabricError
 from fabric.models import ConsentEvent
+from kernel.errors import EnclaveError
 
 pytestmark = pytest.mark.unit
 
@@ -108,7 +108,7 @@ def test_consent_record_parses_a_site_line():
     ],
 )
 def test_bad_consent_lines_are_refused_clearly(raw, message):
-    with pytest.raises(FabricError, match=message) as info:
+    with pytest.raises(EnclaveError, match=message) as info:
         ConsentRecord.parse(raw, "consent.ndjson line 3")
     assert str(info.value).startswith("consent.ndjson line 3")
     assert "9434765919" not in str(info.value)

@@ -12,8 +12,8 @@ import dask
 import pytest
 import yaml
 
-from fabric.errors import FabricError
 from fabric.readers import cluster
+from kernel.errors import EnclaveError
 from provisioning.workspace_env import REPO, stamp_inputs
 
 pytestmark = pytest.mark.unit
@@ -73,7 +73,7 @@ def test_the_manifest_and_explicit_arguments_override_the_defaults() -> None:
         "processes": False,
         "dashboard_address": "x:1",
     }
-    with pytest.raises(FabricError, match="allows 1 to 4"):
+    with pytest.raises(EnclaveError, match="allows 1 to 4"):
         cluster.cluster_options(LIMITS, n_workers=5)
 
 

@@ -16,8 +16,8 @@ import pytest
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
 from test_deid_dicom import make_dicom
 
-from fabric.errors import InvalidInputError
 from fabric.materialise import deid_fast_path, deid_pydicom, deid_recipe, imaging
+from kernel.errors import InvalidInputError
 
 pytestmark = pytest.mark.unit
 

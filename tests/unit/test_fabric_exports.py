@@ -14,7 +14,7 @@ pytestmark = pytest.mark.unit
 
 
 def _packages() -> list[str]:
-    # Packages only: their __init__ is where the public lists live, and importing fabric.migrations' env.py would
+    # Packages only: their __init__ is where the public lists live, and importing kernel.migrations' env.py would
     # run Alembic.
     found = ["fabric"]
     found += [m.name for m in pkgutil.walk_packages(fabric.__path__, "fabric.") if m.ispkg]

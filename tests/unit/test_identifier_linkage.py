@@ -14,10 +14,10 @@ from sqlalchemy import select
 
 from fabric.catalogue import add_site, find_patient
 from fabric.consent import import_consent
-from fabric.db import Registry, make_engine, upgrade
-from fabric.errors import FabricError
 from fabric.identifiers.schemes import SCHEMES
 from fabric.models import ConsentEvent, Patient, PatientIdentifier, PatientRecord, Site
+from kernel.db import Registry, make_engine, upgrade
+from kernel.errors import EnclaveError
 from tests.site_exports import csv_local_site
 
 pytestmark = pytest.mark.unit
@@ -143,7 +143,7 @@ def test_nhs_is_the_default_and_links_as_before(registry, tmp_path):
 
 
 def test_an_unknown_scheme_is_refused_naming_the_known_ones(registry, tmp_path):
-    with pytest.raises(FabricError, match=r"unknown identifier scheme 'us-ssn'.*nl-bsn"):
+    with pytest.raises(EnclaveError, match=r"unknown identifier scheme 'us-ssn'.*nl-bsn"):
         add(registry, site_export(tmp_path, "boston", [("B1", "078-05-1120")], "us-ssn"))
 
 
@@ -152,7 +152,7 @@ def test_a_registered_site_cannot_change_its_scheme(registry, tmp_path):
     add(registry, folder)
     manifest = (folder / "site.yaml").read_text().replace("nl-bsn", "be-national-number")
     (folder / "site.yaml").write_text(manifest)
-    with pytest.raises(FabricError, match="registered with identifier scheme 'nl-bsn'"):
+    with pytest.raises(EnclaveError, match="registered with identifier scheme 'nl-bsn'"):
         add(registry, folder)
 
 
@@ -196,6 +196,6 @@ def test_consent_of_a_non_nhs_site_finds_its_patients_by_the_sites_scheme(regist
         (event,) = session.scalars(select(ConsentEvent)).all()
         assert event.patient_id == patients_by_local_id(registry)["L1"]
     bad = consent_file(folder, [{"identifier": BSN_A[:-1] + "0", **grant}])
-    with registry.session() as session, pytest.raises(FabricError, match="not a valid Burgerservicenummer") as info:
+    with registry.session() as session, pytest.raises(EnclaveError, match="not a valid Burgerservicenummer") as info:
         import_consent(session, bad, source="leiden", actor="test")
     assert BSN_A[:-1] not in str(info.value)

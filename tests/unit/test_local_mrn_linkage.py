@@ -16,11 +16,12 @@ from sqlalchemy import func, select
 
 from fabric.catalogue import SiteManifest, add_site, find_patient
 from fabric.consent import import_consent
-from fabric.db import Registry
-from fabric.errors import FabricError, NotFoundError, SpecError
 from fabric.linkage import read_linkage
-from fabric.models import AuditEvent, ConsentEvent, Patient, PatientIdentifier, PatientRecord, Site, SiteMrn
+from fabric.models import ConsentEvent, Patient, PatientIdentifier, PatientRecord, Site, SiteMrn
 from fabric.site_export import IncompleteExportError, read_sample_manifest
+from kernel.db import Registry
+from kernel.errors import EnclaveError, NotFoundError, SpecError
+from kernel.models import AuditEvent
 from tests.site_exports import csv_local_site
 
 pytestmark = pytest.mark.unit
@@ -199,7 +200,10 @@ def test_consent_of_a_local_mrn_site_is_keyed_by_its_mrns(registry, tmp_path):
         owners = set(session.scalars(select(ConsentEvent.patient_id)))
     assert owners == {patient_of(registry, "leeds", "N1"), patient_of(registry, "ams", "A2")}
     path.write_text(json.dumps({"nhs_number": NHS_1, **grant}) + "\n")
-    with registry.session() as session, pytest.raises(FabricError, match=r"consent.ndjson line 1: missing field 'mrn'"):
+    with (
+        registry.session() as session,
+        pytest.raises(EnclaveError, match=r"consent.ndjson line 1: missing field 'mrn'"),
+    ):
         import_consent(session, path, source="ams", actor="test")
     # and the whole-export check reads it the same way
     with pytest.raises(IncompleteExportError, match="missing field 'mrn'"):
@@ -225,5 +229,5 @@ def test_a_local_mrn_sites_sample_manifest_maps_samples_to_mrns(tmp_path):
     path = tmp_path / "samples.csv"
     path.write_text("sample_id,mrn\nS1,A1\n")
     assert read_sample_manifest(path, "local-mrn") == {"S1": "A1"}
-    with pytest.raises(FabricError, match="needs columns sample_id,nhs_number"):
+    with pytest.raises(EnclaveError, match="needs columns sample_id,nhs_number"):
         read_sample_manifest(path)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pysam
 import pytest
 
-from fabric.errors import InvalidInputError
-from fabric.materialise.files import sha256_file
 from fabric.materialise.genomics import materialise_bam, materialise_vcf, observed_sites
+from kernel.digests import sha256_file
+from kernel.errors import InvalidInputError
 
 pytestmark = pytest.mark.unit
 

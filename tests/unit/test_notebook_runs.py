@@ -9,9 +9,9 @@ import os
 import nbformat
 import pytest
 
-from fabric.config import Paths
-from fabric.errors import FabricError
 from hub import sandbox
+from kernel.config import Paths
+from kernel.errors import EnclaveError
 from provisioning.notebook_runs import MAX_NOTEBOOK_BYTES, invoker, read_notebook
 
 pytestmark = pytest.mark.unit
@@ -31,7 +31,7 @@ def test_a_notebook_is_read_whole(tmp_path):
 def test_anything_but_a_notebook_is_refused_without_quoting_it(tmp_path, content):
     path = tmp_path / "x.ipynb"
     path.write_bytes(content)
-    with pytest.raises(FabricError, match="not a Jupyter notebook") as refused:
+    with pytest.raises(EnclaveError, match="not a Jupyter notebook") as refused:
         read_notebook(path, invoker())
     assert "a,b" not in str(refused.value) and "PAR1" not in str(refused.value)
 
@@ -40,15 +40,15 @@ def test_a_huge_file_a_folder_and_a_fifo_are_refused(tmp_path):
     huge = tmp_path / "huge.ipynb"
     with huge.open("wb") as out:
         out.truncate(MAX_NOTEBOOK_BYTES + 1)
-    with pytest.raises(FabricError, match="larger than"):
+    with pytest.raises(EnclaveError, match="larger than"):
         read_notebook(huge, invoker())
-    with pytest.raises(FabricError, match="not a regular file"):
+    with pytest.raises(EnclaveError, match="not a regular file"):
         read_notebook(tmp_path, invoker())
     fifo = tmp_path / "pipe.ipynb"
     os.mkfifo(fifo)
-    with pytest.raises(FabricError, match="not a regular file"):  # at once: no writer needed
+    with pytest.raises(EnclaveError, match="not a regular file"):  # at once: no writer needed
         read_notebook(fifo, invoker())
-    with pytest.raises(FabricError, match="cannot be opened with your rights"):
+    with pytest.raises(EnclaveError, match="cannot be opened with your rights"):
         read_notebook(tmp_path / "missing.ipynb", invoker())
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from fabric import audit
-from fabric.config import Paths
-from fabric.db import Registry
-from fabric.errors import FabricError
 from fabric.materialise import builds
+from kernel import audit
+from kernel.config import Paths
+from kernel.db import Registry
+from kernel.errors import EnclaveError
 
 pytestmark = pytest.mark.unit
 
@@ -108,7 +108,7 @@ def test_a_pin_taken_while_its_build_is_being_removed_moves_to_the_new_build(pro
 
 
 def test_pinning_a_project_with_no_view_is_a_clear_error(tmp_path):
-    with pytest.raises(FabricError, match="has no published view"):
+    with pytest.raises(EnclaveError, match="has no published view"):
         builds.pin_current(tmp_path / "projects" / "empty" / "data")
 
 
@@ -119,7 +119,7 @@ def test_the_grace_setting_is_checked(monkeypatch):
     assert builds.grace_seconds() == 0
     for bad in ("ten", "-5"):
         monkeypatch.setenv(builds.GRACE_ENV, bad)
-        with pytest.raises(FabricError, match=builds.GRACE_ENV):
+        with pytest.raises(EnclaveError, match=builds.GRACE_ENV):
             builds.grace_seconds()
 
 
@@ -175,7 +175,7 @@ def test_a_closed_projects_view_goes_except_what_a_sandbox_still_uses(tmp_path, 
         swept = builds.withdraw_view(registry, paths, "p1", actor="test-admin")
         assert not (project / "data").exists() and not (project / "data").is_symlink()
         assert swept.removed == [OLD] and swept.in_use == [NEW]
-        with pytest.raises(FabricError, match="has no published view"):
+        with pytest.raises(EnclaveError, match="has no published view"):
             builds.pin_current(project / "data")  # nothing new starts on it
         pin.release()
         # as the sandbox's end sweeps it: nothing superseded it, so no grace period counts for it

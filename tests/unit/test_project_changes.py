@@ -8,10 +8,6 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from fabric import audit
-from fabric.config import Paths
-from fabric.db import Registry
-from fabric.errors import FabricError, NotFoundError, SpecError
 from fabric.models import ProjectMember
 from fabric.project_plan import plan_changes
 from fabric.projects import (
@@ -25,6 +21,10 @@ from fabric.projects import (
     require_enough_checkers,
     set_role,
 )
+from kernel import audit
+from kernel.config import Paths
+from kernel.db import Registry
+from kernel.errors import EnclaveError, NotFoundError, SpecError
 
 pytestmark = pytest.mark.unit
 DEFAULT_REVIEWS = 2  # the airlock's default, passed in as the CLI does
@@ -83,7 +83,7 @@ def test_a_plan_approved_earlier_is_refused_once_the_project_changed(registry):
         shown = plan_replacement(session, spec(MEMBERS[1:]))
     with registry.session() as session:
         add_member(session, "heart", "erin", "researcher", actor="admin")
-    with registry.session() as session, pytest.raises(FabricError, match="changed since its plan was shown"):
+    with registry.session() as session, pytest.raises(EnclaveError, match="changed since its plan was shown"):
         create_project(session, spec(MEMBERS[1:]), actor="admin", replace=True, expected=shown)
 
 
@@ -148,7 +148,7 @@ def test_membership_changes_keep_enough_checkers(registry):
         lambda s: remove_member(s, "heart", "carol", actor="admin", default_reviews=DEFAULT_REVIEWS),
         lambda s: set_role(s, "heart", "dave", "researcher", actor="admin", default_reviews=DEFAULT_REVIEWS),
     ):
-        with registry.session() as session, pytest.raises(FabricError, match="would have 1 output checker"):
+        with registry.session() as session, pytest.raises(EnclaveError, match="would have 1 output checker"):
             change(session)
     assert rows(registry) == sorted(MEMBERS)
     with registry.session() as session:  # researchers may still leave, and a lower default lets a checker go
@@ -174,7 +174,7 @@ def test_closing_ends_the_researchers_access_keeps_the_checkers_and_freezes_the_
         "close it again": lambda s: close_project(s, "heart", actor="admin"),
     }  # fmt: skip
     for what, change in refusals.items():
-        with registry.session() as session, pytest.raises(FabricError, match="heart is closed"):
+        with registry.session() as session, pytest.raises(EnclaveError, match="heart is closed"):
             change(session)
             pytest.fail(f"a closed project let the admin {what}")
     assert rows(registry) == [("carol", "output_checker"), ("dave", "output_checker")]
@@ -191,12 +191,12 @@ def test_a_researcher_who_also_checks_needs_enough_other_checkers():
 
 
 def test_making_a_checker_a_researcher_too_is_refused_when_their_requests_would_lack_reviewers(registry):
-    with registry.session() as session, pytest.raises(FabricError, match="carol would be a researcher and an output"):
+    with registry.session() as session, pytest.raises(EnclaveError, match="carol would be a researcher and an output"):
         add_member(session, "heart", "carol", "researcher", actor="admin", default_reviews=DEFAULT_REVIEWS)
     assert ("carol", "researcher") not in rows(registry)
     with registry.session() as session:  # a third checker first: then carol's requests have two others
         add_member(session, "heart", "erin", "output_checker", actor="admin", default_reviews=DEFAULT_REVIEWS)
         add_member(session, "heart", "carol", "researcher", actor="admin", default_reviews=DEFAULT_REVIEWS)
     assert ("carol", "researcher") in rows(registry)
-    with registry.session() as session, pytest.raises(FabricError, match="would be a researcher and an output"):
+    with registry.session() as session, pytest.raises(EnclaveError, match="would be a researcher and an output"):
         remove_member(session, "heart", "erin", actor="admin", default_reviews=DEFAULT_REVIEWS)

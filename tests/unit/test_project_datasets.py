@@ -10,10 +10,6 @@ from datetime import datetime
 import pytest
 import sqlalchemy as sa
 
-from fabric import audit
-from fabric.config import Paths
-from fabric.db import Registry, make_engine, upgrade
-from fabric.errors import FabricError
 from fabric.materialise.plan import plan_build
 from fabric.models import Dataset, Project, Site
 from fabric.projects import (
@@ -24,6 +20,10 @@ from fabric.projects import (
     plan_replacement,
     project_datasets,
 )
+from kernel import audit
+from kernel.config import Paths
+from kernel.db import Registry, make_engine, upgrade
+from kernel.errors import EnclaveError
 
 pytestmark = pytest.mark.unit
 NOW = datetime(2026, 12, 7, 12, 0)
@@ -92,7 +92,7 @@ def test_acceptance_of_a_list_shown_earlier_is_refused_once_it_changed(registry)
     register(registry, "c-clinical")
     shown = chosen(registry).waiting
     register(registry, "d-clinical")
-    with registry.session() as session, pytest.raises(FabricError, match="changed since they were shown"):
+    with registry.session() as session, pytest.raises(EnclaveError, match="changed since they were shown"):
         accept_datasets(session, "heart", actor="admin", expected=shown)
     assert chosen(registry).waiting == ["c-clinical", "d-clinical"]
 

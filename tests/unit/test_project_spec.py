@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from fabric.errors import InvalidInputError, SpecError
 from fabric.projects import ProjectRole, ProjectSpec
+from kernel.errors import InvalidInputError, SpecError
 from provisioning.steps import DEMO_SPEC
 
 pytestmark = pytest.mark.unit

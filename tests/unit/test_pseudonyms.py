@@ -44,7 +44,7 @@ def test_a_damaged_key_is_refused(tmp_path):
 def test_errors_survive_the_trip_back_from_a_worker_process():
     import pickle
 
-    from fabric.errors import InvalidInputError
+    from kernel.errors import InvalidInputError
 
     error = pickle.loads(pickle.dumps(InvalidInputError("/x/y.dcm", "truncated")))
     assert str(error) == "/x/y.dcm: truncated" and error.problem == "truncated"

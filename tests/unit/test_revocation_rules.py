@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import select
 from traitlets.config import Config
 
-from fabric import audit
-from fabric.config import Paths
-from fabric.db import Registry
 from fabric.models import Project, ProjectMember
 from hub import accounts, revocation
 from hub.config import HubSettings, apply_config, spawn_confirmation
 from hub.roles import hub_groups
+from kernel import audit
+from kernel.config import Paths
+from kernel.db import Registry
 
 pytestmark = pytest.mark.unit
 

@@ -4,11 +4,11 @@ it reaches the audit log (hub/session_events.py); the table of kinds matches wha
 import pytest
 from sqlalchemy import select
 
-from fabric import audit
-from fabric.db import Registry
-from fabric.models import AuditEvent
 from hub import session_events
 from hub.session_events import SessionAudit, parse
+from kernel import audit
+from kernel.db import Registry
+from kernel.models import AuditEvent
 from tests.workspace_env import REPO, requires_workspace_env, run_workspace_python
 
 pytestmark = pytest.mark.unit

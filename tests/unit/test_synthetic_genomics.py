@@ -11,7 +11,6 @@ import pandas as pd
 import pysam
 import pytest
 
-from fabric.errors import FabricError
 from fabric.synthetic.genomics import (
     BAM_REGION,
     CONTIG_LENGTHS,
@@ -23,6 +22,7 @@ from fabric.synthetic.genomics import (
     write_bam,
     write_vcf,
 )
+from kernel.errors import EnclaveError
 
 pytestmark = pytest.mark.unit
 
@@ -40,7 +40,7 @@ def test_panel_is_sorted_unique_and_holds_the_planted_variants() -> None:
         assert (inside["chrom"] == chrom).all() and inside["pos"].between(start, end).all(), gene
     assert (panel["ref"] != panel["alt"]).all()
     assert synthetic_panel(3000, seed=7).equals(panel)
-    with pytest.raises(FabricError):
+    with pytest.raises(EnclaveError):
         synthetic_panel(5, seed=1)
 
 
@@ -97,9 +97,9 @@ def test_write_vcf_sorts_unsorted_input_and_handles_no_samples(tmp_path: Path) -
 
 def test_write_vcf_rejects_bad_shapes_and_contigs(tmp_path: Path) -> None:
     variants = pd.DataFrame({"chrom": ["chr1"], "pos": [5], "id": ["."], "ref": ["A"], "alt": ["T"], "gene": [""]})
-    with pytest.raises(FabricError):
+    with pytest.raises(EnclaveError):
         write_vcf(tmp_path / "c.vcf.gz", ["s1"], variants, np.zeros((1, 2), np.int8))
-    with pytest.raises(FabricError):
+    with pytest.raises(EnclaveError):
         write_vcf(tmp_path / "d.vcf.gz", ["s1"], variants.assign(chrom="chrQ"), np.zeros((1, 1), np.int8))
 
 

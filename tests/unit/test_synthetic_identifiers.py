@@ -7,7 +7,6 @@ import re
 import numpy as np
 import pytest
 
-from fabric.errors import FabricError
 from fabric.synthetic import identifiers
 from fabric.synthetic.identifiers import (
     NhsNumberAllocator,
@@ -15,6 +14,7 @@ from fabric.synthetic.identifiers import (
     is_valid_nhs_number,
     nhs_check_digit,
 )
+from kernel.errors import EnclaveError
 
 pytestmark = pytest.mark.unit
 
@@ -67,9 +67,9 @@ def test_site_catalogue() -> None:
     assert len(ids) == len(set(ids)) == identifiers.MAX_SITES == 26
     assert all(re.fullmatch(r"[a-z0-9-]+", i) for i in ids)
     assert [identifiers.site_format(i) for i in range(4)] == ["csv-local", "fhir-ndjson"] * 2
-    with pytest.raises(FabricError):
+    with pytest.raises(EnclaveError):
         identifiers.choose_sites(0)
-    with pytest.raises(FabricError):
+    with pytest.raises(EnclaveError):
         identifiers.choose_sites(27)
 
 

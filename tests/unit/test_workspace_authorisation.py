@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from fabric.config import Paths
 from hub.authorisation import REFUSED, WorkspaceError, authorise_workspace
 from hub.limits import Limits
 from hub.workspaces import prepare
+from kernel.config import Paths
 from tests.kubernetes_harness import OTHER_PROJECT, PROJECT, REFUSED_SPAWNS, SPECS, member_registry
 
 pytestmark = pytest.mark.unit

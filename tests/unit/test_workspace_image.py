@@ -21,7 +21,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from fabric.errors import FabricError
+from kernel.errors import EnclaveError
 from provisioning.workspace_env import (
     ADMIN_SCRIPTS,
     REPO,
@@ -262,7 +262,7 @@ def test_stamp_changes_when_a_config_file_changes(tmp_path):
 
 
 def test_builder_refuses_a_missing_interpreter(tmp_path):
-    with pytest.raises(FabricError, match="not found"):
+    with pytest.raises(EnclaveError, match="not found"):
         ensure_workspace_env(tmp_path / "env", python="/nonexistent/python3")
     assert not (tmp_path / "env").exists()
 
@@ -271,7 +271,7 @@ def test_builder_never_replaces_a_folder_that_is_not_an_environment(tmp_path):
     precious = tmp_path / "data"
     precious.mkdir()
     (precious / "keep.txt").write_text("keep")
-    with pytest.raises(FabricError, match="not a Python environment"):
+    with pytest.raises(EnclaveError, match="not a Python environment"):
         ensure_workspace_env(precious)
     assert (precious / "keep.txt").read_text() == "keep"
 

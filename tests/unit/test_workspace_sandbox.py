@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config
 
-from fabric.config import Paths
 from fabric.projects import ComputeLimits
 from hub import sandbox
 from hub.config import HubSettings, apply_config
 from hub.limits import Limits, WorkspaceCgroup
 from hub.roles import TOKEN_MAX_SECONDS
+from kernel.config import Paths
 
 pytestmark = pytest.mark.unit
 

@@ -23,6 +23,7 @@ from typing import ClassVar
 
 import pandas as pd
 
+from kernel.digests import sha256_file
 from output_checks.checks.base import Context, Subject, finding
 from output_checks.checks.tables.acro import acro_evidence, is_acro_record
 from output_checks.checks.tables.counts import count_rules
@@ -114,9 +115,7 @@ class TableCheck:
         if subject.depth == 0 and (subject.path.resolve().parent / "results.json").is_file():
             if is_acro_record(subject.path):
                 return  # ACRO's own record of the session, not a table: the acro check sends it to a reviewer
-            from output_checks.engine import sha256_of
-
-            status = acro_evidence(subject.path, sha256_of(subject.path))
+            status = acro_evidence(subject.path, sha256_file(subject.path))
             # ACRO's pass adds nothing to Enclave's own rules (they still run); its fail or review is kept.
             acro = status if status in ("fail", "review") else None
         for source in READERS[subject.kind](subject.path):

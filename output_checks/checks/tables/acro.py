@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
+from kernel.digests import sha256_file
 from output_checks.verdicts import Finding, Verdict
 
 RESULTS = "results.json"
@@ -189,7 +190,6 @@ class AcroEvidenceCheck:
         table = subject.kind in READERS and subject.path.name != RESULTS and not SESSION_RECORD.match(subject.path.name)
         if subject.depth != 0 or table or not (subject.path.resolve().parent / RESULTS).is_file():
             return []
-        from output_checks.engine import sha256_of
 
-        found = acro_finding(subject.path, sha256_of(subject.path), subject.location, self.name)
+        found = acro_finding(subject.path, sha256_file(subject.path), subject.location, self.name)
         return [found] if found else []

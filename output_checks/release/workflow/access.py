@@ -4,16 +4,17 @@ project, or no one who may see it; moves between states (`move`, against `TRANSI
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fabric import audit
-from fabric.errors import FabricError, NotFoundError
 from fabric.models import ProjectMember
 from fabric.projects import ProjectRole
+from kernel import audit
+from kernel.clock import utcnow
+from kernel.errors import EnclaveError, NotFoundError
 from output_checks.release.models import Release, ReleaseRequest, RequestFile
 from output_checks.release.states import (
     PERMISSIONS,
@@ -31,16 +32,16 @@ from output_checks.release.states import (
 SYSTEM = "airlock-checks"
 
 
-class NotAllowed(FabricError):
+class NotAllowed(EnclaveError):
     """The actor may not do this (HTTP 403)."""
 
 
-class InvalidRequest(FabricError):
+class InvalidRequest(EnclaveError):
     """The request is not in a state, or the input not in a shape, for this (HTTP 409/400)."""
 
 
 def now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    return utcnow(whole_seconds=True)
 
 
 def project_roles(session: Session, project: str, user: str) -> set[str]:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from fabric import audit
-from fabric.config import Paths
 from fabric.projects import ProjectRole, get_project, project_spec
+from kernel import audit
+from kernel.config import Paths
 from output_checks.release.models import ReleaseRequest, RequestFile
 from output_checks.release.states import Action, Activity, Actor, RequestState
 from output_checks.release.storage import AirlockStore, Snapshot

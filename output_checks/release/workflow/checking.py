@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fabric import audit
+from kernel import audit
 from output_checks.release.models import ReleaseRequest, RequestFile
 from output_checks.release.states import Action, Actor, RequestState
 from output_checks.release.workflow.access import SYSTEM, current_files, move

@@ -8,13 +8,14 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from fabric import audit
-from fabric.errors import NotFoundError
+from kernel import audit
+from kernel.digests import sha256_file
+from kernel.errors import NotFoundError
 from output_checks.release import ledger as release_ledger
 from output_checks.release.ledger import Cell
 from output_checks.release.models import Release
 from output_checks.release.states import Action, Activity, Actor, Decision, RequestState
-from output_checks.release.storage import AirlockStore, IntegrityError, sha256_file
+from output_checks.release.storage import AirlockStore, IntegrityError
 from output_checks.release.workflow.access import (
     InvalidRequest,
     current_files,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from fabric import audit
-from fabric.config import Paths
 from fabric.projects import ProjectRole, get_project
+from kernel import audit
+from kernel.config import Paths
 from output_checks.release.models import ReleaseRequest
 from output_checks.release.site_policy import project_overrides, resolve_policy
 from output_checks.release.storage import TooLarge, megabytes, output_size

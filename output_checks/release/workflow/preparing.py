@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fabric.config import Paths
-from fabric.models import AuditEvent
+from kernel.config import Paths
+from kernel.models import AuditEvent
 from output_checks.release.models import ReleaseRequest, RequestFile
 from output_checks.release.states import Action, Actor, RequestState
 from output_checks.release.storage import IntegrityError, Snapshot

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fabric import audit
+from kernel import audit
 from output_checks.release.models import ReleaseRequest
 from output_checks.release.states import RequestState
 from output_checks.release.storage import AirlockStore

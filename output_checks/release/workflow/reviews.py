@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from fabric import audit
 from fabric.models import ProjectMember
 from fabric.projects import ProjectRole
+from kernel import audit
 from output_checks.release.models import ReleaseRequest, Review, Vote
 from output_checks.release.states import Action, Activity, Actor, Decision, RequestState
 from output_checks.release.workflow.access import (

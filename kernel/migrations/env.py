@@ -1,9 +1,9 @@
-"""Alembic environment for the registry database (run through fabric.db.upgrade, or `alembic` for development)."""
+"""Alembic environment for the registry database (run through kernel.db.upgrade, or `alembic` for development)."""
 
 from alembic import context
 from sqlalchemy import pool
 
-from fabric.db import Base, load_tables, make_engine
+from kernel.db import Base, load_tables, make_engine
 
 config = context.config
 load_tables()  # every package's tables (fabric's, the hub's accounts, the airlock's), through their entry points

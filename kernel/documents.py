@@ -11,7 +11,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from fabric.errors import InvalidInputError, SpecError
+from kernel.errors import InvalidInputError, SpecError
 
 Model = TypeVar("Model", bound=BaseModel)
 

@@ -2,7 +2,7 @@
 
 Each event's hash covers its content and the previous event's hash, so `verify` finds any edited, deleted,
 inserted or reordered entry and says where. The chain's head is also anchored outside the database after every
-commit that appended to it (fabric/audit_anchors.py), so `verify` finds a cut or rewritten tail too. Details hold
+commit that appended to it (kernel/audit_anchors.py), so `verify` finds a cut or rewritten tail too. Details hold
 ids, counts and hashes: never an identifier or secret.
 """
 
@@ -11,19 +11,20 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from fabric.audit_anchors import Anchors
-from fabric.db import AUDIT_ANCHORS, AUDIT_APPENDED
-from fabric.models import AuditEvent
+from kernel.audit_anchors import Anchors
+from kernel.clock import utcnow
+from kernel.db import AUDIT_ANCHORS, AUDIT_APPENDED
+from kernel.models import AuditEvent
 
 GENESIS = "0" * 64
 # Session.info keys: the registry puts its Anchors in every session; `record` marks a session that appended, so the
-# registry's after-commit hook anchors the committed head (fabric/db.py).
+# registry's after-commit hook anchors the committed head (kernel/db.py).
 ANCHORS = AUDIT_ANCHORS
 APPENDED = AUDIT_APPENDED
 
@@ -39,7 +40,7 @@ def record(session: Session, *, actor: str, action: str, target: str, **detail: 
     last = session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).first()
     seq = last.seq + 1 if last else 1
     prev = last.hash if last else GENESIS
-    at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    at = utcnow(whole_seconds=True)
     detail = json.loads(json.dumps(detail, default=str))
     event = AuditEvent(
         seq=seq,

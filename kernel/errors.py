@@ -1,15 +1,16 @@
-"""Errors the fabric raises for bad input: each names the file or object and the problem, never an identifier."""
+"""Errors a user can act on, raised by every package: each names the file or object and the problem, never an
+identifier."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 
-class FabricError(Exception):
+class EnclaveError(Exception):
     """A problem the user can act on; the CLI prints its message and exits non-zero, without a traceback."""
 
 
-class InvalidInputError(FabricError):
+class InvalidInputError(EnclaveError):
     """A file could not be read as what it claims to be."""
 
     def __init__(self, path: Path | str, problem: str) -> None:
@@ -21,9 +22,9 @@ class InvalidInputError(FabricError):
         return (type(self), (self.path, self.problem))
 
 
-class NotFoundError(FabricError):
+class NotFoundError(EnclaveError):
     """A site, dataset, project or patient that the registry does not hold."""
 
 
-class SpecError(FabricError):
+class SpecError(EnclaveError):
     """A project spec or site manifest that fails validation."""

@@ -55,9 +55,15 @@ system-packages:
 	  else echo "Debian packages missing:$$missing (run 'sudo make system-packages')" >&2; fi; \
 	fi
 
+# The bootstrap's wheels (uv) are kept in .venv/wheels and installed from there; offline, PIP_NO_INDEX and
+# PIP_FIND_LINKS make `pip download` copy them from a wheelhouse (docs/how-to/install.md; the offline install is
+# exercised by tests/integration/test_offline_install.py).
 $(STAMP): requirements.lock requirements-bootstrap.lock pyproject.toml | system-packages
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-bootstrap.lock
+	$(BIN)/python -m pip download --quiet --disable-pip-version-check --require-hashes --no-deps \
+	  -r requirements-bootstrap.lock -d $(VENV)/wheels
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps --no-index \
+	  --find-links $(VENV)/wheels -r requirements-bootstrap.lock
 	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)

@@ -14,6 +14,8 @@
                      (and vs Enclave at named earlier commits: $ENCLAVE_BENCH_WORKSPACES_AGAINST, git worktrees)
   sandbox_filters    a syscall-heavy loop with the seccomp filter; a kernel start confined  vs  the same without
 
+`python -m bench --against COMMIT [--only NAME ...]` runs them beside Enclave at an earlier commit (bench/against.py).
+
 Each candidate also runs at a smaller size, and its peak memory (whole process tree) is reported at both sizes.
 Inputs are generated (deterministically) under var/bench/ and reused; results go to bench/results/.
 """
@@ -90,8 +92,20 @@ def main() -> None:
     parser.add_argument("--only", choices=list(BENCHMARKS), action="append", help="run only these (repeatable)")
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench", help="where inputs are generated")
     parser.add_argument("--repeats", type=int, help="override the repeats per measurement")
+    parser.add_argument("--against", metavar="COMMIT", help="this tree against the same benchmarks at COMMIT")
+    parser.add_argument("--rounds", type=int, default=3, help="with --against: alternating rounds (default 3)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.against:
+        from bench import against
+
+        names = args.only or list(against.COMPARABLE)
+        result = against.bench(args.work, args.against, names, args.rounds, args.repeats or 1)
+        print(against.report(result))
+        target = ROOT / "bench" / "results"
+        target.mkdir(exist_ok=True)
+        (target / f"against-{args.against}.json").write_text(json.dumps(result, indent=2, default=str))
+        return
     os.environ.setdefault("ENCLAVE_HOME", str(args.work / "home"))
     results: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count()}
     for name in args.only or list(BENCHMARKS):

@@ -13,6 +13,7 @@ from pathlib import Path
 from bench import airlock_bundle
 from bench.fabric_benchmarks import provisioned_cohort
 from bench.measure import PYTHON, ROOT, log, median_run, run, task
+from kernel.config import Paths
 
 # ------------------------------------------------------------------------------------------------ airlock
 
@@ -260,7 +261,7 @@ def request_files(work: Path, count: int, kind: str) -> tuple[Path, Path, list[s
     home = provisioned_cohort(work, 2000)
     bundle = airlock_bundle.prepare(work, 1.0, (10, 100))
     sources = sorted(p for p in (bundle / "slice").rglob("*") if p.is_file())
-    outputs = home / "projects" / "cardio-risk" / "outputs"
+    outputs = Paths(home).project_outputs("cardio-risk")  # the project's own file system's folder (a plain one here)
     outputs.mkdir(parents=True, exist_ok=True)
     names = []
     for i in range(count):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,11 @@ pytestmark = [pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
 WHEELS = ROOT / ".venv" / "wheels"
 INPUTS = ["Makefile", "pyproject.toml", "README.md", "requirements.lock", "requirements-bootstrap.lock"]
-PACKAGES = ["kernel", "fabric", "hub", "output_checks", "provisioning"]
+# the top-level packages the enclave distribution installs (pyproject.toml's packages.find include patterns)
+PACKAGES = [
+    p.rstrip("*")
+    for p in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+]
 TARGETS = [".venv/.installed", "hub/node_modules/.bin/configurable-http-proxy"]
 IMPORTS = ["jupyterhub", "presidio_analyzer", "pydicom", "pysam", "kernel.db"]
 

@@ -29,7 +29,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import jwt
 from oauthenticator.generic import GenericOAuthenticator
@@ -194,8 +194,8 @@ def crypt_key(settings: OIDCSettings) -> str:
 
 
 def discover(issuer: str, timeout: float = 10) -> dict[str, str]:
-    """The four endpoints from the provider's discovery document (OpenID Connect Discovery 1.0, 4); OIDCError when
-    it cannot be read or names another issuer."""
+    """The four endpoints from the provider's discovery document (OpenID Connect Discovery 1.0, 4), and its logout
+    endpoint when it has one; OIDCError when it cannot be read or names another issuer."""
     url = f"{issuer}/.well-known/openid-configuration"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (https, or loopback: _checked_url)
@@ -210,6 +210,10 @@ def discover(issuer: str, timeout: float = 10) -> dict[str, str]:
         if not isinstance(value, str) or not value:
             raise OIDCError(f"{url} has no {member}: set {', '.join(ENDPOINTS)} instead")
         endpoints[name] = _checked_url(f"{member} in {url}", value)
+    if isinstance(document.get("end_session_endpoint"), str) and document["end_session_endpoint"]:
+        endpoints["end_session_endpoint"] = _checked_url(
+            f"end_session_endpoint in {url}", document["end_session_endpoint"]
+        )
     return endpoints
 
 
@@ -379,6 +383,11 @@ def configure_oidc(c: Any, settings: OIDCSettings, *, home: Path, public_url: st
     o.token_url = endpoints["ENCLAVE_OIDC_TOKEN_URL"]
     o.userdata_url = endpoints["ENCLAVE_OIDC_USERINFO_URL"]
     o.jwks_url = endpoints["ENCLAVE_OIDC_JWKS_URL"]
+    if end_session := endpoints.get("end_session_endpoint"):
+        # after Enclave's logout, the provider's (RP-initiated logout): a shared browser is not left signed in there
+        o.logout_redirect_url = (
+            f"{end_session}{'&' if '?' in end_session else '?'}{urlencode({'client_id': settings.client_id})}"
+        )
     o.scope = ["openid", "profile", "email"]
     o.username_claim = settings.username_claim
     o.username_mapping = settings.username_mapping

@@ -148,6 +148,7 @@ class Provider:
     codes: dict[str, Code] = field(default_factory=dict)
     tokens: dict[str, Token] = field(default_factory=dict)
     tokens_issued: int = 0
+    logouts: list[str] = field(default_factory=list)  # the client_id of each RP-initiated logout
 
     def app(self) -> Flask:
         provider = self
@@ -224,6 +225,7 @@ class Provider:
                 "token_endpoint": f"{provider.issuer}/token",
                 "userinfo_endpoint": f"{provider.issuer}/userinfo",
                 "jwks_uri": f"{provider.issuer}/jwks",
+                "end_session_endpoint": f"{provider.issuer}/logout",
                 "response_types_supported": ["code"],
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],
@@ -247,6 +249,11 @@ class Provider:
                 action = html.escape(request.full_path)
                 return f'<form method="post" action="{action}"><select name="login">{names}</select></form>'
             return server.create_authorization_response(grant_user=user, grant=grant)
+
+        @app.get("/logout")
+        def logout() -> str:
+            provider.logouts.append(request.args.get("client_id", ""))
+            return "signed out"
 
         @app.post("/token")
         def token() -> Any:

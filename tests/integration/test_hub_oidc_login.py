@@ -172,6 +172,12 @@ def test_people_sign_in_through_the_provider_as_enclave_names(site, monkeypatch)
         again = bob_http.get(f"{url}/hub/home", timeout=30, allow_redirects=False)
         assert again.status_code == 200 and "oidc-lung" in again.text
 
+        # logging out of Enclave (the confirmation's POST) goes on to the provider's logout
+        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', bob_http.get(f"{url}/hub/logout", timeout=30).text).group(1)
+        out = bob_http.post(f"{url}/hub/logout", data={"_xsrf": xsrf}, timeout=30)
+        assert out.url.startswith(f"{op.issuer}/logout?") and op.logouts == [CLIENT_ID]
+        assert bob_http.get(f"{url}/hub/home", timeout=30, allow_redirects=False).status_code == 302
+
         # the tokens kept for refresh are encrypted with the crypt key, which reached the hub
         with sqlite3.connect(f"file:{paths.hub / 'jupyterhub.sqlite'}?mode=ro", uri=True) as db:
             stored = dict(db.execute("select name, encrypted_auth_state from users").fetchall())

@@ -72,6 +72,7 @@ class OIDCSettings:
     crypt_key_file: Path = DEFAULT_CRYPT_KEY_FILE
     endpoints: dict[str, str] = field(default_factory=dict)  # ENDPOINTS' settings, all four or none
     acr_values: str = ""
+    provider_name: str = "your organisation"  # the login button: "Sign in with ..."
 
     @classmethod
     def from_env(cls, env: Any) -> OIDCSettings | None:
@@ -109,6 +110,7 @@ class OIDCSettings:
             crypt_key_file=Path((env.get("ENCLAVE_CRYPT_KEY_FILE") or "").strip() or DEFAULT_CRYPT_KEY_FILE),
             endpoints={name: _checked_url(name, url) for name, url in endpoints.items()},
             acr_values=(env.get("ENCLAVE_OIDC_ACR_VALUES") or "").strip(),
+            provider_name=(env.get("ENCLAVE_OIDC_PROVIDER_NAME") or "").strip() or "your organisation",
         )
         if settings.callback_url:
             _checked_url("ENCLAVE_OIDC_CALLBACK_URL", settings.callback_url)
@@ -134,6 +136,7 @@ class OIDCSettings:
             "ENCLAVE_OIDC_REQUIRED_AMR": ",".join(self.required_amr),
             "ENCLAVE_CRYPT_KEY_FILE": str(self.crypt_key_file),
             "ENCLAVE_OIDC_ACR_VALUES": self.acr_values,
+            "ENCLAVE_OIDC_PROVIDER_NAME": self.provider_name,
         }
         return {**env, **self.endpoints}
 
@@ -388,6 +391,7 @@ def configure_oidc(c: Any, settings: OIDCSettings, *, home: Path, public_url: st
         o.logout_redirect_url = (
             f"{end_session}{'&' if '?' in end_session else '?'}{urlencode({'client_id': settings.client_id})}"
         )
+    o.login_service = settings.provider_name
     o.scope = ["openid", "profile", "email"]
     o.username_claim = settings.username_claim
     o.username_mapping = settings.username_mapping

@@ -33,6 +33,7 @@ from urllib.parse import urlencode, urlsplit
 
 import jwt
 from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.oauth2 import OAuthCallbackHandler
 from sqlalchemy import select
 from tornado.web import HTTPError
 from traitlets import Dict, List, Unicode
@@ -220,8 +221,18 @@ def discover(issuer: str, timeout: float = 10) -> dict[str, str]:
     return endpoints
 
 
+class EnclaveCallbackHandler(OAuthCallbackHandler):
+    """OAuthenticator's callback, whose refusals tornado logs without the query string: it holds the authorization
+    code and state (JupyterHub's access log masks them; tornado's warning for an HTTP error would not)."""
+
+    def _request_summary(self) -> str:
+        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
+
+
 class EnclaveOIDCAuthenticator(EnclaveSessions, GenericOAuthenticator):
     """OAuthenticator's authorization-code flow, with Enclave's rules on top (this module's docstring)."""
+
+    callback_handler = EnclaveCallbackHandler
 
     issuer = Unicode(help="The provider's issuer identifier: ID tokens must name it.").tag(config=True)
     jwks_url = Unicode(help="Where the provider publishes the keys that sign its ID tokens.").tag(config=True)
@@ -358,7 +369,7 @@ class SignInRefused(HTTPError):
     """A 403 whose message the person sees (no claim value in it) and whose reason code goes to the audit log."""
 
     def __init__(self, reason: str, message: str, username: str | None = None) -> None:
-        super().__init__(403, message.replace("%", "%%"))
+        super().__init__(403, message)
         self.reason = reason
         self.username = username
         self.jupyterhub_message = message

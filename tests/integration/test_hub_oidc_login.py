@@ -185,6 +185,7 @@ def test_people_sign_in_through_the_provider_as_enclave_names(site, monkeypatch)
         log = (paths.hub / "jupyterhub.log").read_text(errors="replace")
         key = Path(env["ENCLAVE_CRYPT_KEY_FILE"]).read_text()
         assert key not in log and secret not in log
+        assert not re.search(r"[?&](code|state)=(?!\[secret\])", log), "an authorization code reached the hub's log"
         assert "trust.nhs.uk" not in log and "gmail.example" not in log, "a claim's value reached the hub's log"
         lifecycle.stop(paths)
 

@@ -101,7 +101,8 @@ def test_the_settings_travel_to_the_hub_as_they_were_read(tmp_path, secret, key_
 def test_oidc_config_leaves_groups_to_enclave_so_the_hub_starts(tmp_path, secret, key_file, monkeypatch):
     monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", KEY)
     c = Config()
-    apply_config(c, HubSettings.from_env(oidc_env(tmp_path, secret, key_file, ENCLAVE_ADMINS="ada")))
+    env = oidc_env(tmp_path, secret, key_file, ENCLAVE_ADMINS="ada", ENCLAVE_SESSION_IDLE_SECONDS="120")
+    apply_config(c, HubSettings.from_env(env))
     assert c.JupyterHub.authenticator_class is EnclaveOIDCAuthenticator
     # JupyterHub refuses load_groups beside an authenticator that manages groups: Enclave keeps both its own
     assert c.JupyterHub.load_groups["platform-admins"] == {"users": ["ada"]}
@@ -110,7 +111,7 @@ def test_oidc_config_leaves_groups_to_enclave_so_the_hub_starts(tmp_path, secret
     assert auth.client_secret == "s3cr3t" and auth.token_url == f"{ISSUER}/token_endpoint"
     assert auth.oauth_callback_url == "https://enclave.invalid/hub/oauth_callback"
     assert auth.enclave_home == str((tmp_path / "home").resolve()) and auth.platform_admins == ["ada"]
-    assert auth.idle_timeout == 3600 and not auth.validate_username("a.smith@trust.nhs.uk")
+    assert auth.idle_timeout == 120 and not auth.validate_username("a.smith@trust.nhs.uk")
 
 
 def test_oidc_config_refuses_a_hub_without_the_crypt_key(tmp_path, secret, key_file, monkeypatch):

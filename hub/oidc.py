@@ -261,7 +261,7 @@ class EnclaveOIDCAuthenticator(EnclaveSessions, GenericOAuthenticator):
             raise SignInRefused(refused.reason, refused.message) from None
 
     async def authenticate(self, handler: Any, data: Any = None, **kwargs: Any) -> dict[str, Any] | None:
-        """OAuthenticator's flow, then the ID token verified and its subject holding the user name."""
+        """OAuthenticator's flow, then the ID token verified (its claims kept for `check_allowed`)."""
         try:
             model = await super().authenticate(handler, data, **kwargs)
             if model is None:
@@ -271,14 +271,6 @@ class EnclaveOIDCAuthenticator(EnclaveSessions, GenericOAuthenticator):
             state["id_claims"] = {"amr": list(claims.get("amr") or []), "iss": claims["iss"], "sub": claims["sub"]}
             if claims["sub"] != (state.get(self.user_auth_state_key) or {}).get("sub"):
                 raise SignInRefused("subject-mismatch", "Your identity provider's answers disagree: sign in again.")
-            bound = await asyncio.to_thread(self._bind, model["name"], claims["iss"], claims["sub"])
-            if not bound:
-                raise SignInRefused(
-                    "username-taken",
-                    "Another account of your identity provider already signs in to Enclave under the name yours maps "
-                    "to: ask Enclave's admin to map your account to a name of its own.",
-                    model["name"],
-                )
             return model
         except SignInRefused as refused:
             await asyncio.to_thread(self._audit_refusal, refused)
@@ -302,10 +294,14 @@ class EnclaveOIDCAuthenticator(EnclaveSessions, GenericOAuthenticator):
     def _bind(self, name: str, issuer: str, subject: str) -> bool:
         from fabric.config import Paths
 
+        if not issuer or not subject:
+            return False  # no verified identity (authenticate keeps it): never bind a name to nobody
         return SubjectBindings(Paths(Path(self.enclave_home)).hub / SUBJECTS_FILE).claim(name, issuer, subject)
 
     async def check_allowed(self, username: str, auth_model: dict[str, Any] | None = None) -> bool:
-        """A second factor in the verified ID token, and a person Enclave knows; audited either way."""
+        """A second factor in the verified ID token, a person Enclave knows, and the name theirs: free, or held by
+        this identity already. Audited either way. The name is taken only by a sign-in that passed everything else,
+        so nobody can hold a name by a refused attempt."""
         if auth_model is None:
             return True
         try:
@@ -320,6 +316,14 @@ class EnclaveOIDCAuthenticator(EnclaveSessions, GenericOAuthenticator):
                 raise SignInRefused(
                     "not-a-member",
                     "You are not a member of any Enclave project: ask Enclave's admin to add you.",
+                    username,
+                )
+            identity = (auth_model.get("auth_state") or {}).get("id_claims") or {}
+            if not await asyncio.to_thread(self._bind, username, identity.get("iss", ""), identity.get("sub", "")):
+                raise SignInRefused(
+                    "username-taken",
+                    "Another account of your identity provider already signs in to Enclave under the name yours maps "
+                    "to: ask Enclave's admin to map your account to a name of its own.",
                     username,
                 )
         except SignInRefused as refused:

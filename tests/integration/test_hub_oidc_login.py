@@ -56,6 +56,8 @@ PEOPLE = {  # the provider's own login names
     "twin": ProviderUser("sub-0006", {"email": "a-smith@trust.nhs.uk", "name": "Another Smith"}, MFA),
     "newbie": ProviderUser("sub-0007", {"email": "e.new@trust.nhs.uk", "name": "Eve New"}, MFA),
     "noclaim": ProviderUser("sub-0008", {"name": "No Mail"}, MFA),
+    # another identity with e.new's address, trying before she is a member, without a second factor
+    "early": ProviderUser("sub-0009", {"email": "E.New@trust.nhs.uk", "name": "Not Eve"}, ["pwd"]),
 }
 
 
@@ -152,6 +154,8 @@ def test_people_sign_in_through_the_provider_as_enclave_names(site, monkeypatch)
         assert refused(sign_in(url, op.issuer, "digits")[1], "does not make an Enclave user name")
         assert refused(sign_in(url, op.issuer, "noclaim")[1], "did not send the 'email' claim")
         assert refused(sign_in(url, op.issuer, "twin")[1], "already signs in to Enclave under the name")
+        # a refused attempt takes no name: "early" has e.new's address (no second factor), e.new is in no project yet
+        assert refused(sign_in(url, op.issuer, "early")[1], "Enclave requires a second factor at sign-in")
         assert refused(sign_in(url, op.issuer, "newbie")[1], "not a member of any Enclave project")
         assert HubAPI.of(paths).user("e-new") is None and HubAPI.of(paths).user("d-doe") is None  # no user made
 
@@ -200,7 +204,7 @@ def test_people_sign_in_through_the_provider_as_enclave_names(site, monkeypatch)
     assert failed == {
         ("user:c-pwd", "no-second-factor"), ("user:unknown", "domain-not-allowed"),
         ("user:unknown", "unmappable-username"), ("user:unknown", "no-username-claim"),
-        ("user:a-smith", "username-taken"), ("user:e-new", "not-a-member"),
+        ("user:a-smith", "username-taken"), ("user:e-new", "not-a-member"), ("user:e-new", "no-second-factor"),
     }  # fmt: skip
     logins = [(e.target, e.detail["amr"]) for e in events if e.action == "user.login"]
     assert logins == [

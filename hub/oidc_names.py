@@ -14,7 +14,8 @@ An explicit map file (`value = name` lines) is consulted first, for the people t
 would collide. Whatever results must be a valid Enclave user name, else the sign-in is refused.
 
 Two identities can still reach one name (`a.smith@` and `a-smith@`, or the same local part in two allowed domains).
-The first identity (issuer and `sub`, kept only as a keyed digest) to sign in under a name holds it; another one
+The first identity (issuer and `sub`, kept only as a keyed digest) to sign in under a name, past every other check
+of hub/oidc.py, holds it; another one
 mapping there later is refused, until an admin gives one of them an explicit mapping, or releases the name
 (`release_name`). Nothing here logs or returns a claim's value.
 """

@@ -21,7 +21,7 @@ it to a bare `Config()` and check it, and start real hubs from it. Settings come
 | ENCLAVE_WORKSPACE_IDLE_SECONDS | 3600 | idle kernels culled, then an idle workspace stopped, after this; 0: never |
 | ENCLAVE_SMTP_*, ENCLAVE_PUBLIC_URL | (none) | the airlock's e-mail notices (output_checks/release/notices.py) |
 | ENCLAVE_AUTH | local | `local`: accounts with password + TOTP; `oidc`: an OpenID provider (hub/oidc.py) |
-| ENCLAVE_OIDC_*, ENCLAVE_CRYPT_KEY_FILE | (none) | OIDC sign-in: docs/reference/hub-config.md, "Sign-in" |
+| ENCLAVE_OIDC_*, ENCLAVE_CRYPT_KEY_FILE | (none) | OIDC sign-in (docs/reference/hub-config.md lists them) |
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from sqlalchemy import select
 
 from fabric.config import Paths
 from fabric.db import Registry
+from fabric.models import ProjectMember
 from hub.accounts import USERNAME
 from hub.airlock_service import airlock_service
 from hub.models import Account
@@ -209,8 +210,11 @@ def apply_config(c: Any, settings: HubSettings) -> None:
     # Roles and groups as data (hub/roles.py): nobody mints tokens; admins get the admin pages, never servers.
     # Enclave owns the groups with either sign-in: they follow the registry, never an identity provider's claims.
     with registry.session() as session:
-        # with local accounts, only names that have one (with OIDC every member's name is one they may sign in by)
-        people = set(session.scalars(select(Account.username))) if settings.oidc is None else None
+        if settings.oidc is None:  # people with an account only
+            people = set(session.scalars(select(Account.username)))
+        else:  # every member and admin whose name one can sign in by (the hub refuses to start on any other)
+            names = set(session.scalars(select(ProjectMember.username))) | set(settings.admins)
+            people = {name for name in names if USERNAME.match(name)}
         c.JupyterHub.load_groups = hub_groups(session, admins=settings.admins, people=people)
     c.JupyterHub.load_roles = hub_roles()
     c.JupyterHub.token_expires_in_max_seconds = TOKEN_MAX_SECONDS

@@ -7,6 +7,7 @@ and audited."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import pytest
 from traitlets.config import Config
@@ -14,6 +15,7 @@ from traitlets.config import Config
 from fabric import audit
 from fabric.config import Paths
 from fabric.db import Registry
+from fabric.models import Project, ProjectMember
 from hub import lifecycle
 from hub.config import HubSettings, apply_config
 from hub.oidc import (
@@ -112,6 +114,27 @@ def test_oidc_config_leaves_groups_to_enclave_so_the_hub_starts(tmp_path, secret
     assert auth.oauth_callback_url == "https://enclave.invalid/hub/oauth_callback"
     assert auth.enclave_home == str((tmp_path / "home").resolve()) and auth.platform_admins == ["ada"]
     assert auth.idle_timeout == 120 and not auth.validate_username("a.smith@trust.nhs.uk")
+
+
+def test_oidc_groups_hold_every_member_one_can_sign_in_as(tmp_path, secret, key_file, monkeypatch):
+    """No account is needed with OIDC, but a member's name must be one JupyterHub accepts (`_svc` is a valid project
+    member name, not a user name): the hub refuses to start on a group member it does not."""
+    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", KEY)
+    registry = Registry(Paths(tmp_path / "home").database_url)
+    try:
+        with registry.session() as session:
+            session.add(
+                Project(name="p1", title="P1", purpose="GRU", commercial=False, spec={}, created_at=datetime.now())
+            )
+            session.flush()
+            for user, role in (("a-smith", "researcher"), ("_svc", "researcher"), ("carol", "output_checker")):
+                session.add(ProjectMember(project_name="p1", username=user, role=role))
+    finally:
+        registry.close()
+    c = Config()
+    apply_config(c, HubSettings.from_env(oidc_env(tmp_path, secret, key_file, ENCLAVE_ADMINS="ada,Bad Name")))
+    assert c.JupyterHub.load_groups == {"researchers": {"users": ["a-smith"]}, "output-checkers": {"users": ["carol"]},
+                                        "platform-admins": {"users": ["ada"]}}  # fmt: skip
 
 
 def test_oidc_config_refuses_a_hub_without_the_crypt_key(tmp_path, secret, key_file, monkeypatch):

@@ -5,15 +5,15 @@
 
 The login form's extra field is JupyterHub's own OTP field (`request_otp`, on and not switchable off here). The
 rules live in hub/accounts.py and hub/throttle.py; this class only adapts them to JupyterHub: it names the source of
-each attempt, and answers a throttled one with 429 and when to try again. Production sites use OIDC through
-OAuthenticator instead (docs/how-to/admin.md).
+each attempt, and answers a throttled one with 429 and when to try again. Production sites may sign in through an
+OpenID provider instead (hub/oidc.py, `ENCLAVE_AUTH=oidc`), with the same sessions.
 
-Sessions: `refresh_user` (every `auth_refresh_age` seconds of a person's use) refuses a session whose account is gone
-or disabled, or which was idle longer than `idle_timeout`, and sets the person's project groups from the registry;
-`add_user` does the same at every hub start, where a user without an account is refused (and, with
+Sessions (`EnclaveSessions`, shared by both authenticators): `refresh_user` (every `auth_refresh_age` seconds of a
+person's use) refuses a session whose person Enclave no longer knows (account gone or disabled; with OIDC, in no
+project), or which was idle longer than `idle_timeout`, and sets the person's project groups from the registry;
+`add_user` does the same at every hub start, where a user Enclave does not know is refused (and, with
 `delete_invalid_users`, deleted). Logout is a confirmation page and a POST that ends the person's browser sessions
-server-side (hub/revocation.py), audited.
-"""
+server-side (hub/revocation.py), audited."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import os
 import socket
 import struct
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -82,58 +83,34 @@ def _peer_uid(request: Any) -> int | None:
     return _UCRED.unpack(raw)[1]
 
 
-class EnclaveAuthenticator(Authenticator):
-    enclave_home = Unicode(
-        help="The Enclave home whose registry holds the accounts (default: $ENCLAVE_HOME).",
-    ).tag(config=True)
+class EnclaveSessions(Authenticator):
+    """What every Enclave authenticator shares, whoever checks the password: the registry, sessions that end when
+    the person is no longer known to Enclave or was idle too long, project groups kept as the registry has them, and
+    the confirmed logout. Subclasses say who is known (`_account_active`)."""
 
-    request_otp = Bool(True, help="Always on: every login needs the authenticator app's code.").tag(config=True)
+    enclave_home = Unicode(
+        help="The Enclave home whose registry holds the accounts and projects (default: $ENCLAVE_HOME).",
+    ).tag(config=True)
 
     @default("enclave_home")
     def _default_home(self) -> str:
         return str(default_home())
 
-    @default("otp_prompt")
-    def _default_prompt(self) -> str:
-        return "Code from your authenticator app:"
-
-    @validate("request_otp")
-    def _always_otp(self, proposal: Any) -> bool:
-        if not proposal["value"]:
-            raise ValueError("Enclave's authenticator always asks for the TOTP code")
-        return True
-
     _registry = None
 
     def _registry_of_home(self) -> Registry:
+        """The registry of `enclave_home`, opened once per process (opening one migrates it)."""
         if self._registry is None:
-            self._registry = registry_of(Paths(Path(self.enclave_home)))  # one per process: opening one migrates
+            self._registry = registry_of(Paths(Path(self.enclave_home)))
         return self._registry
 
-    def _verify(self, username: str, password: str, code: str, source: str) -> accounts.Verdict:
-        return self._registry_of_home().transaction(
-            lambda session: accounts.verify_login(session, username, password, code, source=source)
-        )
+    def _session(self) -> AbstractContextManager[Session]:
+        """A session for reading; changes go through `self._registry_of_home().transaction`."""
+        return self._registry_of_home().session()
 
-    async def authenticate(self, handler: Any, data: dict[str, str]) -> str | None:
-        username = self.normalize_username(data.get("username", ""))
-        source = client_source(handler.request) if handler is not None else throttle.UNKNOWN
-        verdict = await asyncio.to_thread(self._verify, username, data.get("password", ""), data.get("otp", ""), source)
-        if verdict.retry_after:
-            # raised after the attempt's audit entry is committed; the message names no account and no account state
-            refusal = web.HTTPError(429, "Too many login attempts from here: try again in %d s.", verdict.retry_after)
-            refusal.headers = {"Retry-After": str(verdict.retry_after)}  # JupyterHub's error page sets these
-            raise refusal
-        if verdict:
-            self.note_login(username)
-            return username
-        return None
-
-    async def check_allowed(self, username: str, authentication: Any = None) -> bool:
-        """Anyone with an Enclave account; what they may then do is decided by their roles and project membership."""
-        return True
-
-    # -- sessions
+    def _account_active(self, username: str) -> bool:
+        """Whether `username` may hold a session (called in a thread)."""
+        raise NotImplementedError
 
     idle_timeout = Integer(
         3600,
@@ -148,12 +125,8 @@ class EnclaveAuthenticator(Authenticator):
             self._seen = {}
         return self._seen
 
-    def _account_active(self, username: str) -> bool:
-        with self._registry_of_home().session() as session:
-            return accounts.active(session, username)
-
     def _project_groups(self, username: str) -> set[str]:
-        with self._registry_of_home().session() as session:
+        with self._session() as session:
             return revocation.project_groups(session, username)
 
     async def _sync_groups(self, user: Any) -> None:
@@ -179,16 +152,16 @@ class EnclaveAuthenticator(Authenticator):
             db.commit()
 
     async def add_user(self, user: Any) -> None:
-        """At every hub start (and when a user is first made): a user whose account is gone is refused, so the hub
+        """At every hub start (and when a user is first made): a user Enclave no longer knows is refused, so the hub
         deletes it (`delete_invalid_users`) with its tokens and grants; the others get their project groups."""
         if not await asyncio.to_thread(self._account_active, user.name):
-            raise ValueError("no active Enclave account")
+            raise ValueError("not known to Enclave")
         super().add_user(user)
         await self._sync_groups(user)
 
-    async def refresh_user(self, user: Any, handler: Any = None) -> bool:
+    async def _refresh_session(self, user: Any, handler: Any = None) -> bool:
         """Refuse the session (a new login is needed; API calls with its tokens are refused, `auth_refresh_strict`)
-        when the account is gone or disabled, or the person was idle too long; otherwise refresh their groups."""
+        when the person is no longer known, or was idle too long; otherwise refresh their groups."""
         if not await asyncio.to_thread(self._account_active, user.name):
             return False
         if handler is not None and _persons_request(handler):
@@ -209,8 +182,54 @@ class EnclaveAuthenticator(Authenticator):
         self._last_seen()[username] = time.monotonic()
 
     def get_handlers(self, app: Any) -> list[tuple[str, type]]:
-        # before JupyterHub's defaults, so these replace its login (unchanged) and logout handlers
-        return [*super().get_handlers(app), (r"/logout", ConfirmedLogoutHandler)]
+        # first, so that this logout replaces JupyterHub's and any other the authenticator's base class brings
+        return [(r"/logout", ConfirmedLogoutHandler), *super().get_handlers(app)]
+
+
+class EnclaveAuthenticator(EnclaveSessions):
+    """Local accounts: password and TOTP code checked against the registry (hub/accounts.py)."""
+
+    request_otp = Bool(True, help="Always on: every login needs the authenticator app's code.").tag(config=True)
+
+    @default("otp_prompt")
+    def _default_prompt(self) -> str:
+        return "Code from your authenticator app:"
+
+    @validate("request_otp")
+    def _always_otp(self, proposal: Any) -> bool:
+        if not proposal["value"]:
+            raise ValueError("Enclave's authenticator always asks for the TOTP code")
+        return True
+
+    def _verify(self, username: str, password: str, code: str, source: str) -> accounts.Verdict:
+        return self._registry_of_home().transaction(
+            lambda session: accounts.verify_login(session, username, password, code, source=source)
+        )
+
+    async def authenticate(self, handler: Any, data: dict[str, str]) -> str | None:
+        username = self.normalize_username(data.get("username", ""))
+        source = client_source(handler.request) if handler is not None else throttle.UNKNOWN
+        verdict = await asyncio.to_thread(self._verify, username, data.get("password", ""), data.get("otp", ""), source)
+        if verdict.retry_after:
+            # raised after the attempt's audit entry is committed; the message names no account and no account state
+            refusal = web.HTTPError(429, "Too many login attempts from here: try again in %d s.", verdict.retry_after)
+            refusal.headers = {"Retry-After": str(verdict.retry_after)}  # JupyterHub's error page sets these
+            raise refusal
+        if verdict:
+            self.note_login(username)
+            return username
+        return None
+
+    async def check_allowed(self, username: str, authentication: Any = None) -> bool:
+        """Anyone with an Enclave account; what they may then do is decided by their roles and project membership."""
+        return True
+
+    def _account_active(self, username: str) -> bool:
+        with self._session() as session:
+            return accounts.active(session, username)
+
+    async def refresh_user(self, user: Any, handler: Any = None) -> bool:
+        return await self._refresh_session(user, handler)
 
 
 def _orm(user: Any) -> Any:
@@ -248,15 +267,17 @@ class ConfirmedLogoutHandler(LogoutHandler):
             await asyncio.to_thread(_audit_logout, self.authenticator, user.name, revoked)
             self.authenticator._last_seen().pop(user.name, None)
         self._jupyterhub_user = None
-        self.redirect(self.settings["login_url"], permanent=False)
+        # an identity provider's own logout next, when the authenticator names one (hub/oidc.py), else the login page
+        after = getattr(self.authenticator, "logout_redirect_url", "") or self.settings["login_url"]
+        self.redirect(after, permanent=False)
 
 
-def _audit_logout(authenticator: EnclaveAuthenticator, username: str, tokens: int) -> None:
+def _audit_logout(authenticator: EnclaveSessions, username: str, tokens: int) -> None:
     _audit_revoked(authenticator, username, "logout", tokens, logout=True)
 
 
 def _audit_revoked(
-    authenticator: EnclaveAuthenticator, username: str, reason: str, tokens: int, *, logout: bool = False
+    authenticator: EnclaveSessions, username: str, reason: str, tokens: int, *, logout: bool = False
 ) -> None:
     def record(session: Session) -> None:
         if logout:

@@ -20,6 +20,8 @@ it to a bare `Config()` and check it, and start real hubs from it. Settings come
 | ENCLAVE_AUTH_CACHE_SECONDS | 5 | how long workspaces and the airlock trust a token before asking the hub again |
 | ENCLAVE_WORKSPACE_IDLE_SECONDS | 3600 | idle kernels culled, then an idle workspace stopped, after this; 0: never |
 | ENCLAVE_SMTP_*, ENCLAVE_PUBLIC_URL | (none) | the airlock's e-mail notices (output_checks/release/notices.py) |
+| ENCLAVE_AUTH | local | `local`: accounts with password + TOTP; `oidc`: an OpenID provider (hub/oidc.py) |
+| ENCLAVE_OIDC_*, ENCLAVE_CRYPT_KEY_FILE | (none) | OIDC sign-in (docs/reference/hub-config.md lists them) |
 """
 
 from __future__ import annotations
@@ -35,8 +37,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from fabric.models import ProjectMember
+from hub.accounts import USERNAME
 from hub.airlock_service import airlock_service
 from hub.models import Account
+from hub.oidc import OIDCSettings, configure_oidc
 from hub.origins import apply_origins, default_subdomain_host, subdomain_host
 from hub.revocation import admin_role, admin_service
 from hub.roles import TOKEN_MAX_SECONDS, hub_groups, hub_roles
@@ -72,6 +77,7 @@ class HubSettings:
     # The airlock's e-mail notices (output_checks/release/notices.py): ENCLAVE_SMTP_* and ENCLAVE_PUBLIC_URL, passed
     # on to the airlock service (a managed service gets only the environment the hub gives it).
     notice_settings: dict[str, str] = field(default_factory=dict)
+    oidc: OIDCSettings | None = None  # None: local accounts (ENCLAVE_AUTH=local, the default)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> HubSettings:
@@ -102,6 +108,7 @@ class HubSettings:
             auth_cache_seconds=seconds(env, "ENCLAVE_AUTH_CACHE_SECONDS", 5),
             workspace_idle_seconds=seconds(env, "ENCLAVE_WORKSPACE_IDLE_SECONDS", 3600),
             notice_settings={k: env[k] for k in notices.VARIABLES if env.get(k)},
+            oidc=OIDCSettings.from_env(env),
         )
 
     @property
@@ -192,13 +199,22 @@ def apply_config(c: Any, settings: HubSettings) -> None:
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port}"
     c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
 
-    # Identity: local accounts with password + TOTP (hub/accounts.py); OIDC in production (hub/oidc.py).
-    c.JupyterHub.authenticator_class = "enclave"
-    c.EnclaveAuthenticator.enclave_home = str(settings.home)
+    # Identity: local accounts with password + TOTP (hub/accounts.py), or an OpenID provider (hub/oidc.py).
+    if settings.oidc is None:
+        c.JupyterHub.authenticator_class = "enclave"
+        c.EnclaveAuthenticator.enclave_home = str(settings.home)
+    else:
+        configure_oidc(c, settings.oidc, home=settings.home, public_url=settings.public_url, admins=settings.admins)
+    c.Authenticator.username_pattern = USERNAME.pattern  # what JupyterHub accepts is what Enclave does
 
     # Roles and groups as data (hub/roles.py): nobody mints tokens; admins get the admin pages, never servers.
+    # Enclave owns the groups with either sign-in: they follow the registry, never an identity provider's claims.
     with registry.session() as session:
-        people = set(session.scalars(select(Account.username)))
+        if settings.oidc is None:  # people with an account only
+            people = set(session.scalars(select(Account.username)))
+        else:  # every member and admin whose name one can sign in by (the hub refuses to start on any other)
+            names = set(session.scalars(select(ProjectMember.username))) | set(settings.admins)
+            people = {name for name in names if USERNAME.match(name)}
         c.JupyterHub.load_groups = hub_groups(session, admins=settings.admins, people=people)
     c.JupyterHub.load_roles = hub_roles()
     c.JupyterHub.token_expires_in_max_seconds = TOKEN_MAX_SECONDS
@@ -265,7 +281,8 @@ def apply_sessions(c: Any, settings: HubSettings, paths: Paths) -> None:
     c.Authenticator.auth_refresh_age = settings.auth_refresh_seconds
     c.Authenticator.auth_refresh_strict = True
     c.Authenticator.delete_invalid_users = True  # a user whose account is gone is deleted at the next start
-    c.EnclaveAuthenticator.idle_timeout = settings.session_idle_seconds
+    section = "EnclaveAuthenticator" if settings.oidc is None else "EnclaveOIDCAuthenticator"
+    c[section].idle_timeout = settings.session_idle_seconds
     # No state change on GET: /hub/spawn/... shows a confirmation whose POST starts the workspace.
     c.Spawner.options_form = spawn_confirmation
     # Revocation's identity on the hub's API (hub/revocation.py): its token in the root-only state folder.

@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub import limits, sandbox
+from hub import limits, oidc, sandbox
 from hub.config import HubSettings
 from hub.origins import OFF
 from kernel.config import Paths
@@ -42,8 +42,12 @@ class HubStatus:
 
 
 def hub_environment(settings: HubSettings) -> dict[str, str]:
-    """The hub's environment: this one, less anything JupyterHub would take as its own, plus the settings."""
+    """The hub's environment: this one, less anything JupyterHub would take as its own, plus the settings. With OIDC,
+    JUPYTERHUB_CRYPT_KEY from its root-only file (here only: never on a command line, never logged)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "CONFIGPROXY_"))}
+    if settings.oidc is not None:
+        env.update(settings.oidc.environment())
+        env["JUPYTERHUB_CRYPT_KEY"] = oidc.crypt_key(settings.oidc)
     env.update(
         ENCLAVE_HOME=str(settings.home),
         ENCLAVE_HUB_IP=settings.ip,
@@ -96,9 +100,18 @@ def healthy(url: str) -> bool:
         return False
 
 
+def check_secrets(settings: HubSettings) -> None:
+    """EnclaveError, saying what to do, when a secret the hub's sign-in needs is missing or unsafe: with OIDC, the
+    crypt key and the client secret (`enclave up` asks this before it touches the host)."""
+    if settings.oidc is not None:
+        oidc.crypt_key(settings.oidc)
+        oidc.read_secret(settings.oidc.client_secret_file)
+
+
 def start(settings: HubSettings, *, timeout: float = 120) -> subprocess.Popen:
     """Start the hub and return once it answers; EnclaveError (with the log's tail) if it exits or never answers."""
     paths = Paths(settings.home)
+    check_secrets(settings)
     if (pid := read_pid(paths)) is not None:
         raise EnclaveError(
             f"Enclave is already running (hub pid {pid}) at {settings.public_url}; `enclave down` stops it"

@@ -1,89 +1,426 @@
-"""Production identity: an OIDC provider (e.g. Keycloak) through OAuthenticator, with MFA required.
+"""Production sign-in through an OpenID Connect provider (Keycloak, Entra ID, ...), with a second factor required.
 
-    from hub.oidc import configure_oidc
-    configure_oidc(c, issuer="https://idp.example.org/realms/enclave", client_id="enclave-hub",
-                   client_secret_file="/etc/enclave/oidc-client-secret",
-                   callback_url="https://enclave.example.org/hub/oauth_callback")
+Selected in the settings file (`ENCLAVE_AUTH=oidc`, docs/reference/hub-config.md); hub/config.py then calls
+`configure_oidc`. What Enclave decides, not the provider:
 
-The provider runs the login (password and second factor); the hub refuses an ID token whose `amr` (RFC 8176)
-shows no second factor, whatever the provider's configuration says, so MFA cannot be switched off by mistake at the
-provider. Group membership comes from the token's `groups` claim and is managed by the hub (`manage_groups`), so
-the roles in hub/roles.py apply unchanged. The client secret is read from a file (mode 0600), never written inline.
+- Endpoints come from the provider's discovery document (`ISSUER/.well-known/openid-configuration`, whose `issuer`
+  must be the configured one), or all four from settings.
+- The ID token is verified (signature against the provider's keys, issuer, audience, expiry) and its `amr` (RFC
+  8176) must show a second factor, whatever the provider's own configuration says.
+- Claims become an Enclave user name by the site's rule (hub/oidc_names.py); a person Enclave does not know (in no
+  project, not a platform admin) is refused. Every refusal is a 403 with a message and an audit entry.
+- Enclave owns group membership, as with local accounts: project groups follow the registry (at start, at each
+  membership change through the hub's API, at every login and session refresh). The provider's groups are not
+  used: OAuthenticator's `manage_groups` would replace them with the token's at every login and JupyterHub refuses
+  it beside `load_groups`.
+- auth_state (the tokens, kept for session refresh) is encrypted with JUPYTERHUB_CRYPT_KEY, which `enclave up`
+  reads from a root-only file (`crypt_key`) and passes in the hub's environment only.
 """
 
 from __future__ import annotations
 
-import base64
+import asyncio
+import ipaddress
 import json
+import os
 import stat
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
+import jwt
 from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.oauth2 import OAuthCallbackHandler
+from sqlalchemy import select
 from tornado.web import HTTPError
-from traitlets import List, Unicode
+from traitlets import Dict, List, Unicode
 
-SECOND_FACTORS = ["otp", "mfa", "hwk", "swk", "sms", "fpt", "face", "iris", "retina", "pin", "sc"]
+from hub.authenticator import EnclaveSessions
+from hub.oidc_names import MAPPINGS, SUBJECTS_FILE, NameRefused, SubjectBindings, UsernameRule, read_explicit_map
+from kernel import audit
+from kernel.errors import EnclaveError
+
+SECOND_FACTORS = ("otp", "mfa", "hwk", "swk", "sms", "fpt", "face", "iris", "retina", "pin", "sc")
+SIGNING_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+DEFAULT_CRYPT_KEY_FILE = Path("/etc/enclave/crypt-key")
+ENDPOINTS = {  # setting -> discovery document's member
+    "ENCLAVE_OIDC_AUTHORIZE_URL": "authorization_endpoint",
+    "ENCLAVE_OIDC_TOKEN_URL": "token_endpoint",
+    "ENCLAVE_OIDC_USERINFO_URL": "userinfo_endpoint",
+    "ENCLAVE_OIDC_JWKS_URL": "jwks_uri",
+}
 
 
-class EnclaveOIDCAuthenticator(GenericOAuthenticator):
+class OIDCError(EnclaveError):
+    pass
+
+
+@dataclass(frozen=True)
+class OIDCSettings:
+    """The OIDC settings of the hub (names only: secrets stay in their files until the hub reads them)."""
+
+    issuer: str
+    client_id: str
+    client_secret_file: Path
+    callback_url: str = ""  # "": the hub's public address + /hub/oauth_callback
+    username_claim: str = "preferred_username"
+    username_mapping: str = "exact"
+    allowed_domains: tuple[str, ...] = ()
+    username_map_file: Path | None = None
+    required_amr: tuple[str, ...] = SECOND_FACTORS
+    crypt_key_file: Path = DEFAULT_CRYPT_KEY_FILE
+    endpoints: dict[str, str] = field(default_factory=dict)  # ENDPOINTS' settings, all four or none
+    acr_values: str = ""
+    provider_name: str = "your organisation"  # the login button: "Sign in with ..."
+
+    @classmethod
+    def from_env(cls, env: Any) -> OIDCSettings | None:
+        """None for local accounts (`ENCLAVE_AUTH` unset or `local`); ValueError naming the setting to correct."""
+        auth = (env.get("ENCLAVE_AUTH") or "local").strip().lower()
+        if auth == "local":
+            return None
+        if auth != "oidc":
+            raise ValueError(f"ENCLAVE_AUTH must be local or oidc, not {auth!r}")
+
+        def required(name: str) -> str:
+            value = (env.get(name) or "").strip()
+            if not value:
+                raise ValueError(f"ENCLAVE_AUTH=oidc needs {name}")
+            return value
+
+        def listed(name: str) -> tuple[str, ...]:
+            return tuple(v.strip().lower() for v in (env.get(name) or "").split(",") if v.strip())
+
+        endpoints = {name: env[name].strip() for name in ENDPOINTS if (env.get(name) or "").strip()}
+        if endpoints and len(endpoints) != len(ENDPOINTS):
+            raise ValueError(f"set all of {', '.join(ENDPOINTS)} or none (then discovery finds them)")
+        settings = cls(
+            issuer=_checked_url("ENCLAVE_OIDC_ISSUER", required("ENCLAVE_OIDC_ISSUER")).rstrip("/"),
+            client_id=required("ENCLAVE_OIDC_CLIENT_ID"),
+            client_secret_file=Path(required("ENCLAVE_OIDC_CLIENT_SECRET_FILE")),
+            callback_url=(env.get("ENCLAVE_OIDC_CALLBACK_URL") or "").strip(),
+            username_claim=(env.get("ENCLAVE_OIDC_USERNAME_CLAIM") or "preferred_username").strip(),
+            username_mapping=(env.get("ENCLAVE_OIDC_USERNAME_MAPPING") or "exact").strip().lower(),
+            allowed_domains=listed("ENCLAVE_OIDC_ALLOWED_DOMAINS"),
+            username_map_file=Path(env["ENCLAVE_OIDC_USERNAME_MAP_FILE"])
+            if (env.get("ENCLAVE_OIDC_USERNAME_MAP_FILE") or "").strip()
+            else None,
+            required_amr=listed("ENCLAVE_OIDC_REQUIRED_AMR") or SECOND_FACTORS,
+            crypt_key_file=Path((env.get("ENCLAVE_CRYPT_KEY_FILE") or "").strip() or DEFAULT_CRYPT_KEY_FILE),
+            endpoints={name: _checked_url(name, url) for name, url in endpoints.items()},
+            acr_values=(env.get("ENCLAVE_OIDC_ACR_VALUES") or "").strip(),
+            provider_name=(env.get("ENCLAVE_OIDC_PROVIDER_NAME") or "").strip() or "your organisation",
+        )
+        if settings.callback_url:
+            _checked_url("ENCLAVE_OIDC_CALLBACK_URL", settings.callback_url)
+        settings.rule(read_map=False)  # the mapping's own settings, checked now
+        return settings
+
+    def rule(self, *, read_map: bool = True) -> UsernameRule:
+        explicit = read_explicit_map(self.username_map_file) if read_map and self.username_map_file else {}
+        return UsernameRule(self.username_claim, self.username_mapping, self.allowed_domains, explicit)
+
+    def environment(self) -> dict[str, str]:
+        """These settings as the hub's environment variables (what `enclave up` passes on; no secret)."""
+        env = {
+            "ENCLAVE_AUTH": "oidc",
+            "ENCLAVE_OIDC_ISSUER": self.issuer,
+            "ENCLAVE_OIDC_CLIENT_ID": self.client_id,
+            "ENCLAVE_OIDC_CLIENT_SECRET_FILE": str(self.client_secret_file),
+            "ENCLAVE_OIDC_CALLBACK_URL": self.callback_url,
+            "ENCLAVE_OIDC_USERNAME_CLAIM": self.username_claim,
+            "ENCLAVE_OIDC_USERNAME_MAPPING": self.username_mapping,
+            "ENCLAVE_OIDC_ALLOWED_DOMAINS": ",".join(self.allowed_domains),
+            "ENCLAVE_OIDC_USERNAME_MAP_FILE": str(self.username_map_file or ""),
+            "ENCLAVE_OIDC_REQUIRED_AMR": ",".join(self.required_amr),
+            "ENCLAVE_CRYPT_KEY_FILE": str(self.crypt_key_file),
+            "ENCLAVE_OIDC_ACR_VALUES": self.acr_values,
+            "ENCLAVE_OIDC_PROVIDER_NAME": self.provider_name,
+        }
+        return {**env, **self.endpoints}
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _checked_url(name: str, url: str) -> str:
+    """`url` when it is https, or http to this machine's loopback (a provider under test); else ValueError."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname and _loopback(parts.hostname):
+        return url
+    raise ValueError(f"{name} must be an https:// address (http:// only on loopback), not {url!r}")
+
+
+def read_secret(path: Path | str, what: str = "a client secret") -> str:
+    """The contents of a file only its owner may read; OIDCError saying what to do otherwise (never the contents)."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise OIDCError(f"{path}: no such file ({what})") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise OIDCError(f"{path}: {what} file must be readable by its owner only (chmod 600 {path})")
+    value = path.read_text().strip()
+    if not value:
+        raise OIDCError(f"{path}: {what} file is empty")
+    return value
+
+
+def crypt_key(settings: OIDCSettings) -> str:
+    """JUPYTERHUB_CRYPT_KEY from its root-only file: 32 bytes as 64 hex digits (`openssl rand -hex 32`), or several
+    separated by `;` (the first encrypts, all decrypt: how the key is rotated). OIDCError says how to make one."""
+    path = settings.crypt_key_file
+    how = f"create it with: (umask 077; openssl rand -hex 32 > {path})"
+    if not path.exists():
+        raise OIDCError(
+            f"ENCLAVE_AUTH=oidc keeps each person's tokens encrypted with a key in {path} (ENCLAVE_CRYPT_KEY_FILE), "
+            f"which does not exist; {how}"
+        )
+    key = read_secret(path, "the hub's crypt key")
+    for part in key.split(";"):
+        try:
+            ok = len(bytes.fromhex(part.strip())) == 32
+        except ValueError:
+            ok = False
+        if not ok:
+            raise OIDCError(f"{path}: the crypt key must be 64 hex digits (32 bytes); {how}")
+    return key
+
+
+def discover(issuer: str, timeout: float = 10) -> dict[str, str]:
+    """The four endpoints from the provider's discovery document (OpenID Connect Discovery 1.0, 4), and its logout
+    endpoint when it has one; OIDCError when it cannot be read or names another issuer."""
+    url = f"{issuer}/.well-known/openid-configuration"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (https, or loopback: _checked_url)
+            document = json.load(response)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise OIDCError(f"cannot read the identity provider's discovery document {url}: {exc}") from exc
+    if not isinstance(document, dict) or str(document.get("issuer", "")).rstrip("/") != issuer:
+        raise OIDCError(f"{url} names another issuer than ENCLAVE_OIDC_ISSUER: check the setting")
+    endpoints = {}
+    for name, member in ENDPOINTS.items():
+        value = document.get(member)
+        if not isinstance(value, str) or not value:
+            raise OIDCError(f"{url} has no {member}: set {', '.join(ENDPOINTS)} instead")
+        endpoints[name] = _checked_url(f"{member} in {url}", value)
+    if isinstance(document.get("end_session_endpoint"), str) and document["end_session_endpoint"]:
+        endpoints["end_session_endpoint"] = _checked_url(
+            f"end_session_endpoint in {url}", document["end_session_endpoint"]
+        )
+    return endpoints
+
+
+class EnclaveCallbackHandler(OAuthCallbackHandler):
+    """OAuthenticator's callback, whose refusals tornado logs without the query string: it holds the authorization
+    code and state (JupyterHub's access log masks them; tornado's warning for an HTTP error would not)."""
+
+    def _request_summary(self) -> str:
+        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
+
+
+class EnclaveOIDCAuthenticator(EnclaveSessions, GenericOAuthenticator):
+    """OAuthenticator's authorization-code flow, with Enclave's rules on top (this module's docstring)."""
+
+    callback_handler = EnclaveCallbackHandler
+
+    issuer = Unicode(help="The provider's issuer identifier: ID tokens must name it.").tag(config=True)
+    jwks_url = Unicode(help="Where the provider publishes the keys that sign its ID tokens.").tag(config=True)
     required_amr = List(
         Unicode(),
-        default_value=SECOND_FACTORS,
+        default_value=list(SECOND_FACTORS),
         help="Authentication methods (RFC 8176 `amr` values) of which the ID token must show at least one.",
     ).tag(config=True)
+    username_mapping = Unicode("exact", help=f"How a claim becomes a user name: {', '.join(MAPPINGS)}.").tag(
+        config=True
+    )
+    allowed_domains = List(Unicode(), help="E-mail domains accepted by the `email` mapping.").tag(config=True)
+    explicit_usernames = Dict(help="Claim value (lower case) -> Enclave user name, before the rule.").tag(config=True)
+    platform_admins = List(Unicode(), help="Known to Enclave without a project (ENCLAVE_ADMINS).").tag(config=True)
 
-    async def check_allowed(self, username: str, auth_model: dict[str, Any]) -> bool:
-        if not second_factor_used(auth_model, self.required_amr):
-            raise HTTPError(403, "Enclave requires a second factor at sign-in: ask your identity provider's admin")
-        return await super().check_allowed(username, auth_model)
+    _jwks: jwt.PyJWKClient | None = None
+
+    def _rule(self) -> UsernameRule:
+        claim = self.username_claim if isinstance(self.username_claim, str) else "preferred_username"
+        return UsernameRule(claim, self.username_mapping, tuple(self.allowed_domains), dict(self.explicit_usernames))
+
+    def user_info_to_username(self, user_info: dict[str, Any]) -> str:
+        try:
+            return self._rule().username(user_info or {})
+        except NameRefused as refused:
+            raise SignInRefused(refused.reason, refused.message) from None
+
+    async def authenticate(self, handler: Any, data: Any = None, **kwargs: Any) -> dict[str, Any] | None:
+        """OAuthenticator's flow, then the ID token verified (its claims kept for `check_allowed`)."""
+        try:
+            model = await super().authenticate(handler, data, **kwargs)
+            if model is None:
+                return None
+            state = model.get("auth_state") or {}
+            claims = await asyncio.to_thread(self._verified_id_claims, state.get("id_token") or "")
+            state["id_claims"] = {"amr": list(claims.get("amr") or []), "iss": claims["iss"], "sub": claims["sub"]}
+            if claims["sub"] != (state.get(self.user_auth_state_key) or {}).get("sub"):
+                raise SignInRefused("subject-mismatch", "Your identity provider's answers disagree: sign in again.")
+            return model
+        except SignInRefused as refused:
+            await asyncio.to_thread(self._audit_refusal, refused)
+            raise
+
+    def _verified_id_claims(self, id_token: str) -> dict[str, Any]:
+        if not id_token:
+            raise SignInRefused("no-id-token", "Your identity provider sent no ID token: it must speak OpenID Connect.")
+        if self._jwks is None:
+            self._jwks = jwt.PyJWKClient(self.jwks_url, timeout=10)
+        try:
+            key = self._jwks.get_signing_key_from_jwt(id_token)
+            return jwt.decode(
+                id_token, key.key, algorithms=SIGNING_ALGORITHMS, audience=self.client_id, issuer=self.issuer,
+                options={"require": ["iss", "sub", "aud", "exp", "iat"]}, leeway=60,
+            )  # fmt: skip
+        except (jwt.PyJWTError, OSError) as exc:
+            self.log.warning("OIDC sign-in refused: the ID token did not verify (%s)", type(exc).__name__)
+            raise SignInRefused("id-token-invalid", "Your identity provider's ID token did not verify.") from None
+
+    def _bind(self, name: str, issuer: str, subject: str) -> bool:
+        from kernel.config import Paths
+
+        if not issuer or not subject:
+            return False  # no verified identity (authenticate keeps it): never bind a name to nobody
+        return SubjectBindings(Paths(Path(self.enclave_home)).hub / SUBJECTS_FILE).claim(name, issuer, subject)
+
+    async def check_allowed(self, username: str, auth_model: dict[str, Any] | None = None) -> bool:
+        """A second factor in the verified ID token, a person Enclave knows, and the name theirs: free, or held by
+        this identity already. Audited either way. The name is taken only by a sign-in that passed everything else,
+        so nobody can hold a name by a refused attempt."""
+        if auth_model is None:
+            return True
+        try:
+            if not second_factor_used(auth_model, self.required_amr):
+                raise SignInRefused(
+                    "no-second-factor",
+                    "Enclave requires a second factor at sign-in; your identity provider did not report one: sign "
+                    "in again with it, or ask your identity provider's admin.",
+                    username,
+                )
+            if not await asyncio.to_thread(self._account_active, username):
+                raise SignInRefused(
+                    "not-a-member",
+                    "You are not a member of any Enclave project: ask Enclave's admin to add you.",
+                    username,
+                )
+            identity = (auth_model.get("auth_state") or {}).get("id_claims") or {}
+            if not await asyncio.to_thread(self._bind, username, identity.get("iss", ""), identity.get("sub", "")):
+                raise SignInRefused(
+                    "username-taken",
+                    "Another account of your identity provider already signs in to Enclave under the name yours maps "
+                    "to: ask Enclave's admin to map your account to a name of its own.",
+                    username,
+                )
+        except SignInRefused as refused:
+            await asyncio.to_thread(self._audit_refusal, refused)
+            raise
+        await asyncio.to_thread(self._audit_login, username, auth_model)
+        self.note_login(username)
+        return True
+
+    def _account_active(self, username: str) -> bool:
+        """Known to Enclave: a member of a project (any role) or a platform admin."""
+        from fabric.models import ProjectMember
+
+        if username in self.platform_admins:
+            return True
+        with self._session() as session:
+            member = select(ProjectMember.username).where(ProjectMember.username == username)
+            return session.scalars(member).first() is not None
+
+    async def refresh_user(self, user: Any, handler: Any = None, **kwargs: Any) -> Any:
+        """The provider still accepts the person's tokens (OAuthenticator), and Enclave's own session rules."""
+        refreshed = await super().refresh_user(user, handler, **kwargs)
+        if refreshed is False:
+            return False
+        if not await self._refresh_session(user, handler):
+            return False
+        return refreshed
+
+    def _audit_refusal(self, refused: SignInRefused) -> None:
+        name = refused.username or "unknown"
+        self._registry_of_home().transaction(
+            lambda session: audit.record(session, actor=name, action="user.login_failed", target=f"user:{name}",
+                                         method="oidc", reason=refused.reason)
+        )  # fmt: skip
+
+    def _audit_login(self, username: str, auth_model: dict[str, Any]) -> None:
+        amr = ((auth_model.get("auth_state") or {}).get("id_claims") or {}).get("amr") or []
+        self._registry_of_home().transaction(
+            lambda session: audit.record(session, actor=username, action="user.login", target=f"user:{username}",
+                                         method="oidc", amr=sorted(str(m) for m in amr))
+        )  # fmt: skip
 
 
-def _claims(id_token: str) -> dict[str, Any]:
-    """The payload of an ID token that the hub received directly from the provider's token endpoint over TLS (the
-    channel authenticates it, as OIDC Core 3.1.3.7 allows); never used for tokens from elsewhere."""
-    try:
-        payload = id_token.split(".")[1]
-        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError):
-        return {}
+class SignInRefused(HTTPError):
+    """A 403 whose message the person sees (no claim value in it) and whose reason code goes to the audit log."""
+
+    def __init__(self, reason: str, message: str, username: str | None = None) -> None:
+        super().__init__(403, message)
+        self.reason = reason
+        self.username = username
+        self.jupyterhub_message = message
 
 
-def second_factor_used(auth_model: dict[str, Any], required: list[str]) -> bool:
-    token = ((auth_model or {}).get("auth_state") or {}).get("token_response") or {}
-    claims = _claims(token.get("id_token", "")) if token.get("id_token") else {}
+def second_factor_used(auth_model: dict[str, Any], required: list[str] | tuple[str, ...]) -> bool:
+    """Whether the verified ID token's `amr` (kept as `id_claims` by `authenticate`) shows one of `required`."""
+    claims = ((auth_model or {}).get("auth_state") or {}).get("id_claims") or {}
     methods = claims.get("amr") or []
-    return any(method in required for method in methods)
+    return isinstance(methods, list) and any(method in required for method in methods)
 
 
-def read_secret(path: Path | str) -> str:
-    path = Path(path)
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ValueError(f"{path}: a client secret file must be readable by its owner only (chmod 600)")
-    return path.read_text().strip()
-
-
-def configure_oidc(
-    c: Any, *, issuer: str, client_id: str, client_secret_file: Path | str, callback_url: str,
-    groups_claim: str = "groups", admin_group: str = "platform-admins",
-) -> None:  # fmt: skip
-    """Set `c` (a traitlets Config) for Keycloak-style OIDC endpoints under `issuer`."""
-    issuer = issuer.rstrip("/")
+def configure_oidc(c: Any, settings: OIDCSettings, *, home: Path, public_url: str, admins: list[str]) -> None:
+    """Set `c` (a traitlets Config) for OIDC sign-in; reads the client secret and the map file, and the discovery
+    document unless the endpoints are set. OIDCError says what to correct."""
+    endpoints = settings.endpoints or discover(settings.issuer)
     c.JupyterHub.authenticator_class = EnclaveOIDCAuthenticator
     o = c.EnclaveOIDCAuthenticator
-    o.client_id = client_id
-    o.client_secret = read_secret(client_secret_file)
-    o.oauth_callback_url = callback_url
-    o.authorize_url = f"{issuer}/protocol/openid-connect/auth"
-    o.token_url = f"{issuer}/protocol/openid-connect/token"
-    o.userdata_url = f"{issuer}/protocol/openid-connect/userinfo"
-    o.logout_redirect_url = f"{issuer}/protocol/openid-connect/logout"
+    o.enclave_home = str(home)
+    o.issuer = settings.issuer
+    o.client_id = settings.client_id
+    o.client_secret = read_secret(settings.client_secret_file)
+    o.oauth_callback_url = settings.callback_url or f"{public_url}/hub/oauth_callback"
+    o.authorize_url = endpoints["ENCLAVE_OIDC_AUTHORIZE_URL"]
+    o.token_url = endpoints["ENCLAVE_OIDC_TOKEN_URL"]
+    o.userdata_url = endpoints["ENCLAVE_OIDC_USERINFO_URL"]
+    o.jwks_url = endpoints["ENCLAVE_OIDC_JWKS_URL"]
+    if end_session := endpoints.get("end_session_endpoint"):
+        # after Enclave's logout, the provider's (RP-initiated logout): a shared browser is not left signed in there
+        o.logout_redirect_url = (
+            f"{end_session}{'&' if '?' in end_session else '?'}{urlencode({'client_id': settings.client_id})}"
+        )
+    o.login_service = settings.provider_name
     o.scope = ["openid", "profile", "email"]
-    o.username_claim = "preferred_username"
-    o.claim_groups_key = groups_claim
-    o.manage_groups = True
-    o.allowed_groups = {"researchers", "output-checkers", admin_group}
-    o.admin_groups = set()  # hub admins are not made from the provider: platform admins get hub/roles.py's role
-    o.enable_auth_state = True
-    o.extra_authorize_params = {"acr_values": "mfa"}  # ask for it; check_allowed enforces it from the token
+    o.username_claim = settings.username_claim
+    o.username_mapping = settings.username_mapping
+    o.allowed_domains = list(settings.allowed_domains)
+    o.explicit_usernames = settings.rule().explicit
+    o.required_amr = list(settings.required_amr)
+    o.platform_admins = list(admins)
+    o.manage_groups = False  # Enclave owns groups (this module's docstring)
+    o.admin_users = set()  # nobody is a JupyterHub admin: platform admins get hub/roles.py's role
+    o.enable_auth_state = True  # the tokens, for refresh; encrypted with JUPYTERHUB_CRYPT_KEY
+    if settings.acr_values:
+        o.extra_authorize_params = {"acr_values": settings.acr_values}
+    if not os.environ.get("JUPYTERHUB_CRYPT_KEY"):
+        crypt_key(settings)  # what is wrong with the file first (JupyterHub would only say the variable is unset)
+        raise OIDCError(
+            "JUPYTERHUB_CRYPT_KEY is not in the hub's environment: start the hub with `enclave up`, which passes it "
+            f"from {settings.crypt_key_file}"
+        )

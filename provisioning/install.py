@@ -47,6 +47,16 @@ ENCLAVE_HUB_PORT=8000
 # The airlock's e-mail notices to output checkers (docs/reference/hub-config.md, "Notices").
 # ENCLAVE_SMTP_HOST=
 # ENCLAVE_SMTP_FROM=
+# Sign-in: local accounts (password + TOTP) unless an OpenID provider is set up (docs/how-to/admin.md, "Production
+# sign-in: OIDC with MFA"); the client secret and the crypt key stay in files of their own, root's, 0600.
+# ENCLAVE_AUTH=oidc
+# ENCLAVE_OIDC_ISSUER=https://idp.example.org/realms/enclave
+# ENCLAVE_OIDC_CLIENT_ID=enclave-hub
+# ENCLAVE_OIDC_CLIENT_SECRET_FILE=/etc/enclave/oidc-client-secret
+# ENCLAVE_CRYPT_KEY_FILE=/etc/enclave/crypt-key
+# ENCLAVE_OIDC_USERNAME_CLAIM=email
+# ENCLAVE_OIDC_USERNAME_MAPPING=email
+# ENCLAVE_OIDC_ALLOWED_DOMAINS=trust.nhs.uk
 """
 
 HOST_UNIT = """\

@@ -240,6 +240,7 @@ def up(ctx: Context, foreground: bool) -> None:
     from provisioning.workspace_env import ensure_workspace_env
 
     settings = _hub_settings(ctx)  # a setting to correct is said before the host is touched
+    lifecycle.check_secrets(settings)  # and a missing secret (OIDC's crypt key, its client secret)
     done = [ensure_workspace_env(ctx.paths.workspace_env), *_apply_host(ctx)]
     done.append(steps.ensure_builds_swept(ctx.registry, ctx.paths, actor=actor()))
     for step in done:

@@ -61,6 +61,8 @@ def bench(work: Path, commit: str, names: list[str], rounds: int, repeats: int) 
             log(f"round {n + 1}/{rounds}: {side}")
             tree, folder = sides[side]
             seen[side].append(figures(run_tree(tree, folder, names, repeats), names))
+        partial = {"commit": commit, "rounds": n + 1, "repeats": repeats, "figures": seen}
+        (work / f"against-{commit}.partial.json").write_text(json.dumps(partial, indent=2))  # a later failure keeps it
     return {"commit": commit, "rounds": rounds, "repeats": repeats, "figures": seen}
 
 

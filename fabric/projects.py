@@ -25,9 +25,9 @@ from kernel import audit
 from kernel.clock import utcnow
 from kernel.documents import load_yaml_model
 from kernel.errors import EnclaveError, NotFoundError, SpecError
+from kernel.names import USERNAME
 
 PROJECT_NAME = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
-USERNAME = r"^[a-z_][a-z0-9_-]{0,31}$"
 ACCOUNT_PREFIX = "enclave-"  # each project's own Unix account, which its workspaces and runs use
 MAX_UNIX_NAME = 32  # useradd's limit on Linux (utmp's ut_user)
 
@@ -54,7 +54,7 @@ class ProjectRole(StrEnum):
 class Member(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    user: str = Field(pattern=USERNAME)
+    user: str = Field(pattern=USERNAME.pattern)
     role: ProjectRole
 
 

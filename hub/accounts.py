@@ -28,8 +28,8 @@ from hub.models import Account
 from kernel import audit
 from kernel.clock import utcnow
 from kernel.errors import EnclaveError, NotFoundError
+from kernel.names import USERNAME
 
-USERNAME = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")  # also a safe Unix account name
 # One plain address (no display name, no spaces, no header-breaking characters): the airlock's notices go there.
 LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"  # one part of a domain name
 EMAIL = re.compile(rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]{{1,64}}@{LABEL}(?:\.{LABEL})+$")

@@ -38,7 +38,6 @@ from typing import Any
 from sqlalchemy import select
 
 from fabric.models import ProjectMember
-from hub.accounts import USERNAME
 from hub.airlock_service import airlock_service
 from hub.models import Account
 from hub.oidc import OIDCSettings, configure_oidc
@@ -49,6 +48,7 @@ from hub.sandbox import hub_socket, socket_url
 from hub.workspaces import registry_of, researcher_projects
 from kernel.config import Paths
 from kernel.db import Registry
+from kernel.names import USERNAME
 from output_checks.release import notices
 from output_checks.release.airlock import Airlock
 

@@ -38,9 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fabric.materialise.view import VIEW_DIR_MODE
-from fabric.projects import USERNAME, project_account_name
+from fabric.projects import project_account_name
 from kernel.config import Paths
 from kernel.errors import EnclaveError, SpecError
+from kernel.names import USERNAME
 from output_checks.sandbox.runner import CHECKS_ACCOUNT
 from provisioning.steps import StepResult
 
@@ -270,7 +271,7 @@ def ensure_project_folders(paths: Paths, project: str, account: ProjectAccount, 
     if account.project != project:
         raise HostError(f"account {account.name} belongs to project {account.project}, not {project}")
     for member in members:
-        if not re.fullmatch(USERNAME, member):
+        if not USERNAME.fullmatch(member):
             raise HostError(f"{member!r} is not a user name")
     uid, gid = account.uid, account.gid
     tally = _Tally()

@@ -54,6 +54,10 @@ def test_valid_spec_with_defaults(tmp_path):
         (("min_cell_count: 5", "min_cells: 5"), "airlock.min_cells: Extra inputs"),
         (("{user: carol, role: output_checker}", "{user: alice, role: researcher}"), "listed twice"),
         (("title: Heart failure outcomes\n", ""), "title: Field required"),
+        # a member must be a name one can sign in as (kernel/names.py): the hub refuses these, so they never could
+        (("{user: alice, role: researcher}", "{user: _svc, role: researcher}"), "members.0.user"),
+        (("{user: alice, role: researcher}", "{user: x, role: researcher}"), "members.0.user"),
+        (("{user: alice, role: researcher}", "{user: a.smith@trust.nhs.uk, role: researcher}"), "members.0.user"),
     ],
 )
 def test_invalid_specs_name_the_field_and_problem(tmp_path, change, message):

@@ -37,6 +37,7 @@ from sqlalchemy import select
 
 from fabric.config import Paths
 from fabric.db import Registry
+from hub import hub_keys
 from hub.airlock_service import airlock_service
 from hub.models import Account
 from hub.origins import apply_origins, default_subdomain_host, subdomain_host
@@ -195,6 +196,10 @@ def apply_config(c: Any, settings: HubSettings) -> None:
     # Identity: local accounts with password + TOTP (hub/accounts.py); OIDC in production (hub/oidc.py).
     c.JupyterHub.authenticator_class = "enclave"
     c.EnclaveAuthenticator.enclave_home = str(settings.home)
+    # Auth state (OIDC) is encrypted with the keys Enclave keeps in the hub state folder (`enclave keys rotate
+    # crypt-key`), unless the hub's environment sets JUPYTERHUB_CRYPT_KEY itself.
+    if (crypt_keys := hub_keys.crypt_keys(paths)) and not os.environ.get("JUPYTERHUB_CRYPT_KEY"):
+        c.CryptKeeper.keys = crypt_keys
 
     # Roles and groups as data (hub/roles.py): nobody mints tokens; admins get the admin pages, never servers.
     with registry.session() as session:

@@ -228,8 +228,9 @@ class Revocation:
         parts = []
         if self.stopped:
             parts.append(f"stopped {len(self.stopped)} workspace(s)")
-        if self.deleted:
+        if self.deleted:  # the hub no longer knows the person: no groups to speak of until they log in again
             parts.append("ended every hub session, token and grant")
+            return "; ".join(parts)
         parts.append("groups " + (", ".join(self.groups) or "none"))
         return "; ".join(parts)
 

@@ -78,6 +78,10 @@ class SecretState:
     note: str = ""
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _mtime(path: Path) -> datetime | None:
     try:
         return datetime.fromtimestamp(path.stat().st_mtime, UTC)
@@ -98,13 +102,13 @@ def states(paths: Paths, registry: Registry) -> list[SecretState]:
                     _mtime(paths.hub / hub_keys.COOKIE_SECRET_FILE)),
         SecretState(BY_NAME["admin-token"], rel(paths.hub / TOKEN_FILE), _mtime(paths.hub / TOKEN_FILE)),
         SecretState(BY_NAME["crypt-key"], rel(crypt), _mtime(crypt),
-                    f"{len(hub_keys.crypt_keys(paths))} keys" if crypt.exists() else "none kept by Enclave"),
+                    _count(len(hub_keys.crypt_keys(paths)), "key") if crypt.exists() else "none kept by Enclave"),
         SecretState(BY_NAME["audit-anchor-key"], rel(anchor_key), _mtime(anchor_key),
                     f"{retired_count} retired" if retired_count else ""),
     ]  # fmt: skip
     with registry.session() as session:
         people = session.scalar(select(func.count()).select_from(Account)) or 0
-    rows.append(SecretState(BY_NAME["password-totp"], "the registry", None, f"{people} accounts"))
+    rows.append(SecretState(BY_NAME["password-totp"], "the registry", None, _count(people, "account")))
     for prefix, name in (("project-", "pseudonym-key"), ("ledger-", "ledger-key")):
         found = sorted(paths.secrets.glob(f"{prefix}*.key"))
         for key in found:
@@ -137,7 +141,7 @@ def rotate(registry: Registry, paths: Paths, name: str, *, actor: str, drop_old:
         raise RotationRefused("--drop-old applies to crypt-key only")
     if secret.rotation is Rotation.STOPPED and (pid := lifecycle.read_pid(paths)) is not None:
         raise RotationRefused(
-            f"Enclave is running (hub pid {pid}): the hub reads {secret.title} only when it starts; `enclave down` "
+            f"Enclave is running (hub pid {pid}): the hub reads its {secret.name} only when it starts; `enclave down` "
             "first, rotate, then `enclave up`"
         )
     if name == "audit-anchor-key":

@@ -335,9 +335,9 @@ def test_keys_list_shows_where_and_when_never_a_value(paths, registry, alice):
     assert set(rows) == {s.name for s in keys.SECRETS}
     assert "hub/enclave-admin.token" in rows["admin-token"] and "while Enclave is stopped" in rows["admin-token"]
     assert "secrets/audit-anchor.key" in rows["audit-anchor-key"] and " live" in rows["audit-anchor-key"]
-    assert "(1 accounts)" in rows["password-totp"] and "(project p1)" in rows["pseudonym-key"]
+    assert "(1 account)" in rows["password-totp"] and "(project p1)" in rows["pseudonym-key"]
     assert "secrets/ledger-p1.key" in rows["ledger-key"] and rows["ledger-key"].endswith("no (project p1)")
-    assert "(1 keys)" in rows["crypt-key"]
+    assert "(1 key)" in rows["crypt-key"]
     values = [
         (paths.hub / TOKEN_FILE).read_text(),
         (paths.hub / hub_keys.COOKIE_SECRET_FILE).read_text().strip(),

@@ -4,7 +4,8 @@ it. A person's authenticator and password are reset while the hub runs: their se
 the old password are refused at the login form, the new ones log in, and their project group is still theirs. The
 hub's cookie secret and enclave-admin's token are refused while it runs and replaced while it is stopped: after the
 next start the old browser session and the old API token are refused, the new token works. No secret is printed by
-any command or written to the hub's log, every step is audited, and the audit log verifies."""
+any command or written to the hub's log, every step is audited, and the audit log verifies. And a home restored from
+a backup taken after an anchor-key rotation verifies, forgery still found."""
 
 from __future__ import annotations
 
@@ -171,3 +172,31 @@ def test_resets_and_hub_secret_rotation_against_a_real_hub(tmp_path, home):
         assert expected in actions
     reasons = [e.detail["reason"] for e in events if e.action == "access.revoked" and e.target == "user:alice"]
     assert reasons[-2:] == ["authenticator reset", "password reset"]
+
+
+def test_a_backup_taken_after_an_anchor_key_rotation_restores_and_verifies(tmp_path):
+    """The retired anchor key travels with `secrets/`: a home restored from a backup taken after a rotation verifies
+    the anchors of both keys, and still finds a forged line."""
+    source = Paths(tmp_path / "source")
+    registry = Registry(source.database_url)
+    try:
+        with registry.session() as session:
+            accounts.add_account(session, "alice", PASSWORD, actor="test-admin")
+    finally:
+        registry.close()
+    rotated = enclave(source.home, "keys", "rotate", "audit-anchor-key")
+    assert "sealed entry 1" in rotated.stdout
+    enclave(source.home, "user", "reset-mfa", "alice")  # entries after the rotation, under the new key
+    enclave(source.home, "backup", str(tmp_path / "backup"), "--no-sites", "--quiet")
+    target = tmp_path / "restored"
+    restored = enclave(source.home, "restore", str(tmp_path / "backup"), "--home", str(target), "--quiet")
+    assert "audit log intact" in restored.stdout
+    assert (target / "secrets" / "audit-anchor.retired").read_text() == (
+        source.secrets / "audit-anchor.retired"
+    ).read_text()
+    assert "audit log intact" in enclave(target, "audit", "verify").stdout
+    seq, head, at, _signature = (target / "audit" / "anchors.log").read_text().splitlines()[-1].split()
+    with (target / "audit" / "anchors.log").open("a") as out:
+        out.write(f"{seq} {head} {at} {'0' * 64}\n")
+    forged = enclave(target, "audit", "verify", ok=False)
+    assert forged.returncode == 1 and "signature does not match (forged or altered)" in forged.stdout

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fabric.secret_files import write_secret
+
 KEY_NAME = "audit-anchor.key"
 RETIRED_NAME = "audit-anchor.retired"  # one line per retired key: `last_seq retired_at hexkey`, oldest first
 LOG_NAME = Path("audit") / "anchors.log"
@@ -134,8 +136,8 @@ class Anchors:
         at = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
         retired = self.retired_path.read_text() if self.retired_path.exists() else ""
         # the retired list first, then the new key: a crash between leaves the old key current, which read() prefers
-        _replace_file(self.retired_path, retired + f"{last_seq} {at} {old.hex()}\n")
-        _replace_file(self.key_path, secrets.token_hex(32) + "\n")
+        write_secret(self.retired_path, retired + f"{last_seq} {at} {old.hex()}\n")
+        write_secret(self.key_path, secrets.token_hex(32) + "\n")
         return True
 
     def retired(self) -> list[RetiredKey]:
@@ -191,19 +193,3 @@ class Anchors:
                     continue
             anchors.append(Anchor(seq, head, at, number))
         return AnchorRead(anchors, bad, keyed=key is not None, file_exists=file_exists, torn_tail=torn)
-
-
-def _replace_file(path: Path, text: str) -> None:
-    """Write `path` whole (0600, in a 0700 folder) under a private name, flush it to disk, then rename it into place:
-    a reader sees the old file or the new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    staging = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(staging, path)
-    finally:
-        staging.unlink(missing_ok=True)

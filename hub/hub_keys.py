@@ -15,35 +15,18 @@ state they encrypted unreadable (those people sign in again).
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from fabric.config import Paths
+from fabric.secret_files import write_secret
 from hub.revocation import ADMIN_SERVICE, TOKEN_FILE, end_browser_sessions
 
 COOKIE_SECRET_FILE = "cookie_secret"  # noqa: S105 (a file name, not a secret)
 CRYPT_KEY_FILE = "crypt_key"
 HUB_DATABASE = "jupyterhub.sqlite"
-
-
-def write_secret(path: Path, text: str) -> None:
-    """Write `path` whole (0600, its folder 0700 when made here) under a private name, flushed to disk, then renamed
-    into place: a reader sees the old secret or the new one, never part of one. A link at `path` is replaced, not
-    followed."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    staging = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(staging, path)
-    finally:
-        staging.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------------------ cookie secret

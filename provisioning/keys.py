@@ -127,9 +127,9 @@ class Rotated:
     detail: dict[str, int | str]  # what the audit event says: counts and entry numbers, never a value
 
 
-def rotate(registry: Registry, paths: Paths, name: str, *, actor: str, drop_old: bool = False) -> Rotated:
-    """Rotate the secret `name` (one of ROTATABLE) and audit it; RotationRefused, with why, for the others and for a
-    hub secret while Enclave runs."""
+def check(paths: Paths, name: str, *, drop_old: bool = False) -> Secret:
+    """The secret `name` when it may rotate now; RotationRefused, with why, for the others and for a hub secret
+    while Enclave runs."""
     secret = BY_NAME.get(name)
     if secret is None:
         raise RotationRefused(f"no secret {name!r}; these rotate: {', '.join(ROTATABLE)}")
@@ -144,6 +144,12 @@ def rotate(registry: Registry, paths: Paths, name: str, *, actor: str, drop_old:
             f"Enclave is running (hub pid {pid}): the hub reads its {secret.name} only when it starts; `enclave down` "
             "first, rotate, then `enclave up`"
         )
+    return secret
+
+
+def rotate(registry: Registry, paths: Paths, name: str, *, actor: str, drop_old: bool = False) -> Rotated:
+    """Rotate the secret `name` (one of ROTATABLE) and audit it; refused as `check` says."""
+    secret = check(paths, name, drop_old=drop_old)
     if name == "audit-anchor-key":
         return _rotate_anchor_key(registry, secret, actor)
     with registry.session() as session:

@@ -46,6 +46,8 @@ MESSAGES = {
 def keys_rotate(ctx: Context, secrets: tuple[str, ...], drop_old: bool) -> None:
     """Replace each SECRET (cookie-secret, admin-token, crypt-key, audit-anchor-key) with a new random one, audited
     `keys.rotated`. cookie-secret and admin-token only while Enclave is stopped."""
+    for name in secrets:  # all refusals before any change
+        keys.check(ctx.paths, name, drop_old=drop_old)
     for name in secrets:
         done = keys.rotate(ctx.registry, ctx.paths, name, actor=actor(), drop_old=drop_old)
         click.echo(MESSAGES[name].format(**done.detail))

@@ -313,9 +313,10 @@ def test_hub_secrets_are_refused_while_enclave_runs(paths, registry, secret):
      ("password-totp", "enclave user reset-password"), ("nonsense", "these rotate: cookie-secret")],
 )  # fmt: skip
 def test_what_does_not_rotate_is_refused_with_its_consequence(paths, registry, secret, consequence):
-    result = run(paths, "keys", "rotate", secret)
+    result = run(paths, "keys", "rotate", "crypt-key", secret)
     assert result.exit_code == 1
     assert consequence in result.output
+    assert not hub_keys.crypt_key_path(paths).exists(), "a secret rotated before the refusal of another"
 
 
 def test_keys_list_shows_where_and_when_never_a_value(paths, registry, alice):
@@ -349,3 +350,20 @@ def test_keys_list_shows_where_and_when_never_a_value(paths, registry, alice):
     ]
     for value in values:
         assert value not in result.output
+
+
+def test_a_secret_is_written_whole_root_only_and_never_through_a_link(tmp_path):
+    from fabric.secret_files import write_secret
+
+    target = tmp_path / "elsewhere"
+    target.write_text("not to be touched")
+    folder = tmp_path / "state"
+    folder.mkdir(mode=0o700)
+    (folder / "token").symlink_to(target)
+    write_secret(folder / "token", "new")
+    assert target.read_text() == "not to be touched"
+    assert not (folder / "token").is_symlink() and (folder / "token").read_text() == "new"
+    assert (folder / "token").stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in folder.iterdir()] == ["token"], "a staging file was left behind"
+    write_secret(tmp_path / "new" / "key", "k")
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o700

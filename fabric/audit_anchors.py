@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fabric.errors import FabricError
 from fabric.secret_files import write_secret
 
 KEY_NAME = "audit-anchor.key"
@@ -141,7 +142,7 @@ class Anchors:
         return True
 
     def retired(self) -> list[RetiredKey]:
-        """The retired keys, oldest first; a malformed line is ValueError (the file is root's, never edited)."""
+        """The retired keys, oldest first; a damaged file is a FabricError (it is root's, never edited by hand)."""
         try:
             text = self.retired_path.read_text()
         except FileNotFoundError:
@@ -150,7 +151,7 @@ class Anchors:
         for number, raw in enumerate(text.splitlines(), start=1):
             match = _RETIRED.match(raw)
             if not match:
-                raise ValueError(f"{RETIRED_NAME} line {number} is not a retired key")
+                raise FabricError(f"{self.retired_path} is damaged: line {number} is not a retired key")
             keys.append(RetiredKey(int(match[1]), match[2], bytes.fromhex(match[3])))
         return keys
 

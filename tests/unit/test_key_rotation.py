@@ -142,6 +142,15 @@ def test_a_rotation_cut_short_after_retiring_leaves_the_log_verifying(registry, 
     assert verify(registry).problems == []
 
 
+def test_a_damaged_retired_key_file_is_said_not_crashed_on(registry, paths):
+    assert run(paths, "keys", "rotate", "audit-anchor-key").exit_code == 0
+    with (paths.secrets / "audit-anchor.retired").open("a") as out:
+        out.write("not a key\n")
+    result = run(paths, "audit", "verify")
+    assert result.exit_code == 1
+    assert "audit-anchor.retired is damaged: line 2 is not a retired key" in result.output
+
+
 def test_no_anchor_key_yet_is_refused(paths):
     reg = Registry(paths.database_url)
     reg.close()

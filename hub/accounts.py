@@ -1,10 +1,11 @@
 """Local accounts: argon2id password hashes and mandatory TOTP (RFC 6238), for the hub's authenticator and the
 `enclave user` commands. One rule-owning layer: creating, removing and verifying accounts, each change audited.
 
-A TOTP code is accepted once (the last accepted time step is stored, so a code seen over a shoulder or replayed
-within its 30 s window fails), with one step of clock drift either way. Failed logins slow down the source they
-come from, per account and overall (hub/throttle.py); nothing locks an account for everyone. Nothing here logs or
-returns a password, a secret or a code.
+A password or an authenticator is replaced in place (`reset_password`, `reset_mfa`): memberships stay, and the caller
+ends the person's hub sessions (hub/revocation.py). A TOTP code is accepted once (the last accepted time step is stored,
+so a code seen over a shoulder or replayed within its 30 s window fails), with one step of clock drift either way.
+Failed logins slow down the source they come from, per account and overall (hub/throttle.py); nothing locks an account
+for everyone. Nothing here logs or returns a password, a secret or a code.
 """
 
 from __future__ import annotations
@@ -85,6 +86,36 @@ def add_account(session: Session, username: str, password: str, *, actor: str, e
     audit.record(session, actor=actor, action="user.add", target=f"user:{username}", email=bool(address))
     uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=ISSUER)
     return Enrolment(username, secret, uri)
+
+
+def reset_password(session: Session, username: str, password: str, *, actor: str) -> None:
+    """Give `username` a new password, keeping their authenticator and project memberships; audited without it.
+    Their hub sessions are ended by hub/revocation.py's `revoke_account` after this commits."""
+    account = _account(session, username)
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"a password has at least {MIN_PASSWORD} characters")
+    if _password_ok(account, password):
+        raise AccountError("the new password is the old one: choose another")
+    account.password_hash = HASHER.hash(password)
+    audit.record(session, actor=actor, action="user.password_reset", target=f"user:{username}")
+
+
+def reset_mfa(session: Session, username: str, *, actor: str) -> Enrolment:
+    """Enrol `username` afresh: a new TOTP seed (the old authenticator's codes are refused from now on), keeping their
+    password and project memberships. Returns the enrolment, to be shown once; audited without it."""
+    account = _account(session, username)
+    secret = pyotp.random_base32()
+    account.totp_secret = secret
+    account.last_totp_step = 0  # the replay guard belongs to the old seed; the new one starts clean
+    audit.record(session, actor=actor, action="user.mfa_reset", target=f"user:{username}")
+    return Enrolment(username, secret, pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=ISSUER))
+
+
+def _account(session: Session, username: str) -> Account:
+    account = session.get(Account, username) if USERNAME.match(username or "") else None
+    if account is None:
+        raise NotFoundError(f"no user {username}")
+    return account
 
 
 def set_email(session: Session, username: str, email: str | None, *, actor: str) -> None:

@@ -39,13 +39,13 @@ from tornado.web import HTTPError
 from traitlets import Dict, List, Unicode
 
 from hub.authenticator import EnclaveSessions
+from hub.hub_keys import DEFAULT_CRYPT_KEY_FILE
 from hub.oidc_names import MAPPINGS, SUBJECTS_FILE, NameRefused, SubjectBindings, UsernameRule, read_explicit_map
 from kernel import audit
 from kernel.errors import EnclaveError
 
 SECOND_FACTORS = ("otp", "mfa", "hwk", "swk", "sms", "fpt", "face", "iris", "retina", "pin", "sc")
 SIGNING_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
-DEFAULT_CRYPT_KEY_FILE = Path("/etc/enclave/crypt-key")
 ENDPOINTS = {  # setting -> discovery document's member
     "ENCLAVE_OIDC_AUTHORIZE_URL": "authorization_endpoint",
     "ENCLAVE_OIDC_TOKEN_URL": "token_endpoint",
@@ -181,7 +181,7 @@ def crypt_key(settings: OIDCSettings) -> str:
     """JUPYTERHUB_CRYPT_KEY from its root-only file: 32 bytes as 64 hex digits (`openssl rand -hex 32`), or several
     separated by `;` (the first encrypts, all decrypt: how the key is rotated). OIDCError says how to make one."""
     path = settings.crypt_key_file
-    how = f"create it with: (umask 077; openssl rand -hex 32 > {path})"
+    how = f"create it with: enclave keys rotate crypt-key (or: (umask 077; openssl rand -hex 32 > {path}))"
     if not path.exists():
         raise OIDCError(
             f"ENCLAVE_AUTH=oidc keeps each person's tokens encrypted with a key in {path} (ENCLAVE_CRYPT_KEY_FILE), "

@@ -7,7 +7,7 @@ The `enclave` CLI runs as root on the host and reaches the running hub on its Un
 
 | change | in the running hub |
 | --- | --- |
-| account removed | stop every workspace, then delete the hub user: its servers, tokens, OAuth grants and cookie go |
+| account removed; password or TOTP reset | stop every workspace, then delete the hub user: servers, tokens, grants go |
 | membership removed, role changed | groups set from the registry; workspaces not allowed now stopped |
 | membership added | group membership set from the registry |
 | logout (inside the hub) | the person's hub cookie and browser tokens revoked (`end_browser_sessions`) |
@@ -228,8 +228,9 @@ class Revocation:
         parts = []
         if self.stopped:
             parts.append(f"stopped {len(self.stopped)} workspace(s)")
-        if self.deleted:
+        if self.deleted:  # the hub no longer knows the person: no groups to speak of until they log in again
             parts.append("ended every hub session, token and grant")
+            return "; ".join(parts)
         parts.append("groups " + (", ".join(self.groups) or "none"))
         return "; ".join(parts)
 
@@ -250,11 +251,14 @@ def researcher_projects(session: Session, username: str) -> set[str]:
 
 
 def revoke_account(
-    registry: Registry, paths: Paths, username: str, *, actor: str, only_if_known: bool = False
-) -> Revocation:
-    """After an account is removed: stop the person's workspaces and delete them from the hub, which removes their
-    servers, tokens, OAuth grants and hub cookie in one call. With `only_if_known`, nothing is done or recorded
-    unless the running hub still has the user (finishing a revocation cut short)."""
+    registry: Registry, paths: Paths, username: str, *, actor: str, only_if_known: bool = False,
+    reason: str = "account removed",
+) -> Revocation:  # fmt: skip
+    """After an account is removed, or its password or authenticator replaced (`reason`): stop the person's
+    workspaces and delete them from the hub, which removes their servers, tokens, OAuth grants and hub cookie in one
+    call (a person who still has an account is made again at their next login, with their project groups). With
+    `only_if_known`, nothing is done or recorded unless the running hub still has the user (finishing a revocation
+    cut short)."""
     result = Revocation(username)
     try:
         hub = HubAPI.of(paths)
@@ -270,7 +274,7 @@ def revoke_account(
         result.live = False
     if only_if_known and not result.deleted:
         return result
-    _record(registry, actor, "access.revoked", "account removed", result)
+    _record(registry, actor, "access.revoked", reason, result)
     return result
 
 

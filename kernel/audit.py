@@ -58,6 +58,14 @@ def record(session: Session, *, actor: str, action: str, target: str, **detail: 
     return event
 
 
+def locked_head(session: Session) -> tuple[int, str]:
+    """The log's head (seq and hash; 0 and GENESIS when empty), with the write lock held until the caller's
+    transaction ends: no other process appends after it meanwhile (rotating the anchor key relies on that)."""
+    _lock_the_head(session)
+    last = session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).first()
+    return (last.seq, last.hash) if last else (0, GENESIS)
+
+
 def _lock_the_head(session: Session) -> None:
     """Hold the database's write lock before reading the head, so processes appending at once (the hub, the airlock
     service, the CLI) take turns instead of both claiming the next seq."""

@@ -48,6 +48,46 @@ def user_add(ctx: Context, username: str, password_stdin: bool, email: str | Non
     click.echo(f"user {username} created; set up their authenticator app with (shown once):\n{enrolment.uri}")
 
 
+@user.command("reset-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input (for scripts).")
+@pass_ctx
+@friendly
+def user_reset_password(ctx: Context, username: str, password_stdin: bool) -> None:
+    """Give USERNAME a new password; their authenticator and project memberships stay, their hub sessions and
+    workspaces end."""
+    from hub import accounts, revocation
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    with ctx.registry.session() as session:
+        accounts.reset_password(session, username, password, actor=actor())
+    click.echo(f"user {username}: password replaced; project memberships kept")
+    done = revocation.revoke_account(ctx.registry, ctx.paths, username, actor=actor(), reason="password reset")
+    click.echo(f"access ended: {done.summary()}")
+
+
+@user.command("reset-mfa")
+@click.argument("username")
+@pass_ctx
+@friendly
+def user_reset_mfa(ctx: Context, username: str) -> None:
+    """Enrol USERNAME's authenticator afresh (a new TOTP seed, printed once); their old authenticator's codes are
+    refused, their password and project memberships stay, their hub sessions and workspaces end."""
+    from hub import accounts, revocation
+
+    with ctx.registry.session() as session:
+        enrolment = accounts.reset_mfa(session, username, actor=actor())
+    click.echo(
+        f"user {username}: authenticator reset, project memberships kept; set up their authenticator app with "
+        f"(shown once):\n{enrolment.uri}"
+    )
+    done = revocation.revoke_account(ctx.registry, ctx.paths, username, actor=actor(), reason="authenticator reset")
+    click.echo(f"access ended: {done.summary()}")
+
+
 @user.command("set-email")
 @click.argument("username")
 @click.argument("address")

@@ -58,7 +58,7 @@ def no_mounts_left(tmp_path_factory) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def cohort(tmp_path_factory) -> Path:
     """A 240-patient, 3-site cohort (csv-local and FHIR sites, DICOM, VCF, BAM, consent); read-only by convention."""
-    from fabric.synthetic import generate_cohort
+    from synthetic_sites import generate_cohort
 
     out = tmp_path_factory.mktemp("cohort") / "sites"
     generate_cohort(out, progress=False, **COHORT)

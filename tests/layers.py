@@ -3,7 +3,8 @@ at module level or inside a function), the layers they must respect, the cycles 
 package diagram in docs/developers.md and docs/explanation/architecture.md.
 
 Layers, lowest first: a package may import the ones below it, never one above. The order is the data flow
-(DESIGN.md): the data fabric at the bottom, the airlock's checks and release on it, the hub that runs workspaces and
+(DESIGN.md): the data fabric at the bottom, the hospital-site simulator that writes sites' exports in the fabric's
+formats, the airlock's checks and release on it, the hub that runs workspaces and
 the airlock service, the admin's provisioning and command line, then the benchmarks. The workspace server's
 extension (`images/enclave_workspace`) runs inside a workspace, where only the researcher's library is installed
 beside it: it may import fabric alone.
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("fabric", "output_checks", "hub", "provisioning", "bench")  # lowest first
+LAYERS = ("fabric", "synthetic_sites", "output_checks", "hub", "provisioning", "bench")  # lowest first
 WORKSPACE = "enclave_workspace"
 SOURCES = {**{name: ROOT / name for name in LAYERS}, WORKSPACE: ROOT / "images" / WORKSPACE}
 MAY_IMPORT = {

@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from fabric.errors import FabricError
-from fabric.synthetic import CohortSummary, generate_cohort, imaging
-from fabric.synthetic.clinical import OBSERVATION_CODES
-from fabric.synthetic.genomics import GENE_REGIONS
-from fabric.synthetic.identifiers import is_valid_nhs_number
+from synthetic_sites import CohortSummary, generate_cohort, imaging
+from synthetic_sites.clinical import OBSERVATION_CODES
+from synthetic_sites.genomics import GENE_REGIONS
+from synthetic_sites.identifiers import is_valid_nhs_number
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from fabric.db import Registry
 from fabric.errors import InvalidInputError, SpecError
 from fabric.models import AuditEvent, Site
 from fabric.site_export import IncompleteExportError
-from fabric.synthetic.dutch import DIALECT as DUTCH
+from synthetic_sites.dutch import DIALECT as DUTCH
 
 pytestmark = pytest.mark.unit
 
@@ -34,7 +34,7 @@ UK_FILES = {
     "M002,HBA1C,48,mmol/mol,05/05/2020\n",
     "events.csv": "MRN,EVENT,EVENT_DATE\nM001,MI,01/02/2022\n",
 }
-# The same facts as the Dutch site writes them (fabric/synthetic/dutch.py DIALECT).
+# The same facts as the Dutch site writes them (synthetic_sites/dutch.py DIALECT).
 NL_FILES = {
     "patienten.csv": "patientnummer;bsn;achternaam;voornaam;geboortedatum;geslacht;postcode;etniciteit;rookstatus\n"
     "M001;111 222 333;Visser;Anouk;04-07-1956;F;3584 CX;;EX\n"

@@ -12,7 +12,7 @@ import pysam
 import pytest
 
 from fabric.errors import FabricError
-from fabric.synthetic.genomics import (
+from synthetic_sites.genomics import (
     BAM_REGION,
     CONTIG_LENGTHS,
     CONTIG_ORDER,

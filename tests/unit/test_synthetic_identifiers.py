@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from fabric.errors import FabricError
-from fabric.synthetic import identifiers
-from fabric.synthetic.identifiers import (
+from synthetic_sites import identifiers
+from synthetic_sites.identifiers import (
     NhsNumberAllocator,
     format_nhs_number,
     is_valid_nhs_number,

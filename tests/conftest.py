@@ -95,7 +95,7 @@ def running_enclave(tmp_path_factory, cohort, workspace_env):
 def workspace_env() -> Path:
     """The workspace environment (images/) brought up to date once per session by its real builder:
     $ENCLAVE_WORKSPACE_ENV, else the checkout's shared .workspace/ (a no-op when its stamp is current; a rebuild
-    after a change to images/ or fabric/). Read-only by convention."""
+    after a change to images/ or workbench/). Read-only by convention."""
     from provisioning.workspace_env import ensure_workspace_env
     from tests.workspace_env import workspace_env as shared_env
 

@@ -1,5 +1,6 @@
-"""Every name a package of the data side (fabric, the site simulator) lists in `__all__` is importable from it: a
-`from fabric.clinical import X` follows the list, so a name listed but never imported fails only at its first use."""
+"""Every name a package of the data side (fabric, the site simulator, the researcher's library) lists in `__all__`
+is importable from it: a notebook's `from workbench import X` follows the list, so a name listed but never imported
+fails only there, at the researcher's first use."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pytest
 
 import fabric
 import synthetic_sites
+import workbench
 
-ROOTS = (fabric, synthetic_sites)
+ROOTS = (fabric, synthetic_sites, workbench)
 pytestmark = pytest.mark.unit
 
 
@@ -25,7 +27,11 @@ def _packages() -> list[str]:
 
 
 def test_the_readers_package_is_among_those_checked() -> None:
-    assert {"fabric.readers", "fabric.clinical", "synthetic_sites"} <= set(_packages())
+    assert {"workbench", "fabric.clinical", "synthetic_sites"} <= set(_packages())
+
+
+def test_the_researchers_library_loads_each_name_it_lists_on_first_use() -> None:
+    assert workbench.__all__ == sorted(workbench._FROM)
 
 
 @pytest.mark.parametrize("name", _packages())

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from fabric.config import Paths
 from fabric.materialise.plan import BuildPlan, DatasetPlan
@@ -24,6 +25,7 @@ from workbench import cluster, open_project, view_contract
 pytestmark = pytest.mark.unit
 
 KEY = bytes(range(32))
+RECOGNISERS = Path(known.__file__).with_name("recognizers.yaml")
 
 
 def _published(home: Path) -> tuple[Path, list[str]]:
@@ -83,6 +85,10 @@ def test_one_pseudonym_pattern_for_the_fabric_and_the_airlock():
     assert known.PSEUDONYM.search(f"patient {made} left").group() == made
     assert known.PSEUDONYM_BODY.match(made.replace("-", "")).group(1) == made[2:]
     assert pseudonyms.PLAIN.match(made.lower())
+    # Presidio's recogniser is configuration (YAML), not code: it holds the same pattern.
+    recognisers = yaml.safe_load(RECOGNISERS.read_text())["recognizers"]
+    found = [p["regex"] for r in recognisers if r.get("supported_entity") == "ENCLAVE_PSEUDONYM" for p in r["patterns"]]
+    assert found == [rf"\b{view_contract.PSEUDONYM.pattern}\b"]
 
 
 def test_the_manifests_compute_section_is_what_the_cluster_sizes_from():

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fabric.synthetic.identifiers import (
+from synthetic_sites.identifiers import (
     FEMALE_FORENAMES,
     MALE_FORENAMES,
     SITES,

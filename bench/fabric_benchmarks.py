@@ -90,7 +90,7 @@ def bench_materialise(work: Path, sizes: list[int], repeats: int) -> dict:
 
 
 def af_view(work: Path, variants: int, samples: int = 500) -> Path:
-    from fabric.synthetic.genomics import background_genotypes, synthetic_panel, write_vcf
+    from synthetic_sites.genomics import background_genotypes, synthetic_panel, write_vcf
 
     view = work / f"af-{samples}x{variants}"
     vcf = view / "genomics" / "bench.vcf.gz"

@@ -11,12 +11,12 @@ from pathlib import Path
 
 def _warm_worker() -> None:
     # What a workspace's long-lived cluster has already done: import the readers and their libraries.
-    import fabric.readers.imaging
-    import fabric.readers.vcf  # noqa: F401
+    import workbench.imaging
+    import workbench.vcf  # noqa: F401
 
 
 def _on_cluster(view: str, workers: str, compute) -> dict:
-    from fabric.readers import open_project
+    from workbench import open_project
 
     project = open_project(path=view)
     start = time.perf_counter()

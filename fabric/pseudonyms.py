@@ -14,8 +14,9 @@ import os
 import secrets
 from pathlib import Path
 
+from workbench.view_contract import PSEUDONYM_PREFIX
+
 KEY_BYTES = 32
-PSEUDONYM_PREFIX = "P-"
 
 
 def new_key() -> bytes:
@@ -44,7 +45,7 @@ def _digest(key: bytes, domain: str, value: str) -> bytes:
 
 
 def pseudonym(key: bytes, patient_id: str) -> str:
-    """`P-` and 16 base32 characters (80 bits) for one enclave patient id."""
+    """`P-` and 16 base32 characters (80 bits) for one enclave patient id: the view contract's PSEUDONYM."""
     code = base64.b32encode(_digest(key, "patient", patient_id)[:10]).decode("ascii")
     return PSEUDONYM_PREFIX + code
 

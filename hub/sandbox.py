@@ -32,6 +32,7 @@ from urllib.parse import quote
 
 from kernel.bubblewrap import HOST_ETC, NAMESPACES, base_python_home, system_mounts
 from kernel.config import Paths
+from workbench import view_contract
 
 SOCKET_ROOT = Path("/run/enclave-workspaces")  # short: a Unix socket path must fit in 108 bytes
 HUB_SOCKET_ROOT = Path("/run/enclave-hub")
@@ -158,7 +159,7 @@ class SandboxLayout:
             "PATH": f"{self.env / 'bin'}:/usr/local/bin:/usr/bin:/bin",
             "VIRTUAL_ENV": str(self.env),
             "ENCLAVE_PROJECT": self.project,
-            "ENCLAVE_PROJECT_DATA": INSIDE_DATA,
+            view_contract.ENV_VIEW: INSIDE_DATA,
             "ENCLAVE_OUTPUTS": INSIDE_OUTPUTS,
             "MLFLOW_TRACKING_URI": f"sqlite:///{INSIDE_MLFLOW}/mlflow.db",
             "ENCLAVE_MLFLOW_ARTIFACTS": f"{INSIDE_MLFLOW}/artifacts",

@@ -37,18 +37,17 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from fabric.materialise.view import VIEW_DIR_MODE
 from fabric.projects import project_account_name
 from kernel.config import Paths
 from kernel.errors import EnclaveError, SpecError
 from kernel.names import USERNAME
 from output_checks.sandbox.runner import CHECKS_ACCOUNT
 from provisioning.steps import StepResult
+from workbench.view_contract import VIEW_DIR_MODE, VIEW_FILE_MODE, VIEWS
 
 NOLOGIN = "/usr/sbin/nologin"
 NO_HOME = "/nonexistent"
 EGRESS_TABLE = "enclave_egress"
-VIEW_FILE_MODE = stat.S_IRUSR | stat.S_IRGRP  # as fabric.materialise.view seals a build: nobody writes
 SBIN = ("/usr/sbin", "/sbin")
 
 
@@ -253,7 +252,7 @@ def _seal_build(tally: _Tally, build: Path, gid: int) -> None:
 def _published_builds(paths: Paths, project: str) -> list[Path]:
     """Every finished build in the project's views/ (the one `data` links to among them); staging folders of a
     build in progress are left to the materialiser."""
-    views = paths.project_dir(project) / "views"
+    views = paths.project_dir(project) / VIEWS
     builds = {p for p in views.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")}
     data = paths.project_data(project)
     if data.is_symlink() or data.exists():
@@ -282,7 +281,7 @@ def ensure_project_folders(paths: Paths, project: str, account: ProjectAccount, 
         projects = _ensure(stack, tally, home, paths.projects.name, 0, 0, 0o711)
         project_dir = _ensure(stack, tally, projects, project, 0, gid, 0o750)
         # set-group-id: a build the materialiser writes later inherits the project's group and is readable at once
-        _ensure(stack, tally, project_dir, "views", 0, gid, stat.S_ISGID | 0o750)
+        _ensure(stack, tally, project_dir, VIEWS, 0, gid, stat.S_ISGID | 0o750)
         for build in _published_builds(paths, project):
             _seal_build(tally, build, gid)
         # the project's own file system when mounted (provisioning/storage.py), else a plain folder

@@ -18,10 +18,10 @@ from fabric.consent import import_consent
 from fabric.materialise.view import BuildSummary, materialise_project
 from fabric.models import Project
 from fabric.projects import ProjectSpec, create_project
-from fabric.synthetic import generate_cohort
 from kernel.config import Paths
 from kernel.db import Registry
 from kernel.errors import EnclaveError
+from synthetic_sites import generate_cohort
 
 DEMO_SPEC = Path(__file__).with_name("demo") / "cardio-risk.yaml"
 COHORT_MARKER = ".cohort.json"
@@ -43,7 +43,7 @@ def ensure_cohort(
     paths: Paths, *, patients: int, sites: int, seed: int, progress: bool, extra_sites: tuple[str, ...] = ()
 ) -> StepResult:
     """Generate the synthetic cohort unless one with the same parameters is already there; `extra_sites` adds
-    sites outside the UK (fabric/synthetic/dutch.py)."""
+    sites outside the UK (synthetic_sites/dutch.py)."""
     wanted: dict = {"patients": patients, "sites": sites, "seed": seed}
     if extra_sites:  # a UK-only cohort's marker is as it was before there were other sites
         wanted["extra_sites"] = list(extra_sites)

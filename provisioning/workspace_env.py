@@ -1,6 +1,8 @@
 """Builds the workspace environment on this host: what a researcher's sandboxed JupyterLab runs, from the same
-inputs as the production image (images/Dockerfile): the hash-pinned lock, this repository (the fabric readers) and
-images/ (enclave_workspace) installed non-editable, and the hardened Jupyter config of images/jupyter/.
+inputs as the production image (images/Dockerfile): the hash-pinned lock, the researcher's library (workbench/) and
+the workspace server's extension (images/, enclave_workspace) installed non-editable, and the hardened Jupyter
+config of images/jupyter/. Nothing else of Enclave is installed there: no fabric, hub, airlock or admin command,
+which would not work in a sandbox (no registry, no checks' models) and are no researcher's business.
 
 `ensure_workspace_env` is idempotent: a stamp in the environment holds a SHA-256 over every input, and an
 environment whose stamp matches is left alone. Otherwise a fresh, relocatable environment is built beside the
@@ -31,9 +33,10 @@ from provisioning.steps import StepResult
 REPO = Path(__file__).resolve().parents[1]
 STAMP = ".enclave-workspace.sha256"
 STEP = "workspace env"
-# The admin side's commands, installed with the enclave package (whose fabric readers a workspace needs) but not
-# working in a sandbox (no registry, no airlock checks' models): removed, so nobody finds them on a workspace's PATH.
-ADMIN_SCRIPTS = ("enclave",)
+# The two projects a workspace installs, each built into a wheel from its own pyproject.toml.
+PROJECTS = ("workbench", "images")
+# Enclave's packages that stay on the admin side: the build checks that none is importable in the environment.
+ADMIN_PACKAGES = ("fabric", "synthetic_sites", "output_checks", "hub", "provisioning")
 
 
 def config_targets(repo: Path = REPO) -> dict[Path, PurePosixPath]:
@@ -54,12 +57,10 @@ def stamp_inputs(repo: Path = REPO) -> list[Path]:
     inputs = [
         images / "requirements.lock",
         images / "pyproject.toml",
-        repo / "pyproject.toml",
         repo / "provisioning" / "workspace_env.py",
         *_files(images / "jupyter"),
         *_files(images / "enclave_workspace"),
-        *(p for p in _files(repo / "fabric") if p.suffix in (".py", ".yaml")),
-        *(p for p in _files(repo / "kernel") if p.suffix in (".py", ".mako")),
+        *(p for p in _files(repo / "workbench") if p.suffix in (".py", ".yaml", ".toml")),
     ]
     missing = [str(p.relative_to(repo)) for p in inputs if not p.is_file()]
     if missing:
@@ -122,47 +123,45 @@ def _build(build: Path, *, uv: str, python: str, stamp: str) -> int:
     # folder in the checkout (or another build running there) cannot leak into the wheels.
     with tempfile.TemporaryDirectory(prefix="enclave-workspace-src-") as staging:
         sources = _stage_sources(Path(staging))
+        refresh = [arg for name in sources for arg in ("--refresh-package", name)]
         _run(
-            "install enclave and enclave-workspace",
+            "install " + " and ".join(sources),
             [
                 *(uv, "pip", "install", "--quiet", "--python", env_python, "--no-deps", "--compile-bytecode"),
-                *("--refresh-package", "enclave", "--refresh-package", "enclave-workspace", *map(str, sources)),
+                *refresh,
+                *map(str, sources.values()),
             ],
         )
-    for script in ADMIN_SCRIPTS:
-        (build / "bin" / script).unlink(missing_ok=True)
     for source, target in config_targets(REPO).items():
         (build / target).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, build / target)
     _world_readable(build)
     # Isolated mode, from /: the environment's own copies, never this checkout's.
-    _run(
-        "check the environment",
-        [env_python, "-I", "-c", "import enclave_workspace, fabric.readers, jupyterlab, jupyter_server_proxy, mlflow"],
-        cwd="/",
-    )
+    _run("check the environment", [env_python, "-I", "-c", CHECK], cwd="/")
     (build / STAMP).write_text(stamp + "\n")  # last: only a complete, checked environment carries a stamp
     os.chmod(build / STAMP, 0o644)
     return sum(1 for _ in build.glob("lib/python*/site-packages/*.dist-info"))
 
 
-def _stage_sources(staging: Path) -> list[Path]:
-    """Copy what the two packages' wheels are built from: each project file and its packages (the ones its
-    `tool.setuptools.packages.find` includes), without caches or node_modules."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "node_modules")
-    staged = []
-    for project in (REPO, REPO / "images"):
-        meta = tomllib.loads((project / "pyproject.toml").read_text())
-        target = staging / meta["project"]["name"]
-        target.mkdir()
-        for name in ("pyproject.toml", "README.md"):
-            if (project / name).is_file():
-                shutil.copyfile(project / name, target / name)
-        for pattern in meta["tool"]["setuptools"]["packages"]["find"]["include"]:
-            package = pattern.removesuffix("*")
-            shutil.copytree(project / package, target / package, ignore=ignore)
-        staged.append(target)
+def _stage_sources(staging: Path) -> dict[str, Path]:
+    """Copy what the two wheels are built from (each project's folder, without caches, build leftovers or
+    node_modules); each distribution's name -> its staged folder."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "node_modules", "build", "*.egg-info")
+    staged = {}
+    for folder in PROJECTS:
+        name = tomllib.loads((REPO / folder / "pyproject.toml").read_text())["project"]["name"]
+        staged[name] = shutil.copytree(REPO / folder, staging / name, ignore=ignore)
     return staged
+
+
+# Run by the environment's own Python, isolated, from /: what a workspace needs imports, the admin side does not.
+CHECK = f"""
+import importlib.util
+import enclave_workspace, workbench.view, workbench.tracking, jupyterlab, jupyter_server_proxy, mlflow
+found = [name for name in {ADMIN_PACKAGES!r} if importlib.util.find_spec(name) is not None]
+if found:
+    raise SystemExit("admin packages in the workspace environment: " + ", ".join(found))
+"""
 
 
 def _swap_in(build: Path, dest: Path) -> None:

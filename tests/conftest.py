@@ -58,7 +58,7 @@ def no_mounts_left(tmp_path_factory) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def cohort(tmp_path_factory) -> Path:
     """A 240-patient, 3-site cohort (csv-local and FHIR sites, DICOM, VCF, BAM, consent); read-only by convention."""
-    from fabric.synthetic import generate_cohort
+    from synthetic_sites import generate_cohort
 
     out = tmp_path_factory.mktemp("cohort") / "sites"
     generate_cohort(out, progress=False, **COHORT)
@@ -95,7 +95,7 @@ def running_enclave(tmp_path_factory, cohort, workspace_env):
 def workspace_env() -> Path:
     """The workspace environment (images/) brought up to date once per session by its real builder:
     $ENCLAVE_WORKSPACE_ENV, else the checkout's shared .workspace/ (a no-op when its stamp is current; a rebuild
-    after a change to images/ or fabric/). Read-only by convention."""
+    after a change to images/ or workbench/). Read-only by convention."""
     from provisioning.workspace_env import ensure_workspace_env
     from tests.workspace_env import workspace_env as shared_env
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from fabric.synthetic.imaging import CmrStudy, write_cine_study
+from synthetic_sites.imaging import CmrStudy, write_cine_study
 
 PATIENTS_HEADER = "MRN,NHS_NO,SURNAME,FORENAME,DOB,SEX,POSTCODE,ETHNIC_GRP,SMOKER"
 # csv-local's tables other than patients.csv, with their headers (fabric/clinical/formats.py, CsvLocalReader)

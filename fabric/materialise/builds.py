@@ -31,6 +31,7 @@ from kernel.clock import utcnow
 from kernel.config import Paths
 from kernel.db import Registry
 from kernel.errors import EnclaveError
+from workbench.view_contract import PUBLISHED, VIEWS
 
 GRACE_ENV = "ENCLAVE_BUILD_GRACE_SECONDS"
 BUILD_TIME_FORMAT = "%Y%m%dT%H%M%SZ"  # a build id is its publication time in this form, '-', 6 random hex digits
@@ -162,9 +163,9 @@ def sweep(project_dir: Path, *, grace: int, now: datetime | None = None, proc: P
     """Remove `project_dir`'s superseded builds that nobody uses and whose grace period is over. Staging folders
     (`.staging-*`, a build being written) and the current build are never touched; with no `data` link (a closed
     project's view withdrawn), every build is superseded."""
-    views = project_dir / "views"
+    views = project_dir / VIEWS
     result = Sweep()
-    link = project_dir / "data"
+    link = project_dir / PUBLISHED
     current = link.resolve().name if link.is_symlink() else None
     builds = (
         sorted(p.name for p in views.iterdir() if p.is_dir() and not p.name.startswith(".")) if views.is_dir() else []

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import secrets
-import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -37,10 +36,19 @@ from kernel.config import Paths
 from kernel.db import Registry
 from kernel.digests import sha256_file
 from kernel.errors import EnclaveError
+from workbench.view_contract import (
+    CLINICAL,
+    GENOMICS,
+    IMAGING,
+    MANIFEST,
+    MODALITIES,
+    PUBLISHED,
+    VIEW_DIR_MODE,
+    VIEW_FILE_MODE,
+    VIEWS,
+    Manifest,
+)
 
-MANIFEST = "MANIFEST.json"
-# Owner and the project's Unix group may list and read; nobody may write. The group is the project's (provisioning).
-VIEW_DIR_MODE = stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP
 IMAGING_BATCH = 4  # studies per worker task: large enough to amortise task overhead, small for a smooth bar
 
 
@@ -110,7 +118,7 @@ def _seal(path: Path) -> None:
     """Read-only, for the owner and the project's group only: the view is an input, never a scratch space."""
     for root, dirs, files in os.walk(path):
         for f in files:
-            os.chmod(os.path.join(root, f), stat.S_IRUSR | stat.S_IRGRP)
+            os.chmod(os.path.join(root, f), VIEW_FILE_MODE)
         for d in dirs:
             os.chmod(os.path.join(root, d), VIEW_DIR_MODE)
     os.chmod(path, VIEW_DIR_MODE)
@@ -131,7 +139,7 @@ def write_manifest(
         digest, size = known.get(str(f)) or (hashed[f], f.stat().st_size)
         entries.append({"path": f.relative_to(staging).as_posix(), "sha256": digest, "bytes": size})
     pseudonyms = plan.pseudonyms()
-    manifest = {
+    manifest: Manifest = {
         "project": plan.project,
         "build_id": build_id,
         "built_at": built_at.isoformat(timespec="seconds") + "Z",
@@ -141,7 +149,7 @@ def write_manifest(
         "patients": len(pseudonyms),
         "modalities": {
             m: len({pseudo for d in plan.datasets if d.modality == m for _pid, pseudo in d.members.values()})
-            for m in ("clinical", "imaging", "genomics")
+            for m in MODALITIES
         },
         "datasets": [
             {"id": d.id, "site": d.site, "modality": d.modality, "format": d.format, "source_sha256": d.checksum}
@@ -157,12 +165,12 @@ def write_manifest(
 def publish(project_dir: Path, staging: Path, build_id: str) -> Path:
     """Rename the finished build into place and swap the `data` link to it in one atomic rename. Older builds are
     left to `builds.sweep`, which keeps those a workspace or run still uses."""
-    views = project_dir / "views"
+    views = project_dir / VIEWS
     final = views / build_id
     os.rename(staging, final)
     link_tmp = project_dir / f".data-{build_id}"
     os.symlink(os.path.relpath(final, project_dir), link_tmp)
-    os.replace(link_tmp, project_dir / "data")
+    os.replace(link_tmp, project_dir / PUBLISHED)
     fd = os.open(project_dir, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -187,7 +195,7 @@ def materialise_project(
         key = load_or_create_key(paths.project_key(name))
         built_at = utcnow(whole_seconds=True)
         build_id = built_at.strftime(BUILD_TIME_FORMAT) + "-" + secrets.token_hex(3)
-        staging = project_dir / "views" / f".staging-{build_id}"
+        staging = project_dir / VIEWS / f".staging-{build_id}"
         staging.mkdir(parents=True)
         try:
             written = _build(plan, staging, key, progress=progress, workers=workers)
@@ -244,8 +252,8 @@ def _build(
     """Write every modality into `staging`: clinical in this process while workers copy images and genomes.
     Returns the SHA-256 and size of the files whose writers hashed them on the way out."""
     written: dict[str, tuple[str, int]] = {}
-    genomics = staging / "genomics"
-    imaging = staging / "imaging"
+    genomics = staging / GENOMICS
+    imaging = staging / IMAGING
     workers = workers or os.cpu_count() or 2
     with ProcessPoolExecutor(max_workers=workers) as pool:
         jobs: dict[Future, tuple[DatasetPlan, int]] = {}
@@ -286,7 +294,7 @@ def _build(
         with ThreadPoolExecutor(max_workers=1) as local:  # Parquet writing releases the GIL; the bar keeps moving
             everyone = {k: v for d in clinical for k, v in d.members.items()}
             label = DatasetPlan("clinical", "*", "clinical", "*", staging, "", everyone)
-            jobs[local.submit(write_clinical, staging / "clinical", plan.datasets)] = (label, len(clinical))
+            jobs[local.submit(write_clinical, staging / CLINICAL, plan.datasets)] = (label, len(clinical))
             total = sum(w for _p, w in jobs.values()) + len(vcf_copies)
             carried: set = set()
             with tqdm(total=total, desc=f"materialise {plan.project}", unit="item", disable=not progress) as bar:

@@ -32,7 +32,7 @@ log = logging.getLogger("enclave.airlock.sandbox")
 CHECKS_ACCOUNT = "enclave-airlock-checks"  # made by `enclave host apply` (provisioning/host.py)
 NOBODY = 65534  # the overflow id, used only when root runs checks on a host where the account is not made yet
 INSIDE_IN = "/airlock/in"
-PACKAGES = ("output_checks", "fabric", "kernel")  # all the child imports from the checkout
+PACKAGES = ("output_checks", "fabric", "kernel", "workbench")  # all the child imports from the checkout
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")  # one file at a time, few arenas
 REPO = Path(__file__).resolve().parents[2]
 

@@ -28,14 +28,15 @@ from output_checks.screening.dates import dates_in
 from output_checks.screening.national import NationalShapes, digit_forms
 from output_checks.screening.tokens import BASE32, DIGIT_CHAIN, pseudonym_tokens, strip_invisible, windows
 from output_checks.verdicts import Finding, Verdict
+from workbench import view_contract
 
 if TYPE_CHECKING:
     from kernel.config import Paths
     from kernel.db import Registry
     from output_checks.screening.text import Segment
 
-PSEUDONYM = re.compile(r"\bP-[A-Z2-7]{16}\b")
-PSEUDONYM_BODY = re.compile(r"^P?([A-Z2-7]{16})$")
+PSEUDONYM = re.compile(rf"\b{view_contract.PSEUDONYM.pattern}\b")
+PSEUDONYM_BODY = re.compile(rf"^P?({view_contract.PSEUDONYM_BODY})$")
 DIGIT_LENGTHS = frozenset(range(6, 13))
 ALNUM_ID = re.compile(r"\b(?=[A-Za-z]*\d)[A-Za-z0-9]{5,}\b")  # a token with a digit: ids reversed
 CODE = re.compile(r"\b[A-Za-z]{1,5}[ -]?\d{4,10}\b")

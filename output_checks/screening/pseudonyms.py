@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from output_checks.masking import mask
 from output_checks.screening.tokens import BASE32, pseudonym_tokens, strip_invisible
 from output_checks.verdicts import Finding, Verdict
+from workbench.view_contract import PSEUDONYM
 
 MIXED = re.compile(r"[A-Za-z][2-7]|[2-7][A-Za-z]")
-PLAIN = re.compile(r"(?i)^P-[A-Z2-7]{16}$")  # what the EnclavePseudonymRecognizer already reports
+PLAIN = re.compile(rf"(?i)^{PSEUDONYM.pattern}$")  # what the EnclavePseudonymRecognizer already reports
 HEX = frozenset("ABCDEF0123456789")
 DIGITS = frozenset("234567")
 JOINERS = "-._/:|"  # a window must not be cut out of a longer token joined by these

@@ -18,6 +18,7 @@ from kernel.config import Paths
 from kernel.db import Registry
 from kernel.errors import EnclaveError
 from provisioning.site_settings import apply_settings
+from workbench.errors import WorkbenchError
 
 
 def actor() -> str:
@@ -39,14 +40,15 @@ class Context:
 
 
 def friendly(fn: Callable) -> Callable:
-    """Turn EnclaveError into one line on stderr and exit 1; other failures into a short notice (the traceback
-    only with ENCLAVE_DEBUG=1, since library messages may quote file contents)."""
+    """Turn EnclaveError (and the researcher's library's WorkbenchError, which a command reading a view may meet)
+    into one line on stderr and exit 1; other failures into a short notice (the traceback only with
+    ENCLAVE_DEBUG=1, since library messages may quote file contents)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except EnclaveError as exc:
+        except (EnclaveError, WorkbenchError) as exc:
             click.echo(f"enclave: error: {exc}", err=True)
             sys.exit(1)
         except ValidationError as exc:

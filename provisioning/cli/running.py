@@ -43,7 +43,7 @@ def _extra_sites(nl_site: bool) -> tuple[str, ...]:
 def demo_data(ctx: Context, patients: int, sites: int, seed: int, nl_site: bool, out: Path | None, quiet: bool) -> None:
     """Generate the synthetic multimodal cardiac cohort (clinical, DICOM, VCF/BAM, consent): PATIENTS across SITES
     UK sites, and a Dutch site unless --no-nl-site."""
-    from fabric.synthetic import generate_cohort
+    from synthetic_sites import generate_cohort
 
     summary = generate_cohort(
         out or ctx.paths.sites,

@@ -168,7 +168,7 @@ def open_dashboard_and_mlflow(page, enclave: RunningEnclave) -> None:
 
     # a cluster, alive while the tab looks at it (the kernel's client runs its own event loop: not in Playwright's)
     with ThreadPoolExecutor(1) as pool, enclave.person("alice").kernel(DEMO) as run:
-        code = "from fabric.readers import open_project\nclient = open_project().client(n_workers=1)"
+        code = "from workbench import open_project\nclient = open_project().client(n_workers=1)"
         pool.submit(run, code, 180).result()
         dashboard = page.context.new_page()
         watch(dashboard)

@@ -1,4 +1,4 @@
-"""The synthetic cohort's Dutch site (fabric/synthetic/dutch.py) end to end: a UK-only cohort is byte for byte what
+"""The synthetic cohort's Dutch site (synthetic_sites/dutch.py) end to end: a UK-only cohort is byte for byte what
 it was before the site existed, and adding the Dutch site changes no UK file; its export speaks Dutch (file and
 column names, dd-mm-yyyy dates, `;`, decimal comma, Windows-1252), its patients carry valid BSNs (consent and the
 lab manifest too) and Dutch postcodes; it registers with the installed `enclave site add`, its consent imports by
@@ -23,9 +23,9 @@ import yaml
 
 from fabric.clinical import open_site_clinical
 from fabric.identifiers import bsn
-from fabric.synthetic import generate_cohort
-from fabric.synthetic.dutch import DIALECT
 from kernel.errors import EnclaveError
+from synthetic_sites import generate_cohort
+from synthetic_sites.dutch import DIALECT
 from tests.view_scan import decoded
 
 pytestmark = pytest.mark.integration

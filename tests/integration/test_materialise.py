@@ -4,6 +4,7 @@ who is in a view, how patients link across modalities, and that a build is publi
 from __future__ import annotations
 
 import json
+import stat
 from datetime import date
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from fabric.pseudonyms import load_or_create_key, pseudonym
 from kernel.errors import EnclaveError
 from tests.provisioned import Enclave, provision
 from tests.view_scan import view_tables
+from workbench import open_project, view_contract
 
 pytestmark = pytest.mark.integration
 
@@ -153,6 +155,29 @@ def test_manifest_lists_every_file_with_its_hash_and_the_view_is_read_only(encla
     assert not (view.stat().st_mode & 0o222)
     some_file = next((view / "clinical").glob("*.parquet"))
     assert not (some_file.stat().st_mode & 0o222)
+
+
+def test_the_readers_open_a_real_build_through_the_view_contract(enclave, monkeypatch):
+    """What the builder published is what the researcher's library opens: by the project's name under the home,
+    every listed file present, the contract's folders and modes, every patient named by the contract's pattern."""
+    monkeypatch.setenv(view_contract.ENV_HOME, str(enclave.paths.home))
+    opened = open_project("cvd-risk")
+    assert opened.root == enclave.view("cvd-risk").resolve() == view_contract.project_view("cvd-risk").resolve()
+    manifest = opened.manifest
+    assert set(manifest) == set(view_contract.Manifest.__annotations__)
+    assert set(manifest["modalities"]) == set(view_contract.MODALITIES)
+    assert set(view_contract.COMPUTE_LIMITS) <= set(manifest["compute"])
+    assert {p.name for p in opened.root.iterdir() if p.is_dir()} <= set(view_contract.MODALITIES)
+    listed = dict(view_contract.listed_files(manifest))
+    assert len(listed) == len(manifest["files"]) and all(isinstance(size, int) for size in listed.values())
+    assert opened.pseudonyms and all(view_contract.is_pseudonym(p) for p in opened.pseudonyms)
+    assert len(opened.pseudonyms) <= manifest["patients"]
+    assert set(opened.pseudonyms) <= set(dicom_patients(opened.root)) | vcf_samples(opened.root) | set(
+        opened.clinical("patients", ["pseudonym"]).compute()["pseudonym"]
+    )
+    assert stat.S_IMODE(opened.root.stat().st_mode) == view_contract.VIEW_DIR_MODE
+    some_file = opened.root / next(iter(listed))
+    assert stat.S_IMODE(some_file.stat().st_mode) == view_contract.VIEW_FILE_MODE
 
 
 def test_withdrawal_then_rematerialisation_removes_the_patient_everywhere(tmp_path, cohort):

@@ -13,8 +13,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from readers_fixtures import build_view, pysam_frequencies
 
-from fabric.readers import ProjectView, open_project
-from kernel.errors import InvalidInputError
+from workbench import ProjectView, open_project
+from workbench.errors import InvalidInputError
 
 pytestmark = pytest.mark.integration
 

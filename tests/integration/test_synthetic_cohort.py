@@ -17,11 +17,11 @@ import pysam
 import pytest
 import yaml
 
-from fabric.synthetic import CohortSummary, generate_cohort, imaging
-from fabric.synthetic.clinical import OBSERVATION_CODES
-from fabric.synthetic.genomics import GENE_REGIONS
-from fabric.synthetic.identifiers import is_valid_nhs_number
 from kernel.errors import EnclaveError
+from synthetic_sites import CohortSummary, generate_cohort, imaging
+from synthetic_sites.clinical import OBSERVATION_CODES
+from synthetic_sites.genomics import GENE_REGIONS
+from synthetic_sites.identifiers import is_valid_nhs_number
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.integration, requires_workspace_env]
 
 DASHBOARD = """
 import json, urllib.request
-from fabric.readers import open_project
+from workbench import open_project
 
 if __name__ == "__main__":
     with open_project().client(n_workers=1, processes=False) as client:
@@ -30,13 +30,13 @@ TRACKING = """
 import json, sys
 from pathlib import Path
 import mlflow
-from kernel.errors import EnclaveError
-from fabric.tracking import experiment
+from workbench.errors import WorkbenchError
+from workbench.tracking import experiment
 
 def refused(name):
     try:
         experiment(name)
-    except EnclaveError as exc:
+    except WorkbenchError as exc:
         return str(exc)
     return None
 

@@ -88,7 +88,7 @@ def test_the_dask_dashboard_and_the_mlflow_ui_open_through_the_hub(running_encla
     alice.spawn(DEMO)
     try:
         with alice.kernel(DEMO) as run:  # the cluster lives as long as this kernel
-            link = run("from fabric.readers import open_project\nclient = open_project().client(n_workers=1)\n"
+            link = run("from workbench import open_project\nclient = open_project().client(n_workers=1)\n"
                        "print(client.dashboard_link)", 180)  # fmt: skip
             assert link.strip() == f"/user/alice/{DEMO}/dask/status"
             dashboard = alice.http.get(f"{alice.server(DEMO)}/dask/status", timeout=60)

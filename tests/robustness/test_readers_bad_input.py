@@ -1,6 +1,6 @@
 """Bad input to the readers: damaged views, VCFs and DICOM, bad arguments, third-party edge-case files.
 
-Each must end in a EnclaveError naming the file or the problem, never a raw traceback from inside Dask.
+Each must end in a WorkbenchError naming the file or the problem, never a raw traceback from inside Dask.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from distributed import Client
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from readers_fixtures import build_view, pseudonym, pysam_frequencies, write_dicom
 
-from fabric.readers import ProjectView, open_project
-from fabric.readers.imaging import _pydicom_header, _scan, _Unhandled, read_header
-from kernel.errors import EnclaveError, InvalidInputError
 from tests.third_party import HTSLIB
+from workbench import ProjectView, open_project
+from workbench.errors import InvalidInputError, WorkbenchError
+from workbench.imaging import _pydicom_header, _scan, _Unhandled, read_header
 
 pytestmark = pytest.mark.robustness
 
@@ -46,16 +46,16 @@ def _bare_view(tmp_path: Path) -> Path:
 
 
 def test_missing_view_and_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(EnclaveError, match="not a folder"):
+    with pytest.raises(WorkbenchError, match="not a folder"):
         open_project(path=tmp_path / "nowhere")
     (tmp_path / "half").mkdir()
-    with pytest.raises(EnclaveError, match=r"no MANIFEST\.json"):
+    with pytest.raises(WorkbenchError, match=r"no MANIFEST\.json"):
         open_project(path=tmp_path / "half")
     monkeypatch.setenv("ENCLAVE_HOME", str(tmp_path))
-    with pytest.raises(EnclaveError, match="materialised"):
+    with pytest.raises(WorkbenchError, match="materialised"):
         open_project("no-such-project")
     monkeypatch.delenv("ENCLAVE_PROJECT_DATA", raising=False)
-    with pytest.raises(EnclaveError, match="ENCLAVE_PROJECT_DATA"):
+    with pytest.raises(WorkbenchError, match="ENCLAVE_PROJECT_DATA"):
         open_project()
 
 
@@ -75,16 +75,16 @@ def test_manifest_not_json_or_listing_missing_files(view_root: Path) -> None:
 
 def test_unknown_table_region_contig_site(view_root: Path) -> None:
     view = open_project(path=view_root)
-    with pytest.raises(EnclaveError, match=r"no clinical table 'labs'.*measurements"):
+    with pytest.raises(WorkbenchError, match=r"no clinical table 'labs'.*measurements"):
         view.clinical("labs")
     for bad in ("chr1:abc", "chr1:10-5", "", "chr1:0-10", "chr 1"):
-        with pytest.raises(EnclaveError, match="region"):
+        with pytest.raises(WorkbenchError, match="region"):
             view.variants(bad)
-    with pytest.raises(EnclaveError, match=r"contig 'chr9' is not in rbh\.vcf\.gz, uclh\.vcf\.gz"):
+    with pytest.raises(WorkbenchError, match=r"contig 'chr9' is not in rbh\.vcf\.gz, uclh\.vcf\.gz"):
         view.allele_frequencies("chr9:1-100")
-    with pytest.raises(EnclaveError, match="no genomics for site"):
+    with pytest.raises(WorkbenchError, match="no genomics for site"):
         view.genotypes(site="nowhere")
-    with pytest.raises(EnclaveError, match="no column"):
+    with pytest.raises(WorkbenchError, match="no column"):
         view.clinical("patients", columns=["nhs_number"])
 
 
@@ -157,7 +157,7 @@ def _third_party_vcfs() -> list[Path]:
 @pytest.mark.parametrize("source", _third_party_vcfs(), ids=lambda p: p.name)
 def test_third_party_vcfs(source: Path, tmp_path: Path, client: Client) -> None:
     """Each htslib test VCF, bgzipped and indexed as a view requires, either reads and matches pysam or fails
-    with a EnclaveError; files a .tbi cannot index (positions past 2^29) are outside what a view can hold."""
+    with a WorkbenchError; files a .tbi cannot index (positions past 2^29) are outside what a view can hold."""
     root = _bare_view(tmp_path)
     path = root / "genomics" / "site.vcf.gz"
     try:
@@ -174,7 +174,7 @@ def test_third_party_vcfs(source: Path, tmp_path: Path, client: Client) -> None:
         variants = view.variants().compute()
         matrix = view.genotypes()
         dosages = matrix.dosages.compute()
-    except EnclaveError as exc:
+    except WorkbenchError as exc:
         assert "site.vcf.gz" in str(exc)
         return
     assert dosages.shape == (len(variants), len(matrix.samples))
@@ -214,7 +214,7 @@ def test_pixels_of_a_damaged_file(tmp_path: Path, client: Client) -> None:
         view.pixels(index).compute()
     mixed = index.assign(rows=[16]).iloc[[0, 0]].copy()
     mixed.iloc[1, mixed.columns.get_loc("rows")] = 32
-    with pytest.raises(EnclaveError, match="one size"):
+    with pytest.raises(WorkbenchError, match="one size"):
         view.pixels(mixed)
 
 

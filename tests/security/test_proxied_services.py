@@ -75,7 +75,7 @@ def test_a_server_squatting_the_dashboard_port_hands_out_no_data_file(alice_in_d
 MLFLOW_ATTACK = """
 import json, shutil
 import mlflow
-from fabric.tracking import experiment
+from workbench.tracking import experiment
 experiment("red-team")
 with mlflow.start_run() as run:
     mlflow.log_artifact("/project/data/clinical/patients.parquet")

@@ -106,7 +106,7 @@ def test_the_apps_work_under_their_policies_and_an_injected_script_reaches_nothi
     assert [p for p in problems if CSP_VIOLATION.search(p)] == [], "\n".join(problems)
 
     with ThreadPoolExecutor(1) as pool, alice.kernel(DEMO) as run:
-        code = "from fabric.readers import open_project\nclient = open_project().client(n_workers=1)"
+        code = "from workbench import open_project\nclient = open_project().client(n_workers=1)"
         pool.submit(run, code, 180).result()
         dashboard = page.context.new_page()
         dashboard.goto(f"{workspace}/dask/status")

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 from bench import airlock_bundle
-from fabric.synthetic.identifiers import is_valid_nhs_number
+from synthetic_sites.identifiers import is_valid_nhs_number
 
 pytestmark = pytest.mark.unit
 

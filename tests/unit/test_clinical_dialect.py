@@ -16,10 +16,10 @@ from fabric.clinical.dialect import as_dialect
 from fabric.clinical.schema import SOURCE_COLUMNS
 from fabric.models import Site
 from fabric.site_export import IncompleteExportError
-from fabric.synthetic.dutch import DIALECT as DUTCH
 from kernel.db import Registry
 from kernel.errors import InvalidInputError, SpecError
 from kernel.models import AuditEvent
+from synthetic_sites.dutch import DIALECT as DUTCH
 
 pytestmark = pytest.mark.unit
 
@@ -35,7 +35,7 @@ UK_FILES = {
     "M002,HBA1C,48,mmol/mol,05/05/2020\n",
     "events.csv": "MRN,EVENT,EVENT_DATE\nM001,MI,01/02/2022\n",
 }
-# The same facts as the Dutch site writes them (fabric/synthetic/dutch.py DIALECT).
+# The same facts as the Dutch site writes them (synthetic_sites/dutch.py DIALECT).
 NL_FILES = {
     "patienten.csv": "patientnummer;bsn;achternaam;voornaam;geboortedatum;geslacht;postcode;etniciteit;rookstatus\n"
     "M001;111 222 333;Visser;Anouk;04-07-1956;F;3584 CX;;EX\n"

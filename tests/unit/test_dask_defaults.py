@@ -1,4 +1,4 @@
-"""Dask's defaults for a workspace come from fabric/readers/cluster.yaml through `dask.config`: loaded at import,
+"""Dask's defaults for a workspace come from workbench/cluster.yaml through `dask.config`: loaded at import,
 changed by `dask.config.set`, and below the project's limits in MANIFEST.json and the arguments of `view.client()`.
 """
 
@@ -12,9 +12,9 @@ import dask
 import pytest
 import yaml
 
-from fabric.readers import cluster
-from kernel.errors import EnclaveError
 from provisioning.workspace_env import REPO, stamp_inputs
+from workbench import cluster
+from workbench.errors import WorkbenchError
 
 pytestmark = pytest.mark.unit
 
@@ -73,7 +73,7 @@ def test_the_manifest_and_explicit_arguments_override_the_defaults() -> None:
         "processes": False,
         "dashboard_address": "x:1",
     }
-    with pytest.raises(EnclaveError, match="allows 1 to 4"):
+    with pytest.raises(WorkbenchError, match="allows 1 to 4"):
         cluster.cluster_options(LIMITS, n_workers=5)
 
 
@@ -110,9 +110,10 @@ def test_a_started_client_follows_the_config(tmp_path: Path) -> None:
 
 
 def test_the_yaml_ships_with_the_package_and_rebuilds_the_workspace_environment() -> None:
-    """A wheel without it could not import fabric.readers (the workspace build's own check catches that), and a
+    """A wheel without it could not import workbench (the workspace build's own check catches that), and a
     change to it must reach the workspaces: it is one of the environment's stamped inputs."""
-    package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    inside = cluster.CONFIG_FILE.relative_to(REPO / "fabric").as_posix()
-    assert any(fnmatch.fnmatch(inside, pattern) for pattern in package_data["fabric"])
+    inside = cluster.CONFIG_FILE.relative_to(REPO / "workbench").as_posix()
+    for project in (REPO, REPO / "workbench"):  # the admin's install and the workspace's wheel
+        package_data = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+        assert any(fnmatch.fnmatch(inside, pattern) for pattern in package_data["workbench"])
     assert cluster.CONFIG_FILE in stamp_inputs(REPO)

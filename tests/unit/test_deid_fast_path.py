@@ -117,7 +117,7 @@ def fragments(*frames: bytes) -> bytes:
 
 @pytest.fixture(scope="module")
 def cohort_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    from fabric.synthetic import generate_cohort
+    from synthetic_sites import generate_cohort
 
     root = tmp_path_factory.mktemp("fastpath") / "sites"
     generate_cohort(root, patients=40, sites=2, seed=3, progress=False)

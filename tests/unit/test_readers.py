@@ -17,9 +17,9 @@ import itertools
 
 from readers_fixtures import build_view, pysam_dosages, pysam_frequencies
 
-from fabric.readers import GenotypeMatrix, ProjectView, Region, open_project, parse_region
-from fabric.readers.genotypes import parse_alleles
-from fabric.readers.regions import plan_chunks, read_tabix_index
+from workbench import GenotypeMatrix, ProjectView, Region, open_project, parse_region
+from workbench.genotypes import parse_alleles
+from workbench.regions import plan_chunks, read_tabix_index
 
 pytestmark = pytest.mark.unit
 
@@ -214,7 +214,7 @@ def test_client_is_sized_from_manifest(view: ProjectView) -> None:
 
 
 def test_fixed_width_genotypes_parse_like_the_general_path() -> None:
-    from fabric.readers import genotypes
+    from workbench import genotypes
 
     rng = np.random.default_rng(5)
     calls = np.array(["0/0", "0/1", "1/1", "./.", "0|1", "1|0", "2/1", "./1"])

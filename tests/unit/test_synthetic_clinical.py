@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fabric.synthetic.clinical import CsvLocalWriter, FhirNdjsonWriter, SiteRecords, fhir_patient_id
-from fabric.synthetic.phenotypes import RESULT_UNITS
+from synthetic_sites.clinical import CsvLocalWriter, FhirNdjsonWriter, SiteRecords, fhir_patient_id
+from synthetic_sites.phenotypes import RESULT_UNITS
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,8 @@ import pandas as pd
 import pysam
 import pytest
 
-from fabric.synthetic.genomics import (
+from kernel.errors import EnclaveError
+from synthetic_sites.genomics import (
     BAM_REGION,
     CONTIG_LENGTHS,
     CONTIG_ORDER,
@@ -22,7 +23,6 @@ from fabric.synthetic.genomics import (
     write_bam,
     write_vcf,
 )
-from kernel.errors import EnclaveError
 
 pytestmark = pytest.mark.unit
 

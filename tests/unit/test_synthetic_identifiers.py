@@ -7,14 +7,14 @@ import re
 import numpy as np
 import pytest
 
-from fabric.synthetic import identifiers
-from fabric.synthetic.identifiers import (
+from kernel.errors import EnclaveError
+from synthetic_sites import identifiers
+from synthetic_sites.identifiers import (
     NhsNumberAllocator,
     format_nhs_number,
     is_valid_nhs_number,
     nhs_check_digit,
 )
-from kernel.errors import EnclaveError
 
 pytestmark = pytest.mark.unit
 

@@ -9,8 +9,8 @@ import pydicom
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage
 
-from fabric.synthetic import imaging
-from fabric.synthetic.imaging import CmrStudy, lv_geometry, render_cine, write_cine_study
+from synthetic_sites import imaging
+from synthetic_sites.imaging import CmrStudy, lv_geometry, render_cine, write_cine_study
 
 pytestmark = pytest.mark.unit
 

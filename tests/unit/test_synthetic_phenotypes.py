@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from fabric.synthetic import consent, phenotypes
+from synthetic_sites import consent, phenotypes
 
 pytestmark = pytest.mark.unit
 
@@ -37,7 +37,7 @@ def test_planted_effects_in_the_truth(truth: phenotypes.Chunk) -> None:
 
 
 def test_planted_genotypes_match_carrier_status(truth: phenotypes.Chunk) -> None:
-    from fabric.synthetic.genomics import PLANTED
+    from synthetic_sites.genomics import PLANTED
 
     g = truth.planted_genotypes
     for group in {v.group for v in PLANTED}:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from fabric.readers import cluster
-from fabric.tracking import _inside, experiment
-from kernel.errors import EnclaveError
+from workbench import cluster
+from workbench.errors import WorkbenchError
+from workbench.tracking import _inside, experiment
 
 pytestmark = pytest.mark.unit
 
@@ -44,12 +44,12 @@ def test_no_hub_no_link_override() -> None:
 
 
 def test_tracking_imports_without_mlflow() -> None:
-    import fabric.readers
-    import fabric.tracking
+    import workbench
+    import workbench.tracking
 
-    assert fabric.tracking.experiment and fabric.readers.open_project
+    assert workbench.tracking.experiment and workbench.open_project
 
-    if "mlflow" not in sys.modules:  # the main environment has no mlflow: importing fabric must not need it
+    if "mlflow" not in sys.modules:  # the main environment has no mlflow: importing workbench must not need it
         with pytest.raises(ModuleNotFoundError):
             import mlflow  # noqa: F401
 
@@ -58,7 +58,7 @@ def test_tracking_imports_without_mlflow() -> None:
 def test_experiment_names_must_be_plain_folder_names(name: object, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////nowhere/mlflow.db")
     monkeypatch.setenv("ENCLAVE_MLFLOW_ARTIFACTS", "/nowhere/artifacts")
-    with pytest.raises(EnclaveError, match="experiment name"):
+    with pytest.raises(WorkbenchError, match="experiment name"):
         experiment(name)  # type: ignore[arg-type]
 
 
@@ -66,11 +66,11 @@ def test_experiment_needs_the_workspace_store(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("ENCLAVE_MLFLOW_ARTIFACTS", str(tmp_path / "artifacts"))
-    with pytest.raises(EnclaveError, match=r"\$MLFLOW_TRACKING_URI is not set"):
+    with pytest.raises(WorkbenchError, match=r"\$MLFLOW_TRACKING_URI is not set"):
         experiment("cardiac-risk")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("ENCLAVE_MLFLOW_ARTIFACTS", " ")
-    with pytest.raises(EnclaveError, match=r"\$ENCLAVE_MLFLOW_ARTIFACTS is not set"):
+    with pytest.raises(WorkbenchError, match=r"\$ENCLAVE_MLFLOW_ARTIFACTS is not set"):
         experiment("cardiac-risk")
     assert list(tmp_path.iterdir()) == []  # refused before anything was created
 

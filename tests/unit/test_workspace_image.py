@@ -14,6 +14,7 @@ import bisect
 import json
 import re
 import shutil
+import subprocess
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
@@ -23,7 +24,8 @@ import pytest
 
 from kernel.errors import EnclaveError
 from provisioning.workspace_env import (
-    ADMIN_SCRIPTS,
+    ADMIN_PACKAGES,
+    PROJECTS,
     REPO,
     config_targets,
     ensure_workspace_env,
@@ -214,9 +216,13 @@ def test_dockerfile_builds_from_the_same_lock_config_and_packages():
     assert "COPY images/requirements.lock /tmp/requirements.lock" in final
     assert re.search(r"pip install --require-hashes --only-binary :all: -r /tmp/requirements.lock", text)
     assert re.search(r"pip install --no-deps /tmp/wheels/\*\.whl", text)
-    for script in ADMIN_SCRIPTS:  # as the local builder: the admin's commands are not in a workspace
-        assert f"rm -f /opt/workspace/bin/{script}" in text
-    assert "pip wheel --no-deps --wheel-dir /wheels . ./images" in "\n".join(instructions)
+    # As the local builder: the two workspace projects' wheels and nothing else of Enclave (no admin command).
+    wheels = [i for i in instructions if i.startswith("RUN python -m pip wheel")]
+    assert wheels == [f"RUN python -m pip wheel --no-deps --wheel-dir /wheels {' '.join(f'./{p}' for p in PROJECTS)}"]
+    stage = instructions[: instructions.index(wheels[0])]
+    copied = {i.split()[1].split("/")[0] for i in stage if i.startswith("COPY ")}
+    assert copied == set(PROJECTS) and not copied & set(ADMIN_PACKAGES)
+    assert "/bin/enclave" not in text
     # Every config file goes where the local builder puts it, under the image's environment.
     copies = [i.split()[1:] for i in final if i.startswith("COPY ") and "images/jupyter/" in i]
     placed = {}
@@ -256,7 +262,7 @@ def test_stamp_changes_when_a_config_file_changes(tmp_path):
     page_config.write_text(page_config.read_text().replace("print", "prin"))
     changed = input_digest(copy)
     assert changed != input_digest(REPO)
-    (copy / "fabric" / "readers" / "__init__.py").write_text("# changed\n")
+    (copy / "workbench" / "__init__.py").write_text("# changed\n")
     assert input_digest(copy) not in (changed, input_digest(REPO))
     assert input_digest(REPO, python="/usr/bin/python3") != input_digest(REPO, python="/opt/python3.11/bin/python3")
 
@@ -276,11 +282,37 @@ def test_builder_never_replaces_a_folder_that_is_not_an_environment(tmp_path):
     assert (precious / "keep.txt").read_text() == "keep"
 
 
-def test_the_admin_command_is_not_on_a_workspaces_path(workspace_env):
-    """`enclave` inside a workspace crashed (no registry, no checks' models there, issue 16): it is not installed in
-    the workspace environment, whose bin/ is the first entry of a workspace's PATH; the readers it needs are."""
+def test_the_workspace_environment_holds_the_researchers_library_and_nothing_of_the_admin_side(workspace_env):
+    """A workspace installs the researcher's library and the server's extension, not the fabric, the hub, the
+    airlock or the admin's command line (issue 12): `enclave` there crashed (no registry, no checks' models, issue
+    16), and a researcher has no business with them. Checked on the built environment, by its own isolated Python,
+    from outside the checkout."""
     env = workspace_env  # the session's environment, brought up to date by its real builder
-    for script in ADMIN_SCRIPTS:
-        assert not (env / "bin" / script).exists(), f"{script} is in the workspace environment"
+    assert not (env / "bin" / "enclave").exists(), "the admin command is in the workspace environment"
     assert (env / "bin" / "jupyterhub-singleuser").is_file()
-    assert list((env / "lib").glob("python3*/site-packages/fabric/readers/__init__.py"))
+    site = next((env / "lib").glob("python3*/site-packages"))
+    assert (site / "workbench" / "view_contract.py").is_file() and (site / "workbench" / "cluster.yaml").is_file()
+    code = (
+        "import importlib, json\n"
+        "def tried(name):\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ImportError:\n"
+        "        return False\n"
+        "    return True\n"
+        f"print(json.dumps({{n: tried(n) for n in {['workbench', 'enclave_workspace', *ADMIN_PACKAGES]!r}}}))"
+    )
+    done = subprocess.run([env / "bin" / "python", "-I", "-c", code], cwd="/", capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"workbench": True, "enclave_workspace": True} | dict.fromkeys(
+        ADMIN_PACKAGES, False
+    )
+    done = subprocess.run(
+        [env / "bin" / "python", "-I", "-c", "from workbench import open_project, experiment; print('ok')"],
+        cwd="/",
+        capture_output=True,
+        text=True,
+    )
+    assert done.stdout.strip() == "ok", done.stderr
+    installed = {p.name.split("-")[0] for p in site.glob("*.dist-info")}
+    assert {"enclave_workbench", "enclave_workspace"} <= installed and "enclave" not in installed

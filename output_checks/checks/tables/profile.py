@@ -12,6 +12,7 @@ import pandas as pd
 from output_checks.checks.base import Context
 from output_checks.screening.text import Segment
 from output_checks.verdicts import Finding, Verdict
+from workbench.view_contract import PSEUDONYM
 
 DISTINCT_CAP = 200_000  # distinct values remembered per column (memory stays flat); past it, values are screened
 # chunk by chunk without cross-chunk dedup, and the column counts as high-cardinality
@@ -29,7 +30,6 @@ DATE = re.compile(
     r"^\s*(\d{4}-\d{2}-\d{2}|(?:0?[1-9]|[12]\d|3[01])(?P<sep>[/.-])(?:0?[1-9]|[12]\d|3[01])(?P=sep)(?:1[89]|2\d)\d\d)"
     r"([ T]\d{2}:\d{2}(:\d{2})?)?\s*$"
 )
-PSEUDONYM = re.compile(r"P-[A-Z2-7]{16}")
 LONG_INTEGER = re.compile(r"^\s*\+?\d{9,19}\s*$")  # could be an id or a phone number; decimals cannot
 NHS_SHAPE = re.compile(r"^\s*\d{3}[ -]?\d{3}[ -]?\d{4}\s*$")
 VARIANT = re.compile(r"^(rs\d+|(chr)?[0-9XYM]{1,2}[:_]\d+([:_][ACGTN]+[:_/>][ACGTN]+)?)$", re.IGNORECASE)

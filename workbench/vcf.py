@@ -18,15 +18,15 @@ import numpy as np
 import pandas as pd
 import pysam
 
-from fabric.readers.genotypes import (
+from workbench.errors import InvalidInputError, WorkbenchError
+from workbench.genotypes import (
     GenotypeParseError,
     allele_counts,
     allele_numbers,
     dosages,
     parse_alleles,
 )
-from fabric.readers.regions import ContigIndex, Region, read_tabix_index
-from kernel.errors import EnclaveError, InvalidInputError
+from workbench.regions import ContigIndex, Region, read_tabix_index
 
 _BGZF_MAGIC = b"\x1f\x8b\x08\x04"
 _GENE = re.compile(r"(?:^|;)GENE=([^;]*)")
@@ -243,4 +243,4 @@ def check_contig(files: list[SiteVcf], contig: str) -> None:
     if not any(contig in f.index or contig in f.declared_contigs for f in files):
         known = sorted({c for f in files for c in (*f.contigs, *f.declared_contigs)})
         names = ", ".join(f.path.name for f in files)
-        raise EnclaveError(f"contig {contig!r} is not in {names}; contigs there: {', '.join(known[:30]) or 'none'}")
+        raise WorkbenchError(f"contig {contig!r} is not in {names}; contigs there: {', '.join(known[:30]) or 'none'}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import dask.dataframe as dd
 import pyarrow.parquet as pq
 
-from kernel.errors import EnclaveError, InvalidInputError
+from workbench.errors import InvalidInputError, WorkbenchError
 
 SUFFIX = ".parquet"
 
@@ -20,10 +20,11 @@ def table_names(clinical_dir: Path) -> list[str]:
 
 
 def open_table(clinical_dir: Path, name: str, columns: list[str] | None = None) -> dd.DataFrame:
-    """`clinical/<name>.parquet` as a Dask DataFrame; EnclaveError naming the known tables if there is no such table."""
+    """`clinical/<name>.parquet` as a Dask DataFrame; WorkbenchError naming the known tables if there is no such
+    table."""
     names = table_names(clinical_dir)
     if name not in names:
-        raise EnclaveError(
+        raise WorkbenchError(
             f"no clinical table {name!r} in {clinical_dir}; tables: {', '.join(names) or 'none (no clinical data)'}"
         )
     path = clinical_dir / f"{name}{SUFFIX}"
@@ -32,7 +33,7 @@ def open_table(clinical_dir: Path, name: str, columns: list[str] | None = None) 
     except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) for a damaged footer
         raise InvalidInputError(path, f"is not a readable parquet file ({exc})") from exc
     if columns is not None and schema is not None and (missing := set(columns) - set(schema.names)):
-        raise EnclaveError(f"{path}: no column(s) {', '.join(sorted(missing))}; columns: {', '.join(schema.names)}")
+        raise WorkbenchError(f"{path}: no column(s) {', '.join(sorted(missing))}; columns: {', '.join(schema.names)}")
     return dd.read_parquet(str(path), columns=columns)
 
 

@@ -1,6 +1,6 @@
 """Who a group of synthetic sites' patients are: the national identifier they carry and how it is drawn and written,
 their names and postcodes, how consent files name them, and the CSV dialect of their sites' csv-local exports.
-The UK population is the generator's original one; other countries' sites (fabric/synthetic/dutch.py) bring
+The UK population is the generator's original one; other countries' sites (synthetic_sites/dutch.py) bring
 their own."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fabric.synthetic import identifiers
-from fabric.synthetic.identifiers import Site
+from synthetic_sites import identifiers
+from synthetic_sites.identifiers import Site
 
 
 class IdentifierAllocator(Protocol):

@@ -4,6 +4,6 @@
 function of its arguments (same seed → byte-identical files).
 """
 
-from fabric.synthetic.cohort import CohortSummary, generate_cohort
+from synthetic_sites.cohort import CohortSummary, generate_cohort
 
 __all__ = ["CohortSummary", "generate_cohort"]

@@ -22,13 +22,20 @@ import numpy as np
 import pandas as pd
 from distributed import Client
 
-from fabric.readers import clinical, cluster, imaging, vcf
-from fabric.readers.regions import Region, parse_regions, plan_chunks
-from kernel.config import Paths
-from kernel.errors import EnclaveError, InvalidInputError
+from workbench import clinical, cluster, imaging, vcf
+from workbench.errors import InvalidInputError, WorkbenchError
+from workbench.regions import Region, parse_regions, plan_chunks
+from workbench.view_contract import (
+    CLINICAL,
+    ENV_VIEW,
+    GENOMICS,
+    IMAGING,
+    MANIFEST,
+    PATIENTS,
+    listed_files,
+    project_view,
+)
 
-ENV_VIEW = "ENCLAVE_PROJECT_DATA"
-MANIFEST = "MANIFEST.json"
 CHUNK_BYTES = 512 << 10  # compressed VCF bytes per task: ~2.5k records x 500 samples; measured in bench/
 IMAGING_BATCH = (250, 2000)  # DICOM files per index task: one task per worker thread, within these bounds
 PIXEL_BATCH = 32  # images per pixel-stack task
@@ -52,17 +59,17 @@ class GenotypeMatrix:
 def open_project(name: str | None = None, *, path: Path | str | None = None) -> ProjectView:
     """Open a project's published view by name, by folder, or (no arguments) from $ENCLAVE_PROJECT_DATA."""
     if name is not None and path is not None:
-        raise EnclaveError("open_project takes a project name or a path, not both")
+        raise WorkbenchError("open_project takes a project name or a path, not both")
     if path is not None:
         root = Path(path)
     elif name is not None:
-        root = Paths.from_env().project_data(name)
+        root = project_view(name)
         if not root.exists():
-            raise EnclaveError(f"project {name!r} has no published view at {root}; has it been materialised?")
+            raise WorkbenchError(f"project {name!r} has no published view at {root}; has it been materialised?")
     elif env := os.environ.get(ENV_VIEW):
         root = Path(env)
     else:
-        raise EnclaveError(f"open_project needs a project name, a path, or ${ENV_VIEW} set to a view folder")
+        raise WorkbenchError(f"open_project needs a project name, a path, or ${ENV_VIEW} set to a view folder")
     return ProjectView(root)
 
 
@@ -73,7 +80,7 @@ class ProjectView:
         self.chunk_bytes = chunk_bytes  # compressed VCF bytes per task; smaller means more, smaller tasks
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
-            raise EnclaveError(f"{self.root}: no project view here (not a folder)")
+            raise WorkbenchError(f"{self.root}: no project view here (not a folder)")
         self.manifest = _read_manifest(self.root)
         _check_listed_files(self.root, self.manifest)
 
@@ -88,11 +95,11 @@ class ProjectView:
         listed = self.manifest.get("pseudonyms")
         if isinstance(listed, list) and all(isinstance(p, str) for p in listed):
             return sorted(listed)
-        patients = self.root / "clinical" / "patients.parquet"
+        patients = self.root / CLINICAL / PATIENTS
         if patients.exists():
             return clinical.read_pseudonyms(patients)
         found = {s for f in self._site_files for s in f.samples}
-        imaging_dir = self.root / "imaging"
+        imaging_dir = self.root / IMAGING
         if imaging_dir.is_dir():
             found |= {p.name for p in imaging_dir.iterdir() if p.is_dir()}
         return sorted(found)
@@ -101,11 +108,11 @@ class ProjectView:
 
     @property
     def tables(self) -> list[str]:
-        return clinical.table_names(self.root / "clinical")
+        return clinical.table_names(self.root / CLINICAL)
 
     def clinical(self, table: str, columns: list[str] | None = None) -> dd.DataFrame:
         """`clinical/<table>.parquet` as a Dask DataFrame."""
-        return clinical.open_table(self.root / "clinical", table, columns)
+        return clinical.open_table(self.root / CLINICAL, table, columns)
 
     # ---- genomics --------------------------------------------------------------------------------------------
 
@@ -115,7 +122,7 @@ class ProjectView:
 
     @cached_property
     def _site_files(self) -> list[vcf.SiteVcf]:
-        genomics = self.root / "genomics"
+        genomics = self.root / GENOMICS
         if not genomics.is_dir():
             return []
         return [vcf.open_site_vcf(p) for p in sorted(genomics.glob("*.vcf.gz"))]
@@ -123,12 +130,12 @@ class ProjectView:
     def _select(self, site: str | Sequence[str] | None) -> list[vcf.SiteVcf]:
         files = self._site_files
         if not files:
-            raise EnclaveError(f"{self.root}: this view has no genomics (no genomics/*.vcf.gz)")
+            raise WorkbenchError(f"{self.root}: this view has no genomics (no genomics/*.vcf.gz)")
         if site is None:
             return files
         wanted = [site] if isinstance(site, str) else list(site)
         if unknown := [s for s in wanted if s not in self.sites]:
-            raise EnclaveError(f"no genomics for site(s) {', '.join(unknown)}; sites: {', '.join(self.sites)}")
+            raise WorkbenchError(f"no genomics for site(s) {', '.join(unknown)}; sites: {', '.join(self.sites)}")
         return [f for f in files if f.site in wanted]
 
     def _regions(self, files: list[vcf.SiteVcf], region: RegionArg) -> list[Region] | None:
@@ -210,7 +217,7 @@ class ProjectView:
         With a distributed client current, the index (a small table) starts building on the cluster at once and
         the frame is backed by those futures, as if persisted; without one it is lazy.
         """
-        files = imaging.list_dicom_files(self.root / "imaging")
+        files = imaging.list_dicom_files(self.root / IMAGING)
         meta = imaging.index_frame([])
         if not files:
             return dd.from_pandas(meta, npartitions=1)
@@ -238,16 +245,18 @@ class ProjectView:
         shapes = index[["rows", "columns"]].drop_duplicates()
         kinds = index[["bits_allocated", "pixel_representation"]].drop_duplicates()
         if len(shapes) != 1 or shapes.isna().any(axis=None):
-            raise EnclaveError(f"pixels() needs images of one size; these rows have {len(shapes)}: filter to a series")
+            raise WorkbenchError(
+                f"pixels() needs images of one size; these rows have {len(shapes)}: filter to a series"
+            )
         if len(kinds) != 1 or kinds.isna().any(axis=None):
-            raise EnclaveError("pixels() needs one pixel type (BitsAllocated/PixelRepresentation); filter the rows")
+            raise WorkbenchError("pixels() needs one pixel type (BitsAllocated/PixelRepresentation); filter the rows")
         if "frames" in index and (index["frames"].fillna(1) > 1).any():
-            raise EnclaveError("pixels() reads single-frame images; these rows include multi-frame files")
+            raise WorkbenchError("pixels() reads single-frame images; these rows include multi-frame files")
         shape = (int(shapes.iloc[0, 0]), int(shapes.iloc[0, 1]))
         try:
             dtype = imaging.pixel_dtype(int(kinds.iloc[0, 0]), int(kinds.iloc[0, 1]))
         except ValueError as exc:
-            raise EnclaveError(f"pixels(): {exc}") from exc
+            raise WorkbenchError(f"pixels(): {exc}") from exc
         paths = [str(p) for p in index["path"]]
         stacks = [
             da.from_delayed(
@@ -274,7 +283,7 @@ def _call_variants(part: tuple[str, str, Region]) -> pd.DataFrame:
 def _read_manifest(root: Path) -> dict[str, Any]:
     path = root / MANIFEST
     if not path.exists():
-        raise EnclaveError(f"{root}: not a complete project view (no {MANIFEST}); was materialisation interrupted?")
+        raise WorkbenchError(f"{root}: not a complete project view (no {MANIFEST}); was materialisation interrupted?")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -284,25 +293,9 @@ def _read_manifest(root: Path) -> dict[str, Any]:
     return manifest
 
 
-def _listed_files(manifest: dict[str, Any]) -> list[tuple[str, int | None]]:
-    """(relative path, bytes) of each file the manifest lists; accepts a list of objects or a path-keyed map."""
-    files = manifest.get("files")
-    out: list[tuple[str, int | None]] = []
-    if isinstance(files, dict):
-        for rel, info in files.items():
-            out.append((rel, info.get("bytes") if isinstance(info, dict) else None))
-    elif isinstance(files, list):
-        for item in files:
-            if isinstance(item, dict) and isinstance(item.get("path"), str):
-                out.append((item["path"], item.get("bytes")))
-            elif isinstance(item, str):
-                out.append((item, None))
-    return out
-
-
 def _check_listed_files(root: Path, manifest: dict[str, Any]) -> None:
     missing, resized = [], []
-    for rel, size in _listed_files(manifest):
+    for rel, size in listed_files(manifest):
         path = root / rel
         try:
             actual = path.stat().st_size

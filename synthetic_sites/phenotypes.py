@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fabric.synthetic.genomics import PLANTED, PLANTED_GROUPS
+from synthetic_sites.genomics import PLANTED, PLANTED_GROUPS
 
 BASELINE_START = np.datetime64("2012-01-01")
 BASELINE_DAYS = 8 * 365

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from fabric.clinical.dialect import DEFAULT_DIALECT, CsvDialect
-from fabric.synthetic.identifiers import format_nhs_number
+from synthetic_sites.identifiers import format_nhs_number
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kernel.errors import EnclaveError, InvalidInputError
+from workbench.errors import InvalidInputError, WorkbenchError
 
 WINDOW = 1 << 14  # tabix linear-index window, in bases
 _PSEUDO_BIN = 37450
@@ -49,9 +49,9 @@ class Region:
 
 
 def parse_region(text: str) -> Region:
-    """`chr1`, `chr1:1000`, `chr1:1,000-2,000` or `chr1:1000-` as a Region; EnclaveError when it does not parse."""
+    """`chr1`, `chr1:1000`, `chr1:1,000-2,000` or `chr1:1000-` as a Region; WorkbenchError when it does not parse."""
     if not isinstance(text, str) or not (match := _REGION.match(text.strip())):
-        raise EnclaveError(
+        raise WorkbenchError(
             f"region {text!r} does not parse: expected CONTIG, CONTIG:POS or CONTIG:START-END (e.g. chr1:1000-2000)"
         )
     contig = match["contig"]
@@ -64,7 +64,7 @@ def parse_region(text: str) -> Region:
     else:
         end = int(end_text.replace(",", "")) if end_text.replace(",", "") else None
     if start < 1 or (end is not None and end < start):
-        raise EnclaveError(f"region {text!r} is empty or inverted: positions are 1-based and START <= END")
+        raise WorkbenchError(f"region {text!r} is empty or inverted: positions are 1-based and START <= END")
     return Region(contig, start, end)
 
 

@@ -25,7 +25,7 @@ import dask
 import yaml
 from distributed import Client
 
-from kernel.errors import EnclaveError
+from workbench.errors import WorkbenchError
 
 CONFIG_FILE = Path(__file__).with_name("cluster.yaml")
 CONFIG = "enclave.local"  # the LocalCluster's section of the Dask config
@@ -53,14 +53,14 @@ def default_limits() -> dict[str, Any]:
 
 
 def compute_limits(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The manifest's `compute` section over the configured defaults; EnclaveError if it is malformed."""
+    """The manifest's `compute` section over the configured defaults; WorkbenchError if it is malformed."""
     compute = manifest.get("compute") or {}
     if not isinstance(compute, dict):
-        raise EnclaveError(f"MANIFEST.json 'compute' must be an object, not {type(compute).__name__}")
+        raise WorkbenchError(f"MANIFEST.json 'compute' must be an object, not {type(compute).__name__}")
     limits = {**default_limits(), **{k: v for k, v in compute.items() if k in LIMIT_KEYS}}
     for key in ("dask_workers", "threads_per_worker"):
         if not isinstance(limits[key], int) or isinstance(limits[key], bool) or limits[key] < 1:
-            raise EnclaveError(f"MANIFEST.json compute.{key} must be a positive integer, not {limits[key]!r}")
+            raise WorkbenchError(f"MANIFEST.json compute.{key} must be a positive integer, not {limits[key]!r}")
     return limits
 
 
@@ -95,14 +95,14 @@ def cluster_options(
     **cluster_kwargs: Any,
 ) -> dict[str, Any]:
     """The LocalCluster's arguments: those given, within the manifest's limits, else the limits themselves; the
-    rest from the Dask config (`enclave.local`). EnclaveError for a request past a limit."""
+    rest from the Dask config (`enclave.local`). WorkbenchError for a request past a limit."""
     limits = compute_limits(manifest)
     workers = limits["dask_workers"] if n_workers is None else n_workers
     threads = limits["threads_per_worker"] if threads_per_worker is None else threads_per_worker
     if workers < 1 or workers > limits["dask_workers"]:
-        raise EnclaveError(f"n_workers={workers}: this project allows 1 to {limits['dask_workers']} Dask workers")
+        raise WorkbenchError(f"n_workers={workers}: this project allows 1 to {limits['dask_workers']} Dask workers")
     if threads < 1 or threads > limits["threads_per_worker"]:
-        raise EnclaveError(f"threads_per_worker={threads}: this project allows 1 to {limits['threads_per_worker']}")
+        raise WorkbenchError(f"threads_per_worker={threads}: this project allows 1 to {limits['threads_per_worker']}")
     return {
         "n_workers": workers,
         "threads_per_worker": threads,

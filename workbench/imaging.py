@@ -21,7 +21,7 @@ import pyarrow as pa
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from kernel.errors import InvalidInputError
+from workbench.errors import InvalidInputError
 
 INDEX_COLUMNS = (
     "pseudonym",

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from fabric.synthetic import identifiers
-from fabric.synthetic.identifiers import Site
-from fabric.synthetic.population import Population
+from synthetic_sites import identifiers
+from synthetic_sites.identifiers import Site
+from synthetic_sites.population import Population
 
 UMCU = Site(
     id="umcu", name="Universitair Medisch Centrum Utrecht (synthetic)", code="UMCU", postcode_area="35", max_district=99

@@ -7,7 +7,7 @@ sample's id and its genotypes at the planted variants (~15 bytes a sample). Once
 site's VCF is written in variant blocks (background genotypes drawn per block), then a few BAMs and site.yaml.
 Memory is therefore bounded by the chunk size, not the cohort size.
 
-Sites outside the UK (`extra_sites`, fabric/synthetic/dutch.py) are simulated after the UK ones from random streams
+Sites outside the UK (`extra_sites`, synthetic_sites/dutch.py) are simulated after the UK ones from random streams
 of their own, with their own people, so adding one never changes a byte of the UK sites' exports.
 """
 
@@ -26,10 +26,11 @@ import yaml
 from tqdm import tqdm
 
 from fabric.clinical.dialect import as_dialect
-from fabric.synthetic import consent, identifiers, phenotypes
-from fabric.synthetic.clinical import CsvLocalWriter, FhirNdjsonWriter, SiteRecords, fhir_patient_id
-from fabric.synthetic.dutch import EXTRA_SITES
-from fabric.synthetic.genomics import (
+from kernel.errors import EnclaveError
+from synthetic_sites import consent, identifiers, phenotypes
+from synthetic_sites.clinical import CsvLocalWriter, FhirNdjsonWriter, SiteRecords, fhir_patient_id
+from synthetic_sites.dutch import EXTRA_SITES
+from synthetic_sites.genomics import (
     BAM_REGION,
     PLANTED,
     VcfWriter,
@@ -38,10 +39,9 @@ from fabric.synthetic.genomics import (
     synthetic_panel,
     write_bam,
 )
-from fabric.synthetic.identifiers import Site
-from fabric.synthetic.imaging import CmrStudy, write_cine_study
-from fabric.synthetic.population import UK, IdentifierAllocator, Population
-from kernel.errors import EnclaveError
+from synthetic_sites.identifiers import Site
+from synthetic_sites.imaging import CmrStudy, write_cine_study
+from synthetic_sites.population import UK, IdentifierAllocator, Population
 
 CHUNK_PATIENTS = 500
 VARIANT_BLOCK = 1000

@@ -56,8 +56,9 @@ def test_the_rule_finds_a_plain_session_that_audits(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def registry(tmp_path):
-    registry = Registry(f"sqlite:///{tmp_path / 'registry.sqlite'}")
+def registry(database_url):
+    """A registry on SQLite and on PostgreSQL (tests/postgres.py)."""
+    registry = Registry(database_url)
     yield registry
     registry.close()
 

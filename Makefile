@@ -16,9 +16,10 @@ export ENCLAVE_WORKSPACE_ENV
 # Node.js and npm for JupyterHub's proxy (configurable-http-proxy, pinned in hub/package-lock.json), bubblewrap for
 # the workspace sandbox and Debian's libseccomp bindings to compile its filter (hub/seccomp.py), nftables and
 # iproute2 for the host egress rule and its test (provisioning/host.py), systemd's systemd-analyze to verify the units
-# `enclave install` writes.
+# `enclave install` writes, PostgreSQL (server and pg_dump) for the registry tests that run on it as well as SQLite
+# (tests/postgres.py initdbs and starts a throwaway cluster of its own on a Unix socket).
 DEBIAN_PACKAGES := python3-venv python3-dev build-essential bcftools tabix tesseract-ocr tesseract-ocr-eng chromium \
-	nodejs npm nftables bubblewrap iproute2 python3-seccomp systemd
+	nodejs npm nftables bubblewrap iproute2 python3-seccomp systemd postgresql
 
 .PHONY: demo test check format bench lock system-packages workspace-env clean
 

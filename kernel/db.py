@@ -172,8 +172,16 @@ class Registry:
         self.engine.dispose()
 
 
+# PostgreSQL's SQLSTATEs for "another transaction was in the way": class 40 (serialization failure, deadlock
+# detected: the server rolled this one back) and lock_not_available.
+RETRYABLE_SQLSTATES = ("40", "55P03")
+
+
 def is_conflict(exc: Exception) -> bool:
     """Whether a database error means another writer got there first (retrying may succeed), not a broken rule."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(RETRYABLE_SQLSTATES):
+        return True
     text = str(exc).lower()
     return "unique" in text or "locked" in text or "busy" in text or "duplicate" in text
 

@@ -123,11 +123,19 @@ def sqlite_revision(path: Path) -> str | None:
 
 
 def postgres_environment(url: str) -> dict[str, str]:
-    """libpq's variables for `url`: the password travels in the environment, never on a command line."""
+    """libpq's variables for `url`: the password travels in the environment, never on a command line. A server on a
+    Unix socket is named by the URL's `host` (and `port`) query parameters, as psycopg reads them
+    (`postgresql+psycopg://enclave@/enclave?host=/run/postgresql`)."""
     parsed = make_url(url)
     env = dict(os.environ)
-    for name, value in (("PGHOST", parsed.host), ("PGPORT", parsed.port), ("PGUSER", parsed.username),
-                        ("PGPASSWORD", parsed.password), ("PGDATABASE", parsed.database)):  # fmt: skip
+
+    def query(name: str) -> str | None:
+        value = parsed.query.get(name)
+        return value[-1] if isinstance(value, tuple) else value
+
+    for name, value in (("PGHOST", parsed.host or query("host")), ("PGPORT", parsed.port or query("port")),
+                        ("PGUSER", parsed.username), ("PGPASSWORD", parsed.password),
+                        ("PGDATABASE", parsed.database)):  # fmt: skip
         if value is not None:
             env[name] = str(value)
     return env

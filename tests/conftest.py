@@ -8,10 +8,12 @@ import os
 import shutil
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from tests.postgres import DATABASES, PostgresCluster, postgres_cluster, server_binaries
 from tests.provisioned import Enclave, provision
 
 COHORT = {"patients": 240, "sites": 3, "seed": 11}
@@ -102,3 +104,53 @@ def workspace_env() -> Path:
     env = shared_env().absolute()
     ensure_workspace_env(env)
     return env
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A real PostgreSQL (tests/postgres.py), started on first use and stopped at the session's end. Without its
+    server binaries the test is skipped with the reason, or fails under CI, whose `make test` installs them."""
+    binaries = server_binaries()
+    if binaries is None:
+        reason = "PostgreSQL's server binaries are not installed (Debian: postgresql; `make system-packages`)"
+        if os.environ.get("CI"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    with postgres_cluster(binaries) as cluster:
+        yield cluster
+
+
+@contextmanager
+def _postgres_database(request: pytest.FixtureRequest, home: Path) -> Iterator[str]:
+    """A fresh database on the session's PostgreSQL, dropped after; its URL. A registry on a server keeps its audit
+    anchors in ENCLAVE_HOME (kernel/db.py default_anchors), so that is `home` meanwhile: never the machine's
+    /var/lib/enclave, and never shared with another test's database."""
+    previous = os.environ.get("ENCLAVE_HOME")
+    os.environ["ENCLAVE_HOME"] = str(home)
+    try:
+        with request.getfixturevalue("postgres").database() as url:
+            yield url
+    finally:
+        if previous is None:
+            os.environ.pop("ENCLAVE_HOME", None)
+        else:
+            os.environ["ENCLAVE_HOME"] = previous
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request, tmp_path) -> Iterator[str]:
+    """An empty registry database for one test, on each database Enclave runs on: a SQLite file in the test's
+    folder, and a fresh database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'registry.sqlite'}"
+        return
+    with _postgres_database(request, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_postgres_url(request, tmp_path_factory) -> Iterator[str]:
+    """A registry database on the session's PostgreSQL shared by a module's tests (e.g. a provisioned Enclave's,
+    built once per module); its anchors in a folder of the module's own."""
+    with _postgres_database(request, tmp_path_factory.mktemp("postgres-home")) as url:
+        yield url

@@ -30,13 +30,14 @@ def spec_file(tmp: Path, name: str, purpose: str, *, commercial: bool = False, e
     return path
 
 
-def provision(home: Path, sites: Path, projects: dict[str, str]) -> Enclave:
-    """Register every site, import consent, create and materialise each project (name -> purpose)."""
+def provision(home: Path, sites: Path, projects: dict[str, str], *, database_url: str | None = None) -> Enclave:
+    """Register every site, import consent, create and materialise each project (name -> purpose); the registry at
+    `database_url` when given (e.g. the `module_database_url` fixture's PostgreSQL), else the home's own SQLite."""
     paths = Paths(home)
     if not paths.sites.exists():
         paths.home.mkdir(parents=True, exist_ok=True)
         paths.sites.symlink_to(sites, target_is_directory=True)
-    registry, _ = steps.ensure_registry(paths)
+    registry = Registry(database_url) if database_url else steps.ensure_registry(paths)[0]
     steps.ensure_sites(registry, paths, actor="test-admin")
     steps.ensure_consent(registry, paths, actor="test-admin")
     for name, purpose in projects.items():

@@ -5,6 +5,8 @@ Requests reach each state through tests/airlock_factories.py (the workflow itsel
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from kernel import audit
@@ -24,18 +26,38 @@ from tests.airlock_factories import (
     review_all,
     write_output,
 )
+from tests.postgres import DATABASES
 from tests.provisioned import provision
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory, cohort) -> Airlock:
-    env = provision(tmp_path_factory.mktemp("airlock-home"), cohort, {"cvd-risk": "DS-CVD"})
+def _airlock(home, cohort, database_url: str | None = None) -> Iterator[Airlock]:
+    env = provision(home, cohort, {"cvd-risk": "DS-CVD"}, database_url=database_url)
     airlock = Airlock(env.registry, env.paths)
     ensure_people(airlock)
     yield airlock
     env.registry.close()
+
+
+@pytest.fixture(scope="module")
+def sqlite_app(tmp_path_factory, cohort) -> Iterator[Airlock]:
+    yield from _airlock(tmp_path_factory.mktemp("airlock-home"), cohort)
+
+
+@pytest.fixture(scope="module")
+def postgresql_app(tmp_path_factory, cohort, module_postgres_url) -> Iterator[Airlock]:
+    yield from _airlock(tmp_path_factory.mktemp("airlock-home-pg"), cohort, module_postgres_url)
+
+
+@pytest.fixture(scope="module")
+def app(request) -> Airlock:
+    """The airlock over one provisioned project, its registry on SQLite; on PostgreSQL too (tests/postgres.py) for
+    the tests marked ON_EACH_DATABASE: the workflow's core, from draft to download, and its concurrency."""
+    return request.getfixturevalue(f"{getattr(request, 'param', 'sqlite')}_app")
+
+
+ON_EACH_DATABASE = pytest.mark.parametrize("app", DATABASES, indirect=True)
 
 
 def state_of(app: Airlock, request_id: str) -> str:
@@ -107,6 +129,7 @@ def test_system_moves_are_never_a_persons(app, shared, action, role):
 # ------------------------------------------------------------------------------------------------ reviews
 
 
+@ON_EACH_DATABASE
 def test_the_author_never_reviews_even_when_also_a_checker(app):
     request_id = request_at(app, RequestState.IN_REVIEW, author=BOTH)
     with pytest.raises(workflow.NotAllowed, match="authors can never review"):
@@ -114,6 +137,7 @@ def test_the_author_never_reviews_even_when_also_a_checker(app):
     assert state_of(app, request_id) == "in_review"
 
 
+@ON_EACH_DATABASE
 def test_votes_are_hidden_until_every_review_is_in(app):
     request_id = request_at(app, RequestState.IN_REVIEW)
     first, second = CHECKERS
@@ -214,6 +238,7 @@ def test_resume_picks_up_requests_left_checking(app):
 # ------------------------------------------------------------------------------------------------ release
 
 
+@ON_EACH_DATABASE
 def test_release_and_download_are_byte_identical(app, tmp_path):
     content = "site,n\nA,120\nB,45\n"
     request_id = request_at(app, RequestState.RELEASED, files={"final.csv": content})
@@ -244,6 +269,7 @@ def test_files_outside_the_outputs_folder_are_refused(app, tmp_path):
             app.add_file(request_id, AUTHOR, path)
 
 
+@ON_EACH_DATABASE
 def test_every_step_is_audited_and_the_chain_holds(app):
     request_id = request_at(app, RequestState.RELEASED)
     app.download(request_id, AUTHOR, "counts.csv")
@@ -255,6 +281,7 @@ def test_every_step_is_audited_and_the_chain_holds(app):
     assert app.tx(audit.verify) == []
 
 
+@ON_EACH_DATABASE
 def test_concurrent_reviewers_lose_nothing(app):
     import threading
 

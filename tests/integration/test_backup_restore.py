@@ -244,3 +244,49 @@ def test_as_root_restored_store_files_belong_to_the_project_account(tmp_path):
                            (target.project_outputs(project) / "tables", 0o700)):  # fmt: skip
             st = path.lstat()
             assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (account.uid, account.gid, mode), path
+
+
+def test_a_postgresql_registry_is_backed_up_with_pg_dump_and_restored(tmp_path, cohort, postgres, monkeypatch):
+    """The pg_dump path (provisioning/backup.py): a home whose registry is on PostgreSQL (ENCLAVE_DATABASE_URL naming
+    the server's Unix socket, the password only in libpq's password file, tests/postgres.py), backed up by `enclave
+    backup` and restored by `enclave restore` into a second home on an empty database: the restored log is the
+    source's, entry for entry, its chain verifies against the anchors restored with it, and the restore is audited."""
+    from sqlalchemy import select
+
+    from kernel import audit
+    from kernel.models import AuditEvent
+
+    source, target, dest = Paths(tmp_path / "source"), Paths(tmp_path / "target"), tmp_path / "backup"
+    with postgres.database("source") as source_url, postgres.database("target") as target_url:
+        # a server's registry keeps its anchors in ENCLAVE_HOME: each home named that way, not with --home
+        monkeypatch.setenv("ENCLAVE_HOME", str(source.home))
+        monkeypatch.setenv("ENCLAVE_DATABASE_URL", source_url)
+        env = provision(source.home, cohort, {})  # sites and consent
+        with env.registry.session() as session:
+            logged = [(e.seq, e.hash) for e in session.scalars(select(AuditEvent).order_by(AuditEvent.seq))]
+        env.registry.close()
+        assert len(logged) > 3 and (source.home / "audit").is_dir()
+
+        out = enclave("backup", str(dest), "--no-sites", "--quiet").stdout
+        assert f"backup written to {dest}" in out
+        manifest = json.loads((dest / "MANIFEST.json").read_text())
+        assert manifest["database"] == "postgresql" and "registry.sqlite" not in manifest["files"]
+        assert manifest["alembic_revision"] == head_revision(source_url)
+        assert (dest / "registry.pgdump").read_bytes()[:5] == b"PGDMP"  # pg_dump's custom format
+        assert stat.S_IMODE((dest / "registry.pgdump").stat().st_mode) == 0o600
+
+        monkeypatch.setenv("ENCLAVE_HOME", str(target.home))
+        monkeypatch.setenv("ENCLAVE_DATABASE_URL", target_url)
+        enclave("restore", str(dest), "--quiet")
+        assert enclave("audit", "verify").stdout.startswith("audit log intact")
+        registry = Registry(target_url)
+        try:
+            with registry.session() as session:
+                restored = list(session.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
+                assert audit.verify(session) == []
+        finally:
+            registry.close()
+        assert [(e.seq, e.hash) for e in restored[: len(logged)]] == logged
+        assert restored[-1].action == "backup.restored" and restored[-1].detail["audit_problems"] == 0
+        refused = enclave("restore", str(dest), "--quiet", ok=False)  # the database now holds a registry
+        assert refused.returncode == 1 and "already holds a registry" in refused.stderr

@@ -21,8 +21,9 @@ def counts(env) -> dict[str, int]:
         }
 
 
-def test_running_the_steps_twice_records_nothing_new_but_a_fresh_build(tmp_path, cohort):
-    env = provision(tmp_path / "home", cohort, {"cvd": "DS-CVD"})
+def test_running_the_steps_twice_records_nothing_new_but_a_fresh_build(tmp_path, cohort, database_url):
+    """On SQLite and on PostgreSQL (tests/postgres.py)."""
+    env = provision(tmp_path / "home", cohort, {"cvd": "DS-CVD"}, database_url=database_url)
     before = counts(env)
     assert steps.ensure_sites(env.registry, env.paths, actor="t").detail.startswith("3 sites registered")
     assert steps.ensure_consent(env.registry, env.paths, actor="t").detail == "0 new consent events recorded"

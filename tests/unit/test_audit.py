@@ -11,8 +11,9 @@ pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
-def registry(tmp_path):
-    reg = Registry(f"sqlite:///{tmp_path / 'registry.sqlite'}")
+def registry(database_url):
+    """Five events in a registry on SQLite and on PostgreSQL (tests/postgres.py)."""
+    reg = Registry(database_url)
     with reg.session() as session:
         for n in range(5):
             audit.record(session, actor="admin", action="site.add", target=f"site-{n}", datasets=n)

@@ -8,11 +8,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from kernel import audit
-from kernel.db import RETRIES, Registry, is_conflict
+from kernel.db import RETRIES, Registry, is_conflict, make_engine
 from kernel.models import AuditEvent
 
 pytestmark = pytest.mark.unit
@@ -56,8 +56,9 @@ def test_the_rule_finds_a_plain_session_that_audits(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def registry(tmp_path):
-    registry = Registry(f"sqlite:///{tmp_path / 'registry.sqlite'}")
+def registry(database_url):
+    """A registry on SQLite and on PostgreSQL (tests/postgres.py)."""
+    registry = Registry(database_url)
     yield registry
     registry.close()
 
@@ -123,3 +124,55 @@ def test_writers_in_threads_each_append_one_event_in_an_unbroken_chain(registry)
     with registry.session() as session:
         assert session.scalar(select(func.count()).select_from(AuditEvent)) == 8
         assert audit.verify(session) == []
+
+
+def test_a_postgresql_deadlock_is_a_conflict_to_retry(postgres):
+    """Two transactions that lock in opposite orders (an airlock verb locks its request's row, then the audit log's
+    head; another, the head, then a second request's row): the server breaks the deadlock by rolling one back, and
+    that one is run again, not reported as a broken rule. A real deadlock on the session's PostgreSQL."""
+    errors: list[Exception] = []
+    barrier = threading.Barrier(2)
+    with postgres.database() as url:
+        engine = make_engine(url)
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE first_t (n int); CREATE TABLE second_t (n int)"))
+
+        def lock(one: str, other: str) -> None:
+            try:
+                with engine.begin() as connection:
+                    connection.execute(text(f"LOCK TABLE {one}"))
+                    barrier.wait()
+                    connection.execute(text(f"LOCK TABLE {other}"))
+            except OperationalError as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=lock, args=pair) for pair in (("first_t", "second_t"),
+                                                                         ("second_t", "first_t"))]  # fmt: skip
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        engine.dispose()
+    (deadlock,) = errors
+    assert "deadlock detected" in str(deadlock)
+    assert is_conflict(deadlock)
+
+
+def test_a_postgresql_serialisation_failure_is_a_conflict_to_retry(postgres):
+    """A server whose administrator made transactions REPEATABLE READ or SERIALIZABLE (default_transaction_isolation)
+    refuses the second of two writers to one row with "could not serialize access" (SQLSTATE 40001): run it again."""
+    with postgres.database() as url:
+        engine = make_engine(url)
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE counter (n int); INSERT INTO counter VALUES (0)"))
+        with engine.connect().execution_options(isolation_level="REPEATABLE READ") as first:
+            first.begin()
+            first.execute(text("SELECT n FROM counter")).scalar()  # its snapshot is taken here
+            with engine.begin() as second:
+                second.execute(text("UPDATE counter SET n = n + 1"))
+            with pytest.raises(OperationalError) as refused:
+                first.execute(text("UPDATE counter SET n = n + 1"))
+            first.rollback()
+        engine.dispose()
+    assert "could not serialize access" in str(refused.value)
+    assert is_conflict(refused.value)

@@ -7,13 +7,18 @@ What this host can carry offline: the bootstrap's wheel (uv) from a wheelhouse (
 .venv/wheels), every other locked package from uv's cache and npm's tarballs from npm's cache, which `make` filled
 when this checkout was set up; on a host that never had internet the same variables point at the wheelhouse built
 by the documented `pip download` / `npm ci --cache` steps. The hashes in the locks are checked either way: a
-wheelhouse whose wheel differs from the locked one is refused. Root only (unshare --net); the Debian packages'
-local mirror is not exercised here.
+wheelhouse whose wheel differs from the locked one is refused. Root only (unshare --net).
+
+The Debian side likewise: the packages the Makefile installs, as .deb files of the versions this host runs (from apt's
+own cache), made into a local mirror with dpkg-scanpackages, and fetched from it by apt with no network and only that
+mirror as a source; a .deb changed after the mirror's index was made is refused by its checksum. (The fetch is
+`--download-only`: reinstalling the host's own packages is left to the documented `apt-get install`.)
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tomllib
@@ -114,3 +119,80 @@ def test_a_wheel_that_differs_from_the_lock_is_refused_offline(offline_host, tmp
     assert done.returncode != 0
     assert "THESE PACKAGES DO NOT MATCH THE HASHES" in done.stderr
     assert not (repo / ".venv" / ".installed").exists()
+
+
+# ------------------------------------------------------------------------------------------------ Debian mirror
+
+APT_CACHE = Path("/var/cache/apt/archives")
+
+
+def debian_packages() -> list[str]:
+    """The Makefile's DEBIAN_PACKAGES, as `make system-packages` installs them."""
+    text = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    return re.search(r"^DEBIAN_PACKAGES := (.+)$", text, re.M).group(1).split()
+
+
+def cached_deb(package: str) -> Path | None:
+    """apt's cached .deb of the version of `package` this host runs, if apt kept it."""
+    shown = subprocess.run(["dpkg-query", "-W", "-f", "${Version} ${Architecture}", package],
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    if shown.returncode != 0 or len(shown.stdout.split()) != 2:  # unknown, or known to apt but not installed
+        return None
+    version, arch = shown.stdout.split()
+    path = APT_CACHE / f"{package}_{version.replace(':', '%3a')}_{arch}.deb"
+    return path if path.is_file() else None
+
+
+def apt(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """apt-get with only `folder`'s mirror as a source, and lists and archives of its own, with no network."""
+    options = {
+        "Dir::Etc::SourceList": folder / "sources.list", "Dir::Etc::SourceParts": folder / "parts",
+        "Dir::State::Lists": folder / "lists", "Dir::Cache::Archives": folder / "archives",
+        "Dir::Cache::pkgcache": "", "Dir::Cache::srcpkgcache": "", "APT::Sandbox::User": "root",
+    }  # fmt: skip
+    command = ["unshare", "--net", "--", "apt-get", "-q", *(f"-o{k}={v}" for k, v in options.items()), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.fixture
+def debian_mirror(offline_host, tmp_path):
+    if not (shutil.which("dpkg-scanpackages") and shutil.which("apt-get")):
+        pytest.skip("needs apt-get and dpkg-scanpackages (dpkg-dev)")
+    found = {name: deb for name in debian_packages() if (deb := cached_deb(name)) is not None}
+    if len(found) < 3:
+        pytest.skip(f"apt's cache holds too few of the Makefile's packages ({sorted(found)}) to make a mirror of")
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for deb in found.values():
+        shutil.copy2(deb, mirror / deb.name)  # copies: the test changes one below, never apt's own
+    index = subprocess.run(["dpkg-scanpackages", "--multiversion", ".", "/dev/null"], cwd=mirror,
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    (mirror / "Packages").write_text(index.stdout)
+    for name in ("lists/partial", "archives/partial", "parts"):
+        (tmp_path / name).mkdir(parents=True)
+    (tmp_path / "sources.list").write_text(f"deb [trusted=yes] copy:{mirror} ./\n")
+    return tmp_path, found
+
+
+def test_the_debian_packages_come_from_a_local_mirror_with_no_network(debian_mirror):
+    folder, found = debian_mirror
+    updated = apt(folder, "update")
+    assert updated.returncode == 0, updated.stdout[-2000:] + updated.stderr[-2000:]
+    fetched = apt(folder, "install", "--reinstall", "--download-only", "-y", *sorted(found))
+    assert fetched.returncode == 0, fetched.stdout[-2000:] + fetched.stderr[-2000:]
+    got = {p.name: p.read_bytes() for p in (folder / "archives").glob("*.deb")}
+    assert got == {deb.name: deb.read_bytes() for deb in found.values()}  # each the host's own version, unchanged
+
+
+def test_a_deb_changed_after_the_mirror_was_indexed_is_refused(debian_mirror):
+    folder, found = debian_mirror
+    assert apt(folder, "update").returncode == 0
+    name = sorted(found)[0]
+    copy = folder / "mirror" / found[name].name
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    fetched = apt(folder, "install", "--reinstall", "--download-only", "-y", name)
+    assert fetched.returncode != 0
+    assert "Hash Sum mismatch" in fetched.stdout + fetched.stderr or "failed to download" in fetched.stderr
+    assert not list((folder / "archives").glob("*.deb"))

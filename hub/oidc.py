@@ -38,10 +38,12 @@ from sqlalchemy import select
 from tornado.web import HTTPError
 from traitlets import Dict, List, Unicode
 
+from fabric.models import ProjectMember
 from hub.authenticator import EnclaveSessions
 from hub.hub_keys import DEFAULT_CRYPT_KEY_FILE
 from hub.oidc_names import MAPPINGS, SUBJECTS_FILE, NameRefused, SubjectBindings, UsernameRule, read_explicit_map
 from kernel import audit
+from kernel.config import Paths
 from kernel.errors import EnclaveError
 
 SECOND_FACTORS = ("otp", "mfa", "hwk", "swk", "sms", "fpt", "face", "iris", "retina", "pin", "sc")
@@ -293,7 +295,6 @@ class EnclaveOIDCAuthenticator(EnclaveSessions, GenericOAuthenticator):
             raise SignInRefused("id-token-invalid", "Your identity provider's ID token did not verify.") from None
 
     def _bind(self, name: str, issuer: str, subject: str) -> bool:
-        from kernel.config import Paths
 
         if not issuer or not subject:
             return False  # no verified identity (authenticate keeps it): never bind a name to nobody
@@ -336,7 +337,6 @@ class EnclaveOIDCAuthenticator(EnclaveSessions, GenericOAuthenticator):
 
     def _account_active(self, username: str) -> bool:
         """Known to Enclave: a member of a project (any role) or a platform admin."""
-        from fabric.models import ProjectMember
 
         if username in self.platform_admins:
             return True

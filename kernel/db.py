@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from kernel.audit_anchors import Anchors
+from kernel.config import Paths
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 HISTORY = MIGRATIONS / "history"  # every package's migrations before each had a branch of its own
@@ -115,7 +116,6 @@ def default_anchors(url: str) -> Anchors | None:
         if not parsed.database or parsed.database == ":memory:":
             return None
         return Anchors.for_home(Path(parsed.database).parent)
-    from kernel.config import Paths
 
     return Anchors.for_home(Paths.from_env().home)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -21,11 +22,13 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path, PurePosixPath
 
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from tqdm import tqdm
 
+from kernel import audit
 from kernel.config import Paths
-from kernel.db import revision_text
+from kernel.db import Registry, alembic_config, make_engine, revision_text
 from kernel.errors import EnclaveError
 from provisioning import backup_files as files
 
@@ -87,8 +90,6 @@ def current_revision(url: str) -> str | None:
     """The registry's Alembic revision as it stands, without migrating it (None: no registry there)."""
     from alembic.runtime.migration import MigrationContext
 
-    from kernel.db import make_engine
-
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and not (parsed.database and Path(parsed.database).is_file()):
         return None
@@ -104,13 +105,10 @@ def head_revision(url: str) -> str | None:
     """The revision this Enclave's migrations end at: every branch's head."""
     from alembic.script import ScriptDirectory
 
-    from kernel.db import alembic_config
-
     return revision_text(ScriptDirectory.from_config(alembic_config(url)).get_heads())
 
 
 def sqlite_revision(path: Path) -> str | None:
-    import sqlite3
 
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
@@ -188,16 +186,11 @@ def registered_sites(url: str, registry_copy: Path | None) -> dict[str, str]:
     site may have been added from anywhere, and the backup takes the export the registry names."""
     query = "SELECT id, root FROM sites ORDER BY id"
     if registry_copy is not None:
-        import sqlite3
-
         connection = sqlite3.connect(f"file:{registry_copy}?mode=ro", uri=True)
         try:
             return dict(connection.execute(query).fetchall())
         finally:
             connection.close()
-    from sqlalchemy import text
-
-    from kernel.db import make_engine
 
     engine = make_engine(url)
     try:
@@ -351,8 +344,6 @@ def record_backup(paths: Paths, report: BackupReport, actor: str) -> bool:
     False when it is older (opening it to audit would migrate it: `enclave upgrade` audits its own backup)."""
     if report.revision != head_revision(paths.database_url):
         return False
-    from kernel import audit
-    from kernel.db import Registry
 
     registry = Registry(paths.database_url)
     try:

@@ -37,12 +37,15 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from fabric.projects import project_account_name
+from fabric.models import Project
+from fabric.projects import StorageLimits, project_account_name, project_spec
 from kernel.config import Paths
+from kernel.db import Registry
 from kernel.errors import EnclaveError, SpecError
 from kernel.names import USERNAME
 from output_checks.sandbox.runner import CHECKS_ACCOUNT
 from provisioning.steps import StepResult
+from provisioning.storage import ensure_project_storage
 from workbench.view_contract import VIEW_DIR_MODE, VIEW_FILE_MODE, VIEWS
 
 NOLOGIN = "/usr/sbin/nologin"
@@ -412,9 +415,6 @@ def ensure_proc_hidepid() -> StepResult:
 
 def project_quotas(paths: Paths, projects: Iterable[str]) -> dict[str, int]:
     """Each project's disk quota in bytes, from its spec in the registry (the spec's default when it has none)."""
-    from fabric.models import Project
-    from fabric.projects import StorageLimits, project_spec
-    from kernel.db import Registry
 
     default = StorageLimits().quota_bytes()
     url = paths.database_url
@@ -432,7 +432,6 @@ def project_quotas(paths: Paths, projects: Iterable[str]) -> dict[str, int]:
 def ensure_host(paths: Paths, projects: dict[str, list[str]], *, egress_table: str = EGRESS_TABLE) -> list[StepResult]:
     """Every project's account, file system (its quota, as its spec in the registry says) and folders, then one
     egress rule covering all their accounts; `projects` maps a project to its researchers."""
-    from provisioning.storage import ensure_project_storage
 
     _require_root("host provisioning")
     done, accounts = [ensure_home_modes(paths), ensure_proc_hidepid()], []

@@ -26,7 +26,11 @@ from pathlib import Path, PurePosixPath
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
+from fabric.models import Site
+from hub import lifecycle
+from kernel import audit
 from kernel.config import Paths
+from kernel.db import Registry
 from provisioning import backup_files as files
 from provisioning.backup import (
     FORMAT,
@@ -39,6 +43,8 @@ from provisioning.backup import (
     postgres_environment,
     postgres_tool,
 )
+from provisioning.host import account_name
+from provisioning.storage import mounted
 
 _PROJECT = r"[a-z0-9][a-z0-9-]*"
 _ALLOWED = re.compile(
@@ -125,7 +131,6 @@ def _holds_registry(paths: Paths) -> bool:
 
 
 def _refuse_running(paths: Paths) -> None:
-    from hub import lifecycle
 
     if paths.hub.is_dir() and (pid := lifecycle.read_pid(paths)) is not None:
         raise BackupError(f"Enclave is running in {paths.home} (hub pid {pid}); `enclave down` first")
@@ -134,7 +139,6 @@ def _refuse_running(paths: Paths) -> None:
 def _store_waits(paths: Paths, project: str) -> bool:
     """As root, a store that is not its own mounted file system yet: `enclave host apply` mounts it first (it
     refuses to mount over files)."""
-    from provisioning.storage import mounted
 
     return os.geteuid() == 0 and mounted(paths, project) is None
 
@@ -143,7 +147,6 @@ def _owner(project: str) -> tuple[int, int] | None:
     """As root, the project's account and group (made by `enclave host apply`), to own its restored files."""
     if os.geteuid() != 0:
         return None
-    from provisioning.host import account_name
 
     name = account_name(project)
     try:
@@ -264,8 +267,6 @@ def _pg_restore(url: str, dump: Path) -> None:
 
 def _finish(paths: Paths, report: RestoreReport, actor: str, *, action: str, backup: Path, manifest: dict) -> None:
     """Open the registry (which migrates it), verify the audit chain, and audit the restore."""
-    from kernel import audit
-    from kernel.db import Registry
 
     registry = Registry(paths.database_url)
     try:
@@ -293,7 +294,6 @@ def _finish(paths: Paths, report: RestoreReport, actor: str, *, action: str, bac
 def _move_sites(session: Session, paths: Paths, manifest: dict) -> list[str]:
     """Point each site the backup holds at its export as restored (`sites/ID` in the new home) instead of the
     folder it was registered from, its datasets' locations with it; the sites left out keep their folders."""
-    from fabric.models import Site
 
     if not manifest.get("sites_included"):
         return []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets as token
 import shutil
 from dataclasses import dataclass
 from functools import partial
@@ -15,9 +16,12 @@ from sqlalchemy.orm import Session
 
 from fabric.catalogue import add_site
 from fabric.consent import import_consent
+from fabric.materialise.builds import sweep_project
 from fabric.materialise.view import BuildSummary, materialise_project
 from fabric.models import Project
 from fabric.projects import ProjectSpec, create_project
+from hub import accounts
+from hub.models import Account
 from kernel.config import Paths
 from kernel.db import Registry
 from kernel.errors import EnclaveError
@@ -111,7 +115,6 @@ def ensure_materialised(
 
 def ensure_builds_swept(registry: Registry, paths: Paths, *, actor: str) -> StepResult:
     """Every project's superseded builds that nobody uses any more, past their grace period, removed (audited)."""
-    from fabric.materialise.builds import sweep_project
 
     removed = kept = 0
     names = registry.transaction(lambda session: list(session.scalars(select(Project.name).order_by(Project.name))))
@@ -124,12 +127,6 @@ def ensure_builds_swept(registry: Registry, paths: Paths, *, actor: str) -> Step
 def ensure_demo_users(registry: Registry, paths: Paths, users: list[str], *, actor: str) -> tuple[dict, StepResult]:
     """An account per demo user, with a generated password (kept 0600 under secrets/ so reruns can show it) and a
     TOTP enrolment; returns {user: (password, otpauth URI or None if the account already existed)}."""
-    import json
-    import os
-    import secrets as token
-
-    from hub import accounts
-    from hub.models import Account
 
     store = paths.secrets / "demo-passwords.json"
     paths.secrets.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -23,8 +23,10 @@ from tornado.log import access_log
 from tornado.web import Application, RedirectHandler, RequestHandler
 
 from kernel.config import Paths
+from kernel.db import Registry
 from output_checks.release.airlock import Airlock
 from output_checks.release.service import PURGE_EVERY_S, CheckRunner
+from output_checks.sandbox.runner import keep_warm
 from output_checks.web import handlers
 from output_checks.web.auth import DevIdentity, HubIdentity, Identity, check_dev_host
 
@@ -114,7 +116,6 @@ def make_app(airlock: Airlock, identity: Identity, *, runner: CheckRunner | None
 
 def serve(paths: Paths, *, host: str | None, port: int | None, dev_login: bool) -> None:
     """Run the app until interrupted: dev login on loopback, or as the hub's service (address from the hub)."""
-    from kernel.db import Registry
 
     if dev_login:
         host = host or "127.0.0.1"
@@ -132,7 +133,6 @@ def serve(paths: Paths, *, host: str | None, port: int | None, dev_login: bool) 
         identity = HubIdentity()
     port = port or DEFAULT_PORT
     airlock = Airlock(Registry(paths.database_url), paths)
-    from output_checks.sandbox.runner import keep_warm
 
     keep_warm()  # one checker child started ahead: a submitted request pays no interpreter or model start-up
     try:

@@ -10,9 +10,11 @@ from pathlib import Path
 
 
 def _warm_worker() -> None:
-    # What a workspace's long-lived cluster has already done: import the readers and their libraries.
+    # What a workspace's long-lived cluster has already done: import the readers and their libraries. (workbench's
+    # package no longer imports its modules eagerly, so the view the tasks come from is named too.)
     import workbench.imaging
-    import workbench.vcf  # noqa: F401
+    import workbench.vcf
+    import workbench.view  # noqa: F401
 
 
 def _on_cluster(view: str, workers: str, compute) -> dict:

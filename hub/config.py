@@ -40,7 +40,7 @@ from sqlalchemy import select
 from fabric.models import ProjectMember
 from hub.airlock_service import airlock_service
 from hub.models import Account
-from hub.oidc import OIDCSettings, configure_oidc
+from hub.oidc_settings import OIDCSettings, configure_oidc
 from hub.origins import apply_origins, default_subdomain_host, subdomain_host
 from hub.revocation import admin_role, admin_service
 from hub.roles import TOKEN_MAX_SECONDS, hub_groups, hub_roles

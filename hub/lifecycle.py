@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub import limits, oidc, sandbox
+from hub import limits, oidc_settings, sandbox
 from hub.config import HubSettings
 from hub.origins import OFF
 from kernel.config import Paths
@@ -47,7 +47,7 @@ def hub_environment(settings: HubSettings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "CONFIGPROXY_"))}
     if settings.oidc is not None:
         env.update(settings.oidc.environment())
-        env["JUPYTERHUB_CRYPT_KEY"] = oidc.crypt_key(settings.oidc)
+        env["JUPYTERHUB_CRYPT_KEY"] = oidc_settings.crypt_key(settings.oidc)
     env.update(
         ENCLAVE_HOME=str(settings.home),
         ENCLAVE_HUB_IP=settings.ip,
@@ -104,8 +104,8 @@ def check_secrets(settings: HubSettings) -> None:
     """EnclaveError, saying what to do, when a secret the hub's sign-in needs is missing or unsafe: with OIDC, the
     crypt key and the client secret (`enclave up` asks this before it touches the host)."""
     if settings.oidc is not None:
-        oidc.crypt_key(settings.oidc)
-        oidc.read_secret(settings.oidc.client_secret_file)
+        oidc_settings.crypt_key(settings.oidc)
+        oidc_settings.read_secret(settings.oidc.client_secret_file)
 
 
 def start(settings: HubSettings, *, timeout: float = 120) -> subprocess.Popen:

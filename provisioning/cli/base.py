@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import functools
 import getpass
+import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,48 @@ def friendly(fn: Callable) -> Callable:
 pass_ctx = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Each top-level command and the module that defines it ("module" registers it on `main` when imported;
+# "module:name" is a command `main` adds). `enclave X` imports X's module only: the others pull in pandas,
+# JupyterHub's ORM or OAuthenticator, seconds of start-up an admin's every command would pay. `--help` loads them all.
+COMMANDS: dict[str, str] = {
+    **dict.fromkeys(("site", "dataset", "consent", "user", "audit"), "provisioning.cli.registry"),
+    "project": "provisioning.cli.projects",
+    **dict.fromkeys(("backup", "restore", "upgrade", "install"), "provisioning.cli.operations"),
+    "keys": "provisioning.cli.keys",
+    **dict.fromkeys(
+        ("demo", "demo-data", "up", "down", "status", "host", "workspace", "run"), "provisioning.cli.running"
+    ),
+    "airlock": "output_checks.cli:airlock",  # the airlock's commands live with the airlock
+}
+
+
+class CommandTable(click.Group):
+    """A click group whose commands are imported when first asked for, from a table of name -> module."""
+
+    def __init__(self, *args: Any, table: Mapping[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.table = dict(table)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.table})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.table:
+            self.load(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def load(self, name: str) -> click.Command:
+        """Import the module of command `name`; LookupError if it does not define it (the table is wrong)."""
+        module, _, attr = self.table[name].partition(":")
+        loaded = importlib.import_module(module)
+        if attr:
+            self.add_command(getattr(loaded, attr), name)
+        if name not in self.commands:
+            raise LookupError(f"{module} defines no command {name!r}")
+        return self.commands[name]
+
+
+@click.group(cls=CommandTable, table=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--home", type=click.Path(path_type=Path), help="Enclave state folder (default: $ENCLAVE_HOME).")
 @click.pass_context
 def main(ctx: click.Context, home: Path | None) -> None:

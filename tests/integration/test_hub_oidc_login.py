@@ -33,7 +33,8 @@ from joserfc.jwk import RSAKey
 
 from hub import lifecycle
 from hub.config import HubSettings
-from hub.oidc import EnclaveOIDCAuthenticator, OIDCError, SignInRefused, discover
+from hub.oidc import EnclaveOIDCAuthenticator, SignInRefused
+from hub.oidc_settings import OIDCError, discover
 from hub.revocation import HubAPI
 from kernel import audit
 from kernel.config import Paths

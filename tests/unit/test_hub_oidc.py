@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from importlib.metadata import entry_points
 
 import pytest
 from traitlets.config import Config
@@ -15,16 +16,9 @@ from traitlets.config import Config
 from fabric.models import Project, ProjectMember
 from hub import lifecycle
 from hub.config import HubSettings, apply_config
-from hub.oidc import (
-    ENDPOINTS,
-    EnclaveOIDCAuthenticator,
-    OIDCError,
-    OIDCSettings,
-    SignInRefused,
-    crypt_key,
-    second_factor_used,
-)
+from hub.oidc import EnclaveOIDCAuthenticator, SignInRefused, second_factor_used
 from hub.oidc_names import NameRefused, SubjectBindings, UsernameRule, read_explicit_map
+from hub.oidc_settings import AUTHENTICATOR, ENDPOINTS, OIDCError, OIDCSettings, crypt_key
 from kernel import audit
 from kernel.config import Paths
 from kernel.db import Registry
@@ -105,7 +99,9 @@ def test_oidc_config_leaves_groups_to_enclave_so_the_hub_starts(tmp_path, secret
     c = Config()
     env = oidc_env(tmp_path, secret, key_file, ENCLAVE_ADMINS="ada", ENCLAVE_SESSION_IDLE_SECONDS="120")
     apply_config(c, HubSettings.from_env(env))
-    assert c.JupyterHub.authenticator_class is EnclaveOIDCAuthenticator
+    # named by its entry point: reading the settings (the CLI, `enclave up`) never imports OAuthenticator
+    assert c.JupyterHub.authenticator_class == AUTHENTICATOR
+    assert entry_points(group="jupyterhub.authenticators")[AUTHENTICATOR].load() is EnclaveOIDCAuthenticator
     # JupyterHub refuses load_groups beside an authenticator that manages groups: Enclave keeps both its own
     assert c.JupyterHub.load_groups["platform-admins"] == {"users": ["ada"]}
     auth = EnclaveOIDCAuthenticator(config=c)

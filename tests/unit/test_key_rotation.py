@@ -227,7 +227,7 @@ def test_crypt_keys_rotate_newest_first_and_reach_the_hubs_cryptkeeper(paths, re
     JUPYTERHUB_CRYPT_KEY, from which JupyterHub's CryptKeeper encrypts with the newest and decrypts with any."""
     from jupyterhub.crypto import CryptKeeper
 
-    from hub.oidc import OIDCSettings, crypt_key
+    from hub.oidc_settings import OIDCSettings, crypt_key
 
     assert hub_keys.crypt_keys(paths) == []
     first = run(paths, "keys", "rotate", "crypt-key")

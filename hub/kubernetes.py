@@ -23,6 +23,7 @@ from tornado import web
 
 from hub.authorisation import WorkspaceError, WorkspaceGrant, authorise_workspace
 from kernel.db import Registry
+from workbench import view_contract
 
 NAMESPACE = "enclave-{servername}"
 DATA_MOUNT = "/projects/{servername}/data"
@@ -97,7 +98,12 @@ def apply_grant(spawner: Any, grant: WorkspaceGrant) -> None:
         {"name": "home", "mountPath": "/home/jovyan"},
         {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108  (an emptyDir: the root filesystem is read-only)
     ]
-    spawner.environment = {"ENCLAVE_PROJECT": project}
+    # what the sandboxed workspace's environment says too: open_project() finds the view without being told
+    spawner.environment = {
+        "ENCLAVE_PROJECT": project,
+        view_contract.ENV_VIEW: DATA_MOUNT.format(servername=project),
+        "ENCLAVE_OUTPUTS": OUTPUTS_MOUNT.format(servername=project),
+    }
 
 
 def project_manifests(project: str, *, hub_namespace: str, data_volume: str, storage_class: str) -> list[dict]:

@@ -104,7 +104,11 @@ def test_a_researcher_gets_their_projects_pod(registry, api, user, project, cpus
     assert claims["data"] == {"claimName": "project-data", "readOnly": True}  # the claim of the pod's namespace
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     assert mounts["data"] == {"name": "data", "mountPath": f"/projects/{project}/data", "readOnly": True}
-    assert {e["name"]: e.get("value") for e in container["env"]}["ENCLAVE_PROJECT"] == project
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["ENCLAVE_PROJECT"] == project
+    # the view where the pod mounts it, read-only, as in a sandboxed workspace
+    assert env["ENCLAVE_PROJECT_DATA"] == f"/projects/{project}/data"
+    assert {"mountPath": env["ENCLAVE_PROJECT_DATA"], "name": "data", "readOnly": True} in container["volumeMounts"]
     assert api.requests == []  # building the pod asks the cluster nothing
 
 

@@ -101,7 +101,7 @@ class _States:
         from kernel.config import Paths
         from kernel.db import Registry
 
-        self.registry = Registry(Paths(home).database_url)
+        self.registry = Registry.of(Paths(home))
 
     def __call__(self, request_id: str) -> str:
         from output_checks.release.models import ReleaseRequest
@@ -121,7 +121,7 @@ def _tidy(home: Path, request_id: str) -> None:
     from output_checks.release.service import Airlock
 
     paths = Paths(home)
-    app = Airlock(Registry(paths.database_url), paths)
+    app = Airlock(Registry.of(paths), paths)
     try:
         for _ in range(600):
             if app.tx(lambda s: workflow.get_request(s, request_id, AUTHOR).state) != "preparing":

@@ -23,7 +23,7 @@ def populate(home: Path, count: int) -> None:
     from output_checks.release.service import Airlock
 
     paths = Paths(home)
-    app = Airlock(Registry(paths.database_url), paths)
+    app = Airlock(Registry.of(paths), paths)
     have = app.tx(workflow.count_requests)
     outputs = paths.project_outputs("cardio-risk")
     outputs.mkdir(parents=True, exist_ok=True)

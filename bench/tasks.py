@@ -47,7 +47,7 @@ def materialise(home: str, project: str) -> dict:
     from kernel.db import Registry
 
     paths = Paths(Path(home))
-    registry = Registry(paths.database_url)
+    registry = Registry.of(paths)
     start = time.perf_counter()
     summary = materialise_project(registry, paths, project, actor="bench", progress=False)
     return {"compute": time.perf_counter() - start, "patients": summary.patients, "bytes": summary.bytes}
@@ -62,7 +62,7 @@ def release_checks(home: str, files: str) -> dict:
     from output_checks.release.service import Airlock
 
     paths = Paths(Path(home))
-    app = Airlock(Registry(paths.database_url), paths)
+    app = Airlock(Registry.of(paths), paths)
     names = Path(files).read_text().split()
     start = time.perf_counter()
 
@@ -93,7 +93,7 @@ def engine_checks(home: str, files: str) -> dict:
     outputs = paths.project_outputs("cardio-risk")
     names = Path(files).read_text().split()
     start = time.perf_counter()
-    registry = Registry(paths.database_url)
+    registry = Registry.of(paths)
     known = build_known_identifiers(registry, paths, "cardio-risk")
     report = check_paths([outputs / n for n in names], load_policy(), known, workers=1)
     return {"total": time.perf_counter() - start, "files": len(report.files)}
@@ -113,7 +113,7 @@ def checker_isolation(home: str, files: str, mode: str) -> dict:
     paths = Paths(Path(home))
     outputs = paths.project_outputs("cardio-risk")
     names = Path(files).read_text().split()
-    known = build_known_identifiers(Registry(paths.database_url), paths, "cardio-risk")
+    known = build_known_identifiers(Registry.of(paths), paths, "cardio-risk")
     policy = load_policy()
     if mode == "sandboxed-warm":  # as the airlock service runs them: a checker child started ahead of the request
         from output_checks.sandbox.runner import keep_warm, wait_warm

@@ -44,7 +44,7 @@ def registry_of(paths: Paths) -> Registry:
     several threads at once: the spawner prepares concurrent workspaces in threads)."""
     with _registries_lock:
         if paths.database_url not in _registries:
-            _registries[paths.database_url] = Registry(paths.database_url)
+            _registries[paths.database_url] = Registry.of(paths)
         return _registries[paths.database_url]
 
 

@@ -108,16 +108,15 @@ def revision_text(revisions: Iterable[str]) -> str | None:
     return ", ".join(sorted(revisions)) or None
 
 
-def default_anchors(url: str) -> Anchors | None:
-    """Where a registry's audit anchors live: beside a SQLite file (its installation's home), in ENCLAVE_HOME for
-    any other database; none for an in-memory database."""
+def default_anchors(url: str, home: Path | None = None) -> Anchors | None:
+    """Where a registry's audit anchors live: beside a SQLite file (its installation's home), in the installation's
+    `home` (default: ENCLAVE_HOME) for any other database; none for an in-memory database."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if not parsed.database or parsed.database == ":memory:":
             return None
         return Anchors.for_home(Path(parsed.database).parent)
-
-    return Anchors.for_home(Paths.from_env().home)
+    return Anchors.for_home(home if home is not None else Paths.from_env().home)
 
 
 class Registry:
@@ -132,6 +131,12 @@ class Registry:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, info={AUDIT_ANCHORS: self.anchors})
         event.listen(self._sessions, "after_commit", self._anchor_head)
         event.listen(self._sessions, "after_rollback", _forget_appended)
+
+    @classmethod
+    def of(cls, paths: Paths) -> Registry:
+        """The registry of the installation at `paths`, its audit anchors in that installation's home (with a
+        server database too: `enclave --home` may name another installation than ENCLAVE_HOME)."""
+        return cls(paths.database_url, default_anchors(paths.database_url, paths.home))
 
     def _anchor_head(self, session: Session) -> None:
         if not session.info.pop(AUDIT_APPENDED, False) or self.anchors is None:

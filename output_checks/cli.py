@@ -33,7 +33,7 @@ def _project_policy(paths, project: str):
 
     if not Path(paths.home).exists():
         raise click.UsageError(f"no Enclave home at {paths.home} (set ENCLAVE_HOME or --home)")
-    registry = Registry(paths.database_url)
+    registry = Registry.of(paths)
     try:
         with registry.session() as session:
             overrides = project_overrides(session, project)
@@ -110,7 +110,7 @@ def _airlock(ctx: click.Context):
 
     paths = getattr(ctx.find_root().obj, "paths", None) or Paths.from_env()
     paths.home.mkdir(parents=True, exist_ok=True)
-    return Airlock(Registry(paths.database_url), paths)
+    return Airlock(Registry.of(paths), paths)
 
 
 def _fail(exc: Exception) -> None:

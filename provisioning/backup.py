@@ -345,7 +345,7 @@ def record_backup(paths: Paths, report: BackupReport, actor: str) -> bool:
     if report.revision != head_revision(paths.database_url):
         return False
 
-    registry = Registry(paths.database_url)
+    registry = Registry.of(paths)
     try:
         registry.transaction(
             lambda session: audit.record(

@@ -420,7 +420,7 @@ def project_quotas(paths: Paths, projects: Iterable[str]) -> dict[str, int]:
     url = paths.database_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return dict.fromkeys(projects, default)  # a host provisioned before its registry: nothing to read
-    registry = Registry(url)
+    registry = Registry.of(paths)
     try:
         with registry.session() as session:
             found = {name: session.get(Project, name) for name in projects}

@@ -176,7 +176,7 @@ def ensure_home(plan: InstallPlan) -> StepResult:
     paths = Paths(plan.under_root(plan.home))
     paths.home.mkdir(parents=True, exist_ok=True)
     os.chmod(paths.home, 0o711)  # noqa: S103 (traversable, not listable: host apply sets what lies below)
-    Registry(paths.database_url).close()
+    Registry.of(paths).close()
     return StepResult("home", f"{plan.home}: registry schema up to date")
 
 

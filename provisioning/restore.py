@@ -268,7 +268,7 @@ def _pg_restore(url: str, dump: Path) -> None:
 def _finish(paths: Paths, report: RestoreReport, actor: str, *, action: str, backup: Path, manifest: dict) -> None:
     """Open the registry (which migrates it), verify the audit chain, and audit the restore."""
 
-    registry = Registry(paths.database_url)
+    registry = Registry.of(paths)
     try:
         with registry.session() as session:
             found = audit.verify_log(session)

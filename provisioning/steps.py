@@ -39,7 +39,7 @@ class StepResult:
 
 def ensure_registry(paths: Paths) -> tuple[Registry, StepResult]:
     paths.home.mkdir(parents=True, exist_ok=True)
-    registry = Registry(paths.database_url)
+    registry = Registry.of(paths)
     return registry, StepResult("registry", "schema up to date")
 
 

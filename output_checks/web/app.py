@@ -132,7 +132,7 @@ def serve(paths: Paths, *, host: str | None, port: int | None, dev_login: bool) 
         port = port or service_url.port
         identity = HubIdentity()
     port = port or DEFAULT_PORT
-    airlock = Airlock(Registry(paths.database_url), paths)
+    airlock = Airlock(Registry.of(paths), paths)
 
     keep_warm()  # one checker child started ahead: a submitted request pays no interpreter or model start-up
     try:

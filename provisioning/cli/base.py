@@ -36,7 +36,7 @@ class Context:
     def registry(self) -> Registry:
         if self._registry is None:
             self.paths.home.mkdir(parents=True, exist_ok=True)
-            self._registry = Registry(self.paths.database_url)
+            self._registry = Registry.of(self.paths)
         return self._registry
 
 

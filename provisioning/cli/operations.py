@@ -144,7 +144,7 @@ def upgrade(ctx: Context, backup_to: Path | None, no_sites: bool, quiet: bool) -
     _print_backup(report)
     migrate(url)
     after = current_revision(url)
-    registry = Registry(url)
+    registry = Registry.of(paths)
     try:
         detail = {**summary(report), "revision_before": before, "revision": after, "backup": str(report.dest)}
         registry.transaction(

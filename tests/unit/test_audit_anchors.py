@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from kernel import audit
 from kernel.audit_anchors import Anchors
-from kernel.db import Registry
+from kernel.db import Registry, default_anchors
 from kernel.models import AuditEvent
 from provisioning.cli import main
 
@@ -243,3 +243,15 @@ def test_the_key_is_never_in_the_anchor_file(registry, home):
     key = (home / "secrets" / "audit-anchor.key").read_text().strip()
     assert key not in (home / "audit" / "anchors.log").read_text()
     assert os.path.getsize(home / "secrets" / "audit-anchor.key") == 65
+
+
+def test_a_server_databases_anchors_live_in_the_named_installations_home(tmp_path, monkeypatch):
+    # `enclave --home OTHER` on PostgreSQL: its anchors are OTHER's, not ENCLAVE_HOME's (nothing connects here)
+    monkeypatch.setenv("ENCLAVE_HOME", str(tmp_path / "env-home"))
+    url = "postgresql+psycopg://enclave@/enclave?host=/run/postgresql"
+    assert default_anchors(url, tmp_path / "other").log_path == Anchors.for_home(tmp_path / "other").log_path
+    assert default_anchors(url).log_path == Anchors.for_home(tmp_path / "env-home").log_path
+    # SQLite keeps its anchors beside its file, wherever the home argument points
+    sqlite = f"sqlite:///{tmp_path / 'site' / 'registry.sqlite'}"
+    assert default_anchors(sqlite, tmp_path / "other").log_path == Anchors.for_home(tmp_path / "site").log_path
+    assert default_anchors("sqlite://") is None

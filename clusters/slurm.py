@@ -25,6 +25,7 @@ removed when the cluster closes; the project's view stays pinned (the build the 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import secrets
@@ -53,6 +54,7 @@ from kernel.errors import EnclaveError
 
 SECCOMP_FD = 9  # the job script opens the filter on this descriptor; bwrap reads it with --seccomp
 WORKER_COMMAND = "distributed.cli.dask_worker"
+CLOSE_SECONDS = 60  # how long close() waits for SLURM to see the cancelled jobs gone
 
 
 class ProjectJob(SLURMJob):
@@ -133,6 +135,11 @@ class ProjectCluster(SLURMCluster):
     async def _close(self) -> None:
         try:
             await super()._close()  # scancel every job, then stop the scheduler
+            # returns once SLURM lists none of the jobs (a cancelled job is COMPLETING a moment): "closed" means gone
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + CLOSE_SECONDS
+            while self.job_ids and loop.time() < deadline and await asyncio.to_thread(queued, self.job_ids):
+                await asyncio.sleep(0.5)
         finally:
             self._release()
 

@@ -17,9 +17,11 @@ export ENCLAVE_WORKSPACE_ENV
 # the workspace sandbox and Debian's libseccomp bindings to compile its filter (hub/seccomp.py), nftables and
 # iproute2 for the host egress rule and its test (provisioning/host.py), systemd's systemd-analyze to verify the units
 # `enclave install` writes, PostgreSQL (server and pg_dump) for the registry tests that run on it as well as SQLite
-# (tests/postgres.py initdbs and starts a throwaway cluster of its own on a Unix socket).
+# (tests/postgres.py initdbs and starts a throwaway cluster of its own on a Unix socket), SLURM's controller, node
+# daemon and commands with munge for projects' Dask clusters on SLURM and their tests (tests/slurm.py starts a
+# one-machine SLURM of its own, configured by clusters/slurm_conf.py).
 DEBIAN_PACKAGES := python3-venv python3-dev build-essential bcftools tabix tesseract-ocr tesseract-ocr-eng chromium \
-	nodejs npm nftables bubblewrap iproute2 python3-seccomp systemd postgresql
+	nodejs npm nftables bubblewrap iproute2 python3-seccomp systemd postgresql slurmctld slurmd slurm-client munge
 
 .PHONY: demo test check format bench lock system-packages workspace-env clean
 

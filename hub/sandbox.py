@@ -20,7 +20,8 @@ contract (docs/explanation/workspace-sandbox.md):
 | /tmp, /dev/shm | empty tmpfs | read-write |
 
 `SandboxLayout.argv` starts nothing and writes nothing (it only looks at which host folders exist): tests check
-every rule of the table without starting anything.
+every rule of the table without starting anything. `WorkerSandbox` is the same contract for a Dask worker that a
+project's cluster runs on a SLURM node (clusters/): network shared with the node, and only its view and /tmp.
 """
 
 from __future__ import annotations
@@ -98,25 +99,11 @@ class SandboxLayout:
         }
 
     def write_etc(self) -> None:
-        self.etc.mkdir(parents=True, exist_ok=True, mode=0o755)
-        for name, text in self.etc_files().items():
-            target = self.etc / name
-            target.write_text(text)
-            target.chmod(0o644)
+        _write_etc(self.etc, self.etc_files())
 
     def mounts(self) -> list[str]:
-        args = system_mounts()
-        args += ["--proc", "/proc", "--dev", "/dev"]
-        args += ["--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm"]  # noqa: S108
-        args += ["--perms", "0755", "--dir", "/etc"]
-        for name in self.etc_files():
-            args += ["--ro-bind", str(self.etc / name), f"/etc/{name}"]
-        for name in HOST_ETC:
-            if (Path("/etc") / name).exists():
-                args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
-        for source in (self.python_home, self.env):
-            if source is not None:
-                args += [*_parents(source), "--ro-bind", str(source), str(source)]
+        args = _host_view(self.etc, self.etc_files())
+        args += _environment_mounts(self.env, self.python_home)
         args += ["--perms", "0755", "--dir", "/project"]
         args += ["--ro-bind", str(self.data.resolve()), INSIDE_DATA]
         args += ["--bind", str(self.outputs), INSIDE_OUTPUTS, "--bind", str(self.mlflow), INSIDE_MLFLOW]
@@ -141,10 +128,7 @@ class SandboxLayout:
             args += ["--seccomp", str(seccomp_fd)]
         args.append("--")
         if self.drop_privileges:
-            # setresuid/setresgid to the project account, no supplementary groups, every capability gone from the
-            # inheritable and bounding sets, and no_new_privs so no setuid binary can bring one back.
-            args += [setpriv, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups"]
-            args += ["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+            args += _drop_to(self.uid, self.gid, setpriv)
         return args + command
 
     def base_environment(self) -> dict[str, str]:
@@ -178,6 +162,82 @@ class SandboxLayout:
         }
 
 
+# A Dask worker's sandbox on a cluster node (clusters/): what it sees, beside the workspace's table above.
+INSIDE_WORKER_SCRATCH = "/tmp"  # noqa: S108  the worker's spill folder and home: the sandbox's own tmpfs
+
+
+@dataclass(frozen=True)
+class WorkerSandbox:
+    """The sandbox a Dask worker of a project's cluster runs in: the workspace's rules (namespaces, /usr and the
+    workspace environment read-only, generated /etc, the project's view read-only at /project/data, setpriv to the
+    project account, the same seccomp filter), with three differences:
+
+    - it shares the node's network namespace: a worker must reach its scheduler and its peers (the host's egress
+      rule for project accounts, provisioning/host.py, still holds for it there);
+    - it has no home, outputs, MLflow store, runtime folder or hub socket: only /tmp, its private tmpfs, is writable;
+    - `binds` are more host folders bound read-only at their own paths (the cluster's TLS folder), so a command line
+      built on the host (dask-jobqueue's worker command) names the same files inside.
+
+    `argv` starts nothing and writes nothing; `write_etc` writes the generated /etc files."""
+
+    project: str
+    account: str  # the project's Unix account name, as /etc/passwd inside names it
+    uid: int
+    gid: int
+    env: Path  # the workspace environment (a venv)
+    data: Path  # the project's build to bind at /project/data (pinned by the caller)
+    etc: Path  # root-owned folder with the generated passwd, group, hosts and nsswitch.conf
+    binds: tuple[Path, ...] = ()
+    python_home: Path | None = None
+
+    def etc_files(self) -> dict[str, str]:
+        return {
+            "passwd": f"root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n"
+            f"{self.account}:x:{self.uid}:{self.gid}:{self.project}:{INSIDE_WORKER_SCRATCH}:/usr/sbin/nologin\n",
+            "group": f"root:x:0:\n{self.account}:x:{self.gid}:\n",
+            "hosts": "127.0.0.1 localhost\n::1 localhost\n",
+            "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",  # no DNS: addresses are IPs
+        }
+
+    def write_etc(self) -> None:
+        _write_etc(self.etc, self.etc_files())
+
+    def mounts(self) -> list[str]:
+        args = _host_view(self.etc, self.etc_files())
+        args += _environment_mounts(self.env, self.python_home)
+        for folder in self.binds:
+            args += [*_parents(folder), "--ro-bind", str(folder), str(folder)]
+        args += ["--perms", "0755", "--dir", "/project", "--ro-bind", str(self.data), INSIDE_DATA]
+        return args
+
+    def argv(
+        self, command: list[str], *, bwrap: str = "bwrap", setpriv: str = "setpriv", seccomp_fd: int | None = None
+    ) -> list[str]:
+        """bwrap's command line running `command` as the project account in this sandbox (see
+        `SandboxLayout.argv`: the environment goes in bwrap's own environment, never on this line)."""
+        namespaces = [ns for ns in NAMESPACES if ns != "--unshare-net"]
+        args = [bwrap, *namespaces, "--die-with-parent", "--new-session", *self.mounts()]
+        args += ["--chdir", INSIDE_WORKER_SCRATCH]
+        if seccomp_fd is not None:
+            args += ["--seccomp", str(seccomp_fd)]
+        return [*args, "--", *_drop_to(self.uid, self.gid, setpriv), *command]
+
+    def environment(self) -> dict[str, str]:
+        """The worker's whole environment: nothing of the job's or the submitter's reaches it."""
+        return {
+            "HOME": INSIDE_WORKER_SCRATCH,
+            "USER": self.account,
+            "LOGNAME": self.account,
+            "LANG": "C.UTF-8",
+            "PATH": f"{self.env / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+            "VIRTUAL_ENV": str(self.env),
+            "ENCLAVE_PROJECT": self.project,
+            view_contract.ENV_VIEW: INSIDE_DATA,
+            "PYTHONNOUSERSITE": "1",
+            "MPLCONFIGDIR": f"{INSIDE_WORKER_SCRATCH}/.config/matplotlib",
+        }
+
+
 def _parents(path: Path) -> list[str]:
     """bwrap creates missing parents of a mount point root-only (0700); make them traversable instead."""
     args: list[str] = []
@@ -186,6 +246,45 @@ def _parents(path: Path) -> list[str]:
             continue
         args += ["--perms", "0755", "--dir", str(parent)]
     return args
+
+
+def _host_view(etc: Path, etc_files: dict[str, str]) -> list[str]:
+    """bwrap arguments every sandbox starts from: the host's programs read-only, a new /proc and /dev, empty /tmp and
+    /dev/shm, and an /etc holding only the generated files in `etc` and the few host files of `HOST_ETC`."""
+    args = system_mounts()
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm"]  # noqa: S108
+    args += ["--perms", "0755", "--dir", "/etc"]
+    for name in etc_files:
+        args += ["--ro-bind", str(etc / name), f"/etc/{name}"]
+    for name in HOST_ETC:
+        if (Path("/etc") / name).exists():
+            args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    return args
+
+
+def _environment_mounts(env: Path, python_home: Path | None) -> list[str]:
+    """The workspace environment (and the interpreter it was made from) read-only at their host paths."""
+    args: list[str] = []
+    for source in (python_home, env):
+        if source is not None:
+            args += [*_parents(source), "--ro-bind", str(source), str(source)]
+    return args
+
+
+def _drop_to(uid: int, gid: int, setpriv: str) -> list[str]:
+    """setpriv's arguments: setresuid/setresgid to the project account, no supplementary groups, every capability
+    gone from the inheritable and bounding sets, and no_new_privs so no setuid binary can bring one back."""
+    return [setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+            "--no-new-privs", "--"]  # fmt: skip
+
+
+def _write_etc(etc: Path, files: dict[str, str]) -> None:
+    etc.mkdir(parents=True, exist_ok=True, mode=0o755)
+    for name, text in files.items():
+        target = etc / name
+        target.write_text(text)
+        target.chmod(0o644)
 
 
 def layout(

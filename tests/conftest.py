@@ -154,3 +154,32 @@ def module_postgres_url(request, tmp_path_factory) -> Iterator[str]:
     built once per module); its anchors in a folder of the module's own."""
     with _postgres_database(request, tmp_path_factory.mktemp("postgres-home")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A real one-machine SLURM (tests/slurm.py), started on first use and stopped at the session's end, with
+    SLURM_CONF pointing at it meanwhile. Skipped with the reason without root or Debian's packages (failed under CI)."""
+    from tests.slurm import require_slurm, running_slurm
+
+    require_slurm()
+    with running_slurm() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def cluster_enclave(cohort, workspace_env, slurm):
+    """Two provisioned projects with Unix accounts, for SLURM workers that run as them (tests/slurm.py); the
+    workspace environment is the workers' (ENCLAVE_WORKSPACE_ENV, set meanwhile)."""
+    from tests.slurm import cluster_enclave as provision_cluster_enclave
+
+    previous = os.environ.get("ENCLAVE_WORKSPACE_ENV")
+    os.environ["ENCLAVE_WORKSPACE_ENV"] = str(workspace_env)
+    try:
+        with provision_cluster_enclave(cohort) as enclave:
+            yield enclave
+    finally:
+        if previous is None:
+            os.environ.pop("ENCLAVE_WORKSPACE_ENV", None)
+        else:
+            os.environ["ENCLAVE_WORKSPACE_ENV"] = previous

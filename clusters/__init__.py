@@ -1,0 +1,4 @@
+"""Dask clusters for a project on the site's engines: a dask-jobqueue `SLURMCluster` whose workers run as the
+project's account in the workspace's sandbox, sized by the project's compute limits, with TLS certificates of its
+own (clusters/slurm.py); its defaults (slurm.yaml, clusters/settings.py); a one-machine SLURM for development and the
+tests (clusters/slurm_conf.py); and what SLURM says about a worker job that ended (clusters/jobs.py)."""

@@ -1,0 +1,140 @@
+"""A cluster's processes in the project's sandbox: the command that runs a Dask worker or scheduler as the project's
+account in its `WorkerSandbox` (hub/sandbox.py), and the scheduler as such a process beside the one that holds the
+cluster (`SandboxedScheduler`, dask-jobqueue's `scheduler_cls`).
+
+Why the scheduler is sandboxed too: distributed's scheduler unpickles the task graphs clients send, so whoever may
+submit work (the researcher) runs code in it. dask-jobqueue would run it inside the process holding the cluster,
+root here; in the project's sandbox it runs as the project's account with the workspace environment's libraries
+(the same as its client's and workers', which unpickling needs) and dies with its parent (bwrap --die-with-parent):
+when the holder dies, the scheduler does, and the workers' death timeout then ends their jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distributed.core import Status
+from distributed.deploy.spec import ProcessInterface
+from distributed.utils import get_ip_interface
+
+from clusters.settings import ClusterError
+from hub import seccomp
+from hub.sandbox import WorkerSandbox
+
+SCHEDULER_AT = re.compile(r"Scheduler at:\s+(\S+)")
+START_SECONDS = 60
+
+
+def program(name: str) -> str:
+    """A program's absolute path on this host; the nodes must have it at the same path (Debian's packages do)."""
+    found = shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin")
+    if found is None:
+        raise ClusterError(f"{name} not found (Debian packages: coreutils, bubblewrap, util-linux)")
+    return found
+
+
+@dataclass(frozen=True)
+class SandboxedPython:
+    """The workspace environment's Python in the project's sandbox, with the settings every process of the cluster
+    shares (TLS required on every connection)."""
+
+    sandbox: WorkerSandbox
+
+    def environment(self) -> dict[str, str]:
+        return {**self.sandbox.environment(), "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"}
+
+    def argv(self, seccomp_fd: int) -> list[str]:
+        """`env -i VARS bwrap ... setpriv ... python`: the environment goes on the command line through `env -i`,
+        since it holds only paths, the project's name and Dask settings (nothing secret), and it replaces whatever
+        environment the job or the holder has."""
+        variables = [f"{key}={value}" for key, value in self.environment().items()]
+        python = str(self.sandbox.env / "bin" / "python")
+        inner = self.sandbox.argv([python], bwrap=program("bwrap"), setpriv=program("setpriv"), seccomp_fd=seccomp_fd)
+        return [program("env"), "-i", *variables, *inner]
+
+    def shell_prefix(self, seccomp_fd: int) -> str:
+        """`argv` as one shell word sequence (dask-jobqueue's `python` setting, followed by `-m MODULE ARGS`)."""
+        return shlex.join(self.argv(seccomp_fd))
+
+
+class SandboxedScheduler(ProcessInterface):
+    """distributed's scheduler (`python -m distributed.cli.dask_scheduler`) in the project's sandbox, started by
+    SpecCluster with the options dask-jobqueue gives a scheduler class; its address is read from its log."""
+
+    def __init__(
+        self,
+        *,
+        python: SandboxedPython,
+        log: Path,
+        security: Any,
+        protocol: str | None = "tls://",
+        dashboard_address: str = "127.0.0.1:0",
+        interface: str | None = None,
+        host: str | None = None,
+        port: int = 0,
+        **ignored: Any,
+    ) -> None:
+        super().__init__()
+        tls = security.get_tls_config_for_role("scheduler")
+        if not (protocol or "").startswith("tls"):
+            raise ClusterError("a project's scheduler listens with TLS only")
+        args = ["-m", "distributed.cli.dask_scheduler", "--protocol", "tls", "--port", str(port)]
+        args += ["--dashboard-address", dashboard_address, "--no-show"]
+        args += ["--tls-ca-file", tls["ca_file"], "--tls-cert", tls["cert"], "--tls-key", tls["key"]]
+        if not host and interface:
+            # the command line cannot take --interface with TLS (it then sets the host to "tls://" itself)
+            host = get_ip_interface(interface)
+        if host:
+            args += ["--host", host]
+        self.python = python
+        self.args = args
+        self.log = log
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        fd = seccomp.filter_fd()
+        try:
+            with self.log.open("ab") as log:
+                os.chmod(self.log, 0o600)
+                self.process = await asyncio.create_subprocess_exec(
+                    *self.python.argv(fd), *self.args, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+                    pass_fds=(fd,), env={}, start_new_session=True,
+                )  # fmt: skip
+        finally:
+            os.close(fd)
+        self.address = await self._address()
+        await super().start()
+
+    async def _address(self) -> str:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_SECONDS
+        while loop.time() < deadline:
+            if found := SCHEDULER_AT.search(self.log.read_text(errors="replace")):
+                return found.group(1)
+            if self.process is not None and self.process.returncode is not None:
+                break
+            await asyncio.sleep(0.1)
+        await self.close()
+        tail = self.log.read_text(errors="replace")[-2000:]
+        raise ClusterError(f"the project's Dask scheduler did not start:\n{tail}")
+
+    async def close(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.terminate()  # bwrap: its sandbox dies with it
+            try:
+                await asyncio.wait_for(self.process.wait(), 10)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    self.process.kill()
+                await self.process.wait()
+        self.status = Status.closed
+        await super().close()

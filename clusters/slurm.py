@@ -1,0 +1,267 @@
+"""A project's Dask cluster on SLURM: dask-jobqueue's `SLURMCluster` whose workers run as the project's Unix account
+in the workspace's sandbox, sized by the project's compute limits, and reachable only with its own certificates.
+
+Who submits: root (the process that owns the cluster, a broker outside every workspace), and each job starts as
+root on its node, builds the worker's sandbox with bubblewrap and drops to the project's account with setpriv before
+the worker starts (hub/sandbox.py `WorkerSandbox`), as the hub does for a workspace. Not sbatch as the project
+account: bubblewrap (not setuid on Debian) needs root to make namespaces without user namespaces, which hardened
+nodes turn off, so a job already running as the project account could not build the sandbox; and an account that
+may submit jobs could submit ones without it. The sandboxed worker never reaches munge's socket (its sandbox does not
+mount it), so nothing in it can submit or cancel a job. The price: SLURM sees root as every job's user, so per-project
+accounting and fair share come from `--account` (and the partition), which `enclave.slurm.projects` sets per project,
+and from the job name `enclave-PROJECT`.
+
+What a job's script holds: SLURM directives, one line opening the seccomp filter on a descriptor, and the worker's
+command: `env -i` with the sandbox's environment (paths and the project's name, nothing secret), bwrap with its
+mounts, setpriv, the workspace environment's Python and dask-jobqueue's worker arguments, among them the paths (never
+the contents) of the worker's TLS files. `--export=NONE` and `env -i` keep every variable of the submitter's and of
+SLURM's away from the worker.
+
+Each cluster has a folder of its own (`enclave.slurm.shared-directory`, by default the project's folder; root's to
+write, the project group's to read, on a file system every node mounts): the worker's certificate and key, the
+sandbox's /etc files, the compiled seccomp filter and, unless configured elsewhere, SLURM's output of each job. It is
+removed when the cluster closes; the project's view stays pinned (the build the workers bind) until then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import secrets
+import shlex
+import shutil
+from pathlib import Path
+from typing import Any
+
+from dask_jobqueue.slurm import SLURMCluster, SLURMJob
+from distributed.security import Security
+from sqlalchemy import select
+
+from clusters import certificates
+from clusters.jobs import JobEnd, WorkerJobsKilled, job_end, queued
+from clusters.sandboxed import SandboxedPython, SandboxedScheduler
+from clusters.settings import ClusterError, job_options, job_size, setting
+from fabric.materialise.builds import BuildPin, pin_current, sweep_after
+from fabric.models import Project
+from fabric.projects import ComputeLimits, project_account_name, project_spec
+from hub import seccomp
+from hub.sandbox import WorkerSandbox
+from hub.workspaces import registry_of
+from kernel.bubblewrap import base_python_home
+from kernel.config import Paths
+from kernel.errors import EnclaveError
+
+SECCOMP_FD = 9  # the job script opens the filter on this descriptor; bwrap reads it with --seccomp
+WORKER_COMMAND = "distributed.cli.dask_worker"
+CLOSE_SECONDS = 60  # how long close() waits for SLURM to see the cancelled jobs gone
+
+
+class ProjectJob(SLURMJob):
+    """dask-jobqueue's SLURM job, noting each job id it submits on its cluster's list."""
+
+    def __init__(self, *args: Any, submitted: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._submitted = submitted
+
+    async def start(self) -> None:
+        await super().start()
+        if self._submitted is not None and self.job_id:
+            self._submitted.append(self.job_id)
+
+
+class ProjectCluster(SLURMCluster):
+    """A project's SLURMCluster (made by `project_cluster`): at most `max_jobs` jobs, its client's credentials
+    obtainable on their own, and its folder and pinned view released when it closes."""
+
+    job_cls = ProjectJob
+
+    def __init__(
+        self,
+        *,
+        project: str,
+        folder: Path,
+        certs: certificates.ClusterCertificates,
+        pin: BuildPin,
+        max_jobs: int,
+        after: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        self.project = project
+        self.folder = folder
+        self.max_jobs = max_jobs
+        self.job_ids: list[str] = []  # every job this cluster submitted, in order
+        self._certs = certs
+        self._pin: BuildPin | None = pin
+        self._after = after
+        super().__init__(submitted=self.job_ids, **kwargs)
+
+    def client_security(self) -> Security:
+        """The Security a client of this cluster connects with (the authority and the client's own certificate, in
+        memory): a process that did not make the cluster (the researcher's kernel, through a relay) needs only it."""
+        return self._certs.client_security()
+
+    def scale(self, n: int | None = None, jobs: int = 0, memory: str | None = None, cores: int | None = None) -> Any:
+        wanted = -(-n // self._dummy_job.worker_processes) if n is not None else jobs
+        if wanted > self.max_jobs:
+            raise ClusterError(f"{wanted} jobs asked for: a cluster of project {self.project} runs {self.max_jobs}")
+        return super().scale(n, jobs=jobs, memory=memory, cores=cores)
+
+    def adapt(self, *args: Any, minimum_jobs: int | None = None, maximum_jobs: int | None = None, **kwargs: Any) -> Any:
+        maximum_jobs = self.max_jobs if maximum_jobs is None else min(maximum_jobs, self.max_jobs)
+        kwargs.pop("maximum", None)  # in workers: the jobs' ceiling replaces it
+        return super().adapt(*args, minimum_jobs=minimum_jobs, maximum_jobs=maximum_jobs, **kwargs)
+
+    def running_jobs(self) -> dict[str, str]:
+        """This cluster's jobs that SLURM still lists, with their states (PENDING, RUNNING, ...)."""
+        return queued(self.job_ids)
+
+    def ended_jobs(self) -> list[JobEnd]:
+        """This cluster's jobs that have ended, and how (killed for memory, cancelled, ...)."""
+        ends = (job_end(job_id, self.error_file(job_id)) for job_id in self.job_ids)
+        return [end for end in ends if end is not None]
+
+    def check_jobs(self) -> None:
+        """Raise WorkerJobsKilled, saying so in words, if SLURM killed any of this cluster's jobs for memory."""
+        killed = [end for end in self.ended_jobs() if end.exceeded_memory]
+        if killed:
+            raise WorkerJobsKilled(killed)
+
+    def error_file(self, job_id: str) -> Path | None:
+        """Where SLURM writes a job's standard error (dask-jobqueue's `-e` directive)."""
+        log_directory = self._dummy_job.log_directory
+        return Path(log_directory) / f"{self.job_name}-{job_id}.err" if log_directory else None
+
+    async def _close(self) -> None:
+        try:
+            await super()._close()  # scancel every job, then stop the scheduler
+            # returns once SLURM lists none of the jobs (a cancelled job is COMPLETING a moment): "closed" means gone
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + CLOSE_SECONDS
+            while self.job_ids and loop.time() < deadline and await asyncio.to_thread(queued, self.job_ids):
+                await asyncio.sleep(0.5)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        if self._pin is not None:
+            self._pin.release()
+            self._pin = None
+            if self._after is not None:
+                self._after()
+
+
+def project_limits(paths: Paths, project: str) -> ComputeLimits:
+    """The project's compute limits as its spec in the registry states them."""
+    with registry_of(paths).session() as session:
+        row = session.execute(select(Project).where(Project.name == project)).scalar_one_or_none()
+        if row is None:
+            raise ClusterError(f"no project {project} in the registry")
+        return project_spec(row).compute
+
+
+def cluster_folder(paths: Paths, project: str, cluster_id: str) -> Path:
+    """The cluster's own folder: root's (0750), group the project's, under `shared-directory` or the project's."""
+    shared = setting("shared-directory")
+    base = Path(shared) / project if shared else paths.project_dir(project) / "clusters"
+    return base / cluster_id
+
+
+def project_cluster(
+    paths: Paths,
+    project: str,
+    *,
+    limits: ComputeLimits | None = None,
+    cores: int | None = None,
+    processes: int | None = None,
+    memory: str | int | None = None,
+    queue: str | None = None,
+    account: str | None = None,
+    walltime: str | None = None,
+    job_extra_directives: list[str] | None = None,
+    interface: str | None = None,
+    scheduler_host: str | None = None,
+    scheduler_port: int | None = None,
+    death_timeout: float | None = None,
+    asynchronous: bool = False,
+    **cluster_kwargs: Any,
+) -> ProjectCluster:
+    """A new Dask cluster on SLURM for `project`, with no jobs yet (`cluster.scale(jobs=N)` submits them).
+
+    Each job is sized from the arguments, else `enclave.slurm` in the Dask config, else the project's compute
+    limits (`limits`, default its spec in the registry), never beyond them (clusters/settings.py). Root only."""
+    if os.geteuid() != 0:
+        raise ClusterError("a project's SLURM cluster is made by root (its jobs build the workers' sandboxes)")
+    limits = limits or project_limits(paths, project)
+    size = job_size(limits, cores=cores, processes=processes, memory=memory)
+    options = job_options(
+        project, limits, size, queue=queue, account=account, walltime=walltime,
+        job_extra_directives=job_extra_directives, interface=interface, scheduler_host=scheduler_host,
+        scheduler_port=scheduler_port, death_timeout=death_timeout,
+    )  # fmt: skip
+    try:
+        owner = pwd.getpwnam(project_account_name(project))
+    except KeyError:
+        raise ClusterError(f"project {project} has no Unix account: run `enclave host apply`") from None
+    env = paths.workspace_env
+    if not (env / "bin" / "python").exists():
+        raise ClusterError("the workspace environment is not built: run `enclave workspace build`")
+    try:
+        pin = pin_current(paths.project_data(project))
+    except EnclaveError as exc:
+        raise ClusterError(str(exc)) from exc
+    cluster_id = secrets.token_hex(6)
+    folder = cluster_folder(paths, project, cluster_id)
+    try:
+        certs, sandbox_options = _prepare_folder(folder, project, owner, env, pin.build, cluster_id)
+        options["scheduler_options"].update(sandbox_options.pop("sandbox_scheduler"))
+        return ProjectCluster(
+            project=project, folder=folder, certs=certs, pin=pin, max_jobs=int(setting("max-jobs")),
+            after=lambda: sweep_after(registry_of(paths), paths, project), asynchronous=asynchronous,
+            job_name=f"enclave-{project}", **options, **sandbox_options, **cluster_kwargs,
+        )  # fmt: skip
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        pin.release()
+        raise
+
+
+def _prepare_folder(
+    folder: Path, project: str, owner: pwd.struct_passwd, env: Path, build: Path, cluster_id: str
+) -> tuple[certificates.ClusterCertificates, dict[str, Any]]:
+    """Write the cluster's folder; return its certificates and the SLURMCluster arguments that start the scheduler
+    and each worker in the project's sandbox."""
+    folder.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+    os.chown(folder.parent, 0, owner.pw_gid)
+    tls = folder / "tls"
+    for made in (folder, tls):
+        made.mkdir(mode=0o750)
+        os.chown(made, 0, owner.pw_gid)
+    certs = certificates.issue(f"enclave {project} {cluster_id}", int(setting("certificate-days")))
+    files = certs.write_role_files(tls, owner.pw_gid)
+    sandbox = WorkerSandbox(
+        project=project, account=owner.pw_name, uid=owner.pw_uid, gid=owner.pw_gid, env=env, data=build,
+        etc=folder / "etc", binds=(tls,), python_home=base_python_home(env),
+    )  # fmt: skip
+    sandbox.write_etc()
+    bpf = folder / "seccomp.bpf"
+    bpf.write_bytes(seccomp.compile_filter())
+    bpf.chmod(0o644)
+    logs = Path(setting("log-directory") or folder / "logs")
+    logs.mkdir(mode=0o700, parents=True, exist_ok=True)  # SLURM writes there as the job's user, root
+    python = SandboxedPython(sandbox)
+    options = {
+        "python": python.shell_prefix(SECCOMP_FD),
+        "job_script_prologue": [f"exec {SECCOMP_FD}<{shlex.quote(str(bpf))}"],
+        "shebang": "#!/bin/bash",
+        "worker_command": WORKER_COMMAND,
+        "worker_extra_args": [],  # nothing from a jobqueue.slurm config file reaches the worker's command line
+        "job_directives_skip": [],
+        "log_directory": str(logs),
+        "security": certs.cluster_security(files),
+        "shared_temp_directory": str(folder),  # unused (every worker file is already a file): never the cwd
+        "scheduler_cls": SandboxedScheduler,
+        "sandbox_scheduler": {"python": python, "log": logs / f"scheduler-{cluster_id}.log"},
+    }
+    return certs, options

@@ -7,7 +7,8 @@ Layers, lowest first: a package may import the ones below it, never one above. T
 readers of a project view and the view's contract, which the fabric builds to; a workspace installs nothing else of
 Enclave) and the kernel (configuration, the registry database, the audit log, errors). Then the data fabric, the
 hospital-site simulator that writes sites' exports in the fabric's formats, the airlock's checks and release, the hub
-that runs workspaces and the airlock service, the admin's provisioning and command line, then the benchmarks. The
+that runs workspaces and the airlock service, Dask clusters for a project on the site's engines, the admin's
+provisioning and command line, then the benchmarks. The
 workspace server's extension (`images/enclave_workspace`) runs inside a workspace beside the researcher's library: it
 may import workbench alone.
 
@@ -35,6 +36,7 @@ LAYERS = (
     "synthetic_sites",
     "output_checks",
     "hub",
+    "clusters",
     "provisioning",
     "bench",
 )  # lowest first

@@ -197,7 +197,8 @@ def dask_cluster(
     container["args"] = [
         *("dask", "worker", "--name", "$(DASK_WORKER_NAME)", "--protocol", "tls"),
         *("--nthreads", str(size.threads), "--memory-limit", str(size.memory)),
-        *("--worker-port", str(WORKER_PORT), "--nanny-port", str(NANNY_PORT), "--no-dashboard"),
+        *("--worker-port", str(WORKER_PORT), "--nanny-port", str(NANNY_PORT)),
+        *("--no-dashboard", "--dashboard-address", "127.0.0.1:0"),  # its HTTP server (health, metrics) stays inside
         *("--local-directory", LOCAL_DIRECTORY, "--death-timeout", str(setting("death-timeout"))),
     ]
     container["ports"] = [_port("tcp-worker", WORKER_PORT), _port("tcp-nanny", NANNY_PORT)]

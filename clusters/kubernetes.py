@@ -34,7 +34,8 @@ DNS: none. Workers find their scheduler through the Service's environment variab
 the namespace created after the Service (the operator creates the scheduler's Service before any worker), so no
 pod of a cluster needs the cluster's DNS server, which would otherwise forward any name it is asked (a way out).
 
-    python -m clusters.kubernetes PROJECT --image IMAGE@sha256:...   # the manifests, as YAML (no real key)
+    python -m clusters.kubernetes PROJECT                     # its NetworkPolicies and Role, to apply once
+    python -m clusters.kubernetes PROJECT --example NAME --image IMAGE@sha256:...   # one cluster's, to read
 """
 
 from __future__ import annotations
@@ -306,28 +307,32 @@ def _first(*values: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Print a project's manifests for its Dask clusters as YAML: the NetworkPolicies and the cluster service's
-    Role (applied once per project), then an example cluster's Secret (its data left out) and DaskCluster."""
+    """Print a project's manifests for its Dask clusters as YAML. Without --example: the NetworkPolicies and the
+    cluster service's Role, which an admin applies once per project. With --example NAME: what the cluster service
+    would apply for one cluster, to read: its Secret (the certificate left out) and its DaskCluster."""
     parser = argparse.ArgumentParser(prog="python -m clusters.kubernetes", description=main.__doc__)
     parser.add_argument("project")
-    parser.add_argument("--image", required=True, help="the workspace image, pinned by digest")
-    parser.add_argument("--spec", type=Path, help="the project's spec (YAML), for its compute limits")
     parser.add_argument("--hub-namespace", default="enclave-hub")
     parser.add_argument("--operator-namespace", default="dask-operator")
+    parser.add_argument("--example", metavar="NAME", help="an example cluster of this name")
+    parser.add_argument("--image", help=f"the workspace image, pinned by digest (default: {CONFIG}.image)")
+    parser.add_argument("--spec", type=Path, help="the project's spec (YAML), for its compute limits")
     args = parser.parse_args(argv)
-    limits = ComputeLimits()
-    if args.spec:
-        limits = ComputeLimits.model_validate(yaml.safe_load(args.spec.read_text(encoding="utf-8")).get("compute", {}))
-    name = "dask-example"
-    secret = tls_secret(args.project, name, ClusterTLS(ca="", cert="", key=""))
-    secret["data"] = dict.fromkeys(secret["data"], "<made for each cluster; never printed>")
-    documents = [
-        *cluster_manifests(args.project, hub_namespace=args.hub_namespace, operator_namespace=args.operator_namespace),
-        secret,
-        dask_cluster(args.project, limits, name=name, image=args.image),
-    ]
+    if not args.example:
+        documents = cluster_manifests(
+            args.project, hub_namespace=args.hub_namespace, operator_namespace=args.operator_namespace
+        )
+    else:
+        compute = yaml.safe_load(args.spec.read_text(encoding="utf-8")).get("compute", {}) if args.spec else {}
+        secret = tls_secret(args.project, args.example, ClusterTLS(ca="", cert="", key=""))
+        secret["data"] = dict.fromkeys(secret["data"], "<made for each cluster; never printed>")
+        limits = ComputeLimits.model_validate(compute)
+        documents = [secret, dask_cluster(args.project, limits, name=args.example, image=args.image)]
     print(yaml.safe_dump_all(documents, sort_keys=False), end="")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KubernetesClusterError as exc:
+        raise SystemExit(f"error: {exc}") from None

@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import base64
 import re
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,10 +150,6 @@ def worker_count(limits: ComputeLimits, n_workers: int | None = None) -> int:
     if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= most:
         raise KubernetesClusterError(f"n_workers={count!r}: this project's clusters have 0 to {most} workers")
     return count
-
-
-def new_cluster_name() -> str:
-    return f"dask-{secrets.token_hex(4)}"
 
 
 def dask_cluster(

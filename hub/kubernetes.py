@@ -44,6 +44,7 @@ def configure_kubespawner(c: Any, *, image: str, hub_namespace: str, registry: R
     k.user_namespace_template = NAMESPACE
     k.user_namespace_labels = {"enclave.project": "{servername}", "enclave.role": "workspace"}
     k.extra_labels = {"enclave.project": "{servername}"}
+    k.component_label = WORKSPACE_POD["component"]  # what the NetworkPolicies select workspaces by
     k.uid = uid
     k.fs_gid = uid
     k.allow_privilege_escalation = False

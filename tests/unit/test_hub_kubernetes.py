@@ -59,6 +59,7 @@ def test_config_is_valid_for_kubespawner(registry):
             traits[name].validate(probe, value)  # raises for a value of the wrong type
     assert c.KubeSpawner.user_namespace_template == "enclave-{servername}"
     assert c.KubeSpawner.automount_service_account_token is False
+    assert c.KubeSpawner.component_label == "singleuser-server"  # the label the NetworkPolicies select workspaces by
     assert c.KubeSpawner.container_security_context["readOnlyRootFilesystem"] is True
     assert callable(c.KubeSpawner.pre_spawn_hook)
     # nothing of any project's until the hook has authorised a spawn

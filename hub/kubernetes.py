@@ -2,7 +2,8 @@
 project's data mounted read-only. (The embedded default is the bubblewrap spawner; this is its scale-out path.)
 
 A researcher's workspace for project P is their named server P, in namespace `enclave-P`: projects share nothing,
-and a namespace's NetworkPolicy lets its pods talk to the hub only (no DNS, no internet, no other namespace). Who may
+and a namespace's NetworkPolicy lets its workspaces talk to the hub only (no DNS, no internet, no other namespace);
+any other pod there gets nothing but what a policy of its own allows (clusters/kubernetes_network.py). Who may
 start it is the rule every spawner applies (hub/authorisation.py), asked by a pre-spawn hook before KubeSpawner makes
 any Kubernetes call; the hook then gives the pod P's CPU and memory, and P's namespace and claims, from the grant.
 
@@ -28,6 +29,7 @@ from workbench import view_contract
 NAMESPACE = "enclave-{servername}"
 DATA_MOUNT = "/projects/{servername}/data"
 OUTPUTS_MOUNT = "/projects/{servername}/outputs"
+WORKSPACE_POD = {"component": "singleuser-server"}  # KubeSpawner's label of the pods it starts (its component_label)
 
 
 def configure_kubespawner(c: Any, *, image: str, hub_namespace: str, registry: Registry, uid: int = 1000) -> None:
@@ -43,6 +45,7 @@ def configure_kubespawner(c: Any, *, image: str, hub_namespace: str, registry: R
     k.user_namespace_template = NAMESPACE
     k.user_namespace_labels = {"enclave.project": "{servername}", "enclave.role": "workspace"}
     k.extra_labels = {"enclave.project": "{servername}"}
+    k.component_label = WORKSPACE_POD["component"]  # what the NetworkPolicies select workspaces by
     k.uid = uid
     k.fs_gid = uid
     k.allow_privilege_escalation = False
@@ -107,7 +110,8 @@ def apply_grant(spawner: Any, grant: WorkspaceGrant) -> None:
 
 
 def project_manifests(project: str, *, hub_namespace: str, data_volume: str, storage_class: str) -> list[dict]:
-    """The namespace, its deny-all-but-the-hub NetworkPolicy, and the read-only data / writable outputs claims."""
+    """The namespace, its NetworkPolicies (workspaces reach the hub only; every other pod nothing unless a policy of
+    its own allows it), and the read-only data / writable outputs claims."""
     namespace = NAMESPACE.format(servername=project)
     labels = {"enclave.project": project}
     return [
@@ -117,12 +121,19 @@ def project_manifests(project: str, *, hub_namespace: str, data_volume: str, sto
             "kind": "NetworkPolicy",
             "metadata": {"name": "workspaces-reach-the-hub-only", "namespace": namespace},
             "spec": {
-                "podSelector": {},
+                "podSelector": {"matchLabels": WORKSPACE_POD},
                 "policyTypes": ["Ingress", "Egress"],
                 # In: the hub and its proxy only. Out: the hub's API only; no DNS, no internet, no other project.
                 "ingress": [{"from": [_hub_peer(hub_namespace)]}],
                 "egress": [{"to": [_hub_peer(hub_namespace)], "ports": [{"protocol": "TCP", "port": 8081}]}],
             },
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "deny-all-else", "namespace": namespace},
+            # Every pod isolated both ways: what a pod may do is only what a policy selecting it allows.
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
         },
         {
             "apiVersion": "v1",

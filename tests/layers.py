@@ -7,9 +7,9 @@ Layers, lowest first: a package may import the ones below it, never one above. T
 readers of a project view and the view's contract, which the fabric builds to; a workspace installs nothing else of
 Enclave) and the kernel (configuration, the registry database, the audit log, errors). Then the data fabric, the
 hospital-site simulator that writes sites' exports in the fabric's formats, the airlock's checks and release, the hub
-that runs workspaces and the airlock service, a project's Dask clusters on the site's engines (SLURM), the admin's
-provisioning and command line, then the benchmarks. The workspace server's extension (`images/enclave_workspace`) runs
-inside a workspace beside the researcher's library: it may import workbench alone.
+that runs workspaces and the airlock service, a project's Dask clusters on the site's engines (SLURM, Kubernetes),
+the admin's provisioning and command line, then the benchmarks. The workspace server's extension
+(`images/enclave_workspace`) runs inside a workspace beside the researcher's library: it may import workbench alone.
 
     python -m tests.layers           # exit 1 when the committed diagram differs from the code's
     python -m tests.layers --write   # write it

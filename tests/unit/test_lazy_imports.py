@@ -11,7 +11,7 @@ import pytest
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("kernel", "workbench", "fabric", "synthetic_sites", "output_checks", "hub", "provisioning")
+PACKAGES = ("kernel", "workbench", "fabric", "synthetic_sites", "output_checks", "hub", "clusters", "provisioning")
 
 COMMAND_START = "a command imports what it runs, so `enclave --help` and every other command start without it"
 CHECKS_CHILD = (

@@ -55,9 +55,9 @@ from dask_kubernetes.operator import make_cluster_spec
 from distributed.security import Security
 
 from clusters.kubernetes_network import DASHBOARD_PORT, NANNY_PORT, SCHEDULER_PORT, WORKER_PORT, cluster_manifests
+from clusters.settings import ClusterError, register_defaults
 from fabric.projects import ComputeLimits
 from hub.kubernetes import DATA_MOUNT, NAMESPACE
-from kernel.errors import EnclaveError
 
 CONFIG_FILE = Path(__file__).with_name("kubernetes.yaml")
 CONFIG = "enclave.kubernetes"
@@ -78,17 +78,11 @@ SCHEDULER_HTTP_ROUTES = [
 CLUSTER_NAME = re.compile(rf"^(?=.{{1,{MAX_CLUSTER_NAME_LEN}}}$)[a-z]([-a-z0-9]*[a-z0-9])?$")  # a Service's name too
 
 
-class KubernetesClusterError(EnclaveError):
+class KubernetesClusterError(ClusterError):
     """A project's Kubernetes cluster cannot be made as asked; the message says which setting or limit stops it."""
 
 
-def register_defaults(path: Path = CONFIG_FILE) -> None:
-    """Add kubernetes.yaml to Dask's defaults: below every config file, variable and `dask.config.set`."""
-    with path.open(encoding="utf-8") as fh:
-        dask.config.update_defaults(yaml.safe_load(fh))
-
-
-register_defaults()
+register_defaults(CONFIG_FILE)
 
 
 def setting(key: str) -> Any:

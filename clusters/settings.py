@@ -32,7 +32,8 @@ class ClusterError(EnclaveError):
 
 
 def register_defaults(path: Path = CONFIG_FILE) -> None:
-    """Add slurm.yaml to Dask's defaults: below every config file, variable and `dask.config.set`."""
+    """Add one of this package's YAML files (slurm.yaml by default, kubernetes.yaml) to Dask's defaults: below every
+    config file, variable and `dask.config.set`."""
     with path.open(encoding="utf-8") as fh:
         dask.config.update_defaults(yaml.safe_load(fh))
 

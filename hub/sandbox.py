@@ -60,6 +60,20 @@ def socket_url(path: Path) -> str:
     return f"http+unix://{quote(str(path), safe='')}"
 
 
+def etc_files(
+    account: str, uid: int, gid: int, *, group: str, gecos: str, home: str, login_shell: str
+) -> dict[str, str]:
+    """A sandbox's own /etc/passwd, /etc/group, /etc/hosts and nsswitch.conf: root and the one account it runs as,
+    loopback by name, and no DNS (a workspace has no resolver; a worker reaches its scheduler by address)."""
+    return {
+        "passwd": "root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n"
+        f"{account}:x:{uid}:{gid}:{gecos}:{home}:{login_shell}\n",
+        "group": f"root:x:0:\n{group}:x:{gid}:\n",
+        "hosts": "127.0.0.1 localhost\n::1 localhost\n",
+        "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",
+    }
+
+
 @dataclass(frozen=True)
 class SandboxLayout:
     """Everything one workspace's sandbox is made of; `argv(command)` is the command line that builds it."""
@@ -90,13 +104,8 @@ class SandboxLayout:
 
     def etc_files(self) -> dict[str, str]:
         """The sandbox's own /etc/passwd, /etc/group and /etc/hosts: the project account under the user's name."""
-        return {
-            "passwd": f"root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n"
-            f"{self.user}:x:{self.uid}:{self.gid}:{self.user} ({self.project}):{self.inside_home}:/bin/bash\n",
-            "group": f"root:x:0:\n{self.project}:x:{self.gid}:\n",
-            "hosts": "127.0.0.1 localhost\n::1 localhost\n",
-            "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",  # no DNS: there is no resolver
-        }
+        return etc_files(self.user, self.uid, self.gid, group=self.project, gecos=f"{self.user} ({self.project})",
+                         home=self.inside_home, login_shell="/bin/bash")  # fmt: skip
 
     def write_etc(self) -> None:
         _write_etc(self.etc, self.etc_files())
@@ -191,13 +200,8 @@ class WorkerSandbox:
     python_home: Path | None = None
 
     def etc_files(self) -> dict[str, str]:
-        return {
-            "passwd": f"root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n"
-            f"{self.account}:x:{self.uid}:{self.gid}:{self.project}:{INSIDE_WORKER_SCRATCH}:/usr/sbin/nologin\n",
-            "group": f"root:x:0:\n{self.account}:x:{self.gid}:\n",
-            "hosts": "127.0.0.1 localhost\n::1 localhost\n",
-            "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",  # no DNS: addresses are IPs
-        }
+        return etc_files(self.account, self.uid, self.gid, group=self.account, gecos=self.project,
+                         home=INSIDE_WORKER_SCRATCH, login_shell="/usr/sbin/nologin")  # fmt: skip
 
     def write_etc(self) -> None:
         _write_etc(self.etc, self.etc_files())

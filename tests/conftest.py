@@ -125,16 +125,10 @@ def _postgres_database(request: pytest.FixtureRequest, home: Path) -> Iterator[s
     """A fresh database on the session's PostgreSQL, dropped after; its URL. A registry on a server keeps its audit
     anchors in ENCLAVE_HOME (kernel/db.py default_anchors), so that is `home` meanwhile: never the machine's
     /var/lib/enclave, and never shared with another test's database."""
-    previous = os.environ.get("ENCLAVE_HOME")
-    os.environ["ENCLAVE_HOME"] = str(home)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ENCLAVE_HOME", str(home))
         with request.getfixturevalue("postgres").database() as url:
             yield url
-    finally:
-        if previous is None:
-            os.environ.pop("ENCLAVE_HOME", None)
-        else:
-            os.environ["ENCLAVE_HOME"] = previous
 
 
 @pytest.fixture(params=DATABASES)
@@ -173,13 +167,7 @@ def cluster_enclave(cohort, workspace_env, slurm):
     workspace environment is the workers' (ENCLAVE_WORKSPACE_ENV, set meanwhile)."""
     from tests.slurm import cluster_enclave as provision_cluster_enclave
 
-    previous = os.environ.get("ENCLAVE_WORKSPACE_ENV")
-    os.environ["ENCLAVE_WORKSPACE_ENV"] = str(workspace_env)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ENCLAVE_WORKSPACE_ENV", str(workspace_env))
         with provision_cluster_enclave(cohort) as enclave:
             yield enclave
-    finally:
-        if previous is None:
-            os.environ.pop("ENCLAVE_WORKSPACE_ENV", None)
-        else:
-            os.environ["ENCLAVE_WORKSPACE_ENV"] = previous

@@ -31,7 +31,7 @@ demo: $(STAMP) $(CHP)
 
 test: $(STAMP) $(CHP) workspace-env
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadscope $(PYTEST_ARGS)  # unit tests beside the rest (tests/conftest.py)
 
 # Idempotent: rebuilt only when its inputs changed (a stamp inside holds their SHA-256).
 workspace-env: $(STAMP)

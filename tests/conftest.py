@@ -10,6 +10,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,20 @@ def resolve_localhost_like_a_browser(getaddrinfo):
         return getaddrinfo(host, port, family, type, proto, flags)
 
     return resolve
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`make test` runs pytest-xdist with two workers: every test outside tests/unit is one scope, run in order on
+    one worker, since they share the host (Unix accounts, the nftables table, control groups, mounts, the SLURM
+    daemons); the unit tests, which touch none of it, run beside them on the other. (A scope by path, not xdist's
+    `xdist_group` marks, which pytest 9 no longer lets xdist 3.8 apply.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class HostScope(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if nodeid.startswith("tests/unit/") else "host"
+
+    return HostScope(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)

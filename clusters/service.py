@@ -159,7 +159,8 @@ class ClusterService:
         async with self._lock:
             if self.cluster is None or self.cluster.status != Status.running:
                 log.info("starting project %s's cluster", self.project)
-                cluster = await asyncio.to_thread(project_cluster, self.paths, self.project, asynchronous=True)
+                # made in the event loop's thread, as an asynchronous cluster must be (a second or less of blocking)
+                cluster = project_cluster(self.paths, self.project, asynchronous=True)
                 await cluster
                 self.cluster = cluster
                 self._dashboard_tls = cluster.client_security().get_connection_args("client")["ssl_context"]

@@ -7,12 +7,22 @@ submit work (the researcher) runs code in it. dask-jobqueue would run it inside 
 root here; in the project's sandbox it runs as the project's account with the workspace environment's libraries
 (the same as its client's and workers', which unpickling needs) and dies with its parent (bwrap --die-with-parent):
 when the holder dies, the scheduler does, and the workers' death timeout then ends their jobs.
+
+Its dashboard listens on the submit host's loopback (`enclave.slurm.scheduler.dashboard-address`), which every local
+account reaches, other projects' workers included (the egress rule lets loopback through). So it speaks TLS with the
+scheduler's certificate and asks every client for a certificate of this cluster's authority: distributed's own
+`distributed.scheduler.dashboard.tls.*` settings give it TLS but never ask for a client certificate, so the
+scheduler's program (`SCHEDULER_PROGRAM`, in place of `distributed.cli.dask_scheduler`) requires one on the
+dashboard's TLS context right after the scheduler is made, before its event loop has run once and so before the
+first connection can be accepted. Only the cluster service, which holds the client's certificate, reaches it, and
+relays it to its workspace (clusters/service.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -31,6 +41,39 @@ from hub.sandbox import WorkerSandbox
 
 SCHEDULER_AT = re.compile(r"Scheduler at:\s+(\S+)")
 START_SECONDS = 60
+
+# The scheduler's process, run by the workspace environment's Python in the sandbox with one JSON argument (paths,
+# the host and ports: nothing secret). distributed's dashboard TLS makes a server context that never asks for a
+# client certificate; it is required here before the loop runs again, so no connection is accepted without one.
+SCHEDULER_PROGRAM = """
+import asyncio, json, signal, ssl, sys
+import dask
+from distributed import Scheduler
+from distributed.security import Security
+
+given = json.loads(sys.argv[1])
+
+async def main():
+    tls = {"ca-file": given["ca"], "cert": given["cert"], "key": given["key"]}
+    dask.config.set({f"distributed.scheduler.dashboard.tls.{name}": value for name, value in tls.items()})
+    security = Security(require_encryption=True, tls_ca_file=given["ca"], tls_scheduler_cert=given["cert"],
+                        tls_scheduler_key=given["key"])
+    scheduler = Scheduler(host=given["host"], port=given["port"], protocol="tls", security=security,
+                          dashboard_address=given["dashboard"])
+    dashboard = scheduler.http_server.ssl_options
+    if not isinstance(dashboard, ssl.SSLContext):
+        sys.exit("the dashboard has no TLS context: refusing to serve it")
+    dashboard.verify_mode = ssl.CERT_REQUIRED
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    async with scheduler:
+        ended = asyncio.ensure_future(scheduler.finished())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
+
+asyncio.run(main())
+"""
 
 
 def program(name: str) -> str:
@@ -66,8 +109,8 @@ class SandboxedPython:
 
 
 class SandboxedScheduler(ProcessInterface):
-    """distributed's scheduler (`python -m distributed.cli.dask_scheduler`) in the project's sandbox, started by
-    SpecCluster with the options dask-jobqueue gives a scheduler class; its address is read from its log."""
+    """distributed's scheduler (`SCHEDULER_PROGRAM`) in the project's sandbox, started by SpecCluster with the
+    options dask-jobqueue gives a scheduler class; its address is read from its log."""
 
     def __init__(
         self,
@@ -86,16 +129,12 @@ class SandboxedScheduler(ProcessInterface):
         tls = security.get_tls_config_for_role("scheduler")
         if not (protocol or "").startswith("tls"):
             raise ClusterError("a project's scheduler listens with TLS only")
-        args = ["-m", "distributed.cli.dask_scheduler", "--protocol", "tls", "--port", str(port)]
-        args += ["--dashboard-address", dashboard_address, "--no-show"]
-        args += ["--tls-ca-file", tls["ca_file"], "--tls-cert", tls["cert"], "--tls-key", tls["key"]]
         if not host and interface:
-            # the command line cannot take --interface with TLS (it then sets the host to "tls://" itself)
             host = get_ip_interface(interface)
-        if host:
-            args += ["--host", host]
+        given = {"ca": tls["ca_file"], "cert": tls["cert"], "key": tls["key"], "host": host or None, "port": port,
+                 "dashboard": dashboard_address}  # fmt: skip
         self.python = python
-        self.args = args
+        self.args = ["-c", SCHEDULER_PROGRAM, json.dumps(given)]
         self.log = log
         self.process: asyncio.subprocess.Process | None = None
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
@@ -69,10 +69,13 @@ def size_bytes(size: str) -> int:
 
 
 class ComputeLimits(BaseModel):
-    """What one workspace of the project may use; Dask's LocalCluster is sized from these."""
+    """What one workspace of the project may use, and where its Dask cluster runs: `engine: local` (the default) is
+    a LocalCluster inside the workspace sized from these; `engine: slurm` is the project's cluster on the site's SLURM
+    (clusters/), each job sized from these, reached through the workspace's cluster service."""
 
     model_config = ConfigDict(extra="forbid")
 
+    engine: Literal["local", "slurm"] = "local"
     cpus: float = Field(default=2, gt=0, le=256)
     memory: str = Field(default="8GiB", pattern=SIZE)
     dask_workers: int = Field(default=2, ge=1, le=256)

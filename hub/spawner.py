@@ -12,6 +12,10 @@ root it refuses, unless the loudly named `insecure_dev_mode` is on.
 Each start, failed start and stop is in the audit log (`workspace.start`, `workspace.start_failed`,
 `workspace.stop` with why), and so are the kernel and terminal sessions the server reports (hub/session_events.py).
 
+A project whose `compute.engine` is `slurm` gets a cluster service beside each workspace (hub/cluster_service.py):
+started before the sandbox, its socket in the workspace's runtime folder, told the workspace's pid, stopped (its
+jobs cancelled) before the workspace's folders are removed.
+
 Entry point `jupyterhub.spawners: enclave` (pyproject.toml); options are traitlets with help, set in
 hub/jupyterhub_config.py or any `jupyterhub_config.py` as `c.SandboxSpawner.<option>`.
 """
@@ -33,6 +37,7 @@ from tornado import web
 from traitlets import Bool, Float, Integer, Unicode, default
 
 from hub import browser_usage, sandbox, seccomp
+from hub.cluster_service import ClusterServiceProcess, ServiceError, start_service
 from hub.limits import WorkspaceCgroup
 from hub.revocation import ADMIN_SERVICE as REVOCATION_SERVICE
 from hub.session_events import SessionAudit
@@ -121,6 +126,7 @@ class SandboxSpawner(Spawner):
         if not plan.secure:
             self.log.warning("INSECURE DEVELOPMENT MODE: %s runs as the hub's own user, without limits", self._log_name)
         self.workspace = plan.id
+        cluster_service = await self._start_cluster_service(paths, plan)
         command = [str(plan.layout.env / "bin" / "jupyterhub-singleuser"), f"--sock={sandbox.INSIDE_SOCKET}"]
         # The browser budget's ledger: what this workspace already sent this hour, and a pipe for its reports.
         ledger = self._usage_ledger(paths)
@@ -153,6 +159,8 @@ class SandboxSpawner(Spawner):
                 )
         except (OSError, seccomp.SeccompUnavailable) as exc:
             os.close(usage_read)
+            if cluster_service is not None:
+                await cluster_service.stop()
             await asyncio.to_thread(plan.cleanup)
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
             self.workspace = ""  # nothing runs: the stop JupyterHub sends next has nothing to record
@@ -167,6 +175,9 @@ class SandboxSpawner(Spawner):
         self.pid = process.pid
         self._process = process
         self._plan = plan
+        self._cluster_service = cluster_service
+        if cluster_service is not None:
+            await cluster_service.watch(process.pid)
         # Return once the server accepts connections: JupyterHub's own readiness probe backs off up to 5 s between
         # tries, which on its own would often double the time to a ready workspace.
         if await self._wait_for_socket(plan.layout.socket, process):
@@ -216,6 +227,9 @@ class SandboxSpawner(Spawner):
         elif self.pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
+        cluster_service = getattr(self, "_cluster_service", None)
+        if cluster_service is not None:  # cancels the jobs; its socket goes with the runtime folder below
+            await cluster_service.stop()
         plan = getattr(self, "_plan", None)
         if plan is not None:
             await asyncio.to_thread(plan.cleanup)
@@ -225,7 +239,7 @@ class SandboxSpawner(Spawner):
         if usage is not None:  # the server is gone, so its pipe ends: the hour's totals reach the audit log
             with contextlib.suppress(TimeoutError, OSError):
                 await asyncio.wait_for(usage, timeout=10)
-        self._process = self._plan = self._usage = None
+        self._process = self._plan = self._usage = self._cluster_service = None
         self.clear_state()
         if ran:
             paths = Paths(Path(self.enclave_home))
@@ -235,6 +249,21 @@ class SandboxSpawner(Spawner):
                 self.log.error("could not record the stop of %s in the audit log: %s", self._log_name, exc)
 
     # -- helpers
+
+    async def _start_cluster_service(self, paths: Paths, plan: Any) -> ClusterServiceProcess | None:
+        """The workspace's cluster service when its project's engine is slurm (root only: it submits the jobs)."""
+        if plan.engine != "slurm":
+            return None
+        if not plan.secure:
+            self.log.warning("%s: no SLURM cluster in the insecure development mode (it needs root)", self._log_name)
+            return None
+        try:
+            return await start_service(paths, plan.layout, self._log_path(paths).with_suffix(".cluster.log"))
+        except (OSError, ServiceError) as exc:
+            await asyncio.to_thread(plan.cleanup)
+            self.workspace = ""
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise web.HTTPError(503, f"the workspace's cluster service could not start ({reason})") from exc
 
     def _stop_reason(self) -> dict[str, str | int]:
         """Why this workspace stops, as far as the hub's call says: it exited by itself, the hub is shutting down,

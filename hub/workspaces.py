@@ -86,6 +86,7 @@ class WorkspacePlan:
     secure: bool
     pin: BuildPin | None = None  # the project's build the sandbox binds, kept while it runs (fabric/materialise/builds)
     after: Callable[[], None] | None = None  # once the sandbox is gone: sweep the builds nobody uses any more
+    engine: str = "local"  # the project's compute.engine: `slurm` gets a cluster service beside the sandbox
 
     @property
     def id(self) -> str:
@@ -201,7 +202,10 @@ def prepare(
             pin.release()
             raise WorkspaceError(503, f"cannot limit the workspace's CPU and memory: {exc}") from exc
     after = functools.partial(sweep_after, registry_of(paths), paths, project)
-    return WorkspacePlan(layout=replace(layout, data=pin.build), cgroup=cgroup, secure=secure, pin=pin, after=after)
+    return WorkspacePlan(
+        layout=replace(layout, data=pin.build), cgroup=cgroup, secure=secure, pin=pin, after=after,
+        engine=grant.compute.engine,
+    )  # fmt: skip
 
 
 def _account(project: str) -> tuple[int, int]:

@@ -161,8 +161,9 @@ def running_slurm() -> Iterator[RunningSlurm]:
         assert not any(_alive(pid) for pid in started.values())
 
 
-# Small jobs: one worker process of one thread in 512 MiB, one CPU booked, so two jobs fit a two-core machine.
-SMALL = "compute: {cpus: 1, memory: 512MiB, dask_workers: 1, threads_per_worker: 1}\n"
+# Small jobs: one worker process of one thread in 512 MiB, one CPU booked, so two jobs fit a two-core machine. The
+# first project's workspaces use its SLURM cluster (tests/integration/test_slurm_workspace.py).
+SMALL = "compute: {cpus: 1, memory: 512MiB, dask_workers: 1, threads_per_worker: 1, engine: %s}\n"
 
 
 @dataclass(frozen=True)
@@ -176,8 +177,9 @@ class ClusterEnclave:
 
 @contextmanager
 def cluster_enclave(cohort: Path) -> Iterator[ClusterEnclave]:
-    """Two projects (DS-CVD and HMB purposes, random names) over `cohort`, provisioned through the real steps, with
-    their accounts; the accounts and the home are removed afterwards."""
+    """Two projects (DS-CVD and HMB purposes, random names; the first's `compute.engine` is slurm, the second's
+    local) over `cohort`, provisioned through the real steps, with their accounts and alice's folders; the accounts
+    and the home are removed afterwards."""
     home = Path(tempfile.mkdtemp(prefix="enclave-slurm-home-", dir="/tmp"))
     home.chmod(0o711)
     names = (throwaway_project("sa"), throwaway_project("sb"))
@@ -189,8 +191,9 @@ def cluster_enclave(cohort: Path) -> Iterator[ClusterEnclave]:
         try:
             steps.ensure_sites(registry, paths, actor="test-admin")
             steps.ensure_consent(registry, paths, actor="test-admin")
-            for name, purpose in zip(names, ("DS-CVD", "HMB"), strict=True):
-                steps.ensure_project(registry, spec_file(home, name, purpose, extra=SMALL), actor="test-admin")
+            for name, purpose, engine in zip(names, ("DS-CVD", "HMB"), ("slurm", "local"), strict=True):
+                spec = spec_file(home, name, purpose, extra=SMALL % engine)
+                steps.ensure_project(registry, spec, actor="test-admin")
                 steps.ensure_materialised(registry, paths, name, actor="test-admin", progress=False)
                 accounts[name], _ = ensure_project_account(name)
                 ensure_project_folders(paths, name, accounts[name], ["alice"])

@@ -9,6 +9,9 @@ jupyter-server-proxy route `dask` forwards to), and the client's dashboard link 
 (`{JUPYTERHUB_SERVICE_PREFIX}dask/status`), since the browser cannot reach the sandbox's loopback directly.
 Elsewhere the dashboard takes any free port and the link is Dask's own.
 
+With `compute.engine: slurm` in the manifest, `start_client` gives a Client on the project's SLURM cluster instead,
+through the workspace's cluster service (workbench/relay.py): same call, same dashboard route, workers elsewhere.
+
 Its defaults live in cluster.yaml beside this module, registered with `dask.config` at import under
 `enclave.local`, so a notebook (`dask.config.set`), a Dask config file or a DASK_ENCLAVE__... variable can change
 them; the project's limits in MANIFEST.json and the arguments of `start_client` come first.
@@ -25,7 +28,9 @@ import dask
 import yaml
 from distributed import Client
 
+from workbench import relay
 from workbench.errors import WorkbenchError
+from workbench.view_contract import ENGINES
 
 CONFIG_FILE = Path(__file__).with_name("cluster.yaml")
 CONFIG = "enclave.local"  # the LocalCluster's section of the Dask config
@@ -113,6 +118,41 @@ def cluster_options(
     }
 
 
+def engine(manifest: dict[str, Any]) -> str:
+    """Where the project's Dask cluster runs: the manifest's `compute.engine`, `local` when it states none."""
+    compute = manifest.get("compute") or {}
+    chosen = compute.get("engine", "local") if isinstance(compute, dict) else "local"
+    if chosen not in ENGINES:
+        raise WorkbenchError(f"MANIFEST.json compute.engine must be one of {', '.join(ENGINES)}, not {chosen!r}")
+    return chosen
+
+
+def start_slurm_client(
+    n_workers: int | None = None, *, jobs: int | None = None, timeout: float = relay.WAIT_SECONDS
+) -> Client:
+    """A Client on the project's SLURM cluster through the workspace's cluster service: `jobs` jobs (default one, the
+    size of one workspace), or enough for `n_workers`; returns once their workers run (WorkbenchError after
+    `timeout` seconds, saying what SLURM says about the jobs). Closing the client cancels the jobs."""
+    link = (dashboard_link() or "").replace("{{", "{").replace("}}", "}")  # a link here, not a template
+    cluster = relay.ServiceCluster(
+        jobs if jobs is not None else 1, dashboard_address=dashboard_address(), dashboard_link=link or None
+    )
+    try:
+        if n_workers is not None and jobs is None:
+            cluster.scale(n_workers)
+        wanted = n_workers if n_workers is not None else cluster.processes * (jobs if jobs is not None else 1)
+        client = relay.ServiceClient(cluster, direct_to_workers=False, set_as_default=True)
+    except BaseException:
+        cluster.close()
+        raise
+    try:
+        relay.wait_for_workers(client, cluster, wanted, timeout)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
 def start_client(
     manifest: dict[str, Any],
     n_workers: int | None = None,
@@ -122,11 +162,21 @@ def start_client(
     **cluster_kwargs: Any,
 ) -> Client:
     """A Client on a new `distributed.LocalCluster` (see `cluster_options`): arguments override the manifest's
-    limits and never exceed them; the manifest's limits override the configured defaults.
+    limits and never exceed them; the manifest's limits override the configured defaults. With `compute.engine:
+    slurm`, a Client on the project's SLURM cluster instead (`start_slurm_client`).
 
     The dashboard listens on `dashboard_address` if given, else on `dashboard_address()`; under JupyterHub the
     client's `dashboard_link` points through the hub (see the module docstring).
     """
+    if engine(manifest) == "slurm":
+        unused = {"threads_per_worker": threads_per_worker, "memory_limit": memory_limit, "processes": processes}
+        given = sorted([name for name, value in unused.items() if value is not None] + list(cluster_kwargs))
+        if set(given) - {"jobs", "timeout"}:
+            raise WorkbenchError(
+                f"{', '.join(given)}: on the project's SLURM cluster each job's size is the project's (its compute "
+                "limits and the site's settings); ask for n_workers or jobs"
+            )
+        return start_slurm_client(n_workers, **cluster_kwargs)
     options = cluster_options(manifest, n_workers, threads_per_worker, memory_limit, processes, **cluster_kwargs)
     if link := dashboard_link():
         # Global on purpose: Client.dashboard_link reads the template whenever it is asked, not at start.

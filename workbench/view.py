@@ -271,7 +271,8 @@ class ProjectView:
     # ---- compute ---------------------------------------------------------------------------------------------
 
     def client(self, n_workers: int | None = None, **kwargs: Any) -> Client:
-        """A `distributed.Client` on a LocalCluster sized from MANIFEST.json's `compute` limits (or arguments)."""
+        """A `distributed.Client` on a LocalCluster sized from MANIFEST.json's `compute` limits (or arguments), or,
+        when its `compute.engine` is `slurm`, on the project's SLURM cluster (workbench/cluster.py)."""
         return cluster.start_client(self.manifest, n_workers=n_workers, **kwargs)
 
 

@@ -40,6 +40,9 @@ PSEUDONYM_BODY = "[A-Z2-7]{16}"  # 80 bits of an HMAC, in RFC 4648 base32
 PSEUDONYM = re.compile(PSEUDONYM_PREFIX + PSEUDONYM_BODY)
 
 COMPUTE_LIMITS = ("dask_workers", "threads_per_worker", "memory_limit")  # what the cluster reads of `compute`
+ENGINES = ("local", "slurm")  # `compute.engine`: where a workspace's Dask cluster runs (default local)
+# In the workspace's runtime folder (/run/enclave) when the engine is slurm: its cluster service (clusters/service.py)
+CLUSTER_SOCKET = "dask-cluster.sock"
 
 
 class ManifestFile(TypedDict):
@@ -65,7 +68,7 @@ class Manifest(TypedDict):
     built_at: str  # ISO 8601, UTC, with a Z
     purpose: str
     commercial: bool
-    compute: dict[str, int]  # the project's limits (cpus, memory, ...), COMPUTE_LIMITS among them
+    compute: dict[str, Any]  # the project's limits (cpus, memory, ...), COMPUTE_LIMITS among them, and `engine`
     patients: int
     modalities: dict[str, int]  # patients with data in each of MODALITIES
     datasets: list[ManifestDataset]

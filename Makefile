@@ -18,8 +18,8 @@ export ENCLAVE_WORKSPACE_ENV
 # iproute2 for the host egress rule and its test (provisioning/host.py), systemd's systemd-analyze to verify the units
 # `enclave install` writes, PostgreSQL (server and pg_dump) for the registry tests that run on it as well as SQLite
 # (tests/postgres.py initdbs and starts a throwaway cluster of its own on a Unix socket), SLURM's controller, node
-# daemon and commands with munge for projects' Dask clusters on SLURM and their tests (tests/slurm.py starts a
-# one-machine SLURM of its own, configured by clusters/slurm_conf.py).
+# daemon and commands with munge for projects' Dask clusters on SLURM and their tests (tests/slurm.py and the SLURM
+# benchmarks start a one-machine SLURM of their own: clusters/dev_slurm.py).
 DEBIAN_PACKAGES := python3-venv python3-dev build-essential bcftools tabix tesseract-ocr tesseract-ocr-eng chromium \
 	nodejs npm nftables bubblewrap iproute2 python3-seccomp systemd postgresql slurmctld slurmd slurm-client munge
 

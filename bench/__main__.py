@@ -13,7 +13,13 @@
   workspaces         hub start, spawn -> ready (1 and 10 at once), idle memory  vs  plain JupyterHub, stock spawner
                      (and vs Enclave at named earlier commits: $ENCLAVE_BENCH_WORKSPACES_AGAINST, git worktrees)
   sandbox_filters    a syscall-heavy loop with the seccomp filter; a kernel start confined  vs  the same without
+  slurm_allele_frequencies  5,000 x 50,000 on SLURM workers (sandboxed, TLS)  vs  a LocalCluster of the same shape
+  slurm_startup      project_cluster() -> all workers ready, median and p95 of 10  vs  dask-jobqueue's SLURMCluster
+  slurm_scaling      allele frequencies at 1x, 4x, 16x bytes on SLURM workers: s/GB vs 1x; a 16-node model on paper
+                     (the three: bench/slurm_benchmarks.py; root, on a one-machine SLURM started for the run)
 
+`python -m bench --only NAME --size SIZE` runs one at a size of your choosing (e.g. `--only slurm_allele_frequencies
+--size 500x5000`; the SLURM ones read SAMPLESxVARIANTS, the others their numbers as in BENCHMARKS below).
 `python -m bench --against COMMIT [--only NAME ...]` runs them beside Enclave at an earlier commit (bench/against.py).
 
 Each candidate also runs at a smaller size, and its peak memory (whole process tree) is reported at both sizes.
@@ -72,6 +78,17 @@ def bench_sandbox_filters(work: Path, sizes: list[int], repeats: int) -> dict:
     return result
 
 
+def bench_slurm(name: str):
+    """One of bench/slurm_benchmarks.py's, imported when it runs (it needs root and SLURM)."""
+
+    def run(work: Path, sizes: list, repeats: int) -> dict:
+        from bench import slurm_benchmarks
+
+        return getattr(slurm_benchmarks, f"bench_{name}")(work, sizes, repeats)
+
+    return run
+
+
 BENCHMARKS = {
     "materialise": (bench_materialise, [2000, 10000], 2),
     "allele_frequencies": (bench_allele_frequencies, [25000, 50000], 3),
@@ -84,7 +101,11 @@ BENCHMARKS = {
     "airlock_responsiveness": (bench_airlock_responsiveness, [2**30], 3),  # size: bytes submitted
     "workspaces": (bench_workspaces, [10], 15),  # size: people spawning at once; repeats: one-at-a-time spawns
     "sandbox_filters": (bench_sandbox_filters, [], 15),  # repeats: interleaved runs of each side
+    "slurm_allele_frequencies": (bench_slurm("slurm_allele_frequencies"), ["5000x50000"], 3),  # SAMPLESxVARIANTS
+    "slurm_startup": (bench_slurm("slurm_startup"), [], 10),  # size: jobs (default: the shape's); repeats: starts
+    "slurm_scaling": (bench_slurm("slurm_scaling"), ["5000x12500"], 2),  # size: the 1x cohort (4x, 16x follow)
 }
+SLURM = ("slurm_allele_frequencies", "slurm_startup", "slurm_scaling")
 
 
 def main() -> None:
@@ -92,6 +113,7 @@ def main() -> None:
     parser.add_argument("--only", choices=list(BENCHMARKS), action="append", help="run only these (repeatable)")
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench", help="where inputs are generated")
     parser.add_argument("--repeats", type=int, help="override the repeats per measurement")
+    parser.add_argument("--size", action="append", type=_size, help="override the sizes of those run (repeatable)")
     parser.add_argument("--against", metavar="COMMIT", help="this tree against the same benchmarks at COMMIT")
     parser.add_argument("--rounds", type=int, default=3, help="with --against: alternating rounds (default 3)")
     args = parser.parse_args()
@@ -110,18 +132,29 @@ def main() -> None:
     results: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count()}
     for name in args.only or list(BENCHMARKS):
         fn, sizes, repeats = BENCHMARKS[name]
-        results[name] = fn(args.work, sizes, args.repeats or repeats)
+        results[name] = fn(args.work, args.size or sizes, args.repeats or repeats)
     report(results)
     target = ROOT / "bench" / "results"
     target.mkdir(exist_ok=True)
     (target / "latest.json").write_text(json.dumps(results, indent=2, default=str))
 
 
+def _size(text: str) -> int | float | str:
+    """A size as given: a number where it reads as one (files, bytes, scale), else as written (SAMPLESxVARIANTS)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def report(results: dict) -> None:
     classic = [
         name
         for name in BENCHMARKS
-        if name not in ("airlock", "workspaces", "airlock_generations", "airlock_responsiveness") and name in results
+        if name not in ("airlock", "workspaces", "airlock_generations", "airlock_responsiveness", *SLURM)
+        and name in results
     ]
     if classic:
         print(f"\n{'benchmark':<20} {'size':>8} {'baseline s':>11} {'enclave s':>10} {'ratio':>7} {'peak RSS':>10}")
@@ -146,6 +179,10 @@ def report(results: dict) -> None:
         from bench import workspaces
 
         print(workspaces.report(results["workspaces"]))
+    if any(name in results for name in SLURM):
+        from bench import slurm_benchmarks
+
+        print(slurm_benchmarks.report(results))
 
 
 if __name__ == "__main__":

@@ -89,10 +89,13 @@ def bench_materialise(work: Path, sizes: list[int], repeats: int) -> dict:
 # ------------------------------------------------------------------------------------------------ allele frequency
 
 
-def af_view(work: Path, variants: int, samples: int = 500) -> Path:
-    from synthetic_sites.genomics import background_genotypes, synthetic_panel, write_vcf
+def af_view(work: Path, variants: int, samples: int = 500, *, block_rows: int | None = None) -> Path:
+    """A view holding one bgzipped VCF of `samples` x `variants` (generated once under `work`, then reused).
+    `block_rows`: draw and write the genotypes that many variants at a time, so that a large cohort never holds its
+    whole matrix in memory (a different random stream from the one-matrix default, hence its own folder)."""
+    from synthetic_sites.genomics import VcfWriter, background_genotypes, synthetic_panel, write_vcf
 
-    view = work / f"af-{samples}x{variants}"
+    view = work / (f"af-{samples}x{variants}" + (f"-b{block_rows}" if block_rows else ""))
     vcf = view / "genomics" / "bench.vcf.gz"
     if not (view / "MANIFEST.json").exists():
         shutil.rmtree(view, ignore_errors=True)
@@ -100,9 +103,14 @@ def af_view(work: Path, variants: int, samples: int = 500) -> Path:
         rng = np.random.default_rng(7)
         panel = synthetic_panel(variants, seed=7)
         af = rng.beta(0.4, 2.0, size=len(panel))
-        genotypes = background_genotypes(rng, af, samples)
         names = [f"P-{i:016d}" for i in range(samples)]
-        write_vcf(vcf, names, panel, genotypes)
+        if block_rows is None:
+            write_vcf(vcf, names, panel, background_genotypes(rng, af, samples))
+        else:
+            with VcfWriter(vcf, names) as writer:  # synthetic_panel's rows are already sorted
+                for start in range(0, len(panel), block_rows):
+                    rows = slice(start, start + block_rows)
+                    writer.write(panel.iloc[rows], background_genotypes(rng, af[rows], samples))
         write_view_manifest(view)
     return view
 

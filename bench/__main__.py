@@ -122,7 +122,7 @@ def main() -> None:
         from bench import against
 
         names = args.only or list(against.COMPARABLE)
-        result = against.bench(args.work, args.against, names, args.rounds, args.repeats or 1)
+        result = against.bench(args.work, args.against, names, args.rounds, args.repeats or 1, args.size)
         print(against.report(result))
         target = ROOT / "bench" / "results"
         target.mkdir(exist_ok=True)

@@ -26,10 +26,12 @@ COMPARABLE = ("materialise", "allele_frequencies", "dicom_index", "airlock_relea
 GOAL = 1.05
 
 
-def run_tree(tree: Path, work: Path, names: list[str], repeats: int) -> dict:
-    """One `python -m bench` of `tree` (its own code first on the path), its results as written."""
+def run_tree(tree: Path, work: Path, names: list[str], repeats: int, sizes: list | None = None) -> dict:
+    """One `python -m bench` of `tree` (its own code first on the path), its results as written; `sizes` instead of
+    each benchmark's own (the earlier tree's bench must take `--size` too)."""
     work.mkdir(parents=True, exist_ok=True)
     only = [arg for name in names for arg in ("--only", name)]
+    only += [arg for size in sizes or [] for arg in ("--size", str(size))]
     env = {**os.environ, "PYTHONPATH": str(tree), "ENCLAVE_HOME": str(work / "home")}
     command = [sys.executable, "-m", "bench", *only, "--work", str(work), "--repeats", str(repeats)]
     done = subprocess.run(command, cwd=tree, env=env, stdout=subprocess.PIPE, text=True, check=False)
@@ -48,7 +50,7 @@ def figures(results: dict, names: list[str]) -> dict[str, tuple[float, float]]:
     return found
 
 
-def bench(work: Path, commit: str, names: list[str], rounds: int, repeats: int) -> dict:
+def bench(work: Path, commit: str, names: list[str], rounds: int, repeats: int, sizes: list | None = None) -> dict:
     unknown = sorted(set(names) - set(COMPARABLE))
     if unknown:
         raise SystemExit(f"--against compares {', '.join(COMPARABLE)}; not {', '.join(unknown)}")
@@ -60,7 +62,7 @@ def bench(work: Path, commit: str, names: list[str], rounds: int, repeats: int) 
         for side in order:
             log(f"round {n + 1}/{rounds}: {side}")
             tree, folder = sides[side]
-            seen[side].append(figures(run_tree(tree, folder, names, repeats), names))
+            seen[side].append(figures(run_tree(tree, folder, names, repeats, sizes), names))
         partial = {"commit": commit, "rounds": n + 1, "repeats": repeats, "figures": seen}
         (work / f"against-{commit}.partial.json").write_text(json.dumps(partial, indent=2))  # a later failure keeps it
     return {"commit": commit, "rounds": rounds, "repeats": repeats, "figures": seen}

@@ -290,7 +290,7 @@ def bench_airlock_release(work: Path, sizes: list[int], repeats: int) -> dict:
             "enclave_s": enclave_s,
             "ratio": enclave_s / baseline_s,
             "submit_s": statistics.median(json.loads(r.stdout)["submit"] for r in ours),
-            "bytes": sum((home / "projects" / "cardio-risk" / "outputs" / n).stat().st_size for n in names),
+            "bytes": sum((Paths(home).project_outputs("cardio-risk") / n).stat().st_size for n in names),
             "peak_rss_bytes": max(r.peak_rss for r in ours),
         }
         log(f"airlock release {count} files: submit->checks done {enclave_s:.2f}s, engine alone {baseline_s:.2f}s")

@@ -4,7 +4,10 @@ project's sandbox, and its scheduler lets in only holders of its own cluster's c
 - a worker runs as the project's account with no other group, sees its project's view read-only at /project/data
   and neither another project's view, nor its own at the host path, nor the registry;
 - a client holding another cluster's client certificate, or none, or speaking plain TCP, is refused; so is a worker
-  connection with another cluster's worker certificate; this cluster's own client credentials get in (the control).
+  connection with another cluster's worker certificate; this cluster's own client credentials get in (the control);
+- a worker reaches no outside address once the host's egress rule names its project's account (a network namespace
+  the test makes is the outside), and its cluster still computes over loopback; before the rule it does reach it
+  (the control: a worker shares its node's network, so the rule, not the sandbox, is what closes it).
 
 One SLURM (tests/slurm.py) and one job for the module; the second project's cluster has a scheduler and no job.
 """
@@ -13,9 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import os
+import secrets
 import socket
 import ssl
+import subprocess
+import sys
 
 import pytest
 from distributed import Client
@@ -23,6 +30,8 @@ from distributed.comm import connect
 from distributed.security import Security
 
 from clusters.slurm import project_cluster
+from provisioning.host import ensure_egress_rules, remove_egress_rules
+from tests.netns import PROBE, SOCKET_TIMEOUT, target_network
 
 pytestmark = [pytest.mark.security, pytest.mark.timeout(300)]
 
@@ -126,3 +135,30 @@ def test_worker_credentials_are_the_project_groups_alone(clusters, cluster_encla
         assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, gid, 0o440), name
     assert not (folder / "tls" / "client.key").exists()  # the client's key never touches the disk
     assert "PRIVATE KEY" not in first.job_script() and "CERTIFICATE" not in first.job_script()
+
+
+def _probe_from_worker(client: Client, address: str, tcp: int, udp: int) -> dict[str, dict]:
+    python = on_worker(client, getattr, sys, "executable")  # the workspace environment's, inside the sandbox
+    argv = [python, "-I", "-c", PROBE, address, str(tcp), str(udp), str(SOCKET_TIMEOUT)]
+    (done,) = client.run(subprocess.run, argv, capture_output=True, text=True, timeout=120).values()
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_worker_reaches_no_outside_address_under_the_hosts_egress_rule(clusters, cluster_enclave):
+    first, _, client = clusters
+    account = cluster_enclave.accounts[first.project]
+    table = f"enclave_egress_t{secrets.token_hex(3)}"  # the test's own table: an installation's stays untouched
+    with target_network() as target:
+        reached = {"tcp": "echo:tcp", "udp": "echo:udp", "dns": "rcode=3"}
+        before = _probe_from_worker(client, target.address, target.tcp_port, target.udp_port)
+        assert {kind: result.get("reply") for kind, result in before.items()} == reached  # the control
+        try:
+            ensure_egress_rules([account], table=table)
+            refused = _probe_from_worker(client, target.address, target.tcp_port, target.udp_port)
+            for kind, result in refused.items():
+                assert not result["ok"], kind
+                assert result["error"] != "timeout", f"{kind} hung instead of failing at once"
+            assert client.submit(sum, [1, 2, 3], pure=False).result(timeout=60) == 6  # the cluster itself: loopback
+        finally:
+            remove_egress_rules(table=table)

@@ -45,11 +45,11 @@ from clusters.settings import ClusterError, setting
 from clusters.slurm import ProjectCluster, project_cluster
 from kernel.config import Paths
 from kernel.errors import EnclaveError
+from workbench.relay import relay_bytes
 
 log = logging.getLogger("enclave.cluster_service")
 
 MAX_LINE = 4096  # a request is a short JSON object
-PIPE_CHUNK = 1 << 16
 OPS = ("start", "scale", "status", "close", "connect", "dashboard")
 
 
@@ -212,7 +212,7 @@ class ClusterService:
         await _send(writer, {"ok": True})
         up_reader, up_writer = upstream
         try:
-            await asyncio.gather(_copy(reader, up_writer), _copy(up_reader, writer))
+            await asyncio.gather(relay_bytes(reader, up_writer), relay_bytes(up_reader, writer))
         finally:
             up_writer.close()
 
@@ -281,21 +281,6 @@ def _host_port(address: str) -> tuple[str, int]:
 async def _send(writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:
     writer.write(json.dumps(message).encode() + b"\n")
     await writer.drain()
-
-
-async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while chunk := await reader.read(PIPE_CHUNK):
-            writer.write(chunk)
-            await writer.drain()
-    except (ConnectionError, ssl.SSLError):
-        pass
-    finally:
-        with contextlib.suppress(OSError, RuntimeError):
-            if writer.can_write_eof():
-                writer.write_eof()
-            else:
-                writer.close()
 
 
 async def _stdin_reader() -> asyncio.StreamReader:

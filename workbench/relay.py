@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import os
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,7 @@ class Forwarder:
             writer.close()
             return
         try:
-            await asyncio.gather(_copy(reader, up_writer), _copy(up_reader, writer))
+            await asyncio.gather(relay_bytes(reader, up_writer), relay_bytes(up_reader, writer))
         finally:
             up_writer.close()
             writer.close()
@@ -112,12 +113,14 @@ class Forwarder:
                 await asyncio.wait_for(self.server.wait_closed(), 5)
 
 
-async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def relay_bytes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy `reader` into `writer` until either end closes, then pass the end on: one direction of a relay (the
+    workspace's forwarders here, the cluster service's pipes to the scheduler in clusters/service.py)."""
     try:
         while chunk := await reader.read(PIPE_CHUNK):
             writer.write(chunk)
             await writer.drain()
-    except ConnectionError:
+    except (ConnectionError, ssl.SSLError):
         pass
     finally:
         with contextlib.suppress(OSError, RuntimeError):

@@ -48,7 +48,11 @@ def test_the_documented_manifests_are_what_the_command_prints(path):
 
 @pytest.mark.unit
 def test_both_documents_are_there():
-    assert {path.name for path in DOCS.glob("*.yaml")} == {"dask-project.yaml", "dask-cluster.yaml", "cluster-service.yaml"}
+    assert {path.name for path in DOCS.glob("*.yaml")} == {
+        "dask-project.yaml",
+        "dask-cluster.yaml",
+        "cluster-service.yaml",
+    }
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:

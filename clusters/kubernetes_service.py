@@ -495,10 +495,14 @@ def make_app(
     return web.Application([(r"/api/([a-z]+)", ClusterHandler, settings)], xsrf_cookies=False)
 
 
-def hub_auth(cache_seconds: int = 5) -> HubAuth:
-    """HubAuth from the environment the hub's service entry gives (JUPYTERHUB_API_TOKEN, JUPYTERHUB_API_URL),
-    tokens in the Authorization header only, answers cached a few seconds (a revoked token is refused soon)."""
-    return HubAuth(access_scopes={CLUSTER_SERVICE_SCOPE}, allow_token_in_url=False, cache_max_age=cache_seconds)
+def hub_auth(cache_seconds: int = 5, **settings: Any) -> HubAuth:
+    """HubAuth from the environment the service's Deployment gives (JUPYTERHUB_API_TOKEN, JUPYTERHUB_API_URL) or
+    `settings`, tokens in the Authorization header only, answers cached a few seconds (a revoked token is refused
+    soon)."""
+    # HubAuth caches forever at 0: one second is the least
+    return HubAuth(
+        access_scopes={CLUSTER_SERVICE_SCOPE}, allow_token_in_url=False, cache_max_age=max(1, cache_seconds), **settings
+    )
 
 
 # -- its Kubernetes objects

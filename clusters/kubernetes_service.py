@@ -246,10 +246,10 @@ class ProjectClusters:
             else:
                 await self._create(workspace, limits, name, count)
             tls = self._keys[key]
-        ip = await self._scheduler_address(namespace, name)
+        ip, ports = await self._scheduler_service(namespace, name)
         return {
-            "address": f"tls://{ip}:{SCHEDULER_PORT}",
-            "dashboard": f"{ip}:{DASHBOARD_PORT}",
+            "address": f"tls://{ip}:{ports.get('tcp-comm', SCHEDULER_PORT)}",
+            "dashboard": f"{ip}:{ports.get('http-dashboard', DASHBOARD_PORT)}",
             "security": {"ca": tls.ca, "cert": tls.cert, "key": tls.key},
             "workers": count,
             "max_workers": max_workers(limits),
@@ -315,15 +315,17 @@ class ProjectClusters:
                 raise ServiceRefused(504, f"cluster {name} is still being deleted: try again in a minute")
             await asyncio.sleep(self.poll_seconds)
 
-    async def _scheduler_address(self, namespace: str, name: str) -> str:
-        """The scheduler Service's cluster IP, once its pod is ready; ServiceRefused(504) after `ready_seconds`."""
+    async def _scheduler_service(self, namespace: str, name: str) -> tuple[str, dict[str, int]]:
+        """The scheduler Service's cluster IP and its ports by name (the operator's `tcp-comm`, `http-dashboard`),
+        once the scheduler's pod is ready; ServiceRefused(504) after `ready_seconds`."""
         deadline = time.monotonic() + self.ready_seconds
         labels = {"dask.org/cluster-name": name, "dask.org/component": "scheduler"}
         while True:
             service = await self.api.read("Service", namespace, scheduler_service(name))
             ip = ((service or {}).get("spec") or {}).get("clusterIP")
             if ip and ip != "None" and any(pod_ready(pod) for pod in await self.api.pods(namespace, labels)):
-                return str(ip)
+                ports = {p.get("name"): int(p["port"]) for p in service["spec"].get("ports") or [] if p.get("port")}
+                return str(ip), ports
             if time.monotonic() > deadline:
                 raise ServiceRefused(
                     504,

@@ -10,7 +10,9 @@ and is strict where it would be:
   is a conflict, as it is there;
 - a DaskCluster's creation makes what the operator's controller would (its own functions,
   `operator_deployments`): the scheduler's Service, given a cluster IP, and pods labelled as the operator labels
-  them, the scheduler's ready unless `scheduler_ready` is False; deleting the DaskCluster deletes them.
+  them, the scheduler's ready unless `scheduler_ready` is False; deleting the DaskCluster deletes them. A test that
+  runs the cluster's processes itself passes `on_cluster`, called with the DaskCluster and its Secret, which starts
+  them and answers where they listen (`{"ip": ..., "ports": {"tcp-comm": ..., "http-dashboard": ...}}`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 from clusters.kubernetes_network import cluster_service_access
@@ -35,10 +38,13 @@ class Conflict(Exception):
 
 
 class AppliedObjects:
-    def __init__(self, *, scheduler_ready: bool = True) -> None:
+    def __init__(
+        self, *, scheduler_ready: bool = True, on_cluster: Callable[[dict, dict], dict[str, Any]] | None = None
+    ) -> None:
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.calls: list[tuple[str, str, str, str]] = []  # (verb, kind, namespace, name)
         self.scheduler_ready = scheduler_ready
+        self.on_cluster = on_cluster
         self._ips = (f"10.96.{i // 250}.{i % 250 + 2}" for i in itertools.count(1))
 
     def _allow(self, verb: str, kind: str, namespace: str, name: str = "") -> None:
@@ -75,6 +81,12 @@ class AppliedObjects:
         name, namespace = cluster["metadata"]["name"], cluster["metadata"]["namespace"]
         service = as_model(made["service"], "V1Service")
         service["spec"]["clusterIP"] = next(self._ips)
+        if self.on_cluster is not None:  # a test that runs the cluster's processes says where they listen
+            secret = self.objects[("Secret", namespace, f"{name}-tls")]
+            place = self.on_cluster(cluster, secret)
+            service["spec"]["clusterIP"] = place["ip"]
+            for port in service["spec"]["ports"]:
+                port["port"] = place["ports"].get(port["name"], port["port"])
         self.objects[("Service", namespace, service["metadata"]["name"])] = service
         scheduler = made["scheduler"]["spec"]["template"]["metadata"]["labels"]
         ready = "True" if self.scheduler_ready else "False"

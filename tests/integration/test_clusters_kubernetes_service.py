@@ -13,11 +13,13 @@ makes for each of them, which the stand-in hands to the test as KubeSpawner hand
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import threading
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +30,8 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from traitlets.config import Config
 
+from clusters.kubernetes import ClusterTLS
+from clusters.kubernetes_network import DASHBOARD_PORT, SCHEDULER_PORT
 from clusters.kubernetes_service import (
     NOT_A_WORKSPACE,
     NOT_RUNNING,
@@ -42,9 +46,10 @@ from hub.kubernetes import WORKSPACE_TOKEN_SCOPES, configure_cluster_service
 from hub.roles import hub_roles
 from kernel.db import Registry
 from tests.hub_runner import CHP, NO_CHP, free_ports, login_form, loopback_config, running_hub
+from tests.integration.test_clusters_kubernetes_tls import Pods
 from tests.kubernetes_harness import IMAGE, OTHER_PROJECT, PROJECT, SPECS
 from tests.kubernetes_store import AppliedObjects
-from workbench.kubernetes_cluster import call
+from workbench.kubernetes_cluster import KubernetesServiceClient, KubernetesServiceCluster, call, wait_for_workers
 from workbench.relay import ServiceRefused
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(not CHP.exists(), reason=NO_CHP), pytest.mark.timeout(240)]
@@ -164,7 +169,8 @@ c.Spawner.server_token_scopes = {WORKSPACE_TOKEN_SCOPES!r}  # what configure_clu
         running_hub(tmp, config, [f"{url}/hub/health"]),
         serving(app) as service,
     ):
-        yield {"hub": url, "service": service, "store": store, "tokens": tmp / "tokens"}
+        yield {"hub": url, "service": service, "store": store, "tokens": tmp / "tokens", "registry": registry,
+               "hub_api": f"http://127.0.0.1:{hub_port}/hub/api", "tmp": tmp}  # fmt: skip
     registry.close()
 
 
@@ -276,3 +282,47 @@ def test_the_services_own_token_is_not_a_workspace(setup):
     assert refused(setup, SERVICE_TOKEN) == NOT_A_WORKSPACE
     assert refused(setup, ADMIN_TOKEN) == NOT_A_WORKSPACE
     assert os.stat(setup["tokens"]).st_mode & 0o077 == 0
+
+
+def test_a_notebooks_client_computes_on_the_cluster_the_service_made(setup):
+    """The workspace's side end to end: KubernetesServiceCluster asks the service (alice's own token), which applies
+    the Secret and the DaskCluster; the cluster's processes then run as test_clusters_kubernetes_tls runs them (the
+    pods' commands and environments, this cluster's certificate from its Secret, free loopback ports where the
+    operator's Service would be), the client connects over TLS and computes, the dashboard forwarder reaches the
+    scheduler's dashboard, and closing the client deletes the cluster."""
+    pods: list[Pods] = []
+
+    def run_the_pods(cluster: dict, secret: dict) -> dict:
+        pem = {name: base64.b64decode(value).decode() for name, value in secret["data"].items()}
+        tls = ClusterTLS(ca=pem["ca.pem"], cert=pem["tls.pem"], key=pem["tls.key"])
+        folder = setup["tmp"] / f"pods-{len(pods)}"
+        folder.mkdir()
+        started = Pods(folder, tls)
+        pods.append(started)
+        started.start("scheduler")
+        started.start("worker")
+        return {"ip": "127.0.0.1", "ports": {"tcp-comm": started.ports[SCHEDULER_PORT],
+                                             "http-dashboard": started.ports[DASHBOARD_PORT]}}  # fmt: skip
+
+    store = AppliedObjects(on_cluster=run_the_pods)
+    auth = hub_auth(1, api_url=setup["hub_api"], api_token=SERVICE_TOKEN)
+    app = make_app(ProjectClusters(store, poll_seconds=0.01), auth,
+                   limits=lambda w: project_limits(setup["registry"], w))  # fmt: skip
+    token = workspace(setup, "alice", PROJECT)
+    try:
+        with serving(app) as service:
+            cluster = KubernetesServiceCluster(1, url=service, token=token, dashboard_address="127.0.0.1:0")
+            client = KubernetesServiceClient(cluster, direct_to_workers=False, set_as_default=False)
+            try:
+                wait_for_workers(client, cluster, 1, timeout=120)
+                assert client.submit(sum, [1, 2, 3]).result(timeout=60) == 6
+                assert cluster.scheduler_address == f"tls://127.0.0.1:{pods[0].ports[SCHEDULER_PORT]}"
+                with urllib.request.urlopen(f"{cluster.dashboard_link.rsplit('/', 1)[0]}/health", timeout=30) as r:
+                    assert r.read() == b"ok"  # through the forwarder the workspace's `dask` route proxies
+                assert cluster.pods_status()["phase"] == "Pending"  # what the operator would have set: nothing here
+            finally:
+                client.close()
+            assert store.of_kind("DaskCluster") == {} and store.of_kind("Secret") == {}
+    finally:
+        for started in pods:
+            started.stop()

@@ -44,6 +44,9 @@ from tests.kubernetes_harness import IMAGE, PROJECT, SPECS, FakeKubernetesAPI, k
 from tests.kubernetes_models import as_model
 from tests.kubernetes_store import AppliedObjects, Forbidden
 from tests.networkpolicy import Network, Pod
+from workbench import cluster as workbench_cluster
+from workbench import kubernetes_cluster
+from workbench.errors import WorkbenchError
 from workbench.view_contract import ENV_CLUSTER_SERVICE
 
 pytestmark = pytest.mark.unit
@@ -380,3 +383,23 @@ def test_workspaces_reach_the_service_and_nothing_else_does():
     assert not network.allows(workspace, service, 8081)
     assert not network.allows(stray, service, CLUSTER_SERVICE_PORT)
     assert not network.allows(other, service, CLUSTER_SERVICE_PORT)  # a namespace not labelled a workspace's
+
+
+# -- the workspace's side
+
+
+def test_start_client_asks_the_kubernetes_service_and_nothing_else(monkeypatch):
+    """engine: kubernetes goes to the cluster service named in the workspace's environment, never a LocalCluster;
+    without that variable, or with sizes the project decides, a clear error."""
+    monkeypatch.delenv(ENV_CLUSTER_SERVICE, raising=False)
+    assert workbench_cluster.engine({"compute": {"engine": "kubernetes"}}) == "kubernetes"
+    with pytest.raises(WorkbenchError, match=f"{ENV_CLUSTER_SERVICE} is not set"):
+        workbench_cluster.start_client({"compute": {"engine": "kubernetes"}})
+    with pytest.raises(WorkbenchError, match="threads_per_worker: on the project's Kubernetes cluster"):
+        workbench_cluster.start_client({"compute": {"engine": "kubernetes"}}, threads_per_worker=2)
+    monkeypatch.setenv(ENV_CLUSTER_SERVICE, "file:///etc/passwd")
+    with pytest.raises(WorkbenchError, match="not an http:// URL"):
+        kubernetes_cluster.call("start")
+    monkeypatch.setenv(ENV_CLUSTER_SERVICE, "http://127.0.0.1:9")  # the discard port: nothing listens
+    with pytest.raises(WorkbenchError, match="the cluster service did not answer"):
+        kubernetes_cluster.call("start", token="t")

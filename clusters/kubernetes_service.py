@@ -24,6 +24,9 @@ What it does, one cluster per (workspace user, project), named `cluster_name(use
     POST /api/status                    the DaskCluster's phase and its pods' states
     POST /api/close                     delete the DaskCluster and its Secret
 
+Every minute it also deletes the clusters of workspaces that have stopped (`ProjectClusters.sweep`); the operator's
+idle timeout (`enclave.kubernetes.idle-timeout`) ends any it no longer knows of.
+
 The cluster's key exists only in the Secret (mounted by the cluster's pods; this service may create and delete
 Secrets, never read one) and in this service's memory, so a cluster made before the service restarted cannot be
 handed out again: `start` replaces it. The Kubernetes calls go through `KubernetesAPI`, a small protocol: `Kr8sAPI`
@@ -84,6 +87,7 @@ OPS = ("start", "scale", "status", "close")
 MAX_BODY = 4096  # a request is a short JSON object
 READY_SECONDS = 300  # for the scheduler's pod: its image may be pulled first
 POLL_SECONDS = 1.0
+SWEEP_SECONDS = 60  # how often the clusters of stopped workspaces are looked for and deleted
 SERVER_SCOPE = re.compile(r"^access:servers!server=([^/]+)/(.+)$")
 NOT_A_WORKSPACE = "the cluster service answers a workspace's own token only (JUPYTERHUB_API_TOKEN in the workspace)"
 NOT_RUNNING = "this workspace is not running"
@@ -225,6 +229,7 @@ class ProjectClusters:
         self.ready_seconds = ready_seconds
         self.poll_seconds = poll_seconds
         self._keys: dict[tuple[str, str], ClusterTLS] = {}  # (namespace, cluster) -> its certificate, in memory
+        self._owners: dict[tuple[str, str], Workspace] = {}  # (namespace, cluster) -> the workspace it serves
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
@@ -265,6 +270,7 @@ class ProjectClusters:
             await self.api.delete("Secret", workspace.namespace, f"{name}-tls")
             raise
         self._keys[(workspace.namespace, name)] = tls
+        self._owners[(workspace.namespace, name)] = workspace
         log.info("made cluster %s in %s with %d workers", name, workspace.namespace, count)
 
     async def scale(self, workspace: Workspace, limits: ComputeLimits, n_workers: int | None) -> dict[str, Any]:
@@ -303,10 +309,28 @@ class ProjectClusters:
         log.info("deleted cluster %s in %s", name, namespace)
         return {}
 
+    async def sweep(self, running: Callable[[Workspace], Awaitable[bool]]) -> list[Workspace]:
+        """Delete the clusters of workspaces that no longer run (a cluster never outlives its workspace by more
+        than a sweep's interval); the workspaces whose clusters went. One the hub cannot answer about stays."""
+        ended = []
+        for key, workspace in list(self._owners.items()):
+            try:
+                if await running(workspace):
+                    continue
+            except ServiceRefused:
+                continue
+            async with self._lock(key):
+                if self._owners.get(key) == workspace:
+                    await self._delete(*key)
+                    ended.append(workspace)
+                    log.info("deleted cluster %s in %s: its workspace has stopped", key[1], key[0])
+        return ended
+
     async def _delete(self, namespace: str, name: str) -> None:
         """The DaskCluster (the operator deletes its pods and Service), then its Secret; returns once the cluster
         is gone, so that a new one of the same name can be made."""
         self._keys.pop((namespace, name), None)
+        self._owners.pop((namespace, name), None)
         await self.api.delete("DaskCluster", namespace, name)
         await self.api.delete("Secret", namespace, f"{name}-tls")
         deadline = time.monotonic() + self.ready_seconds
@@ -635,7 +659,13 @@ async def serve(port: int, registry: Registry) -> None:
     server = HTTPServer(app, max_body_size=MAX_BODY)
     server.listen(port)
     log.info("the Dask cluster service listens on port %d", port)
-    await asyncio.Event().wait()
+    running = HubServers(auth).running
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)
+        try:
+            await clusters.sweep(running)
+        except Exception:  # the next sweep tries again; serving goes on
+            log.exception("sweeping the clusters of stopped workspaces failed")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -403,3 +403,19 @@ def test_start_client_asks_the_kubernetes_service_and_nothing_else(monkeypatch):
     monkeypatch.setenv(ENV_CLUSTER_SERVICE, "http://127.0.0.1:9")  # the discard port: nothing listens
     with pytest.raises(WorkbenchError, match="the cluster service did not answer"):
         kubernetes_cluster.call("start", token="t")
+
+
+def test_a_sweep_deletes_the_clusters_of_workspaces_that_stopped():
+    store = AppliedObjects()
+    clusters = service(store)
+    dave = Workspace("dave", PROJECT)
+    run(clusters.start(ALICE, LIMITS, 1))
+    run(clusters.start(dave, LIMITS, 1))
+
+    async def running(workspace: Workspace) -> bool:
+        if workspace.user == "dave":
+            raise ServiceRefused(503, "the hub did not answer")  # unknown: kept
+        return False
+
+    assert run(clusters.sweep(running)) == [ALICE]
+    assert set(store.of_kind("DaskCluster")) == {"dask-dave"} and set(store.of_kind("Secret")) == {"dask-dave-tls"}

@@ -372,21 +372,22 @@ class Kr8sAPI:
 
     KINDS = {"Secret": "secrets", "Service": "services", "DaskCluster": "daskclusters.kubernetes.dask.org"}
 
-    def __init__(self) -> None:
+    def __init__(self, kubeconfig: str | None = None) -> None:
+        self.kubeconfig = kubeconfig  # None: in the cluster, the pod's ServiceAccount
         self._api: Any = None
 
     async def _client(self) -> Any:
         if self._api is None:
             import kr8s.asyncio
 
-            self._api = await kr8s.asyncio.api()
+            self._api = await kr8s.asyncio.api(kubeconfig=self.kubeconfig)
         return self._api
 
     async def create(self, manifest: dict[str, Any]) -> None:
         from dask_kubernetes.operator._objects import DaskCluster  # noqa: F401  (registers the kind with kr8s)
         from kr8s.asyncio.objects import object_from_spec
 
-        obj = await object_from_spec(manifest, api=await self._client())
+        obj = object_from_spec(manifest, api=await self._client())
         await obj.create()
 
     async def read(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -403,7 +404,7 @@ class Kr8sAPI:
         from dask_kubernetes.operator._objects import DaskCluster
 
         found = await DaskCluster.get(cluster, namespace=namespace, api=await self._client())
-        await found.patch({"spec": {"worker": {"replicas": replicas}}}, type="merge")
+        await found.patch({"spec": {"worker": {"replicas": replicas}}})  # a merge patch
 
     async def delete(self, kind: str, namespace: str, name: str) -> None:
         import kr8s
@@ -412,7 +413,7 @@ class Kr8sAPI:
 
         versions = {"Secret": "v1", "Service": "v1", "DaskCluster": "kubernetes.dask.org/v1"}
         spec = {"apiVersion": versions[kind], "kind": kind, "metadata": {"name": name, "namespace": namespace}}
-        obj = await object_from_spec(spec, api=await self._client())
+        obj = object_from_spec(spec, api=await self._client())
         with contextlib.suppress(kr8s.NotFoundError):
             await obj.delete()
 

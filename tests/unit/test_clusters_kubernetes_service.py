@@ -7,6 +7,12 @@ API server runs here: the store stands in for it. Also the hub's side (hub/kuber
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import threading
+import warnings
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import dask
 import pytest
@@ -15,9 +21,11 @@ from jupyterhub.utils import maybe_future
 from kubernetes_asyncio.client import ApiClient
 from traitlets.config import Config
 
-from clusters.kubernetes import CLUSTER_NAME
+from clusters.kubernetes import CLUSTER_NAME, ClusterTLS, dask_cluster, tls_secret
+from clusters.kubernetes_network import cluster_service_access
 from clusters.kubernetes_service import (
     NOT_A_WORKSPACE,
+    Kr8sAPI,
     ProjectClusters,
     ServiceRefused,
     Workspace,
@@ -419,3 +427,98 @@ def test_a_sweep_deletes_the_clusters_of_workspaces_that_stopped():
 
     assert run(clusters.sweep(running)) == [ALICE]
     assert set(store.of_kind("DaskCluster")) == {"dask-dave"} and set(store.of_kind("Secret")) == {"dask-dave-tls"}
+
+
+# -- the Kubernetes client
+
+
+class StandInAPIServer:
+    """Where the Kubernetes API server would be, on loopback: answers the version (kr8s asks first) and discovery,
+    refuses everything else with a Kubernetes 403 Status, and records each request."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str]] = []
+        seen = self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                seen.append((self.command, self.path))
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path.startswith("/version"):
+                    code, body = 200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0"}
+                else:
+                    code, body = 403, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                       "reason": "Forbidden", "code": 403, "message": "forbidden"}  # fmt: skip
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def kubeconfig(self, path: Path) -> str:
+        api = FakeKubernetesAPI()
+        api.server.server_close()
+        api.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        return str(api.kubeconfig(path))
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+VERBS = {"POST": "create", "GET": "list", "PATCH": "patch", "DELETE": "delete"}
+PATH = re.compile(
+    r"^/apis?/(?:(?P<group>[a-z.]+)/)?v1/namespaces/(?P<ns>[^/]+)/(?P<resource>[a-z]+)(?:/[^/?]+)?(\?.*)?$"
+)
+
+
+def test_the_kubernetes_client_asks_only_what_the_role_allows(tmp_path):
+    """Kr8sAPI (kr8s, in production) against a stand-in API server: every request it makes is one the service's
+    Role allows in the project's namespace (besides the version and discovery, which every account may read)."""
+    server = StandInAPIServer()
+    api = Kr8sAPI(server.kubeconfig(tmp_path / "kubeconfig"))
+    namespace = f"enclave-{PROJECT}"
+    calls = [
+        api.create(tls_secret(PROJECT, "dask-alice", ClusterTLS(ca="a", cert="b", key="c"))),
+        api.create(dask_cluster(PROJECT, LIMITS, name="dask-alice")),
+        api.read("Service", namespace, "dask-alice-scheduler"),
+        api.read("DaskCluster", namespace, "dask-alice"),
+        api.scale(namespace, "dask-alice", 2),
+        api.delete("Secret", namespace, "dask-alice-tls"),
+        api.delete("DaskCluster", namespace, "dask-alice"),
+        api.pods(namespace, {"dask.org/cluster-name": "dask-alice"}),
+    ]
+
+    async def each() -> None:
+        for call in calls:
+            with pytest.raises(Exception, match="forbidden"):  # the stand-in refuses: only the requests matter
+                await call
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # kr8s warns of each refusal before it retries
+            run(each())
+    finally:
+        server.close()
+    (role, _) = cluster_service_access(namespace, "enclave-hub", "enclave-clusters")
+    asked = set()
+    for method, path in server.requests:
+        if path.startswith(("/version", "/api/?", "/apis/?")) or path in ("/api/", "/apis/"):
+            continue
+        match = PATH.match(path)
+        assert match and match["ns"] == namespace, path
+        asked.add((VERBS[method], match["resource"]))
+        assert any(match["resource"] in r["resources"] and VERBS[method] in r["verbs"] and
+                   (match["group"] or "") in r["apiGroups"] for r in role["rules"]), (method, path)  # fmt: skip
+    assert asked == {("create", "secrets"), ("create", "daskclusters"), ("list", "services"), ("list", "daskclusters"),
+                     ("delete", "secrets"), ("delete", "daskclusters"), ("list", "pods")}  # fmt: skip

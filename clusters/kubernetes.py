@@ -16,6 +16,7 @@ with the Role that `clusters.kubernetes_network.cluster_manifests` grants it the
 scheduler's address (its Service's cluster IP: workspaces have no DNS) and the client's credentials. The
 operator's own Python `KubeCluster` cannot be that service's client: it connects to the scheduler over plain
 `tcp://`, which a cluster that requires TLS refuses; the operator itself (its controller) manages the resource.
+That service is clusters/kubernetes_service.py.
 
 TLS: the operator has no TLS setting of its own, so it is done with Dask's. Each cluster gets its own certificate
 (`distributed.security.Security.temporary()`: a key and self-signed certificate that is also the cluster's

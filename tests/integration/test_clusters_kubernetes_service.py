@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -208,7 +209,8 @@ def refused(setup, token: str, op: str = "start") -> str:
     return str(refusal.value)
 
 
-def test_a_running_workspace_gets_its_own_projects_cluster_and_nothing_else(setup):
+def test_a_running_workspace_gets_its_own_projects_cluster_and_nothing_else(setup, caplog):
+    caplog.set_level(logging.DEBUG)
     token = workspace(setup, "alice", PROJECT)
     answer = call("start", {"n_workers": 1}, url=setup["service"], token=token)
     assert answer["address"].startswith("tls://10.96.") and answer["address"].endswith(":8786")
@@ -228,6 +230,10 @@ def test_a_running_workspace_gets_its_own_projects_cluster_and_nothing_else(setu
 
     call("close", url=setup["service"], token=token)
     assert set(setup["store"].of_kind("DaskCluster")) == {"dask-bob"}
+    # what the service (and HubAuth within it) logged holds no token and no PEM
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "made cluster dask-alice" in logged
+    assert token not in logged and bob not in logged and SERVICE_TOKEN not in logged and "BEGIN" not in logged
 
 
 def test_a_workspace_of_a_project_the_user_is_not_a_researcher_in_is_refused(setup):

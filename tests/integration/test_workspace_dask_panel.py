@@ -5,7 +5,8 @@ cluster service):
 - the extension's front end is served from the environment and its settings point the panel at the workspace's own
   `dask/` route, checked from the browser;
 - dask-labextension's server extension is off: `dask/dashboard-check/<url>` and `dask/dashboard/<id>/...` are refused
-  before and after login, and a loopback server the check names is never asked anything;
+  before and after login, and a loopback server the check names is never asked anything; a config that turns it on
+  stops the server;
 - the cluster API lists no cluster, refuses to start one (saying how a notebook starts it) and knows no other id;
   methods the route table does not allow are refused;
 - a kernel's `Client` given the address the panel shows for a SLURM cluster (its "inject client code") fails at once
@@ -17,14 +18,18 @@ service): tests/integration/test_slurm_workspace.py."""
 from __future__ import annotations
 
 import http.server
+import json
+import os
+import shutil
 import subprocess
+import tempfile
 import threading
 import urllib.parse
 from pathlib import Path
 
 import pytest
 
-from tests.workspace_server import running_workspace
+from tests.workspace_server import free_port, running_workspace
 
 pytestmark = pytest.mark.integration
 
@@ -126,3 +131,20 @@ def test_a_plain_client_of_the_panels_slurm_address_says_how_to_connect(workspac
     done = subprocess.run([str(workspace.env / "bin" / "python"), "-c", code], capture_output=True, text=True,
                           timeout=120, check=True)  # fmt: skip
     assert done.stdout.startswith("WorkbenchError") and "open_project().client()" in done.stdout, done.stdout
+
+
+def test_a_server_with_dask_labextensions_server_extension_on_does_not_start(workspace):
+    """An administrator's config higher in the config path than the environment's turns it on: the server stops."""
+    extra = Path(tempfile.mkdtemp(prefix="enclave-dask-config-"))
+    try:
+        os.chmod(extra, 0o755)
+        config = extra / "jupyter_server_config.json"
+        config.write_text(json.dumps({"ServerApp": {"jpserver_extensions": {"dask_labextension": True}}}))
+        os.chmod(config, 0o644)
+        environ = {**workspace.environ, "JUPYTER_CONFIG_PATH": f"{extra}:{workspace.env / 'etc' / 'jupyter'}"}
+        result = subprocess.run(workspace.server_command(free_port()), env=environ, cwd=workspace.home,
+                                capture_output=True, text=True, timeout=120)  # fmt: skip
+    finally:
+        shutil.rmtree(extra, ignore_errors=True)
+    assert result.returncode != 0
+    assert "dask-labextension's server extension is on" in result.stdout + result.stderr

@@ -230,7 +230,8 @@ class ServiceCluster(Cluster):
         raise WorkbenchError("a SLURM cluster is scaled by hand here: cluster.scale(jobs=N)")
 
     def jobs_status(self) -> dict[str, Any]:
-        """What SLURM says now: jobs and their states, workers, and any job killed for memory (in words)."""
+        """What SLURM says now: jobs and their states, the ended ones and how, the workers (threads, memory), and any
+        job killed for memory (in words). A notebook shows them as a table under the cluster's summary."""
         return self.sync(request, self.socket_path, {"op": "status"})
 
     def _repr_html_(self, cluster_status: Any = None) -> str:
@@ -298,7 +299,7 @@ def jobs_table(status: dict[str, Any]) -> str:
     body = "".join(f"<tr><td>{job}</td><td>{state}</td></tr>" for job, state in cells)
     killed = "".join(f"<p><strong>{html.escape(str(message))}</strong></p>" for message in status.get("killed", []))
     return (
-        f"<p>SLURM's jobs ({status.get('workers', 0)} Dask workers running):</p>"
+        f"<p>SLURM's jobs ({int(status.get('workers', 0))} Dask workers running):</p>"
         + f"<table><tr><th>job</th><th>state</th></tr>{body or '<tr><td colspan=2>none</td></tr>'}</table>"
         + killed
     )

@@ -9,7 +9,8 @@ line, a request, answered by one JSON line (`{"ok": true, ...}` or `{"ok": false
 - `start` {"jobs": N}: makes the project's cluster unless one runs, scales it to N jobs (default 1); answers with
   the client's TLS credentials (PEM text), the worker processes per job and the most jobs the project may run;
 - `scale` {"jobs": N}: scales to N jobs (never past the project's `max-jobs`);
-- `status`: what SLURM says: the jobs and their states, the workers, the message of any job killed for memory;
+- `status`: what SLURM says: the jobs and their states, the jobs that ended and how, the workers (with their threads
+  and memory), the message of any job killed for memory, the worker processes per job and the most jobs;
 - `close`: cancels every job, stops the scheduler, returns once squeue lists none;
 - `connect`: after the answer, the connection is a byte pipe to the scheduler's TLS address;
 - `dashboard`: after the answer, a byte pipe of plain HTTP to the scheduler's dashboard (the TLS to it is the
@@ -40,7 +41,6 @@ from typing import Any
 
 from distributed.core import Status
 
-from clusters.jobs import WorkerJobsKilled
 from clusters.settings import ClusterError, setting
 from clusters.slurm import ProjectCluster, project_cluster
 from kernel.config import Paths
@@ -177,18 +177,20 @@ class ClusterService:
     def _processes(self) -> int:
         return self.cluster._dummy_job.worker_processes if self.cluster is not None else 0
 
-    @staticmethod
-    def status(cluster: ProjectCluster) -> dict[str, Any]:
-        """What SLURM says about the cluster's jobs, and how many workers the scheduler has."""
-        killed: list[str] = []
-        try:
-            cluster.check_jobs()
-        except WorkerJobsKilled as exc:
-            killed = [end.message for end in exc.ends]
+    def status(self, cluster: ProjectCluster) -> dict[str, Any]:
+        """What SLURM says about the cluster's jobs (those it lists, with their states, and those that ended, how;
+        a job killed for memory in words), and the workers the scheduler has, their threads and memory."""
+        ends = cluster.ended_jobs()
+        workers = cluster.scheduler_info.get("workers", {})
         return {
             "jobs": cluster.running_jobs(),
-            "workers": len(cluster.scheduler_info.get("workers", {})),
-            "killed": killed,
+            "ended": {end.job_id: end.state for end in ends},
+            "workers": len(workers),
+            "threads": sum(int(worker.get("nthreads") or 0) for worker in workers.values()),
+            "memory": sum(int(worker.get("memory_limit") or 0) for worker in workers.values()),
+            "killed": [end.message for end in ends if end.exceeded_memory],
+            "processes": self._processes(),
+            "max_jobs": cluster.max_jobs,
         }
 
     async def close(self) -> None:

@@ -9,7 +9,7 @@ the site setting `ENCLAVE_SLURM_CONF` and `DASK_ENCLAVE__SLURM__INTERFACE` in th
 - the admin replaces the project's spec with the same spec plus `compute.engine: slurm` (`enclave project create
   --replace`, whose plan shows that one change) and rematerialises its view;
 - alice logs in with her password and TOTP, starts the workspace from the hub's home page (the spawner starts its
-  cluster service), runs the notebook unchanged from JupyterLab's Run menu: squeue shows the project's job running
+  cluster service first), runs the notebook unchanged from JupyterLab's Run menu: squeue shows the project's job running
   meanwhile, the table it writes is the LocalCluster's, and the service's log says it scaled and closed the cluster;
 - with a cluster up again in her workspace, the hub's `dask/` route shows that cluster's dashboard: its workers are
   the SLURM job's, over TLS (a LocalCluster in the workspace has plain TCP workers and no job);
@@ -115,19 +115,37 @@ def project_jobs(slurm) -> dict[str, str]:
     return {job: state for job, (name, state) in slurm.jobs().items() if name == JOB}
 
 
+def command_lines() -> dict[int, list[bytes]]:
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                found[int(proc.name)] = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+    return found
+
+
 def cluster_services(home: Path) -> list[int]:
     """The pids of the cluster services this Enclave's hub runs (`python -m clusters.service --home HOME ...`)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"clusters.service" in argv and str(home).encode() in argv:
-            found.append(int(proc.name))
-    return found
+    return [pid for pid, argv in command_lines().items() if b"clusters.service" in argv and str(home).encode() in argv]
+
+
+def workspace_started(home: Path) -> int:
+    """When this Enclave's one workspace started (`started`): its sandbox, bwrap running jupyterhub-singleuser over
+    HOME's folders (two processes: bwrap forks the namespace's first one)."""
+    sandboxes = [
+        pid for pid, argv in command_lines().items()
+        if argv[0].endswith(b"bwrap") and any(a.endswith(b"/jupyterhub-singleuser") for a in argv)
+        and any(a.startswith(str(home).encode() + b"/") for a in argv)
+    ]  # fmt: skip
+    assert sandboxes, "no workspace sandbox runs"
+    return min(started(pid) for pid in sandboxes)
+
+
+def started(pid: int) -> int:
+    """When a process started, in clock ticks since boot (/proc/PID/stat's 22nd field)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
 
 
 def alive(pid: int) -> bool:
@@ -175,7 +193,9 @@ def turn_to_slurm(enclave: RunningEnclave, tmp_path: Path) -> None:
     path.write_text(changed)
     shown = enclave_command(enclave, "project", "create", "-f", str(path), "--replace", "--yes")
     changes = [line.strip() for line in shown.splitlines() if line.startswith("  ")]
-    assert len(changes) == 1 and "engine" in changes[0] and "slurm" in changes[0], shown
+    # one change, shown as the whole compute section before and after
+    assert len(changes) == 1 and changes[0].startswith("~ compute: {'engine': 'local'"), shown
+    assert changes[0].split(" -> ")[1].startswith("{'engine': 'slurm'"), shown
     enclave_command(enclave, "project", "materialise", DEMO, "--quiet")
 
 
@@ -195,6 +215,7 @@ def test_the_example_notebook_runs_on_slurm_after_one_setting(browser, slurm_enc
         alice.wait_for_url(f"{workspace}/lab**", timeout=SPAWN_TIMEOUT_MS)
         alice.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
         (service,) = cluster_services(enclave.paths.home)
+        assert started(service) <= workspace_started(enclave.paths.home)  # the service first
         notebook = alice.locator(f".jp-DirListing-item[title*='{NOTEBOOK}']")
         notebook.wait_for(timeout=60_000)
 

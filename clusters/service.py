@@ -21,6 +21,9 @@ asks for a certificate of the cluster's authority (clusters/sandboxed.py), so th
 client's, and the workspace's forwarder speaks plain HTTP to the service. Unknown ops and malformed lines get an
 error line; nothing the service logs holds a PEM.
 
+Its environment is the hub's: the site setting $ENCLAVE_SLURM_CONF, when set, is the SLURM_CONF its SLURM commands
+use (clusters/settings.py `use_site_slurm`), and DASK_ENCLAVE__SLURM__... variables are Dask settings as anywhere.
+
 It ends, closing the cluster, on SIGTERM or SIGINT, when the workspace's server process (whose pid the spawner
 writes on its standard input) exits, or when its standard input closes (the hub is gone).
 """
@@ -41,7 +44,7 @@ from typing import Any
 
 from distributed.core import Status
 
-from clusters.settings import ClusterError, setting
+from clusters.settings import ClusterError, setting, use_site_slurm
 from clusters.slurm import ProjectCluster, project_cluster
 from kernel.config import Paths
 from kernel.errors import EnclaveError
@@ -310,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         print("the cluster service runs as root (it submits the project's SLURM jobs)", file=sys.stderr)
         return 2
     try:
+        use_site_slurm()  # the hub's environment is this one: $ENCLAVE_SLURM_CONF names the site's SLURM
         asyncio.run(main_async(args))
     except ClusterError as exc:
         print(f"cluster service: {exc}", file=sys.stderr)

@@ -316,12 +316,15 @@ def load_job(paths: Paths, job_id: str, who: Invoker | None = None) -> NotebookJ
     if os.geteuid() != 0:
         raise EnclaveError("notebook jobs are root's to read: use sudo")
     who = who or invoker()
+    check_installation(paths, who)  # through sudo, a record (and the folder it names) root made, nobody else
     try:
         job = NotebookJob.from_json((_records(paths) / f"{job_id}.json").read_text())
     except FileNotFoundError:
         raise unknown from None
     if who.name is not None and job.user != who.name:
         raise unknown
+    if not job.folder.is_relative_to(jobs_root(paths)) or ".." in job.folder.parts:
+        raise EnclaveError(f"the record of notebook job {job_id} names a folder outside {JOBS}/; not read")
     return job
 
 

@@ -321,7 +321,11 @@ def run_notebook(
         if not wait:
             click.echo(f"`enclave run-status {job.job_id}` says how it goes")
             return
-        state = wait_for_job(ctx.paths, job, observer=actor())
+        try:
+            state = wait_for_job(ctx.paths, job, observer=actor())
+        except KeyboardInterrupt:
+            click.echo(f"stopped waiting; job {job.job_id} goes on (`enclave run-status {job.job_id}`)", err=True)
+            sys.exit(130)
         if state.returncode != 0 and (tail := log_tail(job)):
             click.echo(f"--- the end of job {job.job_id}'s log\n{tail}", err=True)
         click.echo(state.message, err=state.returncode != 0)

@@ -6,7 +6,8 @@ the project's sandbox, as the project's account (provisioning/notebook_jobs.py).
   LocalCluster (no cluster service in a batch job); the executed copy has the outputs; inside, the notebook ran as
   the project's account, could not see the other project's view and had no network; the submission and the end are
   audited; `run-status` says it finished;
-- a notebook over the job's memory is killed by SLURM and `--wait` and `run-status` say so in words;
+- a notebook over the job's memory is killed by SLURM and `--wait` and `run-status` say so in words; so is one
+  past its time limit (`enclave.slurm.walltime`, here one minute through its DASK_ variable);
 - no job is left in squeue after either.
 
 The job's files and the refusals through sudo are in tests/security/test_notebook_slurm_job.py.
@@ -54,6 +55,7 @@ pathlib.Path("/project/outputs", marker + ".json").write_text(json.dumps(record)
 print("rows", rows)
 """
 HOG = 'marker = "unset"\n', "import time\nhog = b'1' * 900_000_000\ntime.sleep(60)\n"
+SLEEPER = 'marker = "unset"\n', "import time\ntime.sleep(600)\n"
 
 
 def write_notebook(folder: Path, name: str, parameters: str, body: str) -> Path:
@@ -67,8 +69,8 @@ def write_notebook(folder: Path, name: str, parameters: str, body: str) -> Path:
     return path
 
 
-def enclave(paths, *args: str, timeout: float = 500) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ENCLAVE_HOME": str(paths.home)}
+def enclave(paths, *args: str, timeout: float = 500, **variables: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ENCLAVE_HOME": str(paths.home), **variables}
     return subprocess.run([str(ENCLAVE), *args], capture_output=True, text=True, env=env, timeout=timeout, check=False)
 
 
@@ -129,4 +131,18 @@ def test_a_job_over_its_memory_is_killed_and_said_so_in_words(cluster_enclave, s
     status = enclave(paths, "run-status", job)
     assert status.returncode != 0 and said in status.stdout
     assert audited(paths, job) == ["notebook.job_submitted", "notebook.job_ended"]
+    assert job not in slurm.jobs()
+
+
+def test_a_job_past_its_time_limit_is_stopped_and_said_so_in_words(cluster_enclave, slurm, tmp_path):
+    paths = cluster_enclave.paths
+    project = cluster_enclave.projects[1]
+    notebook = write_notebook(tmp_path, "sleeper.ipynb", *SLEEPER)
+    ran = enclave(paths, "run", str(notebook), "--project", project, "--user", "alice", "--slurm", "--wait",
+                  DASK_ENCLAVE__SLURM__WALLTIME="00:01:00")  # fmt: skip
+    assert ran.returncode != 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    job = job_id(ran)
+    said = f"SLURM stopped notebook job {job} at its time limit (00:01:00); it did not finish"
+    assert said in ran.stderr, ran.stdout[-2000:] + ran.stderr[-2000:]
+    assert said in enclave(paths, "run-status", job).stdout
     assert job not in slurm.jobs()

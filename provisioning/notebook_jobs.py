@@ -244,6 +244,8 @@ def submit_job(
     sandbox of `project`; returns at once with the job's record. Root only (through sudo for researchers)."""
     if os.geteuid() != 0:
         raise EnclaveError("a notebook's SLURM job is submitted by root (its job builds the sandbox): use sudo")
+    if not shutil.which("sbatch", path=SYSTEM_PATH):
+        raise EnclaveError("SLURM's sbatch is not installed on this host (Debian: slurm-client); nothing was run")
     who = invoker()
     check_installation(paths, who)
     content = read_notebook(notebook, who)

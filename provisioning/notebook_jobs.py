@@ -176,7 +176,7 @@ def job_script(
     lines += [
         "# enclave run --slurm (provisioning/notebook_jobs.py): papermill in the project's sandbox, as its account",
         "set -u",
-        "umask 077",
+        "umask 022",  # as a workspace's and `enclave run`'s files are made (this folder is root's alone, 0700)
         f"exec {SECCOMP_FD}<{q(str(files.seccomp))}",
         f"build=$({q(program('readlink'))} -e {q(str(data_link))}) || "
         f"{{ echo 'enclave: the project has no published view' >&2; exit {NOT_PUBLISHED}; }}",

@@ -9,7 +9,8 @@ line, a request, answered by one JSON line (`{"ok": true, ...}` or `{"ok": false
 - `start` {"jobs": N}: makes the project's cluster unless one runs, scales it to N jobs (default 1); answers with
   the client's TLS credentials (PEM text), the worker processes per job and the most jobs the project may run;
 - `scale` {"jobs": N}: scales to N jobs (never past the project's `max-jobs`);
-- `status`: what SLURM says: the jobs and their states, the workers, the message of any job killed for memory;
+- `status`: what SLURM says: the jobs and their states, the jobs that ended and how, the workers (with their threads
+  and memory), the message of any job killed for memory, the worker processes per job and the most jobs;
 - `close`: cancels every job, stops the scheduler, returns once squeue lists none;
 - `connect`: after the answer, the connection is a byte pipe to the scheduler's TLS address;
 - `dashboard`: after the answer, a byte pipe of plain HTTP to the scheduler's dashboard (the TLS to it is the
@@ -19,6 +20,9 @@ TLS runs end to end between the researcher's client and the scheduler: `connect`
 asks for a certificate of the cluster's authority (clusters/sandboxed.py), so the service connects to it with the
 client's, and the workspace's forwarder speaks plain HTTP to the service. Unknown ops and malformed lines get an
 error line; nothing the service logs holds a PEM.
+
+Its environment is the hub's: the site setting $ENCLAVE_SLURM_CONF, when set, is the SLURM_CONF its SLURM commands
+use (clusters/settings.py `use_site_slurm`), and DASK_ENCLAVE__SLURM__... variables are Dask settings as anywhere.
 
 It ends, closing the cluster, on SIGTERM or SIGINT, when the workspace's server process (whose pid the spawner
 writes on its standard input) exits, or when its standard input closes (the hub is gone).
@@ -40,8 +44,7 @@ from typing import Any
 
 from distributed.core import Status
 
-from clusters.jobs import WorkerJobsKilled
-from clusters.settings import ClusterError, setting
+from clusters.settings import ClusterError, setting, use_site_slurm
 from clusters.slurm import ProjectCluster, project_cluster
 from kernel.config import Paths
 from kernel.errors import EnclaveError
@@ -177,18 +180,20 @@ class ClusterService:
     def _processes(self) -> int:
         return self.cluster._dummy_job.worker_processes if self.cluster is not None else 0
 
-    @staticmethod
-    def status(cluster: ProjectCluster) -> dict[str, Any]:
-        """What SLURM says about the cluster's jobs, and how many workers the scheduler has."""
-        killed: list[str] = []
-        try:
-            cluster.check_jobs()
-        except WorkerJobsKilled as exc:
-            killed = [end.message for end in exc.ends]
+    def status(self, cluster: ProjectCluster) -> dict[str, Any]:
+        """What SLURM says about the cluster's jobs (those it lists, with their states, and those that ended, how;
+        a job killed for memory in words), and the workers the scheduler has, their threads and memory."""
+        ends = cluster.ended_jobs()
+        workers = cluster.scheduler_info.get("workers", {})
         return {
             "jobs": cluster.running_jobs(),
-            "workers": len(cluster.scheduler_info.get("workers", {})),
-            "killed": killed,
+            "ended": {end.job_id: end.state for end in ends},
+            "workers": len(workers),
+            "threads": sum(int(worker.get("nthreads") or 0) for worker in workers.values()),
+            "memory": sum(int(worker.get("memory_limit") or 0) for worker in workers.values()),
+            "killed": [end.message for end in ends if end.exceeded_memory],
+            "processes": self._processes(),
+            "max_jobs": cluster.max_jobs,
         }
 
     async def close(self) -> None:
@@ -308,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         print("the cluster service runs as root (it submits the project's SLURM jobs)", file=sys.stderr)
         return 2
     try:
+        use_site_slurm()  # the hub's environment is this one: $ENCLAVE_SLURM_CONF names the site's SLURM
         asyncio.run(main_async(args))
     except ClusterError as exc:
         print(f"cluster service: {exc}", file=sys.stderr)

@@ -10,7 +10,8 @@ never exceeds those limits. Unlike dask-jobqueue, no commented copy of the YAML 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from kernel.errors import EnclaveError
 
 CONFIG_FILE = Path(__file__).with_name("slurm.yaml")
 CONFIG = "enclave.slurm"
+SITE_SLURM_CONF = "ENCLAVE_SLURM_CONF"  # a site setting (/etc/enclave/enclave.env may hold it; SLURM_CONF not)
 PLACEMENT = ("queue", "account", "walltime", "job-extra-directives")  # what a project's own entry may change
 
 
@@ -39,6 +41,20 @@ def register_defaults(path: Path = CONFIG_FILE) -> None:
 
 
 register_defaults()
+
+
+def use_site_slurm(environ: MutableMapping[str, str] | None = None) -> str | None:
+    """Point this process's SLURM commands (sbatch, squeue, scancel: dask-jobqueue's and ours) at the site's SLURM:
+    $ENCLAVE_SLURM_CONF, when set, becomes SLURM_CONF; unset, SLURM_CONF or SLURM's own default stands. Returns the
+    file in force, if one is named; ClusterError when the setting is not an absolute path to a file."""
+    environ = os.environ if environ is None else environ
+    chosen = environ.get(SITE_SLURM_CONF, "").strip()
+    if chosen:
+        path = Path(chosen)
+        if not path.is_absolute() or not path.is_file():
+            raise ClusterError(f"{SITE_SLURM_CONF} must be the absolute path of the site's slurm.conf, a file")
+        environ["SLURM_CONF"] = chosen
+    return environ.get("SLURM_CONF")
 
 
 def setting(key: str) -> Any:

@@ -76,8 +76,8 @@ class ClusterServiceProcess:
 
 async def start_service(paths: Paths, layout: SandboxLayout, log: Path) -> ClusterServiceProcess:
     """Start the workspace's cluster service and return once its socket is listening; ServiceError otherwise. Its
-    output goes to `log` (root's); the environment is the hub's (SLURM_CONF, Dask settings such as
-    DASK_ENCLAVE__SLURM__INTERFACE), since the service submits jobs as the hub would."""
+    output goes to `log` (root's); the environment is the hub's (ENCLAVE_SLURM_CONF or SLURM_CONF, Dask settings such
+    as DASK_ENCLAVE__SLURM__INTERFACE), since the service submits jobs as the hub would."""
     with log.open("ab") as out:
         os.chmod(log, 0o600)
         process = await asyncio.create_subprocess_exec(

@@ -26,7 +26,7 @@ from fabric.materialise.builds import BuildPin, pin_current, sweep_after
 from fabric.models import Project, ProjectMember
 from fabric.projects import ProjectRole, project_account_name
 from hub import sandbox, seccomp
-from hub.authorisation import WorkspaceError, authorise_workspace
+from hub.authorisation import WorkspaceError, WorkspaceGrant, authorise_workspace
 from hub.limits import CgroupError, Limits, WorkspaceCgroup
 from kernel.config import Paths
 from kernel.db import Registry
@@ -141,7 +141,7 @@ class WorkspacePlan:
                 self.after()
 
 
-def prepare(
+def authorised_layout(
     paths: Paths,
     project: str,
     user: str,
@@ -151,9 +151,10 @@ def prepare(
     socket_root: Path = sandbox.SOCKET_ROOT,
     hub_socket_root: Path | None = sandbox.HUB_SOCKET_ROOT,
     instance: str = "",
-) -> WorkspacePlan:
-    """Check `user` may work in `project`, make the folders and control group, and return the plan to start it.
-    `instance` and `hub_socket_root` go to `sandbox.layout` (a batch run: its own sandbox, no hub needed)."""
+) -> tuple[WorkspaceGrant, sandbox.SandboxLayout]:
+    """Check `user` may work in `project` and that everything a sandbox binds is there; return the grant and the
+    sandbox's layout. Makes nothing: `prepare` makes the folders, control group and pin of a sandbox started here;
+    a notebook's SLURM job (provisioning/notebook_jobs.py) builds the same sandbox on its node."""
     # the one rule of every spawner (hub/authorisation.py), asked first: a refusal says nothing about this host
     grant = authorise_workspace(registry_of(paths), user, project)
     secure = os.geteuid() == 0
@@ -185,7 +186,28 @@ def prepare(
         hub_socket_root=hub_socket_root,
         instance=instance,
     )
-    _prepare_folders(layout, secure)
+    return grant, layout
+
+
+def prepare(
+    paths: Paths,
+    project: str,
+    user: str,
+    *,
+    environment: dict[str, str] | None = None,
+    insecure_dev_mode: bool = False,
+    socket_root: Path = sandbox.SOCKET_ROOT,
+    hub_socket_root: Path | None = sandbox.HUB_SOCKET_ROOT,
+    instance: str = "",
+) -> WorkspacePlan:
+    """Check `user` may work in `project`, make the folders and control group, and return the plan to start it.
+    `instance` and `hub_socket_root` go to `sandbox.layout` (a batch run: its own sandbox, no hub needed)."""
+    grant, layout = authorised_layout(
+        paths, project, user, environment=environment, insecure_dev_mode=insecure_dev_mode, socket_root=socket_root,
+        hub_socket_root=hub_socket_root, instance=instance,
+    )  # fmt: skip
+    secure = layout.drop_privileges
+    prepare_folders(layout, secure)
     layout.write_etc()
     # The build bound at /project/data is the one published now, pinned until the sandbox is gone: a newer build
     # published meanwhile leaves this workspace's data as it was (fabric/materialise/builds.py).
@@ -216,15 +238,17 @@ def _account(project: str) -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
-def _prepare_folders(layout: sandbox.SandboxLayout, secure: bool) -> None:
-    """The user's home and the socket folder, owned by the project account; stale sockets removed."""
+def prepare_folders(layout: sandbox.SandboxLayout, secure: bool, *, run: bool = True) -> None:
+    """The user's home and (unless `run` is False: a sandbox built on another machine) the socket folder, owned by
+    the project account; stale sockets removed."""
     for folder in (layout.outputs, layout.mlflow, layout.home.parent):
         if not folder.is_dir():
             raise WorkspaceError(503, f"project {layout.project} is not provisioned: run `enclave host apply`")
-    layout.run.parent.mkdir(parents=True, exist_ok=True)
-    if secure:
-        layout.run.parent.chmod(0o711)
-    for folder in (layout.home, layout.run):
+    if run:
+        layout.run.parent.mkdir(parents=True, exist_ok=True)
+        if secure:
+            layout.run.parent.chmod(0o711)
+    for folder in (layout.home, layout.run) if run else (layout.home,):
         with contextlib.suppress(FileExistsError):
             folder.mkdir(mode=0o700)
         if folder.is_symlink() or not folder.is_dir():
@@ -232,5 +256,6 @@ def _prepare_folders(layout: sandbox.SandboxLayout, secure: bool) -> None:
         if secure:
             os.chown(folder, layout.uid, layout.gid, follow_symlinks=False)
         folder.chmod(0o700)
-    with contextlib.suppress(FileNotFoundError):
-        layout.socket.unlink()
+    if run:
+        with contextlib.suppress(FileNotFoundError):
+            layout.socket.unlink()

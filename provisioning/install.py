@@ -57,6 +57,9 @@ ENCLAVE_HUB_PORT=8000
 # ENCLAVE_OIDC_USERNAME_CLAIM=email
 # ENCLAVE_OIDC_USERNAME_MAPPING=email
 # ENCLAVE_OIDC_ALLOWED_DOMAINS=trust.nhs.uk
+# Projects with compute.engine: slurm: the site's slurm.conf, where it is not /etc/slurm/slurm.conf (docs/how-to/
+# admin.md, "Run Dask on a SLURM cluster"; the jobs' settings go in /etc/dask/enclave-slurm.yaml).
+# ENCLAVE_SLURM_CONF=/etc/slurm/slurm.conf
 """
 
 HOST_UNIT = """\

@@ -6,7 +6,8 @@ following any link there (the home is the researcher's to write). papermill from
 with the same namespaces, mounts, limits and environment as a JupyterLab workspace (hub/workspaces.py), but as a
 run of its own (its own control group and socket folder), so an open workspace of the same person is untouched and
 no running hub is needed. The executed copy stays beside the input; what the notebook writes to /project/outputs is
-what the airlock can take.
+what the airlock can take. Each run is audited when it starts and when it ends (`notebook.run_started`,
+`notebook.run_ended`); the same checks and copy come before a run submitted to SLURM (provisioning/notebook_jobs.py).
 """
 
 from __future__ import annotations
@@ -23,17 +24,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import nbformat
 
 from hub import sandbox
-from hub.workspaces import WorkspaceError, insecure_allowed, prepare
+from hub.sandbox import SandboxLayout
+from hub.workspaces import WorkspaceError, insecure_allowed, prepare, registry_of
+from kernel import audit
 from kernel.config import Paths
 from kernel.errors import EnclaveError
 from output_checks.release.storage import open_beneath
+from workbench.cluster import ENV_ENGINE
 
 MAX_NOTEBOOK_BYTES = 16 << 20  # the airlock's default per-file limit: a notebook larger than that is not a script
 RUNS = "runs"
+# A batch run has no cluster service: the notebook's `client()` is a LocalCluster within the run's limits, whatever
+# the project's compute.engine (workbench/cluster.py).
+BATCH_ENVIRONMENT = {ENV_ENGINE: "local"}
 
 
 @dataclass(frozen=True)
@@ -165,17 +173,62 @@ def untrusted(path: Path) -> str | None:
     return None
 
 
+def check_installation(paths: Paths, who: Invoker) -> None:
+    """Through sudo the caller may choose --home or keep ENCLAVE_* variables: root must then not trust a registry,
+    project folders or an environment that the caller (or anyone but root) could have made."""
+    if who.name is None:
+        return
+    for what, path in (("Enclave home", paths.home), ("workspace environment", paths.workspace_env)):
+        if problem := untrusted(path):
+            raise EnclaveError(f"through sudo, `enclave run` uses only a root-owned {what}: {problem}")
+
+
+def stage_notebook(layout: SandboxLayout, stem: str, content: bytes, secure: bool) -> tuple[str, str]:
+    """Copy the notebook into the user's `runs/` (owned by the project account when `secure`); return the names of
+    the copy and of the executed notebook papermill will write beside it."""
+    owner = (layout.uid, layout.gid) if secure else (None, None)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    source, executed = f"{stem}-{stamp}.ipynb", f"{stem}-{stamp}.out.ipynb"
+    runs = _open_runs(layout.home, *owner)
+    try:
+        _create(runs, source, content, *owner)
+    finally:
+        os.close(runs)
+    return source, executed
+
+
+def papermill_command(layout: SandboxLayout, source: str, executed: str, parameters: dict[str, str]) -> list[str]:
+    """papermill from the workspace environment, from `runs/source` to `runs/executed` inside the sandbox."""
+    inside_runs = f"{layout.inside_home}/{RUNS}"
+    command = [str(layout.env / "bin" / "papermill"), f"{inside_runs}/{source}", f"{inside_runs}/{executed}"]
+    command += ["--cwd", layout.inside_home, "--kernel", "python3", "--language", "python"]
+    command += ["--log-output", "--no-progress-bar"]
+    for name, value in parameters.items():
+        command += ["-p", name, value]
+    return command
+
+
+def audit_run(paths: Paths, project: str, *, actor: str, action: str, **detail: Any) -> None:
+    """One audit event about a notebook run (`notebook.run_started`, `notebook.job_submitted`, ...) on `project`."""
+    registry_of(paths).transaction(
+        lambda session: audit.record(session, actor=actor, action=action, target=project, **detail)
+    )
+
+
 def run_in_sandbox(
-    paths: Paths, notebook: Path, project: str, user: str, parameters: dict[str, str], *, timeout: float | None = None
+    paths: Paths,
+    notebook: Path,
+    project: str,
+    user: str,
+    parameters: dict[str, str],
+    *,
+    timeout: float | None = None,
+    actor: str | None = None,
 ) -> NotebookRun:
-    """Run `notebook` in `user`'s workspace sandbox of `project` with papermill `parameters` (as `-p NAME VALUE`)."""
+    """Run `notebook` in `user`'s workspace sandbox of `project` with papermill `parameters` (as `-p NAME VALUE`);
+    audited as `notebook.run_started` and `notebook.run_ended` (by `actor`, default `user`)."""
     who = invoker()
-    if who.name is not None:
-        # Through sudo the caller may choose --home or keep ENCLAVE_* variables: root must then not trust a registry,
-        # project folders or an environment that the caller (or anyone but root) could have made.
-        for what, path in (("Enclave home", paths.home), ("workspace environment", paths.workspace_env)):
-            if problem := untrusted(path):
-                raise EnclaveError(f"through sudo, `enclave run` uses only a root-owned {what}: {problem}")
+    check_installation(paths, who)
     content = read_notebook(notebook, who)
     # A batch run needs no hub: bind its socket folder only when one is there.
     hub_root = sandbox.HUB_SOCKET_ROOT if sandbox.hub_socket(paths).parent.is_dir() else None
@@ -185,6 +238,7 @@ def run_in_sandbox(
             paths,
             project,
             user,
+            environment=BATCH_ENVIRONMENT,
             insecure_dev_mode=insecure_allowed(),
             instance=instance,
             hub_socket_root=hub_root,
@@ -193,29 +247,17 @@ def run_in_sandbox(
         raise EnclaveError(exc.message) from exc
     try:
         layout = plan.layout
-        owner = (layout.uid, layout.gid) if plan.secure else (None, None)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        source = f"{notebook.stem}-{stamp}.ipynb"
-        executed = f"{notebook.stem}-{stamp}.out.ipynb"
-        runs = _open_runs(layout.home, *owner)
-        try:
-            _create(runs, source, content, *owner)
-        finally:
-            os.close(runs)
-        inside_runs = f"{layout.inside_home}/{RUNS}"
-        papermill = str(layout.env / "bin" / "papermill")
-        command = [papermill, f"{inside_runs}/{source}", f"{inside_runs}/{executed}"]
-        command += ["--cwd", layout.inside_home, "--kernel", "python3", "--language", "python"]
-        command += ["--log-output", "--no-progress-bar"]
-        for name, value in parameters.items():
-            command += ["-p", name, value]
+        source, executed = stage_notebook(layout, notebook.stem, content, plan.secure)
+        inside = f"{layout.inside_home}/{RUNS}/{executed}"
+        command = papermill_command(layout, source, executed, parameters)
+        audit_run(paths, project, actor=actor or user, action="notebook.run_started", user=user, executed=inside)
         with plan.launch(command) as launch:
             completed = subprocess.run(  # output streams to the caller's terminal
                 launch.argv, stdin=subprocess.DEVNULL, timeout=timeout, check=False, **launch.popen_kwargs()
             )
-        return NotebookRun(
-            executed=layout.home / RUNS / executed, inside=f"{inside_runs}/{executed}", returncode=completed.returncode
-        )
+        audit_run(paths, project, actor=actor or user, action="notebook.run_ended", user=user, executed=inside,
+                  returncode=completed.returncode)  # fmt: skip
+        return NotebookRun(executed=layout.home / RUNS / executed, inside=inside, returncode=completed.returncode)
     finally:
         plan.cleanup()
         if plan.layout.etc.name.endswith(instance):  # the run's own /etc files, never the workspace's

@@ -217,6 +217,7 @@ def running_workspace(workspace_env: Path, base_url: str = "/") -> Iterator[Work
             "JUPYTER_DATA_DIR": str(home / ".local" / "share" / "jupyter"),
             "JUPYTER_RUNTIME_DIR": str(home / ".local" / "share" / "jupyter" / "runtime"),
             "JUPYTERLAB_SETTINGS_DIR": str(home / ".jupyter" / "lab" / "user-settings"),
+            "JUPYTERLAB_WORKSPACES_DIR": str(home / ".jupyter" / "lab" / "workspaces"),  # as hub/sandbox.py sets it
             "PYTHONNOUSERSITE": "1",
             "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
             "ENCLAVE_MLFLOW_ARTIFACTS": str(root / "mlflow" / "artifacts"),

@@ -13,6 +13,9 @@ With `compute.engine: slurm` in the manifest, `start_client` gives a Client on t
 through the workspace's cluster service (workbench/relay.py): same call, same dashboard route, workers elsewhere.
 With `compute.engine: kubernetes`, on the project's Dask cluster beside a KubeSpawner workspace, made by the
 platform's cluster service (workbench/kubernetes_cluster.py): again the same call and route.
+A batch run of a notebook (`enclave run`, also as a SLURM job) has no cluster service: it sets $ENCLAVE_DASK_ENGINE
+to `local`, which outranks the manifest, so the notebook's `client()` is a LocalCluster within the run's own limits
+(a SLURM job's allocation is the project's compute limits already).
 
 Its defaults live in cluster.yaml beside this module, registered with `dask.config` at import under
 `enclave.local`, so a notebook (`dask.config.set`), a Dask config file or a DASK_ENCLAVE__... variable can change
@@ -41,6 +44,7 @@ LIMIT_KEYS = {"dask_workers": "n-workers", "threads_per_worker": "threads-per-wo
 ENV_DASHBOARD = "ENCLAVE_DASK_DASHBOARD"
 ENV_SERVICE_PREFIX = "JUPYTERHUB_SERVICE_PREFIX"
 DASHBOARD_ROUTE = "dask"  # the workspace's jupyter-server-proxy route to the dashboard port
+ENV_ENGINE = "ENCLAVE_DASK_ENGINE"  # set by a batch run (no cluster service there): outranks compute.engine
 
 
 def register_defaults(path: Path = CONFIG_FILE) -> None:
@@ -120,8 +124,14 @@ def cluster_options(
     }
 
 
-def engine(manifest: dict[str, Any]) -> str:
-    """Where the project's Dask cluster runs: the manifest's `compute.engine`, `local` when it states none."""
+def engine(manifest: dict[str, Any], environ: Mapping[str, str] | None = None) -> str:
+    """Where the project's Dask cluster runs: $ENCLAVE_DASK_ENGINE when set (a batch run's `local`), else the
+    manifest's `compute.engine`, `local` when it states none."""
+    environ = os.environ if environ is None else environ
+    if forced := environ.get(ENV_ENGINE, "").strip():
+        if forced not in ENGINES:
+            raise WorkbenchError(f"${ENV_ENGINE} must be one of {', '.join(ENGINES)}, not {forced!r}")
+        return forced
     compute = manifest.get("compute") or {}
     chosen = compute.get("engine", "local") if isinstance(compute, dict) else "local"
     if chosen not in ENGINES:

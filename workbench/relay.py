@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import html
 import json
 import os
 import ssl
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from distributed import Client
+from distributed.comm.core import Connector
+from distributed.comm.registry import Backend
 from distributed.core import Status, rpc
 from distributed.deploy import Cluster
 from distributed.security import Security
@@ -34,6 +38,13 @@ ENV_RUN_DIR = "ENCLAVE_RUN_DIR"
 PIPE_CHUNK = 1 << 16
 ANSWER_BYTES = 1 << 16  # a `start` answer carries three PEMs
 WAIT_SECONDS = 300  # for the first workers: a SLURM job may queue a while
+# The address JupyterLab's Dask panel shows for the project's SLURM cluster (enclave_workspace/dask_panel.py); its
+# scheme is ProjectClusterScheme's, so a `Client(address)` (the panel's "inject client code") says how to connect.
+PANEL_ADDRESS = "enclave://project-cluster"
+HOW_TO_CONNECT = (
+    "the project's SLURM cluster is reached through workbench, which holds its credentials: "
+    "`from workbench import open_project; client = open_project().client()` (a plain Client cannot connect to it)"
+)
 
 
 class ServiceRefused(WorkbenchError):
@@ -176,7 +187,15 @@ class ServiceCluster(Cluster):
                 dashboard = Forwarder(self.socket_path, "dashboard")
                 self._forwarders.append(dashboard)
                 host, _, port = self._dashboard_address.rpartition(":")
-                self._dashboard_port = await dashboard.start(host or "127.0.0.1", int(port or 0))
+                try:
+                    self._dashboard_port = await dashboard.start(host or "127.0.0.1", int(port or 0))
+                except OSError as exc:
+                    if exc.errno != errno.EADDRINUSE:
+                        raise
+                    # Another client in this workspace, or JupyterLab's Dask panel, relays the same cluster's
+                    # dashboard on that port already.
+                    self._forwarders.remove(dashboard)
+                    self._dashboard_port = int(port or 0)
             self.scheduler_comm = rpc(self._address, connection_args=self.security.get_connection_args("client"))
             await super()._start()
         except BaseException:
@@ -211,8 +230,21 @@ class ServiceCluster(Cluster):
         raise WorkbenchError("a SLURM cluster is scaled by hand here: cluster.scale(jobs=N)")
 
     def jobs_status(self) -> dict[str, Any]:
-        """What SLURM says now: jobs and their states, workers, and any job killed for memory (in words)."""
+        """What SLURM says now: jobs and their states, the ended ones and how, the workers (threads, memory), and any
+        job killed for memory (in words). A notebook shows them as a table under the cluster's summary."""
         return self.sync(request, self.socket_path, {"op": "status"})
+
+    def _repr_html_(self, cluster_status: Any = None) -> str:
+        """Dask's summary of the cluster, and below it SLURM's jobs: each with its state, the ended ones with how they
+        ended, a job killed for memory in words."""
+        summary = super()._repr_html_(cluster_status)
+        if self.asynchronous or self.status != Status.running:
+            return summary
+        try:
+            status = self.jobs_status()
+        except (OSError, WorkbenchError) as exc:
+            return summary + f"<p>SLURM's jobs: not known ({html.escape(str(exc))})</p>"
+        return summary + jobs_table(status)
 
     async def _close(self) -> None:
         if self.status == Status.closed:
@@ -256,3 +288,44 @@ def wait_for_workers(client: Client, cluster: ServiceCluster, n_workers: int, ti
             + (f"\n{killed}" if killed else "")
             + ("\nPENDING jobs wait for the cluster's resources." if "PENDING" in jobs else "")
         ) from exc
+
+
+def jobs_table(status: dict[str, Any]) -> str:
+    """SLURM's jobs of the cluster service's `status` answer as an HTML table (listed jobs, then ended ones), with the
+    workers, and each memory kill's message."""
+    rows = [(job, state) for job, state in sorted(status.get("jobs", {}).items())]
+    rows += [(job, f"ended: {state}") for job, state in sorted(status.get("ended", {}).items())]
+    cells = ((html.escape(str(job)), html.escape(str(state))) for job, state in rows)
+    body = "".join(f"<tr><td>{job}</td><td>{state}</td></tr>" for job, state in cells)
+    killed = "".join(f"<p><strong>{html.escape(str(message))}</strong></p>" for message in status.get("killed", []))
+    return (
+        f"<p>SLURM's jobs ({int(status.get('workers', 0))} Dask workers running):</p>"
+        + f"<table><tr><th>job</th><th>state</th></tr>{body or '<tr><td colspan=2>none</td></tr>'}</table>"
+        + killed
+    )
+
+
+class ProjectClusterScheme(Backend):
+    """Dask's comm backend for `enclave://` addresses (the entry point `distributed.comm.backends` of workbench's
+    pyproject.toml): it connects to nothing and says how to connect instead, so that `Client("enclave://...")`
+    fails at once with the way to reach the project's cluster rather than waiting on an address that leads nowhere."""
+
+    def get_connector(self) -> Connector:
+        return _HowToConnect()
+
+    def get_listener(self, loc: str, handle_comm: Any, deserialize: bool, **connection_args: Any) -> Any:
+        raise WorkbenchError(HOW_TO_CONNECT)
+
+    def get_address_host(self, loc: str) -> str:
+        return loc
+
+    def resolve_address(self, loc: str) -> str:
+        return loc
+
+    def get_local_address_for(self, loc: str) -> str:
+        raise WorkbenchError(HOW_TO_CONNECT)
+
+
+class _HowToConnect(Connector):
+    async def connect(self, address: str, deserialize: bool = True, **connection_args: Any) -> Any:
+        raise WorkbenchError(HOW_TO_CONNECT)

@@ -1,10 +1,10 @@
 """Enclave's workspace-side hardening, a Jupyter server extension enabled by the environment's own config
 (images/jupyter/): it puts the deny-by-default route table in front of every route of the server (routes.py), serves
-kernel logos screened as images (kernelspecs.py), checks once the server has started that every route it registers
-is in the table, and refuses to start a server whose configuration is not the hardened one, so a broken or skipped
-config file cannot leave a workspace open. The contents manager (contents.py, which screens what the browser reads
-with display.py), the authoriser (authorizer.py), the proxy routes (proxy.py) and the lab extension manager (lab.py)
-are set by that config."""
+kernel logos screened as images (kernelspecs.py) and JupyterLab's Dask panel its project's cluster (dask_panel.py),
+checks once the server has started that every route it registers is in the table, and refuses to start a server
+whose configuration is not the hardened one, so a broken or skipped config file cannot leave a workspace open. The
+contents manager (contents.py, which screens what the browser reads with display.py), the authoriser (authorizer.py),
+the proxy routes (proxy.py) and the lab extension manager (lab.py) are set by that config."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from jupyter_server.utils import url_path_join
 
-from enclave_workspace import budget, connections, headers
+from enclave_workspace import budget, connections, dask_panel, headers
 from enclave_workspace.authorizer import WorkspaceAuthorizer
 from enclave_workspace.confine import launcher
 from enclave_workspace.contents import WorkspaceContentsManager
@@ -77,6 +77,8 @@ def hardening_problems(serverapp: Any) -> list[str]:
         problems.append("the proxied servers are not exactly dask and mlflow")
     if proxy.get("host_allowlist") is not named_servers_only:
         problems.append("the proxy host allow-list is not enclave_workspace's")
+    if serverapp.jpserver_extensions.get("dask_labextension"):
+        problems.append("dask-labextension's server extension is on (the workspace answers the Dask panel itself)")
     lab = serverapp.config.get("LabApp", {})
     if lab.get("extension_manager") != MANAGER or lab.get("lock_all_plugins") is not True:
         problems.append("the lab extension and plugin managers are not read-only and locked")
@@ -92,7 +94,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     base_url = web_app.settings["base_url"]
     logo = (url_path_join(base_url, KERNEL_LOGO), KernelLogoHandler)
     formats = (url_path_join(base_url, NO_EXPORT_FORMATS), NoExportFormatsHandler)
-    add_in_front(web_app, front_rules(base_url, web_app, [logo, formats]))
+    add_in_front(web_app, front_rules(base_url, web_app, [logo, formats, *dask_panel.handlers(base_url)]))
     # every response body of the proxied services is screened as it leaves (services.py), then every byte to the
     # browser is counted against the workspace's hourly budget (budget.py)
     ServiceResponseScreen.base_url = base_url

@@ -21,6 +21,7 @@ PERMITTED: dict[str, frozenset[str]] = {
     "config": frozenset({"read"}),  # front-end config sections, from the environment's config folder
     "lsp": frozenset({"read"}),  # which language servers there are (none); their websockets are refused by route
     "events": frozenset({"execute"}),  # subscribing to the event stream (JupyterLab does; posting is refused)
+    "dask_clusters": frozenset({"read", "write"}),  # the Dask panel's project cluster (dask_panel.py)
 }
 
 

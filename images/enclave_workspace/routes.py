@@ -125,6 +125,10 @@ ROUTES: tuple[Route, ...] = (
     allow(r"/dask$", "GET", "the Dask dashboard"),
     allow(r"/mlflow/(.*)$", "GET POST PATCH DELETE", "the MLflow UI and its API"),
     allow(r"/mlflow$", "GET", "the MLflow UI"),
+    # JupyterLab's Dask panel (dask-labextension's front end): its cluster API, answered by the workspace
+    # (dask_panel.py, ahead of the dashboard's route); its dashboard is the `dask/` route above
+    allow(r"/dask/clusters/?$", "GET PUT", "the panel's clusters: list, start the project's (dask_panel.py)"),
+    allow(r"/dask/clusters/(?P<cluster_id>\w+-\w+-\w+-\w+-\w+)$", "GET PATCH DELETE", "the cluster: see, scale, close"),
     allow(r"/server-proxy/servers-info$", "GET", "the launcher's list of proxied services"),
     allow(r"/server-proxy/icon/(.*)$", "GET", "their icons"),
     refuse(r"/proxy/([^/:@]+):(\d+)(/.*|)$", "proxy to any host and port"),
@@ -145,6 +149,10 @@ REFUSED: tuple[tuple[str, str], ...] = (
         "Exporting notebooks from a workspace is disabled; release outputs through the airlock.",
     ),
     (r"/proxy(?:/.*)?", "Only the workspace's Dask dashboard (/dask/) and MLflow (/mlflow/) can be proxied."),
+    # dask-labextension's server routes (its server extension is off, dask_panel.py): the server fetching a URL the
+    # browser names, and a proxy to any dashboard a cluster names. The panel checks and shows the `dask/` route.
+    (r"/dask/dashboard-check(?:/.*)?", "The workspace fetches no URL for the Dask panel: it shows the dask/ route."),
+    (r"/dask/dashboard(?:/.*)?", "The Dask panel shows the workspace's own dashboard route, dask/, only."),
 )
 
 

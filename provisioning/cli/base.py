@@ -81,7 +81,8 @@ COMMANDS: dict[str, str] = {
     **dict.fromkeys(("backup", "restore", "upgrade", "install"), "provisioning.cli.operations"),
     "keys": "provisioning.cli.keys",
     **dict.fromkeys(
-        ("demo", "demo-data", "up", "down", "status", "host", "workspace", "run"), "provisioning.cli.running"
+        ("demo", "demo-data", "up", "down", "status", "host", "workspace", "run", "run-status"),
+        "provisioning.cli.running",
     ),
     "airlock": "output_checks.cli:airlock",  # the airlock's commands live with the airlock
 }

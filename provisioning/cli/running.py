@@ -1,5 +1,5 @@
-"""`enclave demo`, `up`, `down`, `status`, `run`, `host` and `workspace`: setting Enclave up on this machine and
-running it."""
+"""`enclave demo`, `up`, `down`, `status`, `run` and `run-status`, `host` and `workspace`: setting Enclave up on
+this machine and running it."""
 
 from __future__ import annotations
 
@@ -287,23 +287,72 @@ def status(ctx: Context) -> None:
 @click.option("--project", "project_name", required=True, help="The project whose sandbox runs it.")
 @click.option("--user", "user_name", help="Whose workspace home to run in (default: the invoking user).")
 @click.option("-p", "--parameter", "parameters", multiple=True, nargs=2, help="papermill parameter NAME VALUE.")
+@click.option("--slurm", is_flag=True, help="Run it as a SLURM batch job: print the job id and return at once.")
+@click.option("--wait", is_flag=True, help="With --slurm: wait for the job to end; exit with papermill's status.")
 @pass_ctx
 @friendly
 def run_notebook(
-    ctx: Context, notebook: Path, project_name: str, user_name: str | None, parameters: tuple[tuple[str, str], ...]
+    ctx: Context,
+    notebook: Path,
+    project_name: str,
+    user_name: str | None,
+    parameters: tuple[tuple[str, str], ...],
+    slurm: bool,
+    wait: bool,
 ) -> None:
     """Execute NOTEBOOK with papermill inside the project's sandbox, as that project's account, with the
     workspace's limits. NOTEBOOK is read with the invoking user's rights (through sudo too) and must be a Jupyter
-    notebook; the executed copy is saved in the user's project home under runs/."""
+    notebook; the executed copy is saved in the user's project home under runs/. With --slurm, the same sandbox runs
+    on a SLURM node as a batch job (`enclave run-status JOBID` says how it went)."""
     from provisioning.notebook_runs import invoker, run_in_sandbox
 
     caller = invoker().name
     if caller is not None and user_name not in (None, caller):
         # through sudo, a person runs in their own home only
         raise EnclaveError("through sudo, `enclave run` runs in your own project home: leave out --user")
-    result = run_in_sandbox(ctx.paths, notebook, project_name, user_name or actor(), dict(parameters))
+    if wait and not slurm:
+        raise EnclaveError("--wait goes with --slurm (without it, `enclave run` waits anyway)")
+    if slurm:
+        from provisioning.notebook_jobs import log_tail, submit_job, wait_for_job
+
+        job = submit_job(ctx.paths, notebook, project_name, user_name or actor(), dict(parameters), actor=actor())
+        click.echo(f"submitted notebook job {job.job_id} (SLURM job name enclave-run-{project_name})")
+        click.echo(f"executed notebook will be: {job.executed} (in the workspace: {job.inside})")
+        if not wait:
+            click.echo(f"`enclave run-status {job.job_id}` says how it goes")
+            return
+        try:
+            state = wait_for_job(ctx.paths, job, observer=actor())
+        except KeyboardInterrupt:
+            click.echo(f"stopped waiting; job {job.job_id} goes on (`enclave run-status {job.job_id}`)", err=True)
+            sys.exit(130)
+        if state.returncode != 0 and (tail := log_tail(job)):
+            click.echo(f"--- the end of job {job.job_id}'s log\n{tail}", err=True)
+        click.echo(state.message, err=state.returncode != 0)
+        sys.exit(state.returncode if state.returncode is not None else 1)
+    result = run_in_sandbox(ctx.paths, notebook, project_name, user_name or actor(), dict(parameters), actor=actor())
     click.echo(f"executed notebook: {result.executed} (in the workspace: {result.inside})")
     sys.exit(result.returncode)
+
+
+@main.command("run-status")
+@click.argument("job_id")
+@click.option("--log", "show_log", is_flag=True, help="Also print the end of the job's log (papermill's output).")
+@pass_ctx
+@friendly
+def run_status(ctx: Context, job_id: str, show_log: bool) -> None:
+    """How notebook job JOB_ID (`enclave run --slurm`) stands: queued, running, or how it ended (papermill's status,
+    killed for memory, stopped at its time limit, cancelled), and where its executed notebook is. Through sudo, your
+    own jobs only. Exit 0 while it is queued or running, else papermill's (or the job's) exit status."""
+    from provisioning.notebook_jobs import job_state, load_job, log_tail
+
+    job = load_job(ctx.paths, job_id)
+    state = job_state(ctx.paths, job, observer=actor())
+    click.echo(f"{job.job_id}  project {job.project}  user {job.user}  submitted {job.submitted}  {state.state}")
+    click.echo(state.message)
+    if show_log and (tail := log_tail(job)):
+        click.echo(tail)
+    sys.exit((state.returncode or 0) if state.ended else 0)
 
 
 # ------------------------------------------------------------------------------------------------ workspace

@@ -12,7 +12,12 @@ workspaces made by hub/workspaces.py's `prepare` (no hub: the spawner's own call
   service logged holds a PEM;
 - stopping the workspace (the spawner's order: its processes, then the service) leaves no job and no service;
 - a service whose workspace exits stops by itself, and one killed with SIGKILL leaves no job past the workers'
-  death timeout.
+  death timeout;
+- JupyterLab's Dask panel, on the workspace's real server in the sandbox (reached on its Unix socket as the proxy
+  reaches it): its cluster routes list no cluster, start the project's (one SLURM job, its state in the cluster's
+  name, its workers, cores and memory as they come up), show its dashboard through the `dask/` route, refuse a second
+  start, adaptive scaling and a malformed scale, scale it, and close it (no job left); methods the route table does
+  not allow are refused.
 
 A client with another cluster's credentials is refused by the scheduler itself: tests/security/test_slurm_workers.py
 (the relay only passes bytes, so it changes nothing there).
@@ -21,7 +26,9 @@ A client with another cluster's credentials is refused by the scheduler itself: 
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
+import os
 import pwd
 import signal
 import socket
@@ -71,6 +78,16 @@ KERNEL = textwrap.dedent("""
     found["run"] = sorted(os.listdir("/run/enclave"))
     found["hub"] = os.path.exists("/run/hub")
     print(json.dumps(found), flush=True)
+    sys.stdin.readline()
+""")
+
+# A notebook joining the cluster the Dask panel started: its client, and the cluster's summary with SLURM's jobs.
+JOINING_KERNEL = textwrap.dedent("""
+    import json, sys
+    from workbench import open_project
+    client = open_project().client()
+    print(json.dumps({"workers": len(client.scheduler_info()["workers"]), "link": client.dashboard_link,
+                      "html": client.cluster._repr_html_()}), flush=True)
     sys.stdin.readline()
 """)
 
@@ -252,3 +269,118 @@ def test_a_killed_service_leaves_no_job_past_the_death_timeout(cluster_enclave, 
         started = time.monotonic()
         slurm.wait_for(lambda: not project_jobs(slurm, project), "the job to end after its service died", timeout=60)
         assert time.monotonic() - started < 10 + 30
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP to the workspace server's Unix socket, as the hub's proxy reaches it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__("localhost", timeout=300)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(str(self.path))
+
+
+def _panel_request(socket_path: Path, prefix: str, token: str, method: str, route: str, body: object = None):
+    connection = _UnixConnection(socket_path)
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Authorization": f"token {token}", "Content-Type": "application/json"}
+        connection.request(method, prefix + route, body=data, headers=headers)
+        answer = connection.getresponse()
+        raw = answer.read()
+        return answer.status, (json.loads(raw) if raw and "json" in answer.getheader("Content-Type", "") else raw)
+    finally:
+        connection.close()
+
+
+def _wait_for(what: str, check, seconds: float = 240):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if found := check():
+            return found
+        time.sleep(2)
+    pytest.fail(f"no {what} after {seconds:.0f} s")
+
+
+def test_the_dask_panel_manages_the_projects_cluster(cluster_enclave, slurm, loop, tmp_path):
+    project = cluster_enclave.projects[0]
+    prefix = PREFIX.format(project=project)
+    token = os.urandom(16).hex()
+    with workspace(cluster_enclave, project) as plan:
+        service = loop.run_until_complete(
+            cluster_service.start_service(cluster_enclave.paths, plan.layout, tmp_path / "c.log")
+        )
+        env = plan.layout.env
+        command = [
+            str(env / "bin" / "jupyter-server"),
+            "--sock=/run/enclave/jupyter.sock",
+            f"--ServerApp.base_url={prefix}",
+        ]
+        server_log = (tmp_path / "server.log").open("w")
+        with plan.launch(command, environment={"JUPYTER_TOKEN": token}) as how:
+            server = subprocess.Popen(how.argv, env=how.env, pass_fds=how.pass_fds, preexec_fn=how.preexec_fn,
+                                      stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        socket_path = plan.layout.run / "jupyter.sock"
+        kernel = None
+
+        def panel(method: str, route: str, body: object = None):
+            return _panel_request(socket_path, prefix, token, method, route, body)
+
+        try:
+            loop.run_until_complete(service.watch(server.pid))
+            _wait_for("server socket", lambda: socket_path.is_socket() and panel("GET", "api/status")[0] == 200, 120)
+            assert panel("GET", "dask/clusters") == (200, [])
+            status, started = panel("PUT", "dask/clusters")
+            assert status == 200, started
+            assert started["scheduler_address"] == "enclave://project-cluster"
+            assert started["dashboard_link"] == f"{prefix}dask/status"
+            cluster = f"dask/clusters/{started['id']}"
+
+            def running():
+                listed = panel("GET", "dask/clusters")[1]
+                return listed if listed and listed[0]["workers"] >= 1 and "1 RUNNING" in listed[0]["name"] else None
+
+            (model,) = _wait_for("running worker in the panel", running)
+            assert model["id"] == started["id"] and model["cores"] >= 1 and model["memory"] != "0 B"
+            assert set(project_jobs(slurm, project).values()) == {"RUNNING"}
+            # a notebook's client() gets the same cluster (the server relays its dashboard already), and its HTML
+            # summary shows SLURM's jobs
+            kernel = launch(plan, confined(plan, JOINING_KERNEL), {"JUPYTERHUB_SERVICE_PREFIX": prefix})
+            joined = read_json(kernel)
+            assert joined["workers"] == 1 and joined["link"] == f"{prefix}dask/status"
+            assert "SLURM&#x27;s jobs" in joined["html"] or "SLURM's jobs" in joined["html"]
+            assert "RUNNING" in joined["html"]
+            assert set(project_jobs(slurm, project).values()) == {"RUNNING"} and len(project_jobs(slurm, project)) == 1
+            status, page = panel("GET", "dask/status")  # the dashboard the server relays, through the dask/ route
+            assert status == 200 and b"Dask" in page
+            assert panel("PUT", "dask/clusters")[0] == 403  # one cluster per workspace, already running
+            assert panel("PATCH", cluster, {"adapt": {"minimum": 0, "maximum": 2}})[0] == 400
+            assert panel("PATCH", cluster, {"workers": "many"})[0] == 400
+            assert panel("POST", "dask/clusters", {})[0] == 403  # not in the route table
+            assert panel("PUT", cluster, {})[0] == 403
+            status, scaled = panel("PATCH", cluster, {"workers": 0})
+            assert status == 200, scaled
+            _wait_for("job gone after scaling to 0", lambda: not project_jobs(slurm, project))
+            status, _ = panel("DELETE", cluster)  # the project's cluster: the notebook's client loses it too
+            assert status == 204
+            assert panel("GET", "dask/clusters") == (200, [])
+            assert not project_jobs(slurm, project)
+        finally:
+            if kernel is not None:
+                kernel.kill()
+                kernel.wait(timeout=30)
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+            server_log.close()
+            loop.run_until_complete(service.stop())
+    assert not project_jobs(slurm, project), "a job outlived its workspace"
+    text = (tmp_path / "server.log").read_text()
+    assert "PRIVATE KEY" not in text and "CERTIFICATE" not in text  # the server kept none of the start's answer

@@ -4,7 +4,8 @@
 - root reads the notebook with the rights of the account that called sudo: a file that account cannot read (the
   project's pseudonym key) is refused, and so is anything that is not a notebook (the project's raw parquet);
 - a run has its own sandbox (socket folder, control group): the same person's open workspace keeps answering;
-- a run needs no hub.
+- a run needs no hub, and is audited when it starts and ends;
+- through sudo, a home root does not own is refused, for `--slurm` and `run-status` too.
 
 Every refusal happens before anything is started; the runs that do start execute a one-cell notebook.
 """
@@ -23,8 +24,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from sqlalchemy import select
 
 from hub import sandbox
+from kernel.db import Registry
+from kernel.models import AuditEvent
 from provisioning.host import account_name, ensure_host, remove_egress_rules
 from provisioning.storage import release_all_under
 from tests.workspace_hub import DEMO, needs_enclave, provision
@@ -176,6 +180,14 @@ def test_a_run_needs_no_hub(enclave_without_hub, notebook, monkeypatch, workspac
     executed = Path(ran.stdout.split("executed notebook: ")[1].split(" ")[0])
     assert "42" in executed.read_text()
     assert not list((paths.hub / "sandbox-etc").iterdir())  # the run's own /etc files are gone with it
+    registry = Registry.of(paths)
+    try:
+        with registry.session() as session:
+            events = session.scalars(select(AuditEvent).where(AuditEvent.target == DEMO).order_by(AuditEvent.seq))
+            actions = [(event.action, event.detail.get("user"), event.detail.get("returncode")) for event in events]
+    finally:
+        registry.close()
+    assert actions[-2:] == [("notebook.run_started", "alice", None), ("notebook.run_ended", "alice", 0)]
 
 
 def test_through_sudo_a_home_the_caller_could_have_made_is_refused(running_enclave, notebook, tmp_path):
@@ -188,6 +200,9 @@ def test_through_sudo_a_home_the_caller_could_have_made_is_refused(running_encla
     ran = enclave(paths, "--home", str(forged), "run", str(notebook), "--project", DEMO, sudo_user="bob")
     assert ran.returncode == 1, ran.stdout[-2000:] + ran.stderr[-2000:]
     assert "uses only a root-owned Enclave home" in ran.stderr and "is not owned by root" in ran.stderr
+    for command in (["run", str(notebook), "--project", DEMO, "--slurm"], ["run-status", "1"]):  # SLURM's too
+        ran = enclave(paths, "--home", str(forged), *command, sudo_user="bob")
+        assert ran.returncode == 1 and "uses only a root-owned Enclave home" in ran.stderr, ran.stderr
     world = tmp_path / "world-writable-home"
     world.mkdir()
     world.chmod(0o777)

@@ -131,6 +131,14 @@ def test_engine_defaults_to_local_and_reaches_the_manifest(tmp_path):
         ProjectSpec.load(spec_path)
 
 
+def test_a_batch_run_makes_the_engine_local_whatever_the_manifest_says():
+    slurm = {"compute": {"engine": "slurm"}}
+    assert cluster.engine(slurm, {"ENCLAVE_DASK_ENGINE": "local"}) == "local"  # enclave run, also as a SLURM job
+    assert cluster.engine(slurm, {"ENCLAVE_DASK_ENGINE": ""}) == "slurm"
+    with pytest.raises(WorkbenchError, match=r"\$ENCLAVE_DASK_ENGINE must be one of local, slurm"):
+        cluster.engine({}, {"ENCLAVE_DASK_ENGINE": "yarn"})
+
+
 def test_start_client_chooses_the_slurm_cluster_from_the_manifest(tmp_path, monkeypatch):
     assert cluster.engine({}) == "local" and cluster.engine({"compute": {"dask_workers": 1}}) == "local"
     assert cluster.engine({"compute": {"engine": "slurm"}}) == "slurm"

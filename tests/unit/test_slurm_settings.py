@@ -104,6 +104,22 @@ def test_the_scheduler_listens_where_configured() -> None:
         assert settings.scheduler_options(port=9000)["port"] == 9000
 
 
+def test_the_site_setting_names_the_slurm_to_use(tmp_path: Path) -> None:
+    """ENCLAVE_SLURM_CONF (a site setting: /etc/enclave/enclave.env may set it, not SLURM_CONF) becomes SLURM_CONF,
+    winning over one already set; unset, SLURM_CONF stands; a relative path or a missing file is an error."""
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=site\n")
+    environ = {"ENCLAVE_SLURM_CONF": str(conf), "SLURM_CONF": "/etc/slurm/slurm.conf"}
+    assert settings.use_site_slurm(environ) == str(conf) and environ["SLURM_CONF"] == str(conf)
+    assert settings.use_site_slurm({"SLURM_CONF": "/etc/slurm/other.conf"}) == "/etc/slurm/other.conf"
+    assert settings.use_site_slurm({}) is None
+    for wrong in ("slurm.conf", str(tmp_path / "missing.conf"), str(tmp_path)):
+        environ = {"ENCLAVE_SLURM_CONF": wrong}
+        with pytest.raises(ClusterError, match="ENCLAVE_SLURM_CONF must be"):
+            settings.use_site_slurm(environ)
+        assert "SLURM_CONF" not in environ
+
+
 def test_a_one_machine_slurm_conf(tmp_path: Path) -> None:
     node = slurm_conf.SingleNode(tmp_path, "vm", cpus=2, memory_mib=2048, controller_port=7001, node_port=7002)
     conf = dict(line.split("=", 1) for line in node.slurm_conf().splitlines()[1:-2])

@@ -16,6 +16,7 @@ with the Role that `clusters.kubernetes_network.cluster_manifests` grants it the
 scheduler's address (its Service's cluster IP: workspaces have no DNS) and the client's credentials. The
 operator's own Python `KubeCluster` cannot be that service's client: it connects to the scheduler over plain
 `tcp://`, which a cluster that requires TLS refuses; the operator itself (its controller) manages the resource.
+That service is clusters/kubernetes_service.py.
 
 TLS: the operator has no TLS setting of its own, so it is done with Dask's. Each cluster gets its own certificate
 (`distributed.security.Security.temporary()`: a key and self-signed certificate that is also the cluster's
@@ -137,9 +138,14 @@ def worker_size(limits: ComputeLimits, *, threads: int | None = None, memory: st
     return WorkerSize(threads=threads, memory=size)
 
 
+def max_workers(limits: ComputeLimits) -> int:
+    """The most workers a cluster of the project may have: `max-workers`, else the project's `dask_workers`."""
+    return _first(setting("max-workers"), limits.dask_workers)
+
+
 def worker_count(limits: ComputeLimits, n_workers: int | None = None) -> int:
     """The cluster's workers: the argument, else the project's `dask_workers`; never past `max-workers`."""
-    most = _first(setting("max-workers"), limits.dask_workers)
+    most = max_workers(limits)
     count = _first(n_workers, limits.dask_workers)
     if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= most:
         raise KubernetesClusterError(f"n_workers={count!r}: this project's clusters have 0 to {most} workers")

@@ -71,11 +71,13 @@ def size_bytes(size: str) -> int:
 class ComputeLimits(BaseModel):
     """What one workspace of the project may use, and where its Dask cluster runs: `engine: local` (the default) is
     a LocalCluster inside the workspace sized from these; `engine: slurm` is the project's cluster on the site's SLURM
-    (clusters/), each job sized from these, reached through the workspace's cluster service."""
+    (clusters/), each job sized from these, reached through the workspace's cluster service; `engine: kubernetes` a
+    DaskCluster in the project's namespace beside a KubeSpawner workspace, each worker one LocalCluster worker's size
+    (clusters/kubernetes.py), made by the Kubernetes cluster service (clusters/kubernetes_service.py)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    engine: Literal["local", "slurm"] = "local"
+    engine: Literal["local", "slurm", "kubernetes"] = "local"
     cpus: float = Field(default=2, gt=0, le=256)
     memory: str = Field(default="8GiB", pattern=SIZE)
     dask_workers: int = Field(default=2, ge=1, le=256)

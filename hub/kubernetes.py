@@ -12,6 +12,13 @@ any Kubernetes call; the hook then gives the pod P's CPU and memory, and P's nam
                           registry=registry_of(Paths.from_env()))
 
 `project_manifests(P, ...)` gives the per-project objects the platform applies when a project is created.
+
+Dask clusters (`compute.engine: kubernetes`): with `cluster_service_url`, the hub knows the cluster service
+(clusters/kubernetes_service.py, its own Deployment in the hub's namespace) as the JupyterHub service `dask-clusters`
+with no proxy route (browsers never reach it), gives it the one hub scope it needs (`read:servers`: is the caller's
+workspace running?), lets researchers' workspace tokens (never their browser's) carry
+`access:services!service=dask-clusters`, and puts the service's URL in every workspace's environment. The workspace
+reaches it directly: `project_manifests` lets workspace pods reach the service's pods on its port, besides the hub.
 """
 
 from __future__ import annotations
@@ -30,10 +37,31 @@ NAMESPACE = "enclave-{servername}"
 DATA_MOUNT = "/projects/{servername}/data"
 OUTPUTS_MOUNT = "/projects/{servername}/outputs"
 WORKSPACE_POD = {"component": "singleuser-server"}  # KubeSpawner's label of the pods it starts (its component_label)
+# The Dask cluster service (clusters/kubernetes_service.py): its JupyterHub service name, Kubernetes identity and port
+CLUSTER_SERVICE = "dask-clusters"
+CLUSTER_SERVICE_ACCOUNT = "enclave-clusters"  # its ServiceAccount in the hub's namespace, and its pods' label
+CLUSTER_SERVICE_POD = {"component": CLUSTER_SERVICE_ACCOUNT}
+CLUSTER_SERVICE_PORT = 8082
+CLUSTER_SERVICE_SCOPE = f"access:services!service={CLUSTER_SERVICE}"
+# What the service may ask the hub: whether the caller's server runs (its own token's only scope)
+CLUSTER_SERVICE_HUB_SCOPES = ["read:servers"]
+# A workspace's own token (JUPYTERHUB_API_TOKEN): JupyterHub's `server` role, and the cluster service
+WORKSPACE_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", CLUSTER_SERVICE_SCOPE]
 
 
-def configure_kubespawner(c: Any, *, image: str, hub_namespace: str, registry: Registry, uid: int = 1000) -> None:
-    """KubeSpawner for workspaces; `registry` holds the projects and their members, asked before every spawn."""
+def configure_kubespawner(
+    c: Any,
+    *,
+    image: str,
+    hub_namespace: str,
+    registry: Registry,
+    uid: int = 1000,
+    cluster_service_url: str | None = None,
+    cluster_service_token: str | None = None,
+) -> None:
+    """KubeSpawner for workspaces; `registry` holds the projects and their members, asked before every spawn. With
+    `cluster_service_url` (and the service's hub API token), the Dask cluster service (`configure_cluster_service`);
+    apply after `hub.config.apply_config`, whose roles and services this extends."""
     if "@sha256:" not in image:
         raise ValueError("a workspace image is pinned by digest (image@sha256:…), never by a moving tag")
     c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
@@ -63,13 +91,54 @@ def configure_kubespawner(c: Any, *, image: str, hub_namespace: str, registry: R
     k.volumes = []
     k.volume_mounts = []
     k.environment = {}
-    k.pre_spawn_hook = authorise_spawn(registry)
     k.hub_connect_url = f"http://hub.{hub_namespace}.svc.cluster.local:8081"
+    environment = {}
+    if cluster_service_url is not None:
+        if not cluster_service_token:
+            raise ValueError("the cluster service needs its hub API token (cluster_service_token)")
+        configure_cluster_service(c, url=cluster_service_url, api_token=cluster_service_token)
+        environment[view_contract.ENV_CLUSTER_SERVICE] = cluster_service_url
+    k.pre_spawn_hook = authorise_spawn(registry, environment)
 
 
-def authorise_spawn(registry: Registry) -> Callable[[Any], Awaitable[None]]:
+def configure_cluster_service(c: Any, *, url: str, api_token: str) -> None:
+    """The Dask cluster service as a JupyterHub service: known by its token, with no `url` (so no proxy route: only
+    workspaces call it, at `url`, over the project network), given `read:servers` only; researchers' workspace tokens
+    carry its access scope, their browser tokens never (a browser's OAuth token is scoped to the server it is for)."""
+    if not url.startswith("http://") or not api_token:
+        raise ValueError("the cluster service is http://ADDRESS:PORT inside the cluster, with a hub API token")
+    c.JupyterHub.services = [*c.JupyterHub.get("services", []), {"name": CLUSTER_SERVICE, "api_token": api_token}]
+    c.JupyterHub.load_roles = [
+        *c.JupyterHub.get("load_roles", []),
+        {
+            "name": "enclave-dask-clusters-service",
+            "description": "The Dask cluster service: whether a caller's workspace runs",
+            "scopes": CLUSTER_SERVICE_HUB_SCOPES,
+            "services": [CLUSTER_SERVICE],
+        },
+        {
+            "name": "enclave-dask-clusters-users",
+            "description": "Researchers' workspaces may ask the Dask cluster service for their project's cluster",
+            "scopes": [CLUSTER_SERVICE_SCOPE],
+            "groups": ["researchers"],
+        },
+    ]
+    # A workspace's JUPYTERHUB_API_TOKEN: JupyterHub's `server` role and the service's access scope (the subset of
+    # these its owner holds: researchers only).
+    c.KubeSpawner.server_token_scopes = WORKSPACE_TOKEN_SCOPES
+
+
+def cluster_service_url(environ: dict[str, str] | Any) -> str | None:
+    """The cluster service's URL from the variables Kubernetes gives the hub's pods for the Service
+    `enclave-clusters` of their own namespace (its cluster IP: workspaces have no DNS); None when there is none."""
+    prefix = CLUSTER_SERVICE_ACCOUNT.upper().replace("-", "_")
+    host, port = environ.get(f"{prefix}_SERVICE_HOST"), environ.get(f"{prefix}_SERVICE_PORT")
+    return f"http://{host}:{port}" if host and port else None
+
+
+def authorise_spawn(registry: Registry, environment: dict[str, str] | None = None) -> Callable[[Any], Awaitable[None]]:
     """KubeSpawner's pre-spawn hook: refuse (HTTP 403) unless the user is a researcher in the project the server is
-    named after, then give the pod that project's limits, namespace and claims."""
+    named after, then give the pod that project's limits, namespace and claims (and `environment`)."""
 
     async def pre_spawn_hook(spawner: Any) -> None:
         try:
@@ -77,6 +146,7 @@ def authorise_spawn(registry: Registry) -> Callable[[Any], Awaitable[None]]:
         except WorkspaceError as exc:
             raise web.HTTPError(exc.status, exc.message) from exc
         apply_grant(spawner, grant)
+        spawner.environment = {**spawner.environment, **(environment or {})}
 
     return pre_spawn_hook
 
@@ -123,9 +193,16 @@ def project_manifests(project: str, *, hub_namespace: str, data_volume: str, sto
             "spec": {
                 "podSelector": {"matchLabels": WORKSPACE_POD},
                 "policyTypes": ["Ingress", "Egress"],
-                # In: the hub and its proxy only. Out: the hub's API only; no DNS, no internet, no other project.
+                # In: the hub and its proxy only. Out: the hub's API and the Dask cluster service only; no DNS, no
+                # internet, no other project.
                 "ingress": [{"from": [_hub_peer(hub_namespace)]}],
-                "egress": [{"to": [_hub_peer(hub_namespace)], "ports": [{"protocol": "TCP", "port": 8081}]}],
+                "egress": [
+                    {"to": [_hub_peer(hub_namespace)], "ports": [{"protocol": "TCP", "port": 8081}]},
+                    {
+                        "to": [_hub_peer(hub_namespace, CLUSTER_SERVICE_POD)],
+                        "ports": [{"protocol": "TCP", "port": CLUSTER_SERVICE_PORT}],
+                    },
+                ],
             },
         },
         {
@@ -159,8 +236,8 @@ def project_manifests(project: str, *, hub_namespace: str, data_volume: str, sto
     ]
 
 
-def _hub_peer(hub_namespace: str) -> dict:
+def _hub_peer(hub_namespace: str, pods: dict[str, str] | None = None) -> dict:
     return {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": hub_namespace}},
-        "podSelector": {"matchLabels": {"component": "hub"}},
+        "podSelector": {"matchLabels": pods or {"component": "hub"}},
     }

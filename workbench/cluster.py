@@ -11,6 +11,8 @@ Elsewhere the dashboard takes any free port and the link is Dask's own.
 
 With `compute.engine: slurm` in the manifest, `start_client` gives a Client on the project's SLURM cluster instead,
 through the workspace's cluster service (workbench/relay.py): same call, same dashboard route, workers elsewhere.
+With `compute.engine: kubernetes`, on the project's Dask cluster beside a KubeSpawner workspace, made by the
+platform's cluster service (workbench/kubernetes_cluster.py): again the same call and route.
 A batch run of a notebook (`enclave run`, also as a SLURM job) has no cluster service: it sets $ENCLAVE_DASK_ENGINE
 to `local`, which outranks the manifest, so the notebook's `client()` is a LocalCluster within the run's own limits
 (a SLURM job's allocation is the project's compute limits already).
@@ -31,7 +33,7 @@ import dask
 import yaml
 from distributed import Client
 
-from workbench import relay
+from workbench import kubernetes_cluster, relay
 from workbench.errors import WorkbenchError
 from workbench.view_contract import ENGINES
 
@@ -163,6 +165,28 @@ def start_slurm_client(
     return client
 
 
+def start_kubernetes_client(n_workers: int | None = None, *, timeout: float = relay.WAIT_SECONDS) -> Client:
+    """A Client on the project's Dask cluster on Kubernetes, made by the cluster service: `n_workers` workers (default
+    the project's `dask_workers`), each the size of one LocalCluster worker of the workspace; returns once they run
+    (WorkbenchError after `timeout` seconds, saying what Kubernetes says of the pods). Closing the client deletes the
+    cluster."""
+    link = (dashboard_link() or "").replace("{{", "{").replace("}}", "}")  # a link here, not a template
+    cluster = kubernetes_cluster.KubernetesServiceCluster(
+        n_workers, dashboard_address=dashboard_address(), dashboard_link=link or None
+    )
+    try:
+        client = kubernetes_cluster.KubernetesServiceClient(cluster, direct_to_workers=False, set_as_default=True)
+    except BaseException:
+        cluster.close()
+        raise
+    try:
+        kubernetes_cluster.wait_for_workers(client, cluster, cluster.workers_wanted, timeout)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
 def start_client(
     manifest: dict[str, Any],
     n_workers: int | None = None,
@@ -173,12 +197,23 @@ def start_client(
 ) -> Client:
     """A Client on a new `distributed.LocalCluster` (see `cluster_options`): arguments override the manifest's
     limits and never exceed them; the manifest's limits override the configured defaults. With `compute.engine:
-    slurm`, a Client on the project's SLURM cluster instead (`start_slurm_client`).
+    slurm`, a Client on the project's SLURM cluster instead (`start_slurm_client`); with `kubernetes`, on its cluster
+    on Kubernetes (`start_kubernetes_client`).
 
     The dashboard listens on `dashboard_address` if given, else on `dashboard_address()`; under JupyterHub the
     client's `dashboard_link` points through the hub (see the module docstring).
     """
-    if engine(manifest) == "slurm":
+    chosen = engine(manifest)
+    if chosen == "kubernetes":
+        unused = {"threads_per_worker": threads_per_worker, "memory_limit": memory_limit, "processes": processes}
+        given = sorted([name for name, value in unused.items() if value is not None] + list(cluster_kwargs))
+        if set(given) - {"timeout"}:
+            raise WorkbenchError(
+                f"{', '.join(given)}: on the project's Kubernetes cluster each worker's size is the project's (its "
+                "compute limits and the site's settings); ask for n_workers"
+            )
+        return start_kubernetes_client(n_workers, **cluster_kwargs)
+    if chosen == "slurm":
         unused = {"threads_per_worker": threads_per_worker, "memory_limit": memory_limit, "processes": processes}
         given = sorted([name for name, value in unused.items() if value is not None] + list(cluster_kwargs))
         if set(given) - {"jobs", "timeout"}:

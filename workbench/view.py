@@ -272,7 +272,7 @@ class ProjectView:
 
     def client(self, n_workers: int | None = None, **kwargs: Any) -> Client:
         """A `distributed.Client` on a LocalCluster sized from MANIFEST.json's `compute` limits (or arguments), or,
-        when its `compute.engine` is `slurm`, on the project's SLURM cluster (workbench/cluster.py)."""
+        when its `compute.engine` is `slurm` or `kubernetes`, on the project's cluster there (workbench/cluster.py)."""
         return cluster.start_client(self.manifest, n_workers=n_workers, **kwargs)
 
 

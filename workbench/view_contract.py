@@ -40,9 +40,12 @@ PSEUDONYM_BODY = "[A-Z2-7]{16}"  # 80 bits of an HMAC, in RFC 4648 base32
 PSEUDONYM = re.compile(PSEUDONYM_PREFIX + PSEUDONYM_BODY)
 
 COMPUTE_LIMITS = ("dask_workers", "threads_per_worker", "memory_limit")  # what the cluster reads of `compute`
-ENGINES = ("local", "slurm")  # `compute.engine`: where a workspace's Dask cluster runs (default local)
+ENGINES = ("local", "slurm", "kubernetes")  # `compute.engine`: where a workspace's Dask cluster runs (default local)
 # In the workspace's runtime folder (/run/enclave) when the engine is slurm: its cluster service (clusters/service.py)
 CLUSTER_SOCKET = "dask-cluster.sock"
+# In a KubeSpawner workspace's environment when the engine is kubernetes: the cluster service's URL
+# (clusters/kubernetes_service.py), which the workspace calls with its own JUPYTERHUB_API_TOKEN
+ENV_CLUSTER_SERVICE = "ENCLAVE_CLUSTER_SERVICE_URL"
 
 
 class ManifestFile(TypedDict):

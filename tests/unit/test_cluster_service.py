@@ -125,6 +125,8 @@ def test_engine_defaults_to_local_and_reaches_the_manifest(tmp_path):
     spec_path.write_text(SPEC + "compute: {engine: slurm}\n")
     assert ProjectSpec.load(spec_path).compute.for_view()["engine"] == "slurm"
     spec_path.write_text(SPEC + "compute: {engine: kubernetes}\n")
+    assert ProjectSpec.load(spec_path).compute.for_view()["engine"] == "kubernetes"
+    spec_path.write_text(SPEC + "compute: {engine: yarn}\n")
     with pytest.raises(SpecError, match=r"compute\.engine"):
         ProjectSpec.load(spec_path)
 
@@ -140,7 +142,7 @@ def test_a_batch_run_makes_the_engine_local_whatever_the_manifest_says():
 def test_start_client_chooses_the_slurm_cluster_from_the_manifest(tmp_path, monkeypatch):
     assert cluster.engine({}) == "local" and cluster.engine({"compute": {"dask_workers": 1}}) == "local"
     assert cluster.engine({"compute": {"engine": "slurm"}}) == "slurm"
-    with pytest.raises(WorkbenchError, match=r"compute\.engine must be one of local, slurm"):
+    with pytest.raises(WorkbenchError, match=r"compute\.engine must be one of local, slurm, kubernetes"):
         cluster.engine({"compute": {"engine": "yarn"}})
     # slurm: the relay is asked (here there is no service in the runtime folder), never a LocalCluster
     monkeypatch.setenv("ENCLAVE_RUN_DIR", str(tmp_path))

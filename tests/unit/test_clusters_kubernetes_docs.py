@@ -1,5 +1,6 @@
 """The Kubernetes manifests in docs/how-to/kubernetes/ are the output of the command their first line names
-(`python -m clusters.kubernetes ...`), kept from drifting: this fails when the code would print something else.
+(`python -m clusters.kubernetes ...`, `python -m clusters.kubernetes_service manifests ...`), kept from drifting:
+this fails when the code would print something else.
 
     python -m tests.unit.test_clusters_kubernetes_docs --write   # rewrite them, keeping their header comments
 """
@@ -14,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from clusters.kubernetes import main
+from clusters import kubernetes, kubernetes_service
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "how-to" / "kubernetes"
-PREFIX = "# Generated: python -m clusters.kubernetes "
+PREFIX = "# Generated: python -m "
+COMMANDS = {"clusters.kubernetes": kubernetes.main, "clusters.kubernetes_service": kubernetes_service.main}
 
 
 def split(path: Path) -> tuple[str, str, str]:
@@ -29,9 +31,11 @@ def split(path: Path) -> tuple[str, str, str]:
 
 
 def printed(arguments: str) -> str:
+    """What `python -m MODULE ARGS...` prints (`arguments` starts with the module)."""
+    module, *rest = shlex.split(arguments)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        main(shlex.split(arguments))
+        COMMANDS[module](rest)
     return out.getvalue()
 
 
@@ -44,7 +48,11 @@ def test_the_documented_manifests_are_what_the_command_prints(path):
 
 @pytest.mark.unit
 def test_both_documents_are_there():
-    assert {path.name for path in DOCS.glob("*.yaml")} == {"dask-project.yaml", "dask-cluster.yaml"}
+    assert {path.name for path in DOCS.glob("*.yaml")} == {
+        "dask-project.yaml",
+        "dask-cluster.yaml",
+        "cluster-service.yaml",
+    }
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:

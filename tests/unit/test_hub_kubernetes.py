@@ -123,7 +123,7 @@ def test_everyone_else_is_refused_by_the_hook(registry, api, user, server):
     assert api.requests == []
 
 
-def test_project_manifests_deny_egress_except_to_the_hub():
+def test_project_manifests_deny_egress_except_to_the_hub_and_the_cluster_service():
     kinds = {m["kind"]: m for m in manifests()}
     assert kinds["Namespace"]["metadata"]["name"] == "enclave-cardio-risk"
     policies = {m["metadata"]["name"]: m["spec"] for m in manifests() if m["kind"] == "NetworkPolicy"}
@@ -132,9 +132,14 @@ def test_project_manifests_deny_egress_except_to_the_hub():
     (policy,) = policies.values()
     assert policy["podSelector"] == {"matchLabels": {"component": "singleuser-server"}}  # workspaces
     assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
-    (egress,) = policy["egress"]
-    assert egress["ports"] == [{"protocol": "TCP", "port": 8081}]
-    assert egress["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "enclave-hub"}
+    hub, clusters = policy["egress"]
+    assert hub["ports"] == [{"protocol": "TCP", "port": 8081}]
+    assert hub["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "enclave-hub"}
+    assert hub["to"][0]["podSelector"]["matchLabels"] == {"component": "hub"}
+    # the Dask cluster service (clusters/kubernetes_service.py), its port only
+    assert clusters["ports"] == [{"protocol": "TCP", "port": 8082}]
+    assert clusters["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "enclave-hub"}
+    assert clusters["to"][0]["podSelector"]["matchLabels"] == {"component": "enclave-clusters"}
     claims = {
         m["metadata"]["name"]: m["spec"]["accessModes"] for m in manifests() if m["kind"] == "PersistentVolumeClaim"
     }

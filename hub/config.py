@@ -17,7 +17,7 @@ it to a bare `Config()` and check it, and start real hubs from it. Settings come
 | ENCLAVE_SESSION_MAX_SECONDS | 28800 | the longest a login, its cookies and its tokens live (8 h) |
 | ENCLAVE_SESSION_IDLE_SECONDS | 3600 | a session with no request from the person this long is ended; 0: never |
 | ENCLAVE_AUTH_REFRESH_SECONDS | 60 | how often a session is re-checked (account, idle, groups) |
-| ENCLAVE_AUTH_CACHE_SECONDS | 5 | how long workspaces and the airlock trust a token before asking the hub again |
+| ENCLAVE_AUTH_CACHE_SECONDS | 5 | how long workspaces and the airlock trust a token (at least 1) |
 | ENCLAVE_WORKSPACE_IDLE_SECONDS | 3600 | idle kernels culled, then an idle workspace stopped, after this; 0: never |
 | ENCLAVE_SMTP_*, ENCLAVE_PUBLIC_URL | (none) | the airlock's e-mail notices (output_checks/release/notices.py) |
 | ENCLAVE_AUTH | local | `local`: accounts with password + TOTP; `oidc`: an OpenID provider (hub/oidc.py) |
@@ -105,7 +105,8 @@ class HubSettings:
             session_max_seconds=seconds(env, "ENCLAVE_SESSION_MAX_SECONDS", TOKEN_MAX_SECONDS, minimum=60),
             session_idle_seconds=seconds(env, "ENCLAVE_SESSION_IDLE_SECONDS", 3600),
             auth_refresh_seconds=seconds(env, "ENCLAVE_AUTH_REFRESH_SECONDS", 60, minimum=1),
-            auth_cache_seconds=seconds(env, "ENCLAVE_AUTH_CACHE_SECONDS", 5),
+            # at least 1: JupyterHub's HubAuth reads a cache age of 0 as "trust a token forever"
+            auth_cache_seconds=seconds(env, "ENCLAVE_AUTH_CACHE_SECONDS", 5, minimum=1),
             workspace_idle_seconds=seconds(env, "ENCLAVE_WORKSPACE_IDLE_SECONDS", 3600),
             notice_settings={k: env[k] for k in notices.VARIABLES if env.get(k)},
             oidc=OIDCSettings.from_env(env),

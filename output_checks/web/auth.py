@@ -88,7 +88,8 @@ class HubIdentity:
     def __init__(self, hub_auth: HubOAuth | None = None) -> None:
         # ask the hub again about a visitor's token after a few seconds (JupyterHub's default is 300), so a revoked
         # session (logout, account removed, idle) is refused at once; cookie options come from the hub's environment
-        cache = int(os.environ.get("ENCLAVE_AUTH_CACHE_SECONDS", "5"))
+        # never below 1: HubAuth reads a cache age of 0 as "cache forever"
+        cache = max(1, int(os.environ.get("ENCLAVE_AUTH_CACHE_SECONDS", "5")))
         self.hub_auth = hub_auth or HubOAuth(access_scopes={ACCESS_SCOPE}, cache_max_age=cache)
         self.base_url = self.hub_auth.base_url
         self.hub_home = self.hub_auth.hub_prefix + "home"

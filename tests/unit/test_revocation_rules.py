@@ -35,6 +35,18 @@ def test_the_admin_identity_gets_only_what_revocation_needs():
         revocation._check(["no-such-scope"])
 
 
+def test_a_token_is_never_trusted_forever(tmp_path, monkeypatch):
+    """JupyterHub's HubAuth reads a cache age of 0 as "cache forever": the setting refuses it, and the airlock's
+    authenticator never passes it on."""
+    with pytest.raises(ValueError, match=r"ENCLAVE_AUTH_CACHE_SECONDS must be .* at least 1"):
+        HubSettings.from_env({"ENCLAVE_HOME": str(tmp_path), "ENCLAVE_AUTH_CACHE_SECONDS": "0"})
+    from output_checks.web.auth import HubIdentity
+
+    monkeypatch.setenv("ENCLAVE_AUTH_CACHE_SECONDS", "0")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "unused-in-this-test")
+    assert HubIdentity().hub_auth.cache_max_age == 1
+
+
 def test_the_hub_is_given_sessions_that_end(tmp_path):
     paths = Paths(tmp_path)
     paths.hub.mkdir(parents=True, mode=0o700)

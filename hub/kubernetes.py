@@ -24,6 +24,7 @@ reaches it directly: `project_manifests` lets workspace pods reach the service's
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -58,6 +59,7 @@ def configure_kubespawner(
     uid: int = 1000,
     cluster_service_url: str | None = None,
     cluster_service_token: str | None = None,
+    hub_address: str | None = None,
 ) -> None:
     """KubeSpawner for workspaces; `registry` holds the projects and their members, asked before every spawn. With
     `cluster_service_url` (and the service's hub API token), the Dask cluster service (`configure_cluster_service`);
@@ -91,7 +93,7 @@ def configure_kubespawner(
     k.volumes = []
     k.volume_mounts = []
     k.environment = {}
-    k.hub_connect_url = f"http://hub.{hub_namespace}.svc.cluster.local:8081"
+    k.hub_connect_url = hub_connect_url(hub_namespace, hub_address)
     environment = {}
     if cluster_service_url is not None:
         if not cluster_service_token:
@@ -99,6 +101,17 @@ def configure_kubespawner(
         configure_cluster_service(c, url=cluster_service_url, api_token=cluster_service_token)
         environment[view_contract.ENV_CLUSTER_SERVICE] = cluster_service_url
     k.pre_spawn_hook = authorise_spawn(registry, environment)
+
+
+def hub_connect_url(hub_namespace: str, address: str | None = None, environ: Any = None) -> str:
+    """Where workspaces reach the hub: its Service's cluster IP (`address`, else the `HUB_SERVICE_HOST`/`_PORT`
+    variables Kubernetes gives the hub's own pod for the Service `hub`), since a workspace's NetworkPolicy lets it
+    reach no DNS server; the Service's DNS name only where neither is known, which works only if the site's policies
+    let workspaces resolve names."""
+    environ = os.environ if environ is None else environ
+    if address is None and environ.get("HUB_SERVICE_HOST"):
+        address = f"{environ['HUB_SERVICE_HOST']}:{environ.get('HUB_SERVICE_PORT') or 8081}"
+    return f"http://{address}" if address else f"http://hub.{hub_namespace}.svc.cluster.local:8081"
 
 
 def configure_cluster_service(c: Any, *, url: str, api_token: str) -> None:

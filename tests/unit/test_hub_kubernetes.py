@@ -16,7 +16,7 @@ from traitlets import HasTraits
 from traitlets.config import Config
 
 from hub.authorisation import REFUSED
-from hub.kubernetes import configure_kubespawner, project_manifests
+from hub.kubernetes import configure_kubespawner, hub_connect_url, project_manifests
 from tests.kubernetes_harness import (
     OTHER_PROJECT,
     PROJECT,
@@ -64,6 +64,15 @@ def test_config_is_valid_for_kubespawner(registry):
     assert callable(c.KubeSpawner.pre_spawn_hook)
     # nothing of any project's until the hook has authorised a spawn
     assert c.KubeSpawner.volumes == [] and c.KubeSpawner.volume_mounts == [] and c.KubeSpawner.environment == {}
+
+
+def test_workspaces_reach_the_hub_by_its_cluster_ip():
+    """A workspace's NetworkPolicy lets it reach no DNS server, so it is given the hub Service's cluster IP: the one
+    named, else the one Kubernetes tells the hub's own pod."""
+    assert hub_connect_url("enclave-hub", "10.0.0.9:8081") == "http://10.0.0.9:8081"
+    env = {"HUB_SERVICE_HOST": "10.96.4.2", "HUB_SERVICE_PORT": "8081"}
+    assert hub_connect_url("enclave-hub", environ=env) == "http://10.96.4.2:8081"
+    assert hub_connect_url("enclave-hub", environ={}) == "http://hub.enclave-hub.svc.cluster.local:8081"
 
 
 def test_images_are_pinned_by_digest(registry):

@@ -38,17 +38,19 @@ def resolve_localhost_like_a_browser(getaddrinfo):
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`make test` runs pytest-xdist with two workers: every test outside tests/unit is one scope, run in order on
-    one worker, since they share the host (Unix accounts, the nftables table, control groups, mounts, the SLURM
-    daemons); the unit tests, which touch none of it, run beside them on the other. (A scope by path, not xdist's
-    `xdist_group` marks, which pytest 9 no longer lets xdist 3.8 apply.)"""
+    """`make test` runs pytest-xdist with two workers: the tests that change the host run in order on one, the
+    host-free integration tests in order on the other beside them, and the unit tests fill in wherever a worker is
+    free (tests/lanes.py says which is which). (Scopes by path, not xdist's `xdist_group` marks, which pytest 9 no
+    longer lets xdist 3.8 apply.)"""
     from xdist.scheduler import LoadScopeScheduling
 
-    class HostScope(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return nodeid if nodeid.startswith("tests/unit/") else "host"
+    from tests.lanes import scope
 
-    return HostScope(config, log)
+    class Lanes(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return scope(nodeid)
+
+    return Lanes(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)

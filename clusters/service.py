@@ -8,9 +8,10 @@ line, a request, answered by one JSON line (`{"ok": true, ...}` or `{"ok": false
 
 - `start` {"jobs": N}: makes the project's cluster unless one runs, scales it to N jobs (default 1); answers with
   the client's TLS credentials (PEM text), the worker processes per job and the most jobs the project may run;
-- `scale` {"jobs": N}: scales to N jobs (never past the project's `max-jobs`);
-- `status`: what SLURM says: the jobs and their states, the jobs that ended and how, the workers (with their threads
-  and memory), the message of any job killed for memory, the worker processes per job and the most jobs;
+- `scale` {"jobs": N}: scales to N jobs (never past the project's `max-jobs`); scaling down cancels jobs;
+- `status`: what SLURM says: the jobs and their states, the jobs that ended and how, the message of any job killed
+  for memory, the worker processes per job and the most jobs; and the workers the scheduler's dashboard lists (with
+  their threads and memory);
 - `close`: cancels every job, stops the scheduler, returns once squeue lists none;
 - `connect`: after the answer, the connection is a byte pipe to the scheduler's TLS address;
 - `dashboard`: after the answer, a byte pipe of plain HTTP to the scheduler's dashboard (the TLS to it is the

@@ -58,11 +58,14 @@ import secrets
 import shlex
 import shutil
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
+from dask.utils import parse_timedelta
 from dask_jobqueue.slurm import SLURMCluster, SLURMJob
 from distributed.core import Status
+from distributed.exceptions import WorkerStartTimeoutError
 from distributed.security import Security
 from sqlalchemy import select
 
@@ -174,6 +177,8 @@ class ProjectCluster(SLURMCluster):
         self._lock = asyncio.Lock()
         self.status = Status.starting
         try:
+            if self.scheduler_spec.get("cls") is not SandboxedScheduler:
+                raise ClusterError("a project's scheduler runs in its sandbox (SandboxedScheduler) only")
             if self.scheduler is None:
                 self.scheduler = SandboxedScheduler(**self.scheduler_spec.get("options", {}))
                 self.scheduler = await self.scheduler
@@ -193,6 +198,19 @@ class ProjectCluster(SLURMCluster):
     @property
     def scheduler_address(self) -> str:
         return self.scheduler.address if self.scheduler is not None and self.scheduler.address else "<Not Connected>"
+
+    async def _wait_for_workers(self, n_workers: int = 0, timeout: float | str | None = None) -> None:
+        """Cluster's (and so a `Client(cluster)`'s `wait_for_workers`), from the dashboard's JSON."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + parse_timedelta(timeout) if timeout else None
+        while True:
+            workers = await asyncio.to_thread(self.scheduler_workers)
+            running = sum(1 for worker in workers.values() if worker["status"] == Status.running.name)
+            if running >= n_workers:
+                return
+            if deadline is not None and loop.time() > deadline:
+                raise WorkerStartTimeoutError(running, n_workers, timeout)
+            await asyncio.sleep(0.1)  # as often as distributed's own wait asks its scheduler
 
     async def _correct_state_internal(self) -> None:
         """SpecCluster's, less `retire_workers`: the jobs no longer wanted are cancelled (scancel) and those wanted
@@ -265,7 +283,7 @@ class ProjectCluster(SLURMCluster):
         return self.client_security().get_connection_args("client")["ssl_context"]
 
     def scheduler_workers(self) -> dict[str, dict[str, Any]]:
-        """The workers the scheduler says it has, `{address: {"name", "nthreads", "memory_limit"}}`, from its
+        """The workers the scheduler says it has, `{address: {"name", "nthreads", "memory_limit", "status"}}`, from its
         dashboard's JSON (blocking, at most IDENTITY_SECONDS). The scheduler may say anything here (it runs the
         researcher's code): the answer is size-capped JSON, only numbers and names are kept, and it is only ever
         shown to the researcher. Empty when the dashboard does not answer."""
@@ -276,11 +294,13 @@ class ProjectCluster(SLURMCluster):
         try:
             connection.request("GET", IDENTITY_PATH)
             answer = connection.getresponse()
-            body = answer.read(IDENTITY_BYTES + 1)
-            if answer.status != 200 or len(body) > IDENTITY_BYTES:
+            if answer.status != 200:
+                return {}
+            body = _read_capped(answer, IDENTITY_BYTES, time.monotonic() + IDENTITY_SECONDS)
+            if body is None:
                 return {}
             identity = json.loads(body)
-        except (OSError, http.client.HTTPException, ValueError):
+        except (OSError, http.client.HTTPException, ValueError, RecursionError):
             return {}
         finally:
             with contextlib.suppress(OSError):
@@ -293,6 +313,7 @@ class ProjectCluster(SLURMCluster):
                 "name": str(worker.get("name"))[:200],
                 "nthreads": _count(worker.get("nthreads")),
                 "memory_limit": _count(worker.get("memory_limit")),
+                "status": str(worker.get("status"))[:40],
             }
             for address, worker in workers.items()
             if isinstance(worker, dict)
@@ -325,6 +346,19 @@ class ProjectCluster(SLURMCluster):
             self._pin = None
             if self._after is not None:
                 self._after()
+
+
+def _read_capped(answer: http.client.HTTPResponse, limit: int, deadline: float) -> bytes | None:
+    """The answer's body, or None when it is longer than `limit` or still arriving at `deadline` (a scheduler that
+    trickles bytes holds a thread of the service no longer than that)."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := answer.read1(1 << 16):
+        size += len(chunk)
+        if size > limit or time.monotonic() > deadline:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _count(value: Any) -> int:

@@ -35,7 +35,8 @@ scale-down, `terminate` on close) with what root knows without asking it:
 - the workers (how many, their threads and memory) come from the dashboard's `json/identity.json`, fetched over
   HTTPS with the cluster's client certificate and parsed with `json`, its size capped (`scheduler_workers`): data
   the researcher may forge, for the researcher's own panel only, never code;
-- the jobs and their states come from SLURM (clusters/jobs.py);
+- the jobs and their states come from SLURM (clusters/jobs.py), and a job it no longer lists is submitted again at
+  the next scale;
 - scaling down cancels jobs (scancel) instead of asking the scheduler to retire their workers gracefully: the tasks
   and data they held are recomputed from the graph; closing cancels every job and stops the scheduler's process;
 - `scheduler_comm` is an object that raises on any use (`NoSchedulerComm`), so a path of distributed's left
@@ -214,9 +215,17 @@ class ProjectCluster(SLURMCluster):
 
     async def _correct_state_internal(self) -> None:
         """SpecCluster's, less `retire_workers`: the jobs no longer wanted are cancelled (scancel) and those wanted
-        submitted."""
+        submitted. A job SLURM no longer lists (killed for memory, past its wall time) is forgotten first, so the
+        scale that follows submits it again, as distributed's cluster manager did once the scheduler lost its
+        worker; here SLURM says so, not the scheduler."""
         async with self._lock:
             self._correct_state_waiting = None
+            submitted = [job.job_id for job in self.workers.values() if getattr(job, "job_id", None)]
+            with contextlib.suppress(ClusterError):  # squeue failed: nothing is forgotten this time
+                listed = await asyncio.to_thread(queued, submitted) if submitted else {}
+                for name, job in list(self.workers.items()):
+                    if getattr(job, "job_id", None) and job.job_id not in listed:
+                        del self.workers[name]
             to_close = set(self.workers) - set(self.worker_spec)
             await asyncio.gather(*(self.workers[name].close() for name in to_close if name in self.workers))
             for name in to_close:

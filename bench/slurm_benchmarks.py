@@ -22,9 +22,10 @@ that imports them when it first unpickles a graph (about 1 s on two busy cores, 
 `scheduler_warm_s`), where a LocalCluster's is the client's process, which has them already. The view's file is read
 once beforehand, so both sides start from a warm page cache; the two sides alternate within each repeat. Start-up:
 from the call that makes the cluster to `wait_for_workers(J)` returning, in the process that holds the cluster (the
-broker), including sbatch, SLURM's scheduling, each job building its sandbox, the workers' start and their TLS
-handshakes; the node is idle again before each start, and the close is reported apart (Enclave's waits until SLURM
-lists none of its jobs, dask-jobqueue's returns after scancel).
+broker, which learns its workers from the scheduler's dashboard JSON, polled as often as distributed's own wait asks
+its scheduler: clusters/slurm.py), including sbatch, SLURM's scheduling, each job building its sandbox, the workers'
+start and their TLS handshakes; the node is idle again before each start, and the close is reported apart
+(Enclave's waits until SLURM lists none of its jobs, dask-jobqueue's returns after scancel).
 
 What is left out: the relay that carries the workspace kernel's connection to the scheduler (being built
 separately: here the client reaches the scheduler over loopback directly, so its added latency is not in these

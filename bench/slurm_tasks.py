@@ -3,7 +3,8 @@ ARGS`, as root, with SLURM_CONF pointing at the benchmark's SLURM) that holds it
 workspace will. Each prints one JSON object: its times, and the peak memory of its own process tree (the sandboxed
 scheduler, the sandboxed client and its LocalCluster) together with its SLURM jobs' processes.
 
-  startup-enclave HOME PROJECT JOBS        project_cluster() -> scale(jobs) -> Client -> all workers connected
+  startup-enclave HOME PROJECT JOBS        project_cluster() -> scale(jobs) -> all workers connected (the cluster's
+                                           own wait: the process holding it has no Dask client, as in the service)
   startup-plain ENV JOBS CORES MEMORY LOGS  dask-jobqueue's SLURMCluster, no sandbox, no TLS: the same steps
   frequencies-slurm HOME PROJECT JOBS      a project cluster of JOBS jobs, then the sandboxed client on it
   frequencies-local HOME PROJECT JOBS      the sandboxed client starting its own LocalCluster of the same shape
@@ -26,8 +27,6 @@ def _shape(home: str) -> JobShape:
 
 
 def startup_enclave(home: str, project: str, jobs: str) -> dict:
-    from distributed import Client
-
     from clusters.slurm import project_cluster
     from kernel.config import Paths
 
@@ -42,10 +41,8 @@ def startup_enclave(home: str, project: str, jobs: str) -> dict:
         try:
             made = time.perf_counter()
             cluster.scale(jobs=int(jobs))
-            client = Client(cluster, timeout=READY_SECONDS)
-            client.wait_for_workers(int(jobs), timeout=READY_SECONDS)
+            cluster.wait_for_workers(int(jobs), timeout=READY_SECONDS)  # the dashboard's JSON (clusters/slurm.py)
             ready = time.perf_counter()
-            client.close()
         finally:
             closing = time.perf_counter()
             cluster.close()  # returns once squeue lists none of its jobs
@@ -65,7 +62,6 @@ def startup_plain(env: str, jobs: str, cores: str, memory: str, logs: str) -> di
     workspace environment's Python, run as root on the node: no sandbox, no per-cluster TLS, the scheduler in this
     process."""
     from dask_jobqueue import SLURMCluster
-    from distributed import Client
 
     from clusters.settings import setting
 
@@ -89,10 +85,8 @@ def startup_plain(env: str, jobs: str, cores: str, memory: str, logs: str) -> di
         try:
             made = time.perf_counter()
             cluster.scale(jobs=int(jobs))
-            client = Client(cluster, timeout=READY_SECONDS)
-            client.wait_for_workers(int(jobs), timeout=READY_SECONDS)
+            cluster.wait_for_workers(int(jobs), timeout=READY_SECONDS)  # distributed's: the scheduler's identity
             ready = time.perf_counter()
-            client.close()
         finally:
             closing = time.perf_counter()
             cluster.close()  # scancel; SLURM may still list the jobs a moment (the caller waits for an idle node)
@@ -111,8 +105,6 @@ def _plain_jobs(cluster) -> list[str]:
 
 
 def frequencies_slurm(home: str, project: str, jobs: str) -> dict:
-    from distributed import Client
-
     from clusters.slurm import project_cluster
     from kernel.config import Paths
 
@@ -122,19 +114,18 @@ def frequencies_slurm(home: str, project: str, jobs: str) -> dict:
     )
     try:
         cluster.scale(jobs=int(jobs))
-        with Client(cluster, timeout=READY_SECONDS) as client:
-            client.wait_for_workers(int(jobs), timeout=READY_SECONDS)
-            security = cluster.client_security()
-            given = {
-                "cluster": "slurm",
-                "address": cluster.scheduler_address,
-                "ca": security.tls_ca_file,
-                "cert": security.tls_client_cert,
-                "key": security.tls_client_key,
-                "workers": int(jobs),
-            }
-            with PeakMemory(lambda: cluster.job_ids) as memory:
-                result = run_client(Path(home), project, given)
+        cluster.wait_for_workers(int(jobs), timeout=READY_SECONDS)
+        security = cluster.client_security()
+        given = {
+            "cluster": "slurm",
+            "address": cluster.scheduler_address,
+            "ca": security.tls_ca_file,
+            "cert": security.tls_client_cert,
+            "key": security.tls_client_key,
+            "workers": int(jobs),
+        }
+        with PeakMemory(lambda: cluster.job_ids) as memory:
+            result = run_client(Path(home), project, given)
     finally:
         cluster.close()
     return {**result, "peak_rss_bytes": memory.peak, "jobs_peak_rss_bytes": memory.peak_jobs}

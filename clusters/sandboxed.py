@@ -40,11 +40,14 @@ from hub import seccomp
 from hub.sandbox import WorkerSandbox
 
 SCHEDULER_AT = re.compile(r"Scheduler at:\s+(\S+)")
+DASHBOARD_AT = re.compile(r"^Enclave dashboard port: (\d+)$", re.MULTILINE)
 START_SECONDS = 60
 
 # The scheduler's process, run by the workspace environment's Python in the sandbox with one JSON argument (paths,
 # the host and ports: nothing secret). distributed's dashboard TLS makes a server context that never asks for a
-# client certificate; it is required here before the loop runs again, so no connection is accepted without one.
+# client certificate; it is required here before the loop runs again, so no connection is accepted without one. The
+# dashboard's port is printed then too: the holder reads it, with the scheduler's address, before any client can
+# connect (clusters/slurm.py: the holder never asks the scheduler itself).
 SCHEDULER_PROGRAM = """
 import asyncio, json, signal, ssl, sys
 import dask
@@ -64,6 +67,7 @@ async def main():
     if not isinstance(dashboard, ssl.SSLContext):
         sys.exit("the dashboard has no TLS context: refusing to serve it")
     dashboard.verify_mode = ssl.CERT_REQUIRED
+    print(f"Enclave dashboard port: {scheduler.http_server.port}", flush=True)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
@@ -110,7 +114,9 @@ class SandboxedPython:
 
 class SandboxedScheduler(ProcessInterface):
     """distributed's scheduler (`SCHEDULER_PROGRAM`) in the project's sandbox, started by SpecCluster with the
-    options dask-jobqueue gives a scheduler class; its address is read from its log."""
+    options dask-jobqueue gives a scheduler class; its address and its dashboard's port are read from its log, once,
+    while it starts: before the cluster's client credentials have left the process that holds it, so before any
+    researcher's code can run in the scheduler and write there."""
 
     def __init__(
         self,
@@ -137,6 +143,7 @@ class SandboxedScheduler(ProcessInterface):
         self.args = ["-c", SCHEDULER_PROGRAM, json.dumps(given)]
         self.log = log
         self.process: asyncio.subprocess.Process | None = None
+        self.dashboard_port: int | None = None
 
     async def start(self) -> None:
         fd = seccomp.filter_fd()
@@ -156,7 +163,10 @@ class SandboxedScheduler(ProcessInterface):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + START_SECONDS
         while loop.time() < deadline:
-            if found := SCHEDULER_AT.search(self.log.read_text(errors="replace")):
+            text = self.log.read_text(errors="replace")
+            found, dashboard = SCHEDULER_AT.search(text), DASHBOARD_AT.search(text)
+            if found and dashboard:
+                self.dashboard_port = int(dashboard.group(1))
                 return found.group(1)
             if self.process is not None and self.process.returncode is not None:
                 break

@@ -8,9 +8,10 @@ line, a request, answered by one JSON line (`{"ok": true, ...}` or `{"ok": false
 
 - `start` {"jobs": N}: makes the project's cluster unless one runs, scales it to N jobs (default 1); answers with
   the client's TLS credentials (PEM text), the worker processes per job and the most jobs the project may run;
-- `scale` {"jobs": N}: scales to N jobs (never past the project's `max-jobs`);
-- `status`: what SLURM says: the jobs and their states, the jobs that ended and how, the workers (with their threads
-  and memory), the message of any job killed for memory, the worker processes per job and the most jobs;
+- `scale` {"jobs": N}: scales to N jobs (never past the project's `max-jobs`); scaling down cancels jobs;
+- `status`: what SLURM says: the jobs and their states, the jobs that ended and how, the message of any job killed
+  for memory, the worker processes per job and the most jobs; and the workers the scheduler's dashboard lists (with
+  their threads and memory);
 - `close`: cancels every job, stops the scheduler, returns once squeue lists none;
 - `connect`: after the answer, the connection is a byte pipe to the scheduler's TLS address;
 - `dashboard`: after the answer, a byte pipe of plain HTTP to the scheduler's dashboard (the TLS to it is the
@@ -23,6 +24,13 @@ error line; nothing the service logs holds a PEM.
 
 Its environment is the hub's: the site setting $ENCLAVE_SLURM_CONF, when set, is the SLURM_CONF its SLURM commands
 use (clusters/settings.py `use_site_slurm`), and DASK_ENCLAVE__SLURM__... variables are Dask settings as anywhere.
+
+Trust: the project's scheduler runs the researcher's code (clusters/sandboxed.py), so this root process holds no
+Dask comm to it or to a worker: `ProjectCluster` (clusters/slurm.py) starts the scheduler's process and submits and
+cancels jobs, and learns the workers from the dashboard's JSON over HTTPS (`status`), never from a Dask message,
+whose decoder would unpickle whatever the scheduler put in it. `connect` and `dashboard` pass bytes without reading
+them. As a second wall, `refuse_pickles` replaces distributed's pickle loading with an error before anything else
+runs here: a Dask message carrying a pickle that ever reached this process would fail to decode, not run code.
 
 It ends, closing the cluster, on SIGTERM or SIGINT, when the workspace's server process (whose pid the spawner
 writes on its standard input) exits, or when its standard input closes (the hub is gone).
@@ -37,20 +45,41 @@ import json
 import logging
 import os
 import signal
-import ssl
 import sys
 from pathlib import Path
 from typing import Any
 
 from distributed.core import Status
 
-from clusters.settings import ClusterError, setting, use_site_slurm
+from clusters.settings import ClusterError, use_site_slurm
 from clusters.slurm import ProjectCluster, project_cluster
 from kernel.config import Paths
 from kernel.errors import EnclaveError
 from workbench.relay import relay_bytes
 
 log = logging.getLogger("enclave.cluster_service")
+PICKLES_REFUSED = (
+    "the cluster service never unpickles (a Dask message from a project's scheduler could carry code): "
+    "refusing a pickle"
+)
+
+
+def _refused_pickle(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError(PICKLES_REFUSED)
+
+
+def refuse_pickles() -> None:
+    """Replace distributed's pickle loading with an error, for this process: `distributed.protocol.pickle.loads`,
+    which every Dask message's pickled part and the `pickle` serializer go through, and the copies of it that
+    distributed's client and scheduler modules bind. The service holds no Dask comm (clusters/slurm.py); this is the
+    second wall, should a path of distributed's ever open one."""
+    import distributed.client
+    import distributed.protocol.pickle
+    import distributed.scheduler
+
+    for module in (distributed.protocol.pickle, distributed.client, distributed.scheduler):
+        module.loads = _refused_pickle
+
 
 MAX_LINE = 4096  # a request is a short JSON object
 OPS = ("start", "scale", "status", "close", "connect", "dashboard")
@@ -88,7 +117,6 @@ class ClusterService:
         self.socket_path = socket_path
         self.uid, self.gid = uid, gid
         self.cluster: ProjectCluster | None = None
-        self._dashboard_tls: ssl.SSLContext | None = None
         self._lock = asyncio.Lock()  # one start, scale or close at a time
         self._stopping = asyncio.Event()
 
@@ -166,7 +194,6 @@ class ClusterService:
                 cluster = project_cluster(self.paths, self.project, asynchronous=True)
                 await cluster
                 self.cluster = cluster
-                self._dashboard_tls = cluster.client_security().get_connection_args("client")["ssl_context"]
                 log.info("cluster up: %d processes per job, at most %d jobs", self._processes(), cluster.max_jobs)
             self.cluster.scale(jobs=jobs)
             log.info("scaled to %d jobs", jobs)
@@ -182,9 +209,10 @@ class ClusterService:
 
     def status(self, cluster: ProjectCluster) -> dict[str, Any]:
         """What SLURM says about the cluster's jobs (those it lists, with their states, and those that ended, how;
-        a job killed for memory in words), and the workers the scheduler has, their threads and memory."""
+        a job killed for memory in words), and the workers the scheduler's dashboard lists, their threads and
+        memory (JSON over HTTPS: no Dask message)."""
         ends = cluster.ended_jobs()
-        workers = cluster.scheduler_info.get("workers", {})
+        workers = cluster.scheduler_workers()
         return {
             "jobs": cluster.running_jobs(),
             "ended": {end.job_id: end.state for end in ends},
@@ -212,25 +240,16 @@ class ClusterService:
             host, port = _host_port(cluster.scheduler_address)
             upstream = await asyncio.open_connection(host, port)
         else:
-            host, port = self._dashboard_address(cluster)
-            upstream = await asyncio.open_connection(host, port, ssl=self._dashboard_tls, server_hostname="")
+            address = cluster.dashboard_address()
+            if address is None:
+                raise RequestError("the scheduler has no dashboard")
+            upstream = await asyncio.open_connection(*address, ssl=cluster.dashboard_tls(), server_hostname="")
         await _send(writer, {"ok": True})
         up_reader, up_writer = upstream
         try:
             await asyncio.gather(relay_bytes(reader, up_writer), relay_bytes(up_reader, writer))
         finally:
             up_writer.close()
-
-    @staticmethod
-    def _dashboard_address(cluster: ProjectCluster) -> tuple[str, int]:
-        port = cluster.scheduler_info.get("services", {}).get("dashboard")
-        if not port:
-            raise RequestError("the scheduler has no dashboard")
-        configured = str((setting("scheduler") or {}).get("dashboard-address") or "")
-        host = configured.rpartition(":")[0].strip("[]")
-        if host in ("", "0.0.0.0", "::"):  # noqa: S104 (read, never bound here)
-            host = _host_port(cluster.scheduler_address)[0]
-        return host, int(port)
 
     # -- its life
 
@@ -300,6 +319,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    refuse_pickles()  # before anything of distributed's runs here
     parser = argparse.ArgumentParser(prog="python -m clusters.service", description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", required=True, help="the Enclave installation (ENCLAVE_HOME)")
     parser.add_argument("--project", required=True)

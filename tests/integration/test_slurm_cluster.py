@@ -5,7 +5,8 @@ real jobs, each a worker in the project's sandbox as the project's account.
   that runs the way a workspace's kernel will, in the project's sandbox with its view at /project/data and only the
   cluster's client credentials; squeue shows the jobs meanwhile, and none is left once the cluster closes;
 - when the process holding the cluster dies (SIGKILL: no scancel), its job ends by itself;
-- a job that uses more than its memory is killed by SLURM, and the cluster says so in words.
+- a job that uses more than its memory is killed by SLURM, and the cluster says so in words; scaling to the same
+  size again submits a new job in its place.
 
 The sandbox's and TLS's refusals are in tests/security/test_slurm_workers.py. The SLURM and the projects are shared
 by the session; every cluster here is closed by its test.
@@ -161,5 +162,9 @@ def test_a_job_over_its_memory_is_killed_and_the_researcher_is_told(cluster_encl
             slurm.wait_for(lambda: job not in slurm.jobs(), f"job {job} to be killed", timeout=60)
             with pytest.raises(WorkerJobsKilled, match=rf"SLURM killed Dask worker job {job}: .* memory of 300M"):
                 cluster.check_jobs()
+            cluster.scale(jobs=1)  # the same size again: SLURM no longer lists the job, so a new one is submitted
+            slurm.wait_for(lambda: len(cluster.job_ids) == 2 and cluster.job_ids[1] in slurm.jobs(), "a new job")
+            client.wait_for_workers(1, timeout=120)
+            assert client.submit(sum, [1, 2], pure=False).result(timeout=120) == 3  # on the new job's worker
     finally:
         cluster.close()

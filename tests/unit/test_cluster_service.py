@@ -1,6 +1,7 @@
 """The workspace's cluster service protocol (clusters/service.py) and its client side (workbench/relay.py), with a
-real service listening on a real socket and no cluster yet; and the project setting that chooses it: `engine` in
-the spec, carried into the view's manifest, read by `start_client`.
+real service listening on a real socket and no cluster yet; the project setting that chooses it: `engine` in the
+spec, carried into the view's manifest, read by `start_client`; and the service's refusal of distributed's pickle
+loading from its start, and its cluster's `scheduler_comm` that refuses every use (clusters/slurm.py).
 
 What needs SLURM (a started cluster, the pipes, the PEMs kept out of the log) is in
 tests/integration/test_slurm_workspace.py.
@@ -13,11 +14,15 @@ import json
 import logging
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from clusters.service import MAX_LINE, ClusterService, RequestError, parse_request
+from clusters.settings import ClusterError
+from clusters.slurm import NoSchedulerComm
 from fabric.projects import ProjectSpec
 from kernel.config import Paths
 from kernel.errors import SpecError
@@ -150,3 +155,54 @@ def test_start_client_chooses_the_slurm_cluster_from_the_manifest(tmp_path, monk
         cluster.start_client({"compute": {"engine": "slurm"}})
     with pytest.raises(WorkbenchError, match="threads_per_worker: on the project's SLURM cluster"):
         cluster.start_client({"compute": {"engine": "slurm"}}, threads_per_worker=2)
+
+
+# Run by the service's own Python: the payload unpickles while distributed's loading is untouched (the control), and
+# no longer once the service's main() has begun (argparse's --help ends it right after the guard).
+GUARD = """
+import os, sys
+from distributed.protocol import dumps, loads
+from distributed.protocol.serialize import ToPickle
+
+marker = sys.argv[1]
+
+class Plant:
+    def __init__(self, which):
+        self.which = which
+
+    def __reduce__(self):
+        return (exec, (f"open({marker + '.' + self.which!r}, 'w').write('ran')",))
+
+loads(dumps(["add", {"plant": ToPickle(Plant("before"))}]))
+from clusters import service
+try:
+    service.main(["--help"])
+except SystemExit:
+    pass
+try:
+    loads(dumps(["add", {"plant": ToPickle(Plant("after"))}]))
+except RuntimeError as refused:
+    print("refused:", refused)
+import distributed.client, distributed.scheduler
+print(all(module.loads is service._refused_pickle for module in (distributed.client, distributed.scheduler)))
+"""
+
+
+def test_the_service_refuses_distributeds_pickle_loading_from_its_start(tmp_path):
+    marker = tmp_path / "ran"
+    done = subprocess.run(
+        [sys.executable, "-c", GUARD, str(marker)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "ran.before").exists()  # the control: the payload is live
+    assert not (tmp_path / "ran.after").exists()
+    assert "refused: the cluster service never unpickles" in done.stdout
+    assert done.stdout.rstrip().endswith("True")
+
+
+def test_the_clusters_scheduler_comm_refuses_every_use():
+    comm = NoSchedulerComm("tls://127.0.0.1:8786")
+    assert comm.address == "tls://127.0.0.1:8786"
+    for use in ("live_comm", "retire_workers", "identity", "terminate", "close_rpc", "set_metadata"):
+        with pytest.raises(ClusterError, match="never talks Dask to its scheduler"):
+            getattr(comm, use)

@@ -10,7 +10,7 @@ the project's sandbox, as the project's account (provisioning/notebook_jobs.py).
   past its time limit (`enclave.slurm.walltime`, here one minute through its DASK_ variable);
 - no job is left in squeue after either.
 
-The job's files and the refusals through sudo are in tests/security/test_notebook_slurm_job.py.
+The job's files and the refusals through sudo are in tests/security/test_notebook_job_files.py.
 """
 
 from __future__ import annotations

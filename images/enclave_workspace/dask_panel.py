@@ -21,6 +21,7 @@ route (checked by the browser, through the route's screen), and its clusters are
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import json
@@ -29,7 +30,7 @@ import uuid
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import APIHandler
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
@@ -42,6 +43,13 @@ CLUSTERS = r"/dask/clusters/?$"
 CLUSTER = rf"/dask/clusters/{CLUSTER_ID}$"
 # The project's cluster has one id in every workspace: there is one such cluster.
 PROJECT_CLUSTER_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "enclave:project-cluster"))
+# The panel shows a listed cluster's dashboard at dask/dashboard/<id>/ (its front end builds that path unless the
+# dashboard link is under /proxy/): for the project's cluster that is the workspace's own dask/ route, redirected.
+PROJECT_DASHBOARD = rf"/dask/dashboard/{PROJECT_CLUSTER_ID}(?P<path>/.*)?$"
+# The panel asks the dashboard for its panes every few seconds; while none runs, "no content" rather than the
+# proxy's error (which every browser logs as a failed load and the server as an error).
+DASHBOARD_PLOTS = r"/dask/individual-plots\.json$"
+PLOTS_BYTES = 64 << 10
 DASHBOARD_ROUTE = "dask/status"  # under the server's base URL: the proxied dashboard (proxy.py, services.py)
 DEFAULT_DASHBOARD = "127.0.0.1:8787"
 MOST_WORKERS = 100_000
@@ -50,9 +58,21 @@ LOCAL_START = (
     "In this project the Dask cluster runs in your notebook: `from workbench import open_project; "
     "client = open_project().client()`. Its dashboard then shows in this panel."
 )
+LOCAL_MANAGE = "In this project the Dask cluster is your notebook's: scale or close it there (client.cluster)."
+IDENTITY_BYTES = 1 << 20  # the dashboard's identity of a cluster of thousands of workers fits
 ALREADY_RUNNING = "The project's SLURM cluster is already running: it is the one listed here (scale or close it)."
 NO_ADAPT = "The project's SLURM cluster is scaled by hand: set the number of workers."
 BAD_SCALE = 'Send {"workers": N} with N a whole number from 0.'
+
+
+async def _read_until_closed(reader: asyncio.StreamReader, limit: int) -> bytes:
+    """An HTTP/1.0 answer: everything until the other end closes, at most `limit` bytes."""
+    chunks: list[bytes] = []
+    total = 0
+    while total < limit and (chunk := await reader.read(limit - total)):
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
 
 
 def _byte_size(n: int) -> str:
@@ -117,7 +137,72 @@ class ProjectClusterPanel:
         except (OSError, ValueError, WorkbenchError):
             return None
 
+    def dashboard_port(self) -> tuple[str, int]:
+        address = self.environ.get("ENCLAVE_DASK_DASHBOARD") or DEFAULT_DASHBOARD
+        host, _, port = address.rpartition(":")
+        return host or "127.0.0.1", int(port)
+
+    async def notebook_cluster(self) -> dict[str, Any] | None:
+        """A local project's cluster, the one a kernel started, while its dashboard answers on the workspace's
+        dashboard port: its size from the dashboard's `json/identity.json` (read as JSON, capped; a kernel could
+        answer anything there, which only this panel would show)."""
+        answer = await self.dashboard_get("/json/identity.json", IDENTITY_BYTES)
+        if answer is None:
+            return None
+        body = answer[1]
+        try:
+            workers = json.loads(body).get("workers", {})
+            sizes = [w for w in workers.values() if isinstance(w, dict)] if isinstance(workers, dict) else []
+        except (ValueError, AttributeError):
+            sizes = []
+        number = lambda w, key: w.get(key) if isinstance(w.get(key), int) else 0  # noqa: E731
+        return {
+            "id": PROJECT_CLUSTER_ID,
+            "name": "Your notebook's cluster (scale or close it from the notebook)",
+            "scheduler_address": relay.PANEL_ADDRESS,
+            "dashboard_link": url_path_join(self.base_url, DASHBOARD_ROUTE),
+            "workers": len(sizes),
+            "cores": sum(number(w, "nthreads") for w in sizes),
+            "memory": _byte_size(sum(number(w, "memory_limit") for w in sizes)),
+        }
+
+    async def dashboard_get(self, path: str, limit: int) -> tuple[int, bytes] | None:
+        """`GET path` on the workspace's dashboard port (HTTP/1.0, at most `limit` bytes): its status and body, or
+        None when nothing answers there."""
+        host, port = self.dashboard_port()
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
+        except (OSError, TimeoutError):
+            return None
+        try:
+            writer.write(f"GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+            await writer.drain()
+            raw = await asyncio.wait_for(_read_until_closed(reader, limit), 5)
+        except (OSError, TimeoutError):
+            return None
+        finally:
+            writer.close()
+        head, _, body = raw.partition(b"\r\n\r\n")
+        parts = head.split(b" ", 2)
+        return (int(parts[1]), body) if len(parts) > 1 and parts[1].isdigit() else None
+
+    async def dashboard_plots(self) -> dict[str, str] | None:
+        """The dashboard's panes (`individual-plots.json`: names and their routes), None while no dashboard runs."""
+        answer = await self.dashboard_get("/individual-plots.json", PLOTS_BYTES)
+        if answer is None or answer[0] != 200:
+            return None
+        try:
+            plots = json.loads(answer[1])
+        except ValueError:
+            return None
+        if not isinstance(plots, dict):
+            return None
+        return {k: v for k, v in plots.items() if isinstance(k, str) and isinstance(v, str)}
+
     async def clusters(self) -> list[dict[str, Any]]:
+        if self.service() is None:
+            cluster = await self.notebook_cluster()
+            return [cluster] if cluster is not None else []
         status = await self.status()
         if status is None:
             await self.stop_dashboard()
@@ -139,6 +224,8 @@ class ProjectClusterPanel:
         return await self.model()
 
     async def model(self) -> dict[str, Any]:
+        if self.service() is None and (cluster := await self.notebook_cluster()) is not None:
+            return cluster
         status = await self.status()
         if status is None:
             raise web.HTTPError(404, "No Dask cluster runs for this workspace.")
@@ -146,6 +233,8 @@ class ProjectClusterPanel:
         return cluster_model(status, self.base_url)
 
     async def scale(self, workers: int) -> dict[str, Any]:
+        if self.service() is None:
+            raise web.HTTPError(403, LOCAL_MANAGE)
         status = await self.status()
         if status is None:
             raise web.HTTPError(404, "No Dask cluster runs for this workspace.")
@@ -159,6 +248,8 @@ class ProjectClusterPanel:
 
     async def close(self) -> None:
         socket = self.service()
+        if socket is None:
+            raise web.HTTPError(403, LOCAL_MANAGE)
         if socket is None or await self.status() is None:
             raise web.HTTPError(404, "No Dask cluster runs for this workspace.")
         try:
@@ -175,11 +266,10 @@ class ProjectClusterPanel:
         socket = self.service()
         if socket is None:
             return
-        address = self.environ.get("ENCLAVE_DASK_DASHBOARD") or DEFAULT_DASHBOARD
-        host, _, port = address.rpartition(":")
+        host, port = self.dashboard_port()
         forwarder = relay.Forwarder(socket, "dashboard")
         try:
-            await forwarder.start(host or "127.0.0.1", int(port))
+            await forwarder.start(host, port)
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise
@@ -252,10 +342,49 @@ class DaskClustersHandler(APIHandler):
             raise web.HTTPError(404, "No such Dask cluster in this workspace.")
 
 
+class ProjectDashboardHandler(JupyterHandler):
+    """`dask/dashboard/<the project cluster's id>/PATH`: a redirect to `dask/PATH`, the workspace's own dashboard
+    route, so the panel's panes of the project's cluster load through the one filtered proxy. Nothing is fetched
+    here and no other id is answered (routes.py refuses them before routing)."""
+
+    auth_resource = "dask_clusters"
+
+    @web.authenticated
+    @authorized
+    def get(self, path: str | None = None) -> None:
+        target = url_path_join(self.base_url, "dask", (path or "/status").lstrip("/"))
+        if self.request.query:
+            target += "?" + self.request.query
+        self.redirect(target)
+
+
+class DashboardPlotsHandler(JupyterHandler):
+    """`dask/individual-plots.json`, which the panel polls: the dashboard's list of panes, or 204 while no dashboard
+    runs (the proxy would answer an error). Only a JSON object of names and routes passes."""
+
+    auth_resource = "dask_clusters"
+
+    def initialize(self, panel: ProjectClusterPanel) -> None:
+        self.panel = panel
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        plots = await self.panel.dashboard_plots()
+        if plots is None:
+            self.set_status(204)
+            self.finish()
+            return
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(plots))
+
+
 def handlers(base_url: str) -> list[tuple[str, type, dict[str, Any]]]:
-    """The panel's routes (both in the route table), sharing one ProjectClusterPanel."""
+    """The panel's routes (all in the route table), sharing one ProjectClusterPanel."""
     panel = ProjectClusterPanel(base_url)
     return [
+        (url_path_join(base_url, PROJECT_DASHBOARD), ProjectDashboardHandler, {}),
+        (url_path_join(base_url, DASHBOARD_PLOTS), DashboardPlotsHandler, {"panel": panel}),
         (url_path_join(base_url, CLUSTER), DaskClustersHandler, {"panel": panel}),
         (url_path_join(base_url, CLUSTERS), DaskClustersHandler, {"panel": panel}),
     ]

@@ -24,6 +24,8 @@ from tornado.httputil import HTTPServerRequest
 from tornado.routing import Matcher, PathMatches, Rule, RuleRouter
 from tornado.web import Application
 
+from enclave_workspace.dask_panel import DASHBOARD_PLOTS, PROJECT_CLUSTER_ID, PROJECT_DASHBOARD
+
 CONTENTS_PATH = r"(?P<path>(?:(?:/[^/]+)+|/?))"
 KERNEL_ID = r"(?P<kernel_id>\w+-\w+-\w+-\w+-\w+)"
 SESSION_ID = r"(?P<session_id>\w+-\w+-\w+-\w+-\w+)"
@@ -129,6 +131,8 @@ ROUTES: tuple[Route, ...] = (
     # (dask_panel.py, ahead of the dashboard's route); its dashboard is the `dask/` route above
     allow(r"/dask/clusters/?$", "GET PUT", "the panel's clusters: list, start the project's (dask_panel.py)"),
     allow(r"/dask/clusters/(?P<cluster_id>\w+-\w+-\w+-\w+-\w+)$", "GET PATCH DELETE", "the cluster: see, scale, close"),
+    allow(PROJECT_DASHBOARD, "GET", "the project cluster's panes: a redirect to dask/ (dask_panel.py)"),
+    allow(DASHBOARD_PLOTS, "GET", "the dashboard's panes, or none while it is down (dask_panel.py)"),
     allow(r"/server-proxy/servers-info$", "GET", "the launcher's list of proxied services"),
     allow(r"/server-proxy/icon/(.*)$", "GET", "their icons"),
     refuse(r"/proxy/([^/:@]+):(\d+)(/.*|)$", "proxy to any host and port"),
@@ -152,7 +156,10 @@ REFUSED: tuple[tuple[str, str], ...] = (
     # dask-labextension's server routes (its server extension is off, dask_panel.py): the server fetching a URL the
     # browser names, and a proxy to any dashboard a cluster names. The panel checks and shows the `dask/` route.
     (r"/dask/dashboard-check(?:/.*)?", "The workspace fetches no URL for the Dask panel: it shows the dask/ route."),
-    (r"/dask/dashboard(?:/.*)?", "The Dask panel shows the workspace's own dashboard route, dask/, only."),
+    (
+        rf"/dask/dashboard(?!/{PROJECT_CLUSTER_ID}(?:/|$))(?:/.*)?",
+        "The Dask panel shows the workspace's own dashboard route, dask/, only.",
+    ),
 )
 
 

@@ -24,7 +24,10 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import urllib.error
 import urllib.parse
+import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -34,6 +37,7 @@ from tests.workspace_server import free_port, running_workspace
 pytestmark = pytest.mark.integration
 
 CLUSTER_ID = "5b0f1c7e-1111-4222-8333-444455556666"  # well formed, not the project's
+PROJECT_CLUSTER_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "enclave:project-cluster"))  # dask_panel.py's
 NOT_AVAILABLE = "This route is not available in a workspace."
 
 
@@ -53,7 +57,8 @@ def test_the_panels_front_end_is_served_and_points_at_the_workspaces_dashboard(w
     # the environment's overrides are the settings' defaults
     schema = workspace.request("GET", "/lab/api/settings/dask-labextension:plugin").json()["schema"]
     defaults = {name: spec.get("default") for name, spec in schema["properties"].items()}
-    assert defaults["defaultURL"] == "dask/status"  # under the server's base URL: the `dask/` route
+    # no default URL: the panel polls no dashboard until it lists a cluster, whose panes are then the `dask/` route
+    assert defaults["defaultURL"] == ""
     assert defaults["browserDashboardCheck"] is True
     assert defaults["autoStartClient"] is False
 
@@ -90,6 +95,34 @@ def test_the_server_fetches_no_url_for_the_panel(workspace):
         server.shutdown()
         server.server_close()
     assert "dask_labextension" not in workspace.log.read_text()  # its server extension never loaded
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def test_the_project_clusters_panes_are_the_workspaces_own_dashboard_route(workspace):
+    """The panel shows a listed cluster's panes at dask/dashboard/<id>/: for the project's cluster, a redirect to
+    the dask/ route (query kept), with a login only; every other id stays refused."""
+    opener = urllib.request.build_opener(_NoRedirect)
+    path = f"/dask/dashboard/{PROJECT_CLUSTER_ID}/individual-plots.json?123"
+    request = urllib.request.Request(workspace.url + path, headers={"Authorization": f"token {workspace.token}"})
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        opener.open(request, timeout=60)
+    assert answer.value.code == 302
+    assert answer.value.headers["Location"].endswith("/dask/individual-plots.json?123")
+    assert workspace.request("GET", path, token=False).status in (302, 403)  # the login page or a refusal
+    assert workspace.request("GET", f"/dask/dashboard/{CLUSTER_ID}/individual-plots.json").status == 403
+    for method in ("POST", "PUT", "DELETE"):
+        assert workspace.request(method, path).status == 403
+
+
+def test_the_panels_poll_for_panes_gets_no_content_while_no_dashboard_runs(workspace):
+    """The panel polls dask/individual-plots.json: with no dashboard on the workspace's port, 204 (no failed load in
+    the browser, no proxy error in the log); with one, only a JSON object of names and routes passes."""
+    assert workspace.request("GET", "/dask/individual-plots.json").status == 204
+    assert workspace.request("GET", "/dask/individual-plots.json", token=False).status in (302, 403)
 
 
 def test_a_local_project_lists_no_cluster_and_the_panel_starts_none(workspace):

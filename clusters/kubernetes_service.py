@@ -79,6 +79,8 @@ from hub.kubernetes import (
     NAMESPACE,
     WORKSPACE_POD,
 )
+from hub.workspaces import registry_of
+from kernel.config import Paths
 from kernel.db import Registry
 
 log = logging.getLogger("enclave.kubernetes_clusters")
@@ -692,9 +694,6 @@ def main(argv: list[str] | None = None) -> int:
         print(yaml.safe_dump_all(documents, sort_keys=False), end="")
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from hub.workspaces import registry_of
-    from kernel.config import Paths
-
     asyncio.run(serve(args.port, registry_of(Paths.from_env())))
     return 0
 

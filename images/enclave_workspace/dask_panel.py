@@ -171,13 +171,13 @@ class ProjectClusterPanel:
         None when nothing answers there."""
         host, port = self.dashboard_port()
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 5)
         except (OSError, TimeoutError):
             return None
         try:
             writer.write(f"GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
             await writer.drain()
-            raw = await asyncio.wait_for(_read_until_closed(reader, limit), 5)
+            raw = await asyncio.wait_for(_read_until_closed(reader, limit), 20)  # a loaded machine's dashboard
         except (OSError, TimeoutError):
             return None
         finally:

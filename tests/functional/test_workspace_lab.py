@@ -119,7 +119,9 @@ def test_the_dask_panel_shows_the_running_clusters_dashboard_panes(lab):
     ws, page, _problems = lab
     _open_dask_panel(page)
     progress = page.locator(".dask-DashboardListing-item button[value='Progress']")
-    progress.wait_for(timeout=60_000)  # the browser found the dashboard's panes
+    # the browser found the dashboard's panes; the panel polls again with a back-off up to a minute after a check
+    # that found none (a loaded machine's first checks can), so wait past two of its longest intervals
+    progress.wait_for(timeout=150_000)
     labels = set(page.locator(".dask-DashboardListing-item button").evaluate_all("bs => bs.map(b => b.value)"))
     assert {"Progress", "Task Stream", "Workers Memory"} <= labels, labels
     with page.expect_response(lambda r: r.url.endswith("/dask/individual-progress"), timeout=60_000) as loaded:

@@ -86,6 +86,19 @@ class KubernetesClusterError(ClusterError):
 register_defaults(CONFIG_FILE)
 
 
+def hardened_container() -> dict[str, Any]:
+    """A container's securityContext in every pod Enclave makes for a cluster: not root, no privilege or escalation,
+    no capability, a read-only root file system, the runtime's default seccomp profile."""
+    return {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
 def setting(key: str) -> Any:
     """`enclave.kubernetes.KEY` from the Dask configuration now."""
     return dask.config.get(f"{CONFIG}.{key}")
@@ -247,14 +260,7 @@ def _harden(pod: dict[str, Any], role: str, name: str, image: str) -> None:
     for container in pod["containers"]:
         container["image"] = image
         container["imagePullPolicy"] = "IfNotPresent"
-        container["securityContext"] = {
-            "runAsNonRoot": True,
-            "allowPrivilegeEscalation": False,
-            "privileged": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        }
+        container["securityContext"] = hardened_container()
         container["volumeMounts"] = [
             {"name": "tls", "mountPath": TLS_MOUNT, "readOnly": True},
             {"name": "tmp", "mountPath": LOCAL_DIRECTORY},

@@ -63,6 +63,7 @@ from clusters.kubernetes import (
     ClusterTLS,
     KubernetesClusterError,
     dask_cluster,
+    hardened_container,
     max_workers,
     tls_secret,
     worker_count,
@@ -578,14 +579,7 @@ def service_manifests(
         "ports": [{"name": "http", "containerPort": CLUSTER_SERVICE_PORT, "protocol": "TCP"}],
         "readinessProbe": {"tcpSocket": {"port": CLUSTER_SERVICE_PORT}},
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
-        "securityContext": {
-            "runAsNonRoot": True,
-            "allowPrivilegeEscalation": False,
-            "privileged": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": hardened_container(),
     }
     workspaces = {
         "namespaceSelector": {"matchLabels": {"enclave.role": "workspace"}},

@@ -27,10 +27,12 @@ import os
 import re
 import shlex
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from distributed.comm.addressing import unparse_host_port
 from distributed.core import Status
 from distributed.deploy.spec import ProcessInterface
 from distributed.utils import get_ip_interface
@@ -112,6 +114,13 @@ class SandboxedPython:
         return shlex.join(self.argv(seccomp_fd))
 
 
+def free_port(host: str) -> int:
+    """A TCP port free on `host` now."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 class SandboxedScheduler(ProcessInterface):
     """distributed's scheduler (`SCHEDULER_PROGRAM`) in the project's sandbox, started by SpecCluster with the
     options dask-jobqueue gives a scheduler class; its address and its dashboard's port are read from its log, once,
@@ -137,6 +146,18 @@ class SandboxedScheduler(ProcessInterface):
             raise ClusterError("a project's scheduler listens with TLS only")
         if not host and interface:
             host = get_ip_interface(interface)
+        # Where the scheduler will listen, known before it starts when its host is (an interface or a host given):
+        # free ports are chosen here, so the jobs can be submitted while its process starts (`start`), which is
+        # most of a cluster's start-up otherwise spent in sequence. Another process taking a port meanwhile makes
+        # the scheduler fail to start, which `ready` reports.
+        self.preset: tuple[str, int] | None = None
+        dashboard_host, _, dashboard_port = dashboard_address.rpartition(":")
+        if host and not port:
+            port = free_port(host)
+        if host and dashboard_port == "0":
+            dashboard_address = f"{dashboard_host}:{free_port(dashboard_host or '127.0.0.1')}"
+        if host and port:
+            self.preset = (unparse_host_port(host, port), int(dashboard_address.rpartition(":")[2]))
         given = {"ca": tls["ca_file"], "cert": tls["cert"], "key": tls["key"], "host": host or None, "port": port,
                  "dashboard": dashboard_address}  # fmt: skip
         self.python = python
@@ -144,6 +165,7 @@ class SandboxedScheduler(ProcessInterface):
         self.log = log
         self.process: asyncio.subprocess.Process | None = None
         self.dashboard_port: int | None = None
+        self._started: asyncio.Future[str] | None = None
 
     async def start(self) -> None:
         fd = seccomp.filter_fd()
@@ -156,8 +178,25 @@ class SandboxedScheduler(ProcessInterface):
                 )  # fmt: skip
         finally:
             os.close(fd)
-        self.address = await self._address()
+        if self.preset is None:
+            self.address = await self._address()
+        else:
+            # the jobs may be submitted now: their workers retry the scheduler until their death timeout
+            self.address, self.dashboard_port = f"tls://{self.preset[0]}", self.preset[1]
+            self._started = asyncio.ensure_future(self._address())
         await super().start()
+
+    async def ready(self) -> None:
+        """Return once the scheduler has said it listens where it was told to; raise ClusterError if it did not
+        start. Whoever hands out the cluster's credentials waits for this first."""
+        if self._started is not None:
+            await asyncio.shield(self._started)
+
+    def failure(self) -> BaseException | None:
+        """Why the scheduler did not start, once that is known; None while it starts or after it has."""
+        if self._started is None or not self._started.done() or self._started.cancelled():
+            return None
+        return self._started.exception()
 
     async def _address(self) -> str:
         loop = asyncio.get_running_loop()
@@ -166,6 +205,11 @@ class SandboxedScheduler(ProcessInterface):
             text = self.log.read_text(errors="replace")
             found, dashboard = SCHEDULER_AT.search(text), DASHBOARD_AT.search(text)
             if found and dashboard:
+                if self.preset is not None and (found.group(1), int(dashboard.group(1))) != (
+                    f"tls://{self.preset[0]}",
+                    self.preset[1],
+                ):
+                    break  # not where the jobs were told to look (its port was taken): a failed start
                 self.dashboard_port = int(dashboard.group(1))
                 return found.group(1)
             if self.process is not None and self.process.returncode is not None:
@@ -176,6 +220,8 @@ class SandboxedScheduler(ProcessInterface):
         raise ClusterError(f"the project's Dask scheduler did not start:\n{tail}")
 
     async def close(self) -> None:
+        if self._started is not None and not self._started.done() and self._started is not asyncio.current_task():
+            self._started.cancel()
         if self.process is not None and self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.process.terminate()  # bwrap: its sandbox dies with it

@@ -197,6 +197,15 @@ class ClusterService:
                 log.info("cluster up: %d processes per job, at most %d jobs", self._processes(), cluster.max_jobs)
             self.cluster.scale(jobs=jobs)
             log.info("scaled to %d jobs", jobs)
+            try:
+                # the jobs are queued while the scheduler starts (clusters/sandboxed.py); its credentials leave
+                # only once it has started where the jobs look for it
+                await self.cluster.scheduler.ready()
+            except BaseException:
+                cluster, self.cluster = self.cluster, None
+                with contextlib.suppress(Exception):
+                    await cluster.close()
+                raise
         security = self.cluster.client_security()
         return {
             "security": {"ca": security.tls_ca_file, "cert": security.tls_client_cert, "key": security.tls_client_key},

@@ -205,6 +205,8 @@ class ProjectCluster(SLURMCluster):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + parse_timedelta(timeout) if timeout else None
         while True:
+            if self.scheduler is not None and (failed := self.scheduler.failure()) is not None:
+                raise failed
             workers = await asyncio.to_thread(self.scheduler_workers)
             running = sum(1 for worker in workers.values() if worker["status"] == Status.running.name)
             if running >= n_workers:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -28,6 +29,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 from clusters.jobs import WorkerJobsKilled
+from clusters.settings import ClusterError
 from clusters.slurm import project_cluster
 from hub import seccomp
 from hub.sandbox import WorkerSandbox
@@ -168,3 +170,21 @@ def test_a_job_over_its_memory_is_killed_and_the_researcher_is_told(cluster_encl
             assert client.submit(sum, [1, 2], pure=False).result(timeout=120) == 3  # on the new job's worker
     finally:
         cluster.close()
+
+
+def test_a_scheduler_that_cannot_listen_where_its_jobs_look_fails_the_cluster(cluster_enclave, slurm):
+    """The jobs are queued while the scheduler starts, at the port chosen for it (clusters/sandboxed.py): when
+    something else holds that port, waiting for the workers says the scheduler did not start, and closing leaves no
+    job behind."""
+    project = cluster_enclave.projects[0]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        cluster = project_cluster(cluster_enclave.paths, project, interface="lo", scheduler_port=taken.getsockname()[1])
+        try:
+            cluster.scale(jobs=1)
+            with pytest.raises(ClusterError, match="scheduler did not start"):
+                cluster.wait_for_workers(1, timeout=120)
+        finally:
+            cluster.close()
+    assert not [job for job in cluster.job_ids if job in slurm.jobs()]

@@ -59,7 +59,6 @@ LOCAL_START = (
     "client = open_project().client()`. Its dashboard then shows in this panel."
 )
 LOCAL_MANAGE = "In this project the Dask cluster is your notebook's: scale or close it there (client.cluster)."
-IDENTITY_BYTES = 1 << 20  # the dashboard's identity of a cluster of thousands of workers fits
 ALREADY_RUNNING = "The project's SLURM cluster is already running: it is the one listed here (scale or close it)."
 NO_ADAPT = "The project's SLURM cluster is scaled by hand: set the number of workers."
 BAD_SCALE = 'Send {"workers": N} with N a whole number from 0.'
@@ -142,30 +141,6 @@ class ProjectClusterPanel:
         host, _, port = address.rpartition(":")
         return host or "127.0.0.1", int(port)
 
-    async def notebook_cluster(self) -> dict[str, Any] | None:
-        """A local project's cluster, the one a kernel started, while its dashboard answers on the workspace's
-        dashboard port: its size from the dashboard's `json/identity.json` (read as JSON, capped; a kernel could
-        answer anything there, which only this panel would show)."""
-        answer = await self.dashboard_get("/json/identity.json", IDENTITY_BYTES)
-        if answer is None:
-            return None
-        body = answer[1]
-        try:
-            workers = json.loads(body).get("workers", {})
-            sizes = [w for w in workers.values() if isinstance(w, dict)] if isinstance(workers, dict) else []
-        except (ValueError, AttributeError):
-            sizes = []
-        number = lambda w, key: w.get(key) if isinstance(w.get(key), int) else 0  # noqa: E731
-        return {
-            "id": PROJECT_CLUSTER_ID,
-            "name": "Your notebook's cluster (scale or close it from the notebook)",
-            "scheduler_address": relay.PANEL_ADDRESS,
-            "dashboard_link": url_path_join(self.base_url, DASHBOARD_ROUTE),
-            "workers": len(sizes),
-            "cores": sum(number(w, "nthreads") for w in sizes),
-            "memory": _byte_size(sum(number(w, "memory_limit") for w in sizes)),
-        }
-
     async def dashboard_get(self, path: str, limit: int) -> tuple[int, bytes] | None:
         """`GET path` on the workspace's dashboard port (HTTP/1.0, at most `limit` bytes): its status and body, or
         None when nothing answers there."""
@@ -201,8 +176,7 @@ class ProjectClusterPanel:
 
     async def clusters(self) -> list[dict[str, Any]]:
         if self.service() is None:
-            cluster = await self.notebook_cluster()
-            return [cluster] if cluster is not None else []
+            return []  # a local project's cluster is its notebook's: the panel shows its dashboard (dask/status)
         status = await self.status()
         if status is None:
             await self.stop_dashboard()
@@ -224,8 +198,6 @@ class ProjectClusterPanel:
         return await self.model()
 
     async def model(self) -> dict[str, Any]:
-        if self.service() is None and (cluster := await self.notebook_cluster()) is not None:
-            return cluster
         status = await self.status()
         if status is None:
             raise web.HTTPError(404, "No Dask cluster runs for this workspace.")

@@ -127,8 +127,6 @@ def test_the_dask_panel_shows_the_running_clusters_dashboard_panes(lab):
     with page.expect_response(lambda r: r.url.endswith("/dask/individual-progress"), timeout=60_000) as loaded:
         progress.click()
     assert loaded.value.status == 200 and loaded.value.url == f"{ws.url}/dask/individual-progress"
-    # the panel lists the notebook's cluster and shows its panes at dask/dashboard/<id>/..., which the workspace
-    # redirects to its own dask/ route (the response above)
     frame = page.locator("iframe[src$='/individual-progress']")
     frame.wait_for(timeout=30_000)
     # the pane draws: Bokeh's document runs in the frame (its root element appears)

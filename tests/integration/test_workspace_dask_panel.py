@@ -57,8 +57,7 @@ def test_the_panels_front_end_is_served_and_points_at_the_workspaces_dashboard(w
     # the environment's overrides are the settings' defaults
     schema = workspace.request("GET", "/lab/api/settings/dask-labextension:plugin").json()["schema"]
     defaults = {name: spec.get("default") for name, spec in schema["properties"].items()}
-    # no default URL: the panel polls no dashboard until it lists a cluster, whose panes are then the `dask/` route
-    assert defaults["defaultURL"] == ""
+    assert defaults["defaultURL"] == "dask/status"  # under the server's base URL: the `dask/` route
     assert defaults["browserDashboardCheck"] is True
     assert defaults["autoStartClient"] is False
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import dask
 import yaml
+from dask.utils import parse_bytes
 from distributed import Client
 
 from workbench import kubernetes_cluster, relay
@@ -114,14 +115,30 @@ def cluster_options(
         raise WorkbenchError(f"n_workers={workers}: this project allows 1 to {limits['dask_workers']} Dask workers")
     if threads < 1 or threads > limits["threads_per_worker"]:
         raise WorkbenchError(f"threads_per_worker={threads}: this project allows 1 to {limits['threads_per_worker']}")
+    in_processes = bool(dask.config.get(f"{CONFIG}.processes")) if processes is None else processes
+    per_worker = limits["memory_limit"] if memory_limit is None else memory_limit
     return {
         "n_workers": workers,
         "threads_per_worker": threads,
-        "memory_limit": limits["memory_limit"] if memory_limit is None else memory_limit,
-        "processes": bool(dask.config.get(f"{CONFIG}.processes")) if processes is None else processes,
+        "memory_limit": per_worker if in_processes else shared_process_memory_limit(per_worker, workers),
+        "processes": in_processes,
         "dashboard_address": cluster_kwargs.pop("dashboard_address", None) or dashboard_address(),
         **cluster_kwargs,
     }
+
+
+def shared_process_memory_limit(per_worker: str | int | float, workers: int) -> str | int | float:
+    """Each in-process worker's memory limit: the workers' total. Threads of one process share its memory, and Dask
+    measures each worker against the whole process's, so a per-worker limit would pause every worker (and hang the
+    computation) once the notebook itself holds 80 % of one worker's share. Dask's own forms (`auto`, a fraction of
+    the machine, 0 for none) pass unchanged."""
+    if workers <= 1 or isinstance(per_worker, float) or per_worker in (0, "auto"):
+        return per_worker
+    try:
+        size = parse_bytes(per_worker) if isinstance(per_worker, str) else int(per_worker)
+    except (TypeError, ValueError):
+        return per_worker  # Dask's LocalCluster gives the error for a limit it cannot read
+    return size * workers
 
 
 def engine(manifest: dict[str, Any], environ: Mapping[str, str] | None = None) -> str:

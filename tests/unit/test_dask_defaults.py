@@ -77,6 +77,18 @@ def test_the_manifest_and_explicit_arguments_override_the_defaults() -> None:
         cluster.cluster_options(LIMITS, n_workers=5)
 
 
+def test_in_process_workers_share_the_workers_total_memory() -> None:
+    """Threads of one process are measured against the whole process: each gets the total, or a notebook holding
+    80 % of one worker's share pauses them all (a suite run once hung so in .compute())."""
+    options = cluster.cluster_options(LIMITS, processes=False)
+    assert (options["n_workers"], options["memory_limit"]) == (4, 4 * 2**30)
+    assert cluster.cluster_options(LIMITS, processes=True)["memory_limit"] == "1GiB"
+    assert cluster.cluster_options(LIMITS, n_workers=1, processes=False)["memory_limit"] == "1GiB"
+    for dask_form in ("auto", 0, 0.5):
+        assert cluster.shared_process_memory_limit(dask_form, 4) == dask_form
+    assert cluster.shared_process_memory_limit(10**9, 3) == 3 * 10**9
+
+
 def test_a_dask_config_set_override_is_honoured() -> None:
     override = {
         "enclave.local.n-workers": 3,

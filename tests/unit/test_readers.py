@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
+from dask.utils import parse_bytes
 from distributed import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -210,6 +211,9 @@ def test_client_is_sized_from_manifest(view: ProjectView) -> None:
         info = c.scheduler_info()
         assert len(info["workers"]) == 2
         assert {w["nthreads"] for w in info["workers"].values()} == {1}
+        # threads of this process: each is measured against the process, so each gets the workers' total
+        per_worker = parse_bytes(view.manifest["compute"]["memory_limit"])
+        assert {w["memory_limit"] for w in info["workers"].values()} == {2 * per_worker}
         # on this client explicitly: another in-process cluster (the module's) is alive, and a run of the whole
         # suite once hung in .compute() on the default one
         assert c.compute(view.allele_frequencies("chrX")).result(timeout=120)["an"].max() <= 14

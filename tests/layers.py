@@ -37,6 +37,7 @@ LAYERS = (
     "hub",
     "clusters",
     "provisioning",
+    "federation",
     "bench",
 )  # lowest first
 WORKSPACE = "enclave_workspace"

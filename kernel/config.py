@@ -97,3 +97,9 @@ class Paths:
     def airlock(self) -> Path:
         """The airlock's stores: immutable request snapshots and the egress store (never inside a project)."""
         return self.home / "airlock"
+
+    @property
+    def federation(self) -> Path:
+        """Federation's state (root-only): this node's credentials and trust, the coordinator's signing key and its
+        projects' keys, tasks' notebooks and sealed results (federation/)."""
+        return self.home / "federation"

@@ -173,7 +173,8 @@ def sources(paths: Paths) -> list[Source]:
     """What the backup takes after the registry, in the order it takes it (keys after the registry, so every
     project in the copied registry has its key), but the sites' exports."""
     found = [Source("secrets", paths.secrets, PurePosixPath("secrets")),
-             Source("airlock", paths.airlock, PurePosixPath("airlock"))]  # fmt: skip
+             Source("airlock", paths.airlock, PurePosixPath("airlock")),
+             Source("federation", paths.federation, PurePosixPath("federation"))]  # fmt: skip
     if paths.projects.is_dir():
         for project in sorted(p.name for p in paths.projects.iterdir() if p.is_dir() and not p.is_symlink()):
             prefix = PurePosixPath("projects") / project / "store"

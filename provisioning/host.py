@@ -358,7 +358,7 @@ def remove_egress_rules(*, table: str = EGRESS_TABLE) -> StepResult:
 # projects' file system images or the audit log's anchors.
 PRIVATE = (
     "registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm", "sites", "secrets", "airlock", "hub", "storage",
-    "audit",
+    "audit", "federation",
 )  # fmt: skip
 
 

@@ -48,7 +48,7 @@ from provisioning.storage import mounted
 
 _PROJECT = r"[a-z0-9][a-z0-9-]*"
 _ALLOWED = re.compile(
-    rf"^(?:{re.escape(REGISTRY_SQLITE)}|{re.escape(REGISTRY_PGDUMP)}|(?:secrets|audit|airlock|sites)/.+"
+    rf"^(?:{re.escape(REGISTRY_SQLITE)}|{re.escape(REGISTRY_PGDUMP)}|(?:secrets|audit|airlock|federation|sites)/.+"
     rf"|projects/{_PROJECT}/store/.+)$"
 )
 SHOWN_PROBLEMS = 5

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.unit
 
 def test_every_package_with_tables_names_its_models():
     """The registry finds each package's tables through an `enclave.tables` entry point (pyproject.toml)."""
-    assert load_tables() == ["airlock", "fabric", "hub", "kernel"]
+    assert load_tables() == ["airlock", "fabric", "federation", "hub", "kernel"]
     tables = set(Base.metadata.tables)
     assert {"release_requests", "accounts", "audit_events"} <= tables, sorted(tables)
 
@@ -53,7 +53,7 @@ def test_each_package_migrates_on_a_branch_of_its_own_in_its_own_folder():
     """One head per package, labelled with its name; every revision after the shared history sits in the folder of
     the branch it belongs to (issue 12: a package adds a migration without editing another's)."""
     branches = migration_branches()
-    assert set(branches) == {"kernel", "fabric", "hub", "airlock"}
+    assert set(branches) == {"kernel", "fabric", "hub", "airlock", "federation"}
     assert branches["hub"] == ROOT / "hub" / "migrations"
     scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
     heads = {label: scripts.get_revision(f"{label}@head") for label in branches}
@@ -85,7 +85,7 @@ def test_a_registry_at_every_head_reads_as_one_revision(database_url):
     upgrade(url, "0006")
     assert current_revision(url) == "0006"
     upgrade(url)
-    assert current_revision(url) == head_revision(url) == "airlock_0001, fabric_0001, hub_0001, kernel_0001"
+    assert current_revision(url) == head_revision(url) == "airlock_0001, fabric_0001, federation_0001, hub_0001, kernel_0001"
     if url.startswith("sqlite"):
         assert sqlite_revision(Path(url.removeprefix("sqlite:///"))) == current_revision(url)
 

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import nbformat
 
@@ -224,9 +224,11 @@ def run_in_sandbox(
     *,
     timeout: float | None = None,
     actor: str | None = None,
+    output: IO[bytes] | None = None,
 ) -> NotebookRun:
     """Run `notebook` in `user`'s workspace sandbox of `project` with papermill `parameters` (as `-p NAME VALUE`);
-    audited as `notebook.run_started` and `notebook.run_ended` (by `actor`, default `user`)."""
+    audited as `notebook.run_started` and `notebook.run_ended` (by `actor`, default `user`). papermill's output
+    goes to the caller's terminal, or to `output` (a site's federated run keeps it at the site: it can quote data)."""
     who = invoker()
     check_installation(paths, who)
     content = read_notebook(notebook, who)
@@ -252,8 +254,9 @@ def run_in_sandbox(
         command = papermill_command(layout, source, executed, parameters)
         audit_run(paths, project, actor=actor or user, action="notebook.run_started", user=user, executed=inside)
         with plan.launch(command) as launch:
-            completed = subprocess.run(  # output streams to the caller's terminal
-                launch.argv, stdin=subprocess.DEVNULL, timeout=timeout, check=False, **launch.popen_kwargs()
+            completed = subprocess.run(  # output streams to the caller's terminal unless `output` is given
+                launch.argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output, timeout=timeout, check=False,
+                **launch.popen_kwargs(),
             )
         audit_run(paths, project, actor=actor or user, action="notebook.run_ended", user=user, executed=inside,
                   returncode=completed.returncode)  # fmt: skip

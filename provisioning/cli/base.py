@@ -85,6 +85,7 @@ COMMANDS: dict[str, str] = {
         "provisioning.cli.running",
     ),
     "airlock": "output_checks.cli:airlock",  # the airlock's commands live with the airlock
+    **dict.fromkeys(("federation", "federate"), "federation.cli"),  # federation's with federation
 }
 
 

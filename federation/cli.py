@@ -1,0 +1,336 @@
+"""`enclave federation …` (a coordinator's and a site's admin) and `enclave federate …` (a researcher on the
+coordinator): thin commands over federation/coordinator.py and federation/agent.py."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+
+import click
+import yaml
+
+from federation import pki, site_policy, tasks
+from federation.agent import CoordinatorClient, SiteAgent, SiteConfig, SiteFiles, load_config
+from federation.coordinator import Coordinator
+from kernel import audit
+from kernel.errors import EnclaveError
+from kernel.secret_files import write_secret, write_secret_bytes
+from provisioning.cli.base import Context, actor, friendly, main, pass_ctx
+
+COORDINATOR_FILE = "coordinator.yaml"
+
+
+def coordinator_of(ctx: Context) -> Coordinator:
+    settings = ctx.paths.federation / "coordinator" / COORDINATOR_FILE
+    if not settings.exists():
+        raise EnclaveError("this Enclave is not a coordinator: run `enclave federation coordinator init` first")
+    name = str((yaml.safe_load(settings.read_text(encoding="utf-8")) or {}).get("name", ""))
+    return Coordinator(ctx.registry, ctx.paths, name)
+
+
+# ------------------------------------------------------------------------------------------------- admin
+
+
+@main.group("federation")
+def federation_group() -> None:
+    """Federated analysis: this Enclave as a consortium's coordinator, or as a site that runs its tasks."""
+
+
+@federation_group.group("coordinator")
+def coordinator_group() -> None:
+    """This Enclave as the consortium's coordinator."""
+
+
+@coordinator_group.command("init")
+@click.option("--name", required=True, help="The coordinator's name, as its certificate says it.")
+@pass_ctx
+@friendly
+def coordinator_init(ctx: Context, name: str) -> None:
+    """Make the coordinator's signing key (kept once made) and print the public key sites pin when they join."""
+    Coordinator(ctx.registry, ctx.paths, name)  # checks the name
+    ctx.paths.federation.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_secret(ctx.paths.federation / "coordinator" / COORDINATOR_FILE, yaml.safe_dump({"name": name}))
+    click.echo(coordinator_of(ctx).signing_public_pem(), nl=False)
+
+
+@coordinator_group.command("key")
+@pass_ctx
+@friendly
+def coordinator_key(ctx: Context) -> None:
+    """The coordinator's public signing key (PEM), for the sites."""
+    click.echo(coordinator_of(ctx).signing_public_pem(), nl=False)
+
+
+@coordinator_group.command("serve")
+@click.option("--address", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8443, show_default=True)
+@click.option("--credentials", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="This coordinator's credentials (`enclave consortium issue NAME --role coordinator`).")  # fmt: skip
+@pass_ctx
+@friendly
+def coordinator_serve(ctx: Context, address: str, port: int, credentials: Path) -> None:
+    """Serve the sites over mutual TLS until interrupted; unfinished tasks past their expiry expire every minute."""
+    import asyncio
+
+    from federation.coordinator_server import serve
+
+    coordinator = coordinator_of(ctx)
+
+    async def run() -> None:
+        serve(coordinator, str(credentials), address=address, port=port)
+        click.echo(f"coordinator {coordinator.name} serving sites on https://{address}:{port}", err=True)
+        while True:
+            await asyncio.to_thread(coordinator.expire)
+            await asyncio.sleep(60)
+
+    asyncio.run(run())
+
+
+@federation_group.group("project")
+def project_group() -> None:
+    """Federated projects (on the coordinator)."""
+
+
+@project_group.command("create")
+@click.argument("name")
+@click.option("--title", required=True)
+@click.option("--purpose", required=True, help="Data Use Ontology code, e.g. DS-CVD.")
+@click.option("--site", "sites", multiple=True, required=True, help="A site, in the consortium's order (repeat).")
+@click.option("--member", "members", multiple=True, help="A researcher of the project (repeat).")
+@pass_ctx
+@friendly
+def project_create(ctx: Context, name: str, title: str, purpose: str, sites: tuple[str, ...],
+                   members: tuple[str, ...]) -> None:  # fmt: skip
+    """A federated project, its sealing key and its members."""
+    coordinator_of(ctx).create_project(name=name, title=title, purpose=purpose, sites=sites, members=members,
+                                       actor=actor())  # fmt: skip
+    click.echo(f"federated project {name}: {len(sites)} site(s), {len(set(members))} member(s)")
+
+
+@project_group.command("add-member")
+@click.argument("name")
+@click.argument("user")
+@pass_ctx
+@friendly
+def project_add_member(ctx: Context, name: str, user: str) -> None:
+    coordinator_of(ctx).add_member(name, user, actor=actor())
+    click.echo(f"{user} is a member of federated project {name}")
+
+
+@federation_group.command("join")
+@click.option("--coordinator-url", required=True, help="https://HOST:PORT of the coordinator's site server.")
+@click.option("--coordinator", "coordinator_name", required=True, help="The coordinator's name (its certificate's).")
+@click.option("--coordinator-key", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The coordinator's public signing key (`enclave federation coordinator key` there).")  # fmt: skip
+@click.option("--credentials", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="This site's node credentials (`enclave consortium issue … --role site`).")  # fmt: skip
+@click.option("--run-user", default="federation", show_default=True,
+              help="The Enclave user tasks run as: a researcher of each local project that takes tasks.")  # fmt: skip
+@click.option("--poll-seconds", type=float, default=30.0, show_default=True)
+@pass_ctx
+@friendly
+def join(ctx: Context, coordinator_url: str, coordinator_name: str, coordinator_key: Path, credentials: Path,
+         run_user: str, poll_seconds: float) -> None:  # fmt: skip
+    """Join a consortium as a site: pin the coordinator's key, keep this site's credentials (root-only)."""
+    pem = coordinator_key.read_text(encoding="utf-8")
+    tasks.load_public_key(pem)  # refused here, not at the first task
+    config = SiteConfig(coordinator_url=coordinator_url.rstrip("/"), coordinator=coordinator_name,
+                        coordinator_key=pem, run_user=run_user, poll_seconds=poll_seconds)  # fmt: skip
+    files = SiteFiles.of(ctx.paths)
+    ctx.paths.federation.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for source in sorted(credentials.iterdir()):
+        if source.is_file() and not source.is_symlink():
+            write_secret_bytes(files.credentials / source.name, source.read_bytes())
+    identity = pki.node_identity(files.credentials)
+    if identity.role != "site":
+        shutil.rmtree(files.credentials, ignore_errors=True)
+        raise EnclaveError(f"those credentials are a {identity.role}'s, not a site's")
+    write_secret(files.config, yaml.safe_dump(config.model_dump(), sort_keys=False))
+    if not files.policy.exists():
+        write_secret(files.policy, "projects: {}\n")  # deny by default: no federated project is accepted yet
+    click.echo(f"site {identity.name} joined coordinator {coordinator_name}; accept projects in {files.policy}")
+
+
+@federation_group.command("policy")
+@click.argument("policy_file", type=click.Path(path_type=Path, dir_okay=False))
+@pass_ctx
+@friendly
+def install_policy(ctx: Context, policy_file: Path) -> None:
+    """Check and install this site's policy (which federated projects, submitters and outputs it accepts)."""
+    site_policy.load_policy(policy_file)
+    files = SiteFiles.of(ctx.paths)
+    write_secret(files.policy, policy_file.read_text(encoding="utf-8"))
+    digest = hashlib.sha256(files.policy.read_bytes()).hexdigest()
+    ctx.registry.transaction(lambda s: audit.record(s, actor=actor(), action="federation.policy_installed",
+                                                    target="site-policy", sha256=digest))  # fmt: skip
+    click.echo(f"policy installed: {files.policy}")
+
+
+@federation_group.command("agent")
+@click.option("--once", is_flag=True, help="One pass (pull, run, report), then exit.")
+@pass_ctx
+@friendly
+def agent(ctx: Context, once: bool) -> None:
+    """The site's agent: pull tasks, run them here, return what the site's airlock released. It never listens."""
+    files = SiteFiles.of(ctx.paths)
+    config = load_config(files)
+    identity = pki.node_identity(files.credentials)
+    client = CoordinatorClient(config, files.credentials)
+    runner = SiteAgent(ctx.paths, ctx.registry, client, site=identity.name)
+    try:
+        while True:
+            done = runner.run_once()
+            for task_id, state in done.moved:
+                click.echo(f"{task_id} {state}", err=True)
+            if once:
+                return
+            time.sleep(config.poll_seconds)
+    finally:
+        client.close()
+
+
+@federation_group.command("tasks")
+@pass_ctx
+@friendly
+def site_tasks(ctx: Context) -> None:
+    """The tasks this site has pulled, and where each stands."""
+    from sqlalchemy import select
+
+    from federation.models import SiteTask
+
+    rows = ctx.registry.transaction(lambda s: [
+        (t.id, t.project, t.submitter, t.state, t.reason, t.reference)
+        for t in s.scalars(select(SiteTask).order_by(SiteTask.updated_at.desc())).all()])  # fmt: skip
+    click.echo(f"{'TASK':<36} {'PROJECT':<20} {'STATE':<18} REASON / REFERENCE")
+    for task_id, project, _submitter, state, reason, reference in rows:
+        click.echo(f"{task_id:<36} {project:<20} {state:<18} {reason or '-'} / {reference}")
+
+
+def _decide(ctx: Context, task_id: str, user: str, run: bool) -> None:
+    files = SiteFiles.of(ctx.paths)
+    load_config(files)
+    agent = SiteAgent(ctx.paths, ctx.registry, _NoLink(), site="")
+    agent.approve(task_id, user, run=run)
+
+
+@federation_group.command("approve")
+@click.argument("task_id")
+@click.option("--as", "user", required=True, help="The output checker of the local project who approves.")
+@pass_ctx
+@friendly
+def approve(ctx: Context, task_id: str, user: str) -> None:
+    """Approve running a task's code at this site (the policy's `approve_code`)."""
+    _decide(ctx, task_id, user, True)
+    click.echo(f"{task_id} approved by {user}: it runs at the agent's next pass")
+
+
+@federation_group.command("decline")
+@click.argument("task_id")
+@click.option("--as", "user", required=True)
+@pass_ctx
+@friendly
+def decline(ctx: Context, task_id: str, user: str) -> None:
+    """Refuse to run a task's code at this site."""
+    _decide(ctx, task_id, user, False)
+    click.echo(f"{task_id} declined by {user}")
+
+
+class _NoLink:
+    def offers(self) -> list[dict[str, str]]:
+        return []
+
+    def notebook(self, task_id: str) -> bytes:
+        raise EnclaveError("no coordinator link in this command")
+
+    def report(self, task_id: str, state: str, reason: str, reference: str) -> None:
+        raise EnclaveError("no coordinator link in this command")
+
+    def result(self, task_id: str, blob: bytes, reference: str) -> None:
+        raise EnclaveError("no coordinator link in this command")
+
+
+# --------------------------------------------------------------------------------------------- researcher
+
+
+@main.group("federate")
+def federate_group() -> None:
+    """Run a notebook at every site of a federated project and collect what their airlocks released."""
+
+
+def _output(value: str) -> tasks.DeclaredOutput:
+    path, _, kind = value.rpartition(":")
+    if not path:
+        raise click.BadParameter(f"{value!r}: PATH:KIND, e.g. estimates.csv:estimates")
+    return tasks.DeclaredOutput(path=path, kind=kind)
+
+
+@federate_group.command("submit")
+@click.argument("notebook", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--project", required=True)
+@click.option("-p", "--parameter", "parameters", nargs=2, multiple=True, metavar="NAME VALUE",
+              help="A papermill parameter (JSON value, else text).")  # fmt: skip
+@click.option("--output", "outputs", multiple=True, required=True, metavar="PATH:KIND",
+              help="A declared output, relative to the notebook's `outputs` folder; KIND is table, counts, "
+              "estimates, figure or text. Nothing else leaves a site.")  # fmt: skip
+@click.option("--days", type=int, default=7, show_default=True, help="How long the sites may take.")
+@pass_ctx
+@friendly
+def submit(ctx: Context, notebook: Path, project: str, parameters: tuple[tuple[str, str], ...],
+           outputs: tuple[str, ...], days: int) -> None:  # fmt: skip
+    """Sign NOTEBOOK as a task for every site of PROJECT; prints the task's id."""
+    from datetime import timedelta
+
+    from provisioning.notebook_runs import invoker, read_notebook
+
+    content = read_notebook(notebook, invoker())
+    values = {name: _value(value) for name, value in parameters}
+    declared = [_output(o) for o in outputs]
+    task_id = coordinator_of(ctx).submit(project=project, submitter=actor(), notebook=content, parameters=values,
+                                         outputs=declared, valid_for=timedelta(days=days))  # fmt: skip
+    click.echo(task_id)
+
+
+def _value(text: str) -> object:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, str | int | float | bool) or value is None else text
+
+
+@federate_group.command("status")
+@click.argument("task_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@friendly
+def status(ctx: Context, task_id: str, as_json: bool) -> None:
+    """Where TASK stands at each site."""
+    found = coordinator_of(ctx).status(task_id, actor())
+    if as_json:
+        click.echo(json.dumps({"task": found.task_id, "project": found.project, "finished": found.finished,
+                               "sites": [{"site": s.site, "state": s.state, "reason": s.reason,
+                                          "reference": s.reference} for s in found.sites]}))  # fmt: skip
+        return
+    click.echo(f"task {found.task_id} ({found.project}): {len(found.released)} of {len(found.sites)} sites released")
+    for s in found.sites:
+        extra = f" ({s.reason})" if s.reason else ""
+        click.echo(f"  {s.site:<20} {s.state:<18} {s.description}{extra} [{s.reference or '-'}]")
+
+
+@federate_group.command("results")
+@click.argument("task_id")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@pass_ctx
+@friendly
+def results(ctx: Context, task_id: str, out: Path) -> None:
+    """Open what each site released for TASK into OUT/SITE/PATH (the coordinator's project key opens them)."""
+    opened = coordinator_of(ctx).results(task_id, actor())
+    for site, files in opened.items():
+        for path, content in files.items():
+            target = out / site / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+    click.echo(f"{sum(len(f) for f in opened.values())} file(s) from {len(opened)} site(s) in {out}")

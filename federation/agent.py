@@ -17,7 +17,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -206,7 +206,7 @@ class SiteAgent:
         self.config = load_config(self.files)
         self.airlock = Airlock(registry, paths)
         self._run = run
-        self._now = now or (lambda: datetime.now(tasks.UTC))
+        self._now = now or (lambda: datetime.now(UTC))
 
     # ---------------------------------------------------------------------------------------------- one pass
 
@@ -247,7 +247,7 @@ class SiteAgent:
             decision = site_policy.decide(manifest, policy, coordinator=self.config.coordinator)
             state = TaskState.FETCHED
             reason = ""
-            if decision.action == "refuse":
+            if decision.action is site_policy.Action.REFUSE:
                 state, reason = TaskState.REFUSED, decision.reason
             session.add(SiteTask(id=manifest.task_id, project=manifest.project, submitter=manifest.submitter,
                                  signed=signed.to_json(), state=state.value, reason=reason, reference=reference,
@@ -283,7 +283,7 @@ class SiteAgent:
 
     def _advance(self, task_id: str, report: PassReport) -> None:
         task = self._task(task_id)
-        manifest = tasks.SignedTask.from_json(task.signed).manifest()
+        manifest = tasks.TaskManifest.from_canonical(tasks.SignedTask.from_json(task.signed).manifest)
         if self._now() >= manifest.expires_at:
             self._move(task_id, TaskState.EXPIRED, reason="expired", report=report)
             return
@@ -291,9 +291,9 @@ class SiteAgent:
         if state is TaskState.FETCHED:
             policy = site_policy.load_policy(self.files.policy)
             decision = site_policy.decide(manifest, policy, coordinator=self.config.coordinator)
-            if decision.action == "refuse":
+            if decision.action is site_policy.Action.REFUSE:
                 self._move(task_id, TaskState.REFUSED, reason=decision.reason, report=report)
-            elif decision.action == "needs-approval" and not task.approved_by:
+            elif decision.action is site_policy.Action.NEEDS_APPROVAL and not task.approved_by:
                 self._move(task_id, TaskState.AWAITING_APPROVAL, report=report)
             else:
                 self._execute(task, manifest, report)
@@ -385,9 +385,9 @@ class SiteAgent:
         if not released:
             self._move(task.id, TaskState.REFUSED, reason="nothing-released", report=report)
             return
-        bundle = sealing.Bundle(task_id=task.id, site=self.site, files=released).pack()
-        key = sealing.load_public_key((self.files.task(task.id) / "project-key.pem").read_text())
-        blob = sealing.seal(bundle, key, context=sealing.seal_context(manifest.project, task.id, self.site))
+        bundle = sealing.Bundle(task_id=task.id, site=self.site, files=released)
+        key = sealing.load_project_public_key((self.files.task(task.id) / "project-key.pem").read_text())
+        blob = sealing.seal_bundle(bundle, key, project=manifest.project)
         write_secret_bytes(self.files.task(task.id) / "result.sealed", blob)
         self._move(task.id, TaskState.RELEASED, report=report)
 
@@ -499,7 +499,7 @@ def _steps(start: TaskState, target: TaskState) -> list[TaskState]:
 
 def _claimed_task_id(signed: tasks.SignedTask) -> str:
     try:
-        task_id = str(json.loads(signed.manifest_json).get("task_id", ""))
+        task_id = str(json.loads(signed.manifest).get("task_id", ""))
     except (ValueError, AttributeError):
         return ""
     return task_id if len(task_id) == 36 else ""

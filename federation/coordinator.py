@@ -15,10 +15,11 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -37,6 +38,7 @@ PROJECT_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")  # a site makes a l
 MAX_NOTEBOOK_BYTES = 16 << 20
 MAX_RESULT_BYTES = 64 << 20
 DEFAULT_VALIDITY = timedelta(days=7)
+PROJECT_KEY, PROJECT_PUBLIC_KEY = "key.pem", "key.pub.pem"  # a federated project's X25519 pair, in its folder
 REASON = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")  # a site reports codes, never free text
 REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -106,7 +108,7 @@ class Coordinator:
     def signing_key_file(self) -> Path:
         return self.folder / "signing-key.pem"
 
-    def signing_key(self) -> tasks.SigningKey:
+    def signing_key(self) -> Ed25519PrivateKey:
         """The coordinator's Ed25519 key, made on first use (root-only)."""
         if not self.signing_key_file.exists():
             tasks.save_signing_key(self.signing_key_file, tasks.generate_signing_key())
@@ -117,7 +119,7 @@ class Coordinator:
         return tasks.public_key_pem(self.signing_key().public_key())
 
     def project_key(self, project: str) -> sealing.ProjectKey:
-        return sealing.ProjectKey.load(self.folder / "projects" / project)
+        return sealing.ProjectKey.load(self.folder / "projects" / project / PROJECT_KEY)
 
     # ------------------------------------------------------------------------------------------------- admin
 
@@ -133,6 +135,8 @@ class Coordinator:
         if not re.fullmatch(r"[A-Z][A-Z0-9-]{1,15}", purpose):
             raise FederationError(f"purpose {purpose!r}: a Data Use Ontology code such as DS-CVD, HMB or GRU")
         key_folder = self.folder / "projects" / name
+        if not (key_folder / PROJECT_KEY).exists():  # before its row: a project never exists without its key
+            sealing.ProjectKey.generate().save(key_folder / PROJECT_KEY, key_folder / PROJECT_PUBLIC_KEY)
 
         def create(session: Session) -> None:
             if session.get(FederatedProject, name) is not None:
@@ -142,8 +146,6 @@ class Coordinator:
             session.flush()
             for user in members:
                 session.add(FederatedMember(project=name, user=user))
-            if not (key_folder / sealing.PRIVATE_KEY_FILE).exists():
-                sealing.ProjectKey.generate().save(key_folder)
             audit.record(session, actor=actor, action="federation.project_created", target=name, purpose=purpose,
                          sites=sites, members=members)  # fmt: skip
 
@@ -176,27 +178,34 @@ class Coordinator:
         digest = hashlib.sha256(notebook).hexdigest()
         key = self.signing_key()
 
-        def create(session: Session) -> str:
+        def plan(session: Session) -> tasks.TaskManifest:
             spec = self._project(session, project)
             self._member(session, project, submitter)
-            manifest = tasks.new_manifest(
+            return tasks.new_manifest(
                 project=project, purpose=spec.purpose, submitter=submitter, notebook_sha256=digest,
                 parameters=dict(parameters), outputs=tuple(outputs), sites=tuple(spec.sites),
                 coordinator=self.name, valid_for=valid_for,
             )  # fmt: skip
-            signed = tasks.sign(manifest, key, tasks.key_id(key.public_key()))
-            folder = self.folder / "tasks" / manifest.task_id
-            write_secret_bytes(folder / "notebook.ipynb", notebook)
+
+        try:
+            manifest = self.tx(plan)
+        except ValueError as exc:  # a parameter, an output or the validity the manifest cannot carry
+            raise FederationError(f"the task cannot be signed: {exc}") from None
+        signed = tasks.sign(manifest, key, tasks.key_id(key.public_key()))
+        # the notebook first (a retried or failed transaction leaves at worst an unused file, never a task without it)
+        write_secret_bytes(self.folder / "tasks" / manifest.task_id / "notebook.ipynb", notebook)
+
+        def create(session: Session) -> str:
             now = utcnow()
             session.add(FederatedTask(id=manifest.task_id, project=project, submitter=submitter,
                                       signed=signed.to_json(), notebook_sha256=digest, created_at=now,
                                       expires_at=naive(manifest.expires_at)))  # fmt: skip
             session.flush()
-            for site in spec.sites:
+            for site in manifest.sites:
                 session.add(TaskSite(task_id=manifest.task_id, site=site, state=TaskState.QUEUED, reason="",
                                      reference="", result_sha256="", result_size=0, updated_at=now))  # fmt: skip
             audit.record(session, actor=submitter, action="federation.task_submitted", target=manifest.task_id,
-                         project=project, notebook_sha256=digest, sites=list(spec.sites),
+                         project=project, notebook_sha256=digest, sites=list(manifest.sites),
                          outputs=[o.path for o in manifest.outputs])  # fmt: skip
             return manifest.task_id
 
@@ -244,7 +253,7 @@ class Coordinator:
             return task, list(rows)
 
         task, rows = self.tx(read)
-        manifest = tasks.SignedTask.from_json(task.signed).manifest()
+        manifest = tasks.TaskManifest.from_canonical(tasks.SignedTask.from_json(task.signed).manifest)
         declared = {o.path for o in manifest.outputs}
         key = self.project_key(task.project)
         opened: dict[str, dict[str, bytes]] = {}
@@ -252,10 +261,8 @@ class Coordinator:
             blob = (self.folder / "tasks" / task_id / "results" / f"{row.site}.sealed").read_bytes()
             if hashlib.sha256(blob).hexdigest() != row.result_sha256:
                 raise FederationError(f"the bundle from {row.site} changed on disk since it arrived", 500)
-            payload = sealing.open_sealed(blob, key.private, context=sealing.seal_context(task.project, task_id,
-                                                                                          row.site))  # fmt: skip
-            bundle = sealing.Bundle.unpack(payload)
-            if bundle.task_id != task_id or bundle.site != row.site or not set(bundle.files) <= declared:
+            bundle = sealing.open_bundle(blob, key, project=task.project, task_id=task_id, site=row.site)
+            if not set(bundle.files) <= declared:
                 raise FederationError(f"the bundle from {row.site} is not this task's declared outputs", 500)
             opened[row.site] = dict(bundle.files)
         return opened
@@ -393,4 +400,4 @@ class Coordinator:
 
 def naive(moment: datetime) -> datetime:
     """An aware datetime as the registry stores it (UTC, no zone)."""
-    return moment.astimezone(tasks.UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment

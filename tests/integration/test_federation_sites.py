@@ -1,0 +1,170 @@
+"""A consortium on one machine, as the issue asks: a coordinator and five site nodes, each an Enclave home of its own
+provisioned with only its own hospital's export, each run as separate `enclave` processes (the coordinator's
+server, each site's agent passes) talking over loopback with mutual TLS under a consortium authority.
+
+The example federated notebook (notebooks/federated_risk.ipynb) runs with papermill in each site's sandbox on that
+site's view; its declared outputs go through each site's own airlock and reviewers. One site's policy does not accept
+the project (the pooled status reads "4 of 5"), one site holds the run for its custodian. What comes back is sealed:
+the coordinator opens it with the project's key, and the pooled estimates are the meta-analysis of what the sites
+released. A revoked site certificate is refused at the handshake."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from federation import pki
+from federation.models import SiteTask
+from output_checks.release.service import Airlock
+from provisioning.host import ensure_host, remove_egress_rules
+from provisioning.storage import release_all_under
+from synthetic_sites import generate_cohort
+from tests.federation_nodes import (
+    CHECKERS, COORDINATOR, ENCLAVE, PROJECT, PURPOSE, RESEARCHER, RUN_USER, Consortium, SiteNode, enclave, free_port,
+    provision_site, wait_for_port,
+)  # fmt: skip
+from tests.workspace_hub import needs_enclave
+
+pytestmark = [pytest.mark.integration, needs_enclave, pytest.mark.timeout(1200)]
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOK = REPO / "notebooks" / "federated_risk.ipynb"
+REFUSING, GATED = 4, 1  # the index of the site whose policy does not accept the project; of the one that gates code
+
+
+@pytest.fixture(scope="module")
+def consortium(tmp_path_factory, workspace_env) -> Consortium:
+    root = tmp_path_factory.mktemp("consortium")
+    exports = root / "exports"
+    generate_cohort(exports, patients=200, sites=5, seed=14, progress=False)
+    authority = root / "authority"
+    enclave(root, "consortium", "init", "--folder", str(authority), "--name", "Test consortium")
+    coordinator_home = root / "coordinator"
+    credentials = root / "coordinator-tls"
+    enclave(coordinator_home, "consortium", "issue", COORDINATOR, "--role", "coordinator", "--out", str(credentials),
+            "--folder", str(authority), "--host", "127.0.0.1")  # fmt: skip
+    key = root / "coordinator-key.pem"
+    key.write_text(enclave(coordinator_home, "federation", "coordinator", "init", "--name", COORDINATOR).stdout)
+    names = sorted(p.name for p in exports.iterdir() if p.is_dir())
+    enclave(coordinator_home, "federation", "project", "create", PROJECT, "--title", "Federated MACE", "--purpose",
+            PURPOSE, *[arg for name in names for arg in ("--site", name)], "--member", RESEARCHER)  # fmt: skip
+    port = free_port()
+    server = subprocess.Popen([str(ENCLAVE), "--home", str(coordinator_home), "federation", "coordinator", "serve",
+                               "--port", str(port), "--credentials", str(credentials)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    from kernel.config import Paths
+
+    made = Consortium(root, authority, Paths(coordinator_home), credentials, port, server=server)
+    table = "enclave_egress_fed"
+    try:
+        wait_for_port(port, server)
+        for index, name in enumerate(names):
+            paths = provision_site(root / name, exports / name)
+            ensure_host(paths, {PROJECT: [RUN_USER]}, egress_table=table)
+            site_credentials = root / f"{name}-tls"
+            enclave(paths.home, "consortium", "issue", name, "--role", "site", "--out", str(site_credentials),
+                    "--folder", str(authority))  # fmt: skip
+            enclave(paths.home, "federation", "join", "--coordinator-url", made.url, "--coordinator", COORDINATOR,
+                    "--coordinator-key", str(key), "--credentials", str(site_credentials), "--poll-seconds", "1")  # fmt: skip
+            projects = {} if index == REFUSING else {PROJECT: {
+                "purpose": PURPOSE, "coordinator": COORDINATOR, "submitters": [RESEARCHER],
+                "output_kinds": ["estimates", "counts"], "approve_code": index == GATED}}  # fmt: skip
+            policy = root / f"{name}-policy.yaml"
+            policy.write_text(yaml.safe_dump({"approve_code": True, "projects": projects}))
+            enclave(paths.home, "federation", "policy", str(policy))
+            made.sites[name] = SiteNode(name, paths, site_credentials)
+        yield made
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        for site in made.sites.values():
+            if site.registry is not None:
+                site.registry.close()
+        for home in [coordinator_home, *(s.paths.home for s in made.sites.values())]:
+            release_all_under(home)
+        remove_egress_rules(table=table)
+
+
+def agents_pass(consortium: Consortium) -> None:
+    """One pass of every site's agent, each its own process, all at once."""
+    running = [subprocess.Popen([str(ENCLAVE), "--home", str(s.paths.home), "federation", "agent", "--once"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+               for s in consortium.sites.values()]  # fmt: skip
+    for process in running:
+        _, err = process.communicate(timeout=900)
+        assert process.returncode == 0, err.decode()[-2000:]
+
+
+def status(consortium: Consortium, task_id: str) -> dict[str, tuple[str, str]]:
+    found = json.loads(enclave(consortium.coordinator.home, "federate", "status", task_id, "--json").stdout)
+    return {s["site"]: (s["state"], s["reason"]) for s in found["sites"]}
+
+
+def review_and_release(site: SiteNode, task_id: str) -> None:
+    registry = site.open()
+    airlock = Airlock(registry, site.paths)
+    with registry.session() as session:
+        request_id = session.get(SiteTask, task_id).request_id
+    for checker in CHECKERS:
+        for f in airlock.request(request_id, checker)["files"]:
+            reason = "aggregate: small cells suppressed by the notebook" if f["blocked"] else ""
+            airlock.vote(request_id, checker, f["path"], "approve", "checked", reason)
+        airlock.submit_review(request_id, checker)
+    airlock.release(request_id, CHECKERS[0])
+
+
+def test_a_notebook_runs_at_every_accepting_site_and_only_released_outputs_come_back(consortium, tmp_path):
+    names = list(consortium.sites)
+    submitted = enclave(consortium.coordinator.home, "federate", "submit", str(NOTEBOOK), "--project", PROJECT,
+                        "--output", "estimates.csv:estimates", "--output", "counts.csv:counts", "-p", "min_count",
+                        "10")  # fmt: skip
+    task_id = submitted.stdout.strip()
+
+    agents_pass(consortium)
+    states = status(consortium, task_id)
+    assert states[names[REFUSING]] == ("refused", "project-not-approved")
+    assert states[names[GATED]] == ("awaiting-approval", "")
+    for index, name in enumerate(names):
+        if index not in (REFUSING, GATED):
+            assert states[name] == ("in-airlock", ""), states
+
+    gated = consortium.sites[names[GATED]]
+    enclave(gated.paths.home, "federation", "approve", task_id, "--as", CHECKERS[0])
+    agents_pass(consortium)
+    assert status(consortium, task_id)[names[GATED]] == ("in-airlock", "")
+
+    for index, name in enumerate(names):
+        if index != REFUSING:
+            review_and_release(consortium.sites[name], task_id)
+    agents_pass(consortium)
+    states = status(consortium, task_id)
+    released = [name for name, (state, _) in states.items() if state == "released"]
+    assert len(released) == 4, states
+    text = enclave(consortium.coordinator.home, "federate", "status", task_id).stdout
+    assert "4 of 5 sites released" in text
+
+    out = tmp_path / "results"
+    enclave(consortium.coordinator.home, "federate", "results", task_id, "--out", str(out))
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.csv")) == sorted(
+        f"{name}/{file}" for name in released for file in ("counts.csv", "estimates.csv"))
+    for name in released:
+        estimates = (out / name / "estimates.csv").read_text().splitlines()
+        assert estimates[0] == "term,estimate,std_error,n" and len(estimates) == 5
+
+
+def test_a_revoked_site_certificate_is_refused_at_the_handshake(consortium):
+    name = list(consortium.sites)[0]
+    site = consortium.sites[name]
+    enclave(consortium.root, "consortium", "revoke", name, "--folder", str(consortium.authority))
+    crl = consortium.root / "crl.pem"
+    enclave(consortium.root, "consortium", "crl", "--out", str(crl), "--folder", str(consortium.authority))
+    pki.install_crl(consortium.coordinator_credentials, crl.read_text())
+    time.sleep(3)  # the server reloads its CRL when the file changes
+    done = subprocess.run([str(ENCLAVE), "--home", str(site.paths.home), "federation", "agent", "--once"],
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert "could not be reached" in done.stderr

@@ -85,6 +85,7 @@ COMMANDS: dict[str, str] = {
         "provisioning.cli.running",
     ),
     "airlock": "output_checks.cli:airlock",  # the airlock's commands live with the airlock
+    "consortium": "federation.cli_consortium:consortium",  # federation sits above provisioning: named, not imported
 }
 
 

@@ -5,6 +5,7 @@ refused, and `enclave consortium` auditing every change without printing a key. 
 from __future__ import annotations
 
 import os
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -141,6 +142,19 @@ def test_an_expired_authority_issues_nothing_until_it_is_rotated(tmp_path):
     authority.rotate_authority(now=later)
     assert authority.issue("site-a", "site", now=later).identity.name == "site-a"
     assert authority.trusted_generations(now=later) == [2]
+
+
+def test_commands_at_once_lose_no_certificate(authority):
+    # each issue rereads and saves the state under the folder's lock: none overwrites another's record
+    names = [f"site-{n}" for n in range(6)]
+    threads = [
+        threading.Thread(target=pki.Authority.load(authority.folder).issue, args=(name, "site")) for name in names
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(row.name for row in pki.Authority.load(authority.folder).certificates()) == names
 
 
 # ------------------------------------------------------------------------------------------------ peer_identity

@@ -86,6 +86,7 @@ COMMANDS: dict[str, str] = {
     ),
     "airlock": "output_checks.cli:airlock",  # the airlock's commands live with the airlock
     **dict.fromkeys(("federation", "federate"), "federation.cli"),  # federation's with federation
+    "consortium": "federation.cli_consortium:consortium",  # federation sits above provisioning: named, not imported
 }
 
 

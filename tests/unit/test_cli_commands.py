@@ -49,6 +49,7 @@ def test_a_table_entry_whose_module_lacks_the_command_is_an_error():
     [
         ("keys", ["oauthenticator", "pandas", "provisioning.cli.registry", "provisioning.cli.running"]),
         ("airlock", ["oauthenticator", "pandas", "jupyterhub", "provisioning.cli.keys"]),
+        ("consortium", ["oauthenticator", "pandas", "jupyterhub", "provisioning.cli.keys", "output_checks"]),
     ],
 )
 def test_a_command_imports_its_own_module_only(command, absent):

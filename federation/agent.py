@@ -129,7 +129,7 @@ class CoordinatorClient:
         der = None
         if peer is not None:
             ssl_object = peer.get_extra_info("ssl_object")
-            der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+            der = ssl_object.getpeercert(True) if ssl_object else None  # the C object: positional only
         identity = pki.peer_identity(der) if der else None
         if identity is None or identity.role != "coordinator" or identity.name != self.expected:
             raise CoordinatorUnreachable("the server is not this site's coordinator (its certificate names another)")
@@ -232,6 +232,8 @@ class SiteAgent:
         except tasks.TaskRefused as exc:
             log.warning("a task offer was malformed (%s); not kept", exc.reason)
             return
+        if self._offered_again(_claimed_task_id(signed)):
+            return
         policy = site_policy.load_policy(self.files.policy)
         trusted = {tasks.key_id(key): key for key in [tasks.load_public_key(self.config.coordinator_key)]}
         reference = f"fed-{secrets.token_hex(4)}"
@@ -267,6 +269,9 @@ class SiteAgent:
             if task_id:  # tell the coordinator this site refused what it was sent (it may be a forgery of a real id)
                 self._send(task_id, TaskState.REFUSED.value, reason, reference)
             return
+        if reason:  # refused by the site's policy: its code is never fetched
+            report.moved.append((manifest.task_id, TaskState.REFUSED.value))
+            return
         try:
             notebook = self.link.notebook(manifest.task_id)
         except EnclaveError:
@@ -278,6 +283,25 @@ class SiteAgent:
         write_secret_bytes(folder / "notebook.ipynb", notebook)
         write_secret_bytes(folder / "project-key.pem", str(offer.get("project_key", "")).encode())
         report.moved.append((manifest.task_id, TaskState.FETCHED.value))
+
+    def _offered_again(self, task_id: str) -> bool:
+        """Whether a task this site already holds is offered again. While the coordinator has not heard all of
+        its moves that is expected (they are reported after the pulls). Offered after it heard them, it is a
+        replay: audited, never run again, and the site's own record is reported again from the start."""
+        if not task_id:
+            return False
+
+        def check(session: Session) -> bool:
+            task = session.get(SiteTask, task_id)
+            if task is None:
+                return False
+            if task.reported == task.state:
+                audit.record(session, actor=f"coordinator:{self.config.coordinator}",
+                             action="federation.task_refused", target=task.reference, reason="replayed")  # fmt: skip
+                task.reported = ""
+            return True
+
+        return self.registry.transaction(check)
 
     # ------------------------------------------------------------------------------------------ move a task
 

@@ -80,7 +80,7 @@ def coordinator_serve(ctx: Context, address: str, port: int, credentials: Path) 
     coordinator = coordinator_of(ctx)
 
     async def run() -> None:
-        serve(coordinator, str(credentials), address=address, port=port)
+        serve(coordinator, credentials, address=address, port=port)
         click.echo(f"coordinator {coordinator.name} serving sites on https://{address}:{port}", err=True)
         while True:
             await asyncio.to_thread(coordinator.expire)

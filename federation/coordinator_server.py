@@ -19,9 +19,10 @@ import asyncio
 import json
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
-from tornado import httpserver, web
+from tornado import httpserver, ioloop, web
 
 from federation import pki
 from federation.coordinator import Coordinator, FederationError
@@ -31,6 +32,7 @@ log = logging.getLogger("enclave.federation.coordinator")
 TASK_ID = r"(?P<task_id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
 MAX_BODY = 64 << 20
 MAX_STATE_BODY = 4096
+CRL_RELOAD_SECONDS = 2
 
 
 class SiteHandler(web.RequestHandler):
@@ -127,14 +129,32 @@ def make_app(coordinator: Coordinator) -> web.Application:
     )
 
 
-def serve(coordinator: Coordinator, credentials: str, *, address: str, port: int) -> httpserver.HTTPServer:
-    """Listen on `address:port` with the node credentials in folder `credentials` (federation/pki.py)."""
+def serve(coordinator: Coordinator, credentials: Path, *, address: str, port: int) -> httpserver.HTTPServer:
+    """Listen on `address:port` with the node credentials in folder `credentials` (federation/pki.py). A CRL
+    installed there later (`pki.install_crl`) is loaded into the live context within CRL_RELOAD_SECONDS: a revoked
+    site is refused from its next handshake, without a restart."""
+    context = pki.server_context(credentials)
     server = httpserver.HTTPServer(
         make_app(coordinator),
-        ssl_options=pki.server_context(credentials),
+        ssl_options=context,
         max_body_size=MAX_BODY,
         idle_connection_timeout=60,
         body_timeout=120,
     )
     server.listen(port, address=address)
+    crl = credentials / pki.CRL
+    loaded = [crl.stat().st_mtime_ns]
+
+    def reload_crl() -> None:
+        try:
+            changed = crl.stat().st_mtime_ns
+        except OSError:
+            return
+        if changed != loaded[0]:
+            # OpenSSL keeps every CRL it was given and checks against the latest one of each authority
+            context.load_verify_locations(cafile=crl)
+            loaded[0] = changed
+            log.info("the consortium's CRL was reloaded")
+
+    ioloop.PeriodicCallback(reload_crl, CRL_RELOAD_SECONDS * 1000).start()
     return server

@@ -255,7 +255,12 @@ def run_in_sandbox(
         audit_run(paths, project, actor=actor or user, action="notebook.run_started", user=user, executed=inside)
         with plan.launch(command) as launch:
             completed = subprocess.run(  # output streams to the caller's terminal unless `output` is given
-                launch.argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output, timeout=timeout, check=False,
+                launch.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+                timeout=timeout,
+                check=False,
                 **launch.popen_kwargs(),
             )
         audit_run(paths, project, actor=actor or user, action="notebook.run_ended", user=user, executed=inside,

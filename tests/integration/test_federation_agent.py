@@ -146,7 +146,7 @@ def test_a_task_runs_and_only_the_released_declared_outputs_come_back_sealed(con
     assert opened == {consortium.site: {"estimates.csv": ESTIMATES.encode(), "counts.csv": COUNTS.encode()}}
     # what the coordinator keeps on disk is sealed: no released byte, no undeclared byte, no log line
     kept = b"".join(p.read_bytes() for p in consortium.coordinator.folder.rglob("*") if p.is_file())
-    for text in (b"age_decades", b"P-0001", b"Traceback"):
+    for text in (b"0.31,0.09,120", b"F,25,40", b"P-0001", b"Traceback"):
         assert text not in kept
     with pytest.raises(FederationError, match="not a member"):
         consortium.coordinator.results(task_id, "mallory")
@@ -222,6 +222,7 @@ def test_a_replayed_manifest_is_refused_and_not_run_again(consortium: Consortium
     consortium.agent().run_once()
     assert len(consortium.runs) == 1
     assert [detail["reason"] for _, detail in consortium.site_audit("federation.task_refused")] == ["replayed"]
+    assert consortium.coordinator_state(task_id) == ("in-airlock", "")  # the site's own record, reported again
 
 
 def test_an_expired_manifest_is_refused_and_the_coordinator_expires_what_never_ended(consortium: Consortium) -> None:

@@ -11,6 +11,7 @@ released. A revoked site certificate is refused at the handshake."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -24,10 +25,8 @@ from output_checks.release.service import Airlock
 from provisioning.host import ensure_host, remove_egress_rules
 from provisioning.storage import release_all_under
 from synthetic_sites import generate_cohort
-from tests.federation_nodes import (
-    CHECKERS, COORDINATOR, ENCLAVE, PROJECT, PURPOSE, RESEARCHER, RUN_USER, Consortium, SiteNode, enclave, free_port,
-    provision_site, wait_for_port,
-)  # fmt: skip
+from tests import federation_nodes as nodes
+from tests.federation_nodes import CHECKERS, COORDINATOR, ENCLAVE, PROJECT, PURPOSE, RESEARCHER, enclave
 from tests.workspace_hub import needs_enclave
 
 pytestmark = [pytest.mark.integration, needs_enclave, pytest.mark.timeout(1200)]
@@ -38,8 +37,10 @@ REFUSING, GATED = 4, 1  # the index of the site whose policy does not accept the
 
 
 @pytest.fixture(scope="module")
-def consortium(tmp_path_factory, workspace_env) -> Consortium:
+def consortium(tmp_path_factory, workspace_env) -> nodes.Consortium:
     root = tmp_path_factory.mktemp("consortium")
+    previous = os.environ.get("ENCLAVE_WORKSPACE_ENV")
+    os.environ["ENCLAVE_WORKSPACE_ENV"] = str(workspace_env)  # what each site's sandboxed run starts from
     exports = root / "exports"
     generate_cohort(exports, patients=200, sites=5, seed=14, progress=False)
     authority = root / "authority"
@@ -53,31 +54,31 @@ def consortium(tmp_path_factory, workspace_env) -> Consortium:
     names = sorted(p.name for p in exports.iterdir() if p.is_dir())
     enclave(coordinator_home, "federation", "project", "create", PROJECT, "--title", "Federated MACE", "--purpose",
             PURPOSE, *[arg for name in names for arg in ("--site", name)], "--member", RESEARCHER)  # fmt: skip
-    port = free_port()
+    port = nodes.free_port()
     server = subprocess.Popen([str(ENCLAVE), "--home", str(coordinator_home), "federation", "coordinator", "serve",
                                "--port", str(port), "--credentials", str(credentials)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     from kernel.config import Paths
 
-    made = Consortium(root, authority, Paths(coordinator_home), credentials, port, server=server)
+    made = nodes.Consortium(root, authority, Paths(coordinator_home), credentials, port, server=server)
     table = "enclave_egress_fed"
     try:
-        wait_for_port(port, server)
+        nodes.wait_for_port(port, server)
         for index, name in enumerate(names):
-            paths = provision_site(root / name, exports / name)
-            ensure_host(paths, {PROJECT: [RUN_USER]}, egress_table=table)
+            paths = nodes.provision_site(root / name, exports / name)
+            ensure_host(paths, {PROJECT: [nodes.RUN_USER]}, egress_table=table)
             site_credentials = root / f"{name}-tls"
             enclave(paths.home, "consortium", "issue", name, "--role", "site", "--out", str(site_credentials),
                     "--folder", str(authority))  # fmt: skip
             enclave(paths.home, "federation", "join", "--coordinator-url", made.url, "--coordinator", COORDINATOR,
-                    "--coordinator-key", str(key), "--credentials", str(site_credentials), "--poll-seconds", "1")  # fmt: skip
+                    "--coordinator-key", str(key), "--credentials", str(site_credentials))  # fmt: skip
             projects = {} if index == REFUSING else {PROJECT: {
                 "purpose": PURPOSE, "coordinator": COORDINATOR, "submitters": [RESEARCHER],
                 "output_kinds": ["estimates", "counts"], "approve_code": index == GATED}}  # fmt: skip
             policy = root / f"{name}-policy.yaml"
             policy.write_text(yaml.safe_dump({"approve_code": True, "projects": projects}))
             enclave(paths.home, "federation", "policy", str(policy))
-            made.sites[name] = SiteNode(name, paths, site_credentials)
+            made.sites[name] = nodes.SiteNode(name, paths, site_credentials)
         yield made
     finally:
         server.terminate()
@@ -88,9 +89,13 @@ def consortium(tmp_path_factory, workspace_env) -> Consortium:
         for home in [coordinator_home, *(s.paths.home for s in made.sites.values())]:
             release_all_under(home)
         remove_egress_rules(table=table)
+        if previous is None:
+            os.environ.pop("ENCLAVE_WORKSPACE_ENV", None)
+        else:
+            os.environ["ENCLAVE_WORKSPACE_ENV"] = previous
 
 
-def agents_pass(consortium: Consortium) -> None:
+def agents_pass(consortium: nodes.Consortium) -> None:
     """One pass of every site's agent, each its own process, all at once."""
     running = [subprocess.Popen([str(ENCLAVE), "--home", str(s.paths.home), "federation", "agent", "--once"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -100,12 +105,12 @@ def agents_pass(consortium: Consortium) -> None:
         assert process.returncode == 0, err.decode()[-2000:]
 
 
-def status(consortium: Consortium, task_id: str) -> dict[str, tuple[str, str]]:
+def status(consortium: nodes.Consortium, task_id: str) -> dict[str, tuple[str, str]]:
     found = json.loads(enclave(consortium.coordinator.home, "federate", "status", task_id, "--json").stdout)
     return {s["site"]: (s["state"], s["reason"]) for s in found["sites"]}
 
 
-def review_and_release(site: SiteNode, task_id: str) -> None:
+def review_and_release(site: nodes.SiteNode, task_id: str) -> None:
     registry = site.open()
     airlock = Airlock(registry, site.paths)
     with registry.session() as session:
@@ -151,14 +156,15 @@ def test_a_notebook_runs_at_every_accepting_site_and_only_released_outputs_come_
     out = tmp_path / "results"
     enclave(consortium.coordinator.home, "federate", "results", task_id, "--out", str(out))
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.csv")) == sorted(
-        f"{name}/{file}" for name in released for file in ("counts.csv", "estimates.csv"))
+        f"{name}/{file}" for name in released for file in ("counts.csv", "estimates.csv")
+    )
     for name in released:
         estimates = (out / name / "estimates.csv").read_text().splitlines()
         assert estimates[0] == "term,estimate,std_error,n" and len(estimates) == 5
 
 
 def test_a_revoked_site_certificate_is_refused_at_the_handshake(consortium):
-    name = list(consortium.sites)[0]
+    name = next(iter(consortium.sites))
     site = consortium.sites[name]
     enclave(consortium.root, "consortium", "revoke", name, "--folder", str(consortium.authority))
     crl = consortium.root / "crl.pem"

@@ -101,7 +101,7 @@ def _unique(series: pd.Series) -> list[object]:
 # ------------------------------------------------------------------------------------------------ reading the tables
 
 
-def _count(value: object) -> int | None:
+def read_count(value: object) -> int | None:
     """A released count, or None for a suppressed cell; PoolingError for anything else (the value is not repeated)."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return None
@@ -148,7 +148,7 @@ def _read_site(site: str, frame: object, index: tuple[str, ...], value: str) -> 
         if key in cells:
             raise PoolingError("malformed-table", f"site {site} row {position}: the cell is listed twice")
         try:
-            cells[key] = _count(row[-1])
+            cells[key] = read_count(row[-1])
         except PoolingError as exc:
             raise PoolingError(exc.reason, f"site {site} row {position}: {exc.detail}") from None
     return cells

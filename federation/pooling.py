@@ -33,7 +33,7 @@ from scipy import stats
 
 from federation.coverage import Coverage, CoverageError, SiteOutcome, SiteStatus, coverage_for
 from federation.forest_plot import forest_plot
-from federation.pooled_counts import HIDDEN, SUPPRESSION_MARKERS, PooledCounts, Shown, pool_counts
+from federation.pooled_counts import HIDDEN, SUPPRESSION_MARKERS, PooledCounts, Shown, pool_counts, read_count
 from federation.pooling_errors import PoolingError
 from output_checks.checks.tables.profile import is_suppressed
 
@@ -292,7 +292,7 @@ def meta_analyse(
         var = np.array([estimates[s].se[term] ** 2 for s in sites])
         k = len(sites)
         if k == 1:
-            fixed = random = _pooled("fixed", float(eff[0]), float(np.sqrt(var[0])), crit)
+            fixed = _pooled("fixed", float(eff[0]), float(np.sqrt(var[0])), crit)
             random = _pooled(f"random ({RANDOM_METHODS[random_method]})", fixed.estimate, fixed.se, crit)
             q = q_df = q_p = i2 = tau2 = None
         else:
@@ -368,35 +368,35 @@ def pool_tables(
         coverage = coverage_for(tables, coverage)
     except CoverageError as exc:
         raise PoolingError("coverage", str(exc)) from None
-    from federation.pooled_counts import _count  # one reading of a released count for both poolings
-
+    # group -> the sites that released it whole: site -> (n, column -> value)
     gathered: dict[tuple[str, ...], dict[str, tuple[int, dict[str, float]]]] = {}
+    listed: dict[str, set[tuple[str, ...]]] = {}
     for site, frame in tables.items():
         if not isinstance(frame, pd.DataFrame):
             raise PoolingError("malformed-table", f"site {site}: a table is a pandas DataFrame")
         absent = [c for c in (*dims, n, *values) if c not in frame.columns]
         if absent:
             raise PoolingError("malformed-table", f"site {site}: the table has no column {', '.join(absent)}")
+        listed[site] = set()
         for position, row in enumerate(frame.to_dict("records"), start=1):
             where = f"site {site} row {position}"
-            key = tuple(str(row[d]) for d in dims)
             if any(pd.isna(row[d]) for d in dims):
                 raise PoolingError("malformed-table", f"{where}: an index value is empty")
-            if site in gathered.get(key, {}):
+            key = tuple(str(row[d]) for d in dims)
+            if key in listed[site]:
                 raise PoolingError("malformed-table", f"{where}: the row is listed twice")
+            listed[site].add(key)
             try:
-                size = _count(row[n])
+                size = read_count(row[n])
             except PoolingError as exc:
                 raise PoolingError(exc.reason, f"{where}, {n}: {exc.detail}") from None
             read = {c: _released_value(row[c], f"{where}, {c}") for c in values}
+            whole = {c: v for c, v in read.items() if v is not None}
             gathered.setdefault(key, {})
-            if size is not None and all(v is not None for v in read.values()):
-                gathered[key][site] = (size, read)  # type: ignore[assignment]
-            else:
-                gathered[key].setdefault(site, None)  # type: ignore[arg-type]
+            if size is not None and len(whole) == len(values):
+                gathered[key][site] = (size, whole)
     out = []
-    for key, by_site in gathered.items():
-        given = {s: v for s, v in by_site.items() if v is not None}
+    for key, given in gathered.items():
         missing = [s for s in tables if s not in given]
         total = sum(size for size, _ in given.values())
         row: dict[str, object] = dict(zip(dims, key, strict=True))
@@ -429,6 +429,6 @@ def _released_value(value: object, where: str) -> float | None:
             value = float(text)
         except ValueError:
             raise PoolingError("bad-value", f"{where}: a value is a number or a suppression marker") from None
-    if not _finite(value):
+    if not _finite(value) or not isinstance(value, int | float | np.integer | np.floating):
         raise PoolingError("bad-value", f"{where}: a value is a finite number")
-    return float(value)  # type: ignore[arg-type]
+    return float(value)

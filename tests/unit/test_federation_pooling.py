@@ -467,6 +467,9 @@ def test_pooled_counts_show_totals_and_bounds() -> None:
     assert table.loc["M", "Total"] == ">=78" and table.loc["Total", "n"] == "144"
     assert table.loc["Total", "Total"] == ">=191"
     assert result.coverage.text() == "2 of 2 sites contributed"
+    refused = Coverage.of(["site-a", "site-b"], refused={"site-c": "output-kind"})
+    carried = pool_counts({"site-a": a, "site-b": b}, index=["sex", "out"], value="n", coverage=refused)
+    assert carried.coverage.text() == "2 of 3 sites contributed; not included: site-c (refused: output-kind)"
     one = pool_counts({"site-a": a.iloc[:2].drop(columns="sex")}, index="out", value="n")
     assert list(one.table()["count"]) == ["12", "40", "52"]
     # a cell a site did not list is unknown there, not zero

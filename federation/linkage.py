@@ -105,9 +105,9 @@ class LinkageKey:
 
 
 def normalise_identifier(kind: str, value: str) -> str:
-    """`value` in its scheme's compact form, prefixed with the scheme ("nhs:9434765919"): the text a token is made
-    of, so that equal digits in two schemes never link. `kind` is a national scheme of fabric/identifiers/schemes.py;
-    a site's local MRN does not link across sites (fabric/linkage.py maps those)."""
+    """`value` in its scheme's compact form ("943 476 5919" -> "9434765919"), check digits verified. `kind` is a
+    national scheme of fabric/identifiers/schemes.py; a site's local MRNs do not link across sites (fabric/linkage.py
+    maps those through a linkage table)."""
     if kind == LOCAL_MRN:
         raise LinkageError("unknown-scheme", "local MRNs are the site's own: link them through a linkage table")
     scheme = SCHEMES.get(kind)
@@ -118,12 +118,13 @@ def normalise_identifier(kind: str, value: str) -> str:
     normalised = scheme.normalise(value)
     if normalised is None:
         raise LinkageError("bad-identifier", f"not a valid {scheme.name}")
-    return f"{kind}:{normalised}"
+    return normalised
 
 
 def linkage_token(kind: str, value: str, key: LinkageKey) -> str:
-    """One patient's token (HMAC-SHA256 of the normalised identifier, hex)."""
-    return key.token(normalise_identifier(kind, value))
+    """One patient's token: HMAC-SHA256 of "scheme:normalised identifier" (the scheme in it so that equal digits in
+    two schemes never link), hex."""
+    return key.token(f"{kind}:{normalise_identifier(kind, value)}")
 
 
 def linkage_tokens(identifiers: Iterable[tuple[str, str]], key: LinkageKey) -> set[str]:

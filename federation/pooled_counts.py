@@ -20,10 +20,10 @@ The rule, cell by cell (`min_cell` is the coordinator's threshold):
    made only of what is shown in the line (the shown totals and shown lower bounds), or is hidden when that is under
    `min_cell`.
 4. Secondary suppression: while any hidden exact cell (or hidden small total) could be computed from the shown totals
-   and cells, or a shown total's hidden cells add up to fewer than `min_cell`, the smallest shown cell of the lines
-   involved whose hiding closes that is hidden too; when no cell can, the totals of those lines are withheld. The
-   check is exact linear algebra: a hidden quantity is recoverable when it lies in the row space of the shown totals'
-   equations over the hidden cells.
+   and cells, or a shown total's hidden cells add up to fewer than `min_cell`, one more shown cell of the lines
+   involved is hidden: the one that closes it leaving the fewest exposures, then the smallest; when no cell can, the
+   totals of those lines are withheld. The check is exact linear algebra: a hidden quantity is recoverable when it
+   lies in the row space of the shown totals' equations over the hidden cells. Tables have at most MAX_CELLS cells.
 
 Why it is safe: everything shown is a function of what the sites released (rule 2 shows only sums of released exact
 cells), so someone holding every site's released table learns nothing more about a site's suppressed cell from the
@@ -81,16 +81,18 @@ class PooledCounts:
     def table(self) -> pd.DataFrame:
         """The table to publish, as text: one index column with a Total row, or two as rows x columns with a Total
         row and column."""
+        categories = {str(v) for column in self.index for v in self.cells[column]}
+        label = next(name for name in (TOTAL, "All", "Total (all)", "[Total]") if name not in categories)
         if len(self.index) == 1:
             body = self.cells.set_index(self.index[0])["display"]
             total = self.margins.loc[self.margins["line"] == "total", "display"].iloc[0]
-            return pd.concat([body, pd.Series({TOTAL: total})]).rename("count").to_frame()
+            return pd.concat([body, pd.Series({label: total})]).rename("count").to_frame()
         rows, cols = self.index
         wide = self.cells.pivot(index=rows, columns=cols, values="display")
         wide = wide.reindex(index=_unique(self.cells[rows]), columns=_unique(self.cells[cols])).fillna(HIDDEN)
         by_line = {(m.line, m.key): m.display for m in self.margins.itertuples()}
-        wide[TOTAL] = [by_line[("row", key)] for key in wide.index]
-        wide.loc[TOTAL] = [by_line[("column", key)] for key in wide.columns[:-1]] + [by_line[("total", "")]]
+        wide[label] = [by_line[("row", key)] for key in wide.index]
+        wide.loc[label] = [by_line[("column", key)] for key in wide.columns[:-1]] + [by_line[("total", "")]]
         return wide
 
 

@@ -472,6 +472,8 @@ def test_pooled_counts_show_totals_and_bounds() -> None:
     assert carried.coverage.text() == "2 of 3 sites contributed; not included: site-c (refused: output-kind)"
     one = pool_counts({"site-a": a.iloc[:2].drop(columns="sex")}, index="out", value="n")
     assert list(one.table()["count"]) == ["12", "40", "52"]
+    named_total = pool_counts({"site-a": pd.DataFrame({"g": ["Total", "x"], "n": [12, 40]})}, index="g", value="n")
+    assert list(named_total.table().index) == ["Total", "x", "All"]  # a category called Total is not the total
     # a cell a site did not list is unknown there, not zero
     partial = pool_counts({"site-a": a.iloc[:3], "site-b": b}, index=["sex", "out"], value="n")
     assert partial.cells.loc[3, "display"] == ">=30"

@@ -277,6 +277,7 @@ def meta_analyse(
         coverage = coverage_for(estimates, coverage)
     except CoverageError as exc:
         raise PoolingError("coverage", str(exc)) from None
+    estimates = {site: estimates[site] for site in coverage.contributed}  # in the consortium's order
     crit = float(stats.norm.isf(alpha / 2))
     terms = list(dict.fromkeys(t for e in estimates.values() for t in e.coef))
     pooled: dict[str, PooledTerm] = {}

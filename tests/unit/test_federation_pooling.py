@@ -131,6 +131,8 @@ def test_coverage_names_the_sites_left_out() -> None:
     pooled = meta_analyse(estimates, coverage=coverage)
     assert pooled.coverage.text() == "4 of 5 sites contributed; not included: site-e (refused: not-for-this-site)"
     assert str(pooled.coverage).startswith("4 of 5")
+    backwards = meta_analyse(dict(reversed(list(estimates.items()))), coverage=coverage)
+    assert backwards.terms["age"].sites == SITES[:4]  # the consortium's order, whatever order the results came in
     more = Coverage.of(SITES[:3], failed={"site-d": "kernel-error"}, too_small={"site-e": "under-min-n"}, order=SITES)
     assert more.text() == (
         "3 of 5 sites contributed; not included: site-d (failed: kernel-error), site-e (too-small: under-min-n)"

@@ -334,3 +334,28 @@ def results(ctx: Context, task_id: str, out: Path) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
     click.echo(f"{sum(len(f) for f in opened.values())} file(s) from {len(opened)} site(s) in {out}")
+
+
+@federate_group.command("pool")
+@click.argument("task_id")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option("--min-cell", type=int, default=10, show_default=True, help="The pooled tables' minimum cell count.")
+@pass_ctx
+@friendly
+def pool(ctx: Context, task_id: str, out: Path, min_cell: int) -> None:
+    """Pool what the sites released for TASK into OUT: meta-analysed estimates with forest plots, pooled counts
+    whose suppression holds across sites, and `pooled.json` naming every site and what became of it."""
+    from federation.pooled_results import pool_task
+
+    coordinator = coordinator_of(ctx)
+    found = coordinator.status(task_id, actor())
+    opened = coordinator.results(task_id, actor())
+    result = pool_task(opened, list(coordinator.declared_outputs(task_id)),
+                       {s.site: (s.state, s.reason) for s in found.sites}, min_cell=min_cell)  # fmt: skip
+    for name, content in result.files.items():
+        target = out / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    click.echo(f"{result.coverage.text()}; {len(result.files)} file(s) in {out}")
+    for problem in result.problems:
+        click.echo(f"not pooled: {problem}", err=True)

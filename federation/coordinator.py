@@ -267,6 +267,11 @@ class Coordinator:
             opened[row.site] = dict(bundle.files)
         return opened
 
+    def declared_outputs(self, task_id: str) -> tuple[tasks.DeclaredOutput, ...]:
+        """The outputs the task's signed manifest declares."""
+        signed = self.tx(lambda session: self._task(session, task_id).signed)
+        return tasks.TaskManifest.from_canonical(tasks.SignedTask.from_json(signed).manifest).outputs
+
     # ---------------------------------------------------------------------------------------------- site side
 
     def offers(self, site: str) -> list[Offer]:

@@ -16,7 +16,9 @@ import subprocess
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import statsmodels.api as sm
 import yaml
 
 from federation import pki
@@ -161,6 +163,47 @@ def test_a_notebook_runs_at_every_accepting_site_and_only_released_outputs_come_
     for name in released:
         estimates = (out / name / "estimates.csv").read_text().splitlines()
         assert estimates[0] == "term,estimate,std_error,n" and len(estimates) == 5
+
+    pooled_dir = tmp_path / "pooled"
+    done = enclave(consortium.coordinator.home, "federate", "pool", task_id, "--out", str(pooled_dir))
+    assert done.stdout.startswith("4 of 5 sites contributed; not included: " + names[REFUSING])
+    pooled = pd.read_csv(pooled_dir / "pooled_estimates.csv").set_index("term")
+    reference = reference_fit([consortium.sites[name] for name in released])
+    for term in ("age_decades", "male", "current_smoker"):
+        # one-shot meta-analysis of sites of ~40 patients against one model on their pooled rows: the estimates
+        # agree within the pooled model's standard error and their 95% intervals overlap
+        difference = abs(pooled.loc[term, "fixed_estimate"] - reference.params[term])
+        print(term, pooled.loc[term, "fixed_estimate"], reference.params[term], reference.bse[term])
+        assert difference < reference.bse[term], (term, difference, reference.bse[term])
+        low, high = reference.conf_int().loc[term]
+        assert pooled.loc[term, "fixed_ci_low"] < high and low < pooled.loc[term, "fixed_ci_high"]
+    cells = pd.read_csv(pooled_dir / "pooled_counts.csv", keep_default_na=False)
+    site_tables = [pd.read_csv(out / name / "counts.csv", keep_default_na=False) for name in released]
+    for row in cells.itertuples():
+        contributions = [t[(t["sex"] == row.sex) & (t["mace"] == row.mace)]["n"].iloc[0] for t in site_tables]
+        if any(c == "" for c in contributions):  # a site suppressed it: the pool never shows the exact total
+            assert not str(row.display).isdigit() or int(row.display) == sum(float(c) for c in contributions if c)
+    assert (pooled_dir / "forest_estimates_male.png").read_bytes().startswith(b"\x89PNG")
+
+
+def reference_fit(sites: list[nodes.SiteNode]):
+    """The notebook's model fitted once on the pooled rows of the sites' own views (read here, on the host)."""
+    from workbench import open_project
+
+    frames = []
+    for site in sites:
+        view = open_project(path=site.paths.project_data(PROJECT))
+        patients = (view.clinical("patients", ["pseudonym", "sex", "year_of_birth", "smoking"]).compute()
+                    .drop_duplicates("pseudonym").set_index("pseudonym"))  # fmt: skip
+        events = set(view.clinical("outcomes", ["pseudonym"])["pseudonym"].unique().compute())
+        frames.append(pd.DataFrame({
+            "age_decades": (2024 - patients["year_of_birth"].astype(float)) / 10,
+            "male": (patients["sex"] == "M").astype(float),
+            "current_smoker": (patients["smoking"] == "current").astype(float),
+            "mace": patients.index.isin(events).astype(int),
+        }))  # fmt: skip
+    rows = pd.concat(frames)
+    return sm.Logit(rows["mace"], sm.add_constant(rows[["age_decades", "male", "current_smoker"]])).fit(disp=0)
 
 
 def test_a_revoked_site_certificate_is_refused_at_the_handshake(consortium):

@@ -3,21 +3,18 @@ coordinator): thin commands over federation/coordinator.py and federation/agent.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import time
 from pathlib import Path
 
 import click
 import yaml
 
-from federation import pki, site_policy, tasks
+from federation import pki, site_setup, tasks
 from federation.agent import CoordinatorClient, SiteAgent, SiteConfig, SiteFiles, load_config
 from federation.coordinator import Coordinator
-from kernel import audit
 from kernel.errors import EnclaveError
-from kernel.secret_files import write_secret, write_secret_bytes
+from kernel.secret_files import write_secret
 from provisioning.cli.base import Context, actor, friendly, main, pass_ctx
 
 COORDINATOR_FILE = "coordinator.yaml"
@@ -135,22 +132,11 @@ def project_add_member(ctx: Context, name: str, user: str) -> None:
 def join(ctx: Context, coordinator_url: str, coordinator_name: str, coordinator_key: Path, credentials: Path,
          run_user: str, poll_seconds: float) -> None:  # fmt: skip
     """Join a consortium as a site: pin the coordinator's key, keep this site's credentials (root-only)."""
-    pem = coordinator_key.read_text(encoding="utf-8")
-    tasks.load_public_key(pem)  # refused here, not at the first task
     config = SiteConfig(coordinator_url=coordinator_url.rstrip("/"), coordinator=coordinator_name,
-                        coordinator_key=pem, run_user=run_user, poll_seconds=poll_seconds)  # fmt: skip
+                        coordinator_key=coordinator_key.read_text(encoding="utf-8"), run_user=run_user,
+                        poll_seconds=poll_seconds)  # fmt: skip
+    identity = site_setup.join(ctx.paths, ctx.registry, config, credentials, actor=actor())
     files = SiteFiles.of(ctx.paths)
-    ctx.paths.federation.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for source in sorted(credentials.iterdir()):
-        if source.is_file() and not source.is_symlink():
-            write_secret_bytes(files.credentials / source.name, source.read_bytes())
-    identity = pki.node_identity(files.credentials)
-    if identity.role != "site":
-        shutil.rmtree(files.credentials, ignore_errors=True)
-        raise EnclaveError(f"those credentials are a {identity.role}'s, not a site's")
-    write_secret(files.config, yaml.safe_dump(config.model_dump(), sort_keys=False))
-    if not files.policy.exists():
-        write_secret(files.policy, "projects: {}\n")  # deny by default: no federated project is accepted yet
     click.echo(f"site {identity.name} joined coordinator {coordinator_name}; accept projects in {files.policy}")
 
 
@@ -160,13 +146,8 @@ def join(ctx: Context, coordinator_url: str, coordinator_name: str, coordinator_
 @friendly
 def install_policy(ctx: Context, policy_file: Path) -> None:
     """Check and install this site's policy (which federated projects, submitters and outputs it accepts)."""
-    site_policy.load_policy(policy_file)
-    files = SiteFiles.of(ctx.paths)
-    write_secret(files.policy, policy_file.read_text(encoding="utf-8"))
-    digest = hashlib.sha256(files.policy.read_bytes()).hexdigest()
-    ctx.registry.transaction(lambda s: audit.record(s, actor=actor(), action="federation.policy_installed",
-                                                    target="site-policy", sha256=digest))  # fmt: skip
-    click.echo(f"policy installed: {files.policy}")
+    site_setup.install_policy(ctx.paths, ctx.registry, policy_file.read_text(encoding="utf-8"), actor=actor())
+    click.echo(f"policy installed: {SiteFiles.of(ctx.paths).policy}")
 
 
 @federation_group.command("agent")

@@ -56,6 +56,7 @@ HIDDEN = "[suppressed]"  # the one marker every hidden pooled value is shown as
 TOTAL = "Total"
 MAX_CELLS = 2000  # the secondary suppression does linear algebra over the table (2,000 cells: about a second)
 _INTEGER = re.compile(r"\d+")
+_WHOLE_FLOAT = re.compile(r"\d{1,15}\.0+")
 _TOL = 1e-8
 
 
@@ -115,6 +116,8 @@ def read_count(value: object) -> int | None:
             return None
         if _INTEGER.fullmatch(text):
             return int(text)
+        if _WHOLE_FLOAT.fullmatch(text):  # pandas writes a column with blanks in it as floats: "14.0"
+            return int(text.split(".")[0])
         raise PoolingError(
             "bad-count",
             "a count is a whole number or a suppression marker (<N, " + ", ".join(SUPPRESSION_MARKERS[1:]) + ")",

@@ -1,30 +1,21 @@
-"""Test helper: a consortium on one machine. A coordinator Enclave and one Enclave per hospital site, each a home
-of its own provisioned through the real steps with only its own site's export, each run as separate `enclave`
-processes (the coordinator's server, each site's agent) talking over loopback with mutual TLS."""
+"""Test helper for federation: the consortium's names as the tests use them (a coordinator and its sites are set up
+by federation/local_consortium.py), `enclave` as its own process, and `InProcessLink`, a site's link to a
+coordinator in the same process."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from kernel.config import Paths
-from kernel.db import Registry
-from provisioning import steps
+from federation.local_consortium import ConsortiumPlan
 
 ENCLAVE = Path(sys.executable).with_name("enclave")
-PROJECT = "fed-cvd"
-PURPOSE = "DS-CVD"
-RUN_USER = "federation"
-CHECKERS = ("carol", "dave")
-COORDINATOR = "coord"
-RESEARCHER = "alice"
+PLAN = ConsortiumPlan()
+PROJECT, PURPOSE, COORDINATOR, CHECKERS = PLAN.project, PLAN.purpose, PLAN.coordinator, PLAN.checkers
+RESEARCHER = PLAN.researchers[0]
 
 
 def enclave(home: Path, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -36,79 +27,6 @@ def enclave(home: Path, *args: str, check: bool = True, timeout: float = 900) ->
     if check and done.returncode != 0:
         raise AssertionError(f"enclave {' '.join(args[:3])} failed ({done.returncode}): {done.stderr[-3000:]}")
     return done
-
-
-@dataclass
-class SiteNode:
-    name: str
-    paths: Paths
-    credentials: Path
-    registry: Registry | None = None
-
-    def open(self) -> Registry:
-        if self.registry is None:
-            self.registry = Registry.of(self.paths)
-        return self.registry
-
-
-@dataclass
-class Consortium:
-    root: Path
-    authority: Path
-    coordinator: Paths
-    coordinator_credentials: Path
-    port: int
-    sites: dict[str, SiteNode] = field(default_factory=dict)
-    server: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
-
-
-def site_spec(folder: Path, project: str = PROJECT, purpose: str = PURPOSE) -> Path:
-    """The local project a site makes for a federated project it accepts: its purpose, every dataset of the
-    site, the run user as its researcher and the site's own output checkers."""
-    spec = folder / f"{project}.yaml"
-    members = [f"{{user: {RUN_USER}, role: researcher}}", *(f"{{user: {c}, role: output_checker}}" for c in CHECKERS)]
-    spec.write_text(f"name: {project}\ntitle: {project} (federated)\npurpose: {purpose}\ncommercial: false\n"
-                    f"members: [{', '.join(members)}]\ndatasets: ['*']\n")  # fmt: skip
-    return spec
-
-
-def provision_site(root: Path, export: Path, *, project: str = PROJECT) -> Paths:
-    """An Enclave home holding one site's export (a copy: a site's raw data is its own) and the local project."""
-    paths = Paths(root / "home")
-    paths.home.mkdir(parents=True, exist_ok=True)
-    paths.home.chmod(0o711)
-    shutil.copytree(export, paths.sites / export.name, symlinks=False)
-    registry, _ = steps.ensure_registry(paths)
-    try:
-        steps.ensure_sites(registry, paths, actor="site-admin")
-        steps.ensure_consent(registry, paths, actor="site-admin")
-        steps.ensure_project(registry, site_spec(root, project), actor="site-admin")
-        steps.ensure_materialised(registry, paths, project, actor="site-admin", progress=False)
-    finally:
-        registry.close()
-    return paths
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the coordinator's server exited ({process.returncode})")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise AssertionError("the coordinator's server did not listen")
 
 
 class InProcessLink:

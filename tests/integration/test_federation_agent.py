@@ -20,13 +20,14 @@ from sqlalchemy import select
 from federation import tasks
 from federation.agent import SiteAgent, SiteConfig, SiteFiles
 from federation.coordinator import Coordinator, FederationError
+from federation.local_consortium import provision_site
 from federation.models import SiteTask
 from kernel.config import Paths
 from kernel.db import Registry
 from kernel.models import AuditEvent
 from kernel.secret_files import write_secret
 from output_checks.release.service import Airlock
-from tests.federation_nodes import CHECKERS, COORDINATOR, PROJECT, PURPOSE, RESEARCHER, InProcessLink, provision_site
+from tests.federation_nodes import CHECKERS, COORDINATOR, PLAN, PROJECT, PURPOSE, RESEARCHER, InProcessLink
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,7 @@ def consortium(tmp_path: Path, site_export: Path):
     site = site_export.name
     coordinator.create_project(name=PROJECT, title="Federated MACE", purpose=PURPOSE, sites=[site],
                                members=[RESEARCHER], actor="coordinator-admin")  # fmt: skip
-    site_paths = provision_site(tmp_path / site, site_export)
+    site_paths = provision_site(tmp_path / site, site_export, PLAN, actor="site-admin")
     files = SiteFiles.of(site_paths)
     config = SiteConfig(coordinator_url="https://127.0.0.1:1", coordinator=COORDINATOR,
                         coordinator_key=coordinator.signing_public_pem())  # fmt: skip

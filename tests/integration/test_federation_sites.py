@@ -19,15 +19,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-import yaml
 
-from federation import pki
+from federation import local_consortium, pki
 from federation.models import SiteTask
+from kernel.config import Paths
+from kernel.db import Registry
 from output_checks.release.service import Airlock
-from provisioning.host import ensure_host, remove_egress_rules
+from provisioning.host import remove_egress_rules
 from provisioning.storage import release_all_under
 from synthetic_sites import generate_cohort
-from tests import federation_nodes as nodes
 from tests.federation_nodes import CHECKERS, COORDINATOR, ENCLAVE, PROJECT, PURPOSE, RESEARCHER, enclave
 from tests.workspace_hub import needs_enclave
 
@@ -39,56 +39,28 @@ REFUSING, GATED = 4, 1  # the index of the site whose policy does not accept the
 
 
 @pytest.fixture(scope="module")
-def consortium(tmp_path_factory, workspace_env) -> nodes.Consortium:
+def consortium(tmp_path_factory, workspace_env) -> local_consortium.LocalConsortium:
     root = tmp_path_factory.mktemp("consortium")
-    previous = os.environ.get("ENCLAVE_WORKSPACE_ENV")
-    os.environ["ENCLAVE_WORKSPACE_ENV"] = str(workspace_env)  # what each site's sandboxed run starts from
     exports = root / "exports"
     generate_cohort(exports, patients=200, sites=5, seed=14, progress=False)
-    authority = root / "authority"
-    enclave(root, "consortium", "init", "--folder", str(authority), "--name", "Test consortium")
-    coordinator_home = root / "coordinator"
-    credentials = root / "coordinator-tls"
-    enclave(coordinator_home, "consortium", "issue", COORDINATOR, "--role", "coordinator", "--out", str(credentials),
-            "--folder", str(authority), "--host", "127.0.0.1")  # fmt: skip
-    key = root / "coordinator-key.pem"
-    key.write_text(enclave(coordinator_home, "federation", "coordinator", "init", "--name", COORDINATOR).stdout)
     names = sorted(p.name for p in exports.iterdir() if p.is_dir())
-    enclave(coordinator_home, "federation", "project", "create", PROJECT, "--title", "Federated MACE", "--purpose",
-            PURPOSE, *[arg for name in names for arg in ("--site", name)], "--member", RESEARCHER)  # fmt: skip
-    port = nodes.free_port()
-    server = subprocess.Popen([str(ENCLAVE), "--home", str(coordinator_home), "federation", "coordinator", "serve",
-                               "--port", str(port), "--credentials", str(credentials)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    from kernel.config import Paths
-
-    made = nodes.Consortium(root, authority, Paths(coordinator_home), credentials, port, server=server)
+    plan = local_consortium.ConsortiumPlan(
+        project=PROJECT, purpose=PURPOSE, coordinator=COORDINATOR, researchers=(RESEARCHER,), checkers=CHECKERS,
+        refusing=frozenset({names[REFUSING]}), gated=frozenset({names[GATED]}),
+    )  # fmt: skip
+    previous = os.environ.get("ENCLAVE_WORKSPACE_ENV")
+    os.environ["ENCLAVE_WORKSPACE_ENV"] = str(workspace_env)  # what each site's sandboxed run starts from
     table = "enclave_egress_fed"
+    made, server = None, None
     try:
-        nodes.wait_for_port(port, server)
-        for index, name in enumerate(names):
-            paths = nodes.provision_site(root / name, exports / name)
-            ensure_host(paths, {PROJECT: [nodes.RUN_USER]}, egress_table=table)
-            site_credentials = root / f"{name}-tls"
-            enclave(paths.home, "consortium", "issue", name, "--role", "site", "--out", str(site_credentials),
-                    "--folder", str(authority))  # fmt: skip
-            enclave(paths.home, "federation", "join", "--coordinator-url", made.url, "--coordinator", COORDINATOR,
-                    "--coordinator-key", str(key), "--credentials", str(site_credentials))  # fmt: skip
-            projects = {} if index == REFUSING else {PROJECT: {
-                "purpose": PURPOSE, "coordinator": COORDINATOR, "submitters": [RESEARCHER],
-                "output_kinds": ["estimates", "counts"], "approve_code": index == GATED}}  # fmt: skip
-            policy = root / f"{name}-policy.yaml"
-            policy.write_text(yaml.safe_dump({"approve_code": True, "projects": projects}))
-            enclave(paths.home, "federation", "policy", str(policy))
-            made.sites[name] = nodes.SiteNode(name, paths, site_credentials)
+        made = local_consortium.build(root, exports, plan, egress_table=table)
+        server = local_consortium.serve(made)
         yield made
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        for site in made.sites.values():
-            if site.registry is not None:
-                site.registry.close()
-        for home in [coordinator_home, *(s.paths.home for s in made.sites.values())]:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        for home in [root / "coordinator", *(root / name / "home" for name in names)]:
             release_all_under(home)
         remove_egress_rules(table=table)
         if previous is None:
@@ -97,32 +69,30 @@ def consortium(tmp_path_factory, workspace_env) -> nodes.Consortium:
             os.environ["ENCLAVE_WORKSPACE_ENV"] = previous
 
 
-def agents_pass(consortium: nodes.Consortium) -> None:
-    """One pass of every site's agent, each its own process, all at once."""
-    running = [subprocess.Popen([str(ENCLAVE), "--home", str(s.paths.home), "federation", "agent", "--once"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-               for s in consortium.sites.values()]  # fmt: skip
-    for process in running:
-        _, err = process.communicate(timeout=900)
-        assert process.returncode == 0, err.decode()[-2000:]
+def agents_pass(consortium: local_consortium.LocalConsortium) -> None:
+    local_consortium.agents_pass(consortium)
 
 
-def status(consortium: nodes.Consortium, task_id: str) -> dict[str, tuple[str, str]]:
+def status(consortium: local_consortium.LocalConsortium, task_id: str) -> dict[str, tuple[str, str]]:
     found = json.loads(enclave(consortium.coordinator.home, "federate", "status", task_id, "--json").stdout)
     return {s["site"]: (s["state"], s["reason"]) for s in found["sites"]}
 
 
-def review_and_release(site: nodes.SiteNode, task_id: str) -> None:
-    registry = site.open()
-    airlock = Airlock(registry, site.paths)
-    with registry.session() as session:
-        request_id = session.get(SiteTask, task_id).request_id
-    for checker in CHECKERS:
-        for f in airlock.request(request_id, checker)["files"]:
-            reason = "aggregate: small cells suppressed by the notebook" if f["blocked"] else ""
-            airlock.vote(request_id, checker, f["path"], "approve", "checked", reason)
-        airlock.submit_review(request_id, checker)
-    airlock.release(request_id, CHECKERS[0])
+def review_and_release(site: Paths, task_id: str) -> None:
+    """The site's two output checkers approve every file of the task's request, and one releases it."""
+    registry = Registry.of(site)
+    try:
+        airlock = Airlock(registry, site)
+        with registry.session() as session:
+            request_id = session.get(SiteTask, task_id).request_id
+        for checker in CHECKERS:
+            for f in airlock.request(request_id, checker)["files"]:
+                reason = "aggregate: small cells suppressed by the notebook" if f["blocked"] else ""
+                airlock.vote(request_id, checker, f["path"], "approve", "checked", reason)
+            airlock.submit_review(request_id, checker)
+        airlock.release(request_id, CHECKERS[0])
+    finally:
+        registry.close()
 
 
 def test_a_notebook_runs_at_every_accepting_site_and_only_released_outputs_come_back(consortium, tmp_path):
@@ -141,7 +111,7 @@ def test_a_notebook_runs_at_every_accepting_site_and_only_released_outputs_come_
             assert states[name] == ("in-airlock", ""), states
 
     gated = consortium.sites[names[GATED]]
-    enclave(gated.paths.home, "federation", "approve", task_id, "--as", CHECKERS[0])
+    enclave(gated.home, "federation", "approve", task_id, "--as", CHECKERS[0])
     agents_pass(consortium)
     assert status(consortium, task_id)[names[GATED]] == ("in-airlock", "")
 
@@ -186,13 +156,13 @@ def test_a_notebook_runs_at_every_accepting_site_and_only_released_outputs_come_
     assert (pooled_dir / "forest_estimates_male.png").read_bytes().startswith(b"\x89PNG")
 
 
-def reference_fit(sites: list[nodes.SiteNode]):
+def reference_fit(sites: list[Paths]):
     """The notebook's model fitted once on the pooled rows of the sites' own views (read here, on the host)."""
     from workbench import open_project
 
     frames = []
     for site in sites:
-        view = open_project(path=site.paths.project_data(PROJECT))
+        view = open_project(path=site.project_data(PROJECT))
         patients = (view.clinical("patients", ["pseudonym", "sex", "year_of_birth", "smoking"]).compute()
                     .drop_duplicates("pseudonym").set_index("pseudonym"))  # fmt: skip
         events = set(view.clinical("outcomes", ["pseudonym"])["pseudonym"].unique().compute())
@@ -214,6 +184,6 @@ def test_a_revoked_site_certificate_is_refused_at_the_handshake(consortium):
     enclave(consortium.root, "consortium", "crl", "--out", str(crl), "--folder", str(consortium.authority))
     pki.install_crl(consortium.coordinator_credentials, crl.read_text())
     time.sleep(3)  # the server reloads its CRL when the file changes
-    done = subprocess.run([str(ENCLAVE), "--home", str(site.paths.home), "federation", "agent", "--once"],
+    done = subprocess.run([str(ENCLAVE), "--home", str(site.home), "federation", "agent", "--once"],
                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert "could not be reached" in done.stderr

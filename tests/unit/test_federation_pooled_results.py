@@ -66,3 +66,12 @@ def test_a_table_that_cannot_be_pooled_is_reported_and_the_rest_still_pooled() -
     result = pool_task(released, OUTPUTS[:2], {"a": ("released", ""), "b": ("released", "")})
     assert len(result.problems) == 1 and result.problems[0].startswith("estimates.csv (estimates)")
     assert "pooled_counts.csv" in result.files and "pooled_estimates.csv" not in result.files
+
+
+def test_a_count_pandas_wrote_as_a_float_reads_as_the_whole_number_it_is() -> None:
+    from federation.pooled_counts import read_count
+    from federation.pooling_errors import PoolingError
+
+    assert (read_count("14.0"), read_count("14"), read_count("")) == (14, 14, None)
+    with pytest.raises(PoolingError):
+        read_count("14.5")

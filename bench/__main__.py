@@ -17,6 +17,10 @@
   slurm_startup      project_cluster() -> all workers ready, median and p95 of 10  vs  dask-jobqueue's SLURMCluster
   slurm_scaling      allele frequencies at 1x, 4x, 16x bytes on SLURM workers: s/GB vs 1x; a 16-node model on paper
                      (the three: bench/slurm_benchmarks.py; root, on a one-machine SLURM started for the run)
+  federation_estimates  the federated notebook's model pooled by meta-analysis  vs  one fit on the pooled rows:
+                     per term, |difference| in standard errors and CI overlap (bench/federation_benchmarks.py)
+  federation_overhead   a federated run across five local sites, end to end  vs  the notebook run directly at each
+                     site, all at once: goal <= 1.5x of the slowest (root)
 
 `python -m bench --only NAME --size SIZE` runs one at a size of your choosing (e.g. `--only slurm_allele_frequencies
 --size 500x5000`; the SLURM ones read SAMPLESxVARIANTS, the others their numbers as in BENCHMARKS below).
@@ -44,6 +48,17 @@ from bench.airlock_benchmarks import (
 )
 from bench.fabric_benchmarks import bench_allele_frequencies, bench_dicom_index, bench_materialise
 from bench.measure import ROOT, log
+
+
+def bench_federation(name: str):
+    """A federation benchmark, imported when it runs (bench/federation_benchmarks.py)."""
+
+    def run_it(work: Path, sizes: list, repeats: int) -> dict:
+        from bench import federation_benchmarks
+
+        return getattr(federation_benchmarks, name)(work, sizes, repeats)
+
+    return run_it
 
 
 def bench_workspaces(work: Path, sizes: list[int], repeats: int) -> dict:
@@ -104,7 +119,10 @@ BENCHMARKS = {
     "slurm_allele_frequencies": (bench_slurm("slurm_allele_frequencies"), ["5000x50000"], 3),  # SAMPLESxVARIANTS
     "slurm_startup": (bench_slurm("slurm_startup"), [], 10),  # size: jobs (default: the shape's); repeats: starts
     "slurm_scaling": (bench_slurm("slurm_scaling"), ["5000x12500"], 2),  # size: the 1x cohort (4x, 16x follow)
+    "federation_estimates": (bench_federation("bench_estimates"), [2000], 1),  # size: patients over five sites
+    "federation_overhead": (bench_federation("bench_overhead"), [200], 3),  # size: patients; repeats: runs
 }
+FEDERATION = ("federation_estimates", "federation_overhead")
 SLURM = ("slurm_allele_frequencies", "slurm_startup", "slurm_scaling")
 
 
@@ -153,7 +171,7 @@ def report(results: dict) -> None:
     classic = [
         name
         for name in BENCHMARKS
-        if name not in ("airlock", "workspaces", "airlock_generations", "airlock_responsiveness", *SLURM)
+        if name not in ("airlock", "workspaces", "airlock_generations", "airlock_responsiveness", *SLURM, *FEDERATION)
         and name in results
     ]
     if classic:
@@ -179,6 +197,10 @@ def report(results: dict) -> None:
         from bench import workspaces
 
         print(workspaces.report(results["workspaces"]))
+    if any(name in results for name in FEDERATION):
+        from bench import federation_benchmarks
+
+        print(federation_benchmarks.report(results))
     if any(name in results for name in SLURM):
         from bench import slurm_benchmarks
 

@@ -244,8 +244,11 @@ def federate_group() -> None:
 def _output(value: str) -> tasks.DeclaredOutput:
     path, _, kind = value.rpartition(":")
     if not path:
-        raise click.BadParameter(f"{value!r}: PATH:KIND, e.g. estimates.csv:estimates")
-    return tasks.DeclaredOutput(path=path, kind=kind)
+        raise click.BadParameter(f"{value!r}: PATH:KIND, e.g. estimates.csv:estimates", param_hint="--output")
+    try:
+        return tasks.DeclaredOutput(path=path, kind=kind)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--output") from None
 
 
 @federate_group.command("submit")

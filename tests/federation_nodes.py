@@ -18,9 +18,10 @@ PROJECT, PURPOSE, COORDINATOR, CHECKERS = PLAN.project, PLAN.purpose, PLAN.coord
 RESEARCHER = PLAN.researchers[0]
 
 
-def enclave(home: Path, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
-    """`enclave --home HOME ARGS` as its own process; the researcher's name through SUDO_USER, as under sudo."""
-    env = {**os.environ, "ENCLAVE_HOME": str(home), "SUDO_USER": RESEARCHER}
+def enclave(home: Path, *args: str, check: bool = True, timeout: float = 900,
+            user: str = RESEARCHER) -> subprocess.CompletedProcess:  # fmt: skip
+    """`enclave --home HOME ARGS` as its own process, acting for `user` (SUDO_USER, as under sudo)."""
+    env = {**os.environ, "ENCLAVE_HOME": str(home), "SUDO_USER": user}
     env.pop("SUDO_UID", None)
     done = subprocess.run([str(ENCLAVE), "--home", str(home), *args], capture_output=True, text=True, env=env,
                           timeout=timeout, check=False)  # fmt: skip

@@ -90,7 +90,7 @@ class StateHandler(SiteHandler):
             body = json.loads(self.request.body)
             state = TaskState(body["state"]).value
             reason, reference = str(body.get("reason", "")), str(body.get("reference", ""))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: JSON nested too deep
             raise web.HTTPError(400, reason="expected {state, reason, reference} with a known state") from None
         await self.call(self.coordinator.report, self.site, task_id, state, reason=reason, reference=reference)
         self.set_status(204)

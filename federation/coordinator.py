@@ -313,6 +313,7 @@ class Coordinator:
             row = self._site_row(session, task_id, site)
             if row.state == state:  # a report repeated after a lost answer
                 return
+            self._unexpired(session, task_id)
             self._move(session, row, state, Mover.SITE)
             row.reason, row.reference = reason, reference or row.reference
             audit.record(session, actor=f"site:{site}", action="federation.site_state", target=task_id, site=site,
@@ -330,6 +331,7 @@ class Coordinator:
             row = self._site_row(session, task_id, site)
             if row.state == TaskState.RELEASED and row.result_sha256 == digest:
                 return
+            self._unexpired(session, task_id)
             check_move(row.state, TaskState.RELEASED, Mover.SITE)
 
         try:
@@ -342,6 +344,7 @@ class Coordinator:
             row = self._site_row(session, task_id, site)
             if row.state == TaskState.RELEASED and row.result_sha256 == digest:
                 return
+            self._unexpired(session, task_id)
             self._move(session, row, TaskState.RELEASED, Mover.SITE)
             row.result_sha256, row.result_size = digest, len(blob)
             row.reference = reference or row.reference
@@ -394,6 +397,13 @@ class Coordinator:
         if task is None:
             raise FederationError("no such task", 404)
         return task
+
+    @staticmethod
+    def _unexpired(session: Session, task_id: str) -> None:
+        """Refuse a site's move once the task's manifest expired, whether or not the sweep (`expire`) has moved its
+        rows yet: the answer must not depend on when the sweep last ran."""
+        if Coordinator._task(session, task_id).expires_at <= utcnow():
+            raise FederationError("the task expired", 409)
 
     @staticmethod
     def _site_row(session: Session, task_id: str, site: str) -> TaskSite:

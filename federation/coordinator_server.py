@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import re
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,7 @@ class StateHandler(SiteHandler):
             body = json.loads(self.request.body)
             state = TaskState(body["state"]).value
             reason, reference = str(body.get("reason", "")), str(body.get("reference", ""))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: JSON nested too deep
             raise web.HTTPError(400, reason="expected {state, reason, reference} with a known state") from None
         await self.call(self.coordinator.report, self.site, task_id, state, reason=reason, reference=reference)
         self.set_status(204)
@@ -131,12 +132,11 @@ def make_app(coordinator: Coordinator) -> web.Application:
 
 def serve(coordinator: Coordinator, credentials: Path, *, address: str, port: int) -> httpserver.HTTPServer:
     """Listen on `address:port` with the node credentials in folder `credentials` (federation/pki.py). A CRL
-    installed there later (`pki.install_crl`) is loaded into the live context within CRL_RELOAD_SECONDS: a revoked
+    installed there later (`pki.install_crl`) is in force for new connections within CRL_RELOAD_SECONDS: a revoked
     site is refused from its next handshake, without a restart."""
-    context = pki.server_context(credentials)
     server = httpserver.HTTPServer(
         make_app(coordinator),
-        ssl_options=context,
+        ssl_options=pki.server_context(credentials),
         max_body_size=MAX_BODY,
         idle_connection_timeout=60,
         body_timeout=120,
@@ -151,8 +151,14 @@ def serve(coordinator: Coordinator, credentials: Path, *, address: str, port: in
         except OSError:
             return
         if changed != loaded[0]:
-            # OpenSSL keeps every CRL it was given and checks against the latest one of each authority
-            context.load_verify_locations(cafile=crl)
+            # a fresh context for the next handshakes, not the new CRL added to the live one: OpenSSL keeps every CRL
+            # it was given and checks against the one with the latest `lastUpdate`, and so ignores a new CRL made in
+            # the same second as the one it holds (whole seconds), with the revocations it adds
+            try:
+                server.ssl_options = pki.server_context(credentials)
+            except (OSError, ssl.SSLError, pki.PkiError):
+                log.warning("the consortium's CRL could not be loaded; the one before stays in force")
+                return
             loaded[0] = changed
             log.info("the consortium's CRL was reloaded")
 

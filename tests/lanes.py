@@ -45,6 +45,7 @@ DATA_LANE = (
     "tests/security/test_airlock_new_request_security.py",
     "tests/security/test_airlock_release_security.py",
     "tests/security/test_airlock_snapshot_links.py",
+    "tests/security/test_federation_coordinator_server.py",
     "tests/security/test_federation_mtls.py",
     "tests/security/test_modality_identifiers.py",
     "tests/security/test_view_identifiers.py",

@@ -29,13 +29,13 @@ from sqlalchemy import select
 from federation import coordinator as coordinator_module
 from federation import coordinator_server, pki, tasks
 from federation.coordinator import Coordinator
+from federation.local_consortium import free_port
 from federation.models import TaskSite
 from kernel import audit
 from kernel.clock import utcnow
 from kernel.config import Paths
 from kernel.db import Registry
 from kernel.models import AuditEvent
-from tests.federation_nodes import free_port
 
 pytestmark = pytest.mark.security
 

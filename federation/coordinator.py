@@ -258,7 +258,7 @@ class Coordinator:
         key = self.project_key(task.project)
         opened: dict[str, dict[str, bytes]] = {}
         for row in rows:
-            blob = (self.folder / "tasks" / task_id / "results" / f"{row.site}.sealed").read_bytes()
+            blob = self._result_file(task_id, row.site, row.result_sha256).read_bytes()
             if hashlib.sha256(blob).hexdigest() != row.result_sha256:
                 raise FederationError(f"the bundle from {row.site} changed on disk since it arrived", 500)
             bundle = sealing.open_bundle(blob, key, project=task.project, task_id=task_id, site=row.site)
@@ -338,7 +338,8 @@ class Coordinator:
             self.tx(check)
         except InvalidMove as exc:
             raise FederationError(str(exc), 409) from None
-        write_secret_bytes(self.folder / "tasks" / task_id / "results" / f"{site}.sealed", blob)
+        # named by its digest: two uploads racing each write their own file, and the row that commits names its own
+        write_secret_bytes(self._result_file(task_id, site, digest), blob)
 
         def record(session: Session) -> None:
             row = self._site_row(session, task_id, site)
@@ -371,6 +372,9 @@ class Coordinator:
         return self.tx(run)
 
     # ------------------------------------------------------------------------------------------------ helpers
+
+    def _result_file(self, task_id: str, site: str, sha256: str) -> Path:
+        return self.folder / "tasks" / task_id / "results" / f"{site}.{sha256}.sealed"
 
     def _move(self, session: Session, row: TaskSite, state: str, mover: Mover) -> None:
         try:

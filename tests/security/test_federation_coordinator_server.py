@@ -445,7 +445,7 @@ def test_a_released_result_cannot_be_replaced(node: Node, site_a: httpx.Client) 
     response = site_a.put(f"/v1/tasks/{task_id}/result", params={"reference": "req-1"}, content=first)
     assert response.status_code == 204
     assert_safe_headers(response.headers)
-    kept = node.results_folder(task_id) / "site-a.sealed"
+    kept = node.results_folder(task_id) / f"site-a.{hashlib.sha256(first).hexdigest()}.sealed"
     assert kept.read_bytes() == first
 
     refused(node, site_a, "PUT", f"/v1/tasks/{task_id}/result", 409, content=b"another bundle")

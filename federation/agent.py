@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from federation import pki, sealing, site_policy, tasks
+from federation import pki, sealing, site_linkage, site_policy, tasks
 from federation.coordinator import naive
 from federation.models import SeenNonce, SiteTask
 from federation.states import TERMINAL, TaskState
@@ -41,11 +41,13 @@ from kernel.secret_files import write_secret_bytes
 from output_checks.release.service import Airlock
 from output_checks.release.states import RequestState
 from output_checks.release.workflow import project_roles
+from provisioning.notebook_runs import run_in_sandbox
 
 log = logging.getLogger("enclave.federation.agent")
 TASK_OUTPUTS = "federation"  # a task's outputs: OUTPUTS/federation/TASK_ID/, the notebook's `outputs` parameter
 INSIDE_OUTPUTS = "/project/outputs"
 OUTPUTS_PARAMETER = "outputs"
+EXCLUDED_PARAMETER = "excluded"  # a count-once task: a JSON list of this site's pseudonyms another site counts
 AIRLOCK_ENDED = {
     RequestState.REJECTED: "airlock-rejected",
     RequestState.WITHDRAWN: "airlock-withdrawn",
@@ -105,6 +107,8 @@ class CoordinatorLink(Protocol):
     def notebook(self, task_id: str) -> bytes: ...
     def report(self, task_id: str, state: str, reason: str, reference: str) -> None: ...
     def result(self, task_id: str, blob: bytes, reference: str) -> None: ...
+    def send_tokens(self, task_id: str, tokens: list[str]) -> None: ...
+    def exclusions(self, task_id: str) -> list[str] | None: ...
 
 
 class CoordinatorUnreachable(EnclaveError):
@@ -154,6 +158,18 @@ class CoordinatorClient:
 
     def result(self, task_id: str, blob: bytes, reference: str) -> None:
         self._request("PUT", f"/v1/tasks/{task_id}/result", params={"reference": reference}, content=blob)
+
+    def send_tokens(self, task_id: str, tokens: list[str]) -> None:
+        self._request("PUT", f"/v1/tasks/{task_id}/linkage", content="".join(f"{t}\n" for t in tokens).encode())
+
+    def exclusions(self, task_id: str) -> list[str] | None:
+        response = self._request("GET", f"/v1/tasks/{task_id}/linkage")
+        if response.status_code == 202:
+            return None
+        left_out = response.json().get("leave_out")
+        if not isinstance(left_out, list) or not all(isinstance(t, str) for t in left_out):
+            raise CoordinatorUnreachable("the coordinator's answer on linkage was malformed")
+        return left_out
 
     def close(self) -> None:
         self.client.close()
@@ -253,8 +269,8 @@ class SiteAgent:
                 state, reason = TaskState.REFUSED, decision.reason
             session.add(SiteTask(id=manifest.task_id, project=manifest.project, submitter=manifest.submitter,
                                  signed=signed.to_json(), state=state.value, reason=reason, reference=reference,
-                                 approved_by="", request_id="", reported="", expires_at=naive(manifest.expires_at),
-                                 updated_at=utcnow()))  # fmt: skip
+                                 approved_by="", request_id="", linkage="", reported="",
+                                 expires_at=naive(manifest.expires_at), updated_at=utcnow()))  # fmt: skip
             audit.record(session, actor=f"coordinator:{self.config.coordinator}", action="federation.task_received",
                          target=manifest.task_id, project=manifest.project, submitter=manifest.submitter,
                          decision=decision.action, reason=decision.reason, reference=reference)  # fmt: skip
@@ -312,6 +328,11 @@ class SiteAgent:
             self._move(task_id, TaskState.EXPIRED, reason="expired", report=report)
             return
         state = TaskState(task.state)
+        if manifest.count_once and state in (TaskState.FETCHED, TaskState.AWAITING_APPROVAL):
+            # tokens go before a custodian's approval, so that a gate at one site holds no other site up
+            if not self._link(task, manifest, report):
+                return
+            task = self._task(task_id)
         if state is TaskState.FETCHED:
             policy = site_policy.load_policy(self.files.policy)
             decision = site_policy.decide(manifest, policy, coordinator=self.config.coordinator)
@@ -325,6 +346,42 @@ class SiteAgent:
             self._execute(task, manifest, report)
         elif state is TaskState.IN_AIRLOCK:
             self._collect(task, manifest, report)
+
+    def _link(self, task: SiteTask, manifest: tasks.TaskManifest, report: PassReport) -> bool:
+        """A count-once task's linkage: this site's tokens sent, then the coordinator asked which patients to leave
+        out; True once those are known (kept as pseudonyms in the task's folder, for the run)."""
+        folder = self.files.task(task.id)
+        if task.linkage == "ready":
+            return True
+        key = site_linkage.load_key(self.paths)
+        if key is None:
+            self._move(task.id, TaskState.REFUSED, reason="no-linkage-key", report=report)
+            return False
+        try:
+            if task.linkage == "":
+                mapping = site_linkage.project_tokens(self.paths, self.registry, manifest.project, key)
+                write_secret_bytes(folder / "tokens.json", json.dumps(mapping).encode())
+                self.link.send_tokens(task.id, sorted(mapping))
+                self._set_linkage(task.id, "sent", tokens=len(mapping))
+            left_out = self.link.exclusions(task.id)
+        except (CoordinatorUnreachable, CoordinatorRefused) as exc:
+            log.warning("linkage for task %s waits (%s)", task.reference, type(exc).__name__)
+            return False
+        if left_out is None:
+            return False  # another site has not sent its tokens yet
+        mapping = json.loads((folder / "tokens.json").read_bytes())
+        excluded = sorted({mapping[t] for t in left_out if t in mapping})
+        write_secret_bytes(folder / "excluded.json", json.dumps(excluded).encode())
+        self._set_linkage(task.id, "ready", left_out=len(excluded))
+        return True
+
+    def _set_linkage(self, task_id: str, stage: str, **counts: int) -> None:
+        def record(session: Session) -> None:
+            session.get(SiteTask, task_id).linkage = stage
+            audit.record(session, actor=f"federation:{self.site}", action=f"federation.linkage_{stage}",
+                         target=task_id, **counts)  # fmt: skip
+
+        self.registry.transaction(record)
 
     def approve(self, task_id: str, user: str, *, run: bool) -> None:
         """A custodian's decision on running a task's code at this site (an output checker of its local project);
@@ -355,9 +412,10 @@ class SiteAgent:
         outputs = f"{TASK_OUTPUTS}/{task.id}"
         parameters = {name: _parameter(value) for name, value in manifest.parameters.items()}
         parameters[OUTPUTS_PARAMETER] = f"{INSIDE_OUTPUTS}/{outputs}"
+        inputs = {EXCLUDED_PARAMETER: (folder / "excluded.json").read_bytes()} if manifest.count_once else {}
         try:
             with open(folder / "run.log", "wb") as log_file:  # stays at the site: it can quote data
-                ran = self.run_notebook(folder / "notebook.ipynb", manifest.project, parameters, log_file)
+                ran = self.run_notebook(folder / "notebook.ipynb", manifest.project, parameters, log_file, inputs)
         except EnclaveError as exc:
             log.warning("task %s could not run (%s)", task.reference, type(exc).__name__)
             self._note(task.id, str(exc))
@@ -381,15 +439,15 @@ class SiteAgent:
             return
         self._move(task.id, TaskState.IN_AIRLOCK, request_id=request_id, report=report)
 
-    def run_notebook(self, notebook: Path, project: str, parameters: dict[str, str], log_file: Any) -> int:
-        """papermill in the site's sandbox as the run user (provisioning/notebook_runs.py); its return code."""
+    def run_notebook(self, notebook: Path, project: str, parameters: dict[str, str], log_file: Any,
+                     inputs: dict[str, bytes]) -> int:  # fmt: skip
+        """papermill in the site's sandbox as the run user (provisioning/notebook_runs.py); its return code.
+        `inputs` are staged beside the notebook, each parameter naming its file."""
         if self._run is not None:
-            return self._run(notebook, project, parameters, log_file)
-        from provisioning.notebook_runs import run_in_sandbox
-
+            return self._run(notebook, project, parameters, log_file, inputs)
         ran = run_in_sandbox(self.paths, notebook, project, self.config.run_user, parameters,
                              timeout=self.config.run_timeout_seconds, actor=f"federation:{self.site}",
-                             output=log_file)  # fmt: skip
+                             output=log_file, inputs=inputs)  # fmt: skip
         return ran.returncode
 
     def _collect(self, task: SiteTask, manifest: tasks.TaskManifest, report: PassReport) -> None:

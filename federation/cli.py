@@ -13,6 +13,7 @@ import yaml
 from federation import pki, site_setup, tasks
 from federation.agent import CoordinatorClient, SiteAgent, SiteConfig, SiteFiles, load_config
 from federation.coordinator import Coordinator
+from kernel import audit
 from kernel.errors import EnclaveError
 from kernel.secret_files import write_secret
 from provisioning.cli.base import Context, actor, friendly, main, pass_ctx
@@ -150,6 +151,21 @@ def install_policy(ctx: Context, policy_file: Path) -> None:
     click.echo(f"policy installed: {SiteFiles.of(ctx.paths).policy}")
 
 
+@federation_group.command("linkage-key")
+@click.argument("key_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@pass_ctx
+@friendly
+def linkage_key(ctx: Context, key_file: Path) -> None:
+    """Keep the consortium's linkage key at this site (root-only), for count-once tasks; prints its fingerprint,
+    which every site's admin compares. The coordinator never holds it."""
+    from federation import site_linkage
+
+    key = site_linkage.install_key(ctx.paths, key_file)
+    ctx.registry.transaction(lambda s: audit.record(s, actor=actor(), action="federation.linkage_key_installed",
+                                                    target="linkage-key", fingerprint=key.fingerprint()))  # fmt: skip
+    click.echo(f"linkage key installed (fingerprint {key.fingerprint()})")
+
+
 @federation_group.command("agent")
 @click.option("--once", is_flag=True, help="One pass (pull, run, report), then exit.")
 @pass_ctx
@@ -260,10 +276,13 @@ def _output(value: str) -> tasks.DeclaredOutput:
               help="A declared output, relative to the notebook's `outputs` folder; KIND is table, counts, "
               "estimates, figure or text. Nothing else leaves a site.")  # fmt: skip
 @click.option("--days", type=int, default=7, show_default=True, help="How long the sites may take.")
+@click.option("--count-once", is_flag=True,
+              help="Count a patient with records at several sites once: the sites exchange linkage tokens first and "
+              "each run gets `excluded`, the pseudonyms another site counts.")  # fmt: skip
 @pass_ctx
 @friendly
 def submit(ctx: Context, notebook: Path, project: str, parameters: tuple[tuple[str, str], ...],
-           outputs: tuple[str, ...], days: int) -> None:  # fmt: skip
+           outputs: tuple[str, ...], days: int, count_once: bool) -> None:  # fmt: skip
     """Sign NOTEBOOK as a task for every site of PROJECT; prints the task's id."""
     from datetime import timedelta
 
@@ -273,7 +292,8 @@ def submit(ctx: Context, notebook: Path, project: str, parameters: tuple[tuple[s
     values = {name: _value(value) for name, value in parameters}
     declared = [_output(o) for o in outputs]
     task_id = coordinator_of(ctx).submit(project=project, submitter=actor(), notebook=content, parameters=values,
-                                         outputs=declared, valid_for=timedelta(days=days))  # fmt: skip
+                                         outputs=declared, valid_for=timedelta(days=days),
+                                         count_once=count_once)  # fmt: skip
     click.echo(task_id)
 
 

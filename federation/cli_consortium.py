@@ -11,6 +11,7 @@ import click
 
 from federation import pki
 from kernel import audit
+from kernel.errors import EnclaveError
 from kernel.secret_files import write_secret
 from provisioning.cli.base import Context, actor, friendly, pass_ctx
 
@@ -205,6 +206,23 @@ def list_certificates(ctx: Context, folder: Path | None) -> None:
     for cert in authority.certificates():
         click.echo(f"{cert.serial:<42} {cert.role:<12} {cert.name:<24} {cert.generation:<4} {cert.not_after:<26} "
                    f"{cert.status(now)}")  # fmt: skip
+
+
+@consortium.command("linkage-key")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@pass_ctx
+@friendly
+def new_linkage_key(ctx: Context, out: Path) -> None:
+    """A new linkage key for one federated project's count-once tasks (0600): hand it to every site's admin out of
+    band, never to the coordinator. Prints its fingerprint, which each site's admin checks after installing it."""
+    from federation.linkage import LinkageKey
+
+    if out.exists() or out.is_symlink():
+        raise EnclaveError(f"{out} exists: a linkage key is never overwritten (every site would need the new one)")
+    key = LinkageKey.generate()
+    key.write(out)
+    _audit(ctx, "consortium.linkage_key_made", "linkage-key", fingerprint=key.fingerprint())
+    click.echo(f"linkage key written to {out} (fingerprint {key.fingerprint()})")
 
 
 def _now() -> datetime:

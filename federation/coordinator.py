@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from federation import sealing, tasks
+from federation import linkage, sealing, tasks
 from federation.models import FederatedMember, FederatedProject, FederatedTask, TaskSite
 from federation.states import DESCRIPTIONS, TERMINAL, InvalidMove, Mover, TaskState, check_move
 from kernel import audit
@@ -40,6 +40,8 @@ MAX_RESULT_BYTES = 64 << 20
 DEFAULT_VALIDITY = timedelta(days=7)
 PROJECT_KEY, PROJECT_PUBLIC_KEY = "key.pem", "key.pub.pem"  # a federated project's X25519 pair, in its folder
 REASON = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")  # a site reports codes, never free text
+TOKEN = re.compile(r"[0-9a-f]{64}")
+MAX_TOKENS = 1_000_000  # a site's patients in one project (65 MB, within the server's body limit)
 REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -171,8 +173,10 @@ class Coordinator:
         parameters: Mapping[str, Any],
         outputs: Iterable[tasks.DeclaredOutput],
         valid_for: timedelta = DEFAULT_VALIDITY,
+        count_once: bool = False,
     ) -> str:
-        """Sign a task for every site of `project` and queue it there; its id. Only a member submits."""
+        """Sign a task for every site of `project` and queue it there; its id. Only a member submits. `count_once`:
+        the sites exchange linkage tokens first, so a patient with records at several sites is counted once."""
         if len(notebook) > MAX_NOTEBOOK_BYTES:
             raise FederationError(f"the notebook is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB", 413)
         digest = hashlib.sha256(notebook).hexdigest()
@@ -184,7 +188,7 @@ class Coordinator:
             return tasks.new_manifest(
                 project=project, purpose=spec.purpose, submitter=submitter, notebook_sha256=digest,
                 parameters=dict(parameters), outputs=tuple(outputs), sites=tuple(spec.sites),
-                coordinator=self.name, valid_for=valid_for,
+                coordinator=self.name, valid_for=valid_for, count_once=count_once,
             )  # fmt: skip
 
         try:
@@ -203,7 +207,8 @@ class Coordinator:
             session.flush()
             for site in manifest.sites:
                 session.add(TaskSite(task_id=manifest.task_id, site=site, state=TaskState.QUEUED, reason="",
-                                     reference="", result_sha256="", result_size=0, updated_at=now))  # fmt: skip
+                                     reference="", result_sha256="", result_size=0, tokens_sha256="",
+                                     tokens_count=0, updated_at=now))  # fmt: skip
             audit.record(session, actor=submitter, action="federation.task_submitted", target=manifest.task_id,
                          project=project, notebook_sha256=digest, sites=list(manifest.sites),
                          outputs=[o.path for o in manifest.outputs])  # fmt: skip
@@ -354,6 +359,72 @@ class Coordinator:
 
         self.tx(record)
 
+    def receive_tokens(self, site: str, task_id: str, body: bytes) -> int:
+        """A site's linkage tokens for a count-once task (one 64-hex token a line), kept as a sorted set; how many.
+        Only before the site runs the task (pulled, and perhaps awaiting its custodian: a site sends its tokens in
+        the pass that pulled the task, before it reports that it did); the same set again is a no-op."""
+        tokens = parse_tokens(body)
+        content = "".join(f"{t}\n" for t in sorted(tokens)).encode()
+        digest = hashlib.sha256(content).hexdigest()
+
+        def check(session: Session) -> bool:
+            row = self._site_row(session, task_id, site)
+            task = self._task(session, task_id)
+            if not tasks.TaskManifest.from_canonical(tasks.SignedTask.from_json(task.signed).manifest).count_once:
+                raise FederationError("this task does not count patients once: it takes no tokens", 409)
+            if row.tokens_sha256:
+                if row.tokens_sha256 == digest:
+                    return False
+                raise FederationError("this site's tokens for the task are already in", 409)
+            if row.state not in (TaskState.QUEUED, TaskState.FETCHED, TaskState.AWAITING_APPROVAL):
+                raise FederationError(f"tokens come before the run, not when the task is {row.state}", 409)
+            self._unexpired(session, task_id)
+            return True
+
+        if not self.tx(check):
+            return len(tokens)
+        write_secret_bytes(self._tokens_file(task_id, site), content)
+
+        def record(session: Session) -> None:
+            row = self._site_row(session, task_id, site)
+            if row.tokens_sha256:
+                return
+            row.tokens_sha256, row.tokens_count = digest, len(tokens)
+            audit.record(session, actor=f"site:{site}", action="federation.tokens_received", target=task_id,
+                         site=site, tokens=len(tokens))  # fmt: skip
+
+        self.tx(record)
+        return len(tokens)
+
+    def exclusions(self, site: str, task_id: str) -> list[str] | None:
+        """The tokens `site` leaves out of a count-once task: those of a site earlier in the project's order that
+        sent its tokens. None while a site that may still run the task has not sent them (a site that refused,
+        failed or expired there takes no part). Audited with counts only."""
+
+        def plan(session: Session) -> tuple[list[str], list[str]] | None:
+            mine = self._site_row(session, task_id, site)
+            if not mine.tokens_sha256:
+                raise FederationError("send this site's tokens first", 409)
+            task = self._task(session, task_id)
+            order = list(self._project(session, task.project).sites)
+            rows = {r.site: r for r in session.scalars(select(TaskSite).where(TaskSite.task_id == task_id))}
+            out = {TaskState.REFUSED.value, TaskState.FAILED.value, TaskState.EXPIRED.value}
+            waiting = [s for s, r in rows.items() if not r.tokens_sha256 and r.state not in out]
+            if waiting:
+                return None
+            return [s for s in order if s in rows and rows[s].tokens_sha256], order
+
+        planned = self.tx(plan)
+        if planned is None:
+            return None
+        taking_part, order = planned
+        tokens = {s: self._tokens_file(task_id, s).read_text().split() for s in taking_part}
+        left_out = sorted(linkage.overlap(tokens, [s for s in order if s in tokens])[site])
+        self.tx(lambda session: audit.record(
+            session, actor=f"site:{site}", action="federation.linkage_exclusions", target=task_id, site=site,
+            sites=len(tokens), left_out=len(left_out)))  # fmt: skip
+        return left_out
+
     def expire(self, now: datetime | None = None) -> list[tuple[str, str]]:
         """Move every unfinished (task, site) past its manifest's expiry to `expired`; what moved."""
         now = now or utcnow()
@@ -372,6 +443,9 @@ class Coordinator:
         return self.tx(run)
 
     # ------------------------------------------------------------------------------------------------ helpers
+
+    def _tokens_file(self, task_id: str, site: str) -> Path:
+        return self.folder / "tasks" / task_id / "linkage" / f"{site}.tokens"
 
     def _result_file(self, task_id: str, site: str, sha256: str) -> Path:
         return self.folder / "tasks" / task_id / "results" / f"{site}.{sha256}.sealed"
@@ -415,6 +489,21 @@ class Coordinator:
         if row is None:  # the same answer for an unknown task and another site's: a site learns nothing of others
             raise FederationError("no such task for this site", 404)
         return row
+
+
+def parse_tokens(body: bytes) -> set[str]:
+    """A site's linkage tokens: one 64-character lower-case hex token a line (none is a site whose patients have
+    no national identifier), at most MAX_TOKENS; FederationError
+    for anything else (a site that sent raw identifiers by mistake is refused here, and none is repeated)."""
+    if len(body) > MAX_TOKENS * 65:
+        raise FederationError(f"at most {MAX_TOKENS} tokens", 413)
+    try:
+        lines = body.decode("ascii").split()
+    except UnicodeDecodeError:
+        raise FederationError("tokens are ASCII lines of 64 hex digits") from None
+    if not all(TOKEN.fullmatch(line) for line in lines):  # none at all: a site with no linkable patient
+        raise FederationError("tokens are lines of 64 lower-case hex digits")
+    return set(lines)
 
 
 def naive(moment: datetime) -> datetime:

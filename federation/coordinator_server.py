@@ -8,6 +8,8 @@ Routes (all JSON but the notebook and the bundle):
     GET  /v1/tasks/ID/notebook         the task's notebook (its SHA-256 is in the signed manifest)
     POST /v1/tasks/ID/state            {"state", "reason", "reference"}: the site's move
     PUT  /v1/tasks/ID/result           the sealed bundle of what the site's airlock released
+    PUT  /v1/tasks/ID/linkage          a count-once task: the site's linkage tokens, one a line
+    GET  /v1/tasks/ID/linkage          the tokens to leave out ({"leave_out": [...]}), or 202 while sites are missing
 
 Researchers never reach this server: they submit on the coordinator's own Enclave (the command line or their
 workspace, through the hub). Answers carry no stack trace and no data; errors are `{"error": message}`.
@@ -108,6 +110,22 @@ class ResultHandler(SiteHandler):
         self.finish()
 
 
+class LinkageHandler(SiteHandler):
+    async def put(self, task_id: str) -> None:
+        count = await self.call(self.coordinator.receive_tokens, self.site, task_id, self.request.body)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"tokens": count}))
+
+    async def get(self, task_id: str) -> None:
+        left_out = await self.call(self.coordinator.exclusions, self.site, task_id)
+        self.set_header("Content-Type", "application/json")
+        if left_out is None:  # a site that may still run the task has not sent its tokens yet
+            self.set_status(202)
+            self.finish(json.dumps({"waiting": True}))
+        else:
+            self.finish(json.dumps({"leave_out": left_out}))
+
+
 class NotFound(SiteHandler):
     def get(self, *_: Any) -> None:
         raise web.HTTPError(404, reason="not found")
@@ -121,6 +139,7 @@ def make_app(coordinator: Coordinator) -> web.Application:
         (rf"/v1/tasks/{TASK_ID}/notebook", NotebookHandler),
         (rf"/v1/tasks/{TASK_ID}/state", StateHandler),
         (rf"/v1/tasks/{TASK_ID}/result", ResultHandler),
+        (rf"/v1/tasks/{TASK_ID}/linkage", LinkageHandler),
     ]
     return web.Application(
         [(path, handler, {"coordinator": coordinator}) for path, handler in routes],

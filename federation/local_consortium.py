@@ -23,9 +23,10 @@ from pathlib import Path
 
 import yaml
 
-from federation import pki, site_setup
+from federation import pki, site_linkage, site_setup
 from federation.agent import SiteConfig
 from federation.coordinator import Coordinator
+from federation.linkage import LinkageKey
 from kernel.config import Paths
 from kernel.db import Registry
 from kernel.errors import EnclaveError
@@ -143,6 +144,9 @@ def build(
     finally:
         registry.close()
     consortium = LocalConsortium(root, plan, authority, coordinator_paths, credentials, free_port())
+    linkage_key = root / "linkage.key"  # the sites' shared key for count-once tasks: never in the coordinator's home
+    if not linkage_key.exists():
+        LinkageKey.generate().write(linkage_key)
     for name in names:
         paths = provision_site(root / name, exports / name, plan, actor=actor)
         if host:
@@ -155,6 +159,7 @@ def build(
                                 coordinator_key=signing_key, run_user=RUN_USER)  # fmt: skip
             site_setup.join(paths, site_registry, config, site_credentials, actor=actor)
             site_setup.install_policy(paths, site_registry, site_policy_text(plan, name), actor=actor)
+            site_linkage.install_key(paths, linkage_key)
         finally:
             site_registry.close()
         consortium.sites[name] = paths

@@ -57,6 +57,8 @@ class TaskSite(Base):
     reference: Mapped[str] = mapped_column(String(64), default="")  # the site's own reference for its staff
     result_sha256: Mapped[str] = mapped_column(String(64), default="")
     result_size: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_sha256: Mapped[str] = mapped_column(String(64), default="")  # a count-once task: the site's tokens
+    tokens_count: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 
 
@@ -74,6 +76,7 @@ class SiteTask(Base):
     reference: Mapped[str] = mapped_column(String(64))  # shown to the coordinator; the site's staff look it up
     approved_by: Mapped[str] = mapped_column(String(64), default="")
     request_id: Mapped[str] = mapped_column(String(32), default="")  # the site airlock's request
+    linkage: Mapped[str] = mapped_column(String(16), default="")  # a count-once task: "", "sent", "ready"
     reported: Mapped[str] = mapped_column(String(24), default="")  # the last state the coordinator acknowledged
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)

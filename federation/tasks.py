@@ -218,9 +218,14 @@ class TaskManifest:
     issued_at: datetime
     expires_at: datetime
     coordinator: str
+    # patients with records at several sites counted once: each site exchanges keyed-hash tokens through the
+    # coordinator before it runs and leaves out those a site earlier in the consortium's order keeps
+    count_once: bool = False
 
     def __post_init__(self) -> None:
         check_task_id(self.task_id)
+        if type(self.count_once) is not bool:
+            raise ValueError("count_once must be true or false")
         check_name(self.project, "project")
         check_name(self.coordinator, "coordinator")
         if not isinstance(self.purpose, str) or not PURPOSE.fullmatch(self.purpose):
@@ -298,6 +303,7 @@ class TaskManifest:
             "nonce": self.nonce,
             "issued_at": format_time(self.issued_at),
             "expires_at": format_time(self.expires_at),
+            "count_once": self.count_once,
         }
 
     def canonical_bytes(self) -> bytes:
@@ -343,6 +349,7 @@ class TaskManifest:
             issued_at=parse_time(data["issued_at"], "issued_at"),
             expires_at=parse_time(data["expires_at"], "expires_at"),
             coordinator=data["coordinator"],
+            count_once=data["count_once"],
         )
 
     @classmethod
@@ -393,6 +400,7 @@ def new_manifest(
     parameters: Mapping[str, Scalar] | None = None,
     valid_for: timedelta = timedelta(days=7),
     now: datetime | None = None,
+    count_once: bool = False,
 ) -> TaskManifest:
     """A new manifest: a fresh UUID4 task id, a 32-byte random nonce, issued now (whole seconds, UTC) and valid for
     `valid_for` (at most MAX_VALIDITY)."""
@@ -412,6 +420,7 @@ def new_manifest(
         issued_at=issued,
         expires_at=issued + valid_for,
         coordinator=coordinator,
+        count_once=count_once,
     )
 
 

@@ -20,7 +20,7 @@ import secrets
 import shutil
 import stat
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -197,6 +197,23 @@ def stage_notebook(layout: SandboxLayout, stem: str, content: bytes, secure: boo
     return source, executed
 
 
+def stage_inputs(layout: SandboxLayout, stem: str, inputs: Mapping[str, bytes], secure: bool) -> dict[str, str]:
+    """Copy each input file beside the notebook in `runs/` (a run's own data, e.g. the pseudonyms a federated task
+    leaves out), never through a link; its path inside the sandbox, by the parameter that names it."""
+    owner = (layout.uid, layout.gid) if secure else (None, None)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    inside: dict[str, str] = {}
+    runs = _open_runs(layout.home, *owner)
+    try:
+        for parameter, content in inputs.items():
+            name = f"{stem}-{stamp}-{parameter}.json"
+            _create(runs, name, content, *owner)
+            inside[parameter] = f"{layout.inside_home}/{RUNS}/{name}"
+    finally:
+        os.close(runs)
+    return inside
+
+
 def papermill_command(layout: SandboxLayout, source: str, executed: str, parameters: dict[str, str]) -> list[str]:
     """papermill from the workspace environment, from `runs/source` to `runs/executed` inside the sandbox."""
     inside_runs = f"{layout.inside_home}/{RUNS}"
@@ -225,10 +242,12 @@ def run_in_sandbox(
     timeout: float | None = None,
     actor: str | None = None,
     output: IO[bytes] | None = None,
+    inputs: Mapping[str, bytes] | None = None,
 ) -> NotebookRun:
     """Run `notebook` in `user`'s workspace sandbox of `project` with papermill `parameters` (as `-p NAME VALUE`);
     audited as `notebook.run_started` and `notebook.run_ended` (by `actor`, default `user`). papermill's output
-    goes to the caller's terminal, or to `output` (a site's federated run keeps it at the site: it can quote data)."""
+    goes to the caller's terminal, or to `output` (a site's federated run keeps it at the site: it can quote data).
+    `inputs` (parameter -> JSON bytes) are staged beside the notebook and each parameter set to its path inside."""
     who = invoker()
     check_installation(paths, who)
     content = read_notebook(notebook, who)
@@ -250,6 +269,8 @@ def run_in_sandbox(
     try:
         layout = plan.layout
         source, executed = stage_notebook(layout, notebook.stem, content, plan.secure)
+        if inputs:
+            parameters = {**parameters, **stage_inputs(layout, notebook.stem, inputs, plan.secure)}
         inside = f"{layout.inside_home}/{RUNS}/{executed}"
         command = papermill_command(layout, source, executed, parameters)
         audit_run(paths, project, actor=actor or user, action="notebook.run_started", user=user, executed=inside)

@@ -67,3 +67,9 @@ class InProcessLink:
 
     def result(self, task_id: str, blob: bytes, reference: str) -> None:
         self._call(self.coordinator.receive_result, self.site, task_id, blob, reference=reference)
+
+    def send_tokens(self, task_id: str, tokens: list[str]) -> None:
+        self._call(self.coordinator.receive_tokens, self.site, task_id, "".join(f"{t}\n" for t in tokens).encode())
+
+    def exclusions(self, task_id: str) -> list[str] | None:
+        return self._call(self.coordinator.exclusions, self.site, task_id)

@@ -54,6 +54,8 @@ def upgrade() -> None:
         sa.Column("reference", sa.String(64), nullable=False),
         sa.Column("result_sha256", sa.String(64), nullable=False),
         sa.Column("result_size", sa.Integer(), nullable=False),
+        sa.Column("tokens_sha256", sa.String(64), nullable=False),
+        sa.Column("tokens_count", sa.Integer(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
     )
     op.create_index("ix_federated_task_sites_state", "federated_task_sites", ["state"])
@@ -68,6 +70,7 @@ def upgrade() -> None:
         sa.Column("reference", sa.String(64), nullable=False),
         sa.Column("approved_by", sa.String(64), nullable=False),
         sa.Column("request_id", sa.String(32), nullable=False),
+        sa.Column("linkage", sa.String(16), nullable=False),
         sa.Column("reported", sa.String(24), nullable=False),
         sa.Column("expires_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),

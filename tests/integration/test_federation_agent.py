@@ -28,6 +28,7 @@ from kernel.models import AuditEvent
 from kernel.secret_files import write_secret
 from output_checks.release.service import Airlock
 from tests.federation_nodes import CHECKERS, COORDINATOR, PLAN, PROJECT, PURPOSE, RESEARCHER, InProcessLink
+from workbench import open_project
 
 pytestmark = pytest.mark.integration
 
@@ -79,9 +80,9 @@ class Consortium:
         write_secret(SiteFiles.of(self.site_paths).policy,
                      yaml.safe_dump({"approve_code": approve_code, "projects": {PROJECT: entry}}))  # fmt: skip
 
-    def write_outputs(self, notebook: Path, project: str, parameters: dict[str, str], log_file) -> int:
+    def write_outputs(self, notebook: Path, project: str, parameters: dict[str, str], log_file, inputs) -> int:
         """In place of papermill: what the notebook would write into the task's folder."""
-        self.runs.append(parameters)
+        self.runs.append({**parameters, **{f"input:{k}": v.decode() for k, v in inputs.items()}})
         folder = self.site_paths.project_outputs(project) / parameters["outputs"].removeprefix("/project/outputs/")
         folder.mkdir(parents=True, exist_ok=True)
         for name, content in self.written.items():
@@ -271,3 +272,72 @@ def test_a_failed_run_returns_a_category_never_its_output(consortium: Consortium
     assert status.sites[0].reference.startswith("fed-")  # the site's staff look it up; the log stays there
     log = SiteFiles.of(consortium.site_paths).task(task_id) / "run.log"
     assert b"P-0001" in log.read_bytes()
+
+
+def test_a_patient_at_two_sites_is_counted_once_and_the_coordinator_sees_only_tokens(
+    tmp_path: Path, cohort: Path
+) -> None:
+    """Two sites of the cohort share patients (the generator puts some at a second site). Each sends the tokens of
+    its view's patients; the later site in the consortium's order leaves out those the earlier one counts, and runs
+    only once every site that may run has sent its tokens."""
+    from federation import linkage, site_linkage
+
+    first, second = sorted(p for p in cohort.iterdir() if p.is_dir())[:2]
+    coordinator_paths = Paths(tmp_path / "coordinator")
+    coordinator_paths.home.mkdir()
+    coordinator_registry = Registry.of(coordinator_paths)
+    coordinator = Coordinator(coordinator_registry, coordinator_paths, COORDINATOR)
+    coordinator.create_project(name=PROJECT, title="Federated MACE", purpose=PURPOSE,
+                               sites=[first.name, second.name], members=[RESEARCHER], actor="admin")  # fmt: skip
+    key_file = tmp_path / "linkage.key"
+    linkage.LinkageKey.generate().write(key_file)  # the consortium's, handed to the sites, never the coordinator's
+    runs: dict[str, list[dict]] = {first.name: [], second.name: []}
+    agents, registries = {}, []
+    for export in (first, second):
+        paths = provision_site(tmp_path / export.name, export, PLAN, actor="site-admin")
+        config = SiteConfig(coordinator_url="https://127.0.0.1:1", coordinator=COORDINATOR,
+                            coordinator_key=coordinator.signing_public_pem())  # fmt: skip
+        write_secret(SiteFiles.of(paths).config, yaml.safe_dump(config.model_dump()))
+        accepted = {"purpose": PURPOSE, "coordinator": COORDINATOR, "submitters": "*", "output_kinds": ["estimates"]}
+        write_secret(
+            SiteFiles.of(paths).policy, yaml.safe_dump({"approve_code": False, "projects": {PROJECT: accepted}})
+        )
+        site_linkage.install_key(paths, key_file)
+        registry = Registry.of(paths)
+        registries.append(registry)
+
+        def run(notebook, project, parameters, log_file, inputs, name=export.name, paths=paths) -> int:
+            runs[name].append({"parameters": parameters, "excluded": json.loads(inputs["excluded"])})
+            folder = paths.project_outputs(project) / parameters["outputs"].removeprefix("/project/outputs/")
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "estimates.csv").write_text(ESTIMATES)
+            return 0
+
+        agents[export.name] = SiteAgent(paths, registry, InProcessLink(coordinator, export.name), site=export.name,
+                                        run=run)  # fmt: skip
+    try:
+        task_id = coordinator.submit(project=PROJECT, submitter=RESEARCHER, notebook=b"{}", parameters={},
+                                     outputs=OUTPUTS[:1], count_once=True)  # fmt: skip
+        agents[second.name].run_once()  # its tokens are in; the first site's are not: it waits
+        assert runs[second.name] == []
+        assert coordinator.status(task_id, RESEARCHER).sites[1].state == "fetched"
+        agents[first.name].run_once()  # the first site's tokens complete the set: it runs, leaving no one out
+        agents[second.name].run_once()
+        assert runs[first.name][0]["excluded"] == []
+        left_out = runs[second.name][0]["excluded"]
+        assert left_out, "the cohort puts some patients at two sites"
+
+        folder = coordinator.folder / "tasks" / task_id / "linkage"
+        tokens = {site: (folder / f"{site}.tokens").read_text().split() for site in (first.name, second.name)}
+        assert linkage.overlap_size(tokens) == len(left_out)  # each shared patient left out once, at the later site
+        view = set(open_project(path=agents[second.name].paths.project_data(PROJECT)).pseudonyms)
+        assert set(left_out) <= view
+        kept = b"".join(p.read_bytes() for p in coordinator.folder.rglob("*") if p.is_file())
+        assert b"P-" not in kept.replace(b"-----", b"")  # no pseudonym reaches the coordinator, only tokens
+        with coordinator_registry.session() as session:
+            events = session.scalars(select(AuditEvent).where(AuditEvent.action == "federation.linkage_exclusions"))
+            assert {e.detail["left_out"] for e in events} == {0, len(left_out)}
+    finally:
+        for registry in registries:
+            registry.close()
+        coordinator_registry.close()

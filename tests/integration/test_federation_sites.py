@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from federation import local_consortium, pki
+from bench.federation_benchmarks import notebook_rows as bench_rows
+from federation import local_consortium
 from federation.models import SiteTask
 from kernel.config import Paths
 from kernel.db import Registry
@@ -28,7 +27,7 @@ from output_checks.release.service import Airlock
 from provisioning.host import remove_egress_rules
 from provisioning.storage import release_all_under
 from synthetic_sites import generate_cohort
-from tests.federation_nodes import CHECKERS, COORDINATOR, ENCLAVE, PROJECT, PURPOSE, RESEARCHER, enclave
+from tests.federation_nodes import CHECKERS, COORDINATOR, PROJECT, PURPOSE, RESEARCHER, enclave
 from tests.workspace_hub import needs_enclave
 
 pytestmark = [pytest.mark.integration, needs_enclave, pytest.mark.timeout(1200)]
@@ -99,10 +98,11 @@ def test_a_notebook_runs_at_every_accepting_site_and_only_released_outputs_come_
     names = list(consortium.sites)
     submitted = enclave(consortium.coordinator.home, "federate", "submit", str(NOTEBOOK), "--project", PROJECT,
                         "--output", "estimates.csv:estimates", "--output", "counts.csv:counts", "-p", "min_count",
-                        "10")  # fmt: skip
+                        "10", "--count-once")  # fmt: skip
     task_id = submitted.stdout.strip()
 
-    agents_pass(consortium)
+    agents_pass(consortium)  # pulled, tokens sent (five agents at once: some ask before all are in)
+    agents_pass(consortium)  # every accepting site's tokens are in: they run
     states = status(consortium, task_id)
     assert states[names[REFUSING]] == ("refused", "project-not-approved")
     assert states[names[GATED]] == ("awaiting-approval", "")
@@ -130,15 +130,23 @@ def test_a_notebook_runs_at_every_accepting_site_and_only_released_outputs_come_
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.csv")) == sorted(
         f"{name}/{file}" for name in released for file in ("counts.csv", "estimates.csv")
     )
+    left_out = 0
     for name in released:
-        estimates = (out / name / "estimates.csv").read_text().splitlines()
-        assert estimates[0] == "term,estimate,std_error,n" and len(estimates) == 5
+        estimates = pd.read_csv(out / name / "estimates.csv")
+        assert list(estimates.columns) == ["term", "estimate", "std_error", "n"] and len(estimates) == 4
+        # counted once: the site's run left out the patients a site earlier in the order counts
+        excluded = set(json.loads((consortium.sites[name].federation / "site" / "tasks" / task_id /
+                                   "excluded.json").read_text()))  # fmt: skip
+        rows = bench_rows(consortium.sites[name].project_data(PROJECT))
+        assert int(estimates["n"].iloc[0]) == len(rows.index.difference(list(excluded)))
+        left_out += len(excluded)
+    assert left_out > 0  # the cohort puts some patients at two sites
 
     pooled_dir = tmp_path / "pooled"
     done = enclave(consortium.coordinator.home, "federate", "pool", task_id, "--out", str(pooled_dir))
     assert done.stdout.startswith("4 of 5 sites contributed; not included: " + names[REFUSING])
     pooled = pd.read_csv(pooled_dir / "pooled_estimates.csv").set_index("term")
-    reference = reference_fit([consortium.sites[name] for name in released])
+    reference = reference_fit([consortium.sites[name] for name in released], task_id)
     for term in ("age_decades", "male", "current_smoker"):
         # one-shot meta-analysis of sites of ~40 patients against one model on their pooled rows: the estimates
         # agree within the pooled model's standard error and their 95% intervals overlap
@@ -156,34 +164,12 @@ def test_a_notebook_runs_at_every_accepting_site_and_only_released_outputs_come_
     assert (pooled_dir / "forest_estimates_male.png").read_bytes().startswith(b"\x89PNG")
 
 
-def reference_fit(sites: list[Paths]):
-    """The notebook's model fitted once on the pooled rows of the sites' own views (read here, on the host)."""
-    from workbench import open_project
-
+def reference_fit(sites: list[Paths], task_id: str):
+    """The notebook's model fitted once on the sites' pooled rows, each patient once (read here, on the host)."""
     frames = []
     for site in sites:
-        view = open_project(path=site.project_data(PROJECT))
-        patients = (view.clinical("patients", ["pseudonym", "sex", "year_of_birth", "smoking"]).compute()
-                    .drop_duplicates("pseudonym").set_index("pseudonym"))  # fmt: skip
-        events = set(view.clinical("outcomes", ["pseudonym"])["pseudonym"].unique().compute())
-        frames.append(pd.DataFrame({
-            "age_decades": (2024 - patients["year_of_birth"].astype(float)) / 10,
-            "male": (patients["sex"] == "M").astype(float),
-            "current_smoker": (patients["smoking"] == "current").astype(float),
-            "mace": patients.index.isin(events).astype(int),
-        }))  # fmt: skip
+        excluded = json.loads((site.federation / "site" / "tasks" / task_id / "excluded.json").read_text())
+        rows = bench_rows(site.project_data(PROJECT))
+        frames.append(rows.drop(index=[p for p in excluded if p in rows.index]))
     rows = pd.concat(frames)
     return sm.Logit(rows["mace"], sm.add_constant(rows[["age_decades", "male", "current_smoker"]])).fit(disp=0)
-
-
-def test_a_revoked_site_certificate_is_refused_at_the_handshake(consortium):
-    name = next(iter(consortium.sites))
-    site = consortium.sites[name]
-    enclave(consortium.root, "consortium", "revoke", name, "--folder", str(consortium.authority))
-    crl = consortium.root / "crl.pem"
-    enclave(consortium.root, "consortium", "crl", "--out", str(crl), "--folder", str(consortium.authority))
-    pki.install_crl(consortium.coordinator_credentials, crl.read_text())
-    time.sleep(3)  # the server reloads its CRL when the file changes
-    done = subprocess.run([str(ENCLAVE), "--home", str(site.home), "federation", "agent", "--once"],
-                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
-    assert "could not be reached" in done.stderr

@@ -536,8 +536,8 @@ def test_datasets_with_many_rows_block(tmp_path, name, content, kind):
     [
         ("tiny.dta", _stata_new(3), "stata"),
         ("tiny.xpt", _xpt(3), "sas-xpt"),
-        ("model.rds", gzip.compress(b"X\n\x00\x00\x00\x03\x00\x04\x02\x00" + b"\x00" * 50), "rds"),
-        ("session.RData", gzip.compress(b"RDX3\nX\n\x00\x00\x00\x03" + b"\x00" * 50), "rdata"),
+        ("model.rds", gzip.compress(b"X\n\x00\x00\x00\x03\x00\x04\x02\x00" + b"\x00" * 50, mtime=0), "rds"),
+        ("session.RData", gzip.compress(b"RDX3\nX\n\x00\x00\x00\x03" + b"\x00" * 50, mtime=0), "rdata"),
         ("ae.xpt", b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!000000000000000000000000000000  " * 2, "sas-xpt"),
     ],
 )

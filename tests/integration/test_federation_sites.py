@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +21,7 @@ import pytest
 import statsmodels.api as sm
 
 from bench.federation_benchmarks import notebook_rows as bench_rows
-from federation import local_consortium
+from federation import local_consortium, pki
 from federation.models import SiteTask
 from kernel.config import Paths
 from kernel.db import Registry
@@ -27,7 +29,7 @@ from output_checks.release.service import Airlock
 from provisioning.host import remove_egress_rules
 from provisioning.storage import release_all_under
 from synthetic_sites import generate_cohort
-from tests.federation_nodes import CHECKERS, COORDINATOR, PROJECT, PURPOSE, RESEARCHER, enclave
+from tests.federation_nodes import CHECKERS, COORDINATOR, ENCLAVE, PROJECT, PURPOSE, RESEARCHER, enclave
 from tests.workspace_hub import needs_enclave
 
 pytestmark = [pytest.mark.integration, needs_enclave, pytest.mark.timeout(1200)]
@@ -173,3 +175,24 @@ def reference_fit(sites: list[Paths], task_id: str):
         frames.append(rows.drop(index=[p for p in excluded if p in rows.index]))
     rows = pd.concat(frames)
     return sm.Logit(rows["mace"], sm.add_constant(rows[["age_decades", "male", "current_smoker"]])).fit(disp=0)
+
+
+def test_a_revoked_site_certificate_is_refused_at_the_handshake(consortium):
+    name = next(iter(consortium.sites))
+    site = consortium.sites[name]
+    enclave(consortium.root, "consortium", "revoke", name, "--folder", str(consortium.authority))
+    crl = consortium.root / "crl.pem"
+    enclave(consortium.root, "consortium", "crl", "--out", str(crl), "--folder", str(consortium.authority))
+    pki.install_crl(consortium.coordinator_credentials, crl.read_text())
+    deadline = time.monotonic() + 60  # the server loads a new CRL within seconds, without a restart
+    while True:
+        done = subprocess.run([str(ENCLAVE), "--home", str(site.home), "federation", "agent", "--once"],
+                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+        if "could not be reached" in done.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert "could not be reached" in done.stderr, done.stderr[-2000:]
+    other = consortium.sites[list(consortium.sites)[1]]
+    served = subprocess.run([str(ENCLAVE), "--home", str(other.home), "federation", "agent", "--once"],
+                            capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert served.returncode == 0 and "could not be reached" not in served.stderr  # the others are still served

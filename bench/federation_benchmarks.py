@@ -28,12 +28,10 @@ from bench.measure import ROOT, log
 from federation import local_consortium
 from federation.coordinator import Coordinator
 from federation.local_consortium import ConsortiumPlan
-from federation.models import SiteTask
 from federation.pooling import SiteEstimate, meta_analyse
 from federation.tasks import DeclaredOutput
 from kernel.config import Paths
 from kernel.db import Registry
-from output_checks.release.service import Airlock
 from synthetic_sites import generate_cohort
 
 NOTEBOOK = ROOT / "notebooks" / "federated_risk.ipynb"
@@ -189,8 +187,8 @@ def _federated(consortium: local_consortium.LocalConsortium) -> float:
         task_id = coordinator.submit(project=plan.project, submitter=plan.researchers[0],
                                      notebook=NOTEBOOK.read_bytes(), parameters={}, outputs=OUTPUTS)  # fmt: skip
         local_consortium.agents_pass(consortium)
-        for paths in consortium.sites.values():
-            _approve_everything(paths, task_id, plan.checkers)
+        for paths in consortium.sites.values():  # the automatic-approval case: the reviewers scripted
+            local_consortium.scripted_review(paths, task_id, plan.checkers, note="scripted benchmark review")
         local_consortium.agents_pass(consortium)
         status = coordinator.status(task_id, plan.researchers[0])
         if len(status.released) != len(consortium.sites):
@@ -202,23 +200,6 @@ def _federated(consortium: local_consortium.LocalConsortium) -> float:
     finally:
         registry.close()
     return time.monotonic() - started
-
-
-def _approve_everything(paths: Paths, task_id: str, checkers: tuple[str, ...]) -> None:
-    """The site's reviewers, scripted: every file approved by each, then released (the automatic-approval case)."""
-    registry = Registry.of(paths)
-    try:
-        airlock = Airlock(registry, paths)
-        with registry.session() as session:
-            request_id = session.get(SiteTask, task_id).request_id
-        for checker in checkers:
-            for f in airlock.request(request_id, checker)["files"]:
-                airlock.vote(request_id, checker, f["path"], "approve", "benchmark",
-                             "scripted benchmark review" if f["blocked"] else "")  # fmt: skip
-            airlock.submit_review(request_id, checker)
-        airlock.release(request_id, checkers[0])
-    finally:
-        registry.close()
 
 
 def report(results: dict) -> str:

@@ -5,11 +5,16 @@ written by kernel/secret_files.py. Errors name the file, never its content."""
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from pathlib import Path
+from typing import TypeVar
+
+from cryptography.hazmat.primitives import serialization
 
 from kernel.errors import InvalidInputError
+from kernel.secret_files import write_secret_bytes
+
+T = TypeVar("T")
 
 MAX_KEY_FILE = 64 * 1024
 
@@ -36,16 +41,19 @@ def read_key_file(path: Path, *, private: bool) -> bytes:
 
 
 def write_public_file(path: Path, text: str) -> None:
-    """Write a public key's PEM (0644) whole under a private name, then rename it into place: a link at `path` is
-    replaced, not followed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    """Write a public key's PEM (0644) whole, never through a link (kernel/secret_files.py)."""
+    write_secret_bytes(path, text.encode("ascii"), mode=0o644)
+
+
+def load_public_pem(source: Path | str | bytes, kind: type[T], what: str) -> T:
+    """A public key of `kind` (an X25519 or Ed25519 public key class) from a PEM file (Path) or PEM text; errors
+    name the file or `what`, never the content."""
+    data = read_key_file(source, private=False) if isinstance(source, Path) else source
+    where = source if isinstance(source, Path) else what
     try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(staging, path)
-    finally:
-        staging.unlink(missing_ok=True)
+        key = serialization.load_pem_public_key(data.encode("ascii") if isinstance(data, str) else data)
+    except (ValueError, TypeError, UnicodeEncodeError):
+        raise InvalidInputError(where, "not a PEM public key") from None
+    if not isinstance(key, kind):
+        raise InvalidInputError(where, f"not an {kind.__name__.removesuffix('PublicKey')} public key")
+    return key

@@ -27,10 +27,12 @@ from federation import pki, site_linkage, site_setup
 from federation.agent import SiteConfig
 from federation.coordinator import Coordinator
 from federation.linkage import LinkageKey
+from federation.models import SiteTask
 from kernel.config import Paths
 from kernel.db import Registry
 from kernel.errors import EnclaveError
 from kernel.secret_files import write_secret
+from output_checks.release.service import Airlock
 from provisioning import steps
 from provisioning.host import EGRESS_TABLE, ensure_host
 
@@ -203,6 +205,25 @@ def agents_pass(consortium: LocalConsortium, sites: Iterable[str] | None = None,
         if process.returncode != 0:
             raise EnclaveError(f"site {name}'s agent failed ({process.returncode}): {err.decode()[-1000:]}")
     return took
+
+
+def scripted_review(paths: Paths, task_id: str, checkers: Iterable[str], *, note: str) -> list[str]:
+    """A site's output checkers played by a script (the benchmarks' automatic approval, the tests): each approves
+    every file of the task's release request, a blocked one with `note` as the written reason, and the first
+    releases it. What was released. Never part of a real site: there, people review."""
+    checkers = list(checkers)
+    registry = Registry.of(paths)
+    try:
+        airlock = Airlock(registry, paths)
+        with registry.session() as session:
+            request_id = session.get(SiteTask, task_id).request_id
+        for checker in checkers:
+            for f in airlock.request(request_id, checker)["files"]:
+                airlock.vote(request_id, checker, f["path"], "approve", note, note if f["blocked"] else "")
+            airlock.submit_review(request_id, checker)
+        return airlock.release(request_id, checkers[0])
+    finally:
+        registry.close()
 
 
 def free_port() -> int:

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 
-from federation.key_files import read_key_file, write_public_file
+from federation.key_files import load_public_pem, read_key_file, write_public_file
 from federation.tasks import (
     HEX64,
     MAX_OUTPUTS,
@@ -175,15 +175,7 @@ def public_fingerprint(public: X25519PublicKey) -> str:
 
 def load_project_public_key(source: Path | str | bytes) -> X25519PublicKey:
     """A project's public key (what a site seals to) from a PEM file (Path) or PEM text."""
-    data = read_key_file(source, private=False) if isinstance(source, Path) else source
-    where = source if isinstance(source, Path) else "project public key"
-    try:
-        key = serialization.load_pem_public_key(data.encode("ascii") if isinstance(data, str) else data)
-    except (ValueError, TypeError, UnicodeEncodeError):
-        raise InvalidInputError(where, "not a PEM public key") from None
-    if not isinstance(key, X25519PublicKey):
-        raise InvalidInputError(where, "not an X25519 public key")
-    return key
+    return load_public_pem(source, X25519PublicKey, "project public key")
 
 
 # --- the bundle of released files --------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from federation.key_files import read_key_file, write_public_file
+from federation.key_files import load_public_pem, read_key_file, write_public_file
 from kernel.errors import EnclaveError, InvalidInputError
 from kernel.names import USERNAME
 from kernel.secret_files import write_secret
@@ -609,15 +609,7 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
 
 def load_public_key(source: Path | str | bytes) -> Ed25519PublicKey:
     """A trusted public key from a PEM file (Path) or PEM text."""
-    data = read_key_file(source, private=False) if isinstance(source, Path) else source
-    where = source if isinstance(source, Path) else "public key"
-    try:
-        key = serialization.load_pem_public_key(data.encode("ascii") if isinstance(data, str) else data)
-    except (ValueError, TypeError, UnicodeEncodeError):
-        raise InvalidInputError(where, "not a PEM public key") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise InvalidInputError(where, "not an Ed25519 public key")
-    return key
+    return load_public_pem(source, Ed25519PublicKey, "public key")
 
 
 def trusted_keys(public_keys: Iterable[Ed25519PublicKey]) -> dict[str, Ed25519PublicKey]:

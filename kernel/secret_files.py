@@ -17,11 +17,12 @@ def write_secret(path: Path, text: str) -> None:
     write_secret_bytes(path, text.encode())
 
 
-def write_secret_bytes(path: Path, content: bytes) -> None:
-    """`write_secret` for bytes (a key in DER, a task's notebook, a sealed bundle)."""
+def write_secret_bytes(path: Path, content: bytes, *, mode: int = 0o600) -> None:
+    """`write_secret` for bytes (a key in DER, a task's notebook, a sealed bundle); `mode` 0o644 for a file meant to
+    be read by others (a public key), still written whole and never through a link."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     staging = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(content)

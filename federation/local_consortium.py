@@ -64,6 +64,7 @@ class LocalConsortium:
     coordinator_credentials: Path
     port: int
     sites: dict[str, Paths] = field(default_factory=dict)  # in the consortium's order
+    server: subprocess.Popen | None = None  # the coordinator's server, once `serve` started it
 
     @property
     def url(self) -> str:
@@ -181,10 +182,19 @@ def serve(consortium: LocalConsortium, environment: Mapping[str, str] | None = N
             raise EnclaveError(f"the coordinator's server exited ({process.returncode})")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", consortium.port)) == 0:
+                consortium.server = process
                 return process
         time.sleep(0.2)
     process.terminate()
     raise EnclaveError("the coordinator's server did not listen within 60 s")
+
+
+def stop(consortium: LocalConsortium) -> None:
+    """Stop the coordinator's server (a restart is `stop` then `serve`: its state is the registry's)."""
+    if consortium.server is not None:
+        consortium.server.terminate()
+        consortium.server.wait(timeout=30)
+        consortium.server = None
 
 
 def agents_pass(consortium: LocalConsortium, sites: Iterable[str] | None = None,

@@ -170,6 +170,29 @@ def test_a_small_cell_is_blocked_at_the_site_and_never_reaches_the_coordinator(c
     assert set(consortium.coordinator.results(task_id, RESEARCHER)[consortium.site]) == {"estimates.csv"}
 
 
+def test_a_task_whose_table_differs_from_an_earlier_release_by_a_small_group_goes_to_review(
+    consortium: Consortium,
+) -> None:
+    """Differencing across tasks, at the site: the second task's counts differ from the first's released ones by
+    three people in one cell, so the site's airlock names the earlier release and sends the file to review."""
+    consortium.policy()
+    first = consortium.submit()
+    consortium.agent().run_once()
+    consortium.review(first, {"estimates.csv": "approve", "counts.csv": "approve"})
+    consortium.agent().run_once()
+    assert consortium.coordinator_state(first) == ("released", "")
+
+    consortium.written["counts.csv"] = COUNTS.replace("F,25,40", "F,22,40")  # the same table less three people
+    second = consortium.submit()
+    consortium.agent().run_once()
+    request = Airlock(consortium.site_registry, consortium.site_paths).request(
+        consortium.site_task(second).request_id, CHECKERS[0]
+    )
+    counts = next(f for f in request["files"] if f["path"].endswith("counts.csv"))
+    assert counts["verdict"] in ("review", "block")
+    assert any(finding["check"] == "differencing" for finding in counts["findings"]), counts["findings"]
+
+
 def test_a_site_whose_policy_does_not_accept_the_project_refuses_it(consortium: Consortium) -> None:
     write_secret(SiteFiles.of(consortium.site_paths).policy, "projects: {}\n")
     task_id = consortium.submit()

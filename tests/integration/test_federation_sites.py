@@ -49,15 +49,14 @@ def consortium(tmp_path_factory, workspace_env) -> local_consortium.LocalConsort
     previous = os.environ.get("ENCLAVE_WORKSPACE_ENV")
     os.environ["ENCLAVE_WORKSPACE_ENV"] = str(workspace_env)  # what each site's sandboxed run starts from
     table = "enclave_egress_fed"
-    made, server = None, None
+    made = None
     try:
         made = local_consortium.build(root, exports, plan, egress_table=table)
-        server = local_consortium.serve(made)
+        local_consortium.serve(made)
         yield made
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+        if made is not None:
+            local_consortium.stop(made)
         for home in [root / "coordinator", *(root / name / "home" for name in names)]:
             release_all_under(home)
         remove_egress_rules(table=table)
@@ -97,6 +96,8 @@ def test_a_notebook_runs_at_every_accepting_site_and_only_released_outputs_come_
         if index not in (REFUSING, GATED):
             assert states[name] == ("in-airlock", ""), states
 
+    local_consortium.stop(consortium)  # the coordinator restarts: nothing is lost, the sites carry on
+    local_consortium.serve(consortium)
     gated = consortium.sites[names[GATED]]
     enclave(gated.home, "federation", "approve", task_id, "--as", CHECKERS[0])
     agents_pass(consortium)

@@ -42,12 +42,15 @@ from output_checks.release.service import Airlock
 from output_checks.release.states import RequestState
 from output_checks.release.workflow import project_roles
 from provisioning.notebook_runs import run_in_sandbox
+from workbench.view_contract import ENV_EXCLUDED
 
 log = logging.getLogger("enclave.federation.agent")
 TASK_OUTPUTS = "federation"  # a task's outputs: OUTPUTS/federation/TASK_ID/, the notebook's `outputs` parameter
 INSIDE_OUTPUTS = "/project/outputs"
 OUTPUTS_PARAMETER = "outputs"
-EXCLUDED_PARAMETER = "excluded"  # a count-once task: a JSON list of this site's pseudonyms another site counts
+# a count-once task: a JSON list of this site's pseudonyms another site counts, the `excluded` parameter and
+# $ENCLAVE_EXCLUDED_PSEUDONYMS (which workbench's readers honour: a notebook cannot forget it)
+EXCLUDED_PARAMETER = "excluded"
 AIRLOCK_ENDED = {
     RequestState.REJECTED: "airlock-rejected",
     RequestState.WITHDRAWN: "airlock-withdrawn",
@@ -447,7 +450,8 @@ class SiteAgent:
             return self._run(notebook, project, parameters, log_file, inputs)
         ran = run_in_sandbox(self.paths, notebook, project, self.config.run_user, parameters,
                              timeout=self.config.run_timeout_seconds, actor=f"federation:{self.site}",
-                             output=log_file, inputs=inputs)  # fmt: skip
+                             output=log_file, inputs=inputs,
+                             input_variables={EXCLUDED_PARAMETER: ENV_EXCLUDED})  # fmt: skip
         return ran.returncode
 
     def _collect(self, task: SiteTask, manifest: tasks.TaskManifest, report: PassReport) -> None:

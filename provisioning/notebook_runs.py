@@ -243,11 +243,13 @@ def run_in_sandbox(
     actor: str | None = None,
     output: IO[bytes] | None = None,
     inputs: Mapping[str, bytes] | None = None,
+    input_variables: Mapping[str, str] | None = None,
 ) -> NotebookRun:
     """Run `notebook` in `user`'s workspace sandbox of `project` with papermill `parameters` (as `-p NAME VALUE`);
     audited as `notebook.run_started` and `notebook.run_ended` (by `actor`, default `user`). papermill's output
     goes to the caller's terminal, or to `output` (a site's federated run keeps it at the site: it can quote data).
-    `inputs` (parameter -> JSON bytes) are staged beside the notebook and each parameter set to its path inside."""
+    `inputs` (parameter -> JSON bytes) are staged beside the notebook and each parameter set to its path inside;
+    `input_variables` (parameter -> environment variable) also hand that path to the kernel's environment."""
     who = invoker()
     check_installation(paths, who)
     content = read_notebook(notebook, who)
@@ -269,12 +271,13 @@ def run_in_sandbox(
     try:
         layout = plan.layout
         source, executed = stage_notebook(layout, notebook.stem, content, plan.secure)
-        if inputs:
-            parameters = {**parameters, **stage_inputs(layout, notebook.stem, inputs, plan.secure)}
+        staged = stage_inputs(layout, notebook.stem, inputs, plan.secure) if inputs else {}
+        parameters = {**parameters, **staged}
+        variables = {variable: staged[name] for name, variable in (input_variables or {}).items() if name in staged}
         inside = f"{layout.inside_home}/{RUNS}/{executed}"
         command = papermill_command(layout, source, executed, parameters)
         audit_run(paths, project, actor=actor or user, action="notebook.run_started", user=user, executed=inside)
-        with plan.launch(command) as launch:
+        with plan.launch(command, environment=variables) as launch:
             completed = subprocess.run(  # output streams to the caller's terminal unless `output` is given
                 launch.argv,
                 stdin=subprocess.DEVNULL,

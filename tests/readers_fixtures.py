@@ -225,12 +225,14 @@ def build_view(root: Path, *, n_variants: tuple[int, int] = (240, 160), with_ima
     return root
 
 
-def pysam_frequencies(path: Path) -> pd.DataFrame:
-    """AN/AC per alt allele by a plain pysam loop: the independent reference the readers are checked against."""
+def pysam_frequencies(path: Path, excluded: frozenset[str] = frozenset()) -> pd.DataFrame:
+    """AN/AC per alt allele by a plain pysam loop: the independent reference the readers are checked against;
+    `excluded` samples are left out."""
     rows = []
     with pysam.VariantFile(str(path)) as vf:
         for rec in vf:
-            called = [a for s in rec.samples.values() for a in (s.get("GT") or ()) if a is not None]
+            kept = [v for name, v in rec.samples.items() if name not in excluded]
+            called = [a for s in kept for a in (s.get("GT") or ()) if a is not None]
             for k, alt in enumerate(rec.alts or (), start=1):
                 rows.append((rec.chrom, rec.pos, rec.ref, alt, len(called), sum(a == k for a in called)))
     return pd.DataFrame(rows, columns=["chrom", "pos", "ref", "alt", "an", "ac"])

@@ -204,9 +204,18 @@ def variants_task(path: str, site: str, region: Region) -> pd.DataFrame:
     return variant_frame(_read_records(path, region, 0, genotypes=False), site)
 
 
-def counts_task(path: str, region: Region, n_samples: int) -> pd.DataFrame:
-    """AN and AC per alternate allele over every sample in the file, for records starting in `region`."""
-    rec = _read_records(path, region, n_samples)
+def _kept(rec: _Records, keep: np.ndarray | None, n_samples: int) -> _Records:
+    """The records with only the samples (columns) `keep`, when given: the others are left out of every count."""
+    if keep is not None:
+        rec.first = rec.first.reshape(len(rec.pos), n_samples)[:, keep]
+        rec.second = rec.second.reshape(len(rec.pos), n_samples)[:, keep]
+    return rec
+
+
+def counts_task(path: str, region: Region, n_samples: int, keep: np.ndarray | None = None) -> pd.DataFrame:
+    """AN and AC per alternate allele over every sample in the file (or the samples `keep`), for records starting
+    in `region`."""
+    rec = _kept(_read_records(path, region, n_samples), keep, n_samples)
     rows, alleles = rec.split_alleles()
     an = allele_numbers(rec.first, rec.second)[rows]
     ac = allele_counts(rec.first, rec.second, rows, alleles)
@@ -224,18 +233,19 @@ def merge_counts_task(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return frequency_frame(merged)
 
 
-def frequencies_task(path: str, region: Region, n_samples: int) -> pd.DataFrame:
-    return frequency_frame(counts_task(path, region, n_samples))
+def frequencies_task(path: str, region: Region, n_samples: int, keep: np.ndarray | None = None) -> pd.DataFrame:
+    return frequency_frame(counts_task(path, region, n_samples, keep))
 
 
 def genotypes_task(
-    path: str, site: str, region: Region, n_samples: int, column: int, width: int
+    path: str, site: str, region: Region, n_samples: int, column: int, width: int, keep: np.ndarray | None = None
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """Variant rows and their int8 dosage matrix (rows x `width`), this file's samples at columns column.. ."""
-    rec = _read_records(path, region, n_samples)
+    """Variant rows and their int8 dosage matrix (rows x `width`), this file's samples (or the samples `keep`) at
+    columns column.. ."""
+    rec = _kept(_read_records(path, region, n_samples), keep, n_samples)
     rows, alleles = rec.split_alleles()
     matrix = np.full((len(rows), width), -1, dtype=np.int8)
-    matrix[:, column : column + n_samples] = dosages(rec.first, rec.second, rows, alleles)
+    matrix[:, column : column + rec.first.shape[1]] = dosages(rec.first, rec.second, rows, alleles)
     return variant_frame(rec, site), matrix
 
 

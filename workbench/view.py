@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +27,7 @@ from workbench.errors import InvalidInputError, WorkbenchError
 from workbench.regions import Region, parse_regions, plan_chunks
 from workbench.view_contract import (
     CLINICAL,
+    ENV_EXCLUDED,
     ENV_VIEW,
     GENOMICS,
     IMAGING,
@@ -41,6 +42,7 @@ IMAGING_BATCH = (250, 2000)  # DICOM files per index task: one task per worker t
 PIXEL_BATCH = 32  # images per pixel-stack task
 
 RegionArg = str | Region | Sequence[str | Region] | None
+PSEUDONYM_COLUMN = "pseudonym"  # every clinical table's and the imaging index's patient column
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,13 @@ class GenotypeMatrix:
     variants: dd.DataFrame
 
 
-def open_project(name: str | None = None, *, path: Path | str | None = None) -> ProjectView:
-    """Open a project's published view by name, by folder, or (no arguments) from $ENCLAVE_PROJECT_DATA."""
+def open_project(
+    name: str | None = None, *, path: Path | str | None = None, excluded: Iterable[str] | None = None
+) -> ProjectView:
+    """Open a project's published view by name, by folder, or (no arguments) from $ENCLAVE_PROJECT_DATA.
+
+    `excluded`: pseudonyms every reader leaves out; by default those listed in the JSON file at
+    $ENCLAVE_EXCLUDED_PSEUDONYMS, which a federated count-once run sets to the patients another site counts."""
     if name is not None and path is not None:
         raise WorkbenchError("open_project takes a project name or a path, not both")
     if path is not None:
@@ -70,14 +77,32 @@ def open_project(name: str | None = None, *, path: Path | str | None = None) -> 
         root = Path(env)
     else:
         raise WorkbenchError(f"open_project needs a project name, a path, or ${ENV_VIEW} set to a view folder")
-    return ProjectView(root)
+    return ProjectView(root, excluded=excluded_from_environment() if excluded is None else excluded)
+
+
+def excluded_from_environment(environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The pseudonyms listed in the JSON file at $ENCLAVE_EXCLUDED_PSEUDONYMS (none when it is unset)."""
+    where = (os.environ if environ is None else environ).get(ENV_EXCLUDED, "")
+    if not where:
+        return frozenset()
+    try:
+        listed = json.loads(Path(where).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WorkbenchError(f"${ENV_EXCLUDED}: {where} cannot be read as a JSON list ({type(exc).__name__})") from None
+    if not isinstance(listed, list) or not all(isinstance(p, str) for p in listed):
+        raise WorkbenchError(f"${ENV_EXCLUDED}: {where} must hold a JSON list of pseudonyms")
+    return frozenset(listed)
 
 
 class ProjectView:
     """One build of a project view (docs/reference/data-layout.md, "Project view")."""
 
-    def __init__(self, root: Path | str, *, chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(
+        self, root: Path | str, *, chunk_bytes: int = CHUNK_BYTES, excluded: Iterable[str] | None = None
+    ) -> None:
         self.chunk_bytes = chunk_bytes  # compressed VCF bytes per task; smaller means more, smaller tasks
+        # patients every reader leaves out (a federated count-once run: those another site counts)
+        self.excluded = frozenset(excluded or ())
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
             raise WorkbenchError(f"{self.root}: no project view here (not a folder)")
@@ -92,6 +117,9 @@ class ProjectView:
     @cached_property
     def pseudonyms(self) -> list[str]:
         """Every pseudonym in the view: the manifest's list if it has one, else clinical patients, else data."""
+        return [p for p in self._all_pseudonyms() if p not in self.excluded]
+
+    def _all_pseudonyms(self) -> list[str]:
         listed = self.manifest.get("pseudonyms")
         if isinstance(listed, list) and all(isinstance(p, str) for p in listed):
             return sorted(listed)
@@ -104,6 +132,17 @@ class ProjectView:
             found |= {p.name for p in imaging_dir.iterdir() if p.is_dir()}
         return sorted(found)
 
+    def _keep(self, f: vcf.SiteVcf) -> np.ndarray | None:
+        """The columns of `f`'s samples that are not excluded; None when none is."""
+        if not self.excluded.intersection(f.samples):
+            return None
+        return np.array([i for i, s in enumerate(f.samples) if s not in self.excluded], dtype=np.int64)
+
+    def _without_excluded(self, frame: dd.DataFrame, column: str = PSEUDONYM_COLUMN) -> dd.DataFrame:
+        if not self.excluded or column not in frame.columns:
+            return frame
+        return frame[~frame[column].isin(list(self.excluded))]
+
     # ---- clinical --------------------------------------------------------------------------------------------
 
     @property
@@ -111,8 +150,12 @@ class ProjectView:
         return clinical.table_names(self.root / CLINICAL)
 
     def clinical(self, table: str, columns: list[str] | None = None) -> dd.DataFrame:
-        """`clinical/<table>.parquet` as a Dask DataFrame."""
-        return clinical.open_table(self.root / CLINICAL, table, columns)
+        """`clinical/<table>.parquet` as a Dask DataFrame (without the excluded patients' rows)."""
+        if not self.excluded:
+            return clinical.open_table(self.root / CLINICAL, table, columns)
+        wanted = None if columns is None else list(dict.fromkeys([*columns, PSEUDONYM_COLUMN]))
+        frame = self._without_excluded(clinical.open_table(self.root / CLINICAL, table, wanted))
+        return frame if columns is None else frame[list(columns)]
 
     # ---- genomics --------------------------------------------------------------------------------------------
 
@@ -175,9 +218,14 @@ class ProjectView:
             present = [f for f in files if chunk.contig in f.index]
             if len(present) == 1:
                 f = present[0]
-                parts.append(dask.delayed(vcf.frequencies_task, pure=True)(str(f.path), chunk, len(f.samples)))
+                parts.append(
+                    dask.delayed(vcf.frequencies_task, pure=True)(str(f.path), chunk, len(f.samples), self._keep(f))
+                )
             elif present:
-                counts = [dask.delayed(vcf.counts_task, pure=True)(str(f.path), chunk, len(f.samples)) for f in present]
+                counts = [
+                    dask.delayed(vcf.counts_task, pure=True)(str(f.path), chunk, len(f.samples), self._keep(f))
+                    for f in present
+                ]
                 parts.append(dask.delayed(vcf.merge_counts_task, pure=True)(counts))
         if not parts:
             return dd.from_pandas(meta, npartitions=1)
@@ -186,22 +234,24 @@ class ProjectView:
     def genotypes(self, region: RegionArg = None, site: str | Sequence[str] | None = None) -> GenotypeMatrix:
         """Alt-allele dosages (variants x samples) of the selected site files; see GenotypeMatrix."""
         files = self._select(site)
-        samples = [s for f in files for s in f.samples]
+        samples = [s for f in files for s in f.samples if s not in self.excluded]
         width = len(samples)
         regions = self._regions(files, region)
         blocks, frames, column = [], [], 0
         for f in files:
+            keep = self._keep(f)
+            kept = len(f.samples) if keep is None else len(keep)
             # Scale chunks so a task's full-width int8 block stays about as big as its own samples' block.
-            target = max(self.chunk_bytes * len(f.samples) // max(width, 1), 1)
+            target = max(self.chunk_bytes * kept // max(width, 1), 1)
             for chunk in self._plan([f], regions, target):
                 if chunk.contig not in f.index:
                     continue
                 both = dask.delayed(vcf.genotypes_task, pure=True, nout=2)(
-                    str(f.path), f.site, chunk, len(f.samples), column, width
+                    str(f.path), f.site, chunk, len(f.samples), column, width, keep
                 )
                 frames.append(both[0])
                 blocks.append(da.from_delayed(both[1], shape=(np.nan, width), dtype=np.int8))
-            column += len(f.samples)
+            column += kept
         meta = vcf.variant_frame(None, "")
         if not blocks:
             return GenotypeMatrix(da.zeros((0, width), dtype=np.int8), samples, dd.from_pandas(meta, npartitions=1))
@@ -230,8 +280,9 @@ class ProjectView:
         if client is not None:
             # pure=False: files can change between calls (a rebuilt view), so results are never reused by key
             futures = client.map(imaging.index_task, batches, pure=False)
-            return dd.from_delayed(futures, meta=meta, verify_meta=False)
-        return dd.from_map(imaging.index_task, batches, meta=meta, enforce_metadata=False, label="dicom-index")
+            return self._without_excluded(dd.from_delayed(futures, meta=meta, verify_meta=False))
+        index = dd.from_map(imaging.index_task, batches, meta=meta, enforce_metadata=False, label="dicom-index")
+        return self._without_excluded(index)
 
     def pixels(self, index: pd.DataFrame | dd.DataFrame, batch_size: int = PIXEL_BATCH) -> da.Array:
         """Lazy stack (n, rows, columns) of the pixel arrays of an index frame's rows, in row order.

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 ENV_VIEW = "ENCLAVE_PROJECT_DATA"  # the published view's folder, set in every workspace
+# a JSON list of pseudonyms the readers leave out: a federated count-once run's patients another site counts
+ENV_EXCLUDED = "ENCLAVE_EXCLUDED_PSEUDONYMS"
 ENV_HOME = "ENCLAVE_HOME"  # the installation's home, where a view is found by its project's name
 
 MANIFEST = "MANIFEST.json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import itertools
 from readers_fixtures import build_view, pysam_dosages, pysam_frequencies
 
 from workbench import GenotypeMatrix, ProjectView, Region, open_project, parse_region
+from workbench.errors import WorkbenchError
 from workbench.genotypes import parse_alleles
 from workbench.regions import plan_chunks, read_tabix_index
 
@@ -71,6 +73,47 @@ def test_clinical_table_is_dask_and_matches_parquet(view: ProjectView, client: C
     expected = pd.read_parquet(view.root / "clinical" / "measurements.parquet")
     pd.testing.assert_frame_equal(frame.compute().reset_index(drop=True), expected, check_dtype=False)
     assert list(view.clinical("patients", columns=["pseudonym"]).columns) == ["pseudonym"]
+
+
+def test_excluded_patients_are_left_out_by_every_reader(view_root: Path, client: Client, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A federated count-once run's patients another site counts: no reader hands them back, whatever the
+    notebook does ($ENCLAVE_EXCLUDED_PSEUDONYMS, which the site's agent sets)."""
+    everyone = ProjectView(view_root, chunk_bytes=256)
+    rbh, uclh = everyone._site_files[0].samples, everyone._site_files[1].samples
+    excluded = frozenset({rbh[1], rbh[4], uclh[0]})
+    listed = tmp_path / "excluded.json"
+    listed.write_text(json.dumps(sorted(excluded)))
+    monkeypatch.setenv("ENCLAVE_PROJECT_DATA", str(view_root))
+    monkeypatch.setenv("ENCLAVE_EXCLUDED_PSEUDONYMS", str(listed))
+    view = open_project()
+    assert view.excluded == excluded
+    assert view.pseudonyms == [p for p in everyone.pseudonyms if p not in excluded]
+    for table in view.tables:
+        rows, all_rows = view.clinical(table).compute(), everyone.clinical(table).compute()
+        assert not set(rows["pseudonym"]) & excluded
+        assert len(rows) == (~all_rows["pseudonym"].isin(excluded)).sum()
+    assert list(view.clinical("patients", columns=["sex"]).columns) == ["sex"]  # filtered, not widened
+    index = view.imaging_index().compute()
+    assert not set(index["pseudonym"]) & excluded
+    assert set(index["pseudonym"]) == set(everyone.imaging_index().compute()["pseudonym"]) - excluded
+
+    matrix = view.genotypes("chr1")
+    assert matrix.samples == [s for s in [*rbh, *uclh] if s not in excluded]
+    full = everyone.genotypes("chr1")
+    kept = [full.samples.index(s) for s in matrix.samples]
+    np.testing.assert_array_equal(matrix.dosages.compute(), full.dosages.compute()[:, kept])
+
+    got = _key(view.allele_frequencies().compute())
+    parts = [pysam_frequencies(view.root / "genomics" / f"{s}.vcf.gz", excluded) for s in view.sites]
+    expected = _key(pd.concat(parts).groupby(["chrom", "pos", "ref", "alt"], as_index=False)[["an", "ac"]].sum())
+    np.testing.assert_array_equal(got["an"], expected["an"])
+    np.testing.assert_array_equal(got["ac"], expected["ac"])
+    assert (got["an"] < _key(everyone.allele_frequencies().compute())["an"]).any()
+
+    listed.write_text('{"not": "a list"}')
+    with pytest.raises(WorkbenchError, match="JSON list of pseudonyms"):
+        open_project()
 
 
 def test_parse_region_forms() -> None:

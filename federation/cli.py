@@ -363,3 +363,19 @@ def pool(ctx: Context, task_id: str, out: Path, min_cell: int) -> None:
     click.echo(f"{result.coverage.text()}; {len(result.files)} file(s) in {out}")
     for problem in result.problems:
         click.echo(f"not pooled: {problem}", err=True)
+
+
+@federate_group.command("dummy-view")
+@click.option("--project", required=True)
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option("--patients", type=int, default=200, show_default=True)
+@pass_ctx
+@friendly
+def dummy_view(ctx: Context, project: str, out: Path, patients: int) -> None:
+    """A view of generated dummy data with the same schema as the sites' views of PROJECT, to write and test a
+    notebook on before submitting it (`open_project(path=OUT)`). No real record is in it."""
+    from federation.dummy_view import build_dummy_view
+
+    purpose = coordinator_of(ctx).purpose(project, actor())
+    build_dummy_view(out, project=project, purpose=purpose, patients=patients)
+    click.echo(f'dummy view of {project} ({patients} generated patients) in {out}: open_project(path="{out}")')

@@ -272,6 +272,16 @@ class Coordinator:
             opened[row.site] = dict(bundle.files)
         return opened
 
+    def purpose(self, project: str, user: str) -> str:
+        """The federated project's purpose, for one of its members."""
+
+        def read(session: Session) -> str:
+            spec = self._project(session, project)
+            self._member(session, project, user)
+            return spec.purpose
+
+        return self.tx(read)
+
     def declared_outputs(self, task_id: str) -> tuple[tasks.DeclaredOutput, ...]:
         """The outputs the task's signed manifest declares."""
         signed = self.tx(lambda session: self._task(session, task_id).signed)

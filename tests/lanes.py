@@ -39,6 +39,7 @@ DATA_LANE = (
     "tests/integration/test_example_notebook.py",
     "tests/integration/test_federation_agent.py",
     "tests/integration/test_federation_cli.py",
+    "tests/integration/test_federation_dummy_view.py",
     "tests/integration/test_materialise.py",
     "tests/integration/test_readers_cluster.py",
     "tests/integration/test_synthetic_cohort.py",

@@ -291,17 +291,28 @@ class SiteAgent:
         if reason:  # refused by the site's policy: its code is never fetched
             report.moved.append((manifest.task_id, TaskState.REFUSED.value))
             return
+        write_secret_bytes(self.files.task(manifest.task_id) / "project-key.pem",
+                           str(offer.get("project_key", "")).encode())  # fmt: skip
+        report.moved.append((manifest.task_id, TaskState.FETCHED.value))
+        self._notebook(manifest, report)
+
+    def _notebook(self, manifest: tasks.TaskManifest, report: PassReport) -> bool:
+        """The task's notebook in its folder at this site, fetched when missing and checked against the signed
+        SHA-256: a mismatch refuses the task; an unreachable coordinator leaves it for the next pass."""
+        path = self.files.task(manifest.task_id) / "notebook.ipynb"
+        if path.exists():
+            return True
         try:
             notebook = self.link.notebook(manifest.task_id)
-        except EnclaveError:
+        except CoordinatorUnreachable:
+            return False
+        except CoordinatorRefused:
             notebook = b""
         if hashlib.sha256(notebook).hexdigest() != manifest.notebook_sha256:
             self._move(manifest.task_id, TaskState.REFUSED, reason="notebook-mismatch", report=report)
-            return
-        folder = self.files.task(manifest.task_id)
-        write_secret_bytes(folder / "notebook.ipynb", notebook)
-        write_secret_bytes(folder / "project-key.pem", str(offer.get("project_key", "")).encode())
-        report.moved.append((manifest.task_id, TaskState.FETCHED.value))
+            return False
+        write_secret_bytes(path, notebook)
+        return True
 
     def _offered_again(self, task_id: str) -> bool:
         """Whether a task this site already holds is offered again. While the coordinator has not heard all of
@@ -331,6 +342,8 @@ class SiteAgent:
             self._move(task_id, TaskState.EXPIRED, reason="expired", report=report)
             return
         state = TaskState(task.state)
+        if state in (TaskState.FETCHED, TaskState.AWAITING_APPROVAL) and not self._notebook(manifest, report):
+            return
         if manifest.count_once and state in (TaskState.FETCHED, TaskState.AWAITING_APPROVAL):
             # tokens go before a custodian's approval, so that a gate at one site holds no other site up
             if not self._link(task, manifest, report):

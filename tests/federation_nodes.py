@@ -60,7 +60,13 @@ class InProcessLink:
         ]
 
     def notebook(self, task_id: str) -> bytes:
-        return self.coordinator.notebook(self.site, task_id)  # fetched with the offer, before any report
+        from federation.agent import CoordinatorRefused
+        from federation.coordinator import FederationError
+
+        try:  # fetched with the offer, before any report: never offline here
+            return self.coordinator.notebook(self.site, task_id)
+        except FederationError as exc:
+            raise CoordinatorRefused(exc.status, str(exc)) from None
 
     def report(self, task_id: str, state: str, reason: str, reference: str) -> None:
         self._call(self.coordinator.report, self.site, task_id, state, reason=reason, reference=reference)

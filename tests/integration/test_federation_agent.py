@@ -236,6 +236,16 @@ def test_a_tampered_manifest_is_refused_and_audited_at_the_site(consortium: Cons
     assert detail["reason"] == "bad-signature"
 
 
+def test_a_notebook_changed_after_it_was_signed_is_never_run(consortium: Consortium) -> None:
+    consortium.policy()
+    task_id = consortium.submit()
+    stored = consortium.coordinator.folder / "tasks" / task_id / "notebook.ipynb"
+    stored.write_bytes(stored.read_bytes().replace(b"min_count", b"max_count"))  # the coordinator's disk tampered
+    consortium.agent().run_once()
+    assert consortium.coordinator_state(task_id) == ("refused", "notebook-mismatch")
+    assert consortium.runs == []
+
+
 def test_a_replayed_manifest_is_refused_and_not_run_again(consortium: Consortium) -> None:
     consortium.policy()
     task_id = consortium.submit()

@@ -4,7 +4,9 @@ coordinator): thin commands over federation/coordinator.py and federation/agent.
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -17,6 +19,7 @@ from kernel import audit
 from kernel.errors import EnclaveError
 from kernel.secret_files import write_secret
 from provisioning.cli.base import Context, actor, friendly, main, pass_ctx
+from provisioning.notebook_runs import acting_as, invoker
 
 COORDINATOR_FILE = "coordinator.yaml"
 
@@ -252,6 +255,26 @@ class _NoLink:
 # --------------------------------------------------------------------------------------------- researcher
 
 
+def write_as_invoker(out: Path, files: Iterable[tuple[str, bytes]]) -> None:
+    """Write each (relative path, bytes) under `out` with the rights of whoever called `enclave` (through sudo, that
+    account's, never root's: `out` is theirs to choose, and root never follows a path a researcher can write).
+    Paths come from the coordinator's own checks (declared outputs, pooled names): never absolute, never `..`."""
+    who = invoker()
+    for name, content in files:
+        relative = Path(name)
+        if relative.is_absolute() or ".." in relative.parts:
+            raise EnclaveError(f"{name}: not a path inside --out")
+        with acting_as(who):
+            try:
+                target = out / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(content)
+            except OSError as exc:
+                raise EnclaveError(f"{out}: cannot write {name} there with your rights ({exc.strerror})") from None
+
+
 @main.group("federate")
 def federate_group() -> None:
     """Run a notebook at every site of a federated project and collect what their airlocks released."""
@@ -332,11 +355,8 @@ def status(ctx: Context, task_id: str, as_json: bool) -> None:
 def results(ctx: Context, task_id: str, out: Path) -> None:
     """Open what each site released for TASK into OUT/SITE/PATH (the coordinator's project key opens them)."""
     opened = coordinator_of(ctx).results(task_id, actor())
-    for site, files in opened.items():
-        for path, content in files.items():
-            target = out / site / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
+    write_as_invoker(out, ((f"{site}/{path}", content) for site, files in opened.items()
+                           for path, content in files.items()))  # fmt: skip
     click.echo(f"{sum(len(f) for f in opened.values())} file(s) from {len(opened)} site(s) in {out}")
 
 
@@ -356,10 +376,7 @@ def pool(ctx: Context, task_id: str, out: Path, min_cell: int) -> None:
     opened = coordinator.results(task_id, actor())
     result = pool_task(opened, list(coordinator.declared_outputs(task_id)),
                        {s.site: (s.state, s.reason) for s in found.sites}, min_cell=min_cell)  # fmt: skip
-    for name, content in result.files.items():
-        target = out / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
+    write_as_invoker(out, result.files.items())
     click.echo(f"{result.coverage.text()}; {len(result.files)} file(s) in {out}")
     for problem in result.problems:
         click.echo(f"not pooled: {problem}", err=True)
@@ -377,5 +394,6 @@ def dummy_view(ctx: Context, project: str, out: Path, patients: int) -> None:
     from federation.dummy_view import build_dummy_view
 
     purpose = coordinator_of(ctx).purpose(project, actor())
-    build_dummy_view(out, project=project, purpose=purpose, patients=patients)
+    build_dummy_view(out, project=project, purpose=purpose, patients=patients,
+                     write=lambda files: write_as_invoker(out, files))  # fmt: skip
     click.echo(f'dummy view of {project} ({patients} generated patients) in {out}: open_project(path="{out}")')

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import yaml
@@ -25,9 +26,10 @@ NOTICE_TEXT = (
 )
 
 
-def build_dummy_view(out: Path, *, project: str, purpose: str, patients: int = 200, sites: int = 2,
-                     seed: int = 7) -> Path:  # fmt: skip
-    """The dummy view at `out` (which must not exist yet), for a project of `purpose`; its path."""
+def build_dummy_view(out: Path, *, project: str, purpose: str, patients: int = 200, sites: int = 2, seed: int = 7,
+                     write: Callable[[Iterable[tuple[str, bytes]]], None] | None = None) -> Path:  # fmt: skip
+    """The dummy view at `out` (which must not exist yet), for a project of `purpose`; its path. `write` puts the
+    view's files (relative path, bytes) there instead of a copy (the command line: with its caller's rights)."""
     if out.exists() or out.is_symlink():
         raise EnclaveError(f"{out} exists: a dummy view is written to a new folder")
     with tempfile.TemporaryDirectory(prefix="enclave-dummy-") as scratch:
@@ -44,8 +46,13 @@ def build_dummy_view(out: Path, *, project: str, purpose: str, patients: int = 2
             steps.ensure_materialised(registry, paths, project, actor="dummy-data", progress=False)
         finally:
             registry.close()
+        built = paths.project_data(project).resolve()
+        if write is not None:
+            files = sorted(p for p in built.rglob("*") if p.is_file() and not p.is_symlink())
+            write([*((p.relative_to(built).as_posix(), p.read_bytes()) for p in files), (NOTICE, NOTICE_TEXT.encode())])
+            return out
         out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(paths.project_data(project).resolve(), out, symlinks=False)
+        shutil.copytree(built, out, symlinks=False)
     for folder in [out, *(p for p in out.rglob("*") if p.is_dir())]:
         folder.chmod(0o755)  # the builder's read-only modes are for a published view, not a researcher's copy
     for file in (p for p in out.rglob("*") if p.is_file()):

@@ -75,7 +75,7 @@ def invoker() -> Invoker:
 
 
 @contextlib.contextmanager
-def _acting_as(who: Invoker) -> Iterator[None]:
+def acting_as(who: Invoker) -> Iterator[None]:
     """Effective ids and groups of `who` for the block (root only; a no-op for anyone acting for themselves)."""
     if os.geteuid() != 0 or who.uid == 0:
         yield
@@ -96,7 +96,7 @@ def read_notebook(notebook: Path, who: Invoker) -> bytes:
     """The notebook's bytes as `who` may read them: refused unless it is a regular file they can open, within
     MAX_NOTEBOOK_BYTES, and a valid Jupyter notebook. Messages name the file as the caller gave it, nothing else."""
     try:
-        with _acting_as(who):
+        with acting_as(who):
             fd = os.open(notebook, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # no FIFO can block the run
     except OSError as exc:
         raise EnclaveError(f"{notebook}: cannot be opened with your rights ({exc.strerror}); nothing was run") from None

@@ -48,6 +48,7 @@ DATA_LANE = (
     "tests/security/test_airlock_snapshot_links.py",
     "tests/security/test_federation_coordinator_server.py",
     "tests/security/test_federation_mtls.py",
+    "tests/security/test_federation_out_folders.py",
     "tests/security/test_modality_identifiers.py",
     "tests/security/test_view_identifiers.py",
 )
